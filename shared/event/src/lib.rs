@@ -1,0 +1,123 @@
+//! The canonical Kairos event: the one shape every source is normalized to, and
+//! the contract between the ingest, evaluate and write-back stages.
+//!
+//! Main types: [`Event`] (one behavioural signal about one contact),
+//! [`EventType`] (the closed list of kinds), [`EventError`] (why a JSON
+//! document is not a valid event, naming the field), and [`Transition`] (a
+//! segment entry or exit, the contract between evaluate and write-back).
+//!
+//! ```
+//! use kairos_event::{Event, EventType};
+//!
+//! let json = r#"{"id":"evt-1","contact":"Ada@Example.com","type":"email.opened",
+//!               "at":"2026-11-27T10:00:00Z","source":"sendgrid","machine":true}"#;
+//! let event = Event::from_json(json.as_bytes()).unwrap();
+//! assert_eq!(event.kind, EventType::EmailOpened);
+//! assert_eq!(event.contact, "ada@example.com"); // email contacts are lowercased
+//! assert!(event.machine);
+//! ```
+
+mod error;
+mod kind;
+mod transition;
+
+pub use error::EventError;
+pub use kind::{EventType, UnknownEventType};
+pub use transition::{Change, Transition, Trigger};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Largest accepted serialized event, in bytes. SQS messages carry one event
+/// each and must stay far below SQS's 256 KiB message limit.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// One behavioural signal about one contact, as every stage sees it.
+///
+/// Unknown fields are rejected; missing optional fields are fine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Dedupe key, unique per source event (the provider's event id).
+    pub id: String,
+    /// Contact key: the lowercased email for email events, else the user id.
+    pub contact: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The event name, required for `track` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When it happened (RFC 3339; stored and emitted in UTC).
+    pub at: DateTime<Utc>,
+    /// Where it came from (`sendgrid`, `api`, `website`, ...).
+    pub source: String,
+    /// True for machine-generated opens (Apple Mail Privacy Protection, link scanners).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub machine: bool,
+    /// The page or link URL, for page views and clicks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The campaign (or ad campaign) the event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    /// The provider's message id, for email events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Free-form event properties.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub properties: Map<String, Value>,
+    /// Contact traits, for `contact.identified` events.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub traits: Map<String, Value>,
+}
+
+impl Event {
+    /// Parses and validates one event from JSON bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Event, EventError> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(EventError::TooLarge { bytes: bytes.len() });
+        }
+        let event: Event = serde_json::from_slice(bytes).map_err(EventError::from_json)?;
+        event.validated()
+    }
+
+    /// Converts an already-parsed JSON value into a validated event.
+    pub fn from_value(value: Value) -> Result<Event, EventError> {
+        let event: Event = serde_json::from_value(value).map_err(EventError::from_json)?;
+        event.validated()
+    }
+
+    /// Checks the rules serde cannot express and normalizes the contact key.
+    pub fn validated(mut self) -> Result<Event, EventError> {
+        if self.id.trim().is_empty() {
+            return Err(EventError::Empty { field: "id" });
+        }
+        if self.contact.trim().is_empty() {
+            return Err(EventError::Empty { field: "contact" });
+        }
+        if self.source.trim().is_empty() {
+            return Err(EventError::Empty { field: "source" });
+        }
+        match (&self.kind, &self.name) {
+            (EventType::Track, None) => return Err(EventError::Missing { field: "name" }),
+            (EventType::Track, Some(n)) if n.trim().is_empty() => {
+                return Err(EventError::Empty { field: "name" })
+            }
+            _ => {}
+        }
+        if self.kind.is_email() {
+            self.contact = self.contact.trim().to_lowercase();
+        }
+        Ok(self)
+    }
+
+    /// Serializes the event as compact JSON (the queue message body).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an Event always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests;

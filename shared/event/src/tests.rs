@@ -1,0 +1,96 @@
+use super::*;
+
+fn parse(json: &str) -> Result<Event, EventError> {
+    Event::from_json(json.as_bytes())
+}
+
+#[test]
+fn full_event_round_trips() {
+    let json = r#"{"id":"e1","contact":"u-42","type":"track","name":"Demo Booked",
+        "at":"2026-11-27T10:00:00+02:00","source":"api","url":"https://x.test/a",
+        "campaign":"c1","message_id":"m1","properties":{"plan":"pro"},"traits":{}}"#;
+    let event = parse(json).unwrap();
+    assert_eq!(event.at.to_rfc3339(), "2026-11-27T08:00:00+00:00");
+    assert_eq!(event.name.as_deref(), Some("Demo Booked"));
+    let again = Event::from_json(event.to_json().as_bytes()).unwrap();
+    assert_eq!(again, event);
+    assert!(event.to_json().contains(r#""at":"2026-11-27T08:00:00Z""#));
+}
+
+#[test]
+fn unknown_field_is_named() {
+    let err = parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s","colour":"red"}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+}
+
+#[test]
+fn unknown_type_is_named() {
+    let err = parse(
+        r#"{"id":"e","contact":"c","type":"page.seen","at":"2026-01-01T00:00:00Z","source":"s"}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("page.seen"), "{err}");
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let err = parse(r#"{"id":"e","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("missing field `contact`"), "{err}");
+}
+
+#[test]
+fn bad_timestamp_is_rejected() {
+    let err =
+        parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"yesterday","source":"s"}"#)
+            .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("input contains invalid characters")
+            || err.to_string().contains("premature end"),
+        "{err}"
+    );
+}
+
+#[test]
+fn track_needs_a_name() {
+    let err = parse(
+        r#"{"id":"e","contact":"c","type":"track","at":"2026-01-01T00:00:00Z","source":"s"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err, EventError::Missing { field: "name" });
+}
+
+#[test]
+fn empty_id_is_rejected() {
+    let err = parse(
+        r#"{"id":" ","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err, EventError::Empty { field: "id" });
+}
+
+#[test]
+fn email_contacts_are_lowercased_but_user_ids_are_not() {
+    let email = parse(r#"{"id":"e","contact":" Ada@Example.COM","type":"email.clicked","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap();
+    assert_eq!(email.contact, "ada@example.com");
+    let user = parse(r#"{"id":"e","contact":"User-AB","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap();
+    assert_eq!(user.contact, "User-AB");
+}
+
+#[test]
+fn oversized_event_is_rejected_before_parsing() {
+    let big = format!(r#"{{"id":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES));
+    assert!(matches!(parse(&big), Err(EventError::TooLarge { .. })));
+}
+
+#[test]
+fn every_type_name_parses_back() {
+    for t in EventType::ALL {
+        assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, format!("\"{}\"", t.as_str()));
+    }
+    assert!("email.read".parse::<EventType>().is_err());
+}

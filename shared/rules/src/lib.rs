@@ -1,0 +1,157 @@
+//! Marketer-owned segment rules: parsed from YAML or JSON, validated with
+//! errors that name the segment and the field path, compiled once into an
+//! immutable [`RuleSet`] and evaluated many times over a contact's state.
+//!
+//! Main types: [`RuleSet`] (the compiled, `Send + Sync` rules), [`Evaluation`]
+//! (membership, explanations and `next_change_at`), [`RulesError`].
+//! Pure: no I/O, deterministic given (state, events, now).
+//!
+//! ```
+//! use kairos_event::Event;
+//! use kairos_rules::RuleSet;
+//! use kairos_state::ContactState;
+//!
+//! let rules = RuleSet::from_yaml(r#"
+//! segments:
+//!   - id: pricing-intent
+//!     name: Pricing intent
+//!     rule:
+//!       event: { type: page.viewed, where: { url: { contains: /pricing } }, within: 24h }
+//! "#).unwrap();
+//! let event = Event::from_json(br#"{"id":"e1","contact":"u1","type":"page.viewed",
+//!     "at":"2026-11-27T10:00:00Z","source":"web","url":"https://x.test/pricing"}"#).unwrap();
+//! let now = event.at.timestamp();
+//! let mut state = ContactState::default();
+//! state.apply(&event, &rules.signals_for(&event), now);
+//! let evaluation = rules.evaluate(&state, now);
+//! assert_eq!(evaluation.members().collect::<Vec<_>>(), ["pricing-intent"]);
+//! assert_eq!(evaluation.next_change_at, Some(now + 24 * 3600));
+//! ```
+
+mod compile;
+mod duration;
+mod error;
+mod eval;
+mod file;
+mod matcher;
+
+pub use duration::{format_secs, parse_duration};
+pub use error::{RuleIssue, RulesError};
+pub use eval::{Evaluation, Explanation, Verdict};
+pub use file::{Condition, CountDef, EventDef, FilterDef, LastDef, RulesFile, SegmentDef};
+
+use compile::{Compiler, CountOp};
+use kairos_event::Event;
+use kairos_state::{ConsentStatus, SignalKey};
+use matcher::{Filter, Matcher};
+
+/// A compiled rules file: immutable, cheap to share across threads.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    segments: Vec<Segment>,
+    /// Every signal the segments read, sorted by key.
+    signals: Vec<(SignalKey, Matcher)>,
+}
+
+/// A compiled segment.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub version: String,
+    pub rule: Node,
+}
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    Count {
+        signal: SignalKey,
+        window: i64,
+        count: Vec<(CountOp, u64)>,
+    },
+    Last {
+        signal: SignalKey,
+        window: i64,
+        absent: bool,
+    },
+    Trait(Vec<(String, Filter)>),
+    Consent(ConsentStatus),
+}
+
+/// Public facts about one compiled segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo<'a> {
+    /// The segment id.
+    pub id: &'a str,
+    /// The human name.
+    pub name: &'a str,
+    /// The description.
+    pub description: &'a str,
+    /// The rule version (content hash).
+    pub version: &'a str,
+}
+
+impl RuleSet {
+    /// Parses, validates and compiles a rules file (YAML; JSON is valid YAML).
+    pub fn from_yaml(text: &str) -> Result<RuleSet, RulesError> {
+        // Through a JSON value, so YAML and JSON files read exactly alike.
+        let value: serde_json::Value = serde_norway::from_str(text).map_err(|e| {
+            RulesError::Syntax(RuleIssue {
+                segment: None,
+                path: "(file)".into(),
+                message: e.to_string(),
+            })
+        })?;
+        let file: RulesFile = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            RulesError::Syntax(RuleIssue {
+                segment: None,
+                path,
+                message: e.into_inner().to_string(),
+            })
+        })?;
+        RuleSet::compile(&file)
+    }
+
+    /// Validates and compiles an already-parsed rules file.
+    pub fn compile(file: &RulesFile) -> Result<RuleSet, RulesError> {
+        let mut compiler = Compiler::new();
+        let segments = compiler.file(file);
+        if !compiler.issues.is_empty() {
+            return Err(RulesError::Invalid(compiler.issues));
+        }
+        let signals = compiler
+            .signals
+            .into_iter()
+            .map(|(k, (_, m))| (k, m))
+            .collect();
+        Ok(RuleSet { segments, signals })
+    }
+
+    /// The signals an event matches: pass these to `ContactState::apply`.
+    pub fn signals_for(&self, event: &Event) -> Vec<SignalKey> {
+        self.signals
+            .iter()
+            .filter(|(_, m)| m.matches(event))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// The compiled segments, in file order.
+    pub fn segments(&self) -> impl Iterator<Item = SegmentInfo<'_>> {
+        self.segments.iter().map(|s| SegmentInfo {
+            id: &s.id,
+            name: &s.name,
+            description: &s.description,
+            version: &s.version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+use super::*;
+use chrono::DateTime;
+use kairos_event::EventType;
+use kairos_state::ContactState;
+use serde_json::json;
+
+const T0: i64 = 1_795_000_000;
+const H: i64 = 3600;
+
+fn rules(body: &str) -> RuleSet {
+    RuleSet::from_yaml(&format!(
+        "segments:\n  - id: s\n    name: S\n    rule:\n{body}"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ev(id: &str, kind: &str, at: i64, extra: serde_json::Value) -> Event {
+    let mut v = json!({"id": id, "contact": "c", "type": kind, "source": "t",
+        "at": DateTime::from_timestamp(at, 0).unwrap().to_rfc3339()});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    Event::from_value(v).unwrap()
+}
+
+fn state_of(rules: &RuleSet, events: &[Event], now: i64) -> ContactState {
+    let mut state = ContactState::default();
+    for e in events {
+        state.apply(e, &rules.signals_for(e), now);
+    }
+    state
+}
+
+fn member(rules: &RuleSet, events: &[Event], now: i64) -> bool {
+    rules.evaluate(&state_of(rules, events, now), now).verdicts[0].member
+}
+
+#[test]
+fn counts_filtered_events_in_a_window() {
+    let r = rules("      event: { type: page.viewed, where: { url: { contains: /pricing } }, count: { gte: 2 }, within: 24h }");
+    let p1 = ev(
+        "1",
+        "page.viewed",
+        T0,
+        json!({"url": "https://x.test/pricing"}),
+    );
+    let p2 = ev(
+        "2",
+        "page.viewed",
+        T0 + H,
+        json!({"url": "https://x.test/pricing?a=1"}),
+    );
+    let other = ev(
+        "3",
+        "page.viewed",
+        T0 + H,
+        json!({"url": "https://x.test/blog"}),
+    );
+    assert!(!member(&r, &[p1.clone(), other.clone()], T0 + 2 * H));
+    assert!(member(&r, &[p1.clone(), p2.clone()], T0 + 2 * H));
+    // The first view leaves the window 24h after it happened.
+    assert!(!member(&r, &[p1.clone(), p2.clone()], T0 + 24 * H));
+    let e = r.evaluate(&state_of(&r, &[p1, p2], T0 + 2 * H), T0 + 2 * H);
+    assert_eq!(e.next_change_at, Some(T0 + 24 * H));
+    assert_eq!(e.verdicts[0].explanation.observed, Some(json!(2)));
+    assert_eq!(
+        e.verdicts[0].explanation.threshold.as_deref(),
+        Some("count >= 2")
+    );
+}
+
+#[test]
+fn machine_opens_are_excluded_by_default() {
+    let human = rules("      event: { type: email.opened, within: 2d }");
+    let only = rules("      event: { type: email.opened, machine: only, within: 2d }");
+    let mpp = ev("1", "email.opened", T0, json!({"machine": true}));
+    assert!(!member(&human, &[mpp.clone()], T0 + 1));
+    assert!(member(&only, &[mpp], T0 + 1));
+}
+
+#[test]
+fn absence_holds_for_contacts_who_never_did_it() {
+    let r = rules("      last: { type: email.opened, not_within: 30d }");
+    assert!(member(&r, &[], T0));
+    let open = ev("1", "email.opened", T0, json!({}));
+    assert!(!member(&r, &[open.clone()], T0 + 86_400));
+    let e = r.evaluate(&state_of(&r, &[open.clone()], T0 + 86_400), T0 + 86_400);
+    assert_eq!(e.next_change_at, Some(T0 + 30 * 86_400));
+    assert!(member(&r, &[open], T0 + 30 * 86_400));
+}
+
+#[test]
+fn traits_consent_and_boolean_logic() {
+    let r = rules(
+        "      all:\n        - trait: { job_title: { regex: '(?i)\\bvp\\b|director' }, company_size: { gte: 200 } }\n        - not: { consent: unsubscribed }\n        - any:\n            - event: { type: track, name: Demo Booked, within: 7d }\n            - event: { type: form.submitted, where: { form: { in: [demo, trial] } }, within: 7d }",
+    );
+    let who = ev(
+        "1",
+        "contact.identified",
+        T0,
+        json!({"traits": {"job_title": "VP Marketing", "company_size": 500}}),
+    );
+    let form = ev(
+        "2",
+        "form.submitted",
+        T0 + H,
+        json!({"properties": {"form": "trial"}}),
+    );
+    let unsub = ev("3", "email.unsubscribed", T0 + 2 * H, json!({}));
+    assert!(member(&r, &[who.clone(), form.clone()], T0 + 3 * H));
+    assert!(!member(&r, &[who.clone()], T0 + 3 * H));
+    assert!(!member(&r, &[who, form, unsub], T0 + 3 * H));
+}
+
+#[test]
+fn explanation_names_observed_values() {
+    let r = rules("      trait: { plan: { eq: pro } }");
+    let who = ev(
+        "1",
+        "contact.identified",
+        T0,
+        json!({"traits": {"plan": "free"}}),
+    );
+    let e = r.evaluate(&state_of(&r, &[who], T0), T0);
+    assert_eq!(
+        e.verdicts[0].explanation.summary(),
+        r#"trait plan = "free" [= "pro": no]"#
+    );
+}
+
+#[test]
+fn same_matcher_shares_one_signal() {
+    let r = rules("      any:\n        - event: { type: email.clicked, within: 1d }\n        - last: { type: email.clicked, not_within: 30d }");
+    let click = ev("1", "email.clicked", T0, json!({}));
+    assert_eq!(r.signals_for(&click).len(), 1);
+    assert!(r
+        .signals_for(&ev("2", "email.opened", T0, json!({})))
+        .is_empty());
+    let _ = EventType::EmailClicked;
+}
+
+#[test]
+fn validation_reports_every_problem_with_its_path() {
+    let text = r#"
+segments:
+  - id: a
+    name: A
+    rule:
+      all:
+        - event: { type: page.seen, within: 24h }
+        - event: { type: page.viewed, within: 24 hours }
+        - event: { type: page.viewed, within: 120d }
+        - event: { type: page.viewed, where: { url: { regex: "([" } }, within: 1h }
+  - id: a
+    name: Dup
+    rule: { consent: maybe }
+"#;
+    let issues = RuleSet::from_yaml(text).unwrap_err().issues();
+    let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+    let expect = [
+        "segment `a`: segments[0].rule.all[0].event.type: unknown event type `page.seen`",
+        "segment `a`: segments[0].rule.all[1].event.within: expected a duration like",
+        "segment `a`: segments[0].rule.all[2].event.within: window `120d` is longer than the state retains (90d)",
+        "segment `a`: segments[0].rule.all[3].event.where.url.regex: invalid regular expression",
+        "segment `a`: segments[1].id: duplicate segment id `a`",
+        "segment `a`: segments[1].rule.consent: expected subscribed, unsubscribed, bounced or complained, found `maybe`",
+    ];
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(expect) {
+        assert!(g.starts_with(e), "{g}\n  does not start with\n{e}");
+    }
+}
+
+#[test]
+fn structural_errors_name_the_path() {
+    let err = RuleSet::from_yaml("segments:\n  - id: a\n    name: A\n    rule: { event: { type: page.viewed, within: 1h, colour: red } }\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("segments[0].rule"), "{text}");
+    assert!(text.contains("unknown field `colour`"), "{text}");
+}
+
+#[test]
+fn rule_version_changes_with_the_definition_only() {
+    let a = rules("      event: { type: page.viewed, within: 1h }");
+    let b = rules("      event: { type: page.viewed, within: 2h }");
+    let a2 = rules("      event: { type: page.viewed, within: 1h }");
+    let v = |r: &RuleSet| r.segments().next().unwrap().version.to_string();
+    assert_ne!(v(&a), v(&b));
+    assert_eq!(v(&a), v(&a2));
+    assert_eq!(v(&a).len(), 8);
+}

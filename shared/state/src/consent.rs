@@ -1,0 +1,78 @@
+use kairos_event::{Event, EventType};
+use serde::{Deserialize, Serialize};
+
+/// A contact's subscription state.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStatus {
+    /// Nothing has said otherwise: the contact may be emailed.
+    #[default]
+    Subscribed,
+    /// The address bounced.
+    Bounced,
+    /// The contact unsubscribed.
+    Unsubscribed,
+    /// The contact marked an email as spam.
+    Complained,
+}
+
+impl ConsentStatus {
+    /// The name used in rules and JSON (`subscribed`, `unsubscribed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentStatus::Subscribed => "subscribed",
+            ConsentStatus::Bounced => "bounced",
+            ConsentStatus::Unsubscribed => "unsubscribed",
+            ConsentStatus::Complained => "complained",
+        }
+    }
+}
+
+/// The subscription state as a last-writer-wins register keyed by event time;
+/// simultaneous changes resolve to the more restrictive status, so the result
+/// does not depend on arrival order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    status: ConsentStatus,
+    at: i64,
+}
+
+impl Consent {
+    /// The current status.
+    pub fn status(&self) -> ConsentStatus {
+        self.status
+    }
+
+    /// When the current status was set (unix seconds; 0 if never).
+    pub fn since(&self) -> i64 {
+        self.at
+    }
+
+    pub(crate) fn observe(&mut self, event: &Event, at: i64) {
+        let Some(status) = status_of(event) else {
+            return;
+        };
+        if (at, status) > (self.at, self.status) {
+            self.status = status;
+            self.at = at;
+        }
+    }
+}
+
+fn status_of(event: &Event) -> Option<ConsentStatus> {
+    match event.kind {
+        EventType::EmailBounced => Some(ConsentStatus::Bounced),
+        EventType::EmailUnsubscribed => Some(ConsentStatus::Unsubscribed),
+        EventType::EmailComplained => Some(ConsentStatus::Complained),
+        EventType::ConsentChanged => match event.properties.get("status")?.as_str()? {
+            "subscribed" => Some(ConsentStatus::Subscribed),
+            "unsubscribed" => Some(ConsentStatus::Unsubscribed),
+            "bounced" => Some(ConsentStatus::Bounced),
+            "complained" => Some(ConsentStatus::Complained),
+            _ => None,
+        },
+        _ => None,
+    }
+}

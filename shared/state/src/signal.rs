@@ -1,0 +1,99 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{SignalKey, EXACT_CAP, EXACT_HORIZON_SECS, RETENTION_SECS};
+
+const HOUR: i64 = 3600;
+
+/// The occurrences of one signal: exact recent times, hourly counts, and the latest time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalState {
+    /// The signal this is about.
+    pub key: SignalKey,
+    /// Latest occurrence (unix seconds).
+    last_at: i64,
+    /// Exact occurrence times, ascending, at most [`EXACT_CAP`].
+    #[serde(with = "crate::delta::times")]
+    exact: Vec<i64>,
+    /// (hour index since the epoch, count), ascending by hour.
+    #[serde(with = "crate::delta::keyed")]
+    hours: Vec<(i64, u32)>,
+}
+
+impl SignalState {
+    pub(crate) fn new(key: SignalKey) -> SignalState {
+        SignalState {
+            key,
+            last_at: i64::MIN,
+            exact: Vec::new(),
+            hours: Vec::new(),
+        }
+    }
+
+    pub(crate) fn record(&mut self, at: i64) {
+        self.last_at = self.last_at.max(at);
+        let pos = self.exact.partition_point(|t| *t <= at);
+        self.exact.insert(pos, at);
+    }
+
+    pub(crate) fn compact(&mut self, now: i64) {
+        let horizon = now - EXACT_HORIZON_SECS;
+        let aged = self.exact.partition_point(|t| *t < horizon);
+        let spill = aged.max(self.exact.len().saturating_sub(EXACT_CAP));
+        for at in self.exact.drain(..spill).collect::<Vec<_>>() {
+            self.add_to_hour(at.div_euclid(HOUR));
+        }
+        let oldest_hour = (now - RETENTION_SECS).div_euclid(HOUR);
+        self.hours.retain(|(h, _)| *h >= oldest_hour);
+        if self.last_at < now - RETENTION_SECS && self.exact.is_empty() && self.hours.is_empty() {
+            self.last_at = i64::MIN;
+        }
+    }
+
+    fn add_to_hour(&mut self, hour: i64) {
+        match self.hours.binary_search_by_key(&hour, |(h, _)| *h) {
+            Ok(pos) => self.hours[pos].1 += 1,
+            Err(pos) => self.hours.insert(pos, (hour, 1)),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.last_at == i64::MIN
+    }
+
+    /// The latest occurrence (unix seconds), if any within retention.
+    pub fn last_at(&self) -> Option<i64> {
+        (self.last_at != i64::MIN).then_some(self.last_at)
+    }
+
+    /// Occurrences with `from < t <= to`; hourly buckets count when their hour
+    /// starts after `from` (so a window's old edge has one-hour resolution).
+    pub fn count_since(&self, from: i64, to: i64) -> u64 {
+        self.exits_after(from, to).len() as u64
+    }
+
+    /// For each occurrence counted by [`Self::count_since`], the first time it is no
+    /// longer counted by a window of length `to - from` sliding forward. Ascending.
+    pub fn exits_after(&self, from: i64, to: i64) -> Vec<i64> {
+        let window = to - from;
+        let mut exits: Vec<i64> = Vec::new();
+        for &(hour, count) in &self.hours {
+            let start = hour * HOUR;
+            if start > from && start <= to {
+                exits.extend(std::iter::repeat_n(start + window, count as usize));
+            }
+        }
+        exits.extend(
+            self.exact
+                .iter()
+                .filter(|t| **t > from && **t <= to)
+                .map(|t| t + window),
+        );
+        exits.sort_unstable();
+        exits
+    }
+
+    /// The exact occurrence times (ascending) within the exact horizon.
+    pub fn exact_times(&self) -> &[i64] {
+        &self.exact
+    }
+}

@@ -1,0 +1,162 @@
+use super::*;
+use chrono::DateTime;
+use proptest::prelude::*;
+
+const T0: i64 = 1_795_000_000;
+
+fn event(id: u32, kind: EventType, at: i64) -> Event {
+    let mut e = Event {
+        id: format!("e{id}"),
+        contact: "c".into(),
+        kind,
+        name: None,
+        at: DateTime::from_timestamp(at, 0).unwrap(),
+        source: "test".into(),
+        machine: false,
+        url: None,
+        campaign: None,
+        message_id: None,
+        properties: Default::default(),
+        traits: Default::default(),
+    };
+    if kind == EventType::ContactIdentified {
+        e.traits
+            .insert("plan".into(), serde_json::json!(format!("p{}", id % 3)));
+    }
+    if kind == EventType::ConsentChanged {
+        e.properties
+            .insert("status".into(), serde_json::json!("subscribed"));
+    }
+    e
+}
+
+const KINDS: [EventType; 5] = [
+    EventType::EmailOpened,
+    EventType::PageViewed,
+    EventType::ContactIdentified,
+    EventType::EmailUnsubscribed,
+    EventType::ConsentChanged,
+];
+
+fn arb_events() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::vec(0u32..400, 0..150)
+}
+
+/// Applies events named by id: the same id always means the same event, as
+/// with a real redelivery.
+fn apply_all(ids: &[u32], now: i64) -> ContactState {
+    let mut state = ContactState::default();
+    for &id in ids {
+        let at = T0 + i64::from(id) * 7919 % (6 * 86_400) - i64::from(id % 5) * 3600;
+        let e = event(id, KINDS[id as usize % KINDS.len()], at);
+        state.apply(&e, &[u32::from(id % 2 == 0), 9], now);
+    }
+    state.compact(now);
+    state
+}
+
+proptest! {
+    #[test]
+    fn any_order_and_duplicates_give_the_same_state(events in arb_events(), seed in any::<u64>()) {
+        let now = T0 + 6 * 86_400;
+        let mut shuffled = events.clone();
+        shuffled.extend(events.iter().take(10).copied());
+        let mut s = seed;
+        for i in (1..shuffled.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        prop_assert_eq!(apply_all(&events, now), apply_all(&shuffled, now));
+    }
+
+    #[test]
+    fn counts_match_a_brute_force_log_within_an_hour(times in prop::collection::vec(0i64..(80 * 86_400), 1..200), window_h in 1i64..(80 * 24)) {
+        let now = T0 + 80 * 86_400;
+        let mut state = ContactState::default();
+        // Apply in time order, each at its own time, as the live pipeline would.
+        let mut sorted = times.clone();
+        sorted.sort_unstable();
+        for (i, t) in sorted.iter().enumerate() {
+            let at = T0 + t;
+            state.apply(&event(i as u32, EventType::PageViewed, at), &[1], at);
+        }
+        state.compact(now);
+        let window = window_h * 3600;
+        let from = now - window;
+        let exact = sorted.iter().filter(|t| T0 + **t > from).count() as u64;
+        let next_hour = (from.div_euclid(3600) + 1) * 3600;
+        let lower = sorted.iter().filter(|t| T0 + **t >= next_hour).count() as u64;
+        let got = state.signal(1).map_or(0, |s| s.count_since(from, now));
+        prop_assert!(lower <= got && got <= exact, "got {got}, exact {exact}, lower {lower}");
+        if window <= EXACT_HORIZON_SECS && exact <= EXACT_CAP as u64 {
+            prop_assert_eq!(got, exact);
+        }
+    }
+}
+
+#[test]
+fn duplicate_changes_nothing() {
+    let mut state = ContactState::default();
+    let e = event(1, EventType::EmailOpened, T0);
+    assert_eq!(state.apply(&e, &[3], T0), Applied::Applied);
+    let before = state.clone();
+    assert_eq!(state.apply(&e, &[3], T0 + 60), Applied::Duplicate);
+    assert_eq!(state.signal(3), before.signal(3));
+}
+
+#[test]
+fn stale_event_is_refused() {
+    let mut state = ContactState::default();
+    let e = event(1, EventType::EmailOpened, T0);
+    assert_eq!(
+        state.apply(&e, &[3], T0 + DEDUPE_HORIZON_SECS + 1),
+        Applied::Stale
+    );
+    assert!(state.signal(3).is_none());
+}
+
+#[test]
+fn consent_is_last_writer_wins_by_event_time() {
+    let mut state = ContactState::default();
+    let unsub = event(1, EventType::EmailUnsubscribed, T0 + 10);
+    let resub = event(2, EventType::ConsentChanged, T0 + 5);
+    state.apply(&unsub, &[], T0 + 20);
+    state.apply(&resub, &[], T0 + 20);
+    assert_eq!(state.consent().status(), ConsentStatus::Unsubscribed);
+}
+
+#[test]
+fn traits_keep_the_latest_value() {
+    let mut state = ContactState::default();
+    state.apply(
+        &event(2, EventType::ContactIdentified, T0 + 10),
+        &[],
+        T0 + 10,
+    );
+    state.apply(&event(1, EventType::ContactIdentified, T0), &[], T0 + 10);
+    assert_eq!(
+        state.trait_value("plan"),
+        Some(&TraitValue::Text("p2".into()))
+    );
+}
+
+#[test]
+fn round_trips_through_bytes_and_stays_small() {
+    let mut state = ContactState::default();
+    for i in 0..60 {
+        let at = T0 + i * 3 * 3600;
+        state.apply(&event(i as u32, EventType::EmailOpened, at), &[1, 2], at);
+    }
+    let bytes = state.to_bytes();
+    assert_eq!(ContactState::from_bytes(&bytes).unwrap(), state);
+    assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+    assert!(ContactState::from_bytes(&[0xff, 0xff]).is_err());
+}
+
+#[test]
+fn retention_drops_old_signals() {
+    let mut state = ContactState::default();
+    state.apply(&event(1, EventType::PageViewed, T0), &[5], T0);
+    state.compact(T0 + RETENTION_SECS + 3600);
+    assert!(state.signal(5).is_none());
+}
