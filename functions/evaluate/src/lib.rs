@@ -1,1 +1,109 @@
-//! placeholder
+//! The evaluate stage: an SQS batch of canonical events in, per-contact state
+//! updates and segment transitions out.
+//!
+//! Main items: [`handle`] (the Lambda handler, reporting only failed message
+//! ids), [`Evaluator`] (the per-contact logic over borrowed ports), [`Config`].
+//!
+//! Per contact, one read and one conditional write (retried on conflict)
+//! applies the events, dedupes them by id inside that same write, and records
+//! the resulting transitions in an outbox; the outbox is then sent to the
+//! write-back queue and cleared. A crash between the write and the send leaves
+//! the outbox in place, and the redelivered batch sends it: nothing is lost,
+//! and write-back drops the repeat by `(contact, segment, state_version)`.
+//!
+//! ```
+//! use kairos_evaluate::Evaluator;
+//! use kairos_event::Event;
+//! use kairos_rules::RuleSet;
+//! use kairos_store::{MemoryContacts, MemoryQueue};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+//! let (store, queue) = (MemoryContacts::default(), MemoryQueue::default());
+//! let evaluator = Evaluator { rules: &rules, store: &store, queue: &queue };
+//! let click = Event::from_json(br#"{"id":"e1","contact":"ada@example.com","type":"email.clicked",
+//!     "at":"2026-11-27T10:00:00Z","source":"sendgrid"}"#).unwrap();
+//! let outcome = evaluator.contact("ada@example.com", &[click.clone()], click.at).await.unwrap();
+//! assert_eq!(outcome.transitions[0].segment, "engaged-reader");
+//! assert_eq!(queue.len(), 1);
+//! # });
+//! ```
+
+mod config;
+mod contact;
+
+pub use config::{Config, ConfigError};
+pub use contact::{ContactError, Evaluator, Outcome};
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use kairos_event::Event;
+use kairos_store::{ContactStore, Queue};
+use std::collections::BTreeMap;
+
+/// The example rules file, embedded at build time (`rules/segments.yaml`).
+pub const DEFAULT_RULES: &str = include_str!("../../../rules/segments.yaml");
+
+/// Handles one SQS batch as of `now`: returns the ids of the messages to retry.
+///
+/// A malformed message fails only itself (logged with the reason; after the
+/// queue's `maxReceiveCount` it reaches the dead-letter queue). A contact whose
+/// storage or send fails fails only its own messages.
+pub async fn handle<S: ContactStore, Q: Queue>(
+    batch: SqsEvent,
+    evaluator: &Evaluator<'_, S, Q>,
+    now: DateTime<Utc>,
+) -> SqsBatchResponse {
+    let mut failed: Vec<String> = Vec::new();
+    let mut by_contact: BTreeMap<String, Vec<(String, Event)>> = BTreeMap::new();
+    for record in batch.records {
+        let id = record.message_id.unwrap_or_default();
+        match record
+            .body
+            .as_deref()
+            .map(|b| Event::from_json(b.as_bytes()))
+        {
+            Some(Ok(event)) => by_contact
+                .entry(event.contact.clone())
+                .or_default()
+                .push((id, event)),
+            Some(Err(err)) => {
+                tracing::error!(message_id = %id, error = %err, "malformed event message");
+                failed.push(id);
+            }
+            None => {
+                tracing::error!(message_id = %id, "event message has no body");
+                failed.push(id);
+            }
+        }
+    }
+    let jobs = by_contact.iter().map(|(contact, items)| async move {
+        let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
+        match evaluator.contact(contact, &events, now).await {
+            Ok(outcome) => {
+                tracing::info!(contact = %contact, applied = outcome.applied, transitions = outcome.transitions.len(), "evaluated");
+                Vec::new()
+            }
+            Err(err) => {
+                tracing::error!(contact = %contact, error = %err, "contact failed; its messages will be retried");
+                items.iter().map(|(id, _)| id.clone()).collect()
+            }
+        }
+    });
+    for ids in futures_util::future::join_all(jobs).await {
+        failed.extend(ids);
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}
+
+#[cfg(test)]
+mod tests;

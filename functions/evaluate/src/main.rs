@@ -1,1 +1,22 @@
-fn main() {}
+use kairos_evaluate::{handle, Config, Evaluator};
+use kairos_store::{DynamoContacts, SqsQueue};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env(|name| std::env::var(name).ok())?;
+    let rules = config.rules()?;
+    let aws = aws_config::load_from_env().await;
+    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.writeback_queue_url);
+    let evaluator = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    run(service_fn(|event: LambdaEvent<_>| async {
+        Ok::<_, Error>(handle(event.payload, &evaluator, chrono::Utc::now()).await)
+    }))
+    .await
+}

@@ -1,0 +1,189 @@
+use chrono::{DateTime, Utc};
+use kairos_event::{Change, Event, Transition, Trigger};
+use kairos_rules::{Evaluation, RuleSet};
+use kairos_state::{Applied, RETENTION_SECS};
+use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// How often a contact's read-modify-write is retried after losing a race.
+const MAX_ATTEMPTS: usize = 8;
+/// A record outlives its last event by this long before the table's TTL removes it.
+const TTL_AFTER_LAST_EVENT_SECS: i64 = RETENTION_SECS + 30 * 86_400;
+
+/// Why one contact's events could not be processed. All are retryable.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactError {
+    /// Reading or writing the contact's record failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// Every attempt lost the race to a concurrent writer.
+    #[error("gave up after {MAX_ATTEMPTS} conflicting concurrent writes")]
+    Contended,
+    /// The transitions were written but could not be sent; they stay in the outbox.
+    #[error("sending transitions: {0}")]
+    Send(#[from] QueueError),
+}
+
+/// What processing one contact did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Events applied (not duplicates, not stale).
+    pub applied: usize,
+    /// Transitions produced by this evaluation.
+    pub transitions: Vec<Transition>,
+    /// The state version written, if anything was written.
+    pub version: Option<u64>,
+}
+
+/// The per-contact logic, over borrowed rules, store and write-back queue.
+pub struct Evaluator<'a, S, Q> {
+    /// The compiled segments.
+    pub rules: &'a RuleSet,
+    /// Where contact records live.
+    pub store: &'a S,
+    /// Where transitions go.
+    pub queue: &'a Q,
+}
+
+impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
+    /// Applies a contact's events as of `now`, evaluates its segments, writes
+    /// the state and outbox conditionally, then sends and clears the outbox.
+    pub async fn contact(
+        &self,
+        contact: &str,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, ContactError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = self.store.load(contact).await?;
+            let expected = loaded.as_ref().map(|r| r.version);
+            let mut record = loaded.unwrap_or_default();
+            let outcome = self.update(contact, &mut record, events, now);
+            if outcome.applied > 0 {
+                match self.store.save(contact, expected, &record).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict) => continue,
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            self.flush(contact, &record).await?;
+            return Ok(outcome);
+        }
+        Err(ContactError::Contended)
+    }
+
+    /// Applies events and evaluates, in memory; returns what changed.
+    fn update(
+        &self,
+        contact: &str,
+        record: &mut StoredContact,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let now_secs = now.timestamp();
+        let mut trigger: Option<&Event> = None;
+        let mut applied = 0;
+        for event in events {
+            match record
+                .state
+                .apply(event, &self.rules.signals_for(event), now_secs)
+            {
+                Applied::Applied => {
+                    applied += 1;
+                    if trigger.is_none_or(|t| (event.at, &event.id) > (t.at, &t.id)) {
+                        trigger = Some(event);
+                    }
+                }
+                Applied::Duplicate => {
+                    tracing::debug!(event_id = %event.id, "duplicate event ignored")
+                }
+                Applied::Stale => {
+                    tracing::warn!(event_id = %event.id, at = %event.at, "stale event refused: older than the dedupe horizon")
+                }
+            }
+        }
+        let Some(trigger) = trigger else {
+            return Outcome::default();
+        };
+        record.state.compact(now_secs);
+        let evaluation = self.rules.evaluate(&record.state, now_secs);
+        record.version += 1;
+        let transitions = self.transitions(contact, record, &evaluation, trigger, now);
+        record
+            .outbox
+            .extend(transitions.iter().map(Transition::to_json));
+        record.next_change_at = evaluation.next_change_at;
+        record.expires_at = record
+            .expires_at
+            .max(trigger.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
+        Outcome {
+            applied,
+            transitions,
+            version: Some(record.version),
+        }
+    }
+
+    /// Diffs the new verdicts against the stored memberships and updates them.
+    fn transitions(
+        &self,
+        contact: &str,
+        record: &mut StoredContact,
+        evaluation: &Evaluation,
+        trigger: &Event,
+        now: DateTime<Utc>,
+    ) -> Vec<Transition> {
+        let old = record.state.members().clone();
+        let mut members = BTreeMap::new();
+        let mut out = Vec::new();
+        for verdict in &evaluation.verdicts {
+            let was = old.get(&verdict.segment).copied();
+            if verdict.member {
+                members.insert(verdict.segment.clone(), was.unwrap_or(now.timestamp()));
+            }
+            let change = match (was.is_some(), verdict.member) {
+                (false, true) => Change::Entered,
+                (true, false) => Change::Exited,
+                _ => continue,
+            };
+            out.push(Transition {
+                contact: contact.to_string(),
+                segment: verdict.segment.clone(),
+                change,
+                rule_version: verdict.rule_version.clone(),
+                state_version: record.version,
+                at: now,
+                trigger: Some(Trigger {
+                    id: trigger.id.clone(),
+                    kind: trigger.kind,
+                    at: trigger.at,
+                }),
+                summary: verdict.explanation.summary(),
+                explanation: json!(verdict.explanation),
+            });
+        }
+        record.state.set_members(members);
+        out
+    }
+
+    /// Sends the outbox, then clears it if the record has not moved on.
+    async fn flush(&self, contact: &str, record: &StoredContact) -> Result<(), ContactError> {
+        if record.outbox.is_empty() {
+            return Ok(());
+        }
+        let messages: Vec<Message> = record
+            .outbox
+            .iter()
+            .enumerate()
+            .map(|(i, body)| Message {
+                id: i.to_string(),
+                body: body.clone(),
+            })
+            .collect();
+        self.queue.send(&messages).await?;
+        if !self.store.clear_outbox(contact, record.version).await? {
+            tracing::debug!(contact, "outbox not cleared: a newer write carries it");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,261 @@
+use super::*;
+use aws_lambda_events::sqs::SqsMessage;
+use kairos_event::{Change, Transition};
+use kairos_rules::RuleSet;
+use kairos_store::{MemoryContacts, MemoryQueue, Message, QueueError};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn message(id: &str, body: &str) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.to_string());
+    m.body = Some(body.to_string());
+    m
+}
+
+fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut e = SqsEvent::default();
+    e.records = messages;
+    e
+}
+
+fn event(id: &str, contact: &str, kind: &str, at: &str) -> String {
+    format!(r#"{{"id":"{id}","contact":"{contact}","type":"{kind}","at":"{at}","source":"test"}}"#)
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn rules() -> RuleSet {
+    RuleSet::from_yaml(DEFAULT_RULES).unwrap()
+}
+
+fn sent(queue: &MemoryQueue) -> Vec<Transition> {
+    queue
+        .drain()
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn malformed_message_fails_only_itself() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let input = batch(vec![
+        message(
+            "m1",
+            &event("e1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z"),
+        ),
+        message(
+            "m2",
+            r#"{"id":"e2","contact":"bob","type":"email.teleported"}"#,
+        ),
+        message("m3", "not json"),
+        message(
+            "m4",
+            &event("e4", "bob@x.test", "email.clicked", "2026-11-27T10:00:00Z"),
+        ),
+    ]);
+    let response = handle(input, &ev, at("2026-11-27T10:00:05Z")).await;
+    assert_eq!(failed_ids(&response), ["m2", "m3"]);
+    assert_eq!(store.contacts(), ["ada@x.test", "bob@x.test"]);
+    let transitions = sent(&queue);
+    assert_eq!(transitions.len(), 2);
+    assert!(transitions
+        .iter()
+        .all(|t| t.segment == "engaged-reader" && t.change == Change::Entered));
+}
+
+#[tokio::test]
+async fn redelivered_batch_changes_nothing() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let make = || {
+        batch(vec![
+            message(
+                "m1",
+                &event("e1", "ada@x.test", "email.opened", "2026-11-27T10:00:00Z"),
+            ),
+            message(
+                "m2",
+                &event("e2", "ada@x.test", "email.clicked", "2026-11-27T10:01:00Z"),
+            ),
+        ])
+    };
+    handle(make(), &ev, at("2026-11-27T10:02:00Z")).await;
+    let first = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(sent(&queue).len(), 1);
+    let response = handle(make(), &ev, at("2026-11-27T10:03:00Z")).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(store.load("ada@x.test").await.unwrap().unwrap(), first);
+    assert!(queue.is_empty());
+}
+
+/// A queue that fails while `down` is set, like SQS during an outage or a
+/// function dying between the DynamoDB write and the send.
+#[derive(Default)]
+struct FlakyQueue {
+    down: AtomicBool,
+    inner: MemoryQueue,
+}
+
+impl Queue for FlakyQueue {
+    async fn send(&self, messages: &[Message]) -> Result<(), QueueError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(QueueError {
+                failed: messages.iter().map(|m| m.id.clone()).collect(),
+                reason: "down".into(),
+            });
+        }
+        self.inner.send(messages).await
+    }
+}
+
+#[tokio::test]
+async fn outbox_survives_a_failed_send_and_is_sent_once_on_retry() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), FlakyQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let make = || {
+        batch(vec![message(
+            "m1",
+            &event("e1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z"),
+        )])
+    };
+    queue.down.store(true, Ordering::SeqCst);
+    let response = handle(make(), &ev, at("2026-11-27T10:00:01Z")).await;
+    assert_eq!(failed_ids(&response), ["m1"]);
+    let stored = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(
+        stored.outbox.len(),
+        1,
+        "the transition is kept with the state"
+    );
+
+    queue.down.store(false, Ordering::SeqCst);
+    let response = handle(make(), &ev, at("2026-11-27T10:00:30Z")).await;
+    assert!(response.batch_item_failures.is_empty());
+    let delivered = sent(&queue.inner);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].state_version, stored.version);
+    assert!(store
+        .load("ada@x.test")
+        .await
+        .unwrap()
+        .unwrap()
+        .outbox
+        .is_empty());
+    handle(make(), &ev, at("2026-11-27T10:01:00Z")).await;
+    assert!(
+        queue.inner.is_empty(),
+        "nothing is sent twice once the outbox is clear"
+    );
+}
+
+#[tokio::test]
+async fn exits_are_emitted_with_explanations() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let pricing = |id: &str, t: &str| {
+        let mut e =
+            kairos_event::Event::from_json(event(id, "u1", "page.viewed", t).as_bytes()).unwrap();
+        e.url = Some("https://x.test/pricing".into());
+        e
+    };
+    let now = at("2026-11-27T10:05:00Z");
+    let out = ev
+        .contact(
+            "u1",
+            &[
+                pricing("p1", "2026-11-27T10:00:00Z"),
+                pricing("p2", "2026-11-27T10:04:00Z"),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.transitions.len(), 1);
+    let entered = &out.transitions[0];
+    assert_eq!(
+        (entered.segment.as_str(), entered.change),
+        ("pricing-intent", Change::Entered)
+    );
+    assert!(
+        entered
+            .summary
+            .contains("url contains \"/pricing\" within 1d = 2 [count >= 2: yes]"),
+        "{}",
+        entered.summary
+    );
+    assert_eq!(entered.trigger.as_ref().unwrap().id, "p2");
+    let record = store.load("u1").await.unwrap().unwrap();
+    assert_eq!(
+        record.next_change_at,
+        Some(at("2026-11-28T10:00:00Z").timestamp())
+    );
+
+    let booked: kairos_event::Event = serde_json::from_str(
+        r#"{"id":"b1","contact":"u1","type":"track","name":"Demo Booked","at":"2026-11-27T11:00:00Z","source":"api"}"#,
+    )
+    .unwrap();
+    let out = ev
+        .contact("u1", &[booked], at("2026-11-27T11:00:01Z"))
+        .await
+        .unwrap();
+    assert_eq!(out.transitions.len(), 1);
+    assert_eq!(out.transitions[0].change, Change::Exited);
+    assert_eq!(out.transitions[0].state_version, 2);
+}
+
+#[test]
+fn config_names_the_missing_variable() {
+    let err =
+        Config::from_env(|name| (name == "KAIROS_TABLE").then(|| "t".to_string())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable KAIROS_WRITEBACK_QUEUE_URL is required"
+    );
+    let ok = Config::from_env(|name| Some(format!("{name}-value"))).unwrap();
+    assert_eq!(ok.table, "KAIROS_TABLE-value");
+}
+
+#[test]
+fn bad_rules_file_is_reported_with_its_path() {
+    let dir = std::env::temp_dir().join(format!("kairos-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, "segments: []\n").unwrap();
+    let config = Config {
+        table: "t".into(),
+        writeback_queue_url: "q".into(),
+        rules_file: Some(path.clone()),
+    };
+    let err = config.rules().unwrap_err().to_string();
+    assert!(
+        err.contains("bad.yaml") && err.contains("expected at least one segment"),
+        "{err}"
+    );
+}

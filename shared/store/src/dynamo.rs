@@ -1,0 +1,275 @@
+//! DynamoDB adapters. One table, partition key `pk` (S):
+//! - `contact#<key>`: `version` (N), `state` (B, compact encoding), `outbox` (L of S,
+//!   absent when empty), `next_change_at` (N, optional), `expires_at` (N, TTL);
+//! - `delivery#<key>`: `version` (N), `expires_at` (N).
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::Client;
+use kairos_state::ContactState;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{ContactStore, DeliveryLedger, StoreError, StoredContact};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Ledger entries live this long after their last delivery (seconds; 180 days).
+const LEDGER_TTL_SECS: i64 = 180 * 86_400;
+
+/// Contact records in DynamoDB, written with a version condition.
+#[derive(Debug, Clone)]
+pub struct DynamoContacts {
+    client: Client,
+    table: String,
+    consumed_milli_wcu: std::sync::Arc<AtomicU64>,
+}
+
+impl DynamoContacts {
+    /// Uses `table` through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoContacts {
+        DynamoContacts {
+            client,
+            table: table.into(),
+            consumed_milli_wcu: Default::default(),
+        }
+    }
+
+    /// Write capacity units consumed by this adapter's writes so far (from
+    /// `ReturnConsumedCapacity`).
+    pub fn consumed_write_units(&self) -> f64 {
+        self.consumed_milli_wcu.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    fn count(&self, units: Option<f64>) {
+        let milli = (units.unwrap_or(0.0) * 1000.0).round() as u64;
+        self.consumed_milli_wcu.fetch_add(milli, Ordering::Relaxed);
+    }
+}
+
+fn key(prefix: &str, id: &str) -> AttributeValue {
+    AttributeValue::S(format!("{prefix}#{id}"))
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+    StoreError::Backend(Box::new(err))
+}
+
+fn to_item(contact: &str, record: &StoredContact) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), key("contact", contact));
+    item.insert("version".into(), n(record.version));
+    item.insert(
+        "state".into(),
+        AttributeValue::B(Blob::new(record.state.to_bytes())),
+    );
+    item.insert("expires_at".into(), n(record.expires_at));
+    if !record.outbox.is_empty() {
+        let list = record
+            .outbox
+            .iter()
+            .cloned()
+            .map(AttributeValue::S)
+            .collect();
+        item.insert("outbox".into(), AttributeValue::L(list));
+    }
+    if let Some(t) = record.next_change_at {
+        item.insert("next_change_at".into(), n(t));
+    }
+    item
+}
+
+fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(text)) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("attribute `{name}` is not an integer"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute `{name}` is not a number"
+        ))),
+    }
+}
+
+impl TryFrom<&Item> for StoredContact {
+    type Error = StoreError;
+
+    fn try_from(item: &Item) -> Result<StoredContact, StoreError> {
+        let version = number(item, "version")?
+            .ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
+        let state = match item.get("state") {
+            Some(AttributeValue::B(blob)) => ContactState::from_bytes(blob.as_ref())
+                .map_err(|e| StoreError::Corrupt(format!("attribute `state`: {e}")))?,
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "attribute `state` is missing or not binary".into(),
+                ))
+            }
+        };
+        let outbox = match item.get("outbox") {
+            None => Vec::new(),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_s().cloned().map_err(|_| {
+                        StoreError::Corrupt("attribute `outbox` holds a non-string".into())
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(StoreError::Corrupt(
+                    "attribute `outbox` is not a list".into(),
+                ))
+            }
+        };
+        Ok(StoredContact {
+            version: u64::try_from(version)
+                .map_err(|_| StoreError::Corrupt("attribute `version` is negative".into()))?,
+            state,
+            outbox,
+            next_change_at: number(item, "next_change_at")?,
+            expires_at: number(item, "expires_at")?.unwrap_or(0),
+        })
+    }
+}
+
+impl ContactStore for DynamoContacts {
+    async fn load(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", key("contact", contact))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item().map(StoredContact::try_from).transpose()
+    }
+
+    async fn save(
+        &self,
+        contact: &str,
+        expected: Option<u64>,
+        record: &StoredContact,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(contact, record)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => request
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+        };
+        match request.send().await {
+            Ok(out) => {
+                self.count(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                Ok(())
+            }
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Err(StoreError::Conflict),
+                e => Err(backend(e)),
+            },
+        }
+    }
+
+    async fn clear_outbox(&self, contact: &str, version: u64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key("contact", contact))
+            .update_expression("REMOVE outbox")
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(version))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.count(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                Ok(true)
+            }
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(false),
+                e => Err(backend(e)),
+            },
+        }
+    }
+}
+
+/// Delivered versions in DynamoDB, raised with a conditional write.
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    /// Uses `table` through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoLedger {
+        DynamoLedger {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl DeliveryLedger for DynamoLedger {
+    async fn delivered(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", key("delivery", id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let version = number(item, "version")?
+            .ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
+        Ok(Some(u64::try_from(version).map_err(|_| {
+            StoreError::Corrupt("attribute `version` is negative".into())
+        })?))
+    }
+
+    async fn record(&self, id: &str, version: u64) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let expires = now + LEDGER_TTL_SECS;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", key("delivery", id))
+            .item("version", n(version))
+            .item("expires_at", n(expires))
+            .condition_expression("attribute_not_exists(pk) OR #v < :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(()),
+                e => Err(backend(e)),
+            },
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The SQS adapter: `SendMessageBatch` in chunks of at most 10 entries and
+//! 256 KiB, reporting the messages SQS did not accept.
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::Client;
+
+use crate::{Message, Queue, QueueError};
+
+/// SQS's limit on entries per `SendMessageBatch`.
+const MAX_ENTRIES: usize = 10;
+/// SQS's limit on a batch's total body size, less headroom.
+const MAX_BATCH_BYTES: usize = 250 * 1024;
+
+/// A standard SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    /// Sends to the queue at `url` through `client`.
+    pub fn new(client: Client, url: impl Into<String>) -> SqsQueue {
+        SqsQueue {
+            client,
+            url: url.into(),
+        }
+    }
+
+    async fn send_chunk(&self, chunk: &[Message]) -> Vec<(String, String)> {
+        let entries: Vec<SendMessageBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let result = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .failed()
+                .iter()
+                .filter_map(|f| {
+                    let i: usize = f.id().parse().ok()?;
+                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or("no message"));
+                    Some((chunk.get(i)?.id.clone(), reason))
+                })
+                .collect(),
+            Err(err) => {
+                let reason = aws_sdk_sqs::error::DisplayErrorContext(&err).to_string();
+                chunk
+                    .iter()
+                    .map(|m| (m.id.clone(), reason.clone()))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Splits messages into SQS-sized batches, preserving order.
+fn chunks(messages: &[Message]) -> Vec<&[Message]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        if i > start && (i - start == MAX_ENTRIES || bytes + m.body.len() > MAX_BATCH_BYTES) {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.body.len();
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+impl Queue for SqsQueue {
+    async fn send(&self, messages: &[Message]) -> Result<(), QueueError> {
+        let mut failed = Vec::new();
+        for chunk in chunks(messages) {
+            failed.extend(self.send_chunk(chunk).await);
+        }
+        match failed.first() {
+            None => Ok(()),
+            Some((_, reason)) => Err(QueueError {
+                reason: reason.clone(),
+                failed: failed.into_iter().map(|(id, _)| id).collect(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(i: usize, size: usize) -> Message {
+        Message {
+            id: i.to_string(),
+            body: "x".repeat(size),
+        }
+    }
+
+    #[test]
+    fn chunks_respect_count_and_size_limits() {
+        let many: Vec<Message> = (0..23).map(|i| msg(i, 10)).collect();
+        assert_eq!(
+            chunks(&many).iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [10, 10, 3]
+        );
+        let big: Vec<Message> = (0..5).map(|i| msg(i, 100 * 1024)).collect();
+        assert_eq!(
+            chunks(&big).iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+        assert!(chunks(&[]).is_empty());
+    }
+}
