@@ -1,0 +1,33 @@
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::header::{HeaderValue, CONTENT_TYPE};
+use serde::Serialize;
+use serde_json::Value;
+
+/// An item of a request that was not accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Rejected {
+    /// Its position in the request (0 for a single event).
+    pub index: usize,
+    /// Its id, when it had a readable one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What was wrong, naming the field.
+    pub error: String,
+}
+
+/// A JSON response with the given status.
+pub(crate) fn json_response(status: u16, body: Value) -> ApiGatewayV2httpResponse {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+/// The generic 401: details go to the logs, never to the caller.
+pub(crate) fn unauthorized() -> ApiGatewayV2httpResponse {
+    json_response(401, serde_json::json!({"error": "unauthorized"}))
+}

@@ -1,0 +1,197 @@
+//! `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook.
+//!
+//! The signature is ECDSA P-256 / SHA-256 over the timestamp header followed by
+//! the raw body bytes exactly as received; it is checked before the body is
+//! parsed, and the timestamp must be within the replay window.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::http::HeaderMap;
+use base64::Engine;
+use chrono::DateTime;
+use kairos_event::{Event, EventType};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use serde_json::{json, Map, Value};
+
+use crate::response::{json_response, unauthorized, Rejected};
+use crate::IngestConfig;
+
+const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
+const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
+
+/// Why a SendGrid request's signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// A signature or timestamp header is absent.
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    /// The timestamp header is not a unix time.
+    #[error("timestamp header is not an integer")]
+    BadTimestamp,
+    /// The timestamp is outside the replay window.
+    #[error("timestamp is {0} s away from now, outside the replay window")]
+    Stale(i64),
+    /// The signature is not base64 DER.
+    #[error("signature is not base64-encoded DER")]
+    Malformed,
+    /// The signature does not verify against the configured key.
+    #[error("signature does not verify")]
+    Invalid,
+}
+
+/// Verifies a SendGrid signature over `timestamp || body` and the replay window.
+pub fn verify(
+    key: &VerifyingKey,
+    signature_b64: &str,
+    timestamp: &str,
+    body: &[u8],
+    now: i64,
+    window_secs: i64,
+) -> Result<(), SignatureError> {
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
+    if (now - ts).abs() > window_secs {
+        return Err(SignatureError::Stale(now - ts));
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(signature_b64.trim())
+        .map_err(|_| SignatureError::Malformed)?;
+    let signature = Signature::from_der(&der).map_err(|_| SignatureError::Malformed)?;
+    let mut message = Vec::with_capacity(timestamp.len() + body.len());
+    message.extend_from_slice(timestamp.as_bytes());
+    message.extend_from_slice(body);
+    key.verify(&message, &signature)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+type Parsed = Result<(Vec<Event>, Vec<Rejected>), ApiGatewayV2httpResponse>;
+
+pub(crate) fn receive(headers: &HeaderMap, body: &[u8], config: &IngestConfig, now: i64) -> Parsed {
+    let Some(key) = &config.sendgrid_public_key else {
+        return Err(json_response(
+            404,
+            json!({"error": "/webhooks/sendgrid is not configured (no public key)"}),
+        ));
+    };
+    let header = |name: &'static str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(SignatureError::MissingHeader(name))
+    };
+    let checked = header(SIGNATURE_HEADER).and_then(|sig| {
+        let ts = header(TIMESTAMP_HEADER)?;
+        verify(key, sig, ts, body, now, config.replay_window_secs)
+    });
+    if let Err(err) = checked {
+        tracing::warn!(error = %err, "rejected SendGrid webhook");
+        return Err(unauthorized());
+    }
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => {
+            return Err(json_response(
+                400,
+                json!({"error": "expected a JSON array of SendGrid events"}),
+            ))
+        }
+        Err(e) => {
+            return Err(json_response(
+                400,
+                json!({"error": format!("body is not JSON: {e}")}),
+            ))
+        }
+    };
+    let mut events = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match normalize(item) {
+            Ok(event) => events.push(event),
+            Err(error) => {
+                let id = item
+                    .get("sg_event_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                rejected.push(Rejected { index, id, error });
+            }
+        }
+    }
+    Ok((events, rejected))
+}
+
+/// Maps one SendGrid event object to a canonical event; the error names the field.
+pub fn normalize(item: &Value) -> Result<Event, String> {
+    let obj = item.as_object().ok_or("expected an event object")?;
+    let text = |field: &str| obj.get(field).and_then(Value::as_str).map(str::to_string);
+    let required = |field: &str| {
+        text(field)
+            .filter(|s| !s.is_empty())
+            .ok_or(format!("missing or non-string field `{field}`"))
+    };
+    let kind_name = required("event")?;
+    let kind = kind_of(&kind_name).ok_or(format!(
+        "field `event`: unknown SendGrid event `{kind_name}`"
+    ))?;
+    let timestamp = obj
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .ok_or("missing or non-integer field `timestamp`")?;
+    let at = DateTime::from_timestamp(timestamp, 0).ok_or("field `timestamp` is out of range")?;
+    let mut properties: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if kind == EventType::ConsentChanged {
+        properties.insert("status".into(), json!("subscribed"));
+    }
+    let event = Event {
+        id: required("sg_event_id")?,
+        contact: required("email")?,
+        kind,
+        name: None,
+        at,
+        source: "sendgrid".into(),
+        machine: obj
+            .get("sg_machine_open")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        url: text("url"),
+        campaign: text("marketing_campaign_name").or_else(|| text("singlesend_name")),
+        message_id: text("sg_message_id"),
+        properties,
+        traits: Map::new(),
+    };
+    event.validated().map_err(|e| e.to_string())
+}
+
+/// Fields mapped to canonical fields rather than kept as properties.
+const CONSUMED: [&str; 9] = [
+    "email",
+    "timestamp",
+    "event",
+    "sg_event_id",
+    "sg_message_id",
+    "sg_machine_open",
+    "url",
+    "marketing_campaign_name",
+    "singlesend_name",
+];
+
+fn kind_of(event: &str) -> Option<EventType> {
+    Some(match event {
+        "processed" => EventType::EmailSent,
+        "delivered" => EventType::EmailDelivered,
+        "deferred" => EventType::EmailDeferred,
+        "dropped" => EventType::EmailDropped,
+        "bounce" => EventType::EmailBounced,
+        "open" => EventType::EmailOpened,
+        "click" => EventType::EmailClicked,
+        "spamreport" => EventType::EmailComplained,
+        "unsubscribe" | "group_unsubscribe" => EventType::EmailUnsubscribed,
+        "group_resubscribe" => EventType::ConsentChanged,
+        _ => return None,
+    })
+}

@@ -1,0 +1,322 @@
+use super::*;
+use aws_lambda_events::encodings::Body;
+use kairos_event::EventType;
+use kairos_store::{MemoryQueue, QueueError};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use serde_json::Value;
+
+const NOW: i64 = 1_795_000_000;
+const VECTOR: &str =
+    include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.json");
+const VECTOR_BODY: &str =
+    include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.body");
+
+fn request(path: &str, body: &str) -> ApiGatewayV2httpRequest {
+    let mut req = ApiGatewayV2httpRequest::default();
+    req.request_context.http.method = Method::POST;
+    req.raw_path = Some(path.to_string());
+    req.body = Some(body.to_string());
+    req
+}
+
+fn body_json(resp: &ApiGatewayV2httpResponse) -> Value {
+    match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).unwrap(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+fn config(key: Option<VerifyingKey>) -> IngestConfig {
+    IngestConfig {
+        api_keys: vec!["secret-key".into()],
+        sendgrid_public_key: key,
+        ..IngestConfig::default()
+    }
+}
+
+fn queued(queue: &MemoryQueue) -> Vec<Event> {
+    queue
+        .drain()
+        .iter()
+        .map(|m| Event::from_json(m.body.as_bytes()).unwrap())
+        .collect()
+}
+
+fn signed(key: &SigningKey, body: &str, ts: i64) -> ApiGatewayV2httpRequest {
+    let mut req = request("/webhooks/sendgrid", body);
+    let signature: Signature = key.sign(format!("{ts}{body}").as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+    req.headers.insert(
+        "X-Twilio-Email-Event-Webhook-Signature",
+        b64.parse().unwrap(),
+    );
+    req.headers.insert(
+        "X-Twilio-Email-Event-Webhook-Timestamp",
+        ts.to_string().parse().unwrap(),
+    );
+    req
+}
+
+#[test]
+fn sendgrid_sdk_test_vector_verifies_and_its_negative_case_does_not() {
+    let v: Value = serde_json::from_str(VECTOR).unwrap();
+    let key = config::parse_public_key(v["public_key_b64_spki_der"].as_str().unwrap()).unwrap();
+    let sig = v["header_X-Twilio-Email-Event-Webhook-Signature"]
+        .as_str()
+        .unwrap();
+    let ts = v["header_X-Twilio-Email-Event-Webhook-Timestamp"]
+        .as_str()
+        .unwrap();
+    let ts_num: i64 = ts.parse().unwrap();
+    assert_eq!(
+        verify_sendgrid(&key, sig, ts, VECTOR_BODY.as_bytes(), ts_num + 10, 300),
+        Ok(())
+    );
+    let bad = v["negative_cases"]["bad_signature_one_char_changed"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        verify_sendgrid(&key, bad, ts, VECTOR_BODY.as_bytes(), ts_num, 300),
+        Err(SignatureError::Invalid)
+    );
+    let tampered = VECTOR_BODY.replace("test_event", "test_evenT");
+    assert_eq!(
+        verify_sendgrid(&key, sig, ts, tampered.as_bytes(), ts_num, 300),
+        Err(SignatureError::Invalid)
+    );
+    assert_eq!(
+        verify_sendgrid(&key, sig, ts, VECTOR_BODY.as_bytes(), ts_num + 301, 300),
+        Err(SignatureError::Stale(301))
+    );
+}
+
+#[tokio::test]
+async fn signed_sendgrid_webhook_is_normalized_and_enqueued() {
+    let signing = SigningKey::random(&mut rand::rngs::OsRng);
+    let config = config(Some(*signing.verifying_key()));
+    let queue = MemoryQueue::default();
+    let open: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/esp/sendgrid_open.json"
+    ))
+    .unwrap();
+    let bounce: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/esp/sendgrid_bounce.json"
+    ))
+    .unwrap();
+    let body = serde_json::to_string(&[open[0].clone(), bounce[0].clone()]).unwrap();
+    let resp = handle(
+        signed(&signing, &body, NOW),
+        &Ingest {
+            config: &config,
+            queue: &queue,
+        },
+        NOW + 5,
+    )
+    .await;
+    assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+    let events = queued(&queue);
+    assert_eq!(events[0].kind, EventType::EmailOpened);
+    assert_eq!(events[0].id, "FOTFFO0ecsBE-zxFXfs6WA==");
+    assert_eq!(events[0].contact, "alex@example.com");
+    assert_eq!(events[0].at.timestamp(), 1_513_299_569);
+    assert!(!events[0].machine);
+    assert_eq!(events[0].properties["category"], "cat facts");
+    assert_eq!(events[1].kind, EventType::EmailBounced);
+    assert_eq!(events[1].properties["reason"], "500 unknown recipient");
+}
+
+#[tokio::test]
+async fn forged_or_replayed_sendgrid_webhook_is_refused_before_parsing() {
+    let signing = SigningKey::random(&mut rand::rngs::OsRng);
+    let other = SigningKey::random(&mut rand::rngs::OsRng);
+    let config = config(Some(*signing.verifying_key()));
+    let queue = MemoryQueue::default();
+    let ingest = Ingest {
+        config: &config,
+        queue: &queue,
+    };
+    let forged = handle(signed(&other, "not even json", NOW), &ingest, NOW).await;
+    assert_eq!(
+        (forged.status_code, body_json(&forged)),
+        (401, json!({"error": "unauthorized"}))
+    );
+    let replayed = handle(signed(&signing, "[]", NOW - 301), &ingest, NOW).await;
+    assert_eq!(replayed.status_code, 401);
+    let unsigned = handle(request("/webhooks/sendgrid", "[]"), &ingest, NOW).await;
+    assert_eq!(unsigned.status_code, 401);
+    assert!(queue.is_empty());
+}
+
+#[tokio::test]
+async fn sendgrid_route_without_a_key_is_not_served() {
+    let config = config(None);
+    let queue = MemoryQueue::default();
+    let resp = handle(
+        request("/webhooks/sendgrid", "[]"),
+        &Ingest {
+            config: &config,
+            queue: &queue,
+        },
+        NOW,
+    )
+    .await;
+    assert_eq!(resp.status_code, 404);
+}
+
+#[tokio::test]
+async fn bad_items_are_named_and_good_ones_still_enqueued() {
+    let config = config(None);
+    let queue = MemoryQueue::default();
+    let body = r#"{"batch":[
+        {"id":"a","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web"},
+        {"id":"b","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web","colour":"red"},
+        {"id":"c","contact":"u1","type":"track","at":"2026-11-27T10:00:00Z","source":"web"},
+        {"id":"d","contact":"U2","type":"form.submitted","at":"2026-11-27T10:00:00Z","source":"web"}]}"#;
+    let mut req = request("/v1/events", body);
+    req.headers
+        .insert("x-api-key", "secret-key".parse().unwrap());
+    let resp = handle(
+        req,
+        &Ingest {
+            config: &config,
+            queue: &queue,
+        },
+        NOW,
+    )
+    .await;
+    assert_eq!(resp.status_code, 400);
+    let json = body_json(&resp);
+    assert_eq!(json["accepted"], 2);
+    assert_eq!(json["errors"][0]["index"], 1);
+    assert_eq!(json["errors"][0]["id"], "b");
+    assert!(json["errors"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown field `colour`"));
+    assert_eq!(json["errors"][1]["error"], "missing field `name`");
+    assert_eq!(
+        queued(&queue)
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "d"]
+    );
+}
+
+#[tokio::test]
+async fn api_key_body_size_and_routes_are_enforced() {
+    let config = IngestConfig {
+        max_body_bytes: 64,
+        ..config(None)
+    };
+    let queue = MemoryQueue::default();
+    let ingest = Ingest {
+        config: &config,
+        queue: &queue,
+    };
+    let mut wrong = request("/v1/events", "{}");
+    wrong
+        .headers
+        .insert("x-api-key", "secret-kez".parse().unwrap());
+    assert_eq!(handle(wrong, &ingest, NOW).await.status_code, 401);
+    let mut big = request("/v1/events", &"x".repeat(65));
+    big.headers
+        .insert("x-api-key", "secret-key".parse().unwrap());
+    assert_eq!(handle(big, &ingest, NOW).await.status_code, 413);
+    assert_eq!(
+        handle(request("/v2/nothing", "{}"), &ingest, NOW)
+            .await
+            .status_code,
+        404
+    );
+    let mut get = request("/v1/events", "");
+    get.request_context.http.method = Method::GET;
+    assert_eq!(handle(get, &ingest, NOW).await.status_code, 405);
+}
+
+#[tokio::test]
+async fn base64_bodies_are_decoded() {
+    let config = config(None);
+    let queue = MemoryQueue::default();
+    let event = r#"{"id":"a","contact":"u1","type":"chat.message","at":"2026-11-27T10:00:00Z","source":"intercom"}"#;
+    let mut req = request(
+        "/v1/events",
+        &base64::engine::general_purpose::STANDARD.encode(event),
+    );
+    req.is_base64_encoded = true;
+    req.headers
+        .insert("x-api-key", "secret-key".parse().unwrap());
+    let resp = handle(
+        req,
+        &Ingest {
+            config: &config,
+            queue: &queue,
+        },
+        NOW,
+    )
+    .await;
+    assert_eq!(resp.status_code, 202);
+    assert_eq!(queued(&queue)[0].kind, EventType::ChatMessage);
+}
+
+struct DownQueue;
+
+impl Queue for DownQueue {
+    async fn send(&self, messages: &[Message]) -> Result<(), QueueError> {
+        Err(QueueError {
+            failed: messages.iter().map(|m| m.id.clone()).collect(),
+            reason: "throttled".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn enqueue_failure_asks_the_sender_to_retry() {
+    let config = config(None);
+    let mut req = request(
+        "/v1/events",
+        r#"{"id":"a","contact":"u1","type":"ad.clicked","at":"2026-11-27T10:00:00Z","source":"ads"}"#,
+    );
+    req.headers
+        .insert("x-api-key", "secret-key".parse().unwrap());
+    let resp = handle(
+        req,
+        &Ingest {
+            config: &config,
+            queue: &DownQueue,
+        },
+        NOW,
+    )
+    .await;
+    assert_eq!(resp.status_code, 503);
+}
+
+#[test]
+fn config_validates_keys_and_numbers_without_echoing_secrets() {
+    let raw = RawConfig {
+        events_queue_url: "q".into(),
+        api_keys: Some(" a, b ,,".into()),
+        ..RawConfig::default()
+    };
+    assert_eq!(raw.build().unwrap().api_keys, ["a", "b"]);
+    let bad_key = RawConfig {
+        sendgrid_public_key: Some("c2VjcmV0LXZhbHVl".into()),
+        ..raw.clone()
+    };
+    let err = bad_key.build().unwrap_err().to_string();
+    assert!(
+        err.contains("KAIROS_SENDGRID_PUBLIC_KEY") && !err.contains("c2VjcmV0LXZhbHVl"),
+        "{err}"
+    );
+    let bad_num = RawConfig {
+        max_body_bytes: Some("-3".into()),
+        ..raw
+    };
+    assert!(bad_num
+        .build()
+        .unwrap_err()
+        .to_string()
+        .contains("KAIROS_MAX_BODY_BYTES"));
+    assert!(RawConfig::from_env(|_| None).is_err());
+}
