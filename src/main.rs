@@ -1,1 +1,64 @@
-fn main() {}
+//! `kairos`: the command line. `kairos demo` runs the whole pipeline in one
+//! process on in-memory adapters and prints a readable timeline.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Kairos: real-time segment decisions from behavioural signals.
+#[derive(Debug, Parser)]
+#[command(name = "kairos", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run ingest → evaluate → write-back in memory over a sample event set and
+    /// print the timeline: events, segment entries/exits with explanations, and
+    /// the write-back requests. No AWS account, server or network needed.
+    Demo {
+        /// Rules file (YAML or JSON). Default: the embedded rules/segments.yaml.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Canonical events, one JSON object per line. Default: the embedded
+        /// events/demo/events.jsonl.
+        #[arg(long)]
+        events: Option<PathBuf>,
+    },
+}
+
+fn read(path: &PathBuf) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { rules, events } => {
+            let inputs = (
+                rules.as_ref().map(read).transpose(),
+                events.as_ref().map(read).transpose(),
+            );
+            match inputs {
+                (Ok(rules), Ok(events)) => {
+                    let rules = rules.unwrap_or_else(|| kairos_evaluate::DEFAULT_RULES.to_string());
+                    let events = events.unwrap_or_else(|| kairos::demo::DEFAULT_EVENTS.to_string());
+                    kairos::demo::run(&rules, &events, &mut std::io::stdout().lock())
+                        .await
+                        .map(|_| ())
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kairos: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -39,17 +39,11 @@ pub enum ConfigError {
 impl Config {
     /// Reads the configuration through `var` (usually `std::env::var`).
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let required = |name: &'static str| {
-            var(name)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
+        let required = |name: &'static str| var(name).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name));
         Ok(Config {
             table: required("KAIROS_TABLE")?,
             writeback_queue_url: required("KAIROS_WRITEBACK_QUEUE_URL")?,
-            rules_file: var("KAIROS_RULES_FILE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            rules_file: var("KAIROS_RULES_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
         })
     }
 

@@ -49,18 +49,17 @@ pub struct Evaluator<'a, S, Q> {
 impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     /// Applies a contact's events as of `now`, evaluates its segments, writes
     /// the state and outbox conditionally, then sends and clears the outbox.
-    pub async fn contact(
-        &self,
-        contact: &str,
-        events: &[Event],
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, ContactError> {
+    ///
+    /// With no events this is a sweep: the contact is re-evaluated if its
+    /// `next_change_at` has passed (a window edge or absence deadline), and the
+    /// resulting transitions carry no trigger.
+    pub async fn contact(&self, contact: &str, events: &[Event], now: DateTime<Utc>) -> Result<Outcome, ContactError> {
         for _ in 0..MAX_ATTEMPTS {
             let loaded = self.store.load(contact).await?;
             let expected = loaded.as_ref().map(|r| r.version);
             let mut record = loaded.unwrap_or_default();
             let outcome = self.update(contact, &mut record, events, now);
-            if outcome.applied > 0 {
+            if outcome.version.is_some() {
                 match self.store.save(contact, expected, &record).await {
                     Ok(()) => {}
                     Err(StoreError::Conflict) => continue,
@@ -73,50 +72,39 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         Err(ContactError::Contended)
     }
 
-    /// Applies events and evaluates, in memory; returns what changed.
-    fn update(
-        &self,
-        contact: &str,
-        record: &mut StoredContact,
-        events: &[Event],
-        now: DateTime<Utc>,
-    ) -> Outcome {
+    /// Applies events and, if any applied or a time-based answer is due,
+    /// evaluates, in memory; returns what changed.
+    fn update(&self, contact: &str, record: &mut StoredContact, events: &[Event], now: DateTime<Utc>) -> Outcome {
         let now_secs = now.timestamp();
         let mut trigger: Option<&Event> = None;
         let mut applied = 0;
         for event in events {
-            match record
-                .state
-                .apply(event, &self.rules.signals_for(event), now_secs)
-            {
+            match record.state.apply(event, &self.rules.signals_for(event), now_secs) {
                 Applied::Applied => {
                     applied += 1;
                     if trigger.is_none_or(|t| (event.at, &event.id) > (t.at, &t.id)) {
                         trigger = Some(event);
                     }
                 }
-                Applied::Duplicate => {
-                    tracing::debug!(event_id = %event.id, "duplicate event ignored")
-                }
+                Applied::Duplicate => tracing::debug!(event_id = %event.id, "duplicate event ignored"),
                 Applied::Stale => {
                     tracing::warn!(event_id = %event.id, at = %event.at, "stale event refused: older than the dedupe horizon")
                 }
             }
         }
-        let Some(trigger) = trigger else {
+        let due = record.next_change_at.is_some_and(|t| t <= now_secs);
+        if applied == 0 && !due {
             return Outcome::default();
-        };
+        }
         record.state.compact(now_secs);
         let evaluation = self.rules.evaluate(&record.state, now_secs);
         record.version += 1;
         let transitions = self.transitions(contact, record, &evaluation, trigger, now);
-        record
-            .outbox
-            .extend(transitions.iter().map(Transition::to_json));
+        record.outbox.extend(transitions.iter().map(Transition::to_json));
         record.next_change_at = evaluation.next_change_at;
-        record.expires_at = record
-            .expires_at
-            .max(trigger.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
+        if let Some(t) = trigger {
+            record.expires_at = record.expires_at.max(t.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
+        }
         Outcome {
             applied,
             transitions,
@@ -130,7 +118,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         contact: &str,
         record: &mut StoredContact,
         evaluation: &Evaluation,
-        trigger: &Event,
+        trigger: Option<&Event>,
         now: DateTime<Utc>,
     ) -> Vec<Transition> {
         let old = record.state.members().clone();
@@ -153,10 +141,10 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 rule_version: verdict.rule_version.clone(),
                 state_version: record.version,
                 at: now,
-                trigger: Some(Trigger {
-                    id: trigger.id.clone(),
-                    kind: trigger.kind,
-                    at: trigger.at,
+                trigger: trigger.map(|e| Trigger {
+                    id: e.id.clone(),
+                    kind: e.kind,
+                    at: e.at,
                 }),
                 summary: verdict.explanation.summary(),
                 explanation: json!(verdict.explanation),

@@ -58,10 +58,7 @@ async fn malformed_message_fails_only_itself() {
             "m1",
             &event("e1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z"),
         ),
-        message(
-            "m2",
-            r#"{"id":"e2","contact":"bob","type":"email.teleported"}"#,
-        ),
+        message("m2", r#"{"id":"e2","contact":"bob","type":"email.teleported"}"#),
         message("m3", "not json"),
         message(
             "m4",
@@ -88,10 +85,7 @@ async fn redelivered_batch_changes_nothing() {
     };
     let make = || {
         batch(vec![
-            message(
-                "m1",
-                &event("e1", "ada@x.test", "email.opened", "2026-11-27T10:00:00Z"),
-            ),
+            message("m1", &event("e1", "ada@x.test", "email.opened", "2026-11-27T10:00:00Z")),
             message(
                 "m2",
                 &event("e2", "ada@x.test", "email.clicked", "2026-11-27T10:01:00Z"),
@@ -145,11 +139,7 @@ async fn outbox_survives_a_failed_send_and_is_sent_once_on_retry() {
     let response = handle(make(), &ev, at("2026-11-27T10:00:01Z")).await;
     assert_eq!(failed_ids(&response), ["m1"]);
     let stored = store.load("ada@x.test").await.unwrap().unwrap();
-    assert_eq!(
-        stored.outbox.len(),
-        1,
-        "the transition is kept with the state"
-    );
+    assert_eq!(stored.outbox.len(), 1, "the transition is kept with the state");
 
     queue.down.store(false, Ordering::SeqCst);
     let response = handle(make(), &ev, at("2026-11-27T10:00:30Z")).await;
@@ -157,18 +147,9 @@ async fn outbox_survives_a_failed_send_and_is_sent_once_on_retry() {
     let delivered = sent(&queue.inner);
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].state_version, stored.version);
-    assert!(store
-        .load("ada@x.test")
-        .await
-        .unwrap()
-        .unwrap()
-        .outbox
-        .is_empty());
+    assert!(store.load("ada@x.test").await.unwrap().unwrap().outbox.is_empty());
     handle(make(), &ev, at("2026-11-27T10:01:00Z")).await;
-    assert!(
-        queue.inner.is_empty(),
-        "nothing is sent twice once the outbox is clear"
-    );
+    assert!(queue.inner.is_empty(), "nothing is sent twice once the outbox is clear");
 }
 
 #[tokio::test]
@@ -180,8 +161,7 @@ async fn exits_are_emitted_with_explanations() {
         queue: &queue,
     };
     let pricing = |id: &str, t: &str| {
-        let mut e =
-            kairos_event::Event::from_json(event(id, "u1", "page.viewed", t).as_bytes()).unwrap();
+        let mut e = kairos_event::Event::from_json(event(id, "u1", "page.viewed", t).as_bytes()).unwrap();
         e.url = Some("https://x.test/pricing".into());
         e
     };
@@ -212,19 +192,13 @@ async fn exits_are_emitted_with_explanations() {
     );
     assert_eq!(entered.trigger.as_ref().unwrap().id, "p2");
     let record = store.load("u1").await.unwrap().unwrap();
-    assert_eq!(
-        record.next_change_at,
-        Some(at("2026-11-28T10:00:00Z").timestamp())
-    );
+    assert_eq!(record.next_change_at, Some(at("2026-11-28T10:00:00Z").timestamp()));
 
     let booked: kairos_event::Event = serde_json::from_str(
         r#"{"id":"b1","contact":"u1","type":"track","name":"Demo Booked","at":"2026-11-27T11:00:00Z","source":"api"}"#,
     )
     .unwrap();
-    let out = ev
-        .contact("u1", &[booked], at("2026-11-27T11:00:01Z"))
-        .await
-        .unwrap();
+    let out = ev.contact("u1", &[booked], at("2026-11-27T11:00:01Z")).await.unwrap();
     assert_eq!(out.transitions.len(), 1);
     assert_eq!(out.transitions[0].change, Change::Exited);
     assert_eq!(out.transitions[0].state_version, 2);
@@ -232,8 +206,7 @@ async fn exits_are_emitted_with_explanations() {
 
 #[test]
 fn config_names_the_missing_variable() {
-    let err =
-        Config::from_env(|name| (name == "KAIROS_TABLE").then(|| "t".to_string())).unwrap_err();
+    let err = Config::from_env(|name| (name == "KAIROS_TABLE").then(|| "t".to_string())).unwrap_err();
     assert_eq!(
         err.to_string(),
         "environment variable KAIROS_WRITEBACK_QUEUE_URL is required"
@@ -258,4 +231,29 @@ fn bad_rules_file_is_reported_with_its_path() {
         err.contains("bad.yaml") && err.contains("expected at least one segment"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn passing_time_is_acted_on_by_a_sweep() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let click =
+        kairos_event::Event::from_json(event("c1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z").as_bytes())
+            .unwrap();
+    ev.contact("ada@x.test", &[click], at("2026-11-27T10:00:00Z"))
+        .await
+        .unwrap();
+    let before_due = ev.contact("ada@x.test", &[], at("2026-11-29T09:59:59Z")).await.unwrap();
+    assert_eq!(before_due, Outcome::default(), "nothing is due yet");
+    let swept = ev.contact("ada@x.test", &[], at("2026-11-29T10:00:00Z")).await.unwrap();
+    assert_eq!(swept.transitions.len(), 1);
+    assert_eq!(
+        (swept.transitions[0].segment.as_str(), swept.transitions[0].change),
+        ("engaged-reader", Change::Exited)
+    );
+    assert!(swept.transitions[0].trigger.is_none());
 }

@@ -50,10 +50,7 @@ impl Default for IngestConfig {
 impl std::fmt::Debug for IngestConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestConfig")
-            .field(
-                "api_keys",
-                &format_args!("[{} redacted]", self.api_keys.len()),
-            )
+            .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
             .field("sendgrid_public_key", &self.sendgrid_public_key.is_some())
             .field("max_body_bytes", &self.max_body_bytes)
             .field("replay_window_secs", &self.replay_window_secs)
@@ -82,8 +79,7 @@ impl RawConfig {
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<RawConfig, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         Ok(RawConfig {
-            events_queue_url: get("KAIROS_EVENTS_QUEUE_URL")
-                .ok_or(ConfigError::Missing("KAIROS_EVENTS_QUEUE_URL"))?,
+            events_queue_url: get("KAIROS_EVENTS_QUEUE_URL").ok_or(ConfigError::Missing("KAIROS_EVENTS_QUEUE_URL"))?,
             api_keys: get("KAIROS_API_KEYS"),
             sendgrid_public_key: get("KAIROS_SENDGRID_PUBLIC_KEY"),
             max_body_bytes: get("KAIROS_MAX_BODY_BYTES"),
@@ -101,25 +97,22 @@ impl RawConfig {
             .filter(|k| !k.is_empty())
             .map(str::to_string)
             .collect();
-        let sendgrid_public_key = self
-            .sendgrid_public_key
-            .as_deref()
-            .map(parse_public_key)
-            .transpose()?;
-        let number =
-            |name: &'static str, value: &Option<String>| -> Result<Option<i64>, ConfigError> {
-                value
-                    .as_deref()
-                    .map(|v| {
-                        v.trim().parse::<i64>().ok().filter(|n| *n > 0).ok_or(
-                            ConfigError::Invalid {
-                                name,
-                                reason: "expected a positive integer".into(),
-                            },
-                        )
-                    })
-                    .transpose()
-            };
+        let sendgrid_public_key = self.sendgrid_public_key.as_deref().map(parse_public_key).transpose()?;
+        let number = |name: &'static str, value: &Option<String>| -> Result<Option<i64>, ConfigError> {
+            value
+                .as_deref()
+                .map(|v| {
+                    v.trim()
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(ConfigError::Invalid {
+                            name,
+                            reason: "expected a positive integer".into(),
+                        })
+                })
+                .transpose()
+        };
         let max_body = number("KAIROS_MAX_BODY_BYTES", &self.max_body_bytes)?;
         let window = number("KAIROS_REPLAY_WINDOW_SECS", &self.replay_window_secs)?;
         Ok(IngestConfig {
@@ -139,8 +132,7 @@ pub(crate) fn parse_public_key(text: &str) -> Result<VerifyingKey, ConfigError> 
     };
     let text = text.trim();
     if text.starts_with("-----BEGIN") {
-        return VerifyingKey::from_public_key_pem(text)
-            .map_err(|_| invalid("not a P-256 public key in PEM form"));
+        return VerifyingKey::from_public_key_pem(text).map_err(|_| invalid("not a P-256 public key in PEM form"));
     }
     let der = base64::engine::general_purpose::STANDARD
         .decode(text)

@@ -22,10 +22,7 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> 
             json!({"error": "/v1/events is not configured (no API keys)"}),
         ));
     }
-    let presented = headers
-        .get("x-api-key")
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
+    let presented = headers.get("x-api-key").map(|v| v.as_bytes()).unwrap_or_default();
     if !key_matches(presented, &config.api_keys) {
         tracing::warn!("rejected /v1/events request: missing or unknown x-api-key");
         return Err(unauthorized());
@@ -33,23 +30,21 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> 
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| json_response(400, json!({"error": format!("body is not JSON: {e}")})))?;
     let items = match value {
-        Value::Object(mut map) if map.contains_key("batch") => {
-            match (map.remove("batch"), map.is_empty()) {
-                (Some(Value::Array(items)), true) => items,
-                (Some(Value::Array(_)), false) => {
-                    return Err(json_response(
-                        400,
-                        json!({"error": "a batch request has only the `batch` field"}),
-                    ))
-                }
-                _ => {
-                    return Err(json_response(
-                        400,
-                        json!({"error": "`batch` must be an array of events"}),
-                    ))
-                }
+        Value::Object(mut map) if map.contains_key("batch") => match (map.remove("batch"), map.is_empty()) {
+            (Some(Value::Array(items)), true) => items,
+            (Some(Value::Array(_)), false) => {
+                return Err(json_response(
+                    400,
+                    json!({"error": "a batch request has only the `batch` field"}),
+                ))
             }
-        }
+            _ => {
+                return Err(json_response(
+                    400,
+                    json!({"error": "`batch` must be an array of events"}),
+                ))
+            }
+        },
         single @ Value::Object(_) => vec![single],
         _ => {
             return Err(json_response(

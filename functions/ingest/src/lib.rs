@@ -69,12 +69,7 @@ pub async fn handle<Q: Queue>(
     let method = req.request_context.http.method.clone();
     let route = match path.as_str() {
         "/v1/events" | "/webhooks/sendgrid" => path.as_str(),
-        _ => {
-            return json_response(
-                404,
-                json!({"error": format!("no route for {method} {path}")}),
-            )
-        }
+        _ => return json_response(404, json!({"error": format!("no route for {method} {path}")})),
     };
     if method != Method::POST {
         return json_response(405, json!({"error": format!("{route} accepts POST only")}));
@@ -94,10 +89,7 @@ pub async fn handle<Q: Queue>(
 }
 
 /// The raw body bytes (base64-decoded if API Gateway encoded them), within the limit.
-fn body_bytes(
-    req: &ApiGatewayV2httpRequest,
-    limit: usize,
-) -> Result<Vec<u8>, ApiGatewayV2httpResponse> {
+fn body_bytes(req: &ApiGatewayV2httpRequest, limit: usize) -> Result<Vec<u8>, ApiGatewayV2httpResponse> {
     let text = req.body.as_deref().unwrap_or("");
     let too_large = |n: usize| {
         json_response(
@@ -117,23 +109,14 @@ fn body_bytes(
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| {
-            json_response(
-                400,
-                json!({"error": format!("body is marked base64 but is not: {e}")}),
-            )
-        })?;
+        .map_err(|e| json_response(400, json!({"error": format!("body is marked base64 but is not: {e}")})))?;
     if bytes.len() > limit {
         return Err(too_large(bytes.len()));
     }
     Ok(bytes)
 }
 
-async fn enqueue<Q: Queue>(
-    queue: &Q,
-    events: Vec<Event>,
-    rejected: Vec<Rejected>,
-) -> ApiGatewayV2httpResponse {
+async fn enqueue<Q: Queue>(queue: &Q, events: Vec<Event>, rejected: Vec<Rejected>) -> ApiGatewayV2httpResponse {
     let messages: Vec<Message> = events
         .iter()
         .enumerate()
@@ -145,10 +128,7 @@ async fn enqueue<Q: Queue>(
     if !messages.is_empty() {
         if let Err(err) = queue.send(&messages).await {
             tracing::error!(error = %err, "enqueueing failed; asking the sender to retry");
-            return json_response(
-                503,
-                json!({"error": "could not enqueue events; retry the request"}),
-            );
+            return json_response(503, json!({"error": "could not enqueue events; retry the request"}));
         }
     }
     let accepted = events.len();

@@ -8,10 +8,7 @@ async fn main() -> Result<(), Error> {
     let mut raw = RawConfig::from_env(|name| std::env::var(name).ok())?;
     let aws = aws_config::load_from_env().await;
     let ssm = aws_sdk_ssm::Client::new(&aws);
-    for secret in [&mut raw.api_keys, &mut raw.sendgrid_public_key]
-        .into_iter()
-        .flatten()
-    {
+    for secret in [&mut raw.api_keys, &mut raw.sendgrid_public_key].into_iter().flatten() {
         *secret = resolve_secret(secret, &ssm).await?;
     }
     let config = raw.build()?;

@@ -48,10 +48,7 @@ pub fn verify(
     now: i64,
     window_secs: i64,
 ) -> Result<(), SignatureError> {
-    let ts: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::BadTimestamp)?;
+    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
     if (now - ts).abs() > window_secs {
         return Err(SignatureError::Stale(now - ts));
     }
@@ -62,8 +59,7 @@ pub fn verify(
     let mut message = Vec::with_capacity(timestamp.len() + body.len());
     message.extend_from_slice(timestamp.as_bytes());
     message.extend_from_slice(body);
-    key.verify(&message, &signature)
-        .map_err(|_| SignatureError::Invalid)
+    key.verify(&message, &signature).map_err(|_| SignatureError::Invalid)
 }
 
 type Parsed = Result<(Vec<Event>, Vec<Rejected>), ApiGatewayV2httpResponse>;
@@ -97,12 +93,7 @@ pub(crate) fn receive(headers: &HeaderMap, body: &[u8], config: &IngestConfig, n
                 json!({"error": "expected a JSON array of SendGrid events"}),
             ))
         }
-        Err(e) => {
-            return Err(json_response(
-                400,
-                json!({"error": format!("body is not JSON: {e}")}),
-            ))
-        }
+        Err(e) => return Err(json_response(400, json!({"error": format!("body is not JSON: {e}")}))),
     };
     let mut events = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
@@ -110,10 +101,7 @@ pub(crate) fn receive(headers: &HeaderMap, body: &[u8], config: &IngestConfig, n
         match normalize(item) {
             Ok(event) => events.push(event),
             Err(error) => {
-                let id = item
-                    .get("sg_event_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                let id = item.get("sg_event_id").and_then(Value::as_str).map(str::to_string);
                 rejected.push(Rejected { index, id, error });
             }
         }
@@ -131,9 +119,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
             .ok_or(format!("missing or non-string field `{field}`"))
     };
     let kind_name = required("event")?;
-    let kind = kind_of(&kind_name).ok_or(format!(
-        "field `event`: unknown SendGrid event `{kind_name}`"
-    ))?;
+    let kind = kind_of(&kind_name).ok_or(format!("field `event`: unknown SendGrid event `{kind_name}`"))?;
     let timestamp = obj
         .get("timestamp")
         .and_then(Value::as_i64)
@@ -154,10 +140,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
         name: None,
         at,
         source: "sendgrid".into(),
-        machine: obj
-            .get("sg_machine_open")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        machine: obj.get("sg_machine_open").and_then(Value::as_bool).unwrap_or(false),
         url: text("url"),
         campaign: text("marketing_campaign_name").or_else(|| text("singlesend_name")),
         message_id: text("sg_message_id"),

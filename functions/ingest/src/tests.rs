@@ -7,10 +7,8 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde_json::Value;
 
 const NOW: i64 = 1_795_000_000;
-const VECTOR: &str =
-    include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.json");
-const VECTOR_BODY: &str =
-    include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.body");
+const VECTOR: &str = include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.json");
+const VECTOR_BODY: &str = include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.body");
 
 fn request(path: &str, body: &str) -> ApiGatewayV2httpRequest {
     let mut req = ApiGatewayV2httpRequest::default();
@@ -47,10 +45,8 @@ fn signed(key: &SigningKey, body: &str, ts: i64) -> ApiGatewayV2httpRequest {
     let mut req = request("/webhooks/sendgrid", body);
     let signature: Signature = key.sign(format!("{ts}{body}").as_bytes());
     let b64 = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
-    req.headers.insert(
-        "X-Twilio-Email-Event-Webhook-Signature",
-        b64.parse().unwrap(),
-    );
+    req.headers
+        .insert("X-Twilio-Email-Event-Webhook-Signature", b64.parse().unwrap());
     req.headers.insert(
         "X-Twilio-Email-Event-Webhook-Timestamp",
         ts.to_string().parse().unwrap(),
@@ -62,20 +58,14 @@ fn signed(key: &SigningKey, body: &str, ts: i64) -> ApiGatewayV2httpRequest {
 fn sendgrid_sdk_test_vector_verifies_and_its_negative_case_does_not() {
     let v: Value = serde_json::from_str(VECTOR).unwrap();
     let key = config::parse_public_key(v["public_key_b64_spki_der"].as_str().unwrap()).unwrap();
-    let sig = v["header_X-Twilio-Email-Event-Webhook-Signature"]
-        .as_str()
-        .unwrap();
-    let ts = v["header_X-Twilio-Email-Event-Webhook-Timestamp"]
-        .as_str()
-        .unwrap();
+    let sig = v["header_X-Twilio-Email-Event-Webhook-Signature"].as_str().unwrap();
+    let ts = v["header_X-Twilio-Email-Event-Webhook-Timestamp"].as_str().unwrap();
     let ts_num: i64 = ts.parse().unwrap();
     assert_eq!(
         verify_sendgrid(&key, sig, ts, VECTOR_BODY.as_bytes(), ts_num + 10, 300),
         Ok(())
     );
-    let bad = v["negative_cases"]["bad_signature_one_char_changed"]
-        .as_str()
-        .unwrap();
+    let bad = v["negative_cases"]["bad_signature_one_char_changed"].as_str().unwrap();
     assert_eq!(
         verify_sendgrid(&key, bad, ts, VECTOR_BODY.as_bytes(), ts_num, 300),
         Err(SignatureError::Invalid)
@@ -96,14 +86,8 @@ async fn signed_sendgrid_webhook_is_normalized_and_enqueued() {
     let signing = SigningKey::random(&mut rand::rngs::OsRng);
     let config = config(Some(*signing.verifying_key()));
     let queue = MemoryQueue::default();
-    let open: Value = serde_json::from_str(include_str!(
-        "../../../tests/fixtures/esp/sendgrid_open.json"
-    ))
-    .unwrap();
-    let bounce: Value = serde_json::from_str(include_str!(
-        "../../../tests/fixtures/esp/sendgrid_bounce.json"
-    ))
-    .unwrap();
+    let open: Value = serde_json::from_str(include_str!("../../../tests/fixtures/esp/sendgrid_open.json")).unwrap();
+    let bounce: Value = serde_json::from_str(include_str!("../../../tests/fixtures/esp/sendgrid_bounce.json")).unwrap();
     let body = serde_json::to_string(&[open[0].clone(), bounce[0].clone()]).unwrap();
     let resp = handle(
         signed(&signing, &body, NOW),
@@ -174,8 +158,7 @@ async fn bad_items_are_named_and_good_ones_still_enqueued() {
         {"id":"c","contact":"u1","type":"track","at":"2026-11-27T10:00:00Z","source":"web"},
         {"id":"d","contact":"U2","type":"form.submitted","at":"2026-11-27T10:00:00Z","source":"web"}]}"#;
     let mut req = request("/v1/events", body);
-    req.headers
-        .insert("x-api-key", "secret-key".parse().unwrap());
+    req.headers.insert("x-api-key", "secret-key".parse().unwrap());
     let resp = handle(
         req,
         &Ingest {
@@ -196,10 +179,7 @@ async fn bad_items_are_named_and_good_ones_still_enqueued() {
         .contains("unknown field `colour`"));
     assert_eq!(json["errors"][1]["error"], "missing field `name`");
     assert_eq!(
-        queued(&queue)
-            .iter()
-            .map(|e| e.id.as_str())
-            .collect::<Vec<_>>(),
+        queued(&queue).iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["a", "d"]
     );
 }
@@ -216,18 +196,13 @@ async fn api_key_body_size_and_routes_are_enforced() {
         queue: &queue,
     };
     let mut wrong = request("/v1/events", "{}");
-    wrong
-        .headers
-        .insert("x-api-key", "secret-kez".parse().unwrap());
+    wrong.headers.insert("x-api-key", "secret-kez".parse().unwrap());
     assert_eq!(handle(wrong, &ingest, NOW).await.status_code, 401);
     let mut big = request("/v1/events", &"x".repeat(65));
-    big.headers
-        .insert("x-api-key", "secret-key".parse().unwrap());
+    big.headers.insert("x-api-key", "secret-key".parse().unwrap());
     assert_eq!(handle(big, &ingest, NOW).await.status_code, 413);
     assert_eq!(
-        handle(request("/v2/nothing", "{}"), &ingest, NOW)
-            .await
-            .status_code,
+        handle(request("/v2/nothing", "{}"), &ingest, NOW).await.status_code,
         404
     );
     let mut get = request("/v1/events", "");
@@ -240,13 +215,9 @@ async fn base64_bodies_are_decoded() {
     let config = config(None);
     let queue = MemoryQueue::default();
     let event = r#"{"id":"a","contact":"u1","type":"chat.message","at":"2026-11-27T10:00:00Z","source":"intercom"}"#;
-    let mut req = request(
-        "/v1/events",
-        &base64::engine::general_purpose::STANDARD.encode(event),
-    );
+    let mut req = request("/v1/events", &base64::engine::general_purpose::STANDARD.encode(event));
     req.is_base64_encoded = true;
-    req.headers
-        .insert("x-api-key", "secret-key".parse().unwrap());
+    req.headers.insert("x-api-key", "secret-key".parse().unwrap());
     let resp = handle(
         req,
         &Ingest {
@@ -278,8 +249,7 @@ async fn enqueue_failure_asks_the_sender_to_retry() {
         "/v1/events",
         r#"{"id":"a","contact":"u1","type":"ad.clicked","at":"2026-11-27T10:00:00Z","source":"ads"}"#,
     );
-    req.headers
-        .insert("x-api-key", "secret-key".parse().unwrap());
+    req.headers.insert("x-api-key", "secret-key".parse().unwrap());
     let resp = handle(
         req,
         &Ingest {

@@ -38,8 +38,5 @@ pub trait Destination: Send + Sync {
 
     /// Delivers a batch (a CRM may upsert it in one call); one result per
     /// transition, in order. Retries within the call are the destination's own.
-    fn deliver(
-        &self,
-        batch: &[Transition],
-    ) -> impl Future<Output = Vec<Result<(), DeliveryError>>> + Send;
+    fn deliver(&self, batch: &[Transition]) -> impl Future<Output = Vec<Result<(), DeliveryError>>> + Send;
 }

@@ -21,7 +21,7 @@ mod webhook;
 pub use config::{Config, ConfigError};
 pub use destination::{DeliveryError, Destination};
 pub use retry::{Backoff, RetryPolicy};
-pub use webhook::{sign, WebhookDestination};
+pub use webhook::{envelope, sign, WebhookDestination};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use kairos_event::Transition;
@@ -36,10 +36,7 @@ pub struct Writeback<'a, D, L> {
 }
 
 /// Handles one SQS batch of transitions: returns the ids of the messages to retry.
-pub async fn handle<D: Destination, L: DeliveryLedger>(
-    batch: SqsEvent,
-    wb: &Writeback<'_, D, L>,
-) -> SqsBatchResponse {
+pub async fn handle<D: Destination, L: DeliveryLedger>(batch: SqsEvent, wb: &Writeback<'_, D, L>) -> SqsBatchResponse {
     let mut failed = Vec::new();
     let mut pending: Vec<(String, String, Transition)> = Vec::new();
     for record in batch.records {

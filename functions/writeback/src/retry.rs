@@ -81,10 +81,7 @@ mod tests {
     #[test]
     fn honours_retry_after_up_to_the_cap() {
         let b = Backoff::default();
-        assert_eq!(
-            b.wait(1, Some(Duration::from_secs(3))),
-            Some(Duration::from_secs(3))
-        );
+        assert_eq!(b.wait(1, Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
         assert_eq!(b.wait(1, Some(Duration::from_secs(60))), None);
     }
 }

@@ -30,13 +30,7 @@ async fn serve(receiver: Arc<Receiver>) -> String {
         axum::routing::post(move |headers: HeaderMap, body: String| {
             let r = r.clone();
             async move {
-                let header = |n: &str| {
-                    headers
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string()
-                };
+                let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 let (id, ts) = (header("webhook-id"), header("webhook-timestamp"));
                 let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
                 mac.update(format!("{id}.{ts}.{body}").as_bytes());
@@ -44,26 +38,17 @@ async fn serve(receiver: Arc<Receiver>) -> String {
                     "v1,{}",
                     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
                 );
-                if !header("webhook-signature")
-                    .split(' ')
-                    .any(|s| s == expected)
-                {
+                if !header("webhook-signature").split(' ').any(|s| s == expected) {
                     *r.bad_signatures.lock().unwrap() += 1;
                     return StatusCode::UNAUTHORIZED.into_response();
                 }
-                let (status, retry_after) =
-                    r.script.lock().unwrap().pop_front().unwrap_or((200, None));
+                let (status, retry_after) = r.script.lock().unwrap().pop_front().unwrap_or((200, None));
                 if status == 200 {
-                    r.received
-                        .lock()
-                        .unwrap()
-                        .push(serde_json::from_str(&body).unwrap());
+                    r.received.lock().unwrap().push(serde_json::from_str(&body).unwrap());
                 }
                 let mut response = StatusCode::from_u16(status).unwrap().into_response();
                 if let Some(v) = retry_after {
-                    response
-                        .headers_mut()
-                        .insert("retry-after", v.parse().unwrap());
+                    response.headers_mut().insert("retry-after", v.parse().unwrap());
                 }
                 response
             }
@@ -148,11 +133,7 @@ async fn delivers_signed_and_drops_repeats_and_stale_versions() {
 #[tokio::test]
 async fn retries_429_and_5xx_honouring_retry_after() {
     let receiver = Arc::new(Receiver::default());
-    receiver
-        .script
-        .lock()
-        .unwrap()
-        .extend([(429, Some("1")), (503, None)]);
+    receiver.script.lock().unwrap().extend([(429, Some("1")), (503, None)]);
     let dest = destination(serve(receiver.clone()).await, 3);
     let ledger = MemoryLedger::default();
     let started = Instant::now();
@@ -195,16 +176,10 @@ async fn gives_up_after_the_attempts_and_on_permanent_4xx() {
     )
     .await;
     assert_eq!(failed(&response), ["m1", "m2"]);
-    assert!(
-        receiver.script.lock().unwrap().is_empty(),
-        "m1 tried twice, m2 once"
-    );
+    assert!(receiver.script.lock().unwrap().is_empty(), "m1 tried twice, m2 once");
     // A redelivery (as SQS does) succeeds now and is recorded.
     assert!(failed(&handle(batch(&[("m1", transition("a", 1).to_json())]), &wb).await).is_empty());
-    assert_eq!(
-        ledger.delivered("webhook:ada@example.com:a").await.unwrap(),
-        Some(1)
-    );
+    assert_eq!(ledger.delivered("webhook:ada@example.com:a").await.unwrap(), Some(1));
 }
 
 #[tokio::test]
@@ -220,20 +195,12 @@ async fn unreachable_endpoint_is_retryable() {
 #[test]
 fn config_reads_the_secret_and_names_bad_variables() {
     let env = |pairs: &'static [(&'static str, &'static str)]| {
-        move |n: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| v.to_string())
-        }
+        move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
     };
     let ok = Config::from_env(env(&[
         ("KAIROS_TABLE", "t"),
         ("KAIROS_WEBHOOK_URL", "https://crm.test/hook"),
-        (
-            "KAIROS_WEBHOOK_SECRET",
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        ),
+        ("KAIROS_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
     ]))
     .unwrap();
     assert_eq!(ok.secret_bytes().unwrap().len(), 24);

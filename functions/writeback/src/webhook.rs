@@ -32,6 +32,18 @@ impl<R> std::fmt::Debug for WebhookDestination<R> {
     }
 }
 
+/// The Standard Webhooks message for a transition: its `webhook-id` (stable
+/// across redeliveries, so receivers can dedupe) and its JSON body
+/// `{"type": "segment.entered" | "segment.exited", "timestamp", "data"}`.
+pub fn envelope(t: &Transition) -> (String, String) {
+    let kind = match t.change {
+        Change::Entered => "segment.entered",
+        Change::Exited => "segment.exited",
+    };
+    let body = json!({"type": kind, "timestamp": t.at, "data": t}).to_string();
+    (format!("kairos_{}", t.key()), body)
+}
+
 /// The `webhook-signature` value for one message.
 pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
@@ -54,12 +66,7 @@ impl<R: RetryPolicy> WebhookDestination<R> {
     }
 
     async fn deliver_one(&self, t: &Transition) -> Result<(), DeliveryError> {
-        let kind = match t.change {
-            Change::Entered => "segment.entered",
-            Change::Exited => "segment.exited",
-        };
-        let body = json!({"type": kind, "timestamp": t.at, "data": t}).to_string();
-        let id = format!("kairos_{}", t.key());
+        let (id, body) = envelope(t);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -173,10 +180,7 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -102,9 +102,7 @@ impl Event {
         }
         match (&self.kind, &self.name) {
             (EventType::Track, None) => return Err(EventError::Missing { field: "name" }),
-            (EventType::Track, Some(n)) if n.trim().is_empty() => {
-                return Err(EventError::Empty { field: "name" })
-            }
+            (EventType::Track, Some(n)) if n.trim().is_empty() => return Err(EventError::Empty { field: "name" }),
             _ => {}
         }
         if self.kind.is_email() {

@@ -19,63 +19,57 @@ fn full_event_round_trips() {
 
 #[test]
 fn unknown_field_is_named() {
-    let err = parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s","colour":"red"}"#)
-        .unwrap_err();
+    let err = parse(
+        r#"{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s","colour":"red"}"#,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("unknown field `colour`"), "{err}");
 }
 
 #[test]
 fn unknown_type_is_named() {
-    let err = parse(
-        r#"{"id":"e","contact":"c","type":"page.seen","at":"2026-01-01T00:00:00Z","source":"s"}"#,
-    )
-    .unwrap_err();
+    let err =
+        parse(r#"{"id":"e","contact":"c","type":"page.seen","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap_err();
     assert!(err.to_string().contains("page.seen"), "{err}");
 }
 
 #[test]
 fn missing_required_field_is_named() {
-    let err = parse(r#"{"id":"e","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#)
-        .unwrap_err();
+    let err = parse(r#"{"id":"e","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap_err();
     assert!(err.to_string().contains("missing field `contact`"), "{err}");
 }
 
 #[test]
 fn bad_timestamp_is_rejected() {
-    let err =
-        parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"yesterday","source":"s"}"#)
-            .unwrap_err();
+    let err = parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"yesterday","source":"s"}"#).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("input contains invalid characters")
-            || err.to_string().contains("premature end"),
+        err.to_string().contains("input contains invalid characters") || err.to_string().contains("premature end"),
         "{err}"
     );
 }
 
 #[test]
 fn track_needs_a_name() {
-    let err = parse(
-        r#"{"id":"e","contact":"c","type":"track","at":"2026-01-01T00:00:00Z","source":"s"}"#,
-    )
-    .unwrap_err();
+    let err = parse(r#"{"id":"e","contact":"c","type":"track","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap_err();
     assert_eq!(err, EventError::Missing { field: "name" });
 }
 
 #[test]
 fn empty_id_is_rejected() {
-    let err = parse(
-        r#"{"id":" ","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#,
-    )
-    .unwrap_err();
+    let err =
+        parse(r#"{"id":" ","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap_err();
     assert_eq!(err, EventError::Empty { field: "id" });
 }
 
 #[test]
 fn email_contacts_are_lowercased_but_user_ids_are_not() {
-    let email = parse(r#"{"id":"e","contact":" Ada@Example.COM","type":"email.clicked","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap();
+    let email = parse(
+        r#"{"id":"e","contact":" Ada@Example.COM","type":"email.clicked","at":"2026-01-01T00:00:00Z","source":"s"}"#,
+    )
+    .unwrap();
     assert_eq!(email.contact, "ada@example.com");
-    let user = parse(r#"{"id":"e","contact":"User-AB","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap();
+    let user = parse(r#"{"id":"e","contact":"User-AB","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#)
+        .unwrap();
     assert_eq!(user.contact, "User-AB");
 }
 

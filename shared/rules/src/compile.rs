@@ -57,10 +57,7 @@ impl Compiler {
                 );
             }
             if !ids.insert(def.id.clone()) {
-                self.issue(
-                    &format!("{path}.id"),
-                    format!("duplicate segment id `{}`", def.id),
-                );
+                self.issue(&format!("{path}.id"), format!("duplicate segment id `{}`", def.id));
             }
             if def.name.trim().is_empty() {
                 self.issue(&format!("{path}.name"), "expected a non-empty name");
@@ -100,9 +97,7 @@ impl Compiler {
                     Node::Any(nodes)
                 }
             }
-            Condition::Not(child) => {
-                Node::Not(Box::new(self.condition(child, &format!("{path}.not"))))
-            }
+            Condition::Not(child) => Node::Not(Box::new(self.condition(child, &format!("{path}.not")))),
             Condition::Event(def) => {
                 let path = format!("{path}.event");
                 let matcher = MatcherDef {
@@ -114,11 +109,7 @@ impl Compiler {
                 let signal = self.matcher(&matcher, &path);
                 let window = self.window(&def.within, &format!("{path}.within"));
                 let count = self.count(def.count.as_ref(), &format!("{path}.count"));
-                Node::Count {
-                    signal,
-                    window,
-                    count,
-                }
+                Node::Count { signal, window, count }
             }
             Condition::Last(def) => {
                 let path = format!("{path}.last");
@@ -138,11 +129,7 @@ impl Compiler {
                     }
                 };
                 let window = self.window(text, &format!("{path}.{field}"));
-                Node::Last {
-                    signal,
-                    window,
-                    absent,
-                }
+                Node::Last { signal, window, absent }
             }
             Condition::Trait(map) => {
                 if map.is_empty() {
@@ -150,18 +137,11 @@ impl Compiler {
                 }
                 let checks = map
                     .iter()
-                    .map(|(name, f)| {
-                        (
-                            name.clone(),
-                            self.filter(f, &format!("{path}.trait.{name}")),
-                        )
-                    })
+                    .map(|(name, f)| (name.clone(), self.filter(f, &format!("{path}.trait.{name}"))))
                     .collect();
                 Node::Trait(checks)
             }
-            Condition::Consent(status) => {
-                Node::Consent(self.consent(status, &format!("{path}.consent")))
-            }
+            Condition::Consent(status) => Node::Consent(self.consent(status, &format!("{path}.consent"))),
         }
     }
 
@@ -171,10 +151,7 @@ impl Compiler {
             EventType::Track
         });
         if kind == EventType::Track && def.name.is_none() && def.kind == "track" {
-            self.issue(
-                &format!("{path}.name"),
-                "expected the event name for a `track` event",
-            );
+            self.issue(&format!("{path}.name"), "expected the event name for a `track` event");
         }
         let machine = match def.machine.as_deref() {
             None | Some("exclude") => Machine::Exclude,
@@ -191,12 +168,7 @@ impl Compiler {
         let filters = def
             .filters
             .iter()
-            .map(|(field, f)| {
-                (
-                    field.clone(),
-                    self.filter(f, &format!("{path}.where.{field}")),
-                )
-            })
+            .map(|(field, f)| (field.clone(), self.filter(f, &format!("{path}.where.{field}"))))
             .collect();
         let key = signal_key(def);
         let matcher = Matcher {
@@ -221,10 +193,7 @@ impl Compiler {
         let regex = def.regex.as_ref().and_then(|r| match Regex::new(r) {
             Ok(re) => Some(re),
             Err(e) => {
-                self.issue(
-                    &format!("{path}.regex"),
-                    format!("invalid regular expression: {e}"),
-                );
+                self.issue(&format!("{path}.regex"), format!("invalid regular expression: {e}"));
                 None
             }
         });
@@ -248,7 +217,10 @@ impl Compiler {
             exists: def.exists,
         };
         if *def == FilterDef::default() {
-            self.issue(path, "expected at least one operator: eq, ne, in, contains, starts_with, regex, gt, gte, lt, lte, exists");
+            self.issue(
+                path,
+                "expected at least one operator: eq, ne, in, contains, starts_with, regex, gt, gte, lt, lte, exists",
+            );
         }
         filter
     }
@@ -302,9 +274,7 @@ impl Compiler {
             other => {
                 self.issue(
                     path,
-                    format!(
-                        "expected subscribed, unsubscribed, bounced or complained, found `{other}`"
-                    ),
+                    format!("expected subscribed, unsubscribed, bounced or complained, found `{other}`"),
                 );
                 ConsentStatus::Subscribed
             }

@@ -3,15 +3,9 @@
 /// Parses a window into seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let expected = || {
-        format!(
-            "expected a duration like `30m`, `24h` or `14d` (units s, m, h, d, w), found `{text}`"
-        )
-    };
+    let expected = || format!("expected a duration like `30m`, `24h` or `14d` (units s, m, h, d, w), found `{text}`");
     let n: i64 = digits.parse().map_err(|_| expected())?;
     let unit_secs = match unit {
         "s" => 1,
@@ -52,16 +46,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_the_text() {
-        for bad in [
-            "",
-            "h",
-            "24",
-            "24 hours",
-            "-1h",
-            "0h",
-            "1.5h",
-            "99999999999999999w",
-        ] {
+        for bad in ["", "h", "24", "24 hours", "-1h", "0h", "1.5h", "99999999999999999w"] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("expected"), "{bad}: {err}");
         }

@@ -39,27 +39,24 @@ impl Explanation {
         }
     }
 
-    /// A one-line summary of the leaf conditions: `cond: observed (threshold) ✓`.
+    /// A one-line summary of the leaf conditions: `condition = observed [threshold: yes/no]`.
+    /// Leaves under a `not` read `NOT ...`.
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
-        self.collect_leaves(&mut parts);
+        self.collect_leaves(false, &mut parts);
         parts.join("; ")
     }
 
-    fn collect_leaves(&self, out: &mut Vec<String>) {
+    fn collect_leaves(&self, negated: bool, out: &mut Vec<String>) {
         if self.children.is_empty() {
             let mark = if self.result { "yes" } else { "no" };
-            let observed = self
-                .observed
-                .as_ref()
-                .map_or(String::new(), |v| format!(" = {v}"));
+            let observed = self.observed.as_ref().map_or(String::new(), |v| format!(" = {v}"));
             let threshold = self.threshold.as_deref().unwrap_or("");
-            out.push(format!(
-                "{}{observed} [{threshold}: {mark}]",
-                self.condition
-            ));
+            let not = if negated { "NOT " } else { "" };
+            out.push(format!("{not}{}{observed} [{threshold}: {mark}]", self.condition));
         } else {
-            self.children.iter().for_each(|c| c.collect_leaves(out));
+            let negated = negated != (self.condition == "not");
+            self.children.iter().for_each(|c| c.collect_leaves(negated, out));
         }
     }
 }
@@ -90,10 +87,7 @@ pub struct Evaluation {
 impl Evaluation {
     /// The ids of the segments the contact is a member of.
     pub fn members(&self) -> impl Iterator<Item = &str> {
-        self.verdicts
-            .iter()
-            .filter(|v| v.member)
-            .map(|v| v.segment.as_str())
+        self.verdicts.iter().filter(|v| v.member).map(|v| v.segment.as_str())
     }
 }
 
@@ -125,20 +119,14 @@ impl RuleSet {
         match node {
             Node::All(children) | Node::Any(children) => {
                 let all = matches!(node, Node::All(_));
-                let mut next = None;
-                let children: Vec<Explanation> = children
-                    .iter()
-                    .map(|c| {
-                        let (e, n) = self.node(c, state, now);
-                        next = earliest(next, n);
-                        e
-                    })
-                    .collect();
+                let (children, nexts): (Vec<Explanation>, Vec<Option<i64>>) =
+                    children.iter().map(|c| self.node(c, state, now)).unzip();
                 let result = if all {
                     children.iter().all(|c| c.result)
                 } else {
                     children.iter().any(|c| c.result)
                 };
+                let next = combined_next(all, result, &children, &nexts);
                 let condition = if all { "all of" } else { "any of" }.to_string();
                 (
                     Explanation {
@@ -164,16 +152,8 @@ impl RuleSet {
                     next,
                 )
             }
-            Node::Count {
-                signal,
-                window,
-                count,
-            } => self.count(*signal, *window, count, state, now),
-            Node::Last {
-                signal,
-                window,
-                absent,
-            } => self.last(*signal, *window, *absent, state, now),
+            Node::Count { signal, window, count } => self.count(*signal, *window, count, state, now),
+            Node::Last { signal, window, absent } => self.last(*signal, *window, *absent, state, now),
             Node::Trait(checks) => {
                 let mut leaves: Vec<Explanation> = checks
                     .iter()
@@ -251,10 +231,7 @@ impl RuleSet {
             .collect::<Vec<_>>()
             .join(" and ");
         let condition = format!("{} within {}", self.describe(signal), format_secs(window));
-        (
-            Explanation::leaf(condition, result, json!(observed), threshold),
-            next,
-        )
+        (Explanation::leaf(condition, result, json!(observed), threshold), next)
     }
 
     fn last(
@@ -274,26 +251,32 @@ impl RuleSet {
             .map_or(Value::String("never".into()), |t| {
                 json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             });
-        let threshold = format!(
-            "{}within {}",
-            if absent { "not " } else { "" },
-            format_secs(window)
-        );
+        let threshold = format!("{}within {}", if absent { "not " } else { "" }, format_secs(window));
         let condition = format!("last {}", self.describe(signal));
-        (
-            Explanation::leaf(condition, result, observed, threshold),
-            next,
-        )
+        (Explanation::leaf(condition, result, observed, threshold), next)
     }
 
     fn describe(&self, signal: SignalKey) -> String {
-        self.signals
-            .binary_search_by_key(&signal, |(k, _)| *k)
-            .map_or_else(
-                |_| format!("signal {signal:08x}"),
-                |pos| self.signals[pos].1.to_string(),
-            )
+        self.signals.binary_search_by_key(&signal, |(k, _)| *k).map_or_else(
+            |_| format!("signal {signal:08x}"),
+            |pos| self.signals[pos].1.to_string(),
+        )
     }
+}
+
+/// When an `all`/`any` could next change. If one child flipping flips the
+/// whole (`all` that holds, `any` that does not), that is the earliest child
+/// change. Otherwise every child that decides it (the false ones of an `all`,
+/// the true ones of an `any`) must flip first: no earlier than the latest of
+/// their changes, and never if one of them never changes.
+fn combined_next(all: bool, result: bool, children: &[Explanation], nexts: &[Option<i64>]) -> Option<i64> {
+    if all == result {
+        return nexts.iter().copied().fold(None, earliest);
+    }
+    let deciding = children.iter().zip(nexts).filter(|(c, _)| c.result == result);
+    deciding
+        .map(|(_, n)| *n)
+        .try_fold(i64::MIN, |acc, n| n.map(|n| acc.max(n)))
 }
 
 fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {

@@ -125,11 +125,7 @@ impl RuleSet {
         if !compiler.issues.is_empty() {
             return Err(RulesError::Invalid(compiler.issues));
         }
-        let signals = compiler
-            .signals
-            .into_iter()
-            .map(|(k, (_, m))| (k, m))
-            .collect();
+        let signals = compiler.signals.into_iter().map(|(k, (_, m))| (k, m)).collect();
         Ok(RuleSet { segments, signals })
     }
 

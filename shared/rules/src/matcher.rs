@@ -171,14 +171,8 @@ impl Filter {
                 .starts_with
                 .as_ref()
                 .is_none_or(|s| text.is_some_and(|t| t.starts_with(s.as_str())))
-            && self
-                .regex
-                .as_ref()
-                .is_none_or(|r| text.is_some_and(|t| r.is_match(t)))
-            && self
-                .bounds
-                .iter()
-                .all(|(b, y)| number.is_some_and(|x| b.holds(x, *y)))
+            && self.regex.as_ref().is_none_or(|r| text.is_some_and(|t| r.is_match(t)))
+            && self.bounds.iter().all(|(b, y)| number.is_some_and(|x| b.holds(x, *y)))
     }
 }
 

@@ -8,10 +8,8 @@ const T0: i64 = 1_795_000_000;
 const H: i64 = 3600;
 
 fn rules(body: &str) -> RuleSet {
-    RuleSet::from_yaml(&format!(
-        "segments:\n  - id: s\n    name: S\n    rule:\n{body}"
-    ))
-    .unwrap_or_else(|e| panic!("{e}"))
+    RuleSet::from_yaml(&format!("segments:\n  - id: s\n    name: S\n    rule:\n{body}"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn ev(id: &str, kind: &str, at: i64, extra: serde_json::Value) -> Event {
@@ -37,25 +35,12 @@ fn member(rules: &RuleSet, events: &[Event], now: i64) -> bool {
 
 #[test]
 fn counts_filtered_events_in_a_window() {
-    let r = rules("      event: { type: page.viewed, where: { url: { contains: /pricing } }, count: { gte: 2 }, within: 24h }");
-    let p1 = ev(
-        "1",
-        "page.viewed",
-        T0,
-        json!({"url": "https://x.test/pricing"}),
+    let r = rules(
+        "      event: { type: page.viewed, where: { url: { contains: /pricing } }, count: { gte: 2 }, within: 24h }",
     );
-    let p2 = ev(
-        "2",
-        "page.viewed",
-        T0 + H,
-        json!({"url": "https://x.test/pricing?a=1"}),
-    );
-    let other = ev(
-        "3",
-        "page.viewed",
-        T0 + H,
-        json!({"url": "https://x.test/blog"}),
-    );
+    let p1 = ev("1", "page.viewed", T0, json!({"url": "https://x.test/pricing"}));
+    let p2 = ev("2", "page.viewed", T0 + H, json!({"url": "https://x.test/pricing?a=1"}));
+    let other = ev("3", "page.viewed", T0 + H, json!({"url": "https://x.test/blog"}));
     assert!(!member(&r, &[p1.clone(), other.clone()], T0 + 2 * H));
     assert!(member(&r, &[p1.clone(), p2.clone()], T0 + 2 * H));
     // The first view leaves the window 24h after it happened.
@@ -63,10 +48,7 @@ fn counts_filtered_events_in_a_window() {
     let e = r.evaluate(&state_of(&r, &[p1, p2], T0 + 2 * H), T0 + 2 * H);
     assert_eq!(e.next_change_at, Some(T0 + 24 * H));
     assert_eq!(e.verdicts[0].explanation.observed, Some(json!(2)));
-    assert_eq!(
-        e.verdicts[0].explanation.threshold.as_deref(),
-        Some("count >= 2")
-    );
+    assert_eq!(e.verdicts[0].explanation.threshold.as_deref(), Some("count >= 2"));
 }
 
 #[test]
@@ -100,12 +82,7 @@ fn traits_consent_and_boolean_logic() {
         T0,
         json!({"traits": {"job_title": "VP Marketing", "company_size": 500}}),
     );
-    let form = ev(
-        "2",
-        "form.submitted",
-        T0 + H,
-        json!({"properties": {"form": "trial"}}),
-    );
+    let form = ev("2", "form.submitted", T0 + H, json!({"properties": {"form": "trial"}}));
     let unsub = ev("3", "email.unsubscribed", T0 + 2 * H, json!({}));
     assert!(member(&r, &[who.clone(), form.clone()], T0 + 3 * H));
     assert!(!member(&r, &[who.clone()], T0 + 3 * H));
@@ -115,12 +92,7 @@ fn traits_consent_and_boolean_logic() {
 #[test]
 fn explanation_names_observed_values() {
     let r = rules("      trait: { plan: { eq: pro } }");
-    let who = ev(
-        "1",
-        "contact.identified",
-        T0,
-        json!({"traits": {"plan": "free"}}),
-    );
+    let who = ev("1", "contact.identified", T0, json!({"traits": {"plan": "free"}}));
     let e = r.evaluate(&state_of(&r, &[who], T0), T0);
     assert_eq!(
         e.verdicts[0].explanation.summary(),
@@ -133,9 +105,7 @@ fn same_matcher_shares_one_signal() {
     let r = rules("      any:\n        - event: { type: email.clicked, within: 1d }\n        - last: { type: email.clicked, not_within: 30d }");
     let click = ev("1", "email.clicked", T0, json!({}));
     assert_eq!(r.signals_for(&click).len(), 1);
-    assert!(r
-        .signals_for(&ev("2", "email.opened", T0, json!({})))
-        .is_empty());
+    assert!(r.signals_for(&ev("2", "email.opened", T0, json!({}))).is_empty());
     let _ = EventType::EmailClicked;
 }
 
@@ -173,7 +143,10 @@ segments:
 
 #[test]
 fn structural_errors_name_the_path() {
-    let err = RuleSet::from_yaml("segments:\n  - id: a\n    name: A\n    rule: { event: { type: page.viewed, within: 1h, colour: red } }\n").unwrap_err();
+    let err = RuleSet::from_yaml(
+        "segments:\n  - id: a\n    name: A\n    rule: { event: { type: page.viewed, within: 1h, colour: red } }\n",
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("segments[0].rule"), "{text}");
     assert!(text.contains("unknown field `colour`"), "{text}");
@@ -188,4 +161,18 @@ fn rule_version_changes_with_the_definition_only() {
     assert_ne!(v(&a), v(&b));
     assert_eq!(v(&a), v(&a2));
     assert_eq!(v(&a).len(), 8);
+}
+
+#[test]
+fn next_change_ignores_conditions_that_cannot_flip_the_answer() {
+    // `all` is false because of a trait that never changes by itself: no deadline.
+    let r =
+        rules("      all:\n        - trait: { plan: { eq: pro } }\n        - event: { type: page.viewed, within: 1h }");
+    let view = ev("1", "page.viewed", T0, json!({}));
+    assert_eq!(r.evaluate(&state_of(&r, &[view.clone()], T0), T0).next_change_at, None);
+    // `any` holds through two recent events: it can only end when both have aged out.
+    let r = rules("      any:\n        - event: { type: page.viewed, within: 1h }\n        - event: { type: email.clicked, within: 3h }");
+    let click = ev("2", "email.clicked", T0, json!({}));
+    let e = r.evaluate(&state_of(&r, &[view, click], T0), T0);
+    assert_eq!(e.next_change_at, Some(T0 + 3 * H));
 }

@@ -2,9 +2,7 @@ use kairos_event::{Event, EventType};
 use serde::{Deserialize, Serialize};
 
 /// A contact's subscription state.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentStatus {
     /// Nothing has said otherwise: the contact may be emailed.

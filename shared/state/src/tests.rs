@@ -24,8 +24,7 @@ fn event(id: u32, kind: EventType, at: i64) -> Event {
             .insert("plan".into(), serde_json::json!(format!("p{}", id % 3)));
     }
     if kind == EventType::ConsentChanged {
-        e.properties
-            .insert("status".into(), serde_json::json!("subscribed"));
+        e.properties.insert("status".into(), serde_json::json!("subscribed"));
     }
     e
 }
@@ -108,10 +107,7 @@ fn duplicate_changes_nothing() {
 fn stale_event_is_refused() {
     let mut state = ContactState::default();
     let e = event(1, EventType::EmailOpened, T0);
-    assert_eq!(
-        state.apply(&e, &[3], T0 + DEDUPE_HORIZON_SECS + 1),
-        Applied::Stale
-    );
+    assert_eq!(state.apply(&e, &[3], T0 + DEDUPE_HORIZON_SECS + 1), Applied::Stale);
     assert!(state.signal(3).is_none());
 }
 
@@ -128,16 +124,9 @@ fn consent_is_last_writer_wins_by_event_time() {
 #[test]
 fn traits_keep_the_latest_value() {
     let mut state = ContactState::default();
-    state.apply(
-        &event(2, EventType::ContactIdentified, T0 + 10),
-        &[],
-        T0 + 10,
-    );
+    state.apply(&event(2, EventType::ContactIdentified, T0 + 10), &[], T0 + 10);
     state.apply(&event(1, EventType::ContactIdentified, T0), &[], T0 + 10);
-    assert_eq!(
-        state.trait_value("plan"),
-        Some(&TraitValue::Text("p2".into()))
-    );
+    assert_eq!(state.trait_value("plan"), Some(&TraitValue::Text("p2".into())));
 }
 
 #[test]

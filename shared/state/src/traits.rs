@@ -33,9 +33,8 @@ impl TraitValue {
         match self {
             TraitValue::Null => Value::Null,
             TraitValue::Bool(b) => Value::Bool(*b),
-            TraitValue::Number(n) => {
-                serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
-            }
+            TraitValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::from(*n as i64),
+            TraitValue::Number(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
             TraitValue::Text(s) => Value::String(s.clone()),
             TraitValue::Json(s) => serde_json::from_str(s).unwrap_or(Value::Null),
         }

@@ -63,18 +63,10 @@ fn to_item(contact: &str, record: &StoredContact) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), key("contact", contact));
     item.insert("version".into(), n(record.version));
-    item.insert(
-        "state".into(),
-        AttributeValue::B(Blob::new(record.state.to_bytes())),
-    );
+    item.insert("state".into(), AttributeValue::B(Blob::new(record.state.to_bytes())));
     item.insert("expires_at".into(), n(record.expires_at));
     if !record.outbox.is_empty() {
-        let list = record
-            .outbox
-            .iter()
-            .cloned()
-            .map(AttributeValue::S)
-            .collect();
+        let list = record.outbox.iter().cloned().map(AttributeValue::S).collect();
         item.insert("outbox".into(), AttributeValue::L(list));
     }
     if let Some(t) = record.next_change_at {
@@ -90,9 +82,7 @@ fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
             .parse()
             .map(Some)
             .map_err(|_| StoreError::Corrupt(format!("attribute `{name}` is not an integer"))),
-        Some(_) => Err(StoreError::Corrupt(format!(
-            "attribute `{name}` is not a number"
-        ))),
+        Some(_) => Err(StoreError::Corrupt(format!("attribute `{name}` is not a number"))),
     }
 }
 
@@ -100,32 +90,24 @@ impl TryFrom<&Item> for StoredContact {
     type Error = StoreError;
 
     fn try_from(item: &Item) -> Result<StoredContact, StoreError> {
-        let version = number(item, "version")?
-            .ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
+        let version =
+            number(item, "version")?.ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
         let state = match item.get("state") {
             Some(AttributeValue::B(blob)) => ContactState::from_bytes(blob.as_ref())
                 .map_err(|e| StoreError::Corrupt(format!("attribute `state`: {e}")))?,
-            _ => {
-                return Err(StoreError::Corrupt(
-                    "attribute `state` is missing or not binary".into(),
-                ))
-            }
+            _ => return Err(StoreError::Corrupt("attribute `state` is missing or not binary".into())),
         };
         let outbox = match item.get("outbox") {
             None => Vec::new(),
             Some(AttributeValue::L(list)) => list
                 .iter()
                 .map(|v| {
-                    v.as_s().cloned().map_err(|_| {
-                        StoreError::Corrupt("attribute `outbox` holds a non-string".into())
-                    })
+                    v.as_s()
+                        .cloned()
+                        .map_err(|_| StoreError::Corrupt("attribute `outbox` holds a non-string".into()))
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(StoreError::Corrupt(
-                    "attribute `outbox` is not a list".into(),
-                ))
-            }
+            Some(_) => return Err(StoreError::Corrupt("attribute `outbox` is not a list".into())),
         };
         Ok(StoredContact {
             version: u64::try_from(version)
@@ -152,12 +134,7 @@ impl ContactStore for DynamoContacts {
         out.item().map(StoredContact::try_from).transpose()
     }
 
-    async fn save(
-        &self,
-        contact: &str,
-        expected: Option<u64>,
-        record: &StoredContact,
-    ) -> Result<(), StoreError> {
+    async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
         let request = self
             .client
             .put_item()
@@ -240,8 +217,8 @@ impl DeliveryLedger for DynamoLedger {
         let Some(item) = out.item() else {
             return Ok(None);
         };
-        let version = number(item, "version")?
-            .ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
+        let version =
+            number(item, "version")?.ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
         Ok(Some(u64::try_from(version).map_err(|_| {
             StoreError::Corrupt("attribute `version` is negative".into())
         })?))

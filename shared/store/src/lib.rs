@@ -87,10 +87,7 @@ pub struct Message {
 /// Persistence of contact records with optimistic concurrency.
 pub trait ContactStore: Send + Sync {
     /// Reads a contact's record; `None` if it has none yet.
-    fn load(
-        &self,
-        contact: &str,
-    ) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
+    fn load(&self, contact: &str) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
 
     /// Writes the record if the stored version is still `expected` (`None`: no record).
     fn save(
@@ -101,11 +98,7 @@ pub trait ContactStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Empties the outbox if the record is still at `version`; false if it moved on.
-    fn clear_outbox(
-        &self,
-        contact: &str,
-        version: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn clear_outbox(&self, contact: &str, version: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Sending messages to a queue.
@@ -120,9 +113,5 @@ pub trait DeliveryLedger: Send + Sync {
     fn delivered(&self, key: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Records `version` for `key` unless a higher or equal one is recorded.
-    fn record(
-        &self,
-        key: &str,
-        version: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record(&self, key: &str, version: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -25,12 +25,7 @@ impl ContactStore for MemoryContacts {
         Ok(lock(&self.records).get(contact).cloned())
     }
 
-    async fn save(
-        &self,
-        contact: &str,
-        expected: Option<u64>,
-        record: &StoredContact,
-    ) -> Result<(), StoreError> {
+    async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
         let mut records = lock(&self.records);
         if records.get(contact).map(|r| r.version) != expected {
             return Err(StoreError::Conflict);

@@ -58,10 +58,7 @@ impl SqsQueue {
                 .collect(),
             Err(err) => {
                 let reason = aws_sdk_sqs::error::DisplayErrorContext(&err).to_string();
-                chunk
-                    .iter()
-                    .map(|m| (m.id.clone(), reason.clone()))
-                    .collect()
+                chunk.iter().map(|m| (m.id.clone(), reason.clone())).collect()
             }
         }
     }
@@ -114,15 +111,9 @@ mod tests {
     #[test]
     fn chunks_respect_count_and_size_limits() {
         let many: Vec<Message> = (0..23).map(|i| msg(i, 10)).collect();
-        assert_eq!(
-            chunks(&many).iter().map(|c| c.len()).collect::<Vec<_>>(),
-            [10, 10, 3]
-        );
+        assert_eq!(chunks(&many).iter().map(|c| c.len()).collect::<Vec<_>>(), [10, 10, 3]);
         let big: Vec<Message> = (0..5).map(|i| msg(i, 100 * 1024)).collect();
-        assert_eq!(
-            chunks(&big).iter().map(|c| c.len()).collect::<Vec<_>>(),
-            [2, 2, 1]
-        );
+        assert_eq!(chunks(&big).iter().map(|c| c.len()).collect::<Vec<_>>(), [2, 2, 1]);
         assert!(chunks(&[]).is_empty());
     }
 }

@@ -1,0 +1,330 @@
+//! The embedded default: the three stages in one process on in-memory
+//! adapters, driven through their real handlers, printing a timeline.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::Method;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use kairos_evaluate::Evaluator;
+use kairos_event::{Change, Event, Transition};
+use kairos_ingest::{Ingest, IngestConfig};
+use kairos_rules::RuleSet;
+use kairos_store::{ContactStore, MemoryContacts, MemoryLedger, MemoryQueue, Message};
+use kairos_writeback::{envelope, sign, DeliveryError, Destination, Writeback};
+use std::io::Write;
+use std::sync::Mutex;
+
+/// The sample event set, embedded (`events/demo/events.jsonl`).
+pub const DEFAULT_EVENTS: &str = include_str!("../events/demo/events.jsonl");
+
+const API_KEY: &str = "demo-api-key";
+const CRM_URL: &str = "https://crm.example.test/kairos";
+const WEBHOOK_SECRET: &[u8] = b"demo-webhook-secret";
+/// How far past the last event the demo lets time pass.
+const SWEEP_HORIZON_SECS: i64 = 10 * 86_400;
+
+/// What the demo did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Events accepted by ingest.
+    pub accepted: usize,
+    /// Lines rejected by ingest.
+    pub rejected: usize,
+    /// Accepted events that were already applied (redeliveries).
+    pub duplicates: usize,
+    /// Segment entries and exits.
+    pub transitions: usize,
+    /// Write-back requests made.
+    pub requests: usize,
+}
+
+/// A destination that records the signed request it would send, instead of sending it.
+#[derive(Default)]
+struct PrintDestination {
+    lines: Mutex<Vec<String>>,
+}
+
+impl Destination for PrintDestination {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    async fn deliver(&self, batch: &[Transition]) -> Vec<Result<(), DeliveryError>> {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        for t in batch {
+            let (id, body) = envelope(t);
+            let signature = sign(WEBHOOK_SECRET, &id, t.at.timestamp(), &body);
+            lines.push(format!(
+                "POST {CRM_URL}  webhook-id: {id}  webhook-signature: {}…  ({} bytes)",
+                &signature[..15],
+                body.len()
+            ));
+        }
+        batch.iter().map(|_| Ok(())).collect()
+    }
+}
+
+struct Pipeline<'a> {
+    ingest: Ingest<'a, MemoryQueue>,
+    events: &'a MemoryQueue,
+    evaluator: Evaluator<'a, MemoryContacts, MemoryQueue>,
+    transitions: &'a MemoryQueue,
+    writeback: Writeback<'a, PrintDestination, MemoryLedger>,
+}
+
+/// Runs the demo over a rules file and JSON-lines events, writing the timeline to `out`.
+pub async fn run(rules_text: &str, events_text: &str, out: &mut impl Write) -> Result<Summary, String> {
+    let rules = RuleSet::from_yaml(rules_text).map_err(|e| format!("rules file: {e}"))?;
+    let config = IngestConfig {
+        api_keys: vec![API_KEY.into()],
+        ..IngestConfig::default()
+    };
+    let (events, transitions, store) = (
+        MemoryQueue::default(),
+        MemoryQueue::default(),
+        MemoryContacts::default(),
+    );
+    let (destination, ledger) = (PrintDestination::default(), MemoryLedger::default());
+    let pipeline = Pipeline {
+        ingest: Ingest {
+            config: &config,
+            queue: &events,
+        },
+        events: &events,
+        evaluator: Evaluator {
+            rules: &rules,
+            store: &store,
+            queue: &transitions,
+        },
+        transitions: &transitions,
+        writeback: Writeback {
+            destination: &destination,
+            ledger: &ledger,
+        },
+    };
+    let lines: Vec<(usize, &str)> = events_text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let w = |e: std::io::Error| e.to_string();
+    writeln!(
+        out,
+        "Kairos demo: {} events through ingest → evaluate → write-back, in memory",
+        lines.len()
+    )
+    .map_err(w)?;
+    let segments: Vec<&str> = rules.segments().map(|s| s.id).collect();
+    writeln!(out, "Segments: {}\n", segments.join(", ")).map_err(w)?;
+    let mut summary = Summary::default();
+    let mut clock: Option<DateTime<Utc>> = None;
+    for (line_no, line) in lines {
+        pipeline
+            .event(line_no, line, &mut clock, &mut summary, out)
+            .await
+            .map_err(w)?;
+    }
+    if let Some(end) = clock {
+        writeln!(
+            out,
+            "\n── time passes, no new events: the sweep re-evaluates contacts whose answers are due ──"
+        )
+        .map_err(w)?;
+        pipeline.sweep(&store, end, &mut summary, out).await.map_err(w)?;
+    }
+    writeln!(
+        out,
+        "\n{} events accepted, {} rejected, {} duplicates ignored; {} segment changes; {} write-back requests.",
+        summary.accepted, summary.rejected, summary.duplicates, summary.transitions, summary.requests
+    )
+    .map_err(w)?;
+    Ok(summary)
+}
+
+impl Pipeline<'_> {
+    async fn event(
+        &self,
+        line_no: usize,
+        line: &str,
+        clock: &mut Option<DateTime<Utc>>,
+        summary: &mut Summary,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        let response = kairos_ingest::handle(request(line), &self.ingest, clock.map_or(0, |c| c.timestamp())).await;
+        if response.status_code != 202 {
+            summary.rejected += 1;
+            let reason = match &response.body {
+                Some(Body::Text(t)) => serde_json::from_str::<serde_json::Value>(t)
+                    .ok()
+                    .and_then(|v| v["errors"][0]["error"].as_str().map(str::to_string)),
+                _ => None,
+            };
+            let reason = reason.unwrap_or_else(|| "rejected".into());
+            return writeln!(
+                out,
+                "line {line_no:>2}           ✗ ingest answered {}: {reason}",
+                response.status_code
+            );
+        }
+        for message in self.events.drain() {
+            let Ok(event) = Event::from_json(message.body.as_bytes()) else {
+                continue;
+            };
+            let now = clock.map_or(event.at, |c| c.max(event.at));
+            *clock = Some(now);
+            summary.accepted += 1;
+            writeln!(
+                out,
+                "{}  {:<20} {:<18} {}",
+                when(event.at),
+                event.contact,
+                event.kind.as_str(),
+                details(&event)
+            )?;
+            let before = self
+                .evaluator
+                .store
+                .load(&event.contact)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.version);
+            let response = kairos_evaluate::handle(sqs(&[message]), &self.evaluator, now).await;
+            let after = self
+                .evaluator
+                .store
+                .load(&event.contact)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.version);
+            if !response.batch_item_failures.is_empty() {
+                writeln!(out, "{:21}✗ evaluate failed this message (see logs)", "")?;
+            } else if before == after {
+                summary.duplicates += 1;
+                writeln!(out, "{:21}= already applied (redelivery): nothing changed", "")?;
+            }
+            self.write_back(summary, out).await?;
+        }
+        Ok(())
+    }
+
+    async fn sweep(
+        &self,
+        store: &MemoryContacts,
+        end: DateTime<Utc>,
+        summary: &mut Summary,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        let horizon = end.timestamp() + SWEEP_HORIZON_SECS;
+        loop {
+            let mut due: Option<(i64, String)> = None;
+            for contact in store.contacts() {
+                let next = store.load(&contact).await.ok().flatten().and_then(|r| r.next_change_at);
+                if let Some(t) = next.filter(|t| *t <= horizon) {
+                    if due.as_ref().is_none_or(|(d, _)| t < *d) {
+                        due = Some((t, contact));
+                    }
+                }
+            }
+            let Some((at, contact)) = due else { return Ok(()) };
+            let now = DateTime::from_timestamp(at, 0).unwrap_or(end);
+            writeln!(
+                out,
+                "{}  {:<20} (sweep: a window edge or deadline passed)",
+                when(now),
+                contact
+            )?;
+            if let Err(err) = self.evaluator.contact(&contact, &[], now).await {
+                writeln!(out, "{:21}✗ sweep failed: {err}", "")?;
+                return Ok(());
+            }
+            self.write_back(summary, out).await?;
+        }
+    }
+
+    async fn write_back(&self, summary: &mut Summary, out: &mut impl Write) -> std::io::Result<()> {
+        let messages = self.transitions.drain();
+        for m in &messages {
+            let Ok(t) = serde_json::from_str::<Transition>(&m.body) else {
+                continue;
+            };
+            summary.transitions += 1;
+            let (mark, verb) = match t.change {
+                Change::Entered => ("▶", "ENTERED"),
+                Change::Exited => ("◀", "EXITED "),
+            };
+            writeln!(
+                out,
+                "{:21}{mark} {verb} {}  (rule {}, state v{})",
+                "", t.segment, t.rule_version, t.state_version
+            )?;
+            writeln!(out, "{:23}why: {}", "", t.summary)?;
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let response = kairos_writeback::handle(sqs(&messages), &self.writeback).await;
+        let requests: Vec<String> = self
+            .writeback
+            .destination
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for r in &requests {
+            summary.requests += 1;
+            writeln!(out, "{:23}⇢ {r}", "")?;
+        }
+        for f in response.batch_item_failures {
+            writeln!(out, "{:23}✗ write-back failed message {}", "", f.item_identifier)?;
+        }
+        Ok(())
+    }
+}
+
+fn request(body: &str) -> ApiGatewayV2httpRequest {
+    let mut req = ApiGatewayV2httpRequest::default();
+    req.request_context.http.method = Method::POST;
+    req.raw_path = Some("/v1/events".into());
+    req.headers
+        .insert("x-api-key", aws_lambda_events::http::HeaderValue::from_static(API_KEY));
+    req.body = Some(body.to_string());
+    req
+}
+
+fn sqs(messages: &[Message]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(format!("msg-{i}"));
+            record.body = Some(m.body.clone());
+            record
+        })
+        .collect();
+    event
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn details(e: &Event) -> String {
+    let mut parts = vec![e.source.clone()];
+    parts.extend(e.name.as_ref().map(|n| format!("\"{n}\"")));
+    parts.extend(e.url.as_ref().map(|u| u.to_string()));
+    if e.machine {
+        parts.push("machine open (privacy proxy)".into());
+    }
+    parts.extend(e.traits.iter().map(|(k, v)| format!("{k}={v}")));
+    parts.join("  ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,14 @@
+//! The `kairos` command line's library: the embedded demo.
+//!
+//! Main item: [`demo::run`], which drives the real ingest, evaluate and
+//! write-back handlers over in-memory adapters and writes a timeline.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let mut out = Vec::new();
+//! let summary = kairos::demo::run(kairos_evaluate::DEFAULT_RULES, kairos::demo::DEFAULT_EVENTS, &mut out).await.unwrap();
+//! assert!(summary.transitions > 0);
+//! # });
+//! ```
+
+pub mod demo;
