@@ -1,0 +1,299 @@
+//! End to end over moto server (real DynamoDB and SQS wire protocols) and the
+//! real AWS SDK: signed SendGrid webhook → events queue → evaluate → state and
+//! transition → write-back → a local HTTP server verifying the signed webhook.
+
+mod support;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use kairos_evaluate::Evaluator;
+use kairos_event::Change;
+use kairos_ingest::{Ingest, IngestConfig};
+use kairos_rules::RuleSet;
+use kairos_store::{ContactStore, DynamoContacts, DynamoLedger, SqsQueue};
+use kairos_writeback::{Backoff, WebhookDestination, Writeback};
+use p256::ecdsa::SigningKey;
+use std::time::Duration;
+use support::{ack, apigw_post, infra, moto::Moto, receive, serve_webhook, sign_sendgrid, sqs_event};
+
+const SECRET: &[u8] = b"integration-test-webhook-secret";
+
+fn failed(r: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn sendgrid_open(id: &str, email: &str, ts: i64, machine: bool) -> serde_json::Value {
+    serde_json::json!({"email": email, "timestamp": ts, "event": "open", "sg_machine_open": machine,
+        "sg_event_id": id, "sg_message_id": "m1", "category": "cat facts"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let infra = infra::create(&aws).await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let now = chrono::Utc::now();
+    let ts = now.timestamp();
+
+    // Ingest: a signed SendGrid webhook with three human opens and one machine open.
+    let signing = SigningKey::random(&mut rand::rngs::OsRng);
+    let config = IngestConfig {
+        sendgrid_public_key: Some(*signing.verifying_key()),
+        ..IngestConfig::default()
+    };
+    let events_queue = SqsQueue::new(sqs.clone(), infra.queue("EventsQueue"));
+    let body = serde_json::to_string(&[
+        sendgrid_open("o1", "Ada@Example.com", ts - 3600, false),
+        sendgrid_open("o2", "ada@example.com", ts - 1800, true),
+        sendgrid_open("o3", "ada@example.com", ts - 600, false),
+        sendgrid_open("o4", "ada@example.com", ts - 60, false),
+    ])
+    .unwrap();
+    let mut req = apigw_post("/webhooks/sendgrid", &body);
+    sign_sendgrid(&mut req, &signing, ts);
+    let response = kairos_ingest::handle(
+        req,
+        &Ingest {
+            config: &config,
+            queue: &events_queue,
+        },
+        ts,
+    )
+    .await;
+    assert_eq!(response.status_code, 202);
+
+    // Evaluate: what Lambda's SQS poller would hand the function.
+    let messages = receive(&sqs, infra.queue("EventsQueue"), 4).await;
+    assert_eq!(messages.len(), 4);
+    let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
+    let writeback_queue = SqsQueue::new(sqs.clone(), infra.queue("WritebackQueue"));
+    let evaluator = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &writeback_queue,
+    };
+    let result = kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await;
+    assert!(failed(&result).is_empty());
+    ack(&sqs, infra.queue("EventsQueue"), &messages, &[]).await;
+
+    let record = store.load("ada@example.com").await.unwrap().expect("state stored");
+    assert_eq!(record.version, 1, "one conditional write for the contact's four events");
+    assert!(record.outbox.is_empty(), "outbox cleared after the send");
+    assert!(record.state.members().contains_key("engaged-reader"));
+    let state_bytes = record.state.to_bytes().len();
+    let wcu = store.consumed_write_units();
+    eprintln!("DynamoDB: {wcu} write units consumed for 4 events (state {state_bytes} bytes, outbox cleared in a second write)");
+    assert!(state_bytes < 1024, "state is {state_bytes} bytes");
+
+    // Write-back: to a local server that checks the Standard Webhooks signature.
+    let (url, receiver) = serve_webhook(SECRET).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let destination = WebhookDestination::new(client, url, SECRET.to_vec(), Backoff::default());
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
+    let transitions = receive(&sqs, infra.queue("WritebackQueue"), 1).await;
+    let wb = Writeback {
+        destination: &destination,
+        ledger: &ledger,
+    };
+    let result = kairos_writeback::handle(sqs_event(&transitions), &wb).await;
+    assert!(failed(&result).is_empty());
+    let received = receiver.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["type"], "segment.entered");
+    assert_eq!(received[0]["data"]["segment"], "engaged-reader");
+    assert_eq!(received[0]["data"]["contact"], "ada@example.com");
+    assert!(received[0]["data"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("email.opened within 2d = 3"));
+    assert_eq!(*receiver.bad_signatures.lock().unwrap(), 0);
+
+    // The same transition delivered again (an SQS redelivery) is dropped by the ledger.
+    let again = kairos_writeback::handle(sqs_event(&transitions), &wb).await;
+    assert!(failed(&again).is_empty());
+    assert_eq!(receiver.received.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_batch_twice_changes_nothing() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let infra = infra::create(&aws).await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let events_queue = SqsQueue::new(sqs.clone(), infra.queue("EventsQueue"));
+    let now = chrono::Utc::now();
+    let event = |id: &str, kind: &str| {
+        format!(
+            r#"{{"id":"{id}","contact":"bob@x.test","type":"{kind}","at":"{}","source":"api"}}"#,
+            now.to_rfc3339()
+        )
+    };
+    use kairos_store::{Message, Queue};
+    let bodies = [event("c1", "email.clicked"), event("d1", "email.delivered")];
+    let batch: Vec<Message> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Message {
+            id: i.to_string(),
+            body: b.clone(),
+        })
+        .collect();
+    events_queue.send(&batch).await.unwrap();
+    let messages = receive(&sqs, infra.queue("EventsQueue"), 2).await;
+
+    let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
+    let writeback_queue = SqsQueue::new(sqs.clone(), infra.queue("WritebackQueue"));
+    let evaluator = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &writeback_queue,
+    };
+    assert!(failed(&kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await).is_empty());
+    let first = store.load("bob@x.test").await.unwrap().unwrap();
+    let sent = receive(&sqs, infra.queue("WritebackQueue"), 10).await;
+    assert_eq!(sent.len(), 2, "engaged-reader and gone-quiet entered");
+
+    assert!(failed(&kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await).is_empty());
+    assert_eq!(store.load("bob@x.test").await.unwrap().unwrap(), first);
+    assert!(
+        receive(&sqs, infra.queue("WritebackQueue"), 1).await.is_empty(),
+        "no second transition"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let infra = infra::create(&aws).await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let url = infra.queue("EventsQueue");
+    let now = chrono::Utc::now();
+    let good = format!(
+        r#"{{"id":"g1","contact":"cy@x.test","type":"email.clicked","at":"{}","source":"api"}}"#,
+        now.to_rfc3339()
+    );
+    for body in [
+        good.as_str(),
+        r#"{"id":"b1","contact":"cy@x.test","type":"email.clicked"}"#,
+    ] {
+        sqs.send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
+    let writeback_queue = SqsQueue::new(sqs.clone(), infra.queue("WritebackQueue"));
+    let evaluator = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &writeback_queue,
+    };
+
+    let messages = receive(&sqs, url, 2).await;
+    let result = kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await;
+    let bad_id = messages
+        .iter()
+        .find(|m| m.body().unwrap().contains("b1"))
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_string();
+    let bad_id = bad_id.as_str();
+    assert_eq!(failed(&result), [bad_id]);
+    ack(&sqs, url, &messages, &failed(&result)).await;
+    assert_eq!(
+        store.load("cy@x.test").await.unwrap().unwrap().version,
+        1,
+        "the good event was applied"
+    );
+
+    // Lambda retries the failed message until maxReceiveCount, then SQS moves it
+    // to the DLQ. (Visibility is reset to 0 instead of waiting out the timeout.)
+    let mut failing = messages
+        .into_iter()
+        .filter(|m| m.message_id() == Some(bad_id))
+        .collect::<Vec<_>>();
+    for _ in 0..10 {
+        let Some(m) = failing.first() else { break };
+        sqs.change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        failing = receive(&sqs, url, 1).await;
+        if !failing.is_empty() {
+            let result = kairos_evaluate::handle(sqs_event(&failing), &evaluator, now).await;
+            assert_eq!(failed(&result).len(), 1);
+        }
+    }
+    let dlq = receive(&sqs, infra.queue("EventsDeadLetterQueue"), 1).await;
+    assert_eq!(dlq.len(), 1);
+    assert!(dlq[0].body().unwrap().contains("b1"));
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attrs.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages],
+        "0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_evaluations_of_one_contact_lose_no_event() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let infra = infra::create(&aws).await;
+    let rules = RuleSet::from_yaml(
+        "segments:\n  - id: eight-clicks\n    name: Eight clicks\n    rule: { event: { type: email.clicked, count: { gte: 8 }, within: 1d } }\n",
+    )
+    .unwrap();
+    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), infra.queue("WritebackQueue"));
+    let now = chrono::Utc::now();
+    let evaluator = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let jobs = (0..8).map(|i| {
+        let evaluator = &evaluator;
+        async move {
+            let json = format!(
+                r#"{{"id":"k{i}","contact":"dee@x.test","type":"email.clicked","at":"{}","source":"api"}}"#,
+                now.to_rfc3339()
+            );
+            let event = kairos_event::Event::from_json(json.as_bytes()).unwrap();
+            evaluator.contact("dee@x.test", &[event], now).await
+        }
+    });
+    let outcomes = futures_util::future::join_all(jobs).await;
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    let record = store.load("dee@x.test").await.unwrap().unwrap();
+    assert_eq!(record.version, 8, "eight writes, none lost");
+    let evaluation = rules.evaluate(&record.state, now.timestamp());
+    assert_eq!(evaluation.verdicts[0].explanation.observed, Some(serde_json::json!(8)));
+    let entered: Vec<_> = outcomes
+        .iter()
+        .flat_map(|o| o.as_ref().unwrap().transitions.iter())
+        .collect();
+    assert_eq!(entered.len(), 1, "exactly one evaluation saw the eighth click");
+    assert_eq!(entered[0].change, Change::Entered);
+}

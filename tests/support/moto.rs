@@ -1,0 +1,71 @@
+//! A moto server (the real DynamoDB and SQS wire protocols) on a free loopback
+//! port, stopped when dropped. `make test` installs it into build/venv.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+fn server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("KAIROS_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("build/venv/bin/moto_server")
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let binary = server_binary();
+        assert!(
+            binary.exists(),
+            "moto server not found at {}: run `make test` (it installs moto into build/venv) or set KAIROS_MOTO_SERVER",
+            binary.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto server starts");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not listen on port {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    /// An SDK configuration pointing every client at this server.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto");
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(credentials)
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
