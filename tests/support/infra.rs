@@ -40,7 +40,7 @@ pub async fn create(config: &aws_config::SdkConfig) -> Infra {
     let resources = resources();
     let mut table = None;
     for (name, resource) in &resources {
-        if resource["Type"] == Value::from("AWS::DynamoDB::Table") {
+        if resource["Type"] == "AWS::DynamoDB::Table" {
             table = Some(create_table(config, &text(name), &resource["Properties"]).await);
         }
     }
@@ -96,7 +96,7 @@ async fn create_queues(config: &aws_config::SdkConfig, resources: &serde_norway:
     let client = aws_sdk_sqs::Client::new(config);
     let queues: Vec<(String, &Value)> = resources
         .iter()
-        .filter(|(_, r)| r["Type"] == Value::from("AWS::SQS::Queue"))
+        .filter(|(_, r)| r["Type"] == "AWS::SQS::Queue")
         .map(|(n, r)| (text(n), &r["Properties"]))
         .collect();
     let mut urls = HashMap::new();

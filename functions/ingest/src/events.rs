@@ -1,19 +1,18 @@
 //! `POST /v1/events`: canonical events from users' own sources, with an API key.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::http::HeaderMap;
 use kairos_event::Event;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::response::{json_response, unauthorized, Rejected};
+use crate::response::{json_response, unauthorized, Rejected, Reply};
 use crate::IngestConfig;
 
 /// Most events accepted in one request.
 pub(crate) const MAX_BATCH: usize = 500;
 
-type Parsed = Result<(Vec<Event>, Vec<Rejected>), ApiGatewayV2httpResponse>;
+type Parsed = Result<(Vec<Event>, Vec<Rejected>), Reply>;
 
 pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> Parsed {
     if config.api_keys.is_empty() {

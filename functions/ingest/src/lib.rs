@@ -44,7 +44,7 @@ use aws_lambda_events::http::Method;
 use base64::Engine;
 use kairos_event::Event;
 use kairos_store::{Message, Queue};
-use response::{json_response, Rejected};
+use response::{json_response, Rejected, Reply};
 use serde_json::json;
 
 /// The ingest handler's borrowed dependencies.
@@ -61,35 +61,47 @@ pub async fn handle<Q: Queue>(
     ingest: &Ingest<'_, Q>,
     now: i64,
 ) -> ApiGatewayV2httpResponse {
+    let reply = match route(&req, ingest, now) {
+        Ok((events, rejected)) => enqueue(ingest.queue, events, rejected).await,
+        Err(reply) => reply,
+    };
+    reply.into_response()
+}
+
+/// Checks route, method, size and credentials, then parses: the accepted
+/// events and the rejected items, or the reply that refuses the request.
+fn route<Q>(
+    req: &ApiGatewayV2httpRequest,
+    ingest: &Ingest<'_, Q>,
+    now: i64,
+) -> Result<(Vec<Event>, Vec<Rejected>), Reply> {
     let path = req
         .raw_path
-        .clone()
-        .or_else(|| req.request_context.http.path.clone())
+        .as_deref()
+        .or(req.request_context.http.path.as_deref())
         .unwrap_or_default();
-    let method = req.request_context.http.method.clone();
-    let route = match path.as_str() {
-        "/v1/events" | "/webhooks/sendgrid" => path.as_str(),
-        _ => return json_response(404, json!({"error": format!("no route for {method} {path}")})),
-    };
-    if method != Method::POST {
-        return json_response(405, json!({"error": format!("{route} accepts POST only")}));
+    let method = &req.request_context.http.method;
+    if path != "/v1/events" && path != "/webhooks/sendgrid" {
+        return Err(json_response(
+            404,
+            json!({"error": format!("no route for {method} {path}")}),
+        ));
     }
-    let body = match body_bytes(&req, ingest.config.max_body_bytes) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let parsed = match route {
+    if method != Method::POST {
+        return Err(json_response(
+            405,
+            json!({"error": format!("{path} accepts POST only")}),
+        ));
+    }
+    let body = body_bytes(req, ingest.config.max_body_bytes)?;
+    match path {
         "/v1/events" => events::parse(&req.headers, &body, ingest.config),
         _ => sendgrid::receive(&req.headers, &body, ingest.config, now),
-    };
-    match parsed {
-        Ok((events, rejected)) => enqueue(ingest.queue, events, rejected).await,
-        Err(response) => response,
     }
 }
 
 /// The raw body bytes (base64-decoded if API Gateway encoded them), within the limit.
-fn body_bytes(req: &ApiGatewayV2httpRequest, limit: usize) -> Result<Vec<u8>, ApiGatewayV2httpResponse> {
+fn body_bytes(req: &ApiGatewayV2httpRequest, limit: usize) -> Result<Vec<u8>, Reply> {
     let text = req.body.as_deref().unwrap_or("");
     let too_large = |n: usize| {
         json_response(
@@ -116,7 +128,7 @@ fn body_bytes(req: &ApiGatewayV2httpRequest, limit: usize) -> Result<Vec<u8>, Ap
     Ok(bytes)
 }
 
-async fn enqueue<Q: Queue>(queue: &Q, events: Vec<Event>, rejected: Vec<Rejected>) -> ApiGatewayV2httpResponse {
+async fn enqueue<Q: Queue>(queue: &Q, events: Vec<Event>, rejected: Vec<Rejected>) -> Reply {
     let messages: Vec<Message> = events
         .iter()
         .enumerate()

@@ -4,7 +4,6 @@
 //! the raw body bytes exactly as received; it is checked before the body is
 //! parsed, and the timestamp must be within the replay window.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::http::HeaderMap;
 use base64::Engine;
 use chrono::DateTime;
@@ -13,7 +12,7 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use serde_json::{json, Map, Value};
 
-use crate::response::{json_response, unauthorized, Rejected};
+use crate::response::{json_response, unauthorized, Rejected, Reply};
 use crate::IngestConfig;
 
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
@@ -62,7 +61,7 @@ pub fn verify(
     key.verify(&message, &signature).map_err(|_| SignatureError::Invalid)
 }
 
-type Parsed = Result<(Vec<Event>, Vec<Rejected>), ApiGatewayV2httpResponse>;
+type Parsed = Result<(Vec<Event>, Vec<Rejected>), Reply>;
 
 pub(crate) fn receive(headers: &HeaderMap, body: &[u8], config: &IngestConfig, now: i64) -> Parsed {
     let Some(key) = &config.sendgrid_public_key else {
