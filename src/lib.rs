@@ -1,7 +1,9 @@
 //! The `kairos` command line's library: the embedded demo.
 //!
-//! Main item: [`demo::run`], which drives the real ingest, evaluate and
-//! write-back handlers over in-memory adapters and writes a timeline.
+//! Main items: [`demo::run`], which drives the real ingest, evaluate and
+//! write-back handlers over in-memory adapters and writes a timeline, and
+//! [`local::create`], which creates the template's table and queues on a
+//! local endpoint (moto server).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -12,3 +14,4 @@
 //! ```
 
 pub mod demo;
+pub mod local;

@@ -27,6 +27,23 @@ enum Command {
         #[arg(long)]
         events: Option<PathBuf>,
     },
+    /// Create the table and queues of infra/template.yaml on a local endpoint
+    /// (moto server) and print them as KEY=value lines for the functions'
+    /// environment. Used by `make watch`.
+    LocalInfra {
+        /// The endpoint speaking the DynamoDB and SQS protocols.
+        #[arg(long, default_value = "http://127.0.0.1:5005")]
+        endpoint: String,
+    },
+}
+
+async fn local_infra(endpoint: &str) -> Result<(), String> {
+    let config = kairos::local::sdk_config(endpoint).await;
+    let infra = kairos::local::create(&config).await.map_err(|e| e.to_string())?;
+    println!("KAIROS_TABLE={}", infra.table);
+    println!("KAIROS_EVENTS_QUEUE_URL={}", infra.queue("EventsQueue"));
+    println!("KAIROS_WRITEBACK_QUEUE_URL={}", infra.queue("WritebackQueue"));
+    Ok(())
 }
 
 fn read(path: &PathBuf) -> Result<String, String> {
@@ -53,6 +70,7 @@ async fn main() -> ExitCode {
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
+        Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,3 +96,63 @@ async fn ingest_accepts_the_official_apigw_v2_fixture() {
     assert_eq!(response.status_code, 202);
     assert_eq!(queue.len(), 1);
 }
+
+fn local_env(name: &str) -> String {
+    let env = include_str!("../events/local.env");
+    let line = env
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name} in events/local.env"));
+    line[name.len() + 1..].trim_matches('"').to_string()
+}
+
+#[tokio::test]
+async fn the_sample_payloads_in_events_are_accepted() {
+    let raw = kairos_ingest::RawConfig {
+        events_queue_url: "unused".into(),
+        api_keys: Some(local_env("KAIROS_API_KEYS")),
+        sendgrid_public_key: Some(local_env("KAIROS_SENDGRID_PUBLIC_KEY")),
+        replay_window_secs: Some(local_env("KAIROS_REPLAY_WINDOW_SECS")),
+        ..Default::default()
+    };
+    let config = raw.build().unwrap();
+    let queue = MemoryQueue::default();
+    let now = chrono::Utc::now().timestamp();
+    for (file, expected) in [
+        (include_str!("../events/ingest-sendgrid.json"), 3),
+        (include_str!("../events/ingest-events.json"), 2),
+    ] {
+        let req: ApiGatewayV2httpRequest = serde_json::from_str(file).unwrap();
+        let response = kairos_ingest::handle(
+            req,
+            &Ingest {
+                config: &config,
+                queue: &queue,
+            },
+            now,
+        )
+        .await;
+        assert_eq!(response.status_code, 202, "{:?}", response.body);
+        assert_eq!(queue.drain().len(), expected);
+    }
+
+    let event: SqsEvent = serde_json::from_str(include_str!("../events/evaluate-sqs.json")).unwrap();
+    let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+    let store = MemoryContacts::default();
+    let evaluator = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let at = "2026-11-27T10:05:00Z".parse().unwrap();
+    assert!(kairos_evaluate::handle(event, &evaluator, at)
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(store.contacts(), ["ada@acme.test", "bob@globex.test"]);
+
+    let event: SqsEvent = serde_json::from_str(include_str!("../events/writeback-sqs.json")).unwrap();
+    for record in event.records {
+        serde_json::from_str::<kairos_event::Transition>(record.body.as_deref().unwrap()).unwrap();
+    }
+}

@@ -33,7 +33,7 @@ fn sendgrid_open(id: &str, email: &str, ts: i64, machine: bool) -> serde_json::V
 async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await;
+    let infra = infra::create(&aws).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let now = chrono::Utc::now();
     let ts = now.timestamp();
@@ -125,7 +125,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
 async fn the_same_batch_twice_changes_nothing() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await;
+    let infra = infra::create(&aws).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let events_queue = SqsQueue::new(sqs.clone(), infra.queue("EventsQueue"));
     let now = chrono::Utc::now();
@@ -173,7 +173,7 @@ async fn the_same_batch_twice_changes_nothing() {
 async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await;
+    let infra = infra::create(&aws).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let url = infra.queue("EventsQueue");
     let now = chrono::Utc::now();
@@ -260,7 +260,7 @@ async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
 async fn racing_evaluations_of_one_contact_lose_no_event() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await;
+    let infra = infra::create(&aws).await.unwrap();
     let rules = RuleSet::from_yaml(
         "segments:\n  - id: eight-clicks\n    name: Eight clicks\n    rule: { event: { type: email.clicked, count: { gte: 8 }, within: 1d } }\n",
     )

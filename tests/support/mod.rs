@@ -2,8 +2,9 @@
 //! official Lambda event fixtures, and a local webhook receiver.
 #![allow(dead_code)]
 
-pub mod infra;
 pub mod moto;
+
+pub use kairos::local as infra;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::http::Method;

@@ -53,13 +53,7 @@ impl Moto {
 
     /// An SDK configuration pointing every client at this server.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto");
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(credentials)
-            .load()
-            .await
+        kairos::local::sdk_config(&self.endpoint).await
     }
 }
 

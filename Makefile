@@ -1,0 +1,56 @@
+# Kairos: `make demo` runs the engine in memory; `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+
+VENV := build/venv
+TOOLS := $(VENV)/.installed
+WATCH_PORT := 5005
+export KAIROS_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test lint lint-infra tools build watch clean
+
+## The engine on the embedded default: in memory, no AWS account, no server.
+demo:
+	cargo run --quiet --bin kairos -- demo
+
+## Every test: the template lint, unit tests, and integration tests over moto server.
+test: lint-infra
+	cargo test --workspace --locked
+
+## Formatting and clippy, warnings denied.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## cfn-lint (with the SAM transform) on the deployable template.
+lint-infra: $(TOOLS)
+	cfn-lint infra/template.yaml
+
+## Pinned Python tools (moto, cargo-lambda, cfn-lint) in build/venv.
+tools: $(TOOLS)
+$(TOOLS): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
+build: $(TOOLS)
+	rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback
+	ls -l target/lambda/*/bootstrap
+
+## The Lambda runtime emulator with local endpoints: moto on 127.0.0.1:$(WATCH_PORT)
+## holding the template's table and queues. Invoke with `cargo lambda invoke`.
+watch: $(TOOLS)
+	moto_server -H 127.0.0.1 -p $(WATCH_PORT) > build/moto-watch.log 2>&1 &
+	moto=$$!
+	trap 'kill $$moto' EXIT
+	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(WATCH_PORT)) 2>/dev/null && break; sleep 0.1; done
+	{ cat events/local.env; cargo run --quiet --bin kairos -- local-infra --endpoint http://127.0.0.1:$(WATCH_PORT); } > build/local.env
+	cargo lambda watch --env-file build/local.env
+
+clean:
+	cargo clean
+	rm -rf build

@@ -1,0 +1,188 @@
+//! Local infrastructure: creates the DynamoDB table and SQS queues exactly as
+//! `infra/template.yaml` defines them (key schema, TTL, visibility timeouts,
+//! retention, redrive to the dead-letter queues) on any endpoint that speaks
+//! the AWS protocols, such as moto server. Used by `kairos local-infra` (for
+//! `make watch`) and by the integration tests.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_norway::Value;
+use std::collections::HashMap;
+
+/// The SAM template, embedded.
+pub const TEMPLATE: &str = include_str!("../infra/template.yaml");
+
+/// What was created: the table name and queue URLs by logical resource name
+/// (`EventsQueue`, `EventsDeadLetterQueue`, `WritebackQueue`, ...).
+#[derive(Debug, Clone)]
+pub struct Infra {
+    /// The table's name (its logical name in the template).
+    pub table: String,
+    /// Queue URLs by logical name.
+    pub queues: HashMap<String, String>,
+}
+
+impl Infra {
+    /// The URL of the queue with this logical name, or "" if the template has none.
+    pub fn queue(&self, logical: &str) -> &str {
+        self.queues.get(logical).map_or("", String::as_str)
+    }
+}
+
+/// An SDK configuration for a local endpoint: dummy credentials, `us-east-1`.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "local");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+/// Why the local infrastructure could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("local infra: {0}")]
+pub struct InfraError(String);
+
+fn fail(context: &str) -> impl Fn(String) -> InfraError + '_ {
+    move |e| InfraError(format!("{context}: {e}"))
+}
+
+fn sdk_fail<E: std::error::Error>(context: &str) -> impl Fn(E) -> InfraError + '_ {
+    move |e| InfraError(format!("{context}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+}
+
+fn text(v: &Value) -> Result<String, InfraError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Tagged(t) => text(&t.value),
+        other => Err(InfraError(format!(
+            "expected a scalar in the template, found {other:?}"
+        ))),
+    }
+}
+
+fn list(v: &Value, field: &str) -> Result<Vec<Value>, InfraError> {
+    v[field]
+        .as_sequence()
+        .cloned()
+        .ok_or_else(|| InfraError(format!("template: `{field}` is not a list")))
+}
+
+/// Creates every table and queue of the template through `config`'s endpoint.
+pub async fn create(config: &aws_config::SdkConfig) -> Result<Infra, InfraError> {
+    let template: Value = serde_norway::from_str(TEMPLATE).map_err(|e| fail("template")(e.to_string()))?;
+    let resources = template["Resources"]
+        .as_mapping()
+        .ok_or_else(|| InfraError("template has no Resources".into()))?;
+    let mut table = None;
+    for (name, resource) in resources {
+        if resource["Type"] == Value::from("AWS::DynamoDB::Table") {
+            table = Some(create_table(config, &text(name)?, &resource["Properties"]).await?);
+        }
+    }
+    let queues = create_queues(config, resources).await?;
+    Ok(Infra {
+        table: table.ok_or_else(|| InfraError("template defines no table".into()))?,
+        queues,
+    })
+}
+
+async fn create_table(config: &aws_config::SdkConfig, name: &str, props: &Value) -> Result<String, InfraError> {
+    let client = aws_sdk_dynamodb::Client::new(config);
+    let mut attributes = Vec::new();
+    for a in list(props, "AttributeDefinitions")? {
+        let def = AttributeDefinition::builder()
+            .attribute_name(text(&a["AttributeName"])?)
+            .attribute_type(ScalarAttributeType::from(text(&a["AttributeType"])?.as_str()))
+            .build();
+        attributes.push(def.map_err(sdk_fail("attribute definition"))?);
+    }
+    let mut keys = Vec::new();
+    for k in list(props, "KeySchema")? {
+        let key = KeySchemaElement::builder()
+            .attribute_name(text(&k["AttributeName"])?)
+            .key_type(KeyType::from(text(&k["KeyType"])?.as_str()))
+            .build();
+        keys.push(key.map_err(sdk_fail("key schema"))?);
+    }
+    client
+        .create_table()
+        .table_name(name)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(keys))
+        .billing_mode(BillingMode::from(text(&props["BillingMode"])?.as_str()))
+        .send()
+        .await
+        .map_err(sdk_fail("create table"))?;
+    let ttl = &props["TimeToLiveSpecification"];
+    let spec = TimeToLiveSpecification::builder()
+        .attribute_name(text(&ttl["AttributeName"])?)
+        .enabled(ttl["Enabled"].as_bool().unwrap_or(false))
+        .build()
+        .map_err(sdk_fail("ttl"))?;
+    let ttl = client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(spec);
+    ttl.send().await.map_err(sdk_fail("update ttl"))?;
+    Ok(name.to_string())
+}
+
+async fn create_queues(
+    config: &aws_config::SdkConfig,
+    resources: &serde_norway::Mapping,
+) -> Result<HashMap<String, String>, InfraError> {
+    let client = aws_sdk_sqs::Client::new(config);
+    let mut queues = Vec::new();
+    for (name, resource) in resources {
+        if resource["Type"] == Value::from("AWS::SQS::Queue") {
+            queues.push((text(name)?, &resource["Properties"]));
+        }
+    }
+    // Dead-letter queues first: the others name them in their redrive policy.
+    queues.sort_by_key(|(_, props)| props.get("RedrivePolicy").is_some());
+    let (mut urls, mut arns) = (HashMap::new(), HashMap::new());
+    for (name, props) in queues {
+        let mut request = client.create_queue().queue_name(name.to_lowercase());
+        for (key, attr) in [
+            ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
+            ("MessageRetentionPeriod", QueueAttributeName::MessageRetentionPeriod),
+        ] {
+            if let Some(v) = props.get(key) {
+                request = request.attributes(attr, text(v)?);
+            }
+        }
+        if let Some(redrive) = props.get("RedrivePolicy") {
+            let target = text(&redrive["deadLetterTargetArn"])?;
+            let dlq_arn = arns
+                .get(target.trim_end_matches(".Arn"))
+                .ok_or_else(|| fail("redrive")(target.clone()))?;
+            let max = redrive["maxReceiveCount"]
+                .as_u64()
+                .ok_or_else(|| InfraError("maxReceiveCount".into()))?;
+            let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max});
+            request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        let created = request.send().await.map_err(sdk_fail("create queue"))?;
+        let url = created.queue_url().unwrap_or_default().to_string();
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn);
+        let attrs = attrs.send().await.map_err(sdk_fail("queue arn"))?;
+        let arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        arns.insert(name.clone(), arn);
+        urls.insert(name, url);
+    }
+    Ok(urls)
+}
