@@ -82,7 +82,7 @@ pub async fn create(config: &aws_config::SdkConfig) -> Result<Infra, InfraError>
         .ok_or_else(|| InfraError("template has no Resources".into()))?;
     let mut table = None;
     for (name, resource) in resources {
-        if resource["Type"] == Value::from("AWS::DynamoDB::Table") {
+        if resource["Type"] == "AWS::DynamoDB::Table" {
             table = Some(create_table(config, &text(name)?, &resource["Properties"]).await?);
         }
     }
@@ -141,7 +141,7 @@ async fn create_queues(
     let client = aws_sdk_sqs::Client::new(config);
     let mut queues = Vec::new();
     for (name, resource) in resources {
-        if resource["Type"] == Value::from("AWS::SQS::Queue") {
+        if resource["Type"] == "AWS::SQS::Queue" {
             queues.push((text(name)?, &resource["Properties"]));
         }
     }

@@ -5,6 +5,7 @@
 mod support;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use kairos::local as infra;
 use kairos_evaluate::Evaluator;
 use kairos_event::Change;
 use kairos_ingest::{Ingest, IngestConfig};
@@ -13,7 +14,7 @@ use kairos_store::{ContactStore, DynamoContacts, DynamoLedger, SqsQueue};
 use kairos_writeback::{Backoff, WebhookDestination, Writeback};
 use p256::ecdsa::SigningKey;
 use std::time::Duration;
-use support::{ack, apigw_post, infra, moto::Moto, receive, serve_webhook, sign_sendgrid, sqs_event};
+use support::{ack, apigw_post, moto::Moto, receive, serve_webhook, sign_sendgrid, sqs_event};
 
 const SECRET: &[u8] = b"integration-test-webhook-secret";
 

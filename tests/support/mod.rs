@@ -4,8 +4,6 @@
 
 pub mod moto;
 
-pub use kairos::local as infra;
-
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::http::Method;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};

@@ -257,3 +257,51 @@ async fn passing_time_is_acted_on_by_a_sweep() {
     );
     assert!(swept.transitions[0].trigger.is_none());
 }
+
+/// A typical active contact over 90 days under the example rules: two newsletters
+/// a week (delivered, one human and one machine open), a click and five page views
+/// a week, two pricing views a month. Its state must stay near 1 KB.
+#[tokio::test]
+async fn a_typical_active_contact_stays_within_one_kilobyte() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let start = at("2026-08-01T09:00:00Z");
+    let mut n = 0;
+    let mut largest = 0;
+    for day in 0..90i64 {
+        let mut events = Vec::new();
+        let mut push = |kind: &str, minute: i64, extra: &str| {
+            n += 1;
+            let t = start + chrono::Duration::days(day) + chrono::Duration::minutes(minute);
+            let json = format!(
+                r#"{{"id":"e{n}","contact":"ada@x.test","type":"{kind}","at":"{}","source":"test"{extra}}}"#,
+                t.to_rfc3339()
+            );
+            events.push(kairos_event::Event::from_json(json.as_bytes()).unwrap());
+        };
+        if day % 7 == 1 || day % 7 == 4 {
+            push("email.delivered", 0, "");
+            push("email.opened", 1, r#","machine":true"#);
+            push("email.opened", 90, "");
+        }
+        if day % 7 == 2 {
+            push("email.clicked", 30, "");
+        }
+        if day % 7 < 5 {
+            push("page.viewed", 120, r#","url":"https://x.test/blog""#);
+        }
+        if day % 15 == 3 {
+            push("page.viewed", 125, r#","url":"https://x.test/pricing""#);
+        }
+        let now = start + chrono::Duration::days(day) + chrono::Duration::hours(12);
+        ev.contact("ada@x.test", &events, now).await.unwrap();
+        let size = store.load("ada@x.test").await.unwrap().unwrap().state.to_bytes().len();
+        largest = largest.max(size);
+    }
+    eprintln!("typical active contact: {n} events in 90 days, largest state {largest} bytes");
+    assert!(largest <= 1024, "state grew to {largest} bytes");
+}
