@@ -9,7 +9,7 @@ WATCH_PORT := 5005
 export KAIROS_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra tools build watch clean
+.PHONY: demo test lint lint-infra tools build watch bench clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
@@ -34,6 +34,10 @@ $(TOOLS): requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+## The rules engine's throughput and state size, beside datalogic-rs on the same rules.
+bench:
+	cargo bench -p kairos-rules --bench throughput
 
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)

@@ -231,17 +231,16 @@ impl Pipeline<'_> {
             }
             let Some((at, contact)) = due else { return Ok(()) };
             let now = DateTime::from_timestamp(at, 0).unwrap_or(end);
-            writeln!(
-                out,
-                "{}  {:<20} (sweep: a window edge or deadline passed)",
-                when(now),
-                contact
-            )?;
             if let Err(err) = self.evaluator.contact(&contact, &[], now).await {
                 writeln!(out, "{:21}✗ sweep failed: {err}", "")?;
                 return Ok(());
             }
-            self.write_back(summary, out).await?;
+            // Only sweeps that changed an answer are worth a line.
+            if !self.transitions.is_empty() {
+                let what = "(sweep: a window edge, deadline or decay threshold passed)";
+                writeln!(out, "{}  {:<20} {what}", when(now), contact)?;
+                self.write_back(summary, out).await?;
+            }
         }
     }
 

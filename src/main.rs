@@ -2,6 +2,7 @@
 //! process on in-memory adapters and prints a readable timeline.
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,6 +28,29 @@ enum Command {
         #[arg(long)]
         events: Option<PathBuf>,
     },
+    /// Check or describe a rules file.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Backtest: replay canonical events (JSON lines; any order, duplicates
+    /// allowed) through the engine in memory and print one JSON line per
+    /// contact, sorted by contact: {"contact", "segments", "next_change_at"}.
+    /// Exits 1 if some input lines were not valid events (reported on stderr).
+    Replay {
+        /// The rules file (YAML or JSON).
+        #[arg(long)]
+        rules: PathBuf,
+        /// Canonical events, one JSON object per line.
+        #[arg(long)]
+        events: PathBuf,
+        /// Evaluate as of this time (RFC 3339; default: the latest event's time).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Add each segment's explanation.
+        #[arg(long)]
+        explain: bool,
+    },
     /// Create the table and queues of infra/template.yaml on a local endpoint
     /// (moto server) and print them as KEY=value lines for the functions'
     /// environment. Used by `make watch`.
@@ -35,6 +59,55 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:5005")]
         endpoint: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Compile a rules file: exit 0, or 1 with every problem (segment, field path, what was expected).
+    Validate {
+        /// The rules file (YAML or JSON).
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of rules files, for editor autocompletion.
+    Schema,
+}
+
+fn rules(command: RulesCommand) -> Result<(), String> {
+    match command {
+        RulesCommand::Validate { file } => {
+            let text = read(&file)?;
+            let rules = kairos_rules::RuleSet::from_yaml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("{}: ok, {} segments", file.display(), rules.segments().count());
+            Ok(())
+        }
+        RulesCommand::Schema => {
+            let schema = kairos_rules::RuleSet::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+    }
+}
+
+fn replay(
+    rules: &PathBuf,
+    events: &PathBuf,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    explain: bool,
+) -> Result<(), String> {
+    let rules_text = read(rules)?;
+    let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
+    let out = kairos::replay::replay(&rules, &read(events)?, at, explain);
+    let mut stdout = std::io::stdout().lock();
+    for line in &out.lines {
+        writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
+    }
+    for reason in &out.rejected {
+        eprintln!("kairos: {}: {reason}", events.display());
+    }
+    match out.rejected.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} line(s) of {} were not valid events", events.display())),
+    }
 }
 
 async fn local_infra(endpoint: &str) -> Result<(), String> {
@@ -70,6 +143,13 @@ async fn main() -> ExitCode {
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
+        Command::Rules { command } => rules(command),
+        Command::Replay {
+            rules,
+            events,
+            at,
+            explain,
+        } => replay(&rules, &events, at, explain),
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
     };
     match result {

@@ -113,7 +113,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
     assert!(received[0]["data"]["summary"]
         .as_str()
         .unwrap()
-        .contains("email.opened within 2d = 3"));
+        .contains("velocity email.opened within 2d = {\"baseline_count\":0,\"count\":3"));
     assert_eq!(*receiver.bad_signatures.lock().unwrap(), 0);
 
     // The same transition delivered again (an SQS redelivery) is dropped by the ledger.

@@ -17,12 +17,16 @@ async fn the_sample_story_plays_out() {
     assert_eq!(summary.requests, summary.transitions, "{text}");
     let order = [
         "ENTERED gone-quiet",
+        "ENTERED comparing-vendors",
         "ENTERED pricing-intent",
         "ENTERED cross-channel-hot",
+        "ENTERED sales-ready",
         "ENTERED engaged-reader",
         "EXITED  pricing-intent",
         "EXITED  gone-quiet",
         "time passes",
+        "EXITED  comparing-vendors",
+        "EXITED  sales-ready",
         "EXITED  engaged-reader",
         "EXITED  cross-channel-hot",
     ];

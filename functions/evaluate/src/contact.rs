@@ -1,10 +1,10 @@
 use chrono::{DateTime, Utc};
-use kairos_event::{Change, Event, Transition, Trigger};
-use kairos_rules::{Evaluation, RuleSet};
+use kairos_event::{Event, Transition};
+use kairos_rules::{Delta, RuleSet};
+
+use crate::diff;
 use kairos_state::{Applied, RETENTION_SECS};
 use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact};
-use serde_json::json;
-use std::collections::BTreeMap;
 
 /// How often a contact's read-modify-write is retried after losing a race.
 const MAX_ATTEMPTS: usize = 8;
@@ -77,11 +77,17 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     fn update(&self, contact: &str, record: &mut StoredContact, events: &[Event], now: DateTime<Utc>) -> Outcome {
         let now_secs = now.timestamp();
         let mut trigger: Option<&Event> = None;
+        let mut delta = Delta {
+            previous_next_change: record.next_change_at,
+            ..Delta::default()
+        };
         let mut applied = 0;
         for event in events {
-            match record.state.apply(event, &self.rules.signals_for(event), now_secs) {
+            let signals = self.rules.signals_for(event);
+            match record.state.apply(event, &signals, now_secs) {
                 Applied::Applied => {
                     applied += 1;
+                    delta.record(event, &signals);
                     if trigger.is_none_or(|t| (event.at, &event.id) > (t.at, &t.id)) {
                         trigger = Some(event);
                     }
@@ -93,13 +99,18 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             }
         }
         let due = record.next_change_at.is_some_and(|t| t <= now_secs);
-        if applied == 0 && !due {
+        let rules_changed = record.state.rules_fingerprint() != self.rules.fingerprint();
+        if trigger.is_none() && !due && !rules_changed {
             return Outcome::default();
         }
         record.state.compact(now_secs);
-        let evaluation = self.rules.evaluate(&record.state, now_secs);
+        let evaluation = if rules_changed {
+            self.rules.evaluate(&record.state, now_secs)
+        } else {
+            self.rules.evaluate_delta(&record.state, now_secs, &delta)
+        };
         record.version += 1;
-        let transitions = self.transitions(contact, record, &evaluation, trigger, now);
+        let transitions = diff::apply(self.rules, contact, record, &evaluation, rules_changed, trigger, now);
         record.outbox.extend(transitions.iter().map(Transition::to_json));
         record.next_change_at = evaluation.next_change_at;
         if let Some(t) = trigger {
@@ -110,48 +121,6 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             transitions,
             version: Some(record.version),
         }
-    }
-
-    /// Diffs the new verdicts against the stored memberships and updates them.
-    fn transitions(
-        &self,
-        contact: &str,
-        record: &mut StoredContact,
-        evaluation: &Evaluation,
-        trigger: Option<&Event>,
-        now: DateTime<Utc>,
-    ) -> Vec<Transition> {
-        let old = record.state.members().clone();
-        let mut members = BTreeMap::new();
-        let mut out = Vec::new();
-        for verdict in &evaluation.verdicts {
-            let was = old.get(&verdict.segment).copied();
-            if verdict.member {
-                members.insert(verdict.segment.clone(), was.unwrap_or(now.timestamp()));
-            }
-            let change = match (was.is_some(), verdict.member) {
-                (false, true) => Change::Entered,
-                (true, false) => Change::Exited,
-                _ => continue,
-            };
-            out.push(Transition {
-                contact: contact.to_string(),
-                segment: verdict.segment.clone(),
-                change,
-                rule_version: verdict.rule_version.clone(),
-                state_version: record.version,
-                at: now,
-                trigger: trigger.map(|e| Trigger {
-                    id: e.id.clone(),
-                    kind: e.kind,
-                    at: e.at,
-                }),
-                summary: verdict.explanation.summary(),
-                explanation: json!(verdict.explanation),
-            });
-        }
-        record.state.set_members(members);
-        out
     }
 
     /// Sends the outbox, then clears it if the record has not moved on.

@@ -31,6 +31,7 @@
 
 mod config;
 mod contact;
+mod diff;
 
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator, Outcome};

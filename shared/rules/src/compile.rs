@@ -1,15 +1,17 @@
 //! Validation and compilation of a parsed rules file, collecting every problem.
 
 use kairos_event::EventType;
-use kairos_state::{ConsentStatus, SignalKey, RETENTION_SECS};
+use kairos_state::{ConsentStatus, SignalKey, EXACT_HORIZON_SECS, RETENTION_SECS};
 use regex::Regex;
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::duration::{format_secs, parse_duration};
-use crate::file::{Condition, CountDef, FilterDef, MatcherDef, RulesFile, SegmentDef};
-use crate::matcher::{signal_key, Bound, Filter, Machine, Matcher};
-use crate::{Node, RuleIssue, Segment};
+use crate::file::{
+    BoundsDef, Condition, ConsentDef, CountDef, FilterDef, MatcherDef, RulesFile, ScoreDef, SequenceDef, VelocityDef,
+};
+use crate::graph::{order_segments, Reads};
+use crate::matcher::{signal_key, Age, Bound, Filter, Machine, Matcher};
+use crate::{Node, RuleIssue, Score, Segment};
 
 /// Count comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,17 @@ pub(crate) struct Compiler {
     pub issues: Vec<RuleIssue>,
     pub signals: BTreeMap<SignalKey, (MatcherDef, Matcher)>,
     segment: Option<String>,
+    segment_ids: BTreeMap<String, usize>,
+    score_ids: BTreeMap<String, usize>,
+    /// What the condition being compiled reads.
+    reads: Reads,
+}
+
+/// The compiled file.
+pub(crate) struct Compiled {
+    pub segments: Vec<Segment>,
+    pub scores: Vec<Score>,
+    pub order: Vec<usize>,
 }
 
 impl Compiler {
@@ -30,6 +43,9 @@ impl Compiler {
             issues: Vec::new(),
             signals: BTreeMap::new(),
             segment: None,
+            segment_ids: BTreeMap::new(),
+            score_ids: BTreeMap::new(),
+            reads: Reads::default(),
         }
     }
 
@@ -41,48 +57,107 @@ impl Compiler {
         });
     }
 
-    pub fn file(&mut self, file: &RulesFile) -> Vec<Segment> {
+    pub fn file(&mut self, file: &RulesFile) -> Compiled {
         if file.segments.is_empty() {
             self.issue("segments", "expected at least one segment");
         }
-        let mut ids = BTreeSet::new();
-        let mut out = Vec::new();
+        let scores = file
+            .scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.score(s, &format!("scores[{i}]")))
+            .collect();
+        for (i, def) in file.segments.iter().enumerate() {
+            self.segment = Some(def.id.clone());
+            let path = format!("segments[{i}].id");
+            if !valid_id(&def.id) {
+                self.issue(&path, "expected 1-64 characters of a-z, 0-9, `_` or `-`");
+            }
+            if self.segment_ids.insert(def.id.clone(), i).is_some() {
+                self.issue(&path, format!("duplicate segment id `{}`", def.id));
+            }
+        }
+        let mut segments = Vec::new();
         for (i, def) in file.segments.iter().enumerate() {
             let path = format!("segments[{i}]");
             self.segment = Some(def.id.clone());
-            if !valid_id(&def.id) {
-                self.issue(
-                    &format!("{path}.id"),
-                    "expected 1-64 characters of a-z, 0-9, `_` or `-`",
-                );
-            }
-            if !ids.insert(def.id.clone()) {
-                self.issue(&format!("{path}.id"), format!("duplicate segment id `{}`", def.id));
-            }
             if def.name.trim().is_empty() {
                 self.issue(&format!("{path}.name"), "expected a non-empty name");
             }
+            self.reads = Reads::default();
             let rule = self.condition(&def.rule, &format!("{path}.rule"));
-            out.push(Segment {
+            let reads = std::mem::take(&mut self.reads);
+            segments.push(Segment {
                 id: def.id.clone(),
                 name: def.name.clone(),
                 description: def.description.clone(),
-                version: rule_version(def),
+                version: crate::content_hash(def),
                 rule,
+                reads,
             });
         }
         self.segment = None;
-        out
+        let order = match order_segments(&mut segments) {
+            Ok(order) => order,
+            Err(cycle) => {
+                let path = cycle
+                    .iter()
+                    .map(|i| segments[*i].id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ");
+                self.segment = Some(segments[cycle[0]].id.clone());
+                self.issue(
+                    &format!("segments[{}].rule", cycle[0]),
+                    format!("segment references form a cycle: {path}"),
+                );
+                Vec::new()
+            }
+        };
+        Compiled {
+            segments,
+            scores,
+            order,
+        }
+    }
+
+    fn score(&mut self, def: &ScoreDef, path: &str) -> Score {
+        if !valid_id(&def.id) {
+            self.issue(
+                &format!("{path}.id"),
+                "expected 1-64 characters of a-z, 0-9, `_` or `-`",
+            );
+        }
+        if self.score_ids.insert(def.id.clone(), self.score_ids.len()).is_some() {
+            self.issue(&format!("{path}.id"), format!("duplicate score id `{}`", def.id));
+        }
+        if def.terms.is_empty() {
+            self.issue(&format!("{path}.terms"), "expected at least one term");
+        }
+        let half_life = self.window(&def.half_life, &format!("{path}.half_life"));
+        let terms = def
+            .terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let p = format!("{path}.terms[{i}]");
+                if !t.weight.is_finite() {
+                    self.issue(&format!("{p}.weight"), "expected a finite number");
+                }
+                (self.matcher(&t.event, &format!("{p}.event")), t.weight)
+            })
+            .collect();
+        Score {
+            id: def.id.clone(),
+            half_life,
+            terms,
+        }
     }
 
     fn condition(&mut self, cond: &Condition, path: &str) -> Node {
         match cond {
             Condition::All(children) | Condition::Any(children) => {
-                let key = if matches!(cond, Condition::All(_)) {
-                    "all"
-                } else {
-                    "any"
-                };
+                let all = matches!(cond, Condition::All(_));
+                let key = if all { "all" } else { "any" };
                 if children.is_empty() {
                     self.issue(&format!("{path}.{key}"), "expected at least one condition");
                 }
@@ -91,7 +166,7 @@ impl Compiler {
                     .enumerate()
                     .map(|(i, c)| self.condition(c, &format!("{path}.{key}[{i}]")))
                     .collect();
-                if key == "all" {
+                if all {
                     Node::All(nodes)
                 } else {
                     Node::Any(nodes)
@@ -100,26 +175,15 @@ impl Compiler {
             Condition::Not(child) => Node::Not(Box::new(self.condition(child, &format!("{path}.not")))),
             Condition::Event(def) => {
                 let path = format!("{path}.event");
-                let matcher = MatcherDef {
-                    kind: def.kind.clone(),
-                    name: def.name.clone(),
-                    filters: def.filters.clone(),
-                    machine: def.machine.clone(),
-                };
-                let signal = self.matcher(&matcher, &path);
+                let signal = self.matcher(&def.matcher(), &path);
                 let window = self.window(&def.within, &format!("{path}.within"));
                 let count = self.count(def.count.as_ref(), &format!("{path}.count"));
+                self.reads.timed = true;
                 Node::Count { signal, window, count }
             }
             Condition::Last(def) => {
                 let path = format!("{path}.last");
-                let matcher = MatcherDef {
-                    kind: def.kind.clone(),
-                    name: def.name.clone(),
-                    filters: def.filters.clone(),
-                    machine: def.machine.clone(),
-                };
-                let signal = self.matcher(&matcher, &path);
+                let signal = self.matcher(&def.matcher(), &path);
                 let (text, absent, field) = match (&def.within, &def.not_within) {
                     (Some(w), None) => (w.as_str(), false, "within"),
                     (None, Some(w)) => (w.as_str(), true, "not_within"),
@@ -129,19 +193,124 @@ impl Compiler {
                     }
                 };
                 let window = self.window(text, &format!("{path}.{field}"));
+                self.reads.timed = true;
                 Node::Last { signal, window, absent }
             }
+            Condition::Sequence(def) => self.sequence(def, &format!("{path}.sequence")),
+            Condition::Velocity(def) => self.velocity(def, &format!("{path}.velocity")),
             Condition::Trait(map) => {
                 if map.is_empty() {
                     self.issue(&format!("{path}.trait"), "expected at least one trait name");
                 }
-                let checks = map
+                self.reads.traits = true;
+                let checks: Vec<(String, Filter)> = map
                     .iter()
-                    .map(|(name, f)| (name.clone(), self.filter(f, &format!("{path}.trait.{name}"))))
+                    .map(|(name, f)| (name.clone(), self.filter(f, &format!("{path}.trait.{name}"), true)))
                     .collect();
+                self.reads.timed |= checks.iter().any(|(_, f)| !f.ages.is_empty());
                 Node::Trait(checks)
             }
-            Condition::Consent(status) => Node::Consent(self.consent(status, &format!("{path}.consent"))),
+            Condition::Segment(id) => match self.segment_ids.get(id) {
+                Some(i) => {
+                    self.reads.segments.insert(*i);
+                    Node::Segment(*i)
+                }
+                None => {
+                    self.issue(&format!("{path}.segment"), format!("unknown segment `{id}`"));
+                    Node::All(Vec::new())
+                }
+            },
+            Condition::Score(def) => {
+                let path = format!("{path}.score");
+                let bounds = self.bounds(&def.bounds(), &path);
+                match self.score_ids.get(&def.id) {
+                    Some(i) => {
+                        self.reads.scores.insert(*i);
+                        self.reads.timed = true;
+                        Node::Score { score: *i, bounds }
+                    }
+                    None => {
+                        self.issue(&format!("{path}.id"), format!("unknown score `{}`", def.id));
+                        Node::All(Vec::new())
+                    }
+                }
+            }
+            Condition::Consent(def) => {
+                self.reads.consent = true;
+                let path = format!("{path}.consent");
+                let texts = match def {
+                    ConsentDef::One(s) => vec![s.clone()],
+                    ConsentDef::AnyOf(list) => list.clone(),
+                };
+                if texts.is_empty() {
+                    self.issue(&path, "expected at least one status");
+                }
+                Node::Consent(texts.iter().map(|t| self.consent(t, &path)).collect())
+            }
+        }
+    }
+
+    fn sequence(&mut self, def: &SequenceDef, path: &str) -> Node {
+        if def.steps.len() < 2 {
+            self.issue(&format!("{path}.steps"), "expected at least two steps");
+        }
+        let steps = def
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self.matcher(m, &format!("{path}.steps[{i}]")))
+            .collect();
+        let field = format!("{path}.within");
+        let window = self.window(&def.within, &field);
+        if window > EXACT_HORIZON_SECS {
+            let limit = format_secs(EXACT_HORIZON_SECS);
+            self.issue(
+                &field,
+                format!("a sequence window is at most {limit}: event order is kept for {limit}"),
+            );
+        }
+        self.reads.timed = true;
+        Node::Sequence { steps, window }
+    }
+
+    fn velocity(&mut self, def: &VelocityDef, path: &str) -> Node {
+        let signal = self.matcher(&def.matcher(), path);
+        let window = self.window(&def.within, &format!("{path}.within"));
+        let count = match &def.count {
+            Some(c) => self.count(Some(c), &format!("{path}.count")),
+            None => Vec::new(),
+        };
+        let baseline = def
+            .baseline
+            .as_ref()
+            .map(|b| self.window(b, &format!("{path}.baseline")));
+        let ratio = def
+            .ratio
+            .as_ref()
+            .map(|r| self.bounds(r, &format!("{path}.ratio")))
+            .unwrap_or_default();
+        match (&def.baseline, &def.ratio) {
+            (Some(_), None) => self.issue(&format!("{path}.ratio"), "a `baseline` needs a `ratio`"),
+            (None, Some(_)) => self.issue(&format!("{path}.baseline"), "a `ratio` needs a `baseline` window"),
+            (None, None) if def.count.is_none() => self.issue(path, "expected `count`, or `baseline` with `ratio`"),
+            _ => {}
+        }
+        if let Some(b) = baseline {
+            if window + b > RETENTION_SECS {
+                let limit = format_secs(RETENTION_SECS);
+                self.issue(
+                    &format!("{path}.baseline"),
+                    format!("within + baseline is longer than the state retains ({limit})"),
+                );
+            }
+        }
+        self.reads.timed = true;
+        Node::Velocity {
+            signal,
+            window,
+            baseline: baseline.unwrap_or(0),
+            count,
+            ratio,
         }
     }
 
@@ -158,17 +327,15 @@ impl Compiler {
             Some("include") => Machine::Include,
             Some("only") => Machine::Only,
             Some(other) => {
-                self.issue(
-                    &format!("{path}.machine"),
-                    format!("expected `exclude`, `include` or `only`, found `{other}`"),
-                );
+                let message = format!("expected `exclude`, `include` or `only`, found `{other}`");
+                self.issue(&format!("{path}.machine"), message);
                 Machine::Exclude
             }
         };
         let filters = def
             .filters
             .iter()
-            .map(|(field, f)| (field.clone(), self.filter(f, &format!("{path}.where.{field}"))))
+            .map(|(field, f)| (field.clone(), self.filter(f, &format!("{path}.where.{field}"), false)))
             .collect();
         let key = signal_key(def);
         let matcher = Matcher {
@@ -186,10 +353,11 @@ impl Compiler {
                 self.signals.insert(key, (def.clone(), matcher));
             }
         }
+        self.reads.signals.insert(key);
         key
     }
 
-    fn filter(&mut self, def: &FilterDef, path: &str) -> Filter {
+    fn filter(&mut self, def: &FilterDef, path: &str, traits: bool) -> Filter {
         let regex = def.regex.as_ref().and_then(|r| match Regex::new(r) {
             Ok(re) => Some(re),
             Err(e) => {
@@ -197,16 +365,34 @@ impl Compiler {
                 None
             }
         });
-        let bounds: Vec<(Bound, f64)> = [
-            (Bound::Gt, def.gt),
-            (Bound::Gte, def.gte),
-            (Bound::Lt, def.lt),
-            (Bound::Lte, def.lte),
-        ]
-        .into_iter()
-        .filter_map(|(b, v)| v.map(|v| (b, v)))
-        .collect();
-        let filter = Filter {
+        let bounds = self.bounds(
+            &BoundsDef {
+                gt: def.gt,
+                gte: def.gte,
+                lt: def.lt,
+                lte: def.lte,
+            },
+            path,
+        );
+        let mut ages = Vec::new();
+        for (age, field, text) in [
+            (Age::OlderThan, "older_than", &def.older_than),
+            (Age::NewerThan, "newer_than", &def.newer_than),
+            (Age::WithinNext, "within_next", &def.within_next),
+        ] {
+            let Some(text) = text else { continue };
+            if !traits {
+                self.issue(
+                    &format!("{path}.{field}"),
+                    "relative-time operators apply to traits only",
+                );
+            }
+            ages.push((age, self.duration(text, &format!("{path}.{field}"))));
+        }
+        if *def == FilterDef::default() {
+            self.issue(path, "expected at least one operator: eq, ne, in, contains, starts_with, regex, gt, gte, lt, lte, exists, older_than, newer_than, within_next");
+        }
+        Filter {
             eq: def.eq.clone(),
             ne: def.ne.clone(),
             one_of: def.one_of.clone(),
@@ -215,34 +401,46 @@ impl Compiler {
             regex,
             bounds,
             exists: def.exists,
-        };
-        if *def == FilterDef::default() {
-            self.issue(
-                path,
-                "expected at least one operator: eq, ne, in, contains, starts_with, regex, gt, gte, lt, lte, exists",
-            );
+            ages,
         }
-        filter
+    }
+
+    fn bounds(&mut self, def: &BoundsDef, path: &str) -> Vec<(Bound, f64)> {
+        let given = [
+            (Bound::Gt, def.gt, "gt"),
+            (Bound::Gte, def.gte, "gte"),
+            (Bound::Lt, def.lt, "lt"),
+            (Bound::Lte, def.lte, "lte"),
+        ];
+        let mut out = Vec::new();
+        for (bound, value, field) in given {
+            match value {
+                Some(v) if !v.is_finite() => self.issue(&format!("{path}.{field}"), "expected a finite number"),
+                Some(v) => out.push((bound, v)),
+                None => {}
+            }
+        }
+        out
+    }
+
+    fn duration(&mut self, text: &str, path: &str) -> i64 {
+        parse_duration(text).unwrap_or_else(|e| {
+            self.issue(path, e);
+            1
+        })
     }
 
     fn window(&mut self, text: &str, path: &str) -> i64 {
-        match parse_duration(text) {
-            Ok(secs) if secs > RETENTION_SECS => {
-                self.issue(
-                    path,
-                    format!(
-                        "window `{text}` is longer than the state retains ({})",
-                        format_secs(RETENTION_SECS)
-                    ),
-                );
-                RETENTION_SECS
-            }
-            Ok(secs) => secs,
-            Err(e) => {
-                self.issue(path, e);
-                1
-            }
+        let secs = self.duration(text, path);
+        if secs > RETENTION_SECS {
+            let limit = format_secs(RETENTION_SECS);
+            self.issue(
+                path,
+                format!("window `{text}` is longer than the state retains ({limit})"),
+            );
+            return RETENTION_SECS;
         }
+        secs
     }
 
     fn count(&mut self, def: Option<&CountDef>, path: &str) -> Vec<(CountOp, u64)> {
@@ -272,10 +470,8 @@ impl Compiler {
             "bounced" => ConsentStatus::Bounced,
             "complained" => ConsentStatus::Complained,
             other => {
-                self.issue(
-                    path,
-                    format!("expected subscribed, unsubscribed, bounced or complained, found `{other}`"),
-                );
+                let message = format!("expected subscribed, unsubscribed, bounced or complained, found `{other}`");
+                self.issue(path, message);
                 ConsentStatus::Subscribed
             }
         }
@@ -287,11 +483,4 @@ fn valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// The rule version: the first 8 hex digits of the SHA-256 of the segment's canonical JSON.
-fn rule_version(def: &SegmentDef) -> String {
-    let canonical = serde_json::to_vec(def).expect("segment definitions serialize");
-    let digest = Sha256::digest(&canonical);
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }

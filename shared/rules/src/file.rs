@@ -1,24 +1,29 @@
 //! The rules file as marketers write it (YAML or JSON). Strings that need
 //! checking (event types, durations, regexes) stay strings here so that
 //! validation can report every bad one with its path, not just the first.
+//! The JSON Schema of this shape (`rules.schema.json`) is generated from these types.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A rules file: a list of segments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A rules file: named scores and a list of segments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulesFile {
+    /// Decaying engagement scores, usable in `score` conditions and reported per contact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<ScoreDef>,
     /// The segments, evaluated for every contact.
     pub segments: Vec<SegmentDef>,
 }
 
 /// One segment: an id, a human name and description, and a condition tree.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentDef {
-    /// Stable id, used in transitions and by the CRM (`[a-z0-9_-]+`).
+    /// Stable id, used in transitions and by the CRM (`[a-z0-9_-]{1,64}`).
     pub id: String,
     /// Human name.
     pub name: String,
@@ -29,8 +34,30 @@ pub struct SegmentDef {
     pub rule: Condition,
 }
 
+/// A weighted sum of signal occurrences, each decaying with a half-life.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreDef {
+    /// Stable id (`[a-z0-9_-]{1,64}`).
+    pub id: String,
+    /// After this long an occurrence counts half (`7d`).
+    pub half_life: String,
+    /// What counts, and how much.
+    pub terms: Vec<TermDef>,
+}
+
+/// One term of a score: each matching event adds `weight`, decaying.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TermDef {
+    /// Which events.
+    pub event: MatcherDef,
+    /// Points per occurrence (negative to subtract).
+    pub weight: f64,
+}
+
 /// A condition: one key naming its kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// Every child holds.
@@ -43,14 +70,22 @@ pub enum Condition {
     Event(EventDef),
     /// Recency or absence of matching events.
     Last(LastDef),
+    /// Matching events that happened in this order within a window.
+    Sequence(SequenceDef),
+    /// A count in a short window against a threshold or the earlier baseline rate.
+    Velocity(VelocityDef),
     /// Comparisons on contact traits: trait name → filter.
     Trait(BTreeMap<String, FilterDef>),
-    /// The contact's subscription state is this one.
-    Consent(String),
+    /// Membership of another segment (by id).
+    Segment(String),
+    /// A named score against bounds.
+    Score(ScoreBoundDef),
+    /// The contact's subscription state is this one (or one of these).
+    Consent(ConsentDef),
 }
 
 /// Which events a condition counts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatcherDef {
     /// The canonical event type (`page.viewed`, `email.opened`, ...).
@@ -59,7 +94,7 @@ pub struct MatcherDef {
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Filters on `url`, `campaign`, `source`, `message_id` or any property.
+    /// Filters on `url`, `campaign`, `source`, `message_id`, `name` or any property.
     #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
@@ -68,7 +103,7 @@ pub struct MatcherDef {
 }
 
 /// `event`: count matching events within a rolling window.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventDef {
     /// The event type.
@@ -91,7 +126,7 @@ pub struct EventDef {
 }
 
 /// `last`: when a matching event last happened.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LastDef {
     /// The event type.
@@ -114,8 +149,110 @@ pub struct LastDef {
     pub not_within: Option<String>,
 }
 
+/// `sequence`: one occurrence of each step, in this order, within the window;
+/// other events may come between.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceDef {
+    /// The steps, in order.
+    pub steps: Vec<MatcherDef>,
+    /// The window the whole sequence must fit in (at most 48h).
+    pub within: String,
+}
+
+/// `velocity`: the count in a short window, against an absolute threshold
+/// (`count`) and/or against the rate of the `baseline` window before it (`ratio`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityDef {
+    /// The event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `track` events: the event name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Filters on fields and properties.
+    #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
+    pub filters: BTreeMap<String, FilterDef>,
+    /// Machine-generated opens: `exclude` (default), `include` or `only`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// The short window, ending now.
+    pub within: String,
+    /// Absolute bounds on the count in the short window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<CountDef>,
+    /// The baseline window, just before the short one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// Bounds on rate(short) / rate(baseline); with no baseline events the ratio is
+    /// infinite if there are short-window events, else 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<BoundsDef>,
+}
+
+/// `score`: a named score against bounds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreBoundDef {
+    /// The score's id (from `scores`).
+    pub id: String,
+    /// More than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt: Option<f64>,
+    /// At least.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gte: Option<f64>,
+    /// Less than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<f64>,
+    /// At most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lte: Option<f64>,
+}
+
+impl ScoreBoundDef {
+    /// The bounds part.
+    pub fn bounds(&self) -> BoundsDef {
+        BoundsDef {
+            gt: self.gt,
+            gte: self.gte,
+            lt: self.lt,
+            lte: self.lte,
+        }
+    }
+}
+
+/// Numeric bounds; every given one must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoundsDef {
+    /// More than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt: Option<f64>,
+    /// At least.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gte: Option<f64>,
+    /// Less than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<f64>,
+    /// At most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lte: Option<f64>,
+}
+
+/// `consent`: one status, or a list of accepted ones.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConsentDef {
+    /// `subscribed`, `unsubscribed`, `bounced` or `complained`.
+    One(String),
+    /// Any of these.
+    AnyOf(Vec<String>),
+}
+
 /// A count comparison; every given bound must hold.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountDef {
     /// Count equals.
@@ -136,7 +273,7 @@ pub struct CountDef {
 }
 
 /// Comparisons on one value; every given operator must hold.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterDef {
     /// Equals (strings exactly, numbers numerically).
@@ -172,4 +309,48 @@ pub struct FilterDef {
     /// Present (true) or absent (false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exists: Option<bool>,
+    /// Traits only: a timestamp (RFC 3339 or unix seconds) at least this long ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older_than: Option<String>,
+    /// Traits only: a timestamp less than this long ago (and not in the future).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_than: Option<String>,
+    /// Traits only: a timestamp from now to less than this long ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_next: Option<String>,
+}
+
+impl EventDef {
+    /// The matcher part.
+    pub fn matcher(&self) -> MatcherDef {
+        matcher(&self.kind, &self.name, &self.filters, &self.machine)
+    }
+}
+
+impl LastDef {
+    /// The matcher part.
+    pub fn matcher(&self) -> MatcherDef {
+        matcher(&self.kind, &self.name, &self.filters, &self.machine)
+    }
+}
+
+impl VelocityDef {
+    /// The matcher part.
+    pub fn matcher(&self) -> MatcherDef {
+        matcher(&self.kind, &self.name, &self.filters, &self.machine)
+    }
+}
+
+fn matcher(
+    kind: &str,
+    name: &Option<String>,
+    filters: &BTreeMap<String, FilterDef>,
+    machine: &Option<String>,
+) -> MatcherDef {
+    MatcherDef {
+        kind: kind.to_string(),
+        name: name.clone(),
+        filters: filters.clone(),
+        machine: machine.clone(),
+    }
 }

@@ -33,24 +33,36 @@ mod duration;
 mod error;
 mod eval;
 mod file;
+mod graph;
 mod matcher;
+mod score;
 
 pub use duration::{format_secs, parse_duration};
 pub use error::{RuleIssue, RulesError};
-pub use eval::{Evaluation, Explanation, Verdict};
-pub use file::{Condition, CountDef, EventDef, FilterDef, LastDef, RulesFile, SegmentDef};
+pub use eval::{Delta, Evaluation, Explanation, Verdict};
+pub use file::{
+    BoundsDef, Condition, ConsentDef, CountDef, EventDef, FilterDef, LastDef, MatcherDef, RulesFile, ScoreBoundDef,
+    ScoreDef, SegmentDef, SequenceDef, TermDef, VelocityDef,
+};
 
 use compile::{Compiler, CountOp};
+use graph::Reads;
 use kairos_event::Event;
 use kairos_state::{ConsentStatus, SignalKey};
-use matcher::{Filter, Matcher};
+use matcher::{Bound, Filter, Matcher};
+use score::Score;
+use sha2::{Digest, Sha256};
 
 /// A compiled rules file: immutable, cheap to share across threads.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     segments: Vec<Segment>,
-    /// Every signal the segments read, sorted by key.
+    scores: Vec<Score>,
+    /// Segment indexes, referenced segments before those that use them.
+    order: Vec<usize>,
+    /// Every signal the segments and scores read, sorted by key.
     signals: Vec<(SignalKey, Matcher)>,
+    fingerprint: u32,
 }
 
 /// A compiled segment.
@@ -61,6 +73,8 @@ pub(crate) struct Segment {
     pub description: String,
     pub version: String,
     pub rule: Node,
+    /// What its answer depends on, transitively.
+    pub reads: Reads,
 }
 
 /// A compiled condition.
@@ -79,8 +93,24 @@ pub(crate) enum Node {
         window: i64,
         absent: bool,
     },
+    Sequence {
+        steps: Vec<SignalKey>,
+        window: i64,
+    },
+    Velocity {
+        signal: SignalKey,
+        window: i64,
+        baseline: i64,
+        count: Vec<(CountOp, u64)>,
+        ratio: Vec<(Bound, f64)>,
+    },
     Trait(Vec<(String, Filter)>),
-    Consent(ConsentStatus),
+    Segment(usize),
+    Score {
+        score: usize,
+        bounds: Vec<(Bound, f64)>,
+    },
+    Consent(Vec<ConsentStatus>),
 }
 
 /// Public facts about one compiled segment.
@@ -100,20 +130,18 @@ impl RuleSet {
     /// Parses, validates and compiles a rules file (YAML; JSON is valid YAML).
     pub fn from_yaml(text: &str) -> Result<RuleSet, RulesError> {
         // Through a JSON value, so YAML and JSON files read exactly alike.
-        let value: serde_json::Value = serde_norway::from_str(text).map_err(|e| {
-            RulesError::Syntax(RuleIssue {
-                segment: None,
-                path: "(file)".into(),
-                message: e.to_string(),
-            })
-        })?;
-        let file: RulesFile = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
+        let syntax = |path: String, message: String| {
             RulesError::Syntax(RuleIssue {
                 segment: None,
                 path,
-                message: e.into_inner().to_string(),
+                message,
             })
+        };
+        let value: serde_json::Value =
+            serde_norway::from_str(text).map_err(|e| syntax("(file)".into(), e.to_string()))?;
+        let file: RulesFile = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            syntax(path, e.into_inner().to_string())
         })?;
         RuleSet::compile(&file)
     }
@@ -121,12 +149,20 @@ impl RuleSet {
     /// Validates and compiles an already-parsed rules file.
     pub fn compile(file: &RulesFile) -> Result<RuleSet, RulesError> {
         let mut compiler = Compiler::new();
-        let segments = compiler.file(file);
+        let mut compiled = compiler.file(file);
         if !compiler.issues.is_empty() {
             return Err(RulesError::Invalid(compiler.issues));
         }
+        graph::close(&mut compiled.segments, &compiled.scores, &compiled.order);
         let signals = compiler.signals.into_iter().map(|(k, (_, m))| (k, m)).collect();
-        Ok(RuleSet { segments, signals })
+        let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
+        Ok(RuleSet {
+            segments: compiled.segments,
+            scores: compiled.scores,
+            order: compiled.order,
+            signals,
+            fingerprint,
+        })
     }
 
     /// The signals an event matches: pass these to `ContactState::apply`.
@@ -138,6 +174,17 @@ impl RuleSet {
             .collect()
     }
 
+    /// A hash of the whole rules file: memberships recorded under another
+    /// fingerprint need a full [`RuleSet::evaluate`].
+    pub fn fingerprint(&self) -> u32 {
+        self.fingerprint
+    }
+
+    /// The JSON Schema of the rules file, for editors (generated from the Rust types).
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(RulesFile)).expect("schemas serialize")
+    }
+
     /// The compiled segments, in file order.
     pub fn segments(&self) -> impl Iterator<Item = SegmentInfo<'_>> {
         self.segments.iter().map(|s| SegmentInfo {
@@ -147,6 +194,13 @@ impl RuleSet {
             version: &s.version,
         })
     }
+}
+
+/// The first 8 hex digits of the SHA-256 of a value's canonical JSON.
+pub(crate) fn content_hash<T: serde::Serialize>(value: &T) -> String {
+    let canonical = serde_json::to_vec(value).expect("rule definitions serialize");
+    let digest = Sha256::digest(&canonical);
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -103,6 +103,56 @@ pub(crate) struct Filter {
     pub regex: Option<Regex>,
     pub bounds: Vec<(Bound, f64)>,
     pub exists: Option<bool>,
+    /// Relative-time comparisons of a timestamp value (traits only).
+    pub ages: Vec<(Age, i64)>,
+}
+
+/// A comparison of a timestamp with now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Age {
+    /// At least this long ago.
+    OlderThan,
+    /// Less than this long ago, not in the future.
+    NewerThan,
+    /// From now to less than this long ahead.
+    WithinNext,
+}
+
+impl Age {
+    fn holds(self, t: i64, d: i64, now: i64) -> bool {
+        match self {
+            Age::OlderThan => t <= now - d,
+            Age::NewerThan => t > now - d && t <= now,
+            Age::WithinNext => t >= now && t < now + d,
+        }
+    }
+
+    /// The first time after `now` at which `holds` changes, if it ever does.
+    fn next_change(self, t: i64, d: i64, now: i64) -> Option<i64> {
+        let candidates = match self {
+            Age::OlderThan => [Some(t + d), None],
+            Age::NewerThan => [Some(t), Some(t + d)],
+            Age::WithinNext => [Some(t - d + 1), Some(t + 1)],
+        };
+        candidates.into_iter().flatten().filter(|c| *c > now).min()
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Age::OlderThan => "older than",
+            Age::NewerThan => "newer than",
+            Age::WithinNext => "within the next",
+        }
+    }
+}
+
+/// A timestamp value: RFC 3339 text or unix seconds.
+fn timestamp(value: &Value) -> Option<i64> {
+    match value {
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp()),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
 }
 
 /// A numeric comparison operator.
@@ -135,6 +185,22 @@ impl Bound {
 }
 
 impl Filter {
+    /// Whether the value passes, relative-time comparisons taken at `now`.
+    pub fn matches_at(&self, value: Option<&Value>, now: i64) -> bool {
+        if self.ages.is_empty() {
+            return self.matches(value);
+        }
+        let t = value.and_then(timestamp);
+        self.matches(value) && t.is_some_and(|t| self.ages.iter().all(|(a, d)| a.holds(t, *d, now)))
+    }
+
+    /// When the relative-time comparisons could next change their answer.
+    pub fn next_change(&self, value: Option<&Value>, now: i64) -> Option<i64> {
+        let t = value.and_then(timestamp)?;
+        self.ages.iter().filter_map(|(a, d)| a.next_change(t, *d, now)).min()
+    }
+
+    /// Whether the value passes the time-independent comparisons.
     pub fn matches(&self, value: Option<&Value>) -> bool {
         let value = value.filter(|v| !v.is_null());
         if let Some(want) = self.exists {
@@ -210,6 +276,9 @@ impl fmt::Display for Filter {
         }
         for (b, y) in &self.bounds {
             parts.push(format!("{} {y}", b.symbol()));
+        }
+        for (a, d) in &self.ages {
+            parts.push(format!("{} {}", a.word(), crate::duration::format_secs(*d)));
         }
         f.write_str(&parts.join(" and "))
     }

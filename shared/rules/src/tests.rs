@@ -21,11 +21,16 @@ fn ev(id: &str, kind: &str, at: i64, extra: serde_json::Value) -> Event {
     Event::from_value(v).unwrap()
 }
 
+/// Applies the events as the live pipeline would: in time order, each as of its
+/// own time, then brings the state forward to `now`.
 fn state_of(rules: &RuleSet, events: &[Event], now: i64) -> ContactState {
+    let mut sorted = events.to_vec();
+    sorted.sort_by_key(|e| e.at);
     let mut state = ContactState::default();
-    for e in events {
-        state.apply(e, &rules.signals_for(e), now);
+    for e in &sorted {
+        state.apply(e, &rules.signals_for(e), e.at.timestamp());
     }
+    state.compact(now);
     state
 }
 
@@ -128,11 +133,11 @@ segments:
     let issues = RuleSet::from_yaml(text).unwrap_err().issues();
     let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
     let expect = [
+        "segment `a`: segments[1].id: duplicate segment id `a`",
         "segment `a`: segments[0].rule.all[0].event.type: unknown event type `page.seen`",
         "segment `a`: segments[0].rule.all[1].event.within: expected a duration like",
         "segment `a`: segments[0].rule.all[2].event.within: window `120d` is longer than the state retains (90d)",
         "segment `a`: segments[0].rule.all[3].event.where.url.regex: invalid regular expression",
-        "segment `a`: segments[1].id: duplicate segment id `a`",
         "segment `a`: segments[1].rule.consent: expected subscribed, unsubscribed, bounced or complained, found `maybe`",
     ];
     assert_eq!(got.len(), expect.len(), "{got:#?}");
@@ -179,4 +184,142 @@ fn next_change_ignores_conditions_that_cannot_flip_the_answer() {
     let click = ev("2", "email.clicked", T0, json!({}));
     let e = r.evaluate(&state_of(&r, &[view, click], T0), T0);
     assert_eq!(e.next_change_at, Some(T0 + 3 * H));
+}
+
+fn page(id: &str, at: i64, path: &str) -> Event {
+    ev(id, "page.viewed", at, json!({"url": format!("https://x.test{path}")}))
+}
+
+#[test]
+fn sequence_needs_the_steps_in_order_within_the_window() {
+    let r = rules(
+        "      sequence:\n        steps:\n          - { type: page.viewed, where: { url: { contains: /pricing } } }\n          - { type: page.viewed, where: { url: { contains: /compare } } }\n          - { type: page.viewed, where: { url: { contains: /signup } } }\n        within: 24h",
+    );
+    let (p, c, s) = (
+        page("1", T0, "/pricing"),
+        page("2", T0 + H, "/compare"),
+        page("3", T0 + 2 * H, "/signup"),
+    );
+    let blog = page("4", T0 + 90 * 60, "/blog");
+    assert!(
+        member(&r, &[s.clone(), blog, c.clone(), p.clone()], T0 + 3 * H),
+        "arrival order does not matter"
+    );
+    let out_of_order = page("5", T0 + 2 * H, "/pricing");
+    assert!(!member(&r, &[c.clone(), out_of_order, s.clone()], T0 + 3 * H));
+    let e = r.evaluate(
+        &state_of(&r, &[p.clone(), c.clone(), s.clone()], T0 + 3 * H),
+        T0 + 3 * H,
+    );
+    assert_eq!(e.next_change_at, Some(T0 + 24 * H), "the first step leaves the window");
+    assert!(!member(&r, &[p, c, s], T0 + 24 * H));
+    let err = RuleSet::from_yaml("segments:\n  - id: a\n    name: A\n    rule: { sequence: { steps: [{type: page.viewed}, {type: ad.clicked}], within: 3d } }\n");
+    assert!(err.unwrap_err().to_string().contains("a sequence window is at most 2d"));
+}
+
+#[test]
+fn velocity_compares_with_the_baseline_rate() {
+    let r = rules(
+        "      velocity: { type: email.opened, within: 2d, count: { gte: 5 }, baseline: 14d, ratio: { gte: 3 } }",
+    );
+    let opens = |n: i64, start: i64, step: i64| -> Vec<Event> {
+        (0..n)
+            .map(|i| ev(&format!("o{start}-{i}"), "email.opened", start + i * step, json!({})))
+            .collect()
+    };
+    let now = T0 + 20 * 86_400;
+    // Five opens in the last two days, one in the two weeks before: 5/2d vs 1/14d = 35x.
+    let mut hot = opens(5, now - 40 * H, 6 * H);
+    hot.extend(opens(1, now - 10 * 86_400, H));
+    assert!(member(&r, &hot, now));
+    // Five in two days but a steady habit before (14 in 14 days): 2.5/d vs 1/d = 2.5x.
+    let mut steady = opens(5, now - 40 * H, 6 * H);
+    steady.extend(opens(14, now - 16 * 86_400 + H, 86_400));
+    assert!(!member(&r, &steady, now));
+    let e = r.evaluate(&state_of(&r, &hot, now), now);
+    assert_eq!(
+        e.verdicts[0].explanation.observed.as_ref().unwrap()["baseline_count"],
+        1
+    );
+}
+
+#[test]
+fn segments_can_reference_segments_but_not_in_a_cycle() {
+    let text = "segments:\n  - id: vip\n    name: VIP\n    rule: { all: [ { segment: engaged }, { trait: { plan: { eq: pro } } } ] }\n  - id: engaged\n    name: Engaged\n    rule: { event: { type: email.clicked, within: 7d } }\n";
+    let r = RuleSet::from_yaml(text).unwrap();
+    let who = ev("1", "contact.identified", T0, json!({"traits": {"plan": "pro"}}));
+    let click = ev("2", "email.clicked", T0, json!({}));
+    let e = r.evaluate(&state_of(&r, &[who, click], T0 + 1), T0 + 1);
+    assert_eq!(e.members().collect::<Vec<_>>(), ["vip", "engaged"]);
+    // The click turns hourly after 48h, which can move a 7-day window's edge.
+    assert_eq!(e.next_change_at, Some(T0 + 48 * H + 1));
+    let cycle = "segments:\n  - id: a\n    name: A\n    rule: { segment: b }\n  - id: b\n    name: B\n    rule: { not: { segment: a } }\n";
+    let err = RuleSet::from_yaml(cycle).unwrap_err().to_string();
+    assert!(err.contains("segment references form a cycle: a → b → a"), "{err}");
+    let unknown = "segments:\n  - id: a\n    name: A\n    rule: { segment: nope }\n";
+    assert!(RuleSet::from_yaml(unknown)
+        .unwrap_err()
+        .to_string()
+        .contains("segments[0].rule.segment: unknown segment `nope`"));
+}
+
+#[test]
+fn scores_decay_and_say_when_they_cross() {
+    let text = "scores:\n  - id: engagement\n    half_life: 1d\n    terms:\n      - { event: { type: email.opened }, weight: 1 }\n      - { event: { type: email.clicked }, weight: 4 }\nsegments:\n  - id: hot\n    name: Hot\n    rule: { score: { id: engagement, gte: 4 } }\n";
+    let r = RuleSet::from_yaml(text).unwrap();
+    let events = [
+        ev("1", "email.clicked", T0, json!({})),
+        ev("2", "email.opened", T0, json!({})),
+        ev("3", "email.opened", T0, json!({})),
+    ];
+    let e = r.evaluate(&state_of(&r, &events, T0), T0);
+    assert_eq!(e.scores, [("engagement".to_string(), 6.0)]);
+    assert!(e.verdicts[0].member);
+    // 6 * 2^(-t/1d) = 4  <=>  t = log2(1.5) days = 50540.6 s.
+    assert_eq!(e.next_change_at, Some(T0 + 50_540));
+    assert!(member(&r, &events, T0 + 50_540));
+    assert!(!member(&r, &events, T0 + 50_541));
+}
+
+#[test]
+fn trait_timestamps_compare_with_now() {
+    let r = rules("      trait: { trial_ends_at: { within_next: 7d } }");
+    let ends = T0 + 10 * 86_400;
+    let who = ev(
+        "1",
+        "contact.identified",
+        T0,
+        json!({"traits": {"trial_ends_at": DateTime::from_timestamp(ends, 0).unwrap().to_rfc3339()}}),
+    );
+    let e = r.evaluate(&state_of(&r, std::slice::from_ref(&who), T0), T0);
+    assert!(!e.verdicts[0].member);
+    assert_eq!(e.next_change_at, Some(ends - 7 * 86_400 + 1));
+    assert!(member(&r, std::slice::from_ref(&who), ends - 86_400));
+    assert!(!member(&r, std::slice::from_ref(&who), ends + 1));
+    let err = RuleSet::from_yaml("segments:\n  - id: a\n    name: A\n    rule: { event: { type: form.submitted, where: { at: { older_than: 1d } }, within: 1d } }\n");
+    assert!(err
+        .unwrap_err()
+        .to_string()
+        .contains("relative-time operators apply to traits only"));
+}
+
+#[test]
+fn consent_accepts_a_list() {
+    let r = rules("      consent: [unsubscribed, complained]");
+    assert!(!member(&r, &[], T0));
+    assert!(member(&r, &[ev("1", "email.complained", T0, json!({}))], T0));
+}
+
+#[test]
+fn the_committed_json_schema_is_up_to_date() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rules.schema.json");
+    let generated = serde_json::to_string_pretty(&RuleSet::json_schema()).unwrap() + "\n";
+    if std::env::var_os("KAIROS_UPDATE_SCHEMA").is_some() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "shared/rules/rules.schema.json is stale: run `KAIROS_UPDATE_SCHEMA=1 cargo test -p kairos-rules schema`"
+    );
 }

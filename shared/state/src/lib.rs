@@ -79,6 +79,8 @@ pub struct ContactState {
     seen: Vec<([u8; 6], i64)>,
     /// Current segment memberships: segment id → entered at (unix seconds).
     members: BTreeMap<String, i64>,
+    /// The fingerprint of the rules that decided `members`.
+    rules: u32,
 }
 
 impl ContactState {
@@ -158,9 +160,15 @@ impl ContactState {
         &self.members
     }
 
-    /// Replaces the membership set (after an evaluation).
-    pub fn set_members(&mut self, members: BTreeMap<String, i64>) {
+    /// Replaces the membership set, decided by the rules with this fingerprint.
+    pub fn set_members(&mut self, members: BTreeMap<String, i64>, rules: u32) {
         self.members = members;
+        self.rules = rules;
+    }
+
+    /// The fingerprint of the rules that decided the memberships (0: none yet).
+    pub fn rules_fingerprint(&self) -> u32 {
+        self.rules
     }
 }
 

@@ -68,28 +68,46 @@ impl SignalState {
     /// Occurrences with `from < t <= to`; hourly buckets count when their hour
     /// starts after `from` (so a window's old edge has one-hour resolution).
     pub fn count_since(&self, from: i64, to: i64) -> u64 {
-        self.exits_after(from, to).len() as u64
+        let (hours, exact) = self.ranges(from, to);
+        let bucketed: u64 = self.hours[hours].iter().map(|(_, c)| u64::from(*c)).sum();
+        bucketed + exact.len() as u64
     }
 
-    /// For each occurrence counted by [`Self::count_since`], the first time it is no
-    /// longer counted by a window of length `to - from` sliding forward. Ascending.
-    pub fn exits_after(&self, from: i64, to: i64) -> Vec<i64> {
+    /// The counted occurrences, oldest first, as (bucket range, exact range).
+    fn ranges(&self, from: i64, to: i64) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let h0 = self.hours.partition_point(|(h, _)| h * HOUR <= from);
+        let h1 = self.hours.partition_point(|(h, _)| h * HOUR <= to);
+        let e0 = self.exact.partition_point(|t| *t <= from);
+        let e1 = self.exact.partition_point(|t| *t <= to);
+        (h0..h1.max(h0), e0..e1.max(e0))
+    }
+
+    /// The time the `k`-th oldest occurrence counted by [`Self::count_since`]
+    /// (0-based) stops being counted as a window of length `to - from` slides forward.
+    pub fn nth_exit(&self, from: i64, to: i64, k: u64) -> Option<i64> {
         let window = to - from;
-        let mut exits: Vec<i64> = Vec::new();
-        for &(hour, count) in &self.hours {
-            let start = hour * HOUR;
-            if start > from && start <= to {
-                exits.extend(std::iter::repeat_n(start + window, count as usize));
+        let (hours, exact) = self.ranges(from, to);
+        let mut k = k;
+        for (h, c) in &self.hours[hours] {
+            if k < u64::from(*c) {
+                return Some(h * HOUR + window);
             }
+            k -= u64::from(*c);
         }
-        exits.extend(
-            self.exact
-                .iter()
-                .filter(|t| **t > from && **t <= to)
-                .map(|t| t + window),
-        );
-        exits.sort_unstable();
-        exits
+        self.exact[exact].get(k as usize).map(|t| t + window)
+    }
+
+    /// Every counted occurrence's time (bucketed ones at their hour's start), oldest first.
+    pub fn times_since(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, u32)> + '_ {
+        let (hours, exact) = self.ranges(from, to);
+        let bucketed = self.hours[hours].iter().map(|(h, c)| (h * HOUR, *c));
+        bucketed.chain(self.exact[exact].iter().map(|t| (*t, 1)))
+    }
+
+    /// When the oldest exact occurrence moves into an hourly bucket as time
+    /// passes: answers read at hour resolution may change then.
+    pub fn next_compaction(&self) -> Option<i64> {
+        self.exact.first().map(|t| t + EXACT_HORIZON_SECS + 1)
     }
 
     /// The exact occurrence times (ascending) within the exact horizon.

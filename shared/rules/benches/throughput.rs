@@ -1,0 +1,351 @@
+//! Throughput of Kairos's rule evaluation on a seeded synthetic workload, against
+//! a JSON Logic engine (datalogic-rs) evaluating the same segments over
+//! precomputed features.
+//!
+//! Run: `cargo bench -p kairos-rules --bench throughput`
+//! Size: `KAIROS_BENCH_CONTACTS` (default 100000); `KAIROS_BENCH_SAMPLE` caps the
+//! evaluation points sampled for the evaluate-only comparison (default 20000);
+//! `KAIROS_BENCH_BUDGET_SECS` (default 90, 0 for none) bounds the timed
+//! apply+evaluate pass: contacts past it are applied untimed, for state sizes only.
+//! `KAIROS_BENCH_DUMP=DIR` writes the generated rules (YAML and JSON Logic) there.
+//!
+//! Single thread throughout: the figures are per core.
+
+#[path = "throughput/features.rs"]
+mod features;
+#[path = "throughput/segments.rs"]
+mod segments;
+#[path = "throughput/workload.rs"]
+mod workload;
+
+use datalogic_rs::{Engine, Logic, ParsedData};
+use kairos_rules::RuleSet;
+use kairos_state::{Applied, ContactState};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use features::Tracker;
+use segments::{seg_id, Kinds, Plan, SEGMENTS};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn per_sec(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn human(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn percentile(sorted: &[usize], p: f64) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// One sampled evaluation point.
+struct Point {
+    state: ContactState,
+    now: i64,
+    /// Kairos's membership, one bit per segment.
+    kairos: [u64; SEGMENTS.div_ceil(64)],
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument would be meaningless here.
+    let contacts_n = env_usize("KAIROS_BENCH_CONTACTS", 100_000).max(1);
+    let sample_cap = env_usize("KAIROS_BENCH_SAMPLE", 20_000).max(1);
+    let budget = match env_usize("KAIROS_BENCH_BUDGET_SECS", 90) {
+        0 => None,
+        secs => Some(Duration::from_secs(secs as u64)),
+    };
+    let started = Instant::now();
+
+    // ---- Workload and rules (untimed) --------------------------------------------
+    let mut rng = StdRng::seed_from_u64(42);
+    let contacts = workload::generate(&mut rng, contacts_n);
+    let events: usize = contacts.iter().map(|c| c.events.len()).sum();
+    let kinds = Kinds::probe();
+    // The segments have their own seed, so they do not depend on the contact count.
+    let plan = Plan::generate(&mut StdRng::seed_from_u64(43), kinds);
+    let yaml = plan.yaml();
+    let rules = match RuleSet::from_yaml(&yaml) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{yaml}");
+            panic!("the generated rules do not compile: {e}");
+        }
+    };
+    assert_eq!(rules.segments().count(), SEGMENTS);
+    if let Ok(dir) = std::env::var("KAIROS_BENCH_DUMP") {
+        let dir = std::path::Path::new(&dir);
+        let logic: Vec<serde_json::Value> = plan.segments.iter().map(|c| plan.json_logic(c)).collect();
+        std::fs::write(dir.join("segments.yaml"), &yaml).expect("write segments.yaml");
+        let text = serde_json::to_string_pretty(&logic).expect("serializes");
+        std::fs::write(dir.join("segments.jsonlogic.json"), text).expect("write segments.jsonlogic.json");
+    }
+    eprintln!(
+        "generated {events} events for {contacts_n} contacts and {SEGMENTS} segments in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // ---- Timed section 1: Kairos apply + evaluate, every event -------------------
+    // Contacts are independent and generated i.i.d., so when the time budget runs
+    // out the remaining contacts are only applied (untimed), for their state sizes.
+    let mut sizes = Vec::with_capacity(contacts.len());
+    let mut elapsed = Duration::ZERO;
+    let (mut timed_contacts, mut timed_events) = (0usize, 0usize);
+    let mut members = 0usize;
+    let mut not_applied = 0usize;
+    for contact in &contacts {
+        let mut state = ContactState::default();
+        if budget.is_none_or(|b| elapsed < b) {
+            let t0 = Instant::now();
+            for event in &contact.events {
+                let now = event.at.timestamp();
+                let signals = rules.signals_for(event);
+                let applied = state.apply(event, &signals, now);
+                let evaluation = rules.evaluate(&state, now);
+                not_applied += usize::from(applied != Applied::Applied);
+                members += evaluation.verdicts.iter().filter(|v| v.member).count();
+                black_box(evaluation);
+            }
+            elapsed += t0.elapsed();
+            timed_contacts += 1;
+            timed_events += contact.events.len();
+        } else {
+            for event in &contact.events {
+                let now = event.at.timestamp();
+                let applied = state.apply(event, &rules.signals_for(event), now);
+                not_applied += usize::from(applied != Applied::Applied);
+            }
+        }
+        sizes.push(state.to_bytes().len());
+    }
+    let apply_eval_rate = per_sec(timed_events, elapsed);
+    eprintln!(
+        "kairos apply+evaluate: {timed_events} events of {timed_contacts} contacts in {:.1}s",
+        elapsed.as_secs_f64()
+    );
+    sizes.sort_unstable();
+
+    // ---- Sample: states, Kairos answers and peer features (untimed) ---------------
+    // Every k-th contact, all its evaluation points, up to about `sample_cap` points.
+    let stride = events.div_ceil(sample_cap).max(1);
+    let mut points: Vec<Point> = Vec::new();
+    let mut parsed: Vec<ParsedData> = Vec::new();
+    let mut feature_bytes = 0usize;
+    for contact in contacts.iter().step_by(stride) {
+        let mut state = ContactState::default();
+        let mut tracker = Tracker::new(&plan);
+        for event in &contact.events {
+            let now = event.at.timestamp();
+            state.apply(event, &rules.signals_for(event), now);
+            tracker.observe(event);
+            let evaluation = rules.evaluate(&state, now);
+            let mut bits = [0u64; SEGMENTS.div_ceil(64)];
+            for (i, v) in evaluation.verdicts.iter().enumerate() {
+                if v.member {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+            let text = tracker.features(now);
+            feature_bytes += text.len();
+            parsed.push(ParsedData::from_json(&text).expect("features are JSON"));
+            points.push(Point {
+                state: state.clone(),
+                now,
+                kairos: bits,
+            });
+        }
+    }
+    let sampled = points.len();
+    eprintln!(
+        "sampled {sampled} evaluation points (every {stride}th contact), {} bytes of features each on average",
+        feature_bytes / sampled.max(1)
+    );
+
+    // ---- Timed: Kairos evaluate only, on the sampled points -----------------------
+    let t0 = Instant::now();
+    for p in &points {
+        black_box(rules.evaluate(black_box(&p.state), p.now));
+    }
+    let kairos_eval = t0.elapsed();
+    let kairos_eval_rate = per_sec(sampled, kairos_eval);
+
+    // ---- Timed section 2: datalogic-rs over the precomputed features --------------
+    let engine = Engine::new();
+    let logic: Vec<Logic> = plan
+        .segments
+        .iter()
+        .map(|c| {
+            let rule = plan.json_logic(c).to_string();
+            engine
+                .compile(rule.as_str())
+                .unwrap_or_else(|e| panic!("JSON Logic does not compile: {e}\n{rule}"))
+        })
+        .collect();
+    let mut session = engine.session();
+    let t0 = Instant::now();
+    for data in &parsed {
+        for rule in &logic {
+            let result = session.eval_borrowed(rule, data).expect("evaluates");
+            black_box(engine.truthy(result));
+        }
+        session.reset();
+    }
+    let peer_eval = t0.elapsed();
+    let peer_eval_rate = per_sec(sampled, peer_eval);
+
+    // ---- Agreement (untimed) -------------------------------------------------------
+    let mut agree = 0usize;
+    let mut points_agree = 0usize;
+    let mut kairos_members = 0usize;
+    let mut per_segment = vec![0usize; SEGMENTS];
+    let mut segment_members = vec![0usize; SEGMENTS];
+    let mut first_disagreement: Vec<Option<usize>> = vec![None; SEGMENTS];
+    for (pi, (p, data)) in points.iter().zip(&parsed).enumerate() {
+        let mut all = true;
+        for (i, rule) in logic.iter().enumerate() {
+            let peer = {
+                let result = session.eval_borrowed(rule, data).expect("evaluates");
+                engine.truthy(result)
+            };
+            let kairos = p.kairos[i / 64] >> (i % 64) & 1 == 1;
+            kairos_members += usize::from(kairos);
+            segment_members[i] += usize::from(kairos);
+            if peer == kairos {
+                agree += 1;
+            } else {
+                all = false;
+                per_segment[i] += 1;
+                first_disagreement[i].get_or_insert(pi);
+            }
+        }
+        points_agree += usize::from(all);
+        session.reset();
+    }
+    let pairs = sampled * SEGMENTS;
+
+    // ---- Report --------------------------------------------------------------------
+    let line = "-".repeat(64);
+    println!();
+    println!("Kairos rules throughput (single thread, release), seed 42");
+    println!("{line}");
+    println!("{:<44}{:>20}", "contacts", contacts_n);
+    println!("{:<44}{:>20}", "events (90 days)", events);
+    println!("{:<44}{:>20}", "segments", SEGMENTS);
+    println!("{:<44}{:>20}", "signals (distinct matchers)", plan.signals.len());
+    println!(
+        "{:<44}{:>20}",
+        "Kairos apply+evaluate, events/s",
+        human(apply_eval_rate)
+    );
+    println!(
+        "{:<44}{:>20}",
+        "  (timed contacts / events / memberships)",
+        format!("{timed_contacts} / {timed_events} / {members}")
+    );
+    println!("{:<44}{:>20}", "sampled evaluation points", sampled);
+    println!(
+        "{:<44}{:>20}",
+        "Kairos evaluate only, evaluations/s",
+        human(kairos_eval_rate)
+    );
+    println!(
+        "{:<44}{:>20}",
+        "datalogic-rs 5.4.0, evaluations/s",
+        human(peer_eval_rate)
+    );
+    println!(
+        "{:<44}{:>19.2}x",
+        "ratio Kairos / datalogic-rs (evaluate)",
+        kairos_eval_rate / peer_eval_rate
+    );
+    println!(
+        "{:<44}{:>20}",
+        "  (one evaluation = 200 segments)",
+        format!(
+            "{:.0} / {:.0} ns/segment",
+            1e9 / kairos_eval_rate / 200.0,
+            1e9 / peer_eval_rate / 200.0
+        )
+    );
+    println!(
+        "{:<44}{:>20}",
+        "state bytes per contact median / p99 / max",
+        format!(
+            "{} / {} / {}",
+            percentile(&sizes, 0.5),
+            percentile(&sizes, 0.99),
+            sizes.last().copied().unwrap_or(0)
+        )
+    );
+    println!(
+        "{:<44}{:>20}",
+        "agreement (point x segment)",
+        format!("{:.4}% of {pairs}", 100.0 * agree as f64 / pairs.max(1) as f64)
+    );
+    println!(
+        "{:<44}{:>20}",
+        "agreement (points, all 200 segments)",
+        format!("{:.4}%", 100.0 * points_agree as f64 / sampled.max(1) as f64)
+    );
+    println!("{:<44}{:>20}", "  (memberships in the sample)", kairos_members);
+    let never = segment_members.iter().filter(|n| **n == 0).count();
+    let always = segment_members.iter().filter(|n| **n == sampled).count();
+    println!(
+        "{:<44}{:>20}",
+        "  (segments never / always member there)",
+        format!("{never} / {always}")
+    );
+    println!("{line}");
+    let used: Vec<String> = plan.kind_counts().iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!("condition kinds used: {}", used.join(", "));
+    println!(
+        "condition kinds accepted by kairos-rules and generated: {}",
+        kinds.names().join(", ")
+    );
+    let missing = kinds.missing();
+    if !missing.is_empty() {
+        println!(
+            "note: not accepted by this build of kairos-rules, so not generated: {}",
+            missing.join(", ")
+        );
+    }
+    println!(
+        "note: sequence (q*) and score (s_*) features are precomputed booleans/numbers; \
+         `segment` is the referenced rule inlined; trait regexes are `(?i)a|b` alternations, \
+         written as `in` over `lower`"
+    );
+    if not_applied > 0 {
+        println!("warning: {not_applied} events were not applied (duplicate or stale)");
+    }
+    for (i, n) in per_segment.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let p = &points[first_disagreement[i].expect("recorded")];
+        let verdict = rules.evaluate(&p.state, p.now).verdicts.swap_remove(i);
+        println!(
+            "disagreement: {} at {n} points; first at now={} kairos={}: {}",
+            seg_id(i),
+            p.now,
+            verdict.member,
+            verdict.explanation.summary()
+        );
+    }
+    eprintln!("total run {:.1}s", started.elapsed().as_secs_f64());
+}
