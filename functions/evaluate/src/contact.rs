@@ -104,15 +104,12 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             return Outcome::default();
         }
         record.state.compact(now_secs);
-        let evaluation = if rules_changed {
-            self.rules.evaluate(&record.state, now_secs)
-        } else {
-            self.rules.evaluate_delta(&record.state, now_secs, &delta)
-        };
+        let delta = if rules_changed { None } else { Some(&delta) };
+        let decisions = self.rules.decide(&record.state, now_secs, delta);
         record.version += 1;
-        let transitions = diff::apply(self.rules, contact, record, &evaluation, rules_changed, trigger, now);
+        let transitions = diff::apply(self.rules, contact, record, &decisions, rules_changed, trigger, now);
         record.outbox.extend(transitions.iter().map(Transition::to_json));
-        record.next_change_at = evaluation.next_change_at;
+        record.next_change_at = decisions.next_change_at;
         if let Some(t) = trigger {
             record.expires_at = record.expires_at.max(t.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
         }

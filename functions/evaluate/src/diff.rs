@@ -2,19 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use kairos_event::{Change, Event, Transition, Trigger};
-use kairos_rules::{Evaluation, RuleSet};
+use kairos_rules::{Decisions, RuleSet};
 use kairos_store::StoredContact;
 use serde_json::json;
 
-/// Diffs the evaluated verdicts against the stored memberships, updates them,
-/// and returns the transitions. Segments not evaluated keep their membership;
+/// Diffs the decided memberships against the stored ones, updates them, and
+/// returns the transitions, each with its explanation (built only for these). Segments not evaluated keep their membership;
 /// after a full evaluation (`full`), memberships of segments no longer in the
 /// rules end with an exit.
 pub(crate) fn apply(
     rules: &RuleSet,
     contact: &str,
     record: &mut StoredContact,
-    evaluation: &Evaluation,
+    decisions: &Decisions,
     full: bool,
     trigger: Option<&Event>,
     now: DateTime<Utc>,
@@ -36,20 +36,22 @@ pub(crate) fn apply(
         explanation,
     };
     let mut out = Vec::new();
-    for verdict in &evaluation.verdicts {
-        let change = match (members.contains_key(&verdict.segment), verdict.member) {
-            (false, true) => Change::Entered,
-            (true, false) => Change::Exited,
-            _ => continue,
-        };
-        if verdict.member {
-            members.insert(verdict.segment.clone(), now.timestamp());
-        } else {
-            members.remove(&verdict.segment);
+    for &(i, member) in &decisions.members {
+        let id = rules.segment_id(i);
+        if members.contains_key(id) == member {
+            continue;
         }
+        let verdict = rules.verdict(i, &record.state, now.timestamp());
+        let change = if member {
+            members.insert(id.to_string(), now.timestamp());
+            Change::Entered
+        } else {
+            members.remove(id);
+            Change::Exited
+        };
         let summary = verdict.explanation.summary();
         out.push(transition(
-            &verdict.segment,
+            id,
             change,
             &verdict.rule_version,
             summary,

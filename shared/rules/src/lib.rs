@@ -32,6 +32,7 @@ mod compile;
 mod duration;
 mod error;
 mod eval;
+mod explain;
 mod file;
 mod graph;
 mod matcher;
@@ -39,7 +40,8 @@ mod score;
 
 pub use duration::{format_secs, parse_duration};
 pub use error::{RuleIssue, RulesError};
-pub use eval::{Delta, Evaluation, Explanation, Verdict};
+pub use eval::{Decisions, Delta, Evaluation, Verdict};
+pub use explain::Explanation;
 pub use file::{
     BoundsDef, Condition, ConsentDef, CountDef, EventDef, FilterDef, LastDef, MatcherDef, RulesFile, ScoreBoundDef,
     ScoreDef, SegmentDef, SequenceDef, TermDef, VelocityDef,

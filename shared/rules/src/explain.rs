@@ -1,0 +1,186 @@
+//! Explanations: each condition in words, with what was observed, the
+//! threshold and the result. Built only for the answers that need one.
+
+use chrono::{DateTime, SecondsFormat};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::duration::format_secs;
+use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
+use crate::{Node, RuleSet};
+
+/// Why one condition held or not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The condition in words, e.g. `page.viewed where url contains "/pricing" within 1d`.
+    pub condition: String,
+    /// Whether it held.
+    pub result: bool,
+    /// The observed value (a count, a time, a trait value, a score).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Value>,
+    /// The threshold it was compared against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<String>,
+    /// Sub-conditions, for `all`, `any` and `not`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Explanation>,
+}
+
+impl Explanation {
+    fn leaf(condition: String, result: bool, observed: Value, threshold: String) -> Explanation {
+        Explanation {
+            condition,
+            result,
+            observed: Some(observed),
+            threshold: Some(threshold),
+            children: Vec::new(),
+        }
+    }
+
+    fn group(condition: &str, result: bool, children: Vec<Explanation>) -> Explanation {
+        Explanation {
+            condition: condition.to_string(),
+            result,
+            observed: None,
+            threshold: None,
+            children,
+        }
+    }
+
+    /// A one-line summary of the leaf conditions: `condition = observed [threshold: yes/no]`.
+    /// Leaves under a `not` read `NOT ...`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        self.collect_leaves(false, &mut parts);
+        parts.join("; ")
+    }
+
+    fn collect_leaves(&self, negated: bool, out: &mut Vec<String>) {
+        if self.children.is_empty() {
+            let mark = if self.result { "yes" } else { "no" };
+            let observed = self.observed.as_ref().map_or(String::new(), |v| format!(" = {v}"));
+            let threshold = self.threshold.as_deref().unwrap_or("");
+            let not = if negated { "NOT " } else { "" };
+            out.push(format!("{not}{}{observed} [{threshold}: {mark}]", self.condition));
+        } else {
+            let negated = negated != (self.condition == "not");
+            self.children.iter().for_each(|c| c.collect_leaves(negated, out));
+        }
+    }
+}
+
+fn rounded(x: f64) -> Value {
+    if x.is_finite() {
+        json!((x * 100.0).round() / 100.0)
+    } else {
+        json!("infinite")
+    }
+}
+
+impl RuleSet {
+    pub(crate) fn explain_node(&self, node: &Node, run: &mut Run) -> Explanation {
+        match node {
+            Node::All(children) | Node::Any(children) => {
+                let all = matches!(node, Node::All(_));
+                let children: Vec<Explanation> = children.iter().map(|c| self.explain_node(c, run)).collect();
+                let mut combine = Combine::new(all);
+                children.iter().for_each(|c| combine.add(c.result, None));
+                Explanation::group(if all { "all of" } else { "any of" }, combine.finish().0, children)
+            }
+            Node::Not(child) => {
+                let e = self.explain_node(child, run);
+                Explanation::group("not", !e.result, vec![e])
+            }
+            Node::Trait(checks) => {
+                let mut leaves: Vec<Explanation> = checks
+                    .iter()
+                    .map(|(name, filter)| {
+                        let value = run.state.trait_value(name).map(|v| v.to_json());
+                        let result = filter.matches_at(value.as_ref(), run.now);
+                        let observed = value.unwrap_or(Value::Null);
+                        Explanation::leaf(format!("trait {name}"), result, observed, filter.to_string())
+                    })
+                    .collect();
+                if leaves.len() == 1 {
+                    return leaves.remove(0);
+                }
+                let result = leaves.iter().all(|l| l.result);
+                Explanation::group("all of", result, leaves)
+            }
+            leaf => {
+                let (result, _, observed) = self.leaf(leaf, run);
+                let (condition, threshold) = self.describe_leaf(leaf);
+                Explanation::leaf(condition, result, observed_json(observed), threshold)
+            }
+        }
+    }
+
+    /// A leaf condition in words, and its threshold.
+    fn describe_leaf(&self, node: &Node) -> (String, String) {
+        match node {
+            Node::Count { signal, window, count } => (
+                format!("{} within {}", self.describe(*signal), format_secs(*window)),
+                count_text(count),
+            ),
+            Node::Last { signal, window, absent } => {
+                let not = if *absent { "not " } else { "" };
+                (
+                    format!("last {}", self.describe(*signal)),
+                    format!("{not}within {}", format_secs(*window)),
+                )
+            }
+            Node::Sequence { steps, window } => {
+                let names: Vec<String> = steps.iter().map(|s| self.describe(*s)).collect();
+                let condition = format!("sequence {} within {}", names.join(" → "), format_secs(*window));
+                (condition, format!("{} of {} steps in order", steps.len(), steps.len()))
+            }
+            Node::Velocity {
+                signal,
+                window,
+                baseline,
+                count,
+                ratio,
+            } => {
+                let mut threshold = count_text(count);
+                if !ratio.is_empty() {
+                    let before = format_secs(*baseline);
+                    threshold = format!("{threshold} rate ratio {} vs the {before} before", bounds_text(ratio));
+                }
+                let condition = format!("velocity {} within {}", self.describe(*signal), format_secs(*window));
+                (condition, threshold.trim().to_string())
+            }
+            Node::Segment(i) => (format!("segment {}", self.segments[*i].id), "member".into()),
+            Node::Score { score, bounds } => (format!("score {}", self.scores[*score].id), bounds_text(bounds)),
+            Node::Consent(wanted) => {
+                let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+                ("consent".into(), format!("in {}", names.join(", ")))
+            }
+            Node::All(_) | Node::Any(_) | Node::Not(_) | Node::Trait(_) => (String::new(), String::new()),
+        }
+    }
+
+    pub(crate) fn describe(&self, signal: kairos_state::SignalKey) -> String {
+        self.signals.binary_search_by_key(&signal, |(k, _)| *k).map_or_else(
+            |_| format!("signal {signal:08x}"),
+            |pos| self.signals[pos].1.to_string(),
+        )
+    }
+}
+
+fn observed_json(observed: Observed) -> Value {
+    match observed {
+        Observed::Count(n) => json!(n),
+        Observed::Last(t) => t
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .map_or(json!("never"), |t| json!(t.to_rfc3339_opts(SecondsFormat::Secs, true))),
+        Observed::Steps(n) => json!(n),
+        Observed::Velocity { recent, earlier, rate } => {
+            json!({"count": recent, "baseline_count": earlier, "ratio": rounded(rate)})
+        }
+        Observed::Score(v) => rounded(v),
+        Observed::Member(m) => json!(m),
+        Observed::Consent(c) => json!(c.as_str()),
+        Observed::Trait => Value::Null,
+    }
+}
