@@ -7,9 +7,9 @@ use kairos_store::StoredContact;
 use serde_json::json;
 
 /// Diffs the decided memberships against the stored ones, updates them, and
-/// returns the transitions, each with its explanation (built only for these). Segments not evaluated keep their membership;
-/// after a full evaluation (`full`), memberships of segments no longer in the
-/// rules end with an exit.
+/// returns the transitions, each with its explanation (built only for these).
+/// Segments not evaluated keep their membership; after a full evaluation
+/// (`full`), memberships of segments no longer in the rules end with an exit.
 pub(crate) fn apply(
     rules: &RuleSet,
     contact: &str,
@@ -19,6 +19,14 @@ pub(crate) fn apply(
     trigger: Option<&Event>,
     now: DateTime<Utc>,
 ) -> Vec<Transition> {
+    let stored = record.state.members();
+    let changes = decisions
+        .members
+        .iter()
+        .any(|(i, m)| stored.contains_key(rules.segment_id(*i)) != *m);
+    if !changes && !full {
+        return Vec::new();
+    }
     let mut members = record.state.members().clone();
     let transition = |segment: &str, change, rule_version: &str, summary: String, explanation| Transition {
         contact: contact.to_string(),
