@@ -77,10 +77,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     fn update(&self, contact: &str, record: &mut StoredContact, events: &[Event], now: DateTime<Utc>) -> Outcome {
         let now_secs = now.timestamp();
         let mut trigger: Option<&Event> = None;
-        let mut delta = Delta {
-            previous_next_change: record.next_change_at,
-            ..Delta::default()
-        };
+        let mut delta = Delta::default();
         let mut applied = 0;
         for event in events {
             let signals = self.rules.signals_for(event);
@@ -110,6 +107,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let transitions = diff::apply(self.rules, contact, record, &decisions, rules_changed, trigger, now);
         record.outbox.extend(transitions.iter().map(Transition::to_json));
         record.next_change_at = decisions.next_change_at;
+        record.state.set_deadlines(decisions.deadlines);
         if let Some(t) = trigger {
             record.expires_at = record.expires_at.max(t.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
         }

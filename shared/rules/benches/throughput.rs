@@ -119,16 +119,12 @@ fn main() {
             // As the evaluate function does it: apply, decide what the event (or
             // time) can have changed, explain only the memberships that changed.
             let t0 = Instant::now();
-            let mut next_change = None;
             for event in &contact.events {
                 let now = event.at.timestamp();
                 let signals = rules.signals_for(event);
                 let applied = state.apply(event, &signals, now);
                 not_applied += usize::from(applied != Applied::Applied);
-                let mut delta = Delta {
-                    previous_next_change: next_change,
-                    ..Delta::default()
-                };
+                let mut delta = Delta::default();
                 delta.record(event, &signals);
                 let full = state.rules_fingerprint() != rules.fingerprint();
                 let decisions = rules.decide(&state, now, (!full).then_some(&delta));
@@ -142,7 +138,7 @@ fn main() {
                 for &(i, _) in &changed {
                     black_box(rules.verdict(i, &state, now).explanation.summary());
                 }
-                next_change = decisions.next_change_at;
+                state.set_deadlines(decisions.deadlines);
                 if !changed.is_empty() || full {
                     let mut current = state.members().clone();
                     for (i, member) in changed {

@@ -48,8 +48,12 @@ impl Evaluation {
 pub struct Decisions {
     /// (segment index, member) for each evaluated segment, in evaluation order.
     pub members: Vec<(usize, bool)>,
-    /// As [`Evaluation::next_change_at`].
+    /// As [`Evaluation::next_change_at`]: the earliest of `deadlines`.
     pub next_change_at: Option<i64>,
+    /// Every segment's deadline after this evaluation, (index, time): from this
+    /// run for the evaluated segments, as recorded in the state for the others.
+    /// Keep them with `ContactState::set_deadlines` for the next delta.
+    pub deadlines: Vec<(u32, i64)>,
 }
 
 /// What changed since a contact's last evaluation, for [`RuleSet::evaluate_delta`].
@@ -61,9 +65,6 @@ pub struct Delta {
     pub traits: bool,
     /// An event that can change consent applied.
     pub consent: bool,
-    /// The last evaluation's `next_change_at`; time-dependent segments are
-    /// evaluated when it has passed.
-    pub previous_next_change: Option<i64>,
 }
 
 impl Delta {
@@ -110,7 +111,7 @@ impl RuleSet {
     /// Evaluates, with explanations, only the segments that `delta` or the passing
     /// of time can have changed; the others keep the membership recorded in `state`.
     /// Gives the same memberships as [`RuleSet::evaluate`], provided `state`'s
-    /// memberships came from this rule set (see [`RuleSet::fingerprint`]).
+    /// memberships and deadlines came from this rule set (see [`RuleSet::fingerprint`]).
     pub fn evaluate_delta(&self, state: &ContactState, now: i64, delta: &Delta) -> Evaluation {
         let decisions = self.decide(state, now, Some(delta));
         self.explained(state, now, decisions, false)
@@ -148,35 +149,36 @@ impl RuleSet {
     }
 
     /// Decides segment membership without explanations: every segment, or with a
-    /// `delta` only those it (or the passing of time) can have changed.
+    /// `delta` only those it can have changed and those whose deadline (recorded
+    /// in `state` by the last evaluation) has passed.
     pub fn decide(&self, state: &ContactState, now: i64, delta: Option<&Delta>) -> Decisions {
         let mut run = self.run(state, now);
-        let due = delta.is_none_or(|d| d.previous_next_change.is_some_and(|t| t <= now));
-        let mut next_change_at = if due {
-            None
-        } else {
-            delta.and_then(|d| d.previous_next_change)
-        };
         let mut members = Vec::with_capacity(self.order.len());
+        let mut deadlines = Vec::new();
         for &i in &self.order {
+            let recorded = state.deadline(i as u32);
             let r = &self.segments[i].reads;
             let affected = delta.is_none_or(|d| {
-                (due && r.timed)
+                recorded.is_some_and(|t| t <= now)
                     || (d.traits && r.traits)
                     || (d.consent && r.consent)
                     || d.signals.iter().any(|s| r.signals.contains(s))
             });
-            if !affected {
-                continue;
-            }
-            let (member, next) = self.decide_node(&self.segments[i].rule, &mut run);
-            run.members[i] = Some((member, next));
-            next_change_at = earliest(next_change_at, next);
-            members.push((i, member));
+            let next = if affected {
+                let (member, next) = self.decide_node(&self.segments[i].rule, &mut run);
+                run.members[i] = Some((member, next));
+                members.push((i, member));
+                next
+            } else {
+                recorded
+            };
+            deadlines.extend(next.map(|t| (i as u32, t)));
         }
+        let next_change_at = deadlines.iter().map(|(_, t)| *t).min();
         Decisions {
             members,
             next_change_at,
+            deadlines,
         }
     }
 

@@ -160,40 +160,38 @@ proptest! {
     fn incremental_evaluation_equals_full_evaluation(events in events(), pauses in prop::collection::vec(0i64..(30 * H), 1..6)) {
         let rules = RuleSet::from_yaml(RULES).unwrap();
         let mut state = ContactState::default();
-        let mut next_change = None;
         let mut current: BTreeSet<String> = BTreeSet::new();
-        // As the evaluate function does: a full evaluation while the state's
-        // memberships were not decided by these rules, incremental after.
-        let step = |state: &ContactState, delta: Delta, now: i64, current: &mut BTreeSet<String>| {
-            let evaluation = if state.rules_fingerprint() == rules.fingerprint() {
-                rules.evaluate_delta(state, now, &delta)
-            } else {
-                rules.evaluate(state, now)
-            };
-            for v in &evaluation.verdicts {
-                if v.member { current.insert(v.segment.clone()); } else { current.remove(&v.segment); }
+        // As the evaluate function does: a full decision while the state's
+        // memberships were not decided by these rules, incremental after, keeping
+        // the memberships and per-segment deadlines in the state.
+        let step = |state: &mut ContactState, delta: Delta, now: i64, current: &mut BTreeSet<String>| {
+            let full = state.rules_fingerprint() != rules.fingerprint();
+            let decisions = rules.decide(state, now, (!full).then_some(&delta));
+            for &(i, member) in &decisions.members {
+                let id = rules.segment_id(i).to_string();
+                if member { current.insert(id); } else { current.remove(&id); }
             }
-            evaluation.next_change_at
+            state.set_members(current.iter().map(|s| (s.clone(), now)).collect(), rules.fingerprint());
+            state.set_deadlines(decisions.deadlines);
+            decisions.next_change_at
         };
+        let mut next_change = None;
         for e in &events {
             let now = e.at.timestamp();
             let signals = rules.signals_for(e);
             state.apply(e, &signals, now);
-            let mut delta = Delta { previous_next_change: next_change, ..Delta::default() };
+            let mut delta = Delta::default();
             delta.record(e, &signals);
-            next_change = step(&state, delta, now, &mut current);
-            state.set_members(current.iter().map(|s| (s.clone(), now)).collect(), rules.fingerprint());
+            next_change = step(&mut state, delta, now, &mut current);
             prop_assert_eq!(&current, &members(&rules, &state, now));
             if let Some(t) = next_change { prop_assert!(t > now, "next change {t} is not after now {now}"); }
         }
         // Time passes with no events: sweeps at the announced times and at arbitrary ones.
         let mut now = events.last().unwrap().at.timestamp();
         for pause in pauses {
-            let at = next_change.filter(|t| *t <= now + pause).unwrap_or(now + pause);
-            now = at;
+            now = next_change.filter(|t| *t <= now + pause).unwrap_or(now + pause);
             state.compact(now);
-            next_change = step(&state, Delta { previous_next_change: next_change, ..Delta::default() }, now, &mut current);
-            state.set_members(current.iter().map(|s| (s.clone(), now)).collect(), rules.fingerprint());
+            next_change = step(&mut state, Delta::default(), now, &mut current);
             prop_assert_eq!(&current, &members(&rules, &state, now), "sweep at {}", now);
         }
     }

@@ -81,6 +81,9 @@ pub struct ContactState {
     members: BTreeMap<String, i64>,
     /// The fingerprint of the rules that decided `members`.
     rules: u32,
+    /// Per segment (by index in those rules): when its answer could next change
+    /// without an event. Sorted by index; segments that cannot change are absent.
+    deadlines: Vec<(u32, i64)>,
 }
 
 impl ContactState {
@@ -164,6 +167,25 @@ impl ContactState {
     pub fn set_members(&mut self, members: BTreeMap<String, i64>, rules: u32) {
         self.members = members;
         self.rules = rules;
+    }
+
+    /// When segment `index` could next change without an event, if it can.
+    pub fn deadline(&self, index: u32) -> Option<i64> {
+        self.deadlines
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|p| self.deadlines[p].1)
+    }
+
+    /// The earliest deadline of any segment.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.deadlines.iter().map(|(_, t)| *t).min()
+    }
+
+    /// Replaces the per-segment deadlines (index, time), any order.
+    pub fn set_deadlines(&mut self, mut deadlines: Vec<(u32, i64)>) {
+        deadlines.sort_unstable();
+        self.deadlines = deadlines;
     }
 
     /// The fingerprint of the rules that decided the memberships (0: none yet).
