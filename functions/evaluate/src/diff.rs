@@ -20,14 +20,22 @@ pub(crate) fn apply(
     now: DateTime<Utc>,
 ) -> Vec<Transition> {
     let stored = record.state.members();
-    let changes = decisions
+    let changed: Vec<(usize, bool)> = decisions
         .members
         .iter()
-        .any(|(i, m)| stored.contains_key(rules.segment_id(*i)) != *m);
-    if !changes && !full {
-        return Vec::new();
-    }
-    let mut members = record.state.members().clone();
+        .copied()
+        .filter(|(i, m)| stored.contains_key(rules.segment_id(*i)) != *m)
+        .collect();
+    let removed: Vec<String> = if full {
+        let known: Vec<&str> = rules.segments().map(|s| s.id).collect();
+        stored
+            .keys()
+            .filter(|id| !known.contains(&id.as_str()))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     let transition = |segment: &str, change, rule_version: &str, summary: String, explanation| Transition {
         contact: contact.to_string(),
         segment: segment.to_string(),
@@ -43,48 +51,37 @@ pub(crate) fn apply(
         summary,
         explanation,
     };
-    let mut out = Vec::new();
-    for &(i, member) in &decisions.members {
-        let id = rules.segment_id(i);
-        if members.contains_key(id) == member {
-            continue;
-        }
+    let mut out = Vec::with_capacity(changed.len() + removed.len());
+    for &(i, member) in &changed {
         let verdict = rules.verdict(i, &record.state, now.timestamp());
-        let change = if member {
-            members.insert(id.to_string(), now.timestamp());
-            Change::Entered
-        } else {
-            members.remove(id);
-            Change::Exited
-        };
+        let change = if member { Change::Entered } else { Change::Exited };
         let summary = verdict.explanation.summary();
         out.push(transition(
-            id,
+            rules.segment_id(i),
             change,
             &verdict.rule_version,
             summary,
             json!(verdict.explanation),
         ));
     }
-    if full {
-        let known: Vec<&str> = rules.segments().map(|s| s.id).collect();
-        let removed: Vec<String> = members
-            .keys()
-            .filter(|id| !known.contains(&id.as_str()))
-            .cloned()
-            .collect();
-        for id in removed {
-            members.remove(&id);
-            let why = "the segment is no longer in the rules".to_string();
-            out.push(transition(
-                &id,
-                Change::Exited,
-                "removed",
-                why.clone(),
-                json!({"condition": why, "result": false}),
-            ));
-        }
+    for id in &removed {
+        let why = "the segment is no longer in the rules".to_string();
+        out.push(transition(
+            id,
+            Change::Exited,
+            "removed",
+            why.clone(),
+            json!({"condition": why, "result": false}),
+        ));
     }
-    record.state.set_members(members, rules.fingerprint());
+    for (i, member) in changed {
+        record
+            .state
+            .set_membership(rules.segment_id(i), member, now.timestamp());
+    }
+    for id in removed {
+        record.state.set_membership(&id, false, now.timestamp());
+    }
+    record.state.set_rules_fingerprint(rules.fingerprint());
     out
 }

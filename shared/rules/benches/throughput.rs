@@ -135,22 +135,12 @@ fn main() {
                     .copied()
                     .filter(|(i, member)| state.members().contains_key(rules.segment_id(*i)) != *member)
                     .collect();
-                for &(i, _) in &changed {
+                for (i, member) in changed {
                     black_box(rules.verdict(i, &state, now).explanation.summary());
+                    state.set_membership(rules.segment_id(i), member, now);
                 }
+                state.set_rules_fingerprint(rules.fingerprint());
                 state.set_deadlines(decisions.deadlines);
-                if !changed.is_empty() || full {
-                    let mut current = state.members().clone();
-                    for (i, member) in changed {
-                        let id = rules.segment_id(i);
-                        if member {
-                            current.insert(id.to_string(), now);
-                        } else {
-                            current.remove(id);
-                        }
-                    }
-                    state.set_members(current, rules.fingerprint());
-                }
                 members += state.members().len();
             }
             elapsed += t0.elapsed();

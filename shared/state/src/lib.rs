@@ -169,6 +169,20 @@ impl ContactState {
         self.rules = rules;
     }
 
+    /// Records one segment's membership (entered at `at` if it just entered).
+    pub fn set_membership(&mut self, segment: &str, member: bool, at: i64) {
+        if !member {
+            self.members.remove(segment);
+        } else if !self.members.contains_key(segment) {
+            self.members.insert(segment.to_string(), at);
+        }
+    }
+
+    /// Records which rules decided the memberships.
+    pub fn set_rules_fingerprint(&mut self, rules: u32) {
+        self.rules = rules;
+    }
+
     /// When segment `index` could next change without an event, if it can.
     pub fn deadline(&self, index: u32) -> Option<i64> {
         self.deadlines
