@@ -183,23 +183,9 @@ impl Pipeline<'_> {
                 event.kind.as_str(),
                 details(&event)
             )?;
-            let before = self
-                .evaluator
-                .store
-                .load(&event.contact)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.version);
+            let before = self.version_of(&event.contact).await;
             let response = kairos_evaluate::handle(sqs(&[message]), &self.evaluator, now).await;
-            let after = self
-                .evaluator
-                .store
-                .load(&event.contact)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.version);
+            let after = self.version_of(&event.contact).await;
             if !response.batch_item_failures.is_empty() {
                 writeln!(out, "{:21}✗ evaluate failed this message (see logs)", "")?;
             } else if before == after {
@@ -209,6 +195,16 @@ impl Pipeline<'_> {
             self.write_back(summary, out).await?;
         }
         Ok(())
+    }
+
+    async fn version_of(&self, contact: &str) -> Option<u64> {
+        self.evaluator
+            .store
+            .load(contact)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.version)
     }
 
     async fn sweep(

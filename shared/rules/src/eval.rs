@@ -26,8 +26,7 @@ pub struct Verdict {
 /// The answers with explanations, and when they could next change by themselves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
-    /// One verdict per evaluated segment, in rules-file order (every segment for
-    /// [`RuleSet::evaluate`]; the affected ones for [`RuleSet::evaluate_delta`]).
+    /// One verdict per segment, in rules-file order.
     pub verdicts: Vec<Verdict>,
     /// The earliest time (unix seconds) any answer could change without a new
     /// event (a window edge, an absence deadline, a decay threshold); `None` if never.
@@ -37,7 +36,7 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// The ids of the evaluated segments the contact is a member of.
+    /// The ids of the segments the contact is a member of.
     pub fn members(&self) -> impl Iterator<Item = &str> {
         self.verdicts.iter().filter(|v| v.member).map(|v| v.segment.as_str())
     }
@@ -56,7 +55,7 @@ pub struct Decisions {
     pub deadlines: Vec<(u32, i64)>,
 }
 
-/// What changed since a contact's last evaluation, for [`RuleSet::evaluate_delta`].
+/// What changed since a contact's last evaluation, for [`RuleSet::decide`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
     /// Signals that new events matched.
@@ -102,36 +101,19 @@ pub(crate) struct Run<'a> {
 }
 
 impl RuleSet {
-    /// Evaluates every segment for a contact as of `now` (unix seconds), with explanations.
+    /// Evaluates every segment for a contact as of `now` (unix seconds), with
+    /// explanations and score values. The evaluate function uses [`RuleSet::decide`]
+    /// and explains only the memberships that changed.
     pub fn evaluate(&self, state: &ContactState, now: i64) -> Evaluation {
-        let decisions = self.decide(state, now, None);
-        self.explained(state, now, decisions, true)
-    }
-
-    /// Evaluates, with explanations, only the segments that `delta` or the passing
-    /// of time can have changed; the others keep the membership recorded in `state`.
-    /// Gives the same memberships as [`RuleSet::evaluate`], provided `state`'s
-    /// memberships and deadlines came from this rule set (see [`RuleSet::fingerprint`]).
-    pub fn evaluate_delta(&self, state: &ContactState, now: i64, delta: &Delta) -> Evaluation {
-        let decisions = self.decide(state, now, Some(delta));
-        self.explained(state, now, decisions, false)
-    }
-
-    fn explained(&self, state: &ContactState, now: i64, decisions: Decisions, scores: bool) -> Evaluation {
-        let mut evaluated: Vec<usize> = decisions.members.iter().map(|(i, _)| *i).collect();
-        evaluated.sort_unstable();
-        let verdicts = evaluated.into_iter().map(|i| self.verdict(i, state, now)).collect();
-        let scores = if scores {
-            let mut run = self.run(state, now);
-            (0..self.scores.len())
-                .map(|i| (self.scores[i].id.clone(), self.score_value(i, &mut run)))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let next_change_at = self.decide(state, now, None).next_change_at;
+        let verdicts = (0..self.segments.len()).map(|i| self.verdict(i, state, now)).collect();
+        let mut run = self.run(state, now);
+        let scores = (0..self.scores.len())
+            .map(|i| (self.scores[i].id.clone(), self.score_value(i, &mut run)))
+            .collect();
         Evaluation {
             verdicts,
-            next_change_at: decisions.next_change_at,
+            next_change_at,
             scores,
         }
     }

@@ -168,10 +168,11 @@ proptest! {
             let full = state.rules_fingerprint() != rules.fingerprint();
             let decisions = rules.decide(state, now, (!full).then_some(&delta));
             for &(i, member) in &decisions.members {
-                let id = rules.segment_id(i).to_string();
-                if member { current.insert(id); } else { current.remove(&id); }
+                let id = rules.segment_id(i);
+                state.set_membership(id, member, now);
+                if member { current.insert(id.to_string()); } else { current.remove(id); }
             }
-            state.set_members(current.iter().map(|s| (s.clone(), now)).collect(), rules.fingerprint());
+            state.set_rules_fingerprint(rules.fingerprint());
             state.set_deadlines(decisions.deadlines);
             decisions.next_change_at
         };

@@ -59,6 +59,11 @@ impl Consent {
     }
 }
 
+/// Whether applying `event` can change a contact's consent.
+pub fn affects_consent(event: &Event) -> bool {
+    status_of(event).is_some()
+}
+
 fn status_of(event: &Event) -> Option<ConsentStatus> {
     match event.kind {
         EventType::EmailBounced => Some(ConsentStatus::Bounced),

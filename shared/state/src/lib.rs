@@ -34,7 +34,7 @@ mod signal;
 mod traits;
 
 pub use codec::CodecError;
-pub use consent::{Consent, ConsentStatus};
+pub use consent::{affects_consent, Consent, ConsentStatus};
 pub use signal::SignalState;
 pub use traits::TraitValue;
 
@@ -163,12 +163,6 @@ impl ContactState {
         &self.members
     }
 
-    /// Replaces the membership set, decided by the rules with this fingerprint.
-    pub fn set_members(&mut self, members: BTreeMap<String, i64>, rules: u32) {
-        self.members = members;
-        self.rules = rules;
-    }
-
     /// Records one segment's membership (entered at `at` if it just entered).
     pub fn set_membership(&mut self, segment: &str, member: bool, at: i64) {
         if !member {
@@ -189,11 +183,6 @@ impl ContactState {
             .binary_search_by_key(&index, |(i, _)| *i)
             .ok()
             .map(|p| self.deadlines[p].1)
-    }
-
-    /// The earliest deadline of any segment.
-    pub fn next_deadline(&self) -> Option<i64> {
-        self.deadlines.iter().map(|(_, t)| *t).min()
     }
 
     /// Replaces the per-segment deadlines (index, time), any order.
