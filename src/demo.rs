@@ -10,7 +10,7 @@ use kairos_evaluate::Evaluator;
 use kairos_event::{Change, Event, Transition};
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
-use kairos_store::{ContactStore, MemoryContacts, MemoryLedger, MemoryQueue, Message};
+use kairos_store::{MemoryClaims, ContactStore, MemoryContacts, MemoryLedger, MemoryQueue, Message};
 use kairos_writeback::{envelope, sign, DeliveryError, Destination, Writeback};
 use std::io::Write;
 use std::sync::Mutex;
@@ -66,7 +66,7 @@ impl Destination for PrintDestination {
 }
 
 struct Pipeline<'a> {
-    ingest: Ingest<'a, MemoryQueue>,
+    ingest: Ingest<'a, MemoryQueue, MemoryClaims>,
     events: &'a MemoryQueue,
     evaluator: Evaluator<'a, MemoryContacts, MemoryQueue>,
     transitions: &'a MemoryQueue,
@@ -90,6 +90,7 @@ pub async fn run(rules_text: &str, events_text: &str, out: &mut impl Write) -> R
         ingest: Ingest {
             config: &config,
             queue: &events,
+            claims: &MemoryClaims::default(),
         },
         events: &events,
         evaluator: Evaluator {

@@ -70,6 +70,7 @@ async fn ingest_accepts_the_official_apigw_v2_fixture() {
         &Ingest {
             config: &config,
             queue: &queue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         0,
     )
@@ -89,6 +90,7 @@ async fn ingest_accepts_the_official_apigw_v2_fixture() {
         &Ingest {
             config: &config,
             queue: &queue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         0,
     )
@@ -108,14 +110,10 @@ fn local_env(name: &str) -> String {
 
 #[tokio::test]
 async fn the_sample_payloads_in_events_are_accepted() {
-    let raw = kairos_ingest::RawConfig {
-        events_queue_url: "unused".into(),
-        api_keys: Some(local_env("KAIROS_API_KEYS")),
-        sendgrid_public_key: Some(local_env("KAIROS_SENDGRID_PUBLIC_KEY")),
-        replay_window_secs: Some(local_env("KAIROS_REPLAY_WINDOW_SECS")),
-        ..Default::default()
-    };
-    let config = raw.build().unwrap();
+    let config = IngestConfig::from_env(&|name| {
+        Some(local_env(name)).filter(|_| include_str!("../events/local.env").contains(&format!("{name}=")))
+    })
+    .unwrap();
     let queue = MemoryQueue::default();
     let now = chrono::Utc::now().timestamp();
     for (file, expected) in [
@@ -128,6 +126,7 @@ async fn the_sample_payloads_in_events_are_accepted() {
             &Ingest {
                 config: &config,
                 queue: &queue,
+                claims: &kairos_store::MemoryClaims::default(),
             },
             now,
         )

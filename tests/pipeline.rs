@@ -8,6 +8,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use kairos::local as infra;
 use kairos_evaluate::Evaluator;
 use kairos_event::Change;
+use kairos_ingest::providers::sendgrid::SendGrid;
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
 use kairos_store::{ContactStore, DynamoContacts, DynamoLedger, SqsQueue};
@@ -42,7 +43,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
     // Ingest: a signed SendGrid webhook with three human opens and one machine open.
     let signing = SigningKey::random(&mut rand::rngs::OsRng);
     let config = IngestConfig {
-        sendgrid_public_key: Some(*signing.verifying_key()),
+        webhooks: vec![std::sync::Arc::new(SendGrid::new(*signing.verifying_key(), 300))],
         ..IngestConfig::default()
     };
     let events_queue = SqsQueue::new(sqs.clone(), infra.queue("EventsQueue"));
@@ -60,6 +61,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
         &Ingest {
             config: &config,
             queue: &events_queue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         ts,
     )

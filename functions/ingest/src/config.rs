@@ -1,38 +1,31 @@
-use base64::Engine;
-use p256::ecdsa::VerifyingKey;
-use p256::pkcs8::DecodePublicKey;
+//! The ingest configuration, read from the environment once at cold start.
+//!
+//! Secret values may be `ssm:<parameter name>`; the Lambda's `main` resolves
+//! them before [`IngestConfig::from_env`] sees them.
+
+use std::sync::Arc;
+
+use crate::providers::{self, Settings};
+use crate::webhook::Webhook;
 
 /// Default largest request body (bytes): well under API Gateway's and Lambda's limits.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Default replay window for signed timestamps (seconds).
+/// Default replay window for signed timestamps and one-time tokens (seconds).
 pub const DEFAULT_REPLAY_WINDOW_SECS: i64 = 300;
-
-/// The ingest configuration as read from the environment, before secrets are
-/// resolved (`ssm:<name>` values) and keys parsed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawConfig {
-    /// `KAIROS_EVENTS_QUEUE_URL`: where events are enqueued.
-    pub events_queue_url: String,
-    /// `KAIROS_API_KEYS`: comma-separated keys for `/v1/events` (or `ssm:<name>`).
-    pub api_keys: Option<String>,
-    /// `KAIROS_SENDGRID_PUBLIC_KEY`: base64 SPKI DER or PEM (or `ssm:<name>`).
-    pub sendgrid_public_key: Option<String>,
-    /// `KAIROS_MAX_BODY_BYTES`: largest accepted body.
-    pub max_body_bytes: Option<String>,
-    /// `KAIROS_REPLAY_WINDOW_SECS`: accepted age of a signed timestamp.
-    pub replay_window_secs: Option<String>,
-}
 
 /// The ingest configuration, validated and ready to use.
 #[derive(Clone)]
 pub struct IngestConfig {
-    /// Accepted `x-api-key` values; empty disables `/v1/events` (404).
+    /// `KAIROS_API_KEYS`: accepted `x-api-key` values for `/v1/events`; empty disables it (404).
     pub api_keys: Vec<String>,
-    /// SendGrid's verification key; `None` disables `/webhooks/sendgrid` (404).
-    pub sendgrid_public_key: Option<VerifyingKey>,
-    /// Largest accepted body, in bytes.
+    /// `KAIROS_WRITE_KEYS`: accepted Segment-style write keys for `/v1/track`, `/v1/page`,
+    /// `/v1/identify` and `/v1/batch`; empty disables them (404).
+    pub write_keys: Vec<String>,
+    /// The configured provider webhooks; a provider not listed answers 404.
+    pub webhooks: Vec<Arc<dyn Webhook>>,
+    /// `KAIROS_MAX_BODY_BYTES`: largest accepted body, in bytes.
     pub max_body_bytes: usize,
-    /// Accepted distance between a signed timestamp and now, in seconds.
+    /// `KAIROS_REPLAY_WINDOW_SECS`: accepted distance between a signed timestamp and now.
     pub replay_window_secs: i64,
 }
 
@@ -40,7 +33,8 @@ impl Default for IngestConfig {
     fn default() -> IngestConfig {
         IngestConfig {
             api_keys: Vec::new(),
-            sendgrid_public_key: None,
+            write_keys: Vec::new(),
+            webhooks: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
         }
@@ -49,9 +43,11 @@ impl Default for IngestConfig {
 
 impl std::fmt::Debug for IngestConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.webhooks.iter().map(|w| w.name()).collect();
         f.debug_struct("IngestConfig")
             .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
-            .field("sendgrid_public_key", &self.sendgrid_public_key.is_some())
+            .field("write_keys", &format_args!("[{} redacted]", self.write_keys.len()))
+            .field("webhooks", &names)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("replay_window_secs", &self.replay_window_secs)
             .finish()
@@ -65,77 +61,65 @@ pub enum ConfigError {
     #[error("environment variable {0} is required")]
     Missing(&'static str),
     /// A variable's value has the wrong form.
-    #[error("environment variable {name} is invalid: {reason}")]
+    #[error("{name} is invalid: {reason}")]
     Invalid {
-        /// The variable.
-        name: &'static str,
+        /// The variable (or flag).
+        name: String,
         /// What was expected.
         reason: String,
     },
 }
 
-impl RawConfig {
-    /// Reads the variables through `var` (usually `std::env::var`).
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<RawConfig, ConfigError> {
+impl IngestConfig {
+    /// Reads and validates the variables through `var` (usually `std::env::var`
+    /// with secrets already resolved).
+    pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<IngestConfig, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        Ok(RawConfig {
-            events_queue_url: get("KAIROS_EVENTS_QUEUE_URL").ok_or(ConfigError::Missing("KAIROS_EVENTS_QUEUE_URL"))?,
-            api_keys: get("KAIROS_API_KEYS"),
-            sendgrid_public_key: get("KAIROS_SENDGRID_PUBLIC_KEY"),
-            max_body_bytes: get("KAIROS_MAX_BODY_BYTES"),
-            replay_window_secs: get("KAIROS_REPLAY_WINDOW_SECS"),
+        let max_body = positive("KAIROS_MAX_BODY_BYTES", get("KAIROS_MAX_BODY_BYTES"))?;
+        let window = positive("KAIROS_REPLAY_WINDOW_SECS", get("KAIROS_REPLAY_WINDOW_SECS"))?;
+        let replay_window_secs = window.unwrap_or(DEFAULT_REPLAY_WINDOW_SECS);
+        let mut webhooks = Vec::new();
+        for name in providers::NAMES {
+            let settings = Settings::from_env(name, replay_window_secs, var);
+            webhooks.extend(providers::build(name, &settings)?);
+        }
+        Ok(IngestConfig {
+            api_keys: list(get("KAIROS_API_KEYS")),
+            write_keys: list(get("KAIROS_WRITE_KEYS")),
+            webhooks,
+            max_body_bytes: max_body.map_or(DEFAULT_MAX_BODY_BYTES, |n| n as usize),
+            replay_window_secs,
         })
     }
 
-    /// Validates the (secret-resolved) values.
-    pub fn build(&self) -> Result<IngestConfig, ConfigError> {
-        let api_keys = self
-            .api_keys
-            .iter()
-            .flat_map(|s| s.split(','))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .collect();
-        let sendgrid_public_key = self.sendgrid_public_key.as_deref().map(parse_public_key).transpose()?;
-        let number = |name: &'static str, value: &Option<String>| -> Result<Option<i64>, ConfigError> {
-            value
-                .as_deref()
-                .map(|v| {
-                    v.trim()
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or(ConfigError::Invalid {
-                            name,
-                            reason: "expected a positive integer".into(),
-                        })
-                })
-                .transpose()
-        };
-        let max_body = number("KAIROS_MAX_BODY_BYTES", &self.max_body_bytes)?;
-        let window = number("KAIROS_REPLAY_WINDOW_SECS", &self.replay_window_secs)?;
-        Ok(IngestConfig {
-            api_keys,
-            sendgrid_public_key,
-            max_body_bytes: max_body.map_or(DEFAULT_MAX_BODY_BYTES, |n| n as usize),
-            replay_window_secs: window.unwrap_or(DEFAULT_REPLAY_WINDOW_SECS),
-        })
+    /// The configured webhook for `/webhooks/<name>`.
+    pub fn webhook(&self, name: &str) -> Option<&dyn Webhook> {
+        self.webhooks.iter().find(|w| w.name() == name).map(|w| w.as_ref())
     }
 }
 
-/// Parses SendGrid's verification key: base64 SPKI DER (as the console shows it) or PEM.
-pub(crate) fn parse_public_key(text: &str) -> Result<VerifyingKey, ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        name: "KAIROS_SENDGRID_PUBLIC_KEY",
-        reason: reason.to_string(),
-    };
-    let text = text.trim();
-    if text.starts_with("-----BEGIN") {
-        return VerifyingKey::from_public_key_pem(text).map_err(|_| invalid("not a P-256 public key in PEM form"));
-    }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| invalid("expected base64 (SPKI DER) or PEM"))?;
-    VerifyingKey::from_public_key_der(&der).map_err(|_| invalid("not a P-256 public key"))
+/// A comma-separated list, blanks dropped.
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn positive(name: &'static str, value: Option<String>) -> Result<Option<i64>, ConfigError> {
+    value
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Invalid {
+                    name: name.into(),
+                    reason: "expected a positive integer".into(),
+                })
+        })
+        .transpose()
 }

@@ -6,15 +6,20 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::response::{json_response, unauthorized, Rejected, Reply};
+use crate::response::{json_response, unauthorized, Reply};
+use crate::webhook::{Parsed, Policy, Rejected};
 use crate::IngestConfig;
+
+/// Our own API: clients do not retry a 400, so a partial batch says so.
+pub(crate) const POLICY: Policy = Policy {
+    partial: 400,
+    malformed: 400,
+};
 
 /// Most events accepted in one request.
 pub(crate) const MAX_BATCH: usize = 500;
 
-type Parsed = Result<(Vec<Event>, Vec<Rejected>), Reply>;
-
-pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> Parsed {
+pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> Result<Parsed, Reply> {
     if config.api_keys.is_empty() {
         return Err(json_response(
             404,
@@ -77,7 +82,7 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> 
             }),
         }
     }
-    Ok((events, rejected))
+    Ok(Parsed { events, rejected })
 }
 
 /// Compares the presented key with every configured key in constant time (over

@@ -3,19 +3,23 @@
 //!
 //! Routes:
 //! - `POST /v1/events`: one canonical event or `{"batch": [...]}`, with `x-api-key`;
-//! - `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook (ECDSA P-256).
+//! - `POST /webhooks/<provider>`: each configured provider's webhook ([`providers`]),
+//!   verified by its [`Webhook`] implementation before the body is parsed.
 //!
-//! Main items: [`handle`] (the Lambda handler), [`Ingest`] (borrowed config and
-//! queue), [`IngestConfig`]. Statuses: 202 all accepted; 400 some items invalid
-//! (named by index and field; the valid ones are still enqueued); 401 bad key or
-//! signature; 404 unknown or unconfigured route; 413 body too large; 503 only
-//! when enqueueing fails, so the sender retries (events are deduped by id).
+//! Main items: [`handle`] (the Lambda handler), [`Ingest`] (borrowed config,
+//! queue and one-time-token store), [`IngestConfig`]. Statuses: 202 all accepted;
+//! for a request with some invalid items, the valid ones are still enqueued and
+//! the status is the route's [`Policy`] (400 on `/v1/*`; per provider on webhooks,
+//! chosen so its retries neither drop nor resend good events); 401 bad key,
+//! signature or replayed token (details only in the logs); 404 unknown or
+//! unconfigured route; 413 body too large; 503 only when enqueueing fails, so
+//! the sender retries (events are deduped by id).
 //!
 //! ```
 //! use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 //! use aws_lambda_events::http::Method;
 //! use kairos_ingest::{handle, Ingest, IngestConfig};
-//! use kairos_store::MemoryQueue;
+//! use kairos_store::{MemoryClaims, MemoryQueue};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let config = IngestConfig { api_keys: vec!["k1".into()], ..IngestConfig::default() };
@@ -25,7 +29,8 @@
 //! req.raw_path = Some("/v1/events".into());
 //! req.headers.insert("x-api-key", "k1".parse().unwrap());
 //! req.body = Some(r#"{"id":"e1","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web"}"#.into());
-//! let response = handle(req, &Ingest { config: &config, queue: &queue }, 1_795_000_000).await;
+//! let claims = MemoryClaims::default();
+//! let response = handle(req, &Ingest { config: &config, queue: &queue, claims: &claims }, 1_795_000_000).await;
 //! assert_eq!(response.status_code, 202);
 //! assert_eq!(queue.len(), 1);
 //! # });
@@ -33,70 +38,156 @@
 
 mod config;
 mod events;
+pub mod providers;
 mod response;
-mod sendgrid;
+pub mod webhook;
 
-pub use config::{ConfigError, IngestConfig, RawConfig};
-pub use sendgrid::{normalize as normalize_sendgrid, verify as verify_sendgrid, SignatureError};
+pub use config::{ConfigError, IngestConfig};
+pub use providers::sendgrid::{normalize as normalize_sendgrid, verify as verify_sendgrid, SignatureError};
+pub use webhook::{Claim, Parsed, Policy, Rejected, Request, Unauthorized, Verified, Webhook};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::Method;
 use base64::Engine;
-use kairos_event::Event;
-use kairos_store::{Message, Queue};
-use response::{json_response, Rejected, Reply};
+use kairos_store::{Claims, Message, Queue};
+use response::{json_response, unauthorized, Reply};
 use serde_json::json;
 
 /// The ingest handler's borrowed dependencies.
-pub struct Ingest<'a, Q> {
-    /// Keys, public keys and limits.
+pub struct Ingest<'a, Q, C> {
+    /// Keys, provider webhooks and limits.
     pub config: &'a IngestConfig,
     /// The events queue.
     pub queue: &'a Q,
+    /// One-time webhook tokens already used.
+    pub claims: &'a C,
 }
 
 /// Handles one HTTP API request as of `now` (unix seconds, for replay windows).
-pub async fn handle<Q: Queue>(
+pub async fn handle<Q: Queue, C: Claims>(
     req: ApiGatewayV2httpRequest,
-    ingest: &Ingest<'_, Q>,
+    ingest: &Ingest<'_, Q, C>,
     now: i64,
 ) -> ApiGatewayV2httpResponse {
-    let reply = match route(&req, ingest, now) {
-        Ok((events, rejected)) => enqueue(ingest.queue, events, rejected).await,
-        Err(reply) => reply,
-    };
-    reply.into_response()
+    receive(&req, ingest, now).await.into_response()
 }
 
-/// Checks route, method, size and credentials, then parses: the accepted
-/// events and the rejected items, or the reply that refuses the request.
-fn route<Q>(
-    req: &ApiGatewayV2httpRequest,
-    ingest: &Ingest<'_, Q>,
-    now: i64,
-) -> Result<(Vec<Event>, Vec<Rejected>), Reply> {
+async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &Ingest<'_, Q, C>, now: i64) -> Reply {
     let path = req
         .raw_path
         .as_deref()
         .or(req.request_context.http.path.as_deref())
         .unwrap_or_default();
     let method = &req.request_context.http.method;
-    if path != "/v1/events" && path != "/webhooks/sendgrid" {
-        return Err(json_response(
-            404,
-            json!({"error": format!("no route for {method} {path}")}),
-        ));
+    let not_found = || json_response(404, json!({"error": format!("no route for {method} {path}")}));
+    if let Some(name) = path.strip_prefix("/webhooks/") {
+        return match ingest.config.webhook(name) {
+            Some(hook) => webhook(hook, req, ingest, now).await,
+            None => not_found(),
+        };
+    }
+    if path != "/v1/events" {
+        return not_found();
     }
     if method != Method::POST {
-        return Err(json_response(
-            405,
-            json!({"error": format!("{path} accepts POST only")}),
-        ));
+        return json_response(405, json!({"error": format!("{path} accepts POST only")}));
     }
-    let body = body_bytes(req, ingest.config.max_body_bytes)?;
-    match path {
-        "/v1/events" => events::parse(&req.headers, &body, ingest.config),
-        _ => sendgrid::receive(&req.headers, &body, ingest.config, now),
+    let parsed = body_bytes(req, ingest.config.max_body_bytes)
+        .and_then(|body| events::parse(&req.headers, &body, ingest.config));
+    match parsed {
+        Ok(parsed) => enqueue(ingest.queue, parsed, events::POLICY).await,
+        Err(reply) => reply,
+    }
+}
+
+/// A provider route: verify, record one-time tokens, parse, enqueue.
+async fn webhook<Q: Queue, C: Claims>(
+    hook: &dyn Webhook,
+    req: &ApiGatewayV2httpRequest,
+    ingest: &Ingest<'_, Q, C>,
+    now: i64,
+) -> Reply {
+    let method = &req.request_context.http.method;
+    if method == Method::HEAD {
+        return json_response(200, json!({}));
+    }
+    if method != Method::POST {
+        return json_response(405, json!({"error": "webhooks accept POST (and HEAD for checks) only"}));
+    }
+    let body = match body_bytes(req, ingest.config.max_body_bytes) {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let url = full_url(req);
+    let request = Request {
+        method,
+        url: &url,
+        headers: &req.headers,
+        body: &body,
+    };
+    let verified = match hook.verify(&request, now).await {
+        Ok(verified) => verified,
+        Err(why) => {
+            tracing::warn!(provider = hook.name(), reason = %why, "rejected webhook");
+            return unauthorized();
+        }
+    };
+    if let Err(reply) = claim_all(ingest.claims, &verified.claims, now, hook.name()).await {
+        return reply;
+    }
+    if let Some((status, body)) = verified.reply {
+        return json_response(status, body);
+    }
+    let reply = match hook.parse(&request) {
+        Ok(parsed) => enqueue(ingest.queue, parsed, hook.policy()).await,
+        Err(error) => {
+            tracing::warn!(provider = hook.name(), %error, "malformed webhook body");
+            json_response(hook.policy().malformed, json!({"error": error}))
+        }
+    };
+    if reply.status >= 500 {
+        for claim in &verified.claims {
+            if let Err(err) = ingest.claims.release(&claim.key).await {
+                tracing::error!(error = %err, "could not release a one-time token; the sender's retry will be refused");
+            }
+        }
+    }
+    reply
+}
+
+/// Records each one-time token; a token seen before makes the request a replay.
+async fn claim_all<C: Claims>(claims: &C, wanted: &[Claim], now: i64, provider: &str) -> Result<(), Reply> {
+    for claim in wanted {
+        match claims.claim(&claim.key, claim.expires_at, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(provider, "rejected webhook: one-time token already used (replay)");
+                return Err(unauthorized());
+            }
+            Err(err) => {
+                tracing::error!(provider, error = %err, "could not record a one-time token");
+                return Err(json_response(
+                    503,
+                    json!({"error": "temporarily unavailable; retry the request"}),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The URL the sender called, as `https://host/path?query`.
+fn full_url(req: &ApiGatewayV2httpRequest) -> String {
+    let host = req
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .or(req.request_context.domain_name.as_deref())
+        .unwrap_or("localhost");
+    let path = req.raw_path.as_deref().unwrap_or("/");
+    match req.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
+        Some(query) => format!("https://{host}{path}?{query}"),
+        None => format!("https://{host}{path}"),
     }
 }
 
@@ -128,7 +219,9 @@ fn body_bytes(req: &ApiGatewayV2httpRequest, limit: usize) -> Result<Vec<u8>, Re
     Ok(bytes)
 }
 
-async fn enqueue<Q: Queue>(queue: &Q, events: Vec<Event>, rejected: Vec<Rejected>) -> Reply {
+/// Enqueues the valid events, then answers with the policy's status.
+async fn enqueue<Q: Queue>(queue: &Q, parsed: Parsed, policy: Policy) -> Reply {
+    let Parsed { events, rejected } = parsed;
     let messages: Vec<Message> = events
         .iter()
         .enumerate()
@@ -150,8 +243,13 @@ async fn enqueue<Q: Queue>(queue: &Q, events: Vec<Event>, rejected: Vec<Rejected
     for r in &rejected {
         tracing::warn!(index = r.index, error = %r.error, "rejected item");
     }
+    let status = if accepted == 0 {
+        policy.malformed
+    } else {
+        policy.partial
+    };
     json_response(
-        400,
+        status,
         json!({"accepted": accepted, "rejected": rejected.len(), "errors": rejected}),
     )
 }

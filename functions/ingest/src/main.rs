@@ -1,21 +1,31 @@
-use kairos_ingest::{handle, Ingest, RawConfig};
-use kairos_store::{resolve_secret, SqsQueue};
+use std::collections::HashMap;
+
+use kairos_ingest::{handle, Ingest, IngestConfig};
+use kairos_store::{resolve_secret, DynamoClaims, SqsQueue};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let mut raw = RawConfig::from_env(|name| std::env::var(name).ok())?;
     let aws = aws_config::load_from_env().await;
     let ssm = aws_sdk_ssm::Client::new(&aws);
-    for secret in [&mut raw.api_keys, &mut raw.sendgrid_public_key].into_iter().flatten() {
-        *secret = resolve_secret(secret, &ssm).await?;
+    let mut vars: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("KAIROS_")).collect();
+    for value in vars.values_mut() {
+        *value = resolve_secret(value, &ssm).await?;
     }
-    let config = raw.build()?;
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &raw.events_queue_url);
+    let required = |name: &str| {
+        vars.get(name)
+            .cloned()
+            .ok_or(format!("environment variable {name} is required"))
+    };
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), required("KAIROS_EVENTS_QUEUE_URL")?);
+    let claims = DynamoClaims::new(aws_sdk_dynamodb::Client::new(&aws), required("KAIROS_TABLE")?);
+    let config = IngestConfig::from_env(&|name| vars.get(name).cloned())?;
+    tracing::info!(?config, "ingest configured");
     let ingest = Ingest {
         config: &config,
         queue: &queue,
+        claims: &claims,
     };
     run(service_fn(|event: LambdaEvent<_>| async {
         Ok::<_, Error>(handle(event.payload, &ingest, chrono::Utc::now().timestamp()).await)

@@ -1,20 +1,7 @@
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{HeaderValue, CONTENT_TYPE};
-use serde::Serialize;
 use serde_json::Value;
-
-/// An item of a request that was not accepted, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Rejected {
-    /// Its position in the request (0 for a single event).
-    pub index: usize,
-    /// Its id, when it had a readable one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// What was wrong, naming the field.
-    pub error: String,
-}
 
 /// A status and JSON body, turned into an API Gateway response at the edge.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,10 +1,12 @@
 use super::*;
+use crate::providers::sendgrid::{parse_public_key, SendGrid};
 use aws_lambda_events::encodings::Body;
-use kairos_event::EventType;
+use kairos_event::{Event, EventType};
 use kairos_store::{MemoryQueue, QueueError};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde_json::Value;
+use std::sync::Arc;
 
 const NOW: i64 = 1_795_000_000;
 const VECTOR: &str = include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.json");
@@ -26,9 +28,10 @@ fn body_json(resp: &ApiGatewayV2httpResponse) -> Value {
 }
 
 fn config(key: Option<VerifyingKey>) -> IngestConfig {
+    let webhooks = key.map(|k| Arc::new(SendGrid::new(k, 300)) as Arc<dyn Webhook>);
     IngestConfig {
         api_keys: vec!["secret-key".into()],
-        sendgrid_public_key: key,
+        webhooks: webhooks.into_iter().collect(),
         ..IngestConfig::default()
     }
 }
@@ -57,7 +60,7 @@ fn signed(key: &SigningKey, body: &str, ts: i64) -> ApiGatewayV2httpRequest {
 #[test]
 fn sendgrid_sdk_test_vector_verifies_and_its_negative_case_does_not() {
     let v: Value = serde_json::from_str(VECTOR).unwrap();
-    let key = config::parse_public_key(v["public_key_b64_spki_der"].as_str().unwrap()).unwrap();
+    let key = parse_public_key(v["public_key_b64_spki_der"].as_str().unwrap()).unwrap();
     let sig = v["header_X-Twilio-Email-Event-Webhook-Signature"].as_str().unwrap();
     let ts = v["header_X-Twilio-Email-Event-Webhook-Timestamp"].as_str().unwrap();
     let ts_num: i64 = ts.parse().unwrap();
@@ -94,6 +97,7 @@ async fn signed_sendgrid_webhook_is_normalized_and_enqueued() {
         &Ingest {
             config: &config,
             queue: &queue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         NOW + 5,
     )
@@ -119,6 +123,7 @@ async fn forged_or_replayed_sendgrid_webhook_is_refused_before_parsing() {
     let ingest = Ingest {
         config: &config,
         queue: &queue,
+        claims: &kairos_store::MemoryClaims::default(),
     };
     let forged = handle(signed(&other, "not even json", NOW), &ingest, NOW).await;
     assert_eq!(
@@ -141,6 +146,7 @@ async fn sendgrid_route_without_a_key_is_not_served() {
         &Ingest {
             config: &config,
             queue: &queue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         NOW,
     )
@@ -164,6 +170,7 @@ async fn bad_items_are_named_and_good_ones_still_enqueued() {
         &Ingest {
             config: &config,
             queue: &queue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         NOW,
     )
@@ -194,6 +201,7 @@ async fn api_key_body_size_and_routes_are_enforced() {
     let ingest = Ingest {
         config: &config,
         queue: &queue,
+        claims: &kairos_store::MemoryClaims::default(),
     };
     let mut wrong = request("/v1/events", "{}");
     wrong.headers.insert("x-api-key", "secret-kez".parse().unwrap());
@@ -223,6 +231,7 @@ async fn base64_bodies_are_decoded() {
         &Ingest {
             config: &config,
             queue: &queue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         NOW,
     )
@@ -255,6 +264,7 @@ async fn enqueue_failure_asks_the_sender_to_retry() {
         &Ingest {
             config: &config,
             queue: &DownQueue,
+            claims: &kairos_store::MemoryClaims::default(),
         },
         NOW,
     )
@@ -264,29 +274,19 @@ async fn enqueue_failure_asks_the_sender_to_retry() {
 
 #[test]
 fn config_validates_keys_and_numbers_without_echoing_secrets() {
-    let raw = RawConfig {
-        events_queue_url: "q".into(),
-        api_keys: Some(" a, b ,,".into()),
-        ..RawConfig::default()
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     };
-    assert_eq!(raw.build().unwrap().api_keys, ["a", "b"]);
-    let bad_key = RawConfig {
-        sendgrid_public_key: Some("c2VjcmV0LXZhbHVl".into()),
-        ..raw.clone()
-    };
-    let err = bad_key.build().unwrap_err().to_string();
+    let config = IngestConfig::from_env(&env(&[("KAIROS_API_KEYS", " a, b ,,")])).unwrap();
+    assert_eq!(config.api_keys, ["a", "b"]);
+    assert!(config.webhook("sendgrid").is_none());
+    let err = IngestConfig::from_env(&env(&[("KAIROS_SENDGRID_PUBLIC_KEY", "c2VjcmV0LXZhbHVl")]))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("KAIROS_SENDGRID_PUBLIC_KEY") && !err.contains("c2VjcmV0LXZhbHVl"),
         "{err}"
     );
-    let bad_num = RawConfig {
-        max_body_bytes: Some("-3".into()),
-        ..raw
-    };
-    assert!(bad_num
-        .build()
-        .unwrap_err()
-        .to_string()
-        .contains("KAIROS_MAX_BODY_BYTES"));
-    assert!(RawConfig::from_env(|_| None).is_err());
+    let err = IngestConfig::from_env(&env(&[("KAIROS_MAX_BODY_BYTES", "-3")])).unwrap_err();
+    assert!(err.to_string().contains("KAIROS_MAX_BODY_BYTES"));
 }

@@ -1,7 +1,8 @@
 //! DynamoDB adapters. One table, partition key `pk` (S):
 //! - `contact#<key>`: `version` (N), `state` (B, compact encoding), `outbox` (L of S,
 //!   absent when empty), `next_change_at` (N, optional), `expires_at` (N, TTL);
-//! - `delivery#<key>`: `version` (N), `expires_at` (N).
+//! - `delivery#<key>`: `version` (N), `expires_at` (N);
+//! - `claim#<key>`: `expires_at` (N), a one-time webhook token.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -10,7 +11,7 @@ use kairos_state::ContactState;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{ContactStore, DeliveryLedger, StoreError, StoredContact};
+use crate::{Claims, ContactStore, DeliveryLedger, StoreError, StoredContact};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -248,5 +249,56 @@ impl DeliveryLedger for DynamoLedger {
                 e => Err(backend(e)),
             },
         }
+    }
+}
+
+/// One-time tokens in DynamoDB: a conditional put that fails if the token is
+/// recorded and unexpired (the table's TTL removes it later).
+#[derive(Debug, Clone)]
+pub struct DynamoClaims {
+    client: Client,
+    table: String,
+}
+
+impl DynamoClaims {
+    /// Uses `table` through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoClaims {
+        DynamoClaims {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl Claims for DynamoClaims {
+    async fn claim(&self, id: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", key("claim", id))
+            .item("expires_at", n(expires_at))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(false),
+                e => Err(backend(e)),
+            },
+        }
+    }
+
+    async fn release(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", key("claim", id))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }

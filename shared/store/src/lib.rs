@@ -5,7 +5,9 @@
 //!   ([`DynamoContacts`] / [`MemoryContacts`]);
 //! - [`Queue`]: send message batches ([`SqsQueue`] / [`MemoryQueue`]);
 //! - [`DeliveryLedger`]: the highest state version delivered per key, so a repeated
-//!   or stale transition is dropped ([`DynamoLedger`] / [`MemoryLedger`]).
+//!   or stale transition is dropped ([`DynamoLedger`] / [`MemoryLedger`]);
+//! - [`Claims`]: one-time webhook tokens recorded so a replay is refused
+//!   ([`DynamoClaims`] / [`MemoryClaims`]).
 //!
 //! DynamoDB attribute values and SQS types never leave this crate.
 //!
@@ -28,8 +30,8 @@ mod memory;
 mod secret;
 mod sqs;
 
-pub use dynamo::{DynamoContacts, DynamoLedger};
-pub use memory::{MemoryContacts, MemoryLedger, MemoryQueue};
+pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
+pub use memory::{MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue};
 pub use secret::{resolve_secret, SecretError};
 pub use sqs::SqsQueue;
 
@@ -114,4 +116,14 @@ pub trait DeliveryLedger: Send + Sync {
 
     /// Records `version` for `key` unless a higher or equal one is recorded.
     fn record(&self, key: &str, version: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One-time values (webhook tokens, message ids), each accepted once until it expires.
+pub trait Claims: Send + Sync {
+    /// Records `key` until `expires_at` (unix seconds): true if this is its first
+    /// use, false if it is already recorded and not yet expired at `now`.
+    fn claim(&self, key: &str, expires_at: i64, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets `key`, so a request whose events could not be enqueued can be retried.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

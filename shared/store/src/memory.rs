@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::{ContactStore, DeliveryLedger, Message, Queue, QueueError, StoreError, StoredContact};
+use crate::{Claims, ContactStore, DeliveryLedger, Message, Queue, QueueError, StoreError, StoredContact};
 
 /// Contact records in a map, with the same conditional-write rules as DynamoDB.
 #[derive(Debug, Default)]
@@ -90,6 +90,29 @@ impl DeliveryLedger for MemoryLedger {
         let mut versions = lock(&self.versions);
         let entry = versions.entry(key.to_string()).or_insert(version);
         *entry = (*entry).max(version);
+        Ok(())
+    }
+}
+
+/// Claimed keys and their expiry in a map.
+#[derive(Debug, Default)]
+pub struct MemoryClaims {
+    keys: Mutex<HashMap<String, i64>>,
+}
+
+impl Claims for MemoryClaims {
+    async fn claim(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let mut keys = lock(&self.keys);
+        keys.retain(|_, expiry| *expiry >= now);
+        if keys.contains_key(key) {
+            return Ok(false);
+        }
+        keys.insert(key.to_string(), expires_at);
+        Ok(true)
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.keys).remove(key);
         Ok(())
     }
 }

@@ -4,16 +4,17 @@
 //! the raw body bytes exactly as received; it is checked before the body is
 //! parsed, and the timestamp must be within the replay window.
 
-use aws_lambda_events::http::HeaderMap;
 use base64::Engine;
 use chrono::DateTime;
 use kairos_event::{Event, EventType};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
 use serde_json::{json, Map, Value};
 
-use crate::response::{json_response, unauthorized, Rejected, Reply};
-use crate::IngestConfig;
+use super::Settings;
+use crate::config::ConfigError;
+use crate::webhook::{ready, Parsed, Request, Unauthorized, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
@@ -61,51 +62,77 @@ pub fn verify(
     key.verify(&message, &signature).map_err(|_| SignatureError::Invalid)
 }
 
-type Parsed = Result<(Vec<Event>, Vec<Rejected>), Reply>;
+/// The SendGrid route, configured with its verification key.
+#[derive(Debug, Clone)]
+pub struct SendGrid {
+    key: VerifyingKey,
+    window_secs: i64,
+}
 
-pub(crate) fn receive(headers: &HeaderMap, body: &[u8], config: &IngestConfig, now: i64) -> Parsed {
-    let Some(key) = &config.sendgrid_public_key else {
-        return Err(json_response(
-            404,
-            json!({"error": "/webhooks/sendgrid is not configured (no public key)"}),
-        ));
-    };
-    let header = |name: &'static str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(SignatureError::MissingHeader(name))
-    };
-    let checked = header(SIGNATURE_HEADER).and_then(|sig| {
-        let ts = header(TIMESTAMP_HEADER)?;
-        verify(key, sig, ts, body, now, config.replay_window_secs)
-    });
-    if let Err(err) = checked {
-        tracing::warn!(error = %err, "rejected SendGrid webhook");
-        return Err(unauthorized());
+impl SendGrid {
+    /// Verifies with `key`, accepting timestamps within `window_secs` of now.
+    pub fn new(key: VerifyingKey, window_secs: i64) -> SendGrid {
+        SendGrid { key, window_secs }
     }
-    let items = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => items,
-        Ok(_) => {
-            return Err(json_response(
-                400,
-                json!({"error": "expected a JSON array of SendGrid events"}),
-            ))
-        }
-        Err(e) => return Err(json_response(400, json!({"error": format!("body is not JSON: {e}")}))),
-    };
-    let mut events = Vec::with_capacity(items.len());
-    let mut rejected = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        match normalize(item) {
-            Ok(event) => events.push(event),
-            Err(error) => {
-                let id = item.get("sg_event_id").and_then(Value::as_str).map(str::to_string);
-                rejected.push(Rejected { index, id, error });
-            }
-        }
+
+    /// Built from `public_key` (`KAIROS_SENDGRID_PUBLIC_KEY`: base64 SPKI DER as the console shows it, or PEM).
+    pub fn build(settings: &Settings) -> Result<Option<SendGrid>, ConfigError> {
+        let Some(text) = &settings.public_key else {
+            return Ok(None);
+        };
+        Ok(Some(SendGrid {
+            key: parse_public_key(text)?,
+            window_secs: settings.replay_window_secs,
+        }))
     }
-    Ok((events, rejected))
+
+    fn check(&self, req: &Request<'_>, now: i64) -> Result<Verified, SignatureError> {
+        let header = |name: &'static str| req.header(name).ok_or(SignatureError::MissingHeader(name));
+        let signature = header(SIGNATURE_HEADER)?;
+        let timestamp = header(TIMESTAMP_HEADER)?;
+        verify(&self.key, signature, timestamp, req.body, now, self.window_secs)?;
+        Ok(Verified::default())
+    }
+}
+
+impl Webhook for SendGrid {
+    fn name(&self) -> &'static str {
+        "sendgrid"
+    }
+
+    fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
+        ready(self.check(req, now).map_err(|e| Unauthorized(e.to_string())))
+    }
+
+    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
+        let items = match serde_json::from_slice::<Value>(req.body) {
+            Ok(Value::Array(items)) => items,
+            Ok(_) => return Err("expected a JSON array of SendGrid events".into()),
+            Err(e) => return Err(format!("body is not JSON: {e}")),
+        };
+        let mut parsed = Parsed::default();
+        for (index, item) in items.iter().enumerate() {
+            let id = item.get("sg_event_id").and_then(Value::as_str).map(str::to_string);
+            parsed.push(index, id, normalize(item));
+        }
+        Ok(parsed)
+    }
+}
+
+/// Parses SendGrid's verification key: base64 SPKI DER (as the console shows it) or PEM.
+pub(crate) fn parse_public_key(text: &str) -> Result<VerifyingKey, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: Settings::variable("sendgrid", "PUBLIC_KEY"),
+        reason: reason.to_string(),
+    };
+    let text = text.trim();
+    if text.starts_with("-----BEGIN") {
+        return VerifyingKey::from_public_key_pem(text).map_err(|_| invalid("not a P-256 public key in PEM form"));
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| invalid("expected base64 (SPKI DER) or PEM"))?;
+    VerifyingKey::from_public_key_der(&der).map_err(|_| invalid("not a P-256 public key"))
 }
 
 /// Maps one SendGrid event object to a canonical event; the error names the field.

@@ -1,0 +1,73 @@
+//! The provider webhooks, each at `POST /webhooks/<name>`, and how each is
+//! configured: [`Settings`] from `KAIROS_<NAME>_SECRET` / `_PUBLIC_KEY` / `_URL`
+//! (or the `kairos normalize` flags), built by [`build`].
+
+pub mod sendgrid;
+
+use std::sync::Arc;
+
+use crate::config::ConfigError;
+use crate::webhook::Webhook;
+
+/// Every provider name, in the order the docs list them.
+pub const NAMES: [&str; 1] = ["sendgrid"];
+
+/// One provider's credentials and options, however supplied.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// A shared secret: signing key, token or `user:password`, per provider.
+    pub secret: Option<String>,
+    /// A public verification key (SendGrid).
+    pub public_key: Option<String>,
+    /// The URL the provider was given (Mandrill signs it).
+    pub url: Option<String>,
+    /// Accepted distance between a signed timestamp and now, in seconds.
+    pub replay_window_secs: i64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("public_key", &self.public_key.is_some())
+            .field("url", &self.url)
+            .field("replay_window_secs", &self.replay_window_secs)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Reads `KAIROS_<NAME>_SECRET`, `KAIROS_<NAME>_PUBLIC_KEY` and `KAIROS_<NAME>_URL`.
+    pub fn from_env(name: &str, replay_window_secs: i64, var: &dyn Fn(&str) -> Option<String>) -> Settings {
+        let prefix = format!("KAIROS_{}_", name.to_uppercase());
+        let get = |suffix: &str| var(&format!("{prefix}{suffix}")).filter(|v| !v.trim().is_empty());
+        Settings {
+            secret: get("SECRET"),
+            public_key: get("PUBLIC_KEY"),
+            url: get("URL"),
+            replay_window_secs,
+        }
+    }
+
+    /// The variable name of a setting, for error messages.
+    pub fn variable(name: &str, suffix: &str) -> String {
+        format!("KAIROS_{}_{suffix}", name.to_uppercase())
+    }
+}
+
+/// Builds provider `name` from its settings: `None` when it is not configured
+/// (its route answers 404), an error when a setting is present but unusable.
+pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>, ConfigError> {
+    fn shared<W: Webhook + 'static>(
+        w: Result<Option<W>, ConfigError>,
+    ) -> Result<Option<Arc<dyn Webhook>>, ConfigError> {
+        Ok(w?.map(|w| Arc::new(w) as Arc<dyn Webhook>))
+    }
+    match name {
+        "sendgrid" => shared(sendgrid::SendGrid::build(settings)),
+        other => Err(ConfigError::Invalid {
+            name: "provider".into(),
+            reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
+        }),
+    }
+}

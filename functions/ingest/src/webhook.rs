@@ -1,0 +1,137 @@
+//! What every provider route implements: verify the request, then parse it.
+//!
+//! The generic route ([`crate::handle`]) owns everything else: the size limit,
+//! one-time-token claims, enqueueing, and turning the outcome into the status
+//! code the provider's retry behaviour needs ([`Policy`]).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use aws_lambda_events::http::{HeaderMap, Method};
+use kairos_event::Event;
+use serde::Serialize;
+use serde_json::Value;
+
+/// One request as received: the bytes a signature covers, untouched.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The full URL the sender called (`https://host/path?query`), for schemes that sign it.
+    pub url: &'a str,
+    /// The headers (names are case-insensitive).
+    pub headers: &'a HeaderMap,
+    /// The raw body bytes exactly as received.
+    pub body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// A header's value as text, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A one-time value (a token or message id) that must not be accepted twice
+/// within the replay window: the route records it before accepting the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Unique key, prefixed with the provider (`mailgun:<token>`).
+    pub key: String,
+    /// When the claim may be forgotten (unix seconds): after the replay window.
+    pub expires_at: i64,
+}
+
+/// A verified request: the claims to record, and an early answer when the
+/// request is a protocol step rather than events (an SNS subscription confirmation).
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// One-time values to record; a value already recorded makes the request a replay (401).
+    pub claims: Vec<Claim>,
+    /// Answer with this instead of parsing (status, JSON body).
+    pub reply: Option<(u16, Value)>,
+}
+
+/// Why a request was refused as unauthorized. The text goes to the logs only
+/// (it never contains a secret); the caller sees a generic 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unauthorized(pub String);
+
+/// The future returned by [`Webhook::verify`].
+pub type Verification<'a> = Pin<Box<dyn Future<Output = Result<Verified, Unauthorized>> + Send + 'a>>;
+
+/// An already-computed verification, for providers whose check needs no I/O.
+pub fn ready<'a>(result: Result<Verified, Unauthorized>) -> Verification<'a> {
+    Box::pin(std::future::ready(result))
+}
+
+/// An item of a request that was not accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// Its position in the request (0 for a single event).
+    pub index: usize,
+    /// Its id, when it had a readable one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What was wrong, naming the field.
+    pub error: String,
+}
+
+/// A parsed request: the valid events and the rejected items.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Parsed {
+    /// Canonical events to enqueue.
+    pub events: Vec<Event>,
+    /// Items that could not be normalized.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Parsed {
+    /// Adds one item's outcome; `id` names the item in the report.
+    pub fn push(&mut self, index: usize, id: Option<String>, result: Result<Event, String>) {
+        match result {
+            Ok(event) => self.events.push(event),
+            Err(error) => self.rejected.push(Rejected { index, id, error }),
+        }
+    }
+}
+
+/// The status codes a provider gets, chosen for its retry behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Some items were rejected, the valid ones were enqueued. A provider that
+    /// retries every non-2xx must get a 2xx here, or it would resend the good
+    /// events (and the bad ones, forever).
+    pub partial: u16,
+    /// Nothing in the body could be read (not JSON, wrong shape, or its one event invalid).
+    pub malformed: u16,
+}
+
+impl Default for Policy {
+    /// 200 on a partial batch, 400 on a malformed body.
+    fn default() -> Policy {
+        Policy {
+            partial: 200,
+            malformed: 400,
+        }
+    }
+}
+
+/// A provider's webhook: `POST /webhooks/<name>`.
+pub trait Webhook: Send + Sync {
+    /// The route name (`sendgrid` serves `/webhooks/sendgrid`).
+    fn name(&self) -> &'static str;
+
+    /// Checks the credential or signature (and the replay window) before the
+    /// body is parsed beyond what the check needs. Comparisons are constant-time.
+    fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a>;
+
+    /// Parses a verified request. `Err` means nothing in it could be read and names why.
+    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String>;
+
+    /// The status codes for partial and malformed requests.
+    fn policy(&self) -> Policy {
+        Policy::default()
+    }
+}
