@@ -3,7 +3,8 @@
 //! Main items: [`demo::run`], which drives the real ingest, evaluate and
 //! write-back handlers over in-memory adapters and writes a timeline, and
 //! [`local::create`], which creates the template's table and queues on a
-//! local endpoint (moto server), and [`replay::replay`], the backtest.
+//! local endpoint (moto server), [`replay::replay`], the backtest, and
+//! [`normalize::normalize`], a provider webhook body to canonical events.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -15,4 +16,5 @@
 
 pub mod demo;
 pub mod local;
+pub mod normalize;
 pub mod replay;

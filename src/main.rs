@@ -51,6 +51,35 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Verify and normalize one provider webhook body as the ingest function
+    /// would: print its canonical events as JSON lines and exit 0, or exit 1
+    /// with the error (bad signature, stale timestamp, malformed payload, or
+    /// the items that were rejected) on stderr.
+    Normalize {
+        /// The provider, as in /webhooks/<name> (sendgrid, mailgun, ...).
+        #[arg(long)]
+        provider: String,
+        /// A request header as received, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// The provider's shared secret (signing key, token, user:password; for ses the SNS topic ARN).
+        #[arg(long)]
+        secret: Option<String>,
+        /// The provider's public verification key (sendgrid).
+        #[arg(long)]
+        public_key: Option<String>,
+        /// The webhook URL as configured at the provider (mandrill signs it).
+        #[arg(long)]
+        url: Option<String>,
+        /// Check timestamps as of this unix time (default: now).
+        #[arg(long)]
+        now: Option<i64>,
+        /// Parse without checking the signature or credential (for unsigned samples).
+        #[arg(long)]
+        skip_verify: bool,
+        /// The request body file, bytes exactly as sent.
+        body: PathBuf,
+    },
     /// Create the table and queues of infra/template.yaml on a local endpoint
     /// (moto server) and print them as KEY=value lines for the functions'
     /// environment. Used by `make watch`.
@@ -110,6 +139,21 @@ fn replay(
     }
 }
 
+async fn normalize(input: Result<kairos::normalize::Input, String>) -> Result<(), String> {
+    let parsed = kairos::normalize::normalize(&input?).await?;
+    let mut stdout = std::io::stdout().lock();
+    for event in &parsed.events {
+        writeln!(stdout, "{}", event.to_json()).map_err(|e| e.to_string())?;
+    }
+    for r in &parsed.rejected {
+        eprintln!("kairos: item {}: {}", r.index, r.error);
+    }
+    match parsed.rejected.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} item(s) rejected")),
+    }
+}
+
 async fn local_infra(endpoint: &str) -> Result<(), String> {
     let config = kairos::local::sdk_config(endpoint).await;
     let infra = kairos::local::create(&config).await.map_err(|e| e.to_string())?;
@@ -150,6 +194,33 @@ async fn main() -> ExitCode {
             at,
             explain,
         } => replay(&rules, &events, at, explain),
+        Command::Normalize {
+            provider,
+            headers,
+            secret,
+            public_key,
+            url,
+            now,
+            skip_verify,
+            body,
+        } => {
+            let input = std::fs::read(&body)
+                .map_err(|e| format!("cannot read {}: {e}", body.display()))
+                .map(|body| kairos::normalize::Input {
+                    provider,
+                    headers,
+                    settings: kairos_ingest::providers::Settings {
+                        secret,
+                        public_key,
+                        url,
+                        replay_window_secs: kairos_ingest::DEFAULT_REPLAY_WINDOW_SECS,
+                    },
+                    now: now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                    skip_verify,
+                    body,
+                });
+            normalize(input).await
+        }
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
     };
     match result {

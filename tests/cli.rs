@@ -60,3 +60,72 @@ fn replay_prints_one_sorted_line_per_contact() {
         r#"{"contact":"bob@globex.test","segments":["comparing-vendors","cross-channel-hot","pricing-intent","sales-ready"],"next_change_at":"2026-11-26T10:05:03Z"}"#
     );
 }
+
+const VECTOR_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+const VECTOR_SIG: &str =
+    "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=";
+
+fn normalize_vector(signature: &str, now: &str) -> (i32, String, String) {
+    kairos(&[
+        "normalize",
+        "--provider",
+        "sendgrid",
+        "--public-key",
+        VECTOR_KEY,
+        "--header",
+        &format!("X-Twilio-Email-Event-Webhook-Signature: {signature}"),
+        "--header",
+        "X-Twilio-Email-Event-Webhook-Timestamp: 1588788367",
+        "--now",
+        now,
+        "tests/fixtures/esp/sendgrid_signed_minimal_testvector.body",
+    ])
+}
+
+#[test]
+fn normalize_verifies_before_it_parses() {
+    // The SDK vector verifies; its body is a test object, not an event array.
+    let (code, stdout, stderr) = normalize_vector(VECTOR_SIG, "1588788400");
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert!(
+        stderr.contains("malformed payload: expected a JSON array of SendGrid events"),
+        "{stderr}"
+    );
+    let tampered = VECTOR_SIG.replace("NH2j", "NH3j");
+    let (code, _, stderr) = normalize_vector(&tampered, "1588788400");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("verification failed: signature does not verify"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = normalize_vector(VECTOR_SIG, "1588799999");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("outside the replay window"), "{stderr}");
+}
+
+#[test]
+fn normalize_prints_canonical_events_of_an_unsigned_sample() {
+    let (code, stdout, stderr) = kairos(&[
+        "normalize",
+        "--provider",
+        "sendgrid",
+        "--skip-verify",
+        "tests/fixtures/esp/sendgrid_open.json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let event: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(event["type"], "email.opened");
+    assert_eq!(event["contact"], "alex@example.com");
+    assert_eq!(event["at"], "2017-12-15T00:59:29Z");
+    let (code, _, stderr) = kairos(&[
+        "normalize",
+        "--provider",
+        "sendgrid",
+        "tests/fixtures/esp/sendgrid_open.json",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("needs its credential"), "{stderr}");
+    let (code, _, stderr) = kairos(&["normalize", "--provider", "nope", "--skip-verify", "Cargo.toml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unknown provider `nope`"), "{stderr}");
+}

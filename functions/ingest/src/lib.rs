@@ -42,7 +42,7 @@ pub mod providers;
 mod response;
 pub mod webhook;
 
-pub use config::{ConfigError, IngestConfig};
+pub use config::{ConfigError, IngestConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_SECS};
 pub use providers::sendgrid::{normalize as normalize_sendgrid, verify as verify_sendgrid, SignatureError};
 pub use webhook::{Claim, Parsed, Policy, Rejected, Request, Unauthorized, Verified, Webhook};
 

@@ -7,7 +7,7 @@ pub mod sendgrid;
 use std::sync::Arc;
 
 use crate::config::ConfigError;
-use crate::webhook::Webhook;
+use crate::webhook::{Parsed, Request, Webhook};
 
 /// Every provider name, in the order the docs list them.
 pub const NAMES: [&str; 1] = ["sendgrid"];
@@ -69,5 +69,14 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
         }),
+    }
+}
+
+/// Parses a request as provider `name` does, without verifying it (for
+/// `kairos normalize --skip-verify` and the fuzz targets).
+pub fn parse(name: &str, req: &Request<'_>) -> Result<Parsed, String> {
+    match name {
+        "sendgrid" => sendgrid::parse(req),
+        other => Err(format!("unknown provider `{other}` (known: {})", NAMES.join(", "))),
     }
 }

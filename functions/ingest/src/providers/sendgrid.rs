@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Parsed, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
@@ -105,18 +105,35 @@ impl Webhook for SendGrid {
     }
 
     fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        let items = match serde_json::from_slice::<Value>(req.body) {
-            Ok(Value::Array(items)) => items,
-            Ok(_) => return Err("expected a JSON array of SendGrid events".into()),
-            Err(e) => return Err(format!("body is not JSON: {e}")),
-        };
-        let mut parsed = Parsed::default();
-        for (index, item) in items.iter().enumerate() {
-            let id = item.get("sg_event_id").and_then(Value::as_str).map(str::to_string);
-            parsed.push(index, id, normalize(item));
-        }
-        Ok(parsed)
+        parse(req)
     }
+
+    fn policy(&self) -> Policy {
+        POLICY
+    }
+}
+
+/// SendGrid retries any non-2xx for 24 hours, so a batch with some bad events
+/// answers 200 (the good ones are enqueued; resending them would only be deduped,
+/// and resending the bad ones can never succeed). An unreadable body answers 400.
+pub const POLICY: Policy = Policy {
+    partial: 200,
+    malformed: 400,
+};
+
+/// Parses a SendGrid request body: a JSON array of events.
+pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+    let items = match serde_json::from_slice::<Value>(req.body) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => return Err("expected a JSON array of SendGrid events".into()),
+        Err(e) => return Err(format!("body is not JSON: {e}")),
+    };
+    let mut parsed = Parsed::default();
+    for (index, item) in items.iter().enumerate() {
+        let id = item.get("sg_event_id").and_then(Value::as_str).map(str::to_string);
+        parsed.push(index, id, normalize(item));
+    }
+    Ok(parsed)
 }
 
 /// Parses SendGrid's verification key: base64 SPKI DER (as the console shows it) or PEM.
