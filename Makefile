@@ -38,6 +38,7 @@ $(TOOLS): requirements-dev.txt
 ## The rules engine's throughput and state size, beside datalogic-rs on the same rules.
 bench:
 	cargo bench -p kairos-rules --bench throughput
+	cargo bench -p kairos-ingest --bench providers
 
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)

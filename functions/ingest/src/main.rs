@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use kairos_ingest::{handle, Ingest, IngestConfig};
-use kairos_store::{resolve_secret, DynamoClaims, SqsQueue};
+use kairos_store::{parameters_under, resolve_secret, DynamoClaims, SqsQueue};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -10,6 +10,12 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_from_env().await;
     let ssm = aws_sdk_ssm::Client::new(&aws);
     let mut vars: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("KAIROS_")).collect();
+    // Parameters under KAIROS_SECRETS_PATH fill in what the environment does not set.
+    if let Some(path) = vars.get("KAIROS_SECRETS_PATH").cloned() {
+        for (name, value) in parameters_under(&path, &ssm).await? {
+            vars.entry(name).or_insert(value);
+        }
+    }
     for value in vars.values_mut() {
         *value = resolve_secret(value, &ssm).await?;
     }

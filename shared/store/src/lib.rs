@@ -32,7 +32,7 @@ mod sqs;
 
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
 pub use memory::{MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue};
-pub use secret::{resolve_secret, SecretError};
+pub use secret::{parameters_under, resolve_secret, SecretError};
 pub use sqs::SqsQueue;
 
 use kairos_state::ContactState;

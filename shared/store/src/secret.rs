@@ -37,3 +37,56 @@ pub async fn resolve_secret(value: &str, ssm: &Client) -> Result<String, SecretE
             reason: "parameter has no value".into(),
         })
 }
+
+/// Reads every parameter under `path` (recursively, decrypted) as
+/// `(KAIROS_<NAME>, value)` pairs: `/kairos/mailgun-secret` becomes
+/// `KAIROS_MAILGUN_SECRET`, `/kairos/mailgun/secret` too. Lets an operator
+/// configure a provider by creating one SecureString, with no template change.
+pub async fn parameters_under(path: &str, ssm: &Client) -> Result<Vec<(String, String)>, SecretError> {
+    let prefix = format!("{}/", path.trim_end_matches('/'));
+    let mut pages = ssm
+        .get_parameters_by_path()
+        .path(&prefix)
+        .recursive(true)
+        .with_decryption(true)
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| SecretError {
+            name: prefix.clone(),
+            reason: aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
+        })?;
+        for p in page.parameters() {
+            if let (Some(name), Some(value)) = (p.name(), p.value()) {
+                found.push((variable_name(&name[prefix.len().min(name.len())..]), value.to_string()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `mailgun/secret` or `mailgun-secret` → `KAIROS_MAILGUN_SECRET`.
+fn variable_name(relative: &str) -> String {
+    let upper: String = relative
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("KAIROS_{upper}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameter_names_become_variable_names() {
+        assert_eq!(super::variable_name("mailgun-secret"), "KAIROS_MAILGUN_SECRET");
+        assert_eq!(super::variable_name("ses/secret"), "KAIROS_SES_SECRET");
+        assert_eq!(super::variable_name("api-keys"), "KAIROS_API_KEYS");
+    }
+}
