@@ -9,14 +9,15 @@ WATCH_PORT := 5005
 export KAIROS_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra tools build watch bench clean
+.PHONY: demo test lint lint-infra tools node-tools build watch bench clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
 	cargo run --quiet --bin kairos -- demo
 
-## Every test: the template lint, unit tests, and integration tests over moto server.
-test: lint-infra
+## Every test: the template lint, unit tests, and integration tests over moto server
+## and the real Segment client (Node.js).
+test: lint-infra node-tools
 	cargo test --workspace --locked
 
 ## Formatting and clippy, warnings denied.
@@ -34,6 +35,12 @@ $(TOOLS): requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+## The pinned @segment/analytics-node client that tests/segment_node.rs drives (needs node and npm).
+NODE_TOOLS := tests/segment_node/node_modules/.package-lock.json
+node-tools: $(NODE_TOOLS)
+$(NODE_TOOLS): tests/segment_node/package-lock.json
+	npm ci --prefix tests/segment_node --no-audit --no-fund
 
 ## The rules engine's throughput and state size, beside datalogic-rs on the same rules.
 bench:

@@ -87,7 +87,7 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> 
 
 /// Compares the presented key with every configured key in constant time (over
 /// SHA-256 digests, so neither content nor length leaks through timing).
-fn key_matches(presented: &[u8], keys: &[String]) -> bool {
+pub(crate) fn key_matches(presented: &[u8], keys: &[String]) -> bool {
     let digest = Sha256::digest(presented);
     keys.iter()
         .fold(subtle::Choice::from(0), |found, key| {

@@ -3,6 +3,8 @@
 //!
 //! Routes:
 //! - `POST /v1/events`: one canonical event or `{"batch": [...]}`, with `x-api-key`;
+//! - `POST /v1/track`, `/v1/page`, `/v1/screen`, `/v1/identify`, `/v1/alias`, `/v1/batch`
+//!   (and analytics.js's `/v1/t`, `/v1/p`, ...): Segment-spec calls with a write key ([`tracking`]);
 //! - `POST /webhooks/<provider>`: each configured provider's webhook ([`providers`]),
 //!   verified by its [`Webhook`] implementation before the body is parsed.
 //!
@@ -40,6 +42,7 @@ mod config;
 mod events;
 pub mod providers;
 mod response;
+pub mod tracking;
 pub mod webhook;
 
 pub use config::{ConfigError, IngestConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_SECS};
@@ -86,6 +89,9 @@ async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &In
             None => not_found(),
         };
     }
+    if let Some(route) = tracking::route(path).filter(|_| !ingest.config.write_keys.is_empty()) {
+        return track(route, req, ingest, now).await;
+    }
     if path != "/v1/events" {
         return not_found();
     }
@@ -96,6 +102,24 @@ async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &In
         .and_then(|body| events::parse(&req.headers, &body, ingest.config));
     match parsed {
         Ok(parsed) => enqueue(ingest.queue, parsed, events::POLICY).await,
+        Err(reply) => reply,
+    }
+}
+
+/// A Segment-spec tracking route: write key, normalize, enqueue.
+async fn track<Q: Queue, C: Claims>(
+    route: tracking::Route,
+    req: &ApiGatewayV2httpRequest,
+    ingest: &Ingest<'_, Q, C>,
+    now: i64,
+) -> Reply {
+    if req.request_context.http.method != Method::POST {
+        return json_response(405, json!({"error": "tracking calls accept POST only"}));
+    }
+    let parsed = body_bytes(req, ingest.config.max_body_bytes)
+        .and_then(|body| tracking::parse(route, &req.headers, &body, ingest.config, now));
+    match parsed {
+        Ok(parsed) => enqueue(ingest.queue, parsed, tracking::POLICY).await,
         Err(reply) => reply,
     }
 }
