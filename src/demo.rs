@@ -10,7 +10,7 @@ use kairos_evaluate::Evaluator;
 use kairos_event::{Change, Event, Transition};
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
-use kairos_store::{MemoryClaims, ContactStore, MemoryContacts, MemoryLedger, MemoryQueue, Message};
+use kairos_store::{ContactStore, MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue, Message};
 use kairos_writeback::{envelope, sign, DeliveryError, Destination, Writeback};
 use std::io::Write;
 use std::sync::Mutex;
