@@ -186,13 +186,16 @@ fn kind_of(name: &str, detail: Option<&Map<String, Value>>) -> Result<EventType,
     })
 }
 
+/// One affected recipient's address (or why an entry has none) and its own entry, if any.
+type Recipient<'a> = (Result<String, String>, Option<&'a Map<String, Value>>);
+
 /// The affected recipients (or why one entry has no address) and, for bounces,
 /// complaints and delays, each one's own entry.
 fn recipients<'a>(
     name: &str,
     detail: Option<&'a Map<String, Value>>,
     mail: &'a Map<String, Value>,
-) -> Vec<(Result<String, String>, Option<&'a Map<String, Value>>)> {
+) -> Vec<Recipient<'a>> {
     let listed = |obj: Option<&'a Map<String, Value>>, field: &str| {
         obj.and_then(|o| o.get(field))
             .and_then(Value::as_array)

@@ -186,4 +186,6 @@ impl Webhook for Ses {
 }
 
 #[cfg(test)]
+mod route_tests;
+#[cfg(test)]
 mod tests;
