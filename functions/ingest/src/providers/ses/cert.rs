@@ -61,6 +61,9 @@ impl HttpsGet for Reqwest {
             if !status.is_success() {
                 return Err(format!("HTTP status {status}"));
             }
+            if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+                return Err(format!("response is over {MAX_RESPONSE_BYTES} bytes"));
+            }
             let body = response.bytes().await.map_err(|e| e.without_url().to_string())?;
             if body.len() > MAX_RESPONSE_BYTES {
                 return Err(format!("response is over {MAX_RESPONSE_BYTES} bytes"));

@@ -81,7 +81,8 @@ impl Ses {
         found.into()
     }
 
-    async fn check(&self, req: &Request<'_>, now: i64) -> Result<Verified, String> {
+    /// The checks needing no network: type, topic and SNS-only URLs.
+    fn precheck(&self, req: &Request<'_>) -> Result<(Envelope, MessageType), String> {
         let env = Envelope::from_slice(req.body)?;
         let kind = env.message_type().ok_or("unknown SNS message type")?;
         if req.header(sns::TYPE_HEADER) != Some(env.kind.as_str()) {
@@ -98,6 +99,13 @@ impl Ses {
             let url = env.subscribe_url.as_deref().unwrap_or_default();
             sns_url(url).map_err(|e| format!("SubscribeURL refused: {e}"))?;
         }
+        Ok((env, kind))
+    }
+
+    /// Prechecks, then verifies the signature with the (cached) certificate and
+    /// acts on the message type.
+    async fn check(&self, req: &Request<'_>, now: i64) -> Result<Verified, String> {
+        let (env, kind) = self.precheck(req)?;
         let key = self.certs.key(&env.signing_cert_url).await?;
         verify(&key, &env).map_err(|e| e.to_string())?;
         Ok(match kind {
