@@ -456,3 +456,20 @@ fn unknown_garbage_and_test_notifications() {
     let hello = r#"{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"You have successfully subscribed"}"#;
     assert_eq!(parse(hello).unwrap(), Parsed::default());
 }
+
+#[tokio::test]
+async fn vector_verifies_through_the_route_check_when_its_certificate_is_served_from_an_sns_url() {
+    // SigningCertURL is not signed, so pointing it at an SNS URL (served by the
+    // injected source) keeps the SignatureVersion 1 vector valid end to end.
+    let mut source = Recording::default();
+    source.bodies.insert(CERT_URL.into(), VECTOR_CERT.as_bytes().to_vec());
+    let source = Arc::new(source);
+    let ses = Ses::new(vec!["arn:aws:sns:eu-west-1:12345:test".into()], source.clone(), 300);
+    let mut env: Value = serde_json::from_str(VECTOR).unwrap();
+    env["SigningCertURL"] = json!(CERT_URL);
+    let verified = check(&ses, "Notification", &env.to_string()).await.unwrap();
+    assert_eq!(verified.claims[0].key, "ses:12345-abcdef");
+    env["Subject"] = json!("This is the subjecT");
+    assert!(check(&ses, "Notification", &env.to_string()).await.is_err());
+    assert_eq!(source.calls(), [CERT_URL]);
+}
