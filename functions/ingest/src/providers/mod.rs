@@ -3,6 +3,7 @@
 //! (or the `kairos normalize` flags), built by [`build`].
 
 pub mod sendgrid;
+pub mod ses;
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use crate::config::ConfigError;
 use crate::webhook::{Parsed, Request, Webhook};
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 1] = ["sendgrid"];
+pub const NAMES: [&str; 2] = ["sendgrid", "ses"];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -65,6 +66,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
     }
     match name {
         "sendgrid" => shared(sendgrid::SendGrid::build(settings)),
+        "ses" => shared(ses::Ses::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),

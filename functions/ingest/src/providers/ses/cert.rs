@@ -1,0 +1,189 @@
+//! SNS signing certificates: which URLs may be fetched, how they are fetched
+//! (HTTPS only, no redirects, short timeout) and the per-URL in-memory cache,
+//! so a warm Lambda fetches each certificate once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rsa::pkcs8::DecodePublicKey;
+use rsa::RsaPublicKey;
+use x509_cert::der::{DecodePem, Encode};
+use x509_cert::Certificate;
+
+/// The future of one HTTPS GET: the response body, or why there is none.
+pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+
+/// An HTTPS GET: fetches signing certificates and confirms subscriptions.
+/// Tests inject one that records its calls.
+pub trait HttpsGet: Send + Sync {
+    /// GETs `url` (already checked by [`sns_url`]) and returns the body of a 2xx response.
+    fn get<'a>(&'a self, url: &'a str) -> Fetch<'a>;
+}
+
+/// Longest certificate or confirmation response read (SNS certificates are about 2 KB).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Most certificates cached; SNS rotates its certificate rarely, so this is never reached in practice.
+const MAX_CACHED: usize = 32;
+
+/// The real [`HttpsGet`]: reqwest with rustls, HTTPS only, no redirects, 5 s timeout.
+#[derive(Debug, Clone)]
+pub struct Reqwest {
+    client: reqwest::Client,
+}
+
+impl Reqwest {
+    /// A client for SNS hosts only (callers check URLs with [`sns_url`] first).
+    pub fn new() -> Result<Reqwest, String> {
+        let client = reqwest::Client::builder()
+            .https_only(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("cannot build the HTTPS client: {e}"))?;
+        Ok(Reqwest { client })
+    }
+}
+
+impl HttpsGet for Reqwest {
+    fn get<'a>(&'a self, url: &'a str) -> Fetch<'a> {
+        Box::pin(async move {
+            // Errors are reported without the URL: a SubscribeURL carries a token.
+            let response = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| e.without_url().to_string())?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("HTTP status {status}"));
+            }
+            if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+                return Err(format!("response is over {MAX_RESPONSE_BYTES} bytes"));
+            }
+            let body = response.bytes().await.map_err(|e| e.without_url().to_string())?;
+            if body.len() > MAX_RESPONSE_BYTES {
+                return Err(format!("response is over {MAX_RESPONSE_BYTES} bytes"));
+            }
+            Ok(body.to_vec())
+        })
+    }
+}
+
+/// Checks that `url` is `https://sns.<region>.amazonaws.com[.cn]/<path>` with no
+/// user info, no port, no fragment and no percent-escapes in its path; returns the path and query.
+pub fn sns_url(url: &str) -> Result<&str, &'static str> {
+    let rest = url.strip_prefix("https://").ok_or("not an https URL")?;
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (host, path) = rest.split_at(split);
+    if host.contains(['@', ':']) {
+        return Err("URL has user info or a port");
+    }
+    let region = host
+        .strip_prefix("sns.")
+        .and_then(|h| {
+            h.strip_suffix(".amazonaws.com")
+                .or_else(|| h.strip_suffix(".amazonaws.com.cn"))
+        })
+        .ok_or("host is not sns.<region>.amazonaws.com")?;
+    if !is_region(region) {
+        return Err("host is not sns.<region>.amazonaws.com");
+    }
+    let plain_path = path.split('?').next().unwrap_or_default();
+    if !path.starts_with('/') || path.starts_with("//") || path.contains(['#', '\\']) || plain_path.contains('%') {
+        return Err("URL path is not plain");
+    }
+    Ok(path)
+}
+
+/// Checks a SigningCertURL: an SNS URL ([`sns_url`]) whose path is a plain `/<name>.pem`.
+pub fn cert_url(url: &str) -> Result<(), &'static str> {
+    let path = sns_url(url)?;
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+    if !plain || !path.ends_with(".pem") || path.contains("..") {
+        return Err("certificate URL path is not /<name>.pem");
+    }
+    Ok(())
+}
+
+/// An AWS region name: `[a-z]{2}(-gov)?-[a-z]+-[0-9]{1,2}` (`us-east-1`, `us-gov-west-1`, `cn-north-1`).
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let (country, middle, number) = match parts.as_slice() {
+        [c, m, n] => (*c, *m, *n),
+        [c, "gov", m, n] => (*c, *m, *n),
+        _ => return false,
+    };
+    let letters = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+    country.len() == 2
+        && letters(country)
+        && letters(middle)
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Signing keys by certificate URL, fetched through an [`HttpsGet`] on first use.
+pub struct CertCache {
+    source: Arc<dyn HttpsGet>,
+    keys: Mutex<HashMap<String, RsaPublicKey>>,
+}
+
+impl std::fmt::Debug for CertCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.keys.lock().map(|k| k.len()).unwrap_or_default();
+        f.debug_struct("CertCache").field("cached", &cached).finish()
+    }
+}
+
+impl CertCache {
+    /// An empty cache fetching through `source`.
+    pub fn new(source: Arc<dyn HttpsGet>) -> CertCache {
+        CertCache {
+            source,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The source, shared with subscription confirmation.
+    pub fn source(&self) -> &dyn HttpsGet {
+        self.source.as_ref()
+    }
+
+    /// The RSA key of the certificate at `url` (checked with [`cert_url`] first), cached.
+    pub async fn key(&self, url: &str) -> Result<RsaPublicKey, String> {
+        cert_url(url).map_err(str::to_string)?;
+        if let Some(key) = self.keys.lock().ok().and_then(|keys| keys.get(url).cloned()) {
+            return Ok(key);
+        }
+        let pem = self
+            .source
+            .get(url)
+            .await
+            .map_err(|e| format!("cannot fetch the signing certificate: {e}"))?;
+        let key = public_key(&pem)?;
+        if let Ok(mut keys) = self.keys.lock() {
+            if keys.len() >= MAX_CACHED {
+                keys.clear();
+            }
+            keys.insert(url.to_string(), key.clone());
+        }
+        Ok(key)
+    }
+}
+
+/// The RSA public key of a PEM X.509 certificate. Its validity dates are not
+/// checked: the trust anchor is fetching it over TLS from the SNS host.
+pub fn public_key(pem: &[u8]) -> Result<RsaPublicKey, String> {
+    let cert = Certificate::from_pem(pem).map_err(|_| "signing certificate is not a PEM X.509 certificate")?;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|_| "signing certificate has an unreadable public key")?;
+    RsaPublicKey::from_public_key_der(&spki).map_err(|_| "signing certificate key is not RSA".to_string())
+}

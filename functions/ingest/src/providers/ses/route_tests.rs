@@ -1,0 +1,162 @@
+//! The ses route through [`crate::handle`]: statuses, claims and enqueueing.
+
+use super::tests::{signed, Recording, OPEN, TOPIC};
+use super::Ses;
+use crate::{handle, Ingest, IngestConfig, Webhook};
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::Method;
+use kairos_event::{Event, EventType};
+use kairos_store::{MemoryClaims, MemoryQueue, Message, Queue, QueueError};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const NOW: i64 = 1_795_000_000;
+
+fn request(kind: &str, body: &str) -> ApiGatewayV2httpRequest {
+    let mut req = ApiGatewayV2httpRequest::default();
+    req.request_context.http.method = Method::POST;
+    req.raw_path = Some("/webhooks/ses".into());
+    req.headers.insert("x-amz-sns-message-type", kind.parse().unwrap());
+    req.headers
+        .insert("content-type", "text/plain; charset=UTF-8".parse().unwrap());
+    req.body = Some(body.to_string());
+    req
+}
+
+fn config(source: &Arc<Recording>) -> IngestConfig {
+    let ses = Ses::new(vec![TOPIC.into()], source.clone(), 300);
+    IngestConfig {
+        webhooks: vec![Arc::new(ses) as Arc<dyn Webhook>],
+        ..IngestConfig::default()
+    }
+}
+
+fn body_json(resp: &ApiGatewayV2httpResponse) -> Value {
+    match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).unwrap(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+async fn send<Q: Queue>(
+    config: &IngestConfig,
+    queue: &Q,
+    claims: &MemoryClaims,
+    kind: &str,
+    body: &str,
+) -> ApiGatewayV2httpResponse {
+    let ingest = Ingest { config, queue, claims };
+    handle(request(kind, body), &ingest, NOW).await
+}
+
+#[tokio::test]
+async fn notification_is_enqueued_once_and_other_topics_are_refused() {
+    let source = Arc::new(Recording::with_test_cert());
+    let (config, queue, claims) = (config(&source), MemoryQueue::default(), MemoryClaims::default());
+    let body = signed("Notification", TOPIC, "sns-1", OPEN);
+    let resp = send(&config, &queue, &claims, "Notification", &body).await;
+    assert_eq!(
+        (resp.status_code, body_json(&resp)),
+        (202, json!({"accepted": 1, "rejected": 0}))
+    );
+    let events: Vec<Event> = queue
+        .drain()
+        .iter()
+        .map(|m| Event::from_json(m.body.as_bytes()).unwrap())
+        .collect();
+    assert_eq!(events[0].kind, EventType::EmailOpened);
+    assert_eq!(events[0].id, "sns-1:recipient@example.com");
+    let replay = send(&config, &queue, &claims, "Notification", &body).await;
+    assert_eq!(replay.status_code, 401);
+    let other = signed(
+        "Notification",
+        "arn:aws:sns:us-east-1:123456789012:other",
+        "sns-2",
+        OPEN,
+    );
+    let resp = send(&config, &queue, &claims, "Notification", &other).await;
+    assert_eq!(
+        (resp.status_code, body_json(&resp)),
+        (401, json!({"error": "unauthorized"}))
+    );
+    assert!(queue.is_empty());
+    assert_eq!(
+        source.calls().len(),
+        1,
+        "one certificate fetch, none for the other topic"
+    );
+}
+
+#[tokio::test]
+async fn confirmations_answer_200_and_bad_messages_400() {
+    let source = Arc::new(Recording::with_test_cert());
+    let (config, queue, claims) = (config(&source), MemoryQueue::default(), MemoryClaims::default());
+    let body = signed(
+        "SubscriptionConfirmation",
+        TOPIC,
+        "sns-1",
+        "You have chosen to subscribe",
+    );
+    let resp = send(&config, &queue, &claims, "SubscriptionConfirmation", &body).await;
+    assert_eq!((resp.status_code, body_json(&resp)), (200, json!({"confirmed": TOPIC})));
+    let body = signed("UnsubscribeConfirmation", TOPIC, "sns-2", "You have unsubscribed");
+    let resp = send(&config, &queue, &claims, "UnsubscribeConfirmation", &body).await;
+    assert_eq!(resp.status_code, 200);
+    let body = signed("Notification", TOPIC, "sns-3", "not an SES record");
+    let resp = send(&config, &queue, &claims, "Notification", &body).await;
+    assert_eq!(resp.status_code, 400);
+    let test = r#"{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"ok"}"#;
+    let resp = send(
+        &config,
+        &queue,
+        &claims,
+        "Notification",
+        &signed("Notification", TOPIC, "sns-4", test),
+    )
+    .await;
+    assert_eq!(
+        (resp.status_code, body_json(&resp)),
+        (202, json!({"accepted": 0, "rejected": 0}))
+    );
+    assert!(queue.is_empty());
+}
+
+#[tokio::test]
+async fn a_partly_bad_record_keeps_its_good_recipients_with_200() {
+    let source = Arc::new(Recording::with_test_cert());
+    let (config, queue, claims) = (config(&source), MemoryQueue::default(), MemoryClaims::default());
+    let record = json!({
+        "eventType": "Complaint",
+        "complaint": {"timestamp": "2026-11-28T09:05:00Z", "complainedRecipients": [{"emailAddress": "a@example.com"}, {}]},
+        "mail": {"timestamp": "2026-11-28T09:00:00Z", "messageId": "m", "destination": ["a@example.com"]}
+    });
+    let body = signed("Notification", TOPIC, "sns-1", &record.to_string());
+    let resp = send(&config, &queue, &claims, "Notification", &body).await;
+    assert_eq!(resp.status_code, 200);
+    assert_eq!(body_json(&resp)["accepted"], 1);
+    assert_eq!(queue.len(), 1);
+}
+
+struct DownQueue;
+
+impl Queue for DownQueue {
+    async fn send(&self, messages: &[Message]) -> Result<(), QueueError> {
+        Err(QueueError {
+            failed: messages.iter().map(|m| m.id.clone()).collect(),
+            reason: "throttled".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn after_a_503_the_sns_redelivery_is_accepted() {
+    let source = Arc::new(Recording::with_test_cert());
+    let (config, queue, claims) = (config(&source), MemoryQueue::default(), MemoryClaims::default());
+    let body = signed("Notification", TOPIC, "sns-1", OPEN);
+    let resp = send(&config, &DownQueue, &claims, "Notification", &body).await;
+    assert_eq!(resp.status_code, 503);
+    let retry = send(&config, &queue, &claims, "Notification", &body).await;
+    assert_eq!(retry.status_code, 202);
+    assert_eq!(queue.len(), 1);
+}
