@@ -79,6 +79,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
 pub fn parse(name: &str, req: &Request<'_>) -> Result<Parsed, String> {
     match name {
         "sendgrid" => sendgrid::parse(req),
+        "ses" => ses::parse(req),
         other => Err(format!("unknown provider `{other}` (known: {})", NAMES.join(", "))),
     }
 }

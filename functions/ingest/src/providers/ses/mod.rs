@@ -165,17 +165,7 @@ impl Webhook for Ses {
     }
 
     fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        let env = Envelope::from_slice(req.body)?;
-        if env.message_type() != Some(MessageType::Notification) {
-            return Err("not an SNS Notification".into());
-        }
-        let record: Value =
-            serde_json::from_str(&env.message).map_err(|e| format!("SNS Message is not an SES JSON record: {e}"))?;
-        let mut parsed = Parsed::default();
-        for (index, (id, event)) in normalize(&record, &env.message_id)?.into_iter().enumerate() {
-            parsed.push(index, id, event);
-        }
-        Ok(parsed)
+        parse(req)
     }
 
     /// SNS retries an HTTP(S) delivery on 5xx and timeouts, and treats a 4xx as
@@ -191,6 +181,21 @@ impl Webhook for Ses {
             malformed: 400,
         }
     }
+}
+
+/// Parses an SNS Notification carrying one SES record: one event per recipient.
+pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+    let env = Envelope::from_slice(req.body)?;
+    if env.message_type() != Some(MessageType::Notification) {
+        return Err("not an SNS Notification".into());
+    }
+    let record: Value =
+        serde_json::from_str(&env.message).map_err(|e| format!("SNS Message is not an SES JSON record: {e}"))?;
+    let mut parsed = Parsed::default();
+    for (index, (id, event)) in normalize(&record, &env.message_id)?.into_iter().enumerate() {
+        parsed.push(index, id, event);
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
