@@ -2,7 +2,9 @@
 //! configured: [`Settings`] from `KAIROS_<NAME>_SECRET` / `_PUBLIC_KEY` / `_URL`
 //! (or the `kairos normalize` flags), built by [`build`].
 
+pub mod mailgun;
 pub mod sendgrid;
+pub mod shared;
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use crate::config::ConfigError;
 use crate::webhook::Webhook;
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 1] = ["sendgrid"];
+pub const NAMES: [&str; 2] = ["sendgrid", "mailgun"];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -65,6 +67,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
     }
     match name {
         "sendgrid" => shared(sendgrid::SendGrid::build(settings)),
+        "mailgun" => shared(mailgun::Mailgun::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
