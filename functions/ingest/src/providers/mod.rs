@@ -3,6 +3,7 @@
 //! (or the `kairos normalize` flags), built by [`build`].
 
 pub mod mailgun;
+pub mod postmark;
 pub mod sendgrid;
 pub mod shared;
 
@@ -12,7 +13,7 @@ use crate::config::ConfigError;
 use crate::webhook::Webhook;
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 2] = ["sendgrid", "mailgun"];
+pub const NAMES: [&str; 3] = ["sendgrid", "mailgun", "postmark"];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -68,6 +69,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
     match name {
         "sendgrid" => shared(sendgrid::SendGrid::build(settings)),
         "mailgun" => shared(mailgun::Mailgun::build(settings)),
+        "postmark" => shared(postmark::Postmark::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
