@@ -2,6 +2,7 @@
 //! configured: [`Settings`] from `KAIROS_<NAME>_SECRET` / `_PUBLIC_KEY` / `_URL`
 //! (or the `kairos normalize` flags), built by [`build`].
 
+pub mod brevo;
 pub mod mailgun;
 pub mod postmark;
 pub mod sendgrid;
@@ -13,7 +14,7 @@ use crate::config::ConfigError;
 use crate::webhook::Webhook;
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 3] = ["sendgrid", "mailgun", "postmark"];
+pub const NAMES: [&str; 4] = ["sendgrid", "mailgun", "postmark", "brevo"];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -70,6 +71,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
         "sendgrid" => shared(sendgrid::SendGrid::build(settings)),
         "mailgun" => shared(mailgun::Mailgun::build(settings)),
         "postmark" => shared(postmark::Postmark::build(settings)),
+        "brevo" => shared(brevo::Brevo::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
