@@ -7,6 +7,7 @@ pub mod mailgun;
 pub mod postmark;
 pub mod sendgrid;
 pub mod shared;
+pub mod sparkpost;
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::config::ConfigError;
 use crate::webhook::Webhook;
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 4] = ["sendgrid", "mailgun", "postmark", "brevo"];
+pub const NAMES: [&str; 5] = ["sendgrid", "mailgun", "postmark", "brevo", "sparkpost"];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -72,6 +73,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
         "mailgun" => shared(mailgun::Mailgun::build(settings)),
         "postmark" => shared(postmark::Postmark::build(settings)),
         "brevo" => shared(brevo::Brevo::build(settings)),
+        "sparkpost" => shared(sparkpost::SparkPost::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
