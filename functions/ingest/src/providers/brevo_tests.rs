@@ -29,7 +29,10 @@ fn fixtures_normalize_to_canonical_events() {
     assert_eq!(sent.kind, EventType::EmailSent);
     assert_eq!(sent.contact, "recipient@example.com");
     assert_eq!(sent.at.timestamp(), 1_520_363_423, "ts_epoch (ms) wins over ts_event");
-    assert_eq!(sent.message_id.as_deref(), Some("<201803062010.27287306012@smtp-relay.mailin.fr>"));
+    assert_eq!(
+        sent.message_id.as_deref(),
+        Some("<201803062010.27287306012@smtp-relay.mailin.fr>")
+    );
     assert_eq!(sent.properties["event"], "request");
     assert_eq!(sent.properties["tags"], json!(["tag1", "tag2"]));
     assert!(sent.id.starts_with("brevo:"));
@@ -61,7 +64,10 @@ fn ids_ignore_the_webhook_id_and_separate_distinct_events() {
     two_links.0["link"] = json!("https://example.com/a");
     two_links.1["link"] = json!("https://example.com/b");
     let (a, b) = (normalize(&two_links.0).unwrap(), normalize(&two_links.1).unwrap());
-    assert_eq!((a.kind, a.url.as_deref()), (EventType::EmailClicked, Some("https://example.com/a")));
+    assert_eq!(
+        (a.kind, a.url.as_deref()),
+        (EventType::EmailClicked, Some("https://example.com/a"))
+    );
     assert_ne!(a.id, b.id);
 }
 
@@ -81,7 +87,9 @@ fn event_names_map_and_unknown_ones_are_named() {
         assert_eq!(normalize(&e).unwrap().kind, kind, "{name}");
     }
     e["event"] = json!("listAddition");
-    assert!(normalize(&e).unwrap_err().contains("unknown Brevo event `listAddition`"));
+    assert!(normalize(&e)
+        .unwrap_err()
+        .contains("unknown Brevo event `listAddition`"));
     let mut no_time = fixture(HARD_BOUNCE);
     no_time.as_object_mut().unwrap().remove("ts_epoch");
     assert!(normalize(&no_time).unwrap_err().contains("ts_epoch"));
@@ -93,25 +101,52 @@ fn event_names_map_and_unknown_ones_are_named() {
 #[tokio::test]
 async fn single_and_batched_bodies_are_enqueued_with_bearer_or_basic_auth() {
     let claims = MemoryClaims::default();
-    let out = route(hook(TOKEN), post("brevo", SENT, &[("Authorization", &bearer())]), &claims, NOW).await;
+    let out = route(
+        hook(TOKEN),
+        post("brevo", SENT, &[("Authorization", &bearer())]),
+        &claims,
+        NOW,
+    )
+    .await;
     assert_eq!((out.status, out.events.len()), (202, 1), "{:?}", out.body);
 
-    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("kairos:brevo-pass"));
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("kairos:brevo-pass")
+    );
     let batch = json!([fixture(SENT), fixture(HARD_BOUNCE), fixture(PROXY_OPEN)]).to_string();
-    let out = route(hook("kairos:brevo-pass"), post("brevo", &batch, &[("Authorization", &basic)]), &claims, NOW).await;
+    let out = route(
+        hook("kairos:brevo-pass"),
+        post("brevo", &batch, &[("Authorization", &basic)]),
+        &claims,
+        NOW,
+    )
+    .await;
     assert_eq!(out.status, 202, "{:?}", out.body);
     let kinds: Vec<_> = out.events.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, [EventType::EmailSent, EventType::EmailBounced, EventType::EmailOpened]);
+    assert_eq!(
+        kinds,
+        [EventType::EmailSent, EventType::EmailBounced, EventType::EmailOpened]
+    );
 }
 
 #[tokio::test]
 async fn partial_batch_keeps_good_events_and_answers_200() {
     let claims = MemoryClaims::default();
     let batch = json!([fixture(SENT), {"event": "listAddition"}, "junk", fixture(HARD_BOUNCE)]).to_string();
-    let out = route(hook(TOKEN), post("brevo", &batch, &[("Authorization", &bearer())]), &claims, NOW).await;
+    let out = route(
+        hook(TOKEN),
+        post("brevo", &batch, &[("Authorization", &bearer())]),
+        &claims,
+        NOW,
+    )
+    .await;
     assert_eq!(out.status, 200, "{:?}", out.body);
     assert_eq!(out.events.len(), 2);
-    assert_eq!((out.body["accepted"].clone(), out.body["rejected"].clone()), (json!(2), json!(2)));
+    assert_eq!(
+        (out.body["accepted"].clone(), out.body["rejected"].clone()),
+        (json!(2), json!(2))
+    );
     assert_eq!(out.body["errors"][0]["index"], 1);
     assert_eq!(out.body["errors"][1]["index"], 2);
 }
@@ -120,10 +155,20 @@ async fn partial_batch_keeps_good_events_and_answers_200() {
 async fn unreadable_bodies_get_400_and_bad_credentials_401() {
     let claims = MemoryClaims::default();
     for body in ["not json", "42", r#"[{"event": "opened"}]"#] {
-        let out = route(hook(TOKEN), post("brevo", body, &[("Authorization", &bearer())]), &claims, NOW).await;
+        let out = route(
+            hook(TOKEN),
+            post("brevo", body, &[("Authorization", &bearer())]),
+            &claims,
+            NOW,
+        )
+        .await;
         assert_eq!((out.status, out.events.len()), (400, 0), "{body}");
     }
-    let wrong: [&[(&str, &str)]; 3] = [&[], &[("Authorization", "Bearer brevo-token-012345678")], &[("Authorization", TOKEN)]];
+    let wrong: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("Authorization", "Bearer brevo-token-012345678")],
+        &[("Authorization", TOKEN)],
+    ];
     for headers in wrong {
         let out = route(hook(TOKEN), post("brevo", SENT, headers), &claims, NOW).await;
         assert_eq!((out.status, out.events.len()), (401, 0), "{headers:?}");

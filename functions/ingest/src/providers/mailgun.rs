@@ -67,7 +67,11 @@ struct Envelope {
 /// Verifies a signature block with `key` at `now`; on success returns the token's
 /// one-time claim, which expires when the timestamp leaves the replay window.
 pub fn verify(key: &[u8], block: &SignatureBlock, now: i64, window_secs: i64) -> Result<Claim, SignatureError> {
-    let ts: i64 = block.timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let ts: i64 = block
+        .timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if now.abs_diff(ts) > window_secs.unsigned_abs() {
         return Err(SignatureError::Stale(now.saturating_sub(ts)));
     }
@@ -107,7 +111,9 @@ pub struct Mailgun {
 
 impl std::fmt::Debug for Mailgun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailgun").field("window_secs", &self.window_secs).finish()
+        f.debug_struct("Mailgun")
+            .field("window_secs", &self.window_secs)
+            .finish()
     }
 }
 
@@ -216,7 +222,10 @@ pub fn normalize(data: &Value) -> Result<Event, String> {
         source: "mailgun".into(),
         machine: bot.is_some_and(|b| !b.is_empty()),
         url: text("url"),
-        campaign: data.pointer("/campaigns/0/name").and_then(Value::as_str).map(str::to_string),
+        campaign: data
+            .pointer("/campaigns/0/name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         message_id: data
             .pointer("/message/headers/message-id")
             .and_then(Value::as_str)

@@ -52,15 +52,30 @@ fn documented_scheme_verifies_and_bad_signatures_do_not() {
     assert_eq!(wrong_key, Err(SignatureError::Invalid));
     let mut other_token = good.clone();
     other_token.token.push('x');
-    assert_eq!(verify(KEY.as_bytes(), &other_token, NOW, 300), Err(SignatureError::Invalid));
-    assert_eq!(verify(KEY.as_bytes(), &good, NOW + 301, 300), Err(SignatureError::Stale(301)));
-    assert_eq!(verify(KEY.as_bytes(), &good, NOW - 301, 300), Err(SignatureError::Stale(-301)));
+    assert_eq!(
+        verify(KEY.as_bytes(), &other_token, NOW, 300),
+        Err(SignatureError::Invalid)
+    );
+    assert_eq!(
+        verify(KEY.as_bytes(), &good, NOW + 301, 300),
+        Err(SignatureError::Stale(301))
+    );
+    assert_eq!(
+        verify(KEY.as_bytes(), &good, NOW - 301, 300),
+        Err(SignatureError::Stale(-301))
+    );
     let mut not_hex = good.clone();
     not_hex.signature = "zz".repeat(32);
-    assert_eq!(verify(KEY.as_bytes(), &not_hex, NOW, 300), Err(SignatureError::Malformed));
+    assert_eq!(
+        verify(KEY.as_bytes(), &not_hex, NOW, 300),
+        Err(SignatureError::Malformed)
+    );
     let mut odd = good;
     odd.timestamp = "-9223372036854775808".into();
-    assert!(matches!(verify(KEY.as_bytes(), &odd, NOW, 300), Err(SignatureError::Stale(_))));
+    assert!(matches!(
+        verify(KEY.as_bytes(), &odd, NOW, 300),
+        Err(SignatureError::Stale(_))
+    ));
 }
 
 #[test]
@@ -78,8 +93,14 @@ fn fixtures_normalize_to_canonical_events() {
     assert_eq!(e.kind, EventType::EmailDelivered);
     assert_eq!(e.id, "hTWCTD81RtiDN-...");
     assert_eq!(e.contact, "recipient@example.com");
-    assert_eq!((e.at.timestamp(), e.at.timestamp_subsec_micros()), (1_534_108_637, 153_125));
-    assert_eq!(e.message_id.as_deref(), Some("20180812211713.1.DF5966851B4BAA99@example.org"));
+    assert_eq!(
+        (e.at.timestamp(), e.at.timestamp_subsec_micros()),
+        (1_534_108_637, 153_125)
+    );
+    assert_eq!(
+        e.message_id.as_deref(),
+        Some("20180812211713.1.DF5966851B4BAA99@example.org")
+    );
     assert_eq!(e.source, "mailgun");
     assert!(!e.properties.contains_key("user-variables"), "empty {{}} is dropped");
     assert_eq!(e.properties["delivery-status"]["code"], 250);
@@ -93,7 +114,10 @@ fn fixtures_normalize_to_canonical_events() {
     let failed = normalize(&fixture(FAILED)).unwrap();
     assert_eq!(failed.kind, EventType::EmailBounced);
     assert_eq!(failed.contact, "badrecipient@sample.mailgun.com");
-    assert_eq!(failed.message_id.as_deref(), Some("20260212174255.58bbb7ce85a423e5@mailgun.com"));
+    assert_eq!(
+        failed.message_id.as_deref(),
+        Some("20260212174255.58bbb7ce85a423e5@mailgun.com")
+    );
 
     let complained = normalize(&fixture(COMPLAINED)).unwrap();
     assert_eq!(complained.kind, EventType::EmailComplained);
@@ -122,14 +146,19 @@ fn bot_opens_failure_severities_and_user_variables_are_mapped() {
     clicked["event"] = json!("clicked");
     clicked["url"] = json!("https://example.com/pricing");
     let e = normalize(&clicked).unwrap();
-    assert_eq!((e.kind, e.url.as_deref()), (EventType::EmailClicked, Some("https://example.com/pricing")));
+    assert_eq!(
+        (e.kind, e.url.as_deref()),
+        (EventType::EmailClicked, Some("https://example.com/pricing"))
+    );
 }
 
 #[test]
 fn bad_event_data_names_the_problem() {
     let mut unknown = fixture(OPENED);
     unknown["event"] = json!("stored");
-    assert!(normalize(&unknown).unwrap_err().contains("unknown Mailgun event `stored`"));
+    assert!(normalize(&unknown)
+        .unwrap_err()
+        .contains("unknown Mailgun event `stored`"));
     let mut no_time = fixture(OPENED);
     no_time["timestamp"] = json!("yesterday");
     assert!(normalize(&no_time).unwrap_err().contains("timestamp"));
@@ -149,7 +178,13 @@ async fn signed_event_is_enqueued_and_its_token_cannot_be_reused() {
     assert_eq!(first.events.len(), 1);
     assert_eq!(first.events[0].kind, EventType::EmailDelivered);
 
-    let replay = route(hook(), post("mailgun", &body(block(NOW, TOKEN), data), &[]), &claims, NOW + 6).await;
+    let replay = route(
+        hook(),
+        post("mailgun", &body(block(NOW, TOKEN), data), &[]),
+        &claims,
+        NOW + 6,
+    )
+    .await;
     assert_eq!((replay.status, replay.events.len()), (401, 0));
 
     // The signature does not cover event-data: only the claimed token stops a swap.
@@ -182,7 +217,13 @@ async fn verified_but_unreadable_event_gets_406_so_mailgun_stops_retrying() {
     let claims = MemoryClaims::default();
     let mut data = fixture(OPENED);
     data["event"] = json!("stored");
-    let out = route(hook(), post("mailgun", &body(block(NOW, "t-1"), data), &[]), &claims, NOW).await;
+    let out = route(
+        hook(),
+        post("mailgun", &body(block(NOW, "t-1"), data), &[]),
+        &claims,
+        NOW,
+    )
+    .await;
     assert_eq!((out.status, out.events.len()), (406, 0));
     assert!(out.body["errors"][0]["error"].as_str().unwrap().contains("stored"));
     let no_data = json!({"signature": block(NOW, "t-2")}).to_string();
@@ -201,6 +242,9 @@ fn build_needs_a_usable_signing_key_and_never_echoes_it() {
     assert!(Mailgun::build(&settings(None)).unwrap().is_none());
     assert!(Mailgun::build(&settings(Some(KEY))).unwrap().is_some());
     let err = Mailgun::build(&settings(Some("two words"))).unwrap_err().to_string();
-    assert!(err.contains("KAIROS_MAILGUN_SECRET") && !err.contains("two words"), "{err}");
+    assert!(
+        err.contains("KAIROS_MAILGUN_SECRET") && !err.contains("two words"),
+        "{err}"
+    );
     assert!(!format!("{:?}", Mailgun::new(KEY, 300)).contains(KEY));
 }

@@ -71,7 +71,9 @@ impl Webhook for Postmark {
     fn verify<'a>(&'a self, req: &'a Request<'a>, _now: i64) -> Verification<'a> {
         ready(match self.authorized(req) {
             true => Ok(Verified::default()),
-            false => Err(Unauthorized("missing or wrong basic auth / X-Kairos-Webhook-Secret".into())),
+            false => Err(Unauthorized(
+                "missing or wrong basic auth / X-Kairos-Webhook-Secret".into(),
+            )),
         })
     }
 

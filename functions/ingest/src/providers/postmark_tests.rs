@@ -18,7 +18,10 @@ const SPAM: &str = include_str!("../../../../tests/fixtures/esp/postmark_spamcom
 const SUBSCRIPTION: &str = include_str!("../../../../tests/fixtures/esp/postmark_subscriptionchange.json");
 
 fn basic(user_password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_password))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_password)
+    )
 }
 
 fn hook() -> Arc<dyn Webhook> {
@@ -32,7 +35,10 @@ fn fixtures_normalize_to_canonical_events() {
     assert_eq!(bounce.id, "postmark:Bounce:42");
     assert_eq!(bounce.contact, "john@example.com", "bounces name the address `Email`");
     assert_eq!(bounce.at.to_rfc3339(), "2025-04-05T16:33:54.907025900+00:00");
-    assert_eq!(bounce.message_id.as_deref(), Some("883953f4-6105-42a2-a16a-77a8eac79483"));
+    assert_eq!(
+        bounce.message_id.as_deref(),
+        Some("883953f4-6105-42a2-a16a-77a8eac79483")
+    );
     assert_eq!(bounce.properties["Type"], "HardBounce");
     assert_eq!(bounce.properties["Metadata"]["customer_id"], "12345");
 
@@ -47,7 +53,10 @@ fn fixtures_normalize_to_canonical_events() {
     assert_ne!(open.id, delivery.id, "same message and time, different record type");
 
     let spam = normalize(&fixture(SPAM)).unwrap();
-    assert_eq!((spam.kind, spam.id.as_str()), (EventType::EmailComplained, "postmark:SpamComplaint:42"));
+    assert_eq!(
+        (spam.kind, spam.id.as_str()),
+        (EventType::EmailComplained, "postmark:SpamComplaint:42")
+    );
 
     let unsubscribed = normalize(&fixture(SUBSCRIPTION)).unwrap();
     assert_eq!(unsubscribed.kind, EventType::EmailUnsubscribed);
@@ -69,7 +78,10 @@ fn clicks_bounce_types_and_subscription_changes_are_mapped() {
     click["RecordType"] = json!("Click");
     click["OriginalLink"] = json!("https://example.com/pricing");
     let e = normalize(&click).unwrap();
-    assert_eq!((e.kind, e.url.as_deref()), (EventType::EmailClicked, Some("https://example.com/pricing")));
+    assert_eq!(
+        (e.kind, e.url.as_deref()),
+        (EventType::EmailClicked, Some("https://example.com/pricing"))
+    );
 
     let mut bounce = fixture(BOUNCE);
     for (kind, inactive, expected) in [
@@ -88,18 +100,26 @@ fn clicks_bounce_types_and_subscription_changes_are_mapped() {
     let mut change = fixture(SUBSCRIPTION);
     change["SuppressSending"] = json!(false);
     let e = normalize(&change).unwrap();
-    assert_eq!((e.kind, &e.properties["status"]), (EventType::ConsentChanged, &json!("subscribed")));
+    assert_eq!(
+        (e.kind, &e.properties["status"]),
+        (EventType::ConsentChanged, &json!("subscribed"))
+    );
     change["SuppressSending"] = json!(true);
     change["SuppressionReason"] = json!("HardBounce");
     let e = normalize(&change).unwrap();
-    assert_eq!((e.kind, &e.properties["status"]), (EventType::ConsentChanged, &json!("bounced")));
+    assert_eq!(
+        (e.kind, &e.properties["status"]),
+        (EventType::ConsentChanged, &json!("bounced"))
+    );
 }
 
 #[test]
 fn bad_records_name_the_problem() {
     let mut unknown = fixture(DELIVERY);
     unknown["RecordType"] = json!("Inbound");
-    assert!(normalize(&unknown).unwrap_err().contains("unknown Postmark record type `Inbound`"));
+    assert!(normalize(&unknown)
+        .unwrap_err()
+        .contains("unknown Postmark record type `Inbound`"));
     let mut no_time = fixture(DELIVERY);
     no_time["DeliveredAt"] = json!("soon");
     assert!(normalize(&no_time).unwrap_err().contains("DeliveredAt"));

@@ -13,7 +13,9 @@ use subtle::ConstantTimeEq;
 
 /// True when `presented` equals `expected`, compared in constant time over digests.
 pub fn secret_matches(presented: &[u8], expected: &str) -> bool {
-    Sha256::digest(presented).ct_eq(&Sha256::digest(expected.as_bytes())).into()
+    Sha256::digest(presented)
+        .ct_eq(&Sha256::digest(expected.as_bytes()))
+        .into()
 }
 
 /// True when an `Authorization: Basic <base64(user:password)>` header carries
@@ -76,7 +78,9 @@ pub fn from_float_seconds(seconds: f64) -> Option<DateTime<Utc>> {
 
 /// A UTC time from an RFC 3339 text with any offset (Postmark's `ReceivedAt`).
 pub fn from_rfc3339(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim()).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -93,7 +97,10 @@ mod tests {
     #[test]
     fn basic_auth_must_match_user_and_password_exactly() {
         assert!(basic_auth_matches(Some(&basic("kairos:s3cret")), "kairos:s3cret"));
-        assert!(basic_auth_matches(Some(&basic("kairos:s3cret").replace("Basic", "basic")), "kairos:s3cret"));
+        assert!(basic_auth_matches(
+            Some(&basic("kairos:s3cret").replace("Basic", "basic")),
+            "kairos:s3cret"
+        ));
         assert!(!basic_auth_matches(Some(&basic("kairos:s3cre")), "kairos:s3cret"));
         assert!(!basic_auth_matches(Some(&basic("other:s3cret")), "kairos:s3cret"));
         assert!(!basic_auth_matches(Some("Basic not-base64!"), "kairos:s3cret"));
@@ -177,7 +184,12 @@ pub mod testing {
     }
 
     /// Sends `req` through the route with only `hook` configured.
-    pub async fn route(hook: Arc<dyn Webhook>, req: ApiGatewayV2httpRequest, claims: &MemoryClaims, now: i64) -> Outcome {
+    pub async fn route(
+        hook: Arc<dyn Webhook>,
+        req: ApiGatewayV2httpRequest,
+        claims: &MemoryClaims,
+        now: i64,
+    ) -> Outcome {
         let config = IngestConfig {
             webhooks: vec![hook],
             ..IngestConfig::default()

@@ -79,7 +79,9 @@ impl Webhook for SparkPost {
                 Some(Value::Object(msys)) if msys.is_empty() => continue,
                 _ => normalize(item),
             };
-            let id = item_event(item).and_then(|(_, e)| e.get("event_id")).and_then(Value::as_str);
+            let id = item_event(item)
+                .and_then(|(_, e)| e.get("event_id"))
+                .and_then(Value::as_str);
             parsed.push(index, id.map(str::to_string), result);
         }
         Ok(parsed)
@@ -127,8 +129,8 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
             .ok_or(format!("missing or non-string field `{field}`"))
     };
     let kind_name = required("type")?;
-    let (kind, category) = kind_of(&kind_name, obj)
-        .ok_or(format!("field `type`: unknown SparkPost event `{class}.{kind_name}`"))??;
+    let (kind, category) =
+        kind_of(&kind_name, obj).ok_or(format!("field `type`: unknown SparkPost event `{class}.{kind_name}`"))??;
     let seconds = match obj.get("timestamp") {
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         Some(v) => v.as_i64(),
@@ -164,7 +166,14 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
 }
 
 /// Fields mapped to canonical fields rather than kept as properties (`type` stays).
-const CONSUMED: [&str; 6] = ["event_id", "rcpt_to", "timestamp", "target_link_url", "campaign_id", "message_id"];
+const CONSUMED: [&str; 6] = [
+    "event_id",
+    "rcpt_to",
+    "timestamp",
+    "target_link_url",
+    "campaign_id",
+    "message_id",
+];
 
 type Kind = Result<(EventType, Option<&'static str>), String>;
 
