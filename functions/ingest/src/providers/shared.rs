@@ -130,6 +130,53 @@ mod tests {
         assert_eq!(from_rfc3339("yesterday"), None);
     }
 
+    /// Byte-flipped and truncated fixtures through every new provider's parser: errors, never panics.
+    #[test]
+    fn mutated_fixtures_never_panic() {
+        use crate::providers::{brevo::Brevo, mailgun::Mailgun, postmark::Postmark, sparkpost::SparkPost};
+        use crate::webhook::{Request, Webhook};
+        use aws_lambda_events::http::{HeaderMap, Method};
+        use rand::{Rng, SeedableRng};
+
+        let hooks: [(&dyn Webhook, &str); 4] = [
+            (
+                &Mailgun::new("k", 300),
+                include_str!("../../../../tests/fixtures/esp/mailgun_delivered_full_envelope.json"),
+            ),
+            (
+                &Postmark::new("user:password"),
+                include_str!("../../../../tests/fixtures/esp/postmark_open.json"),
+            ),
+            (
+                &Brevo::new("token-123"),
+                include_str!("../../../../tests/fixtures/esp/brevo_request_sent.json"),
+            ),
+            (
+                &SparkPost::new("user:password"),
+                include_str!("../../../../tests/fixtures/esp/sparkpost_bounce_batch.json"),
+            ),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let headers = HeaderMap::new();
+        for (hook, fixture) in hooks {
+            for _ in 0..500 {
+                let mut body = fixture.as_bytes().to_vec();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..body.len());
+                    body[at] = rng.gen();
+                }
+                body.truncate(rng.gen_range(body.len() / 2..=body.len()));
+                let req = Request {
+                    method: &Method::POST,
+                    url: "https://x/",
+                    headers: &headers,
+                    body: &body,
+                };
+                let _ = hook.parse(&req);
+            }
+        }
+    }
+
     #[test]
     fn derived_ids_are_stable_and_separate_their_parts() {
         let a = derived_id("p", &["ab", "c"]);
