@@ -2,8 +2,13 @@
 //! configured: [`Settings`] from `KAIROS_<NAME>_SECRET` / `_PUBLIC_KEY` / `_URL`
 //! (or the `kairos normalize` flags), built by [`build`].
 
+pub mod brevo;
+pub mod mailgun;
+pub mod postmark;
 pub mod sendgrid;
 pub mod ses;
+pub mod shared;
+pub mod sparkpost;
 
 use std::sync::Arc;
 
@@ -11,7 +16,7 @@ use crate::config::ConfigError;
 use crate::webhook::{Parsed, Request, Webhook};
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 2] = ["sendgrid", "ses"];
+pub const NAMES: [&str; 6] = ["sendgrid", "mailgun", "postmark", "ses", "brevo", "sparkpost"];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -67,6 +72,10 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
     match name {
         "sendgrid" => shared(sendgrid::SendGrid::build(settings)),
         "ses" => shared(ses::Ses::build(settings)),
+        "mailgun" => shared(mailgun::Mailgun::build(settings)),
+        "postmark" => shared(postmark::Postmark::build(settings)),
+        "brevo" => shared(brevo::Brevo::build(settings)),
+        "sparkpost" => shared(sparkpost::SparkPost::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
@@ -79,7 +88,11 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
 pub fn parse(name: &str, req: &Request<'_>) -> Result<Parsed, String> {
     match name {
         "sendgrid" => sendgrid::parse(req),
+        "mailgun" => mailgun::parse(req),
+        "postmark" => postmark::parse(req),
         "ses" => ses::parse(req),
+        "brevo" => brevo::parse(req),
+        "sparkpost" => sparkpost::parse(req),
         other => Err(format!("unknown provider `{other}` (known: {})", NAMES.join(", "))),
     }
 }
