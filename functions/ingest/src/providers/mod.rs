@@ -2,6 +2,9 @@
 //! configured: [`Settings`] from `KAIROS_<NAME>_SECRET` / `_PUBLIC_KEY` / `_URL`
 //! (or the `kairos normalize` flags), built by [`build`].
 
+pub mod customerio;
+pub mod mandrill;
+pub mod resend;
 pub mod sendgrid;
 
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use crate::config::ConfigError;
 use crate::webhook::Webhook;
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 1] = ["sendgrid"];
+pub const NAMES: [&str; 4] = ["sendgrid", "mandrill", "resend", "customerio"];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -65,6 +68,9 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
     }
     match name {
         "sendgrid" => shared(sendgrid::SendGrid::build(settings)),
+        "mandrill" => shared(mandrill::Mandrill::build(settings)),
+        "resend" => shared(resend::Resend::build(settings)),
+        "customerio" => shared(customerio::CustomerIo::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
