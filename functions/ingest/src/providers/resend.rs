@@ -249,8 +249,8 @@ impl<'a> Template<'a> {
 
     fn event(&self, address: Option<&str>) -> Result<Event, String> {
         let address = address
-            .filter(|a| !a.is_empty())
-            .ok_or("field `data.to`: recipient is not an address string")?;
+            .filter(|a| a.contains('@'))
+            .ok_or("field `data.to`: recipient is not an email address")?;
         let text = |field: &str| self.data.get(field).and_then(Value::as_str).map(str::to_string);
         let click = self.data.get("click").and_then(Value::as_object);
         let properties: Map<String, Value> = self
