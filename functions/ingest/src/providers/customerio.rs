@@ -172,6 +172,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
         .filter(|r| r.contains('@'))
         .or_else(|| text(identifiers, "email"))
         .or_else(|| text(data, "email_address"))
+        .map(|address| address.trim().to_lowercase())
         .ok_or("no email address: expected `data.recipient` or `data.identifiers.email`")?;
     let mut properties: Map<String, Value> = data
         .iter()
@@ -211,7 +212,14 @@ fn id_text(value: &Value) -> Option<String> {
 
 /// `data` fields mapped to canonical fields, or left out (`content`: the message body
 /// when "Body Content" is enabled, too large for an event).
-const CONSUMED: [&str; 6] = ["recipient", "email_address", "href", "campaign_id", "delivery_id", "content"];
+const CONSUMED: [&str; 6] = [
+    "recipient",
+    "email_address",
+    "href",
+    "campaign_id",
+    "delivery_id",
+    "content",
+];
 
 /// The canonical type (and consent status) for an object type and metric.
 fn kind_of(object_type: &str, metric: &str) -> Result<(EventType, Option<&'static str>), String> {

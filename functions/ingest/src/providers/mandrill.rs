@@ -81,7 +81,9 @@ pub struct Mandrill {
 
 impl std::fmt::Debug for Mandrill {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mandrill").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Mandrill")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 

@@ -79,7 +79,10 @@ fn independent_vector_verifies_and_sorting_is_by_parameter_name() {
     let body = form(SMALL_EVENTS);
     assert_eq!(verify(KEY.as_bytes(), URL, body.as_bytes(), SMALL_SIGNATURE), Ok(()));
     // Python: base64(HMAC-SHA1(KEY, URL + "a1b2")): parameters sorted by name.
-    assert_eq!(verify(KEY.as_bytes(), URL, b"b=2&a=1", "9NKbf3JlNTIDX9tvetjSbhUTrxQ="), Ok(()));
+    assert_eq!(
+        verify(KEY.as_bytes(), URL, b"b=2&a=1", "9NKbf3JlNTIDX9tvetjSbhUTrxQ="),
+        Ok(())
+    );
     assert_eq!(
         verify(KEY.as_bytes(), &format!("{URL}/"), body.as_bytes(), SMALL_SIGNATURE),
         Err(SignatureError::Invalid),
@@ -128,7 +131,9 @@ fn fixture_batch_normalizes_message_events_and_skips_sync_events() {
     assert_eq!(parsed.events[3].properties["diag"], "smtp;552 5.2.2 Over Quota");
     assert_eq!(parsed.events[4].properties["user_agent_parsed"]["mobile"], false);
     assert_eq!(parsed.events[5].url.as_deref(), Some("http://mandrill.com"));
-    assert!(parsed.events[5].id.starts_with("fa239ebedd0a4831a3eefa59e880d8b2:click:1420303407:"));
+    assert!(parsed.events[5]
+        .id
+        .starts_with("fa239ebedd0a4831a3eefa59e880d8b2:click:1420303407:"));
     assert_eq!(parsed.events[0].properties["tags"], json!(["webhook-example"]));
 }
 
@@ -149,7 +154,9 @@ fn garbage_bodies_are_errors_not_panics() {
             Ok(parsed) => assert_eq!(parsed.rejected.len(), 3, "{body}"),
         }
     }
-    let odd = form(r#"[{"event":"open","_id":"a","ts":9e99,"msg":{"email":"x@y"}},{"event":"open","_id":"a","ts":-99999999999999,"msg":{"email":"x@y"}},{"event":"open","msg":[]}]"#);
+    let odd = form(
+        r#"[{"event":"open","_id":"a","ts":9e99,"msg":{"email":"x@y"}},{"event":"open","_id":"a","ts":-99999999999999,"msg":{"email":"x@y"}},{"event":"open","msg":[]}]"#,
+    );
     assert_eq!(parse_body(&odd).unwrap().rejected.len(), 3);
 }
 
@@ -175,11 +182,17 @@ async fn signed_batch_is_enqueued_and_bad_items_do_not_block_good_ones() {
     let body = form(&serde_json::to_string(&items).unwrap());
     let queue = MemoryQueue::default();
     let resp = send(request(Method::POST, &body, Some(&sign(KEY, &body))), &queue).await;
-    assert_eq!(resp.status_code, 200, "partial batch must be 2xx or Mandrill resends it");
+    assert_eq!(
+        resp.status_code, 200,
+        "partial batch must be 2xx or Mandrill resends it"
+    );
     let json = json_body(&resp);
     assert_eq!(json["accepted"], 9);
     assert_eq!(json["errors"][0]["index"], 14, "indexes count skipped sync events too");
-    assert!(json["errors"][0]["error"].as_str().unwrap().contains("delivered_by_pigeon"));
+    assert!(json["errors"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("delivered_by_pigeon"));
     assert!(json["errors"][1]["error"].as_str().unwrap().contains("`msg`"));
     assert_eq!(queue.len(), 9);
 }
@@ -190,11 +203,18 @@ async fn tampered_wrong_key_and_unsigned_requests_are_refused() {
     let body = form(SMALL_EVENTS);
     let tampered = body.replace("open", "click");
     assert_eq!(
-        send(request(Method::POST, &tampered, Some(SMALL_SIGNATURE)), &queue).await.status_code,
+        send(request(Method::POST, &tampered, Some(SMALL_SIGNATURE)), &queue)
+            .await
+            .status_code,
         401
     );
     let wrong = sign("another-key", &body);
-    assert_eq!(send(request(Method::POST, &body, Some(&wrong)), &queue).await.status_code, 401);
+    assert_eq!(
+        send(request(Method::POST, &body, Some(&wrong)), &queue)
+            .await
+            .status_code,
+        401
+    );
     assert_eq!(send(request(Method::POST, &body, None), &queue).await.status_code, 401);
     assert!(queue.is_empty());
     let ok = send(request(Method::POST, &body, Some(SMALL_SIGNATURE)), &queue).await;
@@ -211,8 +231,13 @@ fn config_needs_the_url_with_the_key_and_never_echoes_the_key() {
         ..Settings::default()
     };
     assert!(Mandrill::build(&settings(None, Some(URL))).unwrap().is_none());
-    let err = Mandrill::build(&settings(Some("s3cr3t-value"), None)).unwrap_err().to_string();
-    assert!(err.contains("KAIROS_MANDRILL_URL") && !err.contains("s3cr3t-value"), "{err}");
+    let err = Mandrill::build(&settings(Some("s3cr3t-value"), None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("KAIROS_MANDRILL_URL") && !err.contains("s3cr3t-value"),
+        "{err}"
+    );
     let built = Mandrill::build(&settings(Some(KEY), Some(URL))).unwrap().unwrap();
     assert!(!format!("{built:?}").contains(KEY));
 }

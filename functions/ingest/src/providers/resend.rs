@@ -224,7 +224,11 @@ pub fn normalize(body: &Value, message_id: &str) -> Result<Parsed, String> {
     let template = Template::new(kind, at, data, message_id);
     for (index, recipient) in recipients.iter().enumerate() {
         let address = recipient.as_str().map(address_of);
-        parsed.push(index, address.map(|a| format!("{message_id}:{a}")), template.event(address));
+        parsed.push(
+            index,
+            address.map(|a| format!("{message_id}:{a}")),
+            template.event(address),
+        );
     }
     Ok(parsed)
 }
@@ -267,7 +271,10 @@ impl<'a> Template<'a> {
             at: self.at,
             source: "resend".into(),
             machine: false,
-            url: click.and_then(|c| c.get("link")).and_then(Value::as_str).map(str::to_string),
+            url: click
+                .and_then(|c| c.get("link"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
             campaign: text("broadcast_id"),
             message_id: text("email_id"),
             properties,

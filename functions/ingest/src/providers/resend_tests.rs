@@ -99,7 +99,10 @@ fn events(body: &str) -> Vec<Event> {
 #[test]
 fn svix_published_vector_verifies() {
     let h = headers(VECTOR_ID, "1614265330", VECTOR_SIGNATURE);
-    assert_eq!(verify(&key(), &h, VECTOR_BODY.as_bytes(), VECTOR_TS, 300), Ok(VECTOR_TS));
+    assert_eq!(
+        verify(&key(), &h, VECTOR_BODY.as_bytes(), VECTOR_TS, 300),
+        Ok(VECTOR_TS)
+    );
     assert_eq!(sign(&key(), VECTOR_ID, VECTOR_TS, VECTOR_BODY), VECTOR_SIGNATURE);
     let tampered = VECTOR_BODY.replace('2', "3");
     assert_eq!(
@@ -127,7 +130,10 @@ fn key_rotation_list_accepts_any_matching_v1_and_ignores_other_versions() {
     let h = headers(VECTOR_ID, "1614265330", &wrong_version);
     assert_eq!(verify(&key(), &h, body, VECTOR_TS, 300), Err(SignatureError::Invalid));
     let h = headers(VECTOR_ID, "16142653x0", VECTOR_SIGNATURE);
-    assert_eq!(verify(&key(), &h, body, VECTOR_TS, 300), Err(SignatureError::BadTimestamp));
+    assert_eq!(
+        verify(&key(), &h, body, VECTOR_TS, 300),
+        Err(SignatureError::BadTimestamp)
+    );
 }
 
 #[test]
@@ -140,7 +146,10 @@ fn fixtures_normalize_one_event_per_recipient() {
     assert_eq!(sent[0].id, "msg_1:to@example.org");
     assert_eq!(sent[1].id, "msg_1:to2@example.org");
     assert_eq!(sent[0].at.to_rfc3339(), "2023-09-28T17:19:43.736+00:00");
-    assert_eq!(sent[0].message_id.as_deref(), Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"));
+    assert_eq!(
+        sent[0].message_id.as_deref(),
+        Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+    );
     assert_eq!(sent[0].source, "resend");
     assert_eq!(sent[0].properties["tags"]["tag1"], "Tag_1_value");
     assert_eq!(sent[0].properties["subject"], "Sending test");
@@ -229,7 +238,12 @@ async fn rotation_header_with_one_valid_signature_is_accepted_through_the_route(
         sign(&old_key, "msg_rot", NOW, OPENED),
         sign(&key(), "msg_rot", NOW, OPENED)
     );
-    let resp = send(request(OPENED, "msg_rot", NOW, &header, "svix"), &queue, &MemoryClaims::default()).await;
+    let resp = send(
+        request(OPENED, "msg_rot", NOW, &header, "svix"),
+        &queue,
+        &MemoryClaims::default(),
+    )
+    .await;
     assert_eq!(resp.status_code, 202);
     assert_eq!(queue.len(), 1);
 }
@@ -241,24 +255,33 @@ async fn tampered_wrong_key_stale_and_unsigned_requests_are_refused() {
     let good = sign(&key(), "msg_t", NOW, SENT);
     let tampered = SENT.replace("to2@", "evil@");
     assert_eq!(
-        send(request(&tampered, "msg_t", NOW, &good, "svix"), &queue, &claims).await.status_code,
+        send(request(&tampered, "msg_t", NOW, &good, "svix"), &queue, &claims)
+            .await
+            .status_code,
         401
     );
     let wrong = sign(b"another key", "msg_t", NOW, SENT);
     assert_eq!(
-        send(request(SENT, "msg_t", NOW, &wrong, "svix"), &queue, &claims).await.status_code,
+        send(request(SENT, "msg_t", NOW, &wrong, "svix"), &queue, &claims)
+            .await
+            .status_code,
         401
     );
     let stale_ts = NOW - 301;
     let stale = sign(&key(), "msg_t", stale_ts, SENT);
     assert_eq!(
-        send(request(SENT, "msg_t", stale_ts, &stale, "svix"), &queue, &claims).await.status_code,
+        send(request(SENT, "msg_t", stale_ts, &stale, "svix"), &queue, &claims)
+            .await
+            .status_code,
         401
     );
     let mut unsigned = signed(SENT, "msg_t");
     unsigned.headers.remove("svix-signature");
     let resp = send(unsigned, &queue, &claims).await;
-    assert_eq!((resp.status_code, json_body(&resp)), (401, json!({"error": "unauthorized"})));
+    assert_eq!(
+        (resp.status_code, json_body(&resp)),
+        (401, json!({"error": "unauthorized"}))
+    );
     assert!(queue.is_empty());
 }
 
@@ -290,7 +313,10 @@ fn config_rejects_a_secret_that_is_not_base64_without_echoing_it() {
         ..Settings::default()
     };
     let err = Resend::build(&settings("whsec_not*base64!")).unwrap_err().to_string();
-    assert!(err.contains("KAIROS_RESEND_SECRET") && !err.contains("not*base64"), "{err}");
+    assert!(
+        err.contains("KAIROS_RESEND_SECRET") && !err.contains("not*base64"),
+        "{err}"
+    );
     assert!(Resend::build(&settings(VECTOR_SECRET)).unwrap().is_some());
     assert!(Resend::build(&Settings::default()).unwrap().is_none());
 }
