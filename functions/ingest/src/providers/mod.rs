@@ -3,8 +3,11 @@
 //! (or the `kairos normalize` flags), built by [`build`].
 
 pub mod brevo;
+pub mod customerio;
 pub mod mailgun;
+pub mod mandrill;
 pub mod postmark;
+pub mod resend;
 pub mod sendgrid;
 pub mod ses;
 pub mod shared;
@@ -16,7 +19,17 @@ use crate::config::ConfigError;
 use crate::webhook::{Parsed, Request, Webhook};
 
 /// Every provider name, in the order the docs list them.
-pub const NAMES: [&str; 6] = ["sendgrid", "mailgun", "postmark", "ses", "brevo", "sparkpost"];
+pub const NAMES: [&str; 9] = [
+    "sendgrid",
+    "mailgun",
+    "postmark",
+    "ses",
+    "mandrill",
+    "brevo",
+    "sparkpost",
+    "resend",
+    "customerio",
+];
 
 /// One provider's credentials and options, however supplied.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -76,6 +89,9 @@ pub fn build(name: &str, settings: &Settings) -> Result<Option<Arc<dyn Webhook>>
         "postmark" => shared(postmark::Postmark::build(settings)),
         "brevo" => shared(brevo::Brevo::build(settings)),
         "sparkpost" => shared(sparkpost::SparkPost::build(settings)),
+        "mandrill" => shared(mandrill::Mandrill::build(settings)),
+        "resend" => shared(resend::Resend::build(settings)),
+        "customerio" => shared(customerio::CustomerIo::build(settings)),
         other => Err(ConfigError::Invalid {
             name: "provider".into(),
             reason: format!("unknown provider `{other}` (known: {})", NAMES.join(", ")),
@@ -91,6 +107,9 @@ pub fn parse(name: &str, req: &Request<'_>) -> Result<Parsed, String> {
         "mailgun" => mailgun::parse(req),
         "postmark" => postmark::parse(req),
         "ses" => ses::parse(req),
+        "mandrill" => mandrill::parse(req),
+        "resend" => resend::parse(req),
+        "customerio" => customerio::parse(req),
         "brevo" => brevo::parse(req),
         "sparkpost" => sparkpost::parse(req),
         other => Err(format!("unknown provider `{other}` (known: {})", NAMES.join(", "))),
