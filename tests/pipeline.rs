@@ -66,7 +66,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
         ts,
     )
     .await;
-    assert_eq!(response.status_code, 202);
+    assert_eq!(response.status_code, 200);
 
     // Evaluate: what Lambda's SQS poller would hand the function.
     let messages = receive(&sqs, infra.queue("EventsQueue"), 4).await;

@@ -12,6 +12,7 @@ use crate::IngestConfig;
 
 /// Our own API: clients do not retry a 400, so a partial batch says so.
 pub(crate) const POLICY: Policy = Policy {
+    accepted: 202,
     partial: 400,
     malformed: 400,
 };

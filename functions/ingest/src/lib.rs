@@ -86,6 +86,8 @@ async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &In
     if let Some(name) = path.strip_prefix("/webhooks/") {
         return match ingest.config.webhook(name) {
             Some(hook) => webhook(hook, req, ingest, now).await,
+            // A provider's URL check (Mandrill's HEAD) may come before its secret is configured.
+            None if method == Method::HEAD && providers::NAMES.contains(&name) => json_response(200, json!({})),
             None => not_found(),
         };
     }
@@ -156,8 +158,10 @@ async fn webhook<Q: Queue, C: Claims>(
             return unauthorized();
         }
     };
-    if let Err(reply) = claim_all(ingest.claims, &verified.claims, now, hook.name()).await {
-        return reply;
+    match claim_all(ingest.claims, &verified.claims, now, hook.name()).await {
+        Ok(Fresh::Yes) => {}
+        Ok(Fresh::Repeat) => return json_response(200, json!({"accepted": 0, "duplicate": true})),
+        Err(reply) => return reply,
     }
     if let Some((status, body)) = verified.reply {
         return json_response(status, body);
@@ -179,11 +183,25 @@ async fn webhook<Q: Queue, C: Claims>(
     reply
 }
 
-/// Records each one-time token; a token seen before makes the request a replay.
-async fn claim_all<C: Claims>(claims: &C, wanted: &[Claim], now: i64, provider: &str) -> Result<(), Reply> {
+/// Whether a verified request is new or an exact repeat of an accepted one.
+enum Fresh {
+    Yes,
+    Repeat,
+}
+
+/// Records each one-time token. A token seen before makes the request an exact
+/// repeat (when the signature covers the body) or a replay (401).
+async fn claim_all<C: Claims>(claims: &C, wanted: &[Claim], now: i64, provider: &str) -> Result<Fresh, Reply> {
     for claim in wanted {
         match claims.claim(&claim.key, claim.expires_at, now).await {
             Ok(true) => {}
+            Ok(false) if claim.covers_body => {
+                tracing::info!(
+                    provider,
+                    "repeat of an accepted webhook; acknowledged, not enqueued again"
+                );
+                return Ok(Fresh::Repeat);
+            }
             Ok(false) => {
                 tracing::warn!(provider, "rejected webhook: one-time token already used (replay)");
                 return Err(unauthorized());
@@ -197,7 +215,7 @@ async fn claim_all<C: Claims>(claims: &C, wanted: &[Claim], now: i64, provider: 
             }
         }
     }
-    Ok(())
+    Ok(Fresh::Yes)
 }
 
 /// The URL the sender called, as `https://host/path?query`.
@@ -262,7 +280,7 @@ async fn enqueue<Q: Queue>(queue: &Q, parsed: Parsed, policy: Policy) -> Reply {
     }
     let accepted = events.len();
     if rejected.is_empty() {
-        return json_response(202, json!({"accepted": accepted, "rejected": 0}));
+        return json_response(policy.accepted, json!({"accepted": accepted, "rejected": 0}));
     }
     for r in &rejected {
         tracing::warn!(index = r.index, error = %r.error, "rejected item");

@@ -102,7 +102,7 @@ async fn signed_sendgrid_webhook_is_normalized_and_enqueued() {
         NOW + 5,
     )
     .await;
-    assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+    assert_eq!(resp.status_code, 200, "{:?}", resp.body);
     let events = queued(&queue);
     assert_eq!(events[0].kind, EventType::EmailOpened);
     assert_eq!(events[0].id, "FOTFFO0ecsBE-zxFXfs6WA==");
@@ -289,4 +289,58 @@ fn config_validates_keys_and_numbers_without_echoing_secrets() {
     );
     let err = IngestConfig::from_env(&env(&[("KAIROS_MAX_BODY_BYTES", "-3")])).unwrap_err();
     assert!(err.to_string().contains("KAIROS_MAX_BODY_BYTES"));
+}
+
+#[tokio::test]
+async fn head_checks_of_provider_urls_answer_200_even_before_configuration() {
+    let config = config(None);
+    let (queue, claims) = (MemoryQueue::default(), kairos_store::MemoryClaims::default());
+    let ingest = Ingest {
+        config: &config,
+        queue: &queue,
+        claims: &claims,
+    };
+    let mut head = request("/webhooks/mandrill", "");
+    head.request_context.http.method = Method::HEAD;
+    assert_eq!(handle(head.clone(), &ingest, NOW).await.status_code, 200);
+    head.raw_path = Some("/webhooks/unknown".into());
+    assert_eq!(handle(head, &ingest, NOW).await.status_code, 404);
+    let post = request("/webhooks/mandrill", "mandrill_events=[]");
+    assert_eq!(
+        handle(post, &ingest, NOW).await.status_code,
+        404,
+        "unconfigured: never accepts"
+    );
+}
+
+#[test]
+fn sendgrid_timestamps_at_the_integer_limits_are_stale_not_a_panic() {
+    let key = *SigningKey::from_slice(&[7u8; 32]).unwrap().verifying_key();
+    for ts in [i64::MIN, i64::MAX] {
+        let result = verify_sendgrid(&key, "AAAA", &ts.to_string(), b"[]", NOW, 300);
+        assert!(matches!(result, Err(SignatureError::Stale(_))), "{result:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_sendgrid_batch_with_a_bad_event_answers_200_and_keeps_the_good_ones() {
+    let signing = SigningKey::from_slice(&[9u8; 32]).unwrap();
+    let config = config(Some(*signing.verifying_key()));
+    let (queue, claims) = (MemoryQueue::default(), kairos_store::MemoryClaims::default());
+    let ingest = Ingest {
+        config: &config,
+        queue: &queue,
+        claims: &claims,
+    };
+    let body = r#"[{"email":"Ada@Example.com","timestamp":1795000000,"event":"open","sg_event_id":"g1"},
+                   {"email":"ada@example.com","timestamp":1795000000,"event":"teleport","sg_event_id":"b1"}]"#;
+    let resp = handle(signed(&signing, body, NOW), &ingest, NOW).await;
+    assert_eq!(resp.status_code, 200, "SendGrid retries any non-2xx: {:?}", resp.body);
+    let json = body_json(&resp);
+    assert_eq!(
+        (json["accepted"].as_u64(), json["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(json["errors"][0]["error"].as_str().unwrap().contains("teleport"));
+    assert_eq!(queued(&queue)[0].contact, "ada@example.com");
 }

@@ -71,6 +71,7 @@ use crate::IngestConfig;
 
 /// Partial batches and unreadable bodies both get 400: neither library retries it.
 pub(crate) const POLICY: Policy = Policy {
+    accepted: 202,
     partial: 400,
     malformed: 400,
 };

@@ -36,6 +36,12 @@ impl Request<'_> {
 /// within the replay window: the route records it before accepting the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
+    /// True when the verified signature covers the whole body, so a repeat is an
+    /// exact copy of a request already accepted (a retry after a lost answer):
+    /// it is answered 200 without enqueueing again. False when the signature
+    /// does not cover the body (Mailgun signs only timestamp and token): a
+    /// repeat may carry a forged body and is refused (401).
+    pub covers_body: bool,
     /// Unique key, prefixed with the provider (`mailgun:<token>`).
     pub key: String,
     /// When the claim may be forgotten (unix seconds): after the replay window.
@@ -100,6 +106,9 @@ impl Parsed {
 /// The status codes a provider gets, chosen for its retry behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
+    /// Every item accepted. 200 for webhooks (several providers document
+    /// exactly 200 as success), 202 for Kairos's own `/v1` API.
+    pub accepted: u16,
     /// Some items were rejected, the valid ones were enqueued. A provider that
     /// retries every non-2xx must get a 2xx here, or it would resend the good
     /// events (and the bad ones, forever).
@@ -109,9 +118,10 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// 200 on a partial batch, 400 on a malformed body.
+    /// 200 when accepted or on a partial batch, 400 on a malformed body.
     fn default() -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 400,
         }

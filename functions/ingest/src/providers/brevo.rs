@@ -79,6 +79,7 @@ impl Webhook for Brevo {
     /// (the page's wording about 5xx is ambiguous); the bad items are named in the reply.
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 400,
         }

@@ -130,6 +130,7 @@ impl Webhook for CustomerIo {
     /// in the response body and the logs).
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 200,
         }

@@ -81,6 +81,7 @@ pub fn verify(key: &[u8], block: &SignatureBlock, now: i64, window_secs: i64) ->
     mac.update(block.token.as_bytes());
     mac.verify_slice(&expected).map_err(|_| SignatureError::Invalid)?;
     Ok(Claim {
+        covers_body: false,
         key: format!("mailgun:{}", block.token),
         expires_at: ts.saturating_add(window_secs),
     })
@@ -171,6 +172,7 @@ impl Webhook for Mailgun {
     /// 406 stops the pointless retries. There is no partial case; 200 if one arises.
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 406,
         }

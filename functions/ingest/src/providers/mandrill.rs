@@ -140,6 +140,7 @@ impl Webhook for Mandrill {
     /// nothing usable gets 400: its retries resend nothing good.
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 400,
         }

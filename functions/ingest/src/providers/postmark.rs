@@ -89,6 +89,7 @@ impl Webhook for Postmark {
     /// readable, so 403 stops the retries. There is no partial case; 200 if one arises.
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 403,
         }

@@ -155,6 +155,7 @@ impl Resend {
         let ts = verify(&self.key, &headers, req.body, now, self.window_secs)?;
         Ok(Verified {
             claims: vec![Claim {
+                covers_body: true,
                 key: format!("resend:{}", headers.id),
                 expires_at: ts.saturating_add(self.window_secs),
             }],
@@ -182,6 +183,7 @@ impl Webhook for Resend {
     /// gets 400; its retries (with the same svix-id) are refused as replays.
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 400,
         }

@@ -49,8 +49,8 @@ pub fn verify(
     window_secs: i64,
 ) -> Result<(), SignatureError> {
     let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > window_secs {
-        return Err(SignatureError::Stale(now - ts));
+    if now.abs_diff(ts) > window_secs.unsigned_abs() {
+        return Err(SignatureError::Stale(now.saturating_sub(ts)));
     }
     let der = base64::engine::general_purpose::STANDARD
         .decode(signature_b64.trim())
@@ -117,6 +117,7 @@ impl Webhook for SendGrid {
 /// answers 200 (the good ones are enqueued; resending them would only be deduped,
 /// and resending the bad ones can never succeed). An unreadable body answers 400.
 pub const POLICY: Policy = Policy {
+    accepted: 200,
     partial: 200,
     malformed: 400,
 };
@@ -178,7 +179,8 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
     }
     let event = Event {
         id: required("sg_event_id")?,
-        contact: required("email")?,
+        // Lowercased here too: `validated` lowercases only `email.*` kinds.
+        contact: required("email")?.trim().to_lowercase(),
         kind,
         name: None,
         at,

@@ -77,6 +77,7 @@ impl Webhook for SparkPost {
     /// the 8 hours of retries let a fixed deployment still take it.
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 400,
         }

@@ -111,6 +111,7 @@ impl Ses {
         Ok(match kind {
             MessageType::Notification => Verified {
                 claims: vec![Claim {
+                    covers_body: true,
                     key: format!("ses:{}", env.message_id),
                     expires_at: now.saturating_add(self.window_secs),
                 }],
@@ -177,6 +178,7 @@ impl Webhook for Ses {
     /// recipients where some are invalid: 200, so the good ones are not resent.
     fn policy(&self) -> Policy {
         Policy {
+            accepted: 200,
             partial: 200,
             malformed: 400,
         }

@@ -265,6 +265,7 @@ async fn certificates_are_fetched_once_per_url_and_messages_claimed() {
     assert_eq!(
         first.claims,
         [Claim {
+            covers_body: true,
             key: "ses:m-1".into(),
             expires_at: NOW + 300
         }]
