@@ -11,6 +11,11 @@
 //! the outbox in place, and the redelivered batch sends it: nothing is lost,
 //! and write-back drops the repeat by `(contact, segment, state_version)`.
 //!
+//! Identity: an event for a known contact carrying `properties.anonymous_id`
+//! links `anon:<that id>` to it; the anonymous contact's state is merged into
+//! the known one once, and its later events are processed as the known
+//! contact's, in whichever order they arrive (`docs/identity.md`).
+//!
 //! ```
 //! use kairos_evaluate::Evaluator;
 //! use kairos_event::Event;
@@ -32,9 +37,11 @@
 mod config;
 mod contact;
 mod diff;
+mod link;
 
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator, Outcome};
+pub use link::{is_anonymous, ANONYMOUS_PREFIX};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
