@@ -107,7 +107,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         now: DateTime<Utc>,
     ) -> Outcome {
         let now_secs = now.timestamp();
-        let merged = link::absorb(contact, record, frozen);
+        let merged = link::absorb(contact, record, frozen, now_secs);
         let (applied, trigger, delta) = self.apply(record, events, now_secs);
         let due = record.next_change_at.is_some_and(|t| t <= now_secs);
         let rules_changed = record.state.rules_fingerprint() != self.rules.fingerprint();

@@ -54,6 +54,11 @@ pub const DEFAULT_RULES: &str = include_str!("../../../rules/segments.yaml");
 
 /// Handles one SQS batch as of `now`: returns the ids of the messages to retry.
 ///
+/// Messages are grouped by the event's contact key, one evaluation per group,
+/// run concurrently. An anonymous contact's events form their own group; if it
+/// is linked, they are processed as the known contact's, and a write conflict
+/// with that contact's own group is resolved by the usual reload and retry.
+///
 /// A malformed message fails only itself (logged with the reason; after the
 /// queue's `maxReceiveCount` it reaches the dead-letter queue). A contact whose
 /// storage or send fails fails only its own messages.

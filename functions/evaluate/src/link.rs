@@ -66,12 +66,14 @@ pub(crate) fn linked_to<'r>(key: &str, record: &'r StoredContact) -> Option<&'r 
 }
 
 /// Merges into `record` (contact `key`) every frozen record linked to it that
-/// its state does not list yet; returns how many it merged.
-pub(crate) fn absorb(key: &str, record: &mut StoredContact, frozen: &[Frozen]) -> usize {
+/// its state does not list yet; returns how many it merged. A frozen record
+/// past its keep-until time (`now`, unix seconds) is skipped: it holds nothing
+/// within retention, and the contact merged it before.
+pub(crate) fn absorb(key: &str, record: &mut StoredContact, frozen: &[Frozen], now: i64) -> usize {
     let mut merged = 0;
     for f in frozen.iter().filter(|f| f.record.merged_into.as_deref() == Some(key)) {
         let keep_until = f.record.expires_at - FORGET_BEFORE_EXPIRY_SECS;
-        if record.state.absorb(&f.key, &f.record.state, keep_until) {
+        if keep_until >= now && record.state.absorb(&f.key, &f.record.state, keep_until) {
             tracing::info!(contact = key, anonymous = %f.key, "anonymous contact merged");
             record.expires_at = record.expires_at.max(f.record.expires_at);
             merged += 1;

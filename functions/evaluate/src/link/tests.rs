@@ -58,9 +58,13 @@ impl Fixture {
 
     /// Processes `events` as the handler does: one call per contact key.
     async fn run(&self, events: &[Event]) -> Outcome {
+        self.run_at(events, now()).await
+    }
+
+    async fn run_at(&self, events: &[Event], now: DateTime<Utc>) -> Outcome {
         let contact = events[0].contact.clone();
         assert!(events.iter().all(|e| e.contact == contact));
-        self.evaluator().contact(&contact, events, now()).await.unwrap()
+        self.evaluator().contact(&contact, events, now).await.unwrap()
     }
 
     async fn record(&self, contact: &str) -> StoredContact {
@@ -274,4 +278,25 @@ async fn concurrent_interleavings_lose_nothing() {
         let entered = f.sent().into_iter().filter(|t| t.contact == "ada").count();
         assert_eq!(entered, 1, "seed {seed}: ada enters once");
     }
+}
+
+/// 100 days after the link the contact no longer lists the anonymous id (all it
+/// merged is past retention), but the frozen record still re-keys its events.
+#[tokio::test]
+async fn a_link_outlives_the_contacts_memory_of_it() {
+    let f = Fixture::new(0);
+    f.run(&[view("v1", "anon:x", 30)]).await;
+    f.run(&[identify("i1", "ada", "x", 10)]).await;
+    let later = now() + chrono::Duration::days(100);
+    let mut event = view("v9", "anon:x", 0);
+    event.at = later;
+    let out = f.run_at(&[event], later).await;
+    assert_eq!((out.applied, out.merged), (1, 0));
+    let ada = f.record("ada").await;
+    assert!(!ada.state.has_merged("anon:x"));
+    let count = f.rules.evaluate(&ada.state, later.timestamp()).verdicts[0]
+        .explanation
+        .observed
+        .clone();
+    assert_eq!(count, Some(serde_json::json!(1)));
 }
