@@ -41,7 +41,7 @@ mod link;
 
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator, Outcome};
-pub use link::{is_anonymous, ANONYMOUS_PREFIX};
+pub use link::{anonymous_link, is_anonymous, ANONYMOUS_PREFIX};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};

@@ -43,18 +43,23 @@ pub fn is_anonymous(contact: &str) -> bool {
     contact.starts_with(ANONYMOUS_PREFIX)
 }
 
+/// The anonymous contact key that `event` links to its (known) contact:
+/// `anon:` + its string `properties.anonymous_id`; none for an anonymous event.
+pub fn anonymous_link(event: &Event) -> Option<String> {
+    if is_anonymous(&event.contact) {
+        return None;
+    }
+    let id = event.properties.get("anonymous_id")?.as_str()?;
+    (!id.trim().is_empty()).then(|| format!("{ANONYMOUS_PREFIX}{id}"))
+}
+
 /// The anonymous contact keys `events` link to known contact `contact`
 /// (sorted, distinct); none when `contact` is itself anonymous.
 pub(crate) fn links(contact: &str, events: &[Event]) -> Vec<String> {
     if is_anonymous(contact) {
         return Vec::new();
     }
-    let mut keys: Vec<String> = events
-        .iter()
-        .filter_map(|e| e.properties.get("anonymous_id")?.as_str())
-        .filter(|id| !id.trim().is_empty())
-        .map(|id| format!("{ANONYMOUS_PREFIX}{id}"))
-        .collect();
+    let mut keys: Vec<String> = events.iter().filter_map(anonymous_link).collect();
     keys.sort_unstable();
     keys.dedup();
     keys
