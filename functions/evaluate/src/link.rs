@@ -137,7 +137,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     }
 
     /// One conditional write setting `merged_into` on the record as loaded (or
-    /// creating an empty frozen record); then sends what its outbox still holds.
+    /// creating an empty frozen record) and clearing its `next_change_at`; then
+    /// sends what its outbox still holds.
     async fn freeze_once(
         &self,
         anonymous: &str,
@@ -148,6 +149,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let mut record = loaded.cloned().unwrap_or_default();
         record.version += 1;
         record.merged_into = Some(contact.to_string());
+        // Never evaluated again: no deadline for a sweep to act on.
+        record.next_change_at = None;
         record.expires_at = record.expires_at.max(now.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
         self.store.save(anonymous, loaded.map(|r| r.version), &record).await?;
         tracing::info!(anonymous, contact, "anonymous id linked");

@@ -241,6 +241,27 @@ async fn a_crash_between_freeze_and_merge_is_healed() {
 }
 
 #[tokio::test]
+async fn one_batch_can_link_several_anonymous_ids() {
+    let f = Fixture::new(0);
+    f.run(&[view("v1", "anon:x", 30)]).await;
+    f.run(&[view("v2", "anon:y", 25), view("v3", "anon:y", 20)]).await;
+    let out = f
+        .run(&[
+            identify("i1", "ada", "x", 10),
+            identify("i2", "ada", "y", 9),
+            identify("i3", "ada", "z", 8),
+        ])
+        .await;
+    assert_eq!(out.merged, 3, "x, y and the not-yet-seen z");
+    assert_eq!(f.views("ada").await, serde_json::json!(3));
+    for key in ["anon:x", "anon:y", "anon:z"] {
+        let frozen = f.record(key).await;
+        assert_eq!(frozen.merged_into.as_deref(), Some("ada"), "{key}");
+        assert_eq!(frozen.next_change_at, None, "{key}: never evaluated again");
+    }
+}
+
+#[tokio::test]
 async fn the_first_link_wins() {
     let f = Fixture::new(0);
     f.run(&[view("v1", "anon:x", 30)]).await;
