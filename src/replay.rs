@@ -20,7 +20,8 @@ pub struct Replay {
 /// Replays JSON-lines events through `rules` and evaluates every contact as of
 /// `at` (default: the latest event's time). Events after `at` are ignored.
 /// Each contact's events are applied in time order, each as of its own time,
-/// as the live pipeline would see them.
+/// as the live pipeline would see them. A linked anonymous contact's events
+/// count for the contact it is linked to (`docs/identity.md`).
 pub fn replay(rules: &RuleSet, events: &str, at: Option<DateTime<Utc>>, explain: bool) -> Replay {
     let mut rejected = Vec::new();
     let mut by_contact: BTreeMap<String, Vec<Event>> = BTreeMap::new();
@@ -40,6 +41,7 @@ pub fn replay(rules: &RuleSet, events: &str, at: Option<DateTime<Utc>>, explain:
             rejected,
         };
     };
+    link_anonymous(&mut by_contact, at);
     let lines = by_contact
         .into_iter()
         .filter_map(|(contact, mut events)| {
@@ -48,6 +50,36 @@ pub fn replay(rules: &RuleSet, events: &str, at: Option<DateTime<Utc>>, explain:
         })
         .collect();
     Replay { lines, rejected }
+}
+
+/// Moves each linked anonymous contact's events to the contact it is linked
+/// to, as the evaluate function does. Links are taken from events up to `at`;
+/// the earliest (by event time, then id) wins, where live it is the first
+/// processed.
+fn link_anonymous(by_contact: &mut BTreeMap<String, Vec<Event>>, at: DateTime<Utc>) {
+    let mut links: Vec<(DateTime<Utc>, &str, String, &str)> = by_contact
+        .values()
+        .flatten()
+        .filter(|e| e.at <= at)
+        .filter_map(|e| {
+            Some((
+                e.at,
+                e.id.as_str(),
+                kairos_evaluate::anonymous_link(e)?,
+                e.contact.as_str(),
+            ))
+        })
+        .collect();
+    links.sort_unstable();
+    let mut targets: BTreeMap<String, String> = BTreeMap::new();
+    for (_, _, anonymous, contact) in links {
+        targets.entry(anonymous).or_insert_with(|| contact.to_string());
+    }
+    for (anonymous, contact) in targets {
+        if let Some(events) = by_contact.remove(&anonymous) {
+            by_contact.entry(contact).or_default().extend(events);
+        }
+    }
 }
 
 fn contact_line(rules: &RuleSet, contact: &str, mut events: Vec<Event>, at: DateTime<Utc>, explain: bool) -> String {
@@ -129,6 +161,36 @@ mod tests {
             forward.rejected[0].starts_with("line 4: expected ident"),
             "{:?}",
             forward.rejected
+        );
+    }
+
+    #[test]
+    fn anonymous_views_count_for_the_contact_first_linked() {
+        let rules = RuleSet::from_yaml(RULES).unwrap();
+        let link = |id: &str, contact: &str, at: &str| {
+            let l = line(id, contact, "contact.identified", at);
+            l.replace(r#""source":"t""#, r#""source":"t","properties":{"anonymous_id":"x"}"#)
+        };
+        let events = [
+            line("1", "anon:x", "page.viewed", "2026-11-26T10:00:00Z"),
+            link("2", "bob", "2026-11-27T09:00:00Z"),
+            link("3", "amy", "2026-11-27T08:00:00Z"),
+            line("4", "anon:y", "page.viewed", "2026-11-26T10:00:00Z"),
+        ];
+        let out = replay(&rules, &events.join("\n"), None, false);
+        let contacts: Vec<(String, Value)> = out
+            .lines
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|v| (v["contact"].as_str().unwrap().to_string(), v["segments"].clone()))
+            .collect();
+        assert_eq!(
+            contacts,
+            [
+                ("amy".to_string(), json!(["any-page"])),
+                ("anon:y".to_string(), json!(["any-page"])),
+                ("bob".to_string(), json!([])),
+            ]
         );
     }
 

@@ -11,6 +11,11 @@
 //! the outbox in place, and the redelivered batch sends it: nothing is lost,
 //! and write-back drops the repeat by `(contact, segment, state_version)`.
 //!
+//! Identity: an event for a known contact carrying `properties.anonymous_id`
+//! links `anon:<that id>` to it; the anonymous contact's state is merged into
+//! the known one once, and its later events are processed as the known
+//! contact's, in whichever order they arrive (`docs/identity.md`).
+//!
 //! ```
 //! use kairos_evaluate::Evaluator;
 //! use kairos_event::Event;
@@ -32,9 +37,11 @@
 mod config;
 mod contact;
 mod diff;
+mod link;
 
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator, Outcome};
+pub use link::{anonymous_link, is_anonymous, ANONYMOUS_PREFIX};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
@@ -46,6 +53,11 @@ use std::collections::BTreeMap;
 pub const DEFAULT_RULES: &str = include_str!("../../../rules/segments.yaml");
 
 /// Handles one SQS batch as of `now`: returns the ids of the messages to retry.
+///
+/// Messages are grouped by the event's contact key, one evaluation per group,
+/// run concurrently. An anonymous contact's events form their own group; if it
+/// is linked, they are processed as the known contact's, and a write conflict
+/// with that contact's own group is resolved by the usual reload and retry.
 ///
 /// A malformed message fails only itself (logged with the reason; after the
 /// queue's `maxReceiveCount` it reaches the dead-letter queue). A contact whose

@@ -48,6 +48,14 @@ impl Consent {
         self.at
     }
 
+    /// Keeps the later of the two (the more restrictive at equal times), as if
+    /// both had been observed here.
+    pub(crate) fn merge(&mut self, other: &Consent) {
+        if (other.at, other.status) > (self.at, self.status) {
+            *self = *other;
+        }
+    }
+
     pub(crate) fn observe(&mut self, event: &Event, at: i64) {
         let Some(status) = status_of(event) else {
             return;

@@ -10,6 +10,10 @@
 //! last-writer-wins registers keyed by event time, and event ids are remembered
 //! for [`DEDUPE_HORIZON_SECS`] so a redelivery changes nothing.
 //!
+//! Two states combine with [`ContactState::merge`] as if every event had been
+//! applied to one; [`ContactState::absorb`] does it once per anonymous id (an
+//! anonymous visitor linked to a known contact: see `docs/identity.md`).
+//!
 //! Resolution: the latest [`EXACT_CAP`] occurrences of each signal within
 //! [`EXACT_HORIZON_SECS`] (48 h) keep their exact second; older ones are counted in
 //! hourly buckets kept for [`RETENTION_SECS`] (90 days).
@@ -30,6 +34,7 @@
 mod codec;
 mod consent;
 mod delta;
+mod merge;
 mod signal;
 mod traits;
 
@@ -84,6 +89,9 @@ pub struct ContactState {
     /// Per segment (by index in those rules): when its answer could next change
     /// without an event. Sorted by index; segments that cannot change are absent.
     deadlines: Vec<(u32, i64)>,
+    /// Anonymous contacts merged into this one (48-bit hash of the key, hour
+    /// until which it is remembered), sorted by hash: see [`ContactState::absorb`].
+    merged: Vec<([u8; 6], i64)>,
 }
 
 impl ContactState {
@@ -118,14 +126,18 @@ impl ContactState {
 
     fn set_traits(&mut self, event: &Event, at: i64) {
         for (name, value) in &event.traits {
-            let value = TraitValue::from_json(value);
-            let newer = match self.traits.get(name) {
-                None => true,
-                Some((old_at, old)) => (at, &value) > (*old_at, old),
-            };
-            if newer {
-                self.traits.insert(name.clone(), (at, value));
-            }
+            self.set_trait(name, at, TraitValue::from_json(value));
+        }
+    }
+
+    /// Sets a trait unless a later value (or, at the same time, a larger one) is set.
+    fn set_trait(&mut self, name: &str, at: i64, value: TraitValue) {
+        let newer = match self.traits.get(name) {
+            None => true,
+            Some((old_at, old)) => (at, &value) > (*old_at, old),
+        };
+        if newer {
+            self.traits.insert(name.to_string(), (at, value));
         }
     }
 
@@ -138,6 +150,7 @@ impl ContactState {
             signal.compact(now);
         }
         self.signals.retain(|s| !s.is_empty());
+        self.compact_merged(now);
     }
 
     /// The occurrences of one signal, if it ever matched within retention.

@@ -49,6 +49,19 @@ impl SignalState {
         }
     }
 
+    /// Adds `other`'s occurrences (same signal) to this one's.
+    pub(crate) fn merge(&mut self, other: &SignalState) {
+        self.last_at = self.last_at.max(other.last_at);
+        self.exact.extend_from_slice(&other.exact);
+        self.exact.sort_unstable();
+        for &(hour, count) in &other.hours {
+            match self.hours.binary_search_by_key(&hour, |(h, _)| *h) {
+                Ok(pos) => self.hours[pos].1 = self.hours[pos].1.saturating_add(count),
+                Err(pos) => self.hours.insert(pos, (hour, count)),
+            }
+        }
+    }
+
     fn add_to_hour(&mut self, hour: i64) {
         match self.hours.binary_search_by_key(&hour, |(h, _)| *h) {
             Ok(pos) => self.hours[pos].1 += 1,

@@ -149,3 +149,51 @@ fn retention_drops_old_signals() {
     state.compact(T0 + RETENTION_SECS + 3600);
     assert!(state.signal(5).is_none());
 }
+
+proptest! {
+    #[test]
+    fn merging_two_halves_equals_applying_everything_to_one(events in arb_events(), mask in any::<u64>()) {
+        let now = T0 + 6 * 86_400;
+        let mut distinct = events.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        // Each distinct event goes to one side (with its duplicates), as an event
+        // has exactly one contact.
+        let side = |id: &u32| mask.rotate_left(*id) & 1 == 1;
+        let (a, b): (Vec<u32>, Vec<u32>) = events.iter().partition(|id| side(id));
+        let mut merged = apply_all(&a, now);
+        prop_assert!(merged.absorb("anon:x", &apply_all(&b, now), now + RETENTION_SECS));
+        merged.compact(now);
+        let mut whole = apply_all(&events, now);
+        whole.absorb("anon:x", &ContactState::default(), now + RETENTION_SECS);
+        prop_assert_eq!(&merged, &whole);
+        // A repeated merge (a retry, a concurrent function) changes nothing.
+        prop_assert!(!merged.absorb("anon:x", &apply_all(&b, now), now + RETENTION_SECS));
+        prop_assert_eq!(merged, whole);
+    }
+}
+
+#[test]
+fn merged_ids_are_forgotten_after_keep_until() {
+    let mut state = ContactState::default();
+    assert!(state.absorb("anon:x", &ContactState::default(), T0 + 7200));
+    assert!(state.has_merged("anon:x") && !state.has_merged("anon:y"));
+    state.compact(T0 + 7200);
+    assert!(state.has_merged("anon:x"));
+    state.compact(T0 + 3 * 3600);
+    assert!(!state.has_merged("anon:x"));
+}
+
+#[test]
+fn merge_keeps_the_latest_trait_and_consent_from_either_side() {
+    let mut known = ContactState::default();
+    known.apply(&event(1, EventType::ContactIdentified, T0), &[], T0 + 100);
+    known.apply(&event(2, EventType::EmailUnsubscribed, T0 + 50), &[], T0 + 100);
+    let mut anonymous = ContactState::default();
+    anonymous.apply(&event(5, EventType::ContactIdentified, T0 + 10), &[], T0 + 100);
+    anonymous.apply(&event(3, EventType::ConsentChanged, T0 + 20), &[], T0 + 100);
+    known.merge(&anonymous);
+    assert_eq!(known.trait_value("plan"), Some(&TraitValue::Text("p2".into())));
+    assert_eq!(known.consent().status(), ConsentStatus::Unsubscribed);
+    assert_eq!(known.consent().since(), T0 + 50);
+}

@@ -1,6 +1,7 @@
 //! DynamoDB adapters. One table, partition key `pk` (S):
 //! - `contact#<key>`: `version` (N), `state` (B, compact encoding), `outbox` (L of S,
-//!   absent when empty), `next_change_at` (N, optional), `expires_at` (N, TTL);
+//!   absent when empty), `next_change_at` (N, optional), `expires_at` (N, TTL),
+//!   `merged_into` (S, optional: on a frozen `anon:` record, the contact it is linked to);
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `claim#<key>`: `expires_at` (N), a one-time webhook token.
 
@@ -73,6 +74,9 @@ fn to_item(contact: &str, record: &StoredContact) -> Item {
     if let Some(t) = record.next_change_at {
         item.insert("next_change_at".into(), n(t));
     }
+    if let Some(target) = &record.merged_into {
+        item.insert("merged_into".into(), AttributeValue::S(target.clone()));
+    }
     item
 }
 
@@ -84,6 +88,14 @@ fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
             .map(Some)
             .map_err(|_| StoreError::Corrupt(format!("attribute `{name}` is not an integer"))),
         Some(_) => Err(StoreError::Corrupt(format!("attribute `{name}` is not a number"))),
+    }
+}
+
+fn text(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::S(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(StoreError::Corrupt(format!("attribute `{name}` is not a string"))),
     }
 }
 
@@ -117,6 +129,7 @@ impl TryFrom<&Item> for StoredContact {
             outbox,
             next_change_at: number(item, "next_change_at")?,
             expires_at: number(item, "expires_at")?.unwrap_or(0),
+            merged_into: text(item, "merged_into")?,
         })
     }
 }

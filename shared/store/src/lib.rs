@@ -2,7 +2,8 @@
 //!
 //! Ports (one small trait per capability):
 //! - [`ContactStore`]: a contact's state, outbox and version, written conditionally
-//!   ([`DynamoContacts`] / [`MemoryContacts`]);
+//!   ([`DynamoContacts`] / [`MemoryContacts`]); an anonymous contact's record also
+//!   carries its link ([`StoredContact::merged_into`]);
 //! - [`Queue`]: send message batches ([`SqsQueue`] / [`MemoryQueue`]);
 //! - [`DeliveryLedger`]: the highest state version delivered per key, so a repeated
 //!   or stale transition is dropped ([`DynamoLedger`] / [`MemoryLedger`]);
@@ -51,6 +52,11 @@ pub struct StoredContact {
     pub next_change_at: Option<i64>,
     /// When the record may be deleted by the table's TTL (unix seconds).
     pub expires_at: i64,
+    /// Set on an anonymous contact's record when it is linked to a known
+    /// contact: the record is then frozen (never written again) and is the
+    /// alias telling where this anonymous id's events now go. The first link
+    /// wins: it is set with the version condition, only on an unlinked record.
+    pub merged_into: Option<String>,
 }
 
 /// A storage failure.
