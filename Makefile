@@ -9,7 +9,7 @@ WATCH_PORT := 5005
 export KAIROS_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra tools node-tools build watch bench clean
+.PHONY: demo test lint lint-infra tools node-tools build watch bench fuzz clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
@@ -46,6 +46,22 @@ $(NODE_TOOLS): tests/segment_node/package-lock.json
 bench:
 	cargo bench -p kairos-rules --bench throughput
 	cargo bench -p kairos-ingest --bench providers
+
+## Each provider parser and the /v1 routes under libFuzzer, FUZZ_SECS seconds each,
+## seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets
+## the stable toolchain accept them. Findings land in fuzz/artifacts/<target>/.
+FUZZ_SECS ?= 20
+FUZZ_TARGETS := sendgrid mailgun postmark ses mandrill brevo sparkpost resend customerio v1
+CARGO_FUZZ := build/tools/bin/cargo-fuzz
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --version 0.13.2 --locked --root build/tools
+fuzz: $(CARGO_FUZZ)
+	fuzz/seed.sh
+	cd fuzz
+	for target in $(FUZZ_TARGETS); do
+	  echo "== fuzz $$target ($(FUZZ_SECS) s)"
+	  RUSTC_BOOTSTRAP=1 ../$(CARGO_FUZZ) run -O $$target corpus/$$target -- -max_total_time=$(FUZZ_SECS)
+	done
 
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)

@@ -1,7 +1,10 @@
 //! The real `@segment/analytics-node` client (pinned in tests/segment_node/package.json,
 //! installed by `make node-tools` = `npm ci --prefix tests/segment_node`) sends track, page and
 //! identify calls to a local HTTP server that hands each request to `kairos_ingest::handle`,
-//! as API Gateway would; the canonical events that reach the queue are checked.
+//! as API Gateway would; the canonical events that reach the queue are checked, then
+//! evaluated: the anonymous page view counts for the identified user.
+
+mod support;
 
 use std::sync::{Arc, Mutex};
 
@@ -153,4 +156,42 @@ async fn analytics_node_calls_arrive_as_canonical_events() {
     let track = find(&events, EventType::Track, Some("Plan Compared"));
     assert_eq!(track.contact, "user-42");
     assert!(!track.properties.contains_key("anonymous_id"));
+
+    assert_anonymous_view_counts_for_the_user(&events).await;
+}
+
+/// Evaluates the client's events in one SQS batch: the page view made before
+/// `identify`, as `anon:anon-7f3c`, puts `user-42` in a page-view segment.
+async fn assert_anonymous_view_counts_for_the_user(events: &[Event]) {
+    let rules = kairos_rules::RuleSet::from_yaml(
+        "segments:\n  - id: pricing-visitor\n    name: Pricing visitor\n    rule: { event: { type: page.viewed, where: { url: { contains: /pricing } }, within: 1d } }\n",
+    )
+    .unwrap();
+    let (store, transitions) = (kairos_store::MemoryContacts::default(), MemoryQueue::default());
+    let evaluator = kairos_evaluate::Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &transitions,
+    };
+    let messages: Vec<aws_sdk_sqs::types::Message> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            aws_sdk_sqs::types::Message::builder()
+                .message_id(format!("m{i}"))
+                .body(e.to_json())
+                .build()
+        })
+        .collect();
+    let response = kairos_evaluate::handle(support::sqs_event(&messages), &evaluator, chrono::Utc::now()).await;
+    assert!(response.batch_item_failures.is_empty());
+    let user = kairos_store::ContactStore::load(&store, "user-42")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        user.state.members().contains_key("pricing-visitor"),
+        "{:?}",
+        user.state.members()
+    );
 }

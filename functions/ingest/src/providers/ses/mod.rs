@@ -12,7 +12,7 @@
 //! drop real retries. Replays are bounded instead by the one-time claim on
 //! `MessageId` and, later, by the events' stable ids.
 
-mod cert;
+pub mod cert;
 mod events;
 mod sns;
 
