@@ -43,7 +43,9 @@ impl SignalState {
             self.add_to_hour(at.div_euclid(HOUR));
         }
         let oldest_hour = (now - RETENTION_SECS).div_euclid(HOUR);
-        self.hours.retain(|(h, _)| *h >= oldest_hour);
+        // Sorted by hour: the expired buckets are a prefix (usually empty).
+        let expired = self.hours.partition_point(|(h, _)| *h < oldest_hour);
+        self.hours.drain(..expired);
         if self.last_at < now - RETENTION_SECS && self.exact.is_empty() && self.hours.is_empty() {
             self.last_at = i64::MIN;
         }
