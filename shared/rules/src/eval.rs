@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::compile::CountOp;
 use crate::explain::Explanation;
+use crate::graph::signal_bit;
 use crate::matcher::Bound;
 use crate::{Node, RuleSet};
 
@@ -137,6 +138,7 @@ impl RuleSet {
         let mut run = self.run(state, now);
         let mut members = Vec::with_capacity(self.order.len());
         let mut deadlines = Vec::new();
+        let mask = delta.map_or(0, |d| d.signals.iter().fold(0, |m, k| m | signal_bit(*k)));
         for &i in &self.order {
             let recorded = state.deadline(i as u32);
             let r = &self.segments[i].reads;
@@ -144,7 +146,7 @@ impl RuleSet {
                 recorded.is_some_and(|t| t <= now)
                     || (d.traits && r.traits)
                     || (d.consent && r.consent)
-                    || d.signals.iter().any(|s| r.signals.contains(s))
+                    || (mask & r.mask != 0 && d.signals.iter().any(|s| r.signals.contains(s)))
             });
             let next = if affected {
                 let (member, next) = self.decide_node(&self.segments[i].rule, &mut run);
@@ -219,9 +221,7 @@ impl RuleSet {
                 let observed = s.map_or(0, |s| s.count_since(from, now));
                 let result = holds(count, observed);
                 // Without new events the count only falls, one exit at a time.
-                let next = (1..=observed)
-                    .find(|gone| holds(count, observed - gone) != result)
-                    .and_then(|gone| s?.nth_exit(from, now, gone - 1));
+                let next = exits_until_flip(count, observed).and_then(|gone| s?.nth_exit(from, now, gone - 1));
                 let next = earliest(next, coarsening(state, &[*signal], *window));
                 (result, next, Observed::Count(observed))
             }
@@ -362,6 +362,37 @@ fn coarsening(state: &ContactState, signals: &[SignalKey], span: i64) -> Option<
         return None;
     }
     signals.iter().filter_map(|k| state.signal(*k)?.next_compaction()).min()
+}
+
+/// The comparisons as the interval of counts that pass them, `(lo, hi)`
+/// inclusive (empty when `lo > hi`): each comparison is one bound.
+fn interval(count: &[(CountOp, u64)]) -> (u64, u64) {
+    count.iter().fold((0, u64::MAX), |(lo, hi), (op, n)| match op {
+        CountOp::Eq => (lo.max(*n), hi.min(*n)),
+        CountOp::Num(Bound::Gt) => (lo.max(n.saturating_add(1)), hi),
+        CountOp::Num(Bound::Gte) => (lo.max(*n), hi),
+        CountOp::Num(Bound::Lt) => match n.checked_sub(1) {
+            Some(below) => (lo, hi.min(below)),
+            None => (1, 0),
+        },
+        CountOp::Num(Bound::Lte) => (lo, hi.min(*n)),
+    })
+}
+
+/// How many of the `observed` occurrences must leave the window (oldest
+/// first) before the comparisons' answer flips; `None` if it never does.
+pub(crate) fn exits_until_flip(count: &[(CountOp, u64)], observed: u64) -> Option<u64> {
+    let (lo, hi) = interval(count);
+    if lo > hi {
+        return None;
+    }
+    if (lo..=hi).contains(&observed) {
+        // Holds now; stops holding once the count drops below `lo`.
+        (lo > 0).then(|| observed - lo + 1)
+    } else {
+        // Fails now; holds once the count falls to `hi`, if it is above it.
+        (observed > hi).then(|| observed - hi)
+    }
 }
 
 pub(crate) fn holds(count: &[(CountOp, u64)], c: u64) -> bool {

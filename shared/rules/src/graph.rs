@@ -16,6 +16,14 @@ pub(crate) struct Reads {
     pub timed: bool,
     pub segments: BTreeSet<usize>,
     pub scores: BTreeSet<usize>,
+    /// `signals` as a 64-bit filter ([`signal_bit`]), set by [`close`]: no
+    /// common bit means no common signal.
+    pub mask: u64,
+}
+
+/// A signal's bit in [`Reads::mask`].
+pub(crate) fn signal_bit(key: SignalKey) -> u64 {
+    1 << (key % 64)
 }
 
 impl Reads {
@@ -82,6 +90,7 @@ pub(crate) fn close(segments: &mut [Segment], scores: &[Score], order: &[usize])
         for &s in &reads.scores.clone() {
             reads.signals.extend(scores[s].terms.iter().map(|(k, _)| *k));
         }
+        reads.mask = reads.signals.iter().fold(0, |m, k| m | signal_bit(*k));
         segments[i].reads = reads;
     }
 }

@@ -323,3 +323,37 @@ fn the_committed_json_schema_is_up_to_date() {
         "shared/rules/rules.schema.json is stale: run `KAIROS_UPDATE_SCHEMA=1 cargo test -p kairos-rules schema`"
     );
 }
+
+#[test]
+fn exits_until_flip_equals_counting_down_one_exit_at_a_time() {
+    use crate::compile::CountOp;
+    use crate::eval::{exits_until_flip, holds};
+    use crate::matcher::Bound;
+    let ops = [
+        CountOp::Eq,
+        CountOp::Num(Bound::Gt),
+        CountOp::Num(Bound::Gte),
+        CountOp::Num(Bound::Lt),
+        CountOp::Num(Bound::Lte),
+    ];
+    let mut checked = 0;
+    for a in 0..ops.len() {
+        for b in 0..=ops.len() {
+            for n in 0..5u64 {
+                for m in 0..5u64 {
+                    let mut count = vec![(ops[a], n)];
+                    if b < ops.len() {
+                        count.push((ops[b], m));
+                    }
+                    for observed in 0..8u64 {
+                        let result = holds(&count, observed);
+                        let slow = (1..=observed).find(|gone| holds(&count, observed - gone) != result);
+                        assert_eq!(exits_until_flip(&count, observed), slow, "{count:?} at {observed}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 5 * 6 * 25 * 8);
+}
