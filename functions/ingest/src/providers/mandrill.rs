@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -227,7 +228,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
         properties,
         traits: Map::new(),
     };
-    event.validated().map_err(|e| e.to_string())
+    finish(event)
 }
 
 /// A stable per-event id: Mandrill's `_id` names the message, not the event, so the

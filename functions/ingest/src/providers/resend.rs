@@ -20,6 +20,7 @@ use kairos_event::{Event, EventType};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Claim, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -287,7 +288,7 @@ impl<'a> Template<'a> {
             properties,
             traits: Map::new(),
         };
-        event.validated().map_err(|e| e.to_string())
+        finish(event)
     }
 }
 
