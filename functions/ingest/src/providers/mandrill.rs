@@ -267,11 +267,13 @@ const MSG_KEPT: [&str; 10] = [
     "smtp_events",
 ];
 
+/// The canonical type. Only a hard bounce is `email.bounced` (it marks the address
+/// bounced); a soft bounce is `email.deferred`, as for the other providers.
 fn kind_of(event: &str) -> Option<EventType> {
     Some(match event {
         "send" => EventType::EmailSent,
-        "deferral" => EventType::EmailDeferred,
-        "hard_bounce" | "soft_bounce" => EventType::EmailBounced,
+        "deferral" | "soft_bounce" => EventType::EmailDeferred,
+        "hard_bounce" => EventType::EmailBounced,
         "open" => EventType::EmailOpened,
         "click" => EventType::EmailClicked,
         "spam" => EventType::EmailComplained,
