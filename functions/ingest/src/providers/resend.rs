@@ -181,7 +181,7 @@ impl Webhook for Resend {
     /// Svix retries every non-2xx answer on a schedule over about 28 hours
     /// (<https://resend.com/docs/webhooks/retries-and-replays>): a message with some
     /// bad recipients gets 200 so its good ones are not resent. An unusable message
-    /// gets 400; its retries (with the same svix-id) are refused as replays.
+    /// gets 400; its retries (with the same svix-id) are acknowledged as repeats.
     fn policy(&self) -> Policy {
         Policy {
             accepted: 200,
