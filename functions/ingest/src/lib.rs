@@ -9,7 +9,8 @@
 //!   verified by its [`Webhook`] implementation before the body is parsed.
 //!
 //! Main items: [`handle`] (the Lambda handler), [`Ingest`] (borrowed config,
-//! queue and one-time-token store), [`IngestConfig`]. Statuses: 202 all accepted;
+//! queue and one-time-token store), [`IngestConfig`]. Statuses: all accepted: 202 on
+//! `/v1/*`, 200 on webhooks (also for a repeat of a body-signed webhook, not enqueued again);
 //! for a request with some invalid items, the valid ones are still enqueued and
 //! the status is the route's [`Policy`] (400 on `/v1/*`; per provider on webhooks,
 //! chosen so its retries neither drop nor resend good events); 401 bad key,

@@ -48,8 +48,9 @@
 //! contact from that field.
 //!
 //! # Limits and statuses
-//! 32 KB per call (a single-call body, or each call of a batch) and 500 KB and 2,500 calls
-//! per batch, as Segment's HTTP API documents; a larger body gets 413, a larger call in a batch
+//! 32 KB per call (a single-call body, or each call of a batch together with the batch's
+//! `context` it inherits) and 500 KB and 2,500 calls per batch, as Segment's HTTP API
+//! documents; a larger body gets 413, a larger call in a batch
 //! is rejected alone. Statuses: 202 all accepted; 400 when some or all calls were rejected
 //! (the valid ones are enqueued anyway; the body lists each rejected call's index, messageId
 //! and error) or the body is not JSON. analytics-node 3.1.0 never retries a 400 (and drops
@@ -227,12 +228,17 @@ fn batch(mut map: Map<String, Value>, now: DateTime<Utc>) -> Result<Parsed, Repl
         sent_at: map.get("sentAt"),
         now,
     };
+    // Every call inherits the batch's context, so it counts towards each call's size
+    // (else one large batch context would be copied into each of 2,500 calls).
+    let inherited = envelope
+        .context
+        .map_or(0, |c| serde_json::to_vec(c).map_or(0, |b| b.len()));
     let mut parsed = Parsed::default();
     for (index, item) in items.into_iter().enumerate() {
         let result = match item {
             Value::Object(call) => {
                 let id = message_id_of(&call);
-                let size = serde_json::to_vec(&call).map_or(0, |b| b.len());
+                let size = serde_json::to_vec(&call).map_or(0, |b| b.len()) + inherited;
                 let result = if size > MAX_CALL_BYTES {
                     Err(format!("call is {size} bytes, over the {MAX_CALL_BYTES}-byte limit"))
                 } else {
@@ -305,7 +311,14 @@ pub fn normalize(call: Option<Call>, mut item: Map<String, Value>, envelope: &En
         Call::Alias => alias_identity(&item)?,
         _ => identity(&item)?,
     };
-    let context = merged_context(item.remove("context"), envelope.context);
+    let own_context = match item.remove("context") {
+        Some(Value::Object(map)) => Some(map),
+        _ => None,
+    };
+    let context = Context {
+        own: own_context.as_ref(),
+        batch: envelope.context,
+    };
     let mut properties = take_object(&mut item, "properties")?;
     let traits = match call {
         Call::Identify => take_object(&mut item, "traits")?,
@@ -313,11 +326,11 @@ pub fn normalize(call: Option<Call>, mut item: Map<String, Value>, envelope: &En
     };
     let (kind, name) = kind_and_name(call, &item)?;
     let url = match call {
-        Call::Track | Call::Page | Call::Screen => take_text(&mut properties, "url").or_else(|| page_url(&context)),
+        Call::Track | Call::Page | Call::Screen => take_text(&mut properties, "url").or_else(|| page_url(context)),
         _ => None,
     };
-    let campaign = take_text(&mut properties, "campaign").or_else(|| utm_campaign(&context));
-    add_utm(&mut properties, &context);
+    let campaign = take_text(&mut properties, "campaign").or_else(|| utm_campaign(context));
+    add_utm(&mut properties, context);
     if let Some(category) = item.get("category").filter(|c| c.is_string()) {
         properties.entry("category").or_insert_with(|| category.clone());
     }
@@ -452,29 +465,43 @@ fn rfc3339(field: &str, value: &Value) -> Result<DateTime<Utc>, String> {
         })
 }
 
-/// The call's context with the batch's context merged under it.
-fn merged_context(own: Option<Value>, batch: Option<&Map<String, Value>>) -> Map<String, Value> {
-    let mut context = match own {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    if let Some(defaults) = batch {
-        merge_missing(&mut context, defaults);
-    }
-    context
+/// A call's context with its batch's context under it, read in place (not copied
+/// into each call): a value is the call's own when it has one, else the batch's,
+/// nested objects merged key by key.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    own: Option<&'a Map<String, Value>>,
+    batch: Option<&'a Map<String, Value>>,
 }
 
-/// Adds what `target` lacks from `defaults`, merging nested objects key by key.
-/// (Recursion is bounded by serde_json's nesting limit on parsed input.)
-fn merge_missing(target: &mut Map<String, Value>, defaults: &Map<String, Value>) {
-    for (key, default) in defaults {
-        match (target.get_mut(key), default) {
-            (Some(Value::Object(own)), Value::Object(nested)) => merge_missing(own, nested),
-            (Some(_), _) => {}
-            (None, _) => {
-                target.insert(key.clone(), default.clone());
-            }
+impl<'a> Context<'a> {
+    /// The value at `path` in the merged context.
+    fn get(self, path: &[&str]) -> Option<&'a Value> {
+        let (key, rest) = path.split_first()?;
+        let own = self.own.and_then(|m| m.get(*key));
+        let batch = self.batch.and_then(|m| m.get(*key));
+        if rest.is_empty() {
+            return own.or(batch);
         }
+        let own = match own {
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => return None,
+            None => None,
+        };
+        Context {
+            own,
+            batch: batch.and_then(Value::as_object),
+        }
+        .get(rest)
+    }
+
+    /// The keys of the object at `key` in either context.
+    fn keys(self, key: &str) -> impl Iterator<Item = &'a String> {
+        let object = |m: Option<&'a Map<String, Value>>| m.and_then(|m| m.get(key)).and_then(Value::as_object);
+        object(self.own)
+            .into_iter()
+            .chain(object(self.batch))
+            .flat_map(Map::keys)
     }
 }
 
@@ -498,23 +525,20 @@ fn take_text(map: &mut Map<String, Value>, field: &str) -> Option<String> {
     }
 }
 
-fn page_url(context: &Map<String, Value>) -> Option<String> {
-    let url = context.get("page")?.get("url")?.as_str()?;
+fn page_url(context: Context<'_>) -> Option<String> {
+    let url = context.get(&["page", "url"])?.as_str()?;
     Some(url.to_string()).filter(|u| !u.trim().is_empty())
 }
 
-fn utm_campaign(context: &Map<String, Value>) -> Option<String> {
-    let name = context.get("campaign")?.get("name")?.as_str()?;
+fn utm_campaign(context: Context<'_>) -> Option<String> {
+    let name = context.get(&["campaign", "name"])?.as_str()?;
     Some(name.to_string()).filter(|n| !n.trim().is_empty())
 }
 
 /// `context.campaign` values other than `name` as `properties.utm_<key>`, unless set.
-fn add_utm(properties: &mut Map<String, Value>, context: &Map<String, Value>) {
-    let Some(Value::Object(campaign)) = context.get("campaign") else {
-        return;
-    };
-    for (key, value) in campaign {
-        if key != "name" && value.is_string() {
+fn add_utm(properties: &mut Map<String, Value>, context: Context<'_>) {
+    for key in context.keys("campaign").filter(|key| *key != "name") {
+        if let Some(value @ Value::String(_)) = context.get(&["campaign", key]) {
             properties.entry(format!("utm_{key}")).or_insert_with(|| value.clone());
         }
     }

@@ -420,3 +420,49 @@ async fn garbage_bodies_get_400_not_a_panic() {
     basic(&mut req, &format!("{KEY}:"));
     assert_eq!(send(&config(), req).await.0.status_code, 400);
 }
+
+/// The batch's context is part of every call: one over the call limit rejects each call
+/// (cheaply) instead of being copied into thousands of them.
+#[test]
+fn a_batch_context_counts_towards_each_calls_size() {
+    let context: Map<String, Value> = (0..5_000).map(|i| (format!("k{i}"), json!(i))).collect();
+    let calls: Vec<Value> = (0..3)
+        .map(|i| json!({"type": "track", "event": "e", "messageId": format!("m{i}"), "userId": "u"}))
+        .collect();
+    let body = serde_json::to_vec(&json!({"batch": calls, "context": context, "writeKey": KEY})).unwrap();
+    let parsed = parse(Route::Batch, &HeaderMap::new(), &body, &config(), NOW).unwrap();
+    assert!(parsed.events.is_empty(), "{:?}", parsed.events);
+    assert_eq!(parsed.rejected.len(), 3);
+    assert!(
+        parsed.rejected[0].error.contains("over the 32768-byte limit"),
+        "{:?}",
+        parsed.rejected[0]
+    );
+}
+
+#[test]
+fn batch_context_merges_under_the_calls_key_by_key() {
+    let batch = object(
+        r#"{"page": {"url": "https://site.example/batch", "path": "/batch"},
+            "campaign": {"name": "batch-name", "source": "batch-source", "medium": "email"}}"#,
+    );
+    let envelope = Envelope {
+        context: Some(&batch),
+        ..envelope()
+    };
+    let call = |context: &str| {
+        let item = object(&format!(
+            r#"{{"messageId": "m1", "userId": "u1", "event": "Clicked", "context": {context}}}"#
+        ));
+        normalize(Some(Call::Track), item, &envelope).unwrap()
+    };
+    let e = call(r#"{"page": {"path": "/own"}, "campaign": {"source": "own-source"}}"#);
+    assert_eq!(e.url.as_deref(), Some("https://site.example/batch"));
+    assert_eq!(e.campaign.as_deref(), Some("batch-name"));
+    assert_eq!(e.properties["utm_source"], "own-source");
+    assert_eq!(e.properties["utm_medium"], "email");
+    let e = call(r#"{"page": {"url": "https://site.example/own"}, "campaign": "not an object"}"#);
+    assert_eq!(e.url.as_deref(), Some("https://site.example/own"));
+    assert_eq!(e.campaign, None);
+    assert!(!e.properties.contains_key("utm_medium"));
+}

@@ -52,7 +52,8 @@ pub struct Claim {
 /// request is a protocol step rather than events (an SNS subscription confirmation).
 #[derive(Debug, Default)]
 pub struct Verified {
-    /// One-time values to record; a value already recorded makes the request a replay (401).
+    /// One-time values to record; a value already recorded makes the request a
+    /// repeat (200, not enqueued) or a replay (401), per [`Claim::covers_body`].
     pub claims: Vec<Claim>,
     /// Answer with this instead of parsing (status, JSON body).
     pub reply: Option<(u16, Value)>,

@@ -18,6 +18,7 @@ use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
+use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -204,7 +205,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
         properties,
         traits: Map::new(),
     };
-    event.validated().map_err(|e| e.to_string())
+    finish(event)
 }
 
 /// A numeric or string id as text.

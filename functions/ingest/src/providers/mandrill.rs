@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -227,7 +228,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
         properties,
         traits: Map::new(),
     };
-    event.validated().map_err(|e| e.to_string())
+    finish(event)
 }
 
 /// A stable per-event id: Mandrill's `_id` names the message, not the event, so the
@@ -266,11 +267,13 @@ const MSG_KEPT: [&str; 10] = [
     "smtp_events",
 ];
 
+/// The canonical type. Only a hard bounce is `email.bounced` (it marks the address
+/// bounced); a soft bounce is `email.deferred`, as for the other providers.
 fn kind_of(event: &str) -> Option<EventType> {
     Some(match event {
         "send" => EventType::EmailSent,
-        "deferral" => EventType::EmailDeferred,
-        "hard_bounce" | "soft_bounce" => EventType::EmailBounced,
+        "deferral" | "soft_bounce" => EventType::EmailDeferred,
+        "hard_bounce" => EventType::EmailBounced,
         "open" => EventType::EmailOpened,
         "click" => EventType::EmailClicked,
         "spam" => EventType::EmailComplained,

@@ -105,7 +105,8 @@ fn fixture_batch_normalizes_message_events_and_skips_sync_events() {
             EventType::EmailSent,
             EventType::EmailDeferred,
             EventType::EmailBounced,
-            EventType::EmailBounced,
+            // A soft bounce must not mark the address bounced (as for every other provider).
+            EventType::EmailDeferred,
             EventType::EmailOpened,
             EventType::EmailClicked,
             EventType::EmailComplained,

@@ -20,6 +20,7 @@ use kairos_event::{Event, EventType};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Claim, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -180,7 +181,7 @@ impl Webhook for Resend {
     /// Svix retries every non-2xx answer on a schedule over about 28 hours
     /// (<https://resend.com/docs/webhooks/retries-and-replays>): a message with some
     /// bad recipients gets 200 so its good ones are not resent. An unusable message
-    /// gets 400; its retries (with the same svix-id) are refused as replays.
+    /// gets 400; its retries (with the same svix-id) are acknowledged as repeats.
     fn policy(&self) -> Policy {
         Policy {
             accepted: 200,
@@ -287,7 +288,7 @@ impl<'a> Template<'a> {
             properties,
             traits: Map::new(),
         };
-        event.validated().map_err(|e| e.to_string())
+        finish(event)
     }
 }
 

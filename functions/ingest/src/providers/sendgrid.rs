@@ -12,6 +12,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde_json::{json, Map, Value};
 
+use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -192,7 +193,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
         properties,
         traits: Map::new(),
     };
-    event.validated().map_err(|e| e.to_string())
+    finish(event)
 }
 
 /// Fields mapped to canonical fields rather than kept as properties.

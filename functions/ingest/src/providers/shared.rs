@@ -1,6 +1,7 @@
 //! Helpers shared by providers that authenticate with a static credential
 //! (basic auth, a bearer token, a secret header) and by providers whose events
-//! carry no id of their own.
+//! carry no id of their own; every provider ends with [`finish`] (validation and
+//! the per-event size limit).
 //!
 //! Credentials are compared over SHA-256 digests with `subtle`, so neither the
 //! content nor the length of the configured secret leaks through timing.
@@ -175,6 +176,44 @@ mod tests {
                 let _ = hook.parse(&req);
             }
         }
+    }
+
+    /// An event over the queue limit is rejected alone by every provider, never
+    /// enqueued (it would fail the whole SQS batch and with it the good events).
+    #[test]
+    fn oversized_events_are_rejected_by_every_provider() {
+        use crate::providers::{customerio, mandrill, resend, sendgrid, ses};
+        use serde_json::json;
+
+        let big = "x".repeat(MAX_EVENT_BYTES);
+        let at = "2026-11-27T10:00:00Z";
+        let sendgrid = sendgrid::normalize(&json!({
+            "email": "a@b.test", "timestamp": 1_795_000_000, "event": "open", "sg_event_id": "e1", "big": big,
+        }));
+        let mandrill = mandrill::normalize(&json!({
+            "event": "open", "_id": "m1", "ts": 1_795_000_000, "msg": {"email": "a@b.test", "subject": big},
+        }));
+        let resend = resend::normalize(
+            &json!({"type": "email.opened", "created_at": at, "data": {"to": ["a@b.test"], "big": big}}),
+            "msg_1",
+        )
+        .map(|p| p.rejected.into_iter().map(|r| r.error).collect::<Vec<_>>());
+        let customerio = customerio::normalize(&json!({
+            "object_type": "email", "metric": "opened", "event_id": "e1", "timestamp": 1_795_000_000,
+            "data": {"recipient": "a@b.test", "big": big},
+        }));
+        let ses = ses::normalize(
+            &json!({"eventType": "Open", "mail": {"destination": ["a@b.test"], "timestamp": at, "tags": {"big": [big]}},
+                    "open": {"timestamp": at}}),
+            "sns-1",
+        )
+        .map(|outcomes| outcomes.into_iter().map(|(_, e)| e).collect::<Vec<_>>());
+        let over = |r: &Result<Event, String>| r.as_ref().is_err_and(|e| e.contains("-byte limit"));
+        assert!(over(&sendgrid), "sendgrid: {:?}", sendgrid.map(|e| e.id));
+        assert!(over(&mandrill), "mandrill: {:?}", mandrill.map(|e| e.id));
+        assert!(over(&customerio), "customerio: {:?}", customerio.map(|e| e.id));
+        assert!(matches!(&resend, Ok(errors) if errors.len() == 1 && errors[0].contains("-byte limit")));
+        assert!(matches!(&ses, Ok(events) if events.len() == 1 && over(&events[0])));
     }
 
     #[test]

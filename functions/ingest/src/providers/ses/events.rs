@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 
+use crate::providers::shared::finish;
+
 /// One outcome per affected recipient: the dedupe id when known, and the event or why not.
 pub type Outcome = (Option<String>, Result<Event, String>);
 
@@ -125,7 +127,7 @@ fn build(
         properties,
         traits: Map::new(),
     };
-    event.validated().map_err(|e| e.to_string())
+    finish(event)
 }
 
 /// Detail fields mapped to canonical fields or listed per recipient.
