@@ -51,21 +51,29 @@ impl Explanation {
     /// A one-line summary of the leaf conditions: `condition = observed [threshold: yes/no]`.
     /// Leaves under a `not` read `NOT ...`.
     pub fn summary(&self) -> String {
-        let mut parts = Vec::new();
-        self.collect_leaves(false, &mut parts);
-        parts.join("; ")
+        let mut out = String::new();
+        self.write_leaves(false, &mut out);
+        out
     }
 
-    fn collect_leaves(&self, negated: bool, out: &mut Vec<String>) {
+    fn write_leaves(&self, negated: bool, out: &mut String) {
+        use std::fmt::Write;
         if self.children.is_empty() {
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            if negated {
+                out.push_str("NOT ");
+            }
+            out.push_str(&self.condition);
+            if let Some(v) = &self.observed {
+                let _ = write!(out, " = {v}");
+            }
             let mark = if self.result { "yes" } else { "no" };
-            let observed = self.observed.as_ref().map_or(String::new(), |v| format!(" = {v}"));
-            let threshold = self.threshold.as_deref().unwrap_or("");
-            let not = if negated { "NOT " } else { "" };
-            out.push(format!("{not}{}{observed} [{threshold}: {mark}]", self.condition));
+            let _ = write!(out, " [{}: {mark}]", self.threshold.as_deref().unwrap_or(""));
         } else {
             let negated = negated != (self.condition == "not");
-            self.children.iter().for_each(|c| c.collect_leaves(negated, out));
+            self.children.iter().for_each(|c| c.write_leaves(negated, out));
         }
     }
 }
@@ -161,10 +169,9 @@ impl RuleSet {
     }
 
     pub(crate) fn describe(&self, signal: kairos_state::SignalKey) -> String {
-        self.signals.binary_search_by_key(&signal, |(k, _)| *k).map_or_else(
-            |_| format!("signal {signal:08x}"),
-            |pos| self.signals[pos].1.to_string(),
-        )
+        self.signals
+            .binary_search_by_key(&signal, |(k, _, _)| *k)
+            .map_or_else(|_| format!("signal {signal:08x}"), |pos| self.signals[pos].2.clone())
     }
 }
 

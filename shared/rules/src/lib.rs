@@ -62,8 +62,9 @@ pub struct RuleSet {
     scores: Vec<Score>,
     /// Segment indexes, referenced segments before those that use them.
     order: Vec<usize>,
-    /// Every signal the segments and scores read, sorted by key.
-    signals: Vec<(SignalKey, Matcher)>,
+    /// Every signal the segments and scores read, sorted by key, with its
+    /// description (written once here, read by every explanation).
+    signals: Vec<(SignalKey, Matcher, String)>,
     fingerprint: u32,
 }
 
@@ -156,7 +157,14 @@ impl RuleSet {
             return Err(RulesError::Invalid(compiler.issues));
         }
         graph::close(&mut compiled.segments, &compiled.scores, &compiled.order);
-        let signals = compiler.signals.into_iter().map(|(k, (_, m))| (k, m)).collect();
+        let signals = compiler
+            .signals
+            .into_iter()
+            .map(|(k, (_, m))| {
+                let text = m.to_string();
+                (k, m, text)
+            })
+            .collect();
         let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
         Ok(RuleSet {
             segments: compiled.segments,
@@ -171,8 +179,8 @@ impl RuleSet {
     pub fn signals_for(&self, event: &Event) -> Vec<SignalKey> {
         self.signals
             .iter()
-            .filter(|(_, m)| m.matches(event))
-            .map(|(k, _)| *k)
+            .filter(|(_, m, _)| m.matches(event))
+            .map(|(k, _, _)| *k)
             .collect()
     }
 
