@@ -58,9 +58,15 @@ $(CARGO_FUZZ):
 fuzz: $(CARGO_FUZZ)
 	fuzz/seed.sh
 	cd fuzz
+	mkdir -p ../build
 	for target in $(FUZZ_TARGETS); do
-	  echo "== fuzz $$target ($(FUZZ_SECS) s)"
-	  RUSTC_BOOTSTRAP=1 ../$(CARGO_FUZZ) run -O $$target corpus/$$target -- -max_total_time=$(FUZZ_SECS)
+	  log=../build/fuzz-$$target.log
+	  echo "== fuzz $$target ($(FUZZ_SECS) s, full output in build/fuzz-$$target.log)"
+	  if ! RUSTC_BOOTSTRAP=1 ../$(CARGO_FUZZ) run -O $$target corpus/$$target -- -max_total_time=$(FUZZ_SECS) > $$log 2>&1; then
+	    tail -n 80 $$log
+	    exit 1
+	  fi
+	  grep -a '^Done' $$log
 	done
 
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
