@@ -37,14 +37,8 @@ pub async fn normalize(input: &Input) -> Result<Parsed, String> {
         ));
     }
     let headers = header_map(&input.headers)?;
-    let url = input
-        .settings
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("https://localhost/webhooks/{name}"));
     let req = Request {
         method: &Method::POST,
-        url: &url,
         headers: &headers,
         body: &input.body,
     };

@@ -145,10 +145,8 @@ async fn webhook<Q: Queue, C: Claims>(
         Ok(body) => body,
         Err(reply) => return reply,
     };
-    let url = full_url(req);
     let request = Request {
         method,
-        url: &url,
         headers: &req.headers,
         body: &body,
     };
@@ -217,21 +215,6 @@ async fn claim_all<C: Claims>(claims: &C, wanted: &[Claim], now: i64, provider: 
         }
     }
     Ok(Fresh::Yes)
-}
-
-/// The URL the sender called, as `https://host/path?query`.
-fn full_url(req: &ApiGatewayV2httpRequest) -> String {
-    let host = req
-        .headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .or(req.request_context.domain_name.as_deref())
-        .unwrap_or("localhost");
-    let path = req.raw_path.as_deref().unwrap_or("/");
-    match req.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
-        Some(query) => format!("https://{host}{path}?{query}"),
-        None => format!("https://{host}{path}"),
-    }
 }
 
 /// The raw body bytes (base64-decoded if API Gateway encoded them), within the limit.

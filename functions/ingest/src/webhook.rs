@@ -17,8 +17,6 @@ use serde_json::Value;
 pub struct Request<'a> {
     /// The HTTP method.
     pub method: &'a Method,
-    /// The full URL the sender called (`https://host/path?query`), for schemes that sign it.
-    pub url: &'a str,
     /// The headers (names are case-insensitive).
     pub headers: &'a HeaderMap,
     /// The raw body bytes exactly as received.

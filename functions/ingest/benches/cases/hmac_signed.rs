@@ -36,7 +36,6 @@ fn case(name: &'static str, hook: Arc<dyn kairos_ingest::Webhook>, headers: Head
     Case {
         name,
         hook,
-        url: format!("https://kairos.example/webhooks/{name}"),
         headers,
         body,
         now: NOW,

@@ -15,8 +15,6 @@ pub struct Case {
     pub name: &'static str,
     /// The webhook, configured with the key the request is signed with.
     pub hook: Arc<dyn Webhook>,
-    /// The URL the provider calls.
-    pub url: String,
     /// The headers as the provider sends them.
     pub headers: HeaderMap,
     /// The body.

@@ -37,7 +37,6 @@ pub fn case() -> Case {
     Case {
         name: "sendgrid",
         hook: Arc::new(SendGrid::new(*key.verifying_key(), 300)),
-        url: "https://kairos.example/webhooks/sendgrid".into(),
         headers,
         body,
         now: NOW,

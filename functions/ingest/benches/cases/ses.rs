@@ -45,7 +45,6 @@ pub fn case() -> Case {
     Case {
         name: "ses",
         hook: Arc::new(Ses::new(vec![TOPIC.into()], Arc::new(TestCert), 300)),
-        url: "https://kairos.example/webhooks/ses".into(),
         headers: headers(&[("x-amz-sns-message-type", "Notification")]),
         body: body.to_string().into_bytes(),
         now: NOW,

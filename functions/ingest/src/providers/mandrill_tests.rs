@@ -67,7 +67,6 @@ fn parse_body(body: &str) -> Result<Parsed, String> {
     let headers = HeaderMap::new();
     let req = Request {
         method: &Method::POST,
-        url: URL,
         headers: &headers,
         body: body.as_bytes(),
     };

@@ -190,7 +190,6 @@ fn garbage_bodies_are_errors_not_panics() {
     let hdrs = HeaderMap::new();
     let req = Request {
         method: &Method::POST,
-        url: "https://x/webhooks/resend",
         headers: &hdrs,
         body: b"{}",
     };

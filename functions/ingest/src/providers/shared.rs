@@ -169,7 +169,6 @@ mod tests {
                 body.truncate(rng.gen_range(body.len() / 2..=body.len()));
                 let req = Request {
                     method: &Method::POST,
-                    url: "https://x/",
                     headers: &headers,
                     body: &body,
                 };
