@@ -3,9 +3,8 @@
 use aws_lambda_events::http::HeaderMap;
 use kairos_event::Event;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use crate::providers::shared::key_matches;
 use crate::response::{json_response, unauthorized, Reply};
 use crate::webhook::{Parsed, Policy, Rejected};
 use crate::IngestConfig;
@@ -86,20 +85,9 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> 
     Ok(Parsed { events, rejected })
 }
 
-/// Compares the presented key with every configured key in constant time (over
-/// SHA-256 digests, so neither content nor length leaks through timing).
-pub(crate) fn key_matches(presented: &[u8], keys: &[String]) -> bool {
-    let digest = Sha256::digest(presented);
-    keys.iter()
-        .fold(subtle::Choice::from(0), |found, key| {
-            found | Sha256::digest(key.as_bytes()).ct_eq(&digest)
-        })
-        .into()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::key_matches;
+    use crate::providers::shared::key_matches;
 
     #[test]
     fn key_must_match_one_configured_key_exactly() {

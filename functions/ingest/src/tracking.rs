@@ -60,12 +60,11 @@
 //! only when enqueueing fails.
 
 use aws_lambda_events::http::HeaderMap;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 
-use crate::events::key_matches;
+use crate::providers::shared::{basic_credentials, key_matches};
 use crate::response::{json_response, unauthorized, Reply};
 use crate::webhook::{Parsed, Policy};
 use crate::IngestConfig;
@@ -272,14 +271,10 @@ fn authorized(headers: &HeaderMap, body: Option<&Value>, keys: &[String]) -> boo
 
 /// The user name of an `Authorization: Basic` header (the bytes before the first colon).
 fn basic_user(headers: &HeaderMap) -> Option<Vec<u8>> {
-    let value = headers.get("authorization")?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let mut decoded = basic_credentials(headers.get("authorization")?.to_str().ok())?;
     let end = decoded.iter().position(|&b| b == b':').unwrap_or(decoded.len());
-    decoded.get(..end).map(<[u8]>::to_vec)
+    decoded.truncate(end);
+    Some(decoded)
 }
 
 fn bad_request(error: String) -> Reply {

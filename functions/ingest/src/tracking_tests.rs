@@ -3,6 +3,7 @@ use crate::{handle, Ingest};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::Method;
+use base64::Engine;
 use kairos_store::{MemoryClaims, MemoryQueue};
 
 const NOW: i64 = 1_795_000_000;

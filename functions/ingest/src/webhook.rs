@@ -71,6 +71,11 @@ pub fn ready<'a>(result: Result<Verified, Unauthorized>) -> Verification<'a> {
     Box::pin(std::future::ready(result))
 }
 
+/// As [`ready`], with the check's own error (which names no secret) as the log reason.
+pub fn checked<'a, E: std::fmt::Display>(result: Result<Verified, E>) -> Verification<'a> {
+    ready(result.map_err(|e| Unauthorized(e.to_string())))
+}
+
 /// An item of a request that was not accepted, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {

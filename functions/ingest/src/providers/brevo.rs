@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use kairos_event::{Event, EventType};
 use serde_json::{Map, Value};
 
-use super::shared::{basic_auth_matches, bearer_matches, derived_id, finish};
+use super::shared::{basic_auth_matches, bearer_matches, credential, derived_id, finish};
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -41,16 +41,8 @@ impl Brevo {
 
     /// Built from `secret` (`KAIROS_BREVO_SECRET`: the webhook's bearer token, or `user:password`).
     pub fn build(settings: &Settings) -> Result<Option<Brevo>, ConfigError> {
-        let Some(secret) = &settings.secret else {
-            return Ok(None);
-        };
-        if secret.trim().len() < 8 {
-            return Err(ConfigError::Invalid {
-                name: Settings::variable("brevo", "SECRET"),
-                reason: "expected a bearer token or `user:password` of at least 8 characters".into(),
-            });
-        }
-        Ok(Some(Brevo::new(secret.trim())))
+        let expected = "expected a bearer token or `user:password` of at least 8 characters";
+        Ok(credential(settings, "brevo", expected)?.map(Brevo::new))
     }
 }
 

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use super::shared::{finish, from_float_seconds};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Claim, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{checked, Claim, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 /// Why a Mailgun request's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,7 +158,7 @@ impl Webhook for Mailgun {
     }
 
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
-        ready(self.check(req, now).map_err(|e| Unauthorized(e.to_string())))
+        checked(self.check(req, now))
     }
 
     fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{checked, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-mandrill-signature";
 /// The form parameter that carries the JSON array of events.
@@ -128,7 +128,7 @@ impl Webhook for Mandrill {
     }
 
     fn verify<'a>(&'a self, req: &'a Request<'a>, _now: i64) -> Verification<'a> {
-        ready(self.check(req).map_err(|e| Unauthorized(e.to_string())))
+        checked(self.check(req))
     }
 
     fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 
-use super::shared::{basic_auth_matches, derived_id, finish, from_rfc3339, secret_matches};
+use super::shared::{basic_auth_matches, credential, derived_id, finish, from_rfc3339, secret_matches};
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -41,16 +41,8 @@ impl Postmark {
     /// Built from `secret` (`KAIROS_POSTMARK_SECRET`: `user:password` for basic auth,
     /// also accepted whole in the `X-Kairos-Webhook-Secret` header).
     pub fn build(settings: &Settings) -> Result<Option<Postmark>, ConfigError> {
-        let Some(secret) = &settings.secret else {
-            return Ok(None);
-        };
-        if secret.trim().len() < 8 {
-            return Err(ConfigError::Invalid {
-                name: Settings::variable("postmark", "SECRET"),
-                reason: "expected `user:password` or a secret of at least 8 characters".into(),
-            });
-        }
-        Ok(Some(Postmark::new(secret.trim())))
+        let expected = "expected `user:password` or a secret of at least 8 characters";
+        Ok(credential(settings, "postmark", expected)?.map(Postmark::new))
     }
 
     /// True when the request carries the configured credential.

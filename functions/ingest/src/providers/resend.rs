@@ -23,7 +23,7 @@ use sha2::Sha256;
 use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Claim, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{checked, Claim, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 /// Header names: Svix's, then the Standard Webhooks ones.
 const HEADER_SETS: [[&str; 3]; 2] = [
@@ -171,7 +171,7 @@ impl Webhook for Resend {
     }
 
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
-        ready(self.check(req, now).map_err(|e| Unauthorized(e.to_string())))
+        checked(self.check(req, now))
     }
 
     fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {

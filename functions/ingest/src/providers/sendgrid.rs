@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::shared::finish;
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{checked, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
@@ -102,7 +102,7 @@ impl Webhook for SendGrid {
     }
 
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
-        ready(self.check(req, now).map_err(|e| Unauthorized(e.to_string())))
+        checked(self.check(req, now))
     }
 
     fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {

@@ -12,6 +12,9 @@ use kairos_event::{Event, MAX_EVENT_BYTES};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::Settings;
+use crate::config::ConfigError;
+
 /// True when `presented` equals `expected`, compared in constant time over digests.
 pub fn secret_matches(presented: &[u8], expected: &str) -> bool {
     Sha256::digest(presented)
@@ -19,15 +22,44 @@ pub fn secret_matches(presented: &[u8], expected: &str) -> bool {
         .into()
 }
 
+/// True when `presented` equals one of `keys`; every key is compared, each in
+/// constant time, so which one matched does not leak either.
+pub fn key_matches(presented: &[u8], keys: &[String]) -> bool {
+    keys.iter()
+        .fold(false, |found, key| found | secret_matches(presented, key))
+}
+
+/// The decoded `user:password` bytes of an `Authorization: Basic` header.
+/// The scheme name is case-insensitive.
+pub fn basic_credentials(header: Option<&str>) -> Option<Vec<u8>> {
+    let encoded = header.and_then(|h| strip_scheme(h, "basic"))?;
+    base64::engine::general_purpose::STANDARD.decode(encoded).ok()
+}
+
 /// True when an `Authorization: Basic <base64(user:password)>` header carries
-/// exactly `user_password` (`"user:password"`). The scheme name is case-insensitive.
+/// exactly `user_password` (`"user:password"`).
 pub fn basic_auth_matches(header: Option<&str>, user_password: &str) -> bool {
-    let Some(encoded) = header.and_then(|h| strip_scheme(h, "basic")) else {
-        return false;
+    basic_credentials(header).is_some_and(|decoded| secret_matches(&decoded, user_password))
+}
+
+/// A static credential from `settings.secret`, trimmed: `None` when unset (the
+/// route is not served), an error naming `KAIROS_<PROVIDER>_SECRET` and `expected`
+/// (never the value) when shorter than 8 characters.
+pub fn credential<'a>(settings: &'a Settings, provider: &str, expected: &str) -> Result<Option<&'a str>, ConfigError> {
+    let Some(secret) = settings.secret.as_deref().map(str::trim) else {
+        return Ok(None);
     };
-    match base64::engine::general_purpose::STANDARD.decode(encoded) {
-        Ok(decoded) => secret_matches(&decoded, user_password),
-        Err(_) => false,
+    if secret.len() < 8 {
+        return Err(invalid_credential(provider, expected));
+    }
+    Ok(Some(secret))
+}
+
+/// The error for an unusable `KAIROS_<PROVIDER>_SECRET`.
+pub fn invalid_credential(provider: &str, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name: Settings::variable(provider, "SECRET"),
+        reason: expected.to_string(),
     }
 }
 

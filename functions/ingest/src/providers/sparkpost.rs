@@ -13,7 +13,7 @@ use chrono::DateTime;
 use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 
-use super::shared::{basic_auth_matches, finish};
+use super::shared::{basic_auth_matches, credential, finish, invalid_credential};
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -40,15 +40,13 @@ impl SparkPost {
 
     /// Built from `secret` (`KAIROS_SPARKPOST_SECRET`: the webhook's `user:password`).
     pub fn build(settings: &Settings) -> Result<Option<SparkPost>, ConfigError> {
-        let Some(secret) = &settings.secret else {
-            return Ok(None);
-        };
-        match secret.trim().split_once(':') {
-            Some((user, _)) if !user.is_empty() && secret.trim().len() >= 8 => Ok(Some(SparkPost::new(secret.trim()))),
-            _ => Err(ConfigError::Invalid {
-                name: Settings::variable("sparkpost", "SECRET"),
-                reason: "expected `user:password` (basic auth), at least 8 characters".into(),
-            }),
+        let expected = "expected `user:password` (basic auth), at least 8 characters";
+        match credential(settings, "sparkpost", expected)? {
+            Some(secret) if secret.split_once(':').is_some_and(|(user, _)| !user.is_empty()) => {
+                Ok(Some(SparkPost::new(secret)))
+            }
+            Some(_) => Err(invalid_credential("sparkpost", expected)),
+            None => Ok(None),
         }
     }
 }
