@@ -86,9 +86,7 @@ pub fn derived_id(provider: &str, parts: &[&str]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{provider}:{hex}")
+    format!("{provider}:{}", hex::encode(hasher.finalize()))
 }
 
 /// Validates a normalized event and checks it fits one queue message.
