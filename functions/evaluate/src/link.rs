@@ -23,8 +23,7 @@ use kairos_store::{ContactStore, Queue, StoreError, StoredContact};
 
 use crate::contact::{ContactError, Evaluator, MAX_ATTEMPTS, TTL_AFTER_LAST_EVENT_SECS};
 
-/// Contact keys of anonymous visitors start with this (then the `anonymousId`).
-pub const ANONYMOUS_PREFIX: &str = "anon:";
+pub use kairos_event::ANONYMOUS_PREFIX;
 
 /// A contact forgets a merged anonymous id this long before the frozen
 /// record's expiry: by then every occurrence it merged is past retention, and

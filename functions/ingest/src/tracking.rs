@@ -61,7 +61,7 @@
 
 use aws_lambda_events::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use kairos_event::{Event, EventType};
+use kairos_event::{Event, EventType, ANONYMOUS_PREFIX};
 use serde_json::{json, Map, Value};
 
 use crate::providers::shared::{basic_credentials, key_matches};
@@ -393,7 +393,7 @@ fn identity(item: &Map<String, Value>) -> Result<(String, Option<String>), Strin
     let anonymous = id_field(item, "anonymousId")?;
     match (user, anonymous) {
         (Some(user), anonymous) => Ok((checked_user(user)?, anonymous)),
-        (None, Some(anonymous)) => Ok((format!("anon:{anonymous}"), None)),
+        (None, Some(anonymous)) => Ok((format!("{ANONYMOUS_PREFIX}{anonymous}"), None)),
         (None, None) => Err("neither `userId` nor `anonymousId` is set: a call needs one of them".into()),
     }
 }
@@ -406,7 +406,7 @@ fn alias_identity(item: &Map<String, Value>) -> Result<(String, Option<String>),
 }
 
 fn checked_user(user: String) -> Result<String, String> {
-    if user.starts_with("anon:") {
+    if user.starts_with(ANONYMOUS_PREFIX) {
         return Err("`userId` may not start with `anon:` (reserved for anonymous contacts)".into());
     }
     Ok(user)

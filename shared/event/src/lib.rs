@@ -29,6 +29,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Contact keys of anonymous visitors start with this, then the `anonymousId`
+/// (Segment-spec tracking); the evaluate stage links them to known contacts.
+pub const ANONYMOUS_PREFIX: &str = "anon:";
+
 /// Largest accepted serialized event, in bytes. SQS messages carry one event
 /// each and must stay far below SQS's 256 KiB message limit.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
