@@ -26,14 +26,20 @@
 //! # }) }
 //! ```
 
+#[cfg(feature = "aws")]
 mod dynamo;
 mod memory;
+#[cfg(feature = "aws")]
 mod secret;
+#[cfg(feature = "aws")]
 mod sqs;
 
+#[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
 pub use memory::{MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue};
+#[cfg(feature = "aws")]
 pub use secret::{parameters_under, resolve_secret, SecretError};
+#[cfg(feature = "aws")]
 pub use sqs::SqsQueue;
 
 use kairos_state::ContactState;
