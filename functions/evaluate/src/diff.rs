@@ -20,12 +20,7 @@ pub(crate) fn apply(
     now: DateTime<Utc>,
 ) -> Vec<Transition> {
     let stored = record.state.members();
-    let changed: Vec<(usize, bool)> = decisions
-        .members
-        .iter()
-        .copied()
-        .filter(|(i, m)| stored.contains_key(rules.segment_id(*i)) != *m)
-        .collect();
+    let changed = &decisions.changed;
     let removed: Vec<String> = if full {
         let known: Vec<&str> = rules.segments().map(|s| s.id).collect();
         stored
@@ -52,7 +47,7 @@ pub(crate) fn apply(
         explanation,
     };
     let mut out = Vec::with_capacity(changed.len() + removed.len());
-    for &(i, member) in &changed {
+    for &(i, member) in changed.iter() {
         let verdict = rules.verdict(i, &record.state, now.timestamp());
         let change = if member { Change::Entered } else { Change::Exited };
         let summary = verdict.explanation.summary();
@@ -74,7 +69,7 @@ pub(crate) fn apply(
             json!({"condition": why, "result": false}),
         ));
     }
-    for (i, member) in changed {
+    for &(i, member) in changed {
         record
             .state
             .set_membership(rules.segment_id(i), member, now.timestamp());

@@ -113,6 +113,8 @@ fn main() {
     let mut members = 0usize;
     let mut evaluated = 0usize;
     let mut not_applied = 0usize;
+    // Contacts whose incrementally kept memberships differ from a full decision.
+    let mut delta_mismatches = 0usize;
     for contact in &contacts {
         let mut state = ContactState::default();
         if budget.is_none_or(|b| elapsed < b) {
@@ -129,13 +131,7 @@ fn main() {
                 let full = state.rules_fingerprint() != rules.fingerprint();
                 let decisions = rules.decide(&state, now, (!full).then_some(&delta));
                 evaluated += decisions.members.len();
-                let changed: Vec<(usize, bool)> = decisions
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|(i, member)| state.members().contains_key(rules.segment_id(*i)) != *member)
-                    .collect();
-                for (i, member) in changed {
+                for &(i, member) in &decisions.changed {
                     black_box(rules.verdict(i, &state, now).explanation.summary());
                     state.set_membership(rules.segment_id(i), member, now);
                 }
@@ -144,6 +140,11 @@ fn main() {
                 members += state.members().len();
             }
             elapsed += t0.elapsed();
+            let last = contact.events.last().map_or(0, |e| e.at.timestamp());
+            let decided = rules.decide(&state, last, None).members;
+            let mut full: Vec<&str> = decided.iter().filter(|m| m.1).map(|m| rules.segment_id(m.0)).collect();
+            full.sort_unstable();
+            delta_mismatches += usize::from(!full.into_iter().eq(state.members().keys().map(String::as_str)));
             timed_contacts += 1;
             timed_events += contact.events.len();
         } else {
@@ -282,6 +283,10 @@ fn main() {
         "{:<44}{:>20}",
         "  (timed contacts / events / memberships)",
         format!("{timed_contacts} / {timed_events} / {members}")
+    );
+    println!(
+        "{:<44}{:>20}",
+        "  (contacts where delta != full decision)", delta_mismatches
     );
     println!("{:<44}{:>20}", "sampled evaluation points", sampled);
     println!(

@@ -94,6 +94,7 @@ impl Compiler {
                 version: crate::content_hash(def),
                 rule,
                 reads,
+                texts: Vec::new(),
             });
         }
         self.segment = None;

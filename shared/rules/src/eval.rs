@@ -2,7 +2,7 @@
 //! next time one could change without a new event. Deciding allocates nothing;
 //! explanations (`explain.rs`) are built only when asked for.
 
-use kairos_state::{ConsentStatus, ContactState, SignalKey, EXACT_HORIZON_SECS};
+use kairos_state::{ConsentStatus, ContactState, SignalKey, EXACT_CAP, EXACT_HORIZON_SECS};
 use serde::Serialize;
 
 use crate::compile::CountOp;
@@ -48,6 +48,9 @@ impl Evaluation {
 pub struct Decisions {
     /// (segment index, member) for each evaluated segment, in evaluation order.
     pub members: Vec<(usize, bool)>,
+    /// The evaluated segments whose answer differs from the membership
+    /// recorded in the state (`ContactState::members`), as (index, member).
+    pub changed: Vec<(usize, bool)>,
     /// As [`Evaluation::next_change_at`]: the earliest of `deadlines`.
     pub next_change_at: Option<i64>,
     /// Every segment's deadline after this evaluation, (index, time): from this
@@ -121,8 +124,8 @@ impl RuleSet {
 
     /// Segment `i`'s verdict with its explanation.
     pub fn verdict(&self, i: usize, state: &ContactState, now: i64) -> Verdict {
-        let explanation = self.explain_node(&self.segments[i].rule, &mut self.run(state, now));
         let segment = &self.segments[i];
+        let explanation = self.explain_node(&segment.rule, &mut self.run(state, now), &mut segment.texts.iter());
         Verdict {
             segment: segment.id.clone(),
             rule_version: segment.version.clone(),
@@ -137,16 +140,35 @@ impl RuleSet {
     pub fn decide(&self, state: &ContactState, now: i64, delta: Option<&Delta>) -> Decisions {
         let mut run = self.run(state, now);
         let mut members = Vec::with_capacity(self.order.len());
-        let mut deadlines = Vec::new();
+        let mut deadlines = Vec::with_capacity(self.order.len());
         let mask = delta.map_or(0, |d| d.signals.iter().fold(0, |m, k| m | signal_bit(*k)));
+        let was = self.recorded_members(state);
+        // A signal at its exact cap may have moved an old occurrence into an hourly
+        // bucket: then an occurrence can lower counts, and polarities do not hold.
+        let spilled = delta.is_some_and(|d| {
+            d.signals
+                .iter()
+                .any(|k| state.signal(*k).is_some_and(|s| s.exact_times().len() >= EXACT_CAP))
+        });
+        let mut recorded_at = vec![None; self.segments.len()];
+        for &(i, t) in state.deadlines() {
+            if let Some(slot) = recorded_at.get_mut(i as usize) {
+                *slot = Some(t);
+            }
+        }
         for &i in &self.order {
-            let recorded = state.deadline(i as u32);
+            let recorded = recorded_at[i];
             let r = &self.segments[i].reads;
             let affected = delta.is_none_or(|d| {
-                recorded.is_some_and(|t| t <= now)
-                    || (d.traits && r.traits)
-                    || (d.consent && r.consent)
-                    || (mask & r.mask != 0 && d.signals.iter().any(|s| r.signals.contains(s)))
+                recorded.is_some_and(|t| t <= now) || (d.traits && r.traits) || (d.consent && r.consent) || {
+                    // Signals whose occurrence cannot change the recorded answer do not count.
+                    let keeps = if was[i] { r.keeps_member } else { r.keeps_out };
+                    let hit = mask & r.mask & if spilled { u64::MAX } else { !keeps };
+                    hit != 0
+                        && d.signals
+                            .iter()
+                            .any(|s| signal_bit(*s) & hit != 0 && r.signals.contains(s))
+                }
             });
             let next = if affected {
                 let (member, next) = self.decide_node(&self.segments[i].rule, &mut run);
@@ -159,11 +181,35 @@ impl RuleSet {
             deadlines.extend(next.map(|t| (i as u32, t)));
         }
         let next_change_at = deadlines.iter().map(|(_, t)| *t).min();
+        let changed = members.iter().copied().filter(|(i, m)| was[*i] != *m).collect();
         Decisions {
             members,
+            changed,
             next_change_at,
             deadlines,
         }
+    }
+
+    /// Per segment index, whether the state records the contact as a member:
+    /// one merge of the two id-sorted lists.
+    fn recorded_members(&self, state: &ContactState) -> Vec<bool> {
+        let mut out = vec![false; self.segments.len()];
+        let mut ids = self.by_id.iter().copied().peekable();
+        for id in state.members().keys() {
+            while let Some(i) = ids.peek().copied() {
+                match self.segments[i].id.as_str().cmp(id.as_str()) {
+                    std::cmp::Ordering::Less => {
+                        ids.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        out[i] = true;
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+        }
+        out
     }
 
     /// The id of segment `i`.
@@ -216,14 +262,18 @@ impl RuleSet {
         let (state, now) = (run.state, run.now);
         match node {
             Node::Count { signal, window, count } => {
-                let from = now - window;
-                let s = state.signal(*signal);
-                let observed = s.map_or(0, |s| s.count_since(from, now));
-                let result = holds(count, observed);
+                let Some(s) = state.signal(*signal) else {
+                    return (holds(count, 0), None, Observed::Count(0));
+                };
                 // Without new events the count only falls, one exit at a time.
-                let next = exits_until_flip(count, observed).and_then(|gone| s?.nth_exit(from, now, gone - 1));
-                let next = earliest(next, coarsening(state, &[*signal], *window));
-                (result, next, Observed::Count(observed))
+                let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
+                let (observed, next) = s.count_and_exit(now - window, now, flip);
+                let coarse = (*window > EXACT_HORIZON_SECS).then(|| s.next_compaction()).flatten();
+                (
+                    holds(count, observed),
+                    earliest(next, coarse),
+                    Observed::Count(observed),
+                )
             }
             Node::Last { signal, window, absent } => {
                 let last = state.signal(*signal).and_then(|s| s.last_at());
@@ -257,21 +307,20 @@ impl RuleSet {
                 count,
                 ratio,
             } => {
+                // Conservative next change: when any counted occurrence changes window.
+                let oldest = |count: u64| (count > 0).then_some(0);
                 let s = state.signal(*signal);
-                let recent = s.map_or(0, |s| s.count_since(now - window, now));
-                let earlier = s.map_or(0, |s| s.count_since(now - window - baseline, now - window));
+                let (recent, short) = s.map_or((0, None), |s| s.count_and_exit(now - window, now, oldest));
+                let (earlier, long) = s.map_or((0, None), |s| {
+                    s.count_and_exit(now - window - baseline, now - window, oldest)
+                });
                 let rate = match (recent, earlier) {
                     (0, _) => 0.0,
                     (_, 0) => f64::INFINITY,
                     (r, e) => (r as f64 / *window as f64) / (e as f64 / *baseline as f64),
                 };
                 let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
-                // Conservative: the next time any counted occurrence changes window.
-                let exits = s.and_then(|s| {
-                    let short = s.nth_exit(now - window, now, 0);
-                    let long = s.nth_exit(now - window - baseline, now - window, 0).map(|t| t + window);
-                    [short, long].into_iter().flatten().min()
-                });
+                let exits = earliest(short, long.map(|t| t + window));
                 let next = earliest(exits, coarsening(state, &[*signal], window + baseline));
                 (result, next, Observed::Velocity { recent, earlier, rate })
             }
@@ -366,7 +415,7 @@ fn coarsening(state: &ContactState, signals: &[SignalKey], span: i64) -> Option<
 
 /// The comparisons as the interval of counts that pass them, `(lo, hi)`
 /// inclusive (empty when `lo > hi`): each comparison is one bound.
-fn interval(count: &[(CountOp, u64)]) -> (u64, u64) {
+pub(crate) fn interval(count: &[(CountOp, u64)]) -> (u64, u64) {
     count.iter().fold((0, u64::MAX), |(lo, hi), (op, n)| match op {
         CountOp::Eq => (lo.max(*n), hi.min(*n)),
         CountOp::Num(Bound::Gt) => (lo.max(n.saturating_add(1)), hi),

@@ -51,7 +51,7 @@ impl Explanation {
     /// A one-line summary of the leaf conditions: `condition = observed [threshold: yes/no]`.
     /// Leaves under a `not` read `NOT ...`.
     pub fn summary(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(256);
         self.write_leaves(false, &mut out);
         out
     }
@@ -86,18 +86,21 @@ fn rounded(x: f64) -> Value {
     }
 }
 
+/// The precomputed texts of a rule's leaves, in walk order ([`RuleSet::leaf_texts`]).
+type Texts<'a> = std::slice::Iter<'a, (String, String)>;
+
 impl RuleSet {
-    pub(crate) fn explain_node(&self, node: &Node, run: &mut Run) -> Explanation {
+    pub(crate) fn explain_node(&self, node: &Node, run: &mut Run, texts: &mut Texts) -> Explanation {
         match node {
             Node::All(children) | Node::Any(children) => {
                 let all = matches!(node, Node::All(_));
-                let children: Vec<Explanation> = children.iter().map(|c| self.explain_node(c, run)).collect();
+                let children: Vec<Explanation> = children.iter().map(|c| self.explain_node(c, run, texts)).collect();
                 let mut combine = Combine::new(all);
                 children.iter().for_each(|c| combine.add(c.result, None));
                 Explanation::group(if all { "all of" } else { "any of" }, combine.finish().0, children)
             }
             Node::Not(child) => {
-                let e = self.explain_node(child, run);
+                let e = self.explain_node(child, run, texts);
                 Explanation::group("not", !e.result, vec![e])
             }
             Node::Trait(checks) => {
@@ -107,7 +110,8 @@ impl RuleSet {
                         let value = run.state.trait_value(name).map(|v| v.to_json());
                         let result = filter.matches_at(value.as_ref(), run.now);
                         let observed = value.unwrap_or(Value::Null);
-                        Explanation::leaf(format!("trait {name}"), result, observed, filter.to_string())
+                        let (condition, threshold) = next_text(texts);
+                        Explanation::leaf(condition, result, observed, threshold)
                     })
                     .collect();
                 if leaves.len() == 1 {
@@ -118,9 +122,26 @@ impl RuleSet {
             }
             leaf => {
                 let (result, _, observed) = self.leaf(leaf, run);
-                let (condition, threshold) = self.describe_leaf(leaf);
+                let (condition, threshold) = next_text(texts);
                 Explanation::leaf(condition, result, observed_json(observed), threshold)
             }
+        }
+    }
+
+    /// Appends the texts of a rule's leaves (a trait check is one leaf), in the
+    /// order [`RuleSet::explain_node`] walks them.
+    pub(crate) fn leaf_texts(&self, node: &Node, out: &mut Vec<(String, String)>) {
+        match node {
+            Node::All(children) | Node::Any(children) => children.iter().for_each(|c| self.leaf_texts(c, out)),
+            Node::Not(child) => self.leaf_texts(child, out),
+            Node::Trait(checks) => {
+                out.extend(
+                    checks
+                        .iter()
+                        .map(|(name, filter)| (format!("trait {name}"), filter.to_string())),
+                );
+            }
+            leaf => out.push(self.describe_leaf(leaf)),
         }
     }
 
@@ -173,6 +194,13 @@ impl RuleSet {
             .binary_search_by_key(&signal, |(k, _, _)| *k)
             .map_or_else(|_| format!("signal {signal:08x}"), |pos| self.signals[pos].2.clone())
     }
+}
+
+fn next_text(texts: &mut Texts) -> (String, String) {
+    texts
+        .next()
+        .cloned()
+        .expect("a text per leaf, written in the same walk order")
 }
 
 fn observed_json(observed: Observed) -> Value {

@@ -4,6 +4,7 @@
 use kairos_state::SignalKey;
 use std::collections::BTreeSet;
 
+use crate::polarity::{self, Polarities, Polarity};
 use crate::{Score, Segment};
 
 /// Everything a segment's answer depends on (after [`close`], transitively).
@@ -19,6 +20,12 @@ pub(crate) struct Reads {
     /// `signals` as a 64-bit filter ([`signal_bit`]), set by [`close`]: no
     /// common bit means no common signal.
     pub mask: u64,
+    /// The bits of `mask` whose every signal only raises the answer: an
+    /// occurrence of those keeps a member in (set by [`close`]).
+    pub keeps_member: u64,
+    /// The bits of `mask` whose every signal only lowers the answer: an
+    /// occurrence of those keeps a non-member out.
+    pub keeps_out: u64,
 }
 
 /// A signal's bit in [`Reads::mask`].
@@ -79,9 +86,12 @@ pub(crate) fn order_segments(segments: &mut [Segment]) -> Result<Vec<usize>, Vec
     Ok(out)
 }
 
-/// Makes each segment's reads transitive over the segments and scores it uses.
+/// Makes each segment's reads transitive over the segments and scores it uses,
+/// and works out their polarities.
 pub(crate) fn close(segments: &mut [Segment], scores: &[Score], order: &[usize]) {
+    let mut polarities = vec![Polarities::new(); segments.len()];
     for &i in order {
+        polarities[i] = polarity::of_rule(&segments[i].rule, &polarities, scores);
         let mut reads = segments[i].reads.clone();
         for &dep in &segments[i].reads.segments {
             reads.merge(&segments[dep].reads.clone());
@@ -91,6 +101,20 @@ pub(crate) fn close(segments: &mut [Segment], scores: &[Score], order: &[usize])
             reads.signals.extend(scores[s].terms.iter().map(|(k, _)| *k));
         }
         reads.mask = reads.signals.iter().fold(0, |m, k| m | signal_bit(*k));
+        // A bit shared by signals of different polarities keeps nothing.
+        let bits = |p: Polarity| {
+            let other = polarities[i]
+                .iter()
+                .filter(|(_, q)| **q != p)
+                .fold(0, |m, (k, _)| m | signal_bit(*k));
+            polarities[i]
+                .iter()
+                .filter(|(_, q)| **q == p)
+                .fold(0, |m, (k, _)| m | signal_bit(*k))
+                & !other
+        };
+        reads.keeps_member = bits(Polarity::Rises);
+        reads.keeps_out = bits(Polarity::Falls);
         segments[i].reads = reads;
     }
 }

@@ -36,6 +36,7 @@ mod explain;
 mod file;
 mod graph;
 mod matcher;
+mod polarity;
 mod score;
 
 pub use duration::{format_secs, parse_duration};
@@ -62,6 +63,8 @@ pub struct RuleSet {
     scores: Vec<Score>,
     /// Segment indexes, referenced segments before those that use them.
     order: Vec<usize>,
+    /// Segment indexes sorted by segment id.
+    by_id: Vec<usize>,
     /// Every signal the segments and scores read, sorted by key, with its
     /// description (written once here, read by every explanation).
     signals: Vec<(SignalKey, Matcher, String)>,
@@ -78,6 +81,9 @@ pub(crate) struct Segment {
     pub rule: Node,
     /// What its answer depends on, transitively.
     pub reads: Reads,
+    /// Each leaf condition in words with its threshold, in the order an
+    /// explanation walks the rule (written once, at compile time).
+    pub texts: Vec<(String, String)>,
 }
 
 /// A compiled condition.
@@ -166,13 +172,22 @@ impl RuleSet {
             })
             .collect();
         let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
-        Ok(RuleSet {
+        let mut by_id: Vec<usize> = (0..compiled.segments.len()).collect();
+        by_id.sort_by(|a, b| compiled.segments[*a].id.cmp(&compiled.segments[*b].id));
+        let mut rules = RuleSet {
             segments: compiled.segments,
             scores: compiled.scores,
             order: compiled.order,
+            by_id,
             signals,
             fingerprint,
-        })
+        };
+        for i in 0..rules.segments.len() {
+            let mut texts = Vec::new();
+            rules.leaf_texts(&rules.segments[i].rule, &mut texts);
+            rules.segments[i].texts = texts;
+        }
+        Ok(rules)
     }
 
     /// The signals an event matches: pass these to `ContactState::apply`.

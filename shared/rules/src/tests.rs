@@ -357,3 +357,86 @@ fn exits_until_flip_equals_counting_down_one_exit_at_a_time() {
     }
     assert_eq!(checked, 5 * 6 * 25 * 8);
 }
+
+#[test]
+fn a_delta_skips_segments_the_occurrence_cannot_change() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: opened, name: O, rule: { event: { type: email.opened, within: 7d } } }
+  - { id: quiet, name: Q, rule: { not: { event: { type: email.opened, within: 7d } } } }
+  - { id: once, name: One, rule: { event: { type: email.opened, within: 7d, count: { eq: 1 } } } }
+"#,
+    )
+    .unwrap();
+    let mut state = ContactState::default();
+    let step = |state: &mut ContactState, e: &Event, full: bool| {
+        let now = e.at.timestamp();
+        let signals = rules.signals_for(e);
+        state.apply(e, &signals, now);
+        let mut delta = Delta::default();
+        delta.record(e, &signals);
+        let decisions = rules.decide(state, now, (!full).then_some(&delta));
+        for &(i, member) in &decisions.changed {
+            state.set_membership(rules.segment_id(i), member, now);
+        }
+        state.set_rules_fingerprint(rules.fingerprint());
+        state.set_deadlines(decisions.deadlines.clone());
+        decisions
+    };
+    let first = step(&mut state, &ev("e1", "email.opened", T0, json!({})), true);
+    assert_eq!(first.members, [(0, true), (1, false), (2, true)]);
+    // `quiet` was recorded as out before: it did not change, so it is not listed.
+    assert_eq!(first.changed, [(0, true), (2, true)]);
+    // Another open keeps `opened` in and `quiet` out; only `once` can change.
+    let second = step(&mut state, &ev("e2", "email.opened", T0 + H, json!({})), false);
+    assert_eq!(second.members, [(2, false)]);
+    assert_eq!(second.changed, [(2, false)]);
+    // Their deadlines carry over, never later than a full decision's.
+    let full = rules.decide(&state, T0 + H, None);
+    assert!(second.next_change_at <= full.next_change_at);
+    assert_eq!(
+        full.members.iter().filter(|m| m.1).count(),
+        state.members().len(),
+        "the kept memberships are the full decision's"
+    );
+}
+
+#[test]
+fn polarity_follows_negation_counts_and_scores() {
+    use crate::polarity::{of_rule, Polarity};
+    let rules = RuleSet::from_yaml(
+        r#"
+scores:
+  - { id: s, half_life: 1d, terms: [ { event: { type: email.opened }, weight: 1 }, { event: { type: email.clicked }, weight: -1 } ] }
+segments:
+  - { id: a, name: A, rule: { all: [ { event: { type: email.opened, within: 1d, count: { gte: 2 } } }, { not: { last: { type: email.clicked, within: 1d } } } ] } }
+  - { id: b, name: B, rule: { event: { type: email.opened, within: 1d, count: { lte: 2 } } } }
+  - { id: c, name: C, rule: { any: [ { segment: a }, { event: { type: email.opened, within: 2d } } ] } }
+  - { id: d, name: D, rule: { any: [ { segment: a }, { segment: b } ] } }
+  - { id: e, name: E, rule: { score: { id: s, gte: 1 } } }
+"#,
+    )
+    .unwrap();
+    let opened = rules.signals_for(&ev("o", "email.opened", T0, json!({})))[0];
+    let clicked = rules.signals_for(&ev("c", "email.clicked", T0, json!({})))[0];
+    let mut done = vec![Default::default(); rules.segments.len()];
+    for &i in &rules.order {
+        done[i] = of_rule(&rules.segments[i].rule, &done, &rules.scores);
+    }
+    let of = |i: usize, k| done[i].get(&k).copied();
+    assert_eq!(
+        (of(0, opened), of(0, clicked)),
+        (Some(Polarity::Rises), Some(Polarity::Falls))
+    );
+    assert_eq!(of(1, opened), Some(Polarity::Falls));
+    assert_eq!(
+        (of(2, opened), of(2, clicked)),
+        (Some(Polarity::Rises), Some(Polarity::Falls))
+    );
+    assert_eq!(of(3, opened), Some(Polarity::Either));
+    assert_eq!(
+        (of(4, opened), of(4, clicked)),
+        (Some(Polarity::Rises), Some(Polarity::Falls))
+    );
+}

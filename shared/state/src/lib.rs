@@ -198,6 +198,11 @@ impl ContactState {
             .map(|p| self.deadlines[p].1)
     }
 
+    /// Every recorded deadline, (segment index, time), sorted by index.
+    pub fn deadlines(&self) -> &[(u32, i64)] {
+        &self.deadlines
+    }
+
     /// Replaces the per-segment deadlines (index, time), any order.
     pub fn set_deadlines(&mut self, mut deadlines: Vec<(u32, i64)>) {
         deadlines.sort_unstable();

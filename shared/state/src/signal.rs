@@ -90,19 +90,52 @@ impl SignalState {
 
     /// The counted occurrences, oldest first, as (bucket range, exact range).
     fn ranges(&self, from: i64, to: i64) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-        let h0 = self.hours.partition_point(|(h, _)| h * HOUR <= from);
-        let h1 = self.hours.partition_point(|(h, _)| h * HOUR <= to);
-        let e0 = self.exact.partition_point(|t| *t <= from);
-        let e1 = self.exact.partition_point(|t| *t <= to);
+        // An edge at or after the latest entry needs no search (the window's end,
+        // usually; a short window's start, for the buckets).
+        let hours_last = self.hours.last().map_or(i64::MIN, |(h, _)| h * HOUR);
+        let exact_last = self.exact.last().copied().unwrap_or(i64::MIN);
+        let hour_at = |t: i64| {
+            if hours_last <= t {
+                self.hours.len()
+            } else {
+                self.hours.partition_point(|(h, _)| h * HOUR <= t)
+            }
+        };
+        let exact_at = |t: i64| {
+            if exact_last <= t {
+                self.exact.len()
+            } else {
+                self.exact.partition_point(|x| *x <= t)
+            }
+        };
+        let (h0, h1, e0, e1) = (hour_at(from), hour_at(to), exact_at(from), exact_at(to));
         (h0..h1.max(h0), e0..e1.max(e0))
     }
 
     /// The time the `k`-th oldest occurrence counted by [`Self::count_since`]
     /// (0-based) stops being counted as a window of length `to - from` slides forward.
     pub fn nth_exit(&self, from: i64, to: i64, k: u64) -> Option<i64> {
-        let window = to - from;
         let (hours, exact) = self.ranges(from, to);
-        let mut k = k;
+        self.exit_in(hours, exact, to - from, k)
+    }
+
+    /// [`Self::count_since`], and [`Self::nth_exit`] for the occurrence
+    /// `exits(count)` names (if any), from one search of the window.
+    pub fn count_and_exit(&self, from: i64, to: i64, exits: impl FnOnce(u64) -> Option<u64>) -> (u64, Option<i64>) {
+        let (hours, exact) = self.ranges(from, to);
+        let bucketed: u64 = self.hours[hours.clone()].iter().map(|(_, c)| u64::from(*c)).sum();
+        let count = bucketed + exact.len() as u64;
+        let exit = exits(count).and_then(|k| self.exit_in(hours, exact, to - from, k));
+        (count, exit)
+    }
+
+    fn exit_in(
+        &self,
+        hours: std::ops::Range<usize>,
+        exact: std::ops::Range<usize>,
+        window: i64,
+        mut k: u64,
+    ) -> Option<i64> {
         for (h, c) in &self.hours[hours] {
             if k < u64::from(*c) {
                 return Some(h * HOUR + window);
