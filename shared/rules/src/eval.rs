@@ -2,13 +2,13 @@
 //! next time one could change without a new event. Deciding allocates nothing;
 //! explanations (`explain.rs`) are built only when asked for.
 
-use kairos_state::{ConsentStatus, ContactState, SignalKey, EXACT_CAP, EXACT_HORIZON_SECS};
+use kairos_state::{ConsentStatus, ContactState, SignalKey, EXACT_HORIZON_SECS};
 use serde::Serialize;
 
 use crate::compile::CountOp;
 use crate::explain::Explanation;
-use crate::graph::signal_bit;
 use crate::matcher::Bound;
+use crate::trigger::Changes;
 use crate::{Node, RuleSet};
 
 /// One segment's answer for one contact.
@@ -141,15 +141,8 @@ impl RuleSet {
         let mut run = self.run(state, now);
         let mut members = Vec::with_capacity(self.order.len());
         let mut deadlines = Vec::with_capacity(self.order.len());
-        let mask = delta.map_or(0, |d| d.signals.iter().fold(0, |m, k| m | signal_bit(*k)));
         let was = self.recorded_members(state);
-        // A signal at its exact cap may have moved an old occurrence into an hourly
-        // bucket: then an occurrence can lower counts, and polarities do not hold.
-        let spilled = delta.is_some_and(|d| {
-            d.signals
-                .iter()
-                .any(|k| state.signal(*k).is_some_and(|s| s.exact_times().len() >= EXACT_CAP))
-        });
+        let changes = delta.map(|d| Changes::new(d, state, &self.bits));
         let mut recorded_at = vec![None; self.segments.len()];
         for &(i, t) in state.deadlines() {
             if let Some(slot) = recorded_at.get_mut(i as usize) {
@@ -158,24 +151,16 @@ impl RuleSet {
         }
         for &i in &self.order {
             let recorded = recorded_at[i];
-            let r = &self.segments[i].reads;
-            let affected = delta.is_none_or(|d| {
-                recorded.is_some_and(|t| t <= now) || (d.traits && r.traits) || (d.consent && r.consent) || {
-                    // Signals whose occurrence cannot change the recorded answer do not count.
-                    let keeps = if was[i] { r.keeps_member } else { r.keeps_out };
-                    let hit = mask & r.mask & if spilled { u64::MAX } else { !keeps };
-                    hit != 0
-                        && d.signals
-                            .iter()
-                            .any(|s| signal_bit(*s) & hit != 0 && r.signals.contains(s))
-                }
-            });
+            let affected =
+                changes.is_none_or(|c| recorded.is_some_and(|t| t <= now) || self.triggers[i].fires(&c, was[i]));
             let next = if affected {
                 let (member, next) = self.decide_node(&self.segments[i].rule, &mut run);
                 run.members[i] = Some((member, next));
                 members.push((i, member));
                 next
             } else {
+                // Unchanged: what segments referencing it read, without deciding it again.
+                run.members[i] = Some((was[i], recorded));
                 recorded
             };
             deadlines.extend(next.map(|t| (i as u32, t)));
@@ -285,9 +270,10 @@ impl RuleSet {
                 // Greedy is optimal: each step's earliest eligible occurrence leaves the most room.
                 let (mut after, mut first, mut matched) = (now - window, None, 0);
                 for step in steps {
-                    let next = state
-                        .signal(*step)
-                        .and_then(|s| s.exact_times().iter().find(|t| **t > after && **t <= now));
+                    let next = state.signal(*step).and_then(|s| {
+                        let times = s.exact_times();
+                        times.get(times.partition_point(|t| *t <= after)).filter(|t| **t <= now)
+                    });
                     let Some(&t) = next else { break };
                     first.get_or_insert(t);
                     after = t;

@@ -4,16 +4,19 @@
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::sync::{Arc, LazyLock};
 
 use crate::duration::format_secs;
 use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
+use crate::matcher::Filter;
 use crate::{Node, RuleSet};
 
 /// Why one condition held or not.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
-    /// The condition in words, e.g. `page.viewed where url contains "/pricing" within 1d`.
-    pub condition: String,
+    /// The condition in words, e.g. `page.viewed where url contains "/pricing" within 1d`
+    /// (shared with the compiled rules: written once, not per explanation).
+    pub condition: Arc<str>,
     /// Whether it held.
     pub result: bool,
     /// The observed value (a count, a time, a trait value, a score).
@@ -21,14 +24,14 @@ pub struct Explanation {
     pub observed: Option<Value>,
     /// The threshold it was compared against.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<String>,
+    pub threshold: Option<Arc<str>>,
     /// Sub-conditions, for `all`, `any` and `not`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Explanation>,
 }
 
 impl Explanation {
-    fn leaf(condition: String, result: bool, observed: Value, threshold: String) -> Explanation {
+    fn leaf(condition: Arc<str>, result: bool, observed: Value, threshold: Arc<str>) -> Explanation {
         Explanation {
             condition,
             result,
@@ -38,9 +41,9 @@ impl Explanation {
         }
     }
 
-    fn group(condition: &str, result: bool, children: Vec<Explanation>) -> Explanation {
+    fn group(condition: &LazyLock<Arc<str>>, result: bool, children: Vec<Explanation>) -> Explanation {
         Explanation {
-            condition: condition.to_string(),
+            condition: Arc::clone(condition),
             result,
             observed: None,
             threshold: None,
@@ -66,13 +69,17 @@ impl Explanation {
                 out.push_str("NOT ");
             }
             out.push_str(&self.condition);
-            if let Some(v) = &self.observed {
-                let _ = write!(out, " = {v}");
-            }
+            // Numbers (most observations) written directly, the rest as JSON.
+            let _ = match &self.observed {
+                Some(Value::Number(n)) => write!(out, " = {n}"),
+                Some(Value::Bool(b)) => write!(out, " = {b}"),
+                Some(v) => write!(out, " = {v}"),
+                None => Ok(()),
+            };
             let mark = if self.result { "yes" } else { "no" };
             let _ = write!(out, " [{}: {mark}]", self.threshold.as_deref().unwrap_or(""));
         } else {
-            let negated = negated != (self.condition == "not");
+            let negated = negated != (*self.condition == *"not");
             self.children.iter().for_each(|c| c.write_leaves(negated, out));
         }
     }
@@ -87,7 +94,11 @@ fn rounded(x: f64) -> Value {
 }
 
 /// The precomputed texts of a rule's leaves, in walk order ([`RuleSet::leaf_texts`]).
-type Texts<'a> = std::slice::Iter<'a, (String, String)>;
+type Texts<'a> = std::slice::Iter<'a, (Arc<str>, Arc<str>)>;
+
+static ALL_OF: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("all of"));
+static ANY_OF: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("any of"));
+static NOT: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("not"));
 
 impl RuleSet {
     pub(crate) fn explain_node(&self, node: &Node, run: &mut Run, texts: &mut Texts) -> Explanation {
@@ -97,11 +108,11 @@ impl RuleSet {
                 let children: Vec<Explanation> = children.iter().map(|c| self.explain_node(c, run, texts)).collect();
                 let mut combine = Combine::new(all);
                 children.iter().for_each(|c| combine.add(c.result, None));
-                Explanation::group(if all { "all of" } else { "any of" }, combine.finish().0, children)
+                Explanation::group(if all { &ALL_OF } else { &ANY_OF }, combine.finish().0, children)
             }
             Node::Not(child) => {
                 let e = self.explain_node(child, run, texts);
-                Explanation::group("not", !e.result, vec![e])
+                Explanation::group(&NOT, !e.result, vec![e])
             }
             Node::Trait(checks) => {
                 let mut leaves: Vec<Explanation> = checks
@@ -118,7 +129,7 @@ impl RuleSet {
                     return leaves.remove(0);
                 }
                 let result = leaves.iter().all(|l| l.result);
-                Explanation::group("all of", result, leaves)
+                Explanation::group(&ALL_OF, result, leaves)
             }
             leaf => {
                 let (result, _, observed) = self.leaf(leaf, run);
@@ -130,18 +141,19 @@ impl RuleSet {
 
     /// Appends the texts of a rule's leaves (a trait check is one leaf), in the
     /// order [`RuleSet::explain_node`] walks them.
-    pub(crate) fn leaf_texts(&self, node: &Node, out: &mut Vec<(String, String)>) {
+    pub(crate) fn leaf_texts(&self, node: &Node, out: &mut Vec<(Arc<str>, Arc<str>)>) {
         match node {
             Node::All(children) | Node::Any(children) => children.iter().for_each(|c| self.leaf_texts(c, out)),
             Node::Not(child) => self.leaf_texts(child, out),
             Node::Trait(checks) => {
-                out.extend(
-                    checks
-                        .iter()
-                        .map(|(name, filter)| (format!("trait {name}"), filter.to_string())),
-                );
+                let text =
+                    |(name, filter): &(String, Filter)| (format!("trait {name}").into(), filter.to_string().into());
+                out.extend(checks.iter().map(text));
             }
-            leaf => out.push(self.describe_leaf(leaf)),
+            leaf => {
+                let (condition, threshold) = self.describe_leaf(leaf);
+                out.push((condition.into(), threshold.into()));
+            }
         }
     }
 
@@ -196,7 +208,7 @@ impl RuleSet {
     }
 }
 
-fn next_text(texts: &mut Texts) -> (String, String) {
+fn next_text(texts: &mut Texts) -> (Arc<str>, Arc<str>) {
     texts
         .next()
         .cloned()

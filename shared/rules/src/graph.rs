@@ -4,7 +4,8 @@
 use kairos_state::SignalKey;
 use std::collections::BTreeSet;
 
-use crate::polarity::{self, Polarities, Polarity};
+use crate::polarity::{self, Polarities};
+use crate::trigger::{Bits, Trigger};
 use crate::{Score, Segment};
 
 /// Everything a segment's answer depends on (after [`close`], transitively).
@@ -17,20 +18,6 @@ pub(crate) struct Reads {
     pub timed: bool,
     pub segments: BTreeSet<usize>,
     pub scores: BTreeSet<usize>,
-    /// `signals` as a 64-bit filter ([`signal_bit`]), set by [`close`]: no
-    /// common bit means no common signal.
-    pub mask: u64,
-    /// The bits of `mask` whose every signal only raises the answer: an
-    /// occurrence of those keeps a member in (set by [`close`]).
-    pub keeps_member: u64,
-    /// The bits of `mask` whose every signal only lowers the answer: an
-    /// occurrence of those keeps a non-member out.
-    pub keeps_out: u64,
-}
-
-/// A signal's bit in [`Reads::mask`].
-pub(crate) fn signal_bit(key: SignalKey) -> u64 {
-    1 << (key % 64)
 }
 
 impl Reads {
@@ -87,9 +74,10 @@ pub(crate) fn order_segments(segments: &mut [Segment]) -> Result<Vec<usize>, Vec
 }
 
 /// Makes each segment's reads transitive over the segments and scores it uses,
-/// and works out their polarities.
-pub(crate) fn close(segments: &mut [Segment], scores: &[Score], order: &[usize]) {
+/// and returns what can trigger each segment.
+pub(crate) fn close(segments: &mut [Segment], scores: &[Score], order: &[usize], bits: &Bits) -> Vec<Trigger> {
     let mut polarities = vec![Polarities::new(); segments.len()];
+    let mut triggers = vec![Trigger::default(); segments.len()];
     for &i in order {
         polarities[i] = polarity::of_rule(&segments[i].rule, &polarities, scores);
         let mut reads = segments[i].reads.clone();
@@ -100,21 +88,8 @@ pub(crate) fn close(segments: &mut [Segment], scores: &[Score], order: &[usize])
         for &s in &reads.scores.clone() {
             reads.signals.extend(scores[s].terms.iter().map(|(k, _)| *k));
         }
-        reads.mask = reads.signals.iter().fold(0, |m, k| m | signal_bit(*k));
-        // A bit shared by signals of different polarities keeps nothing.
-        let bits = |p: Polarity| {
-            let other = polarities[i]
-                .iter()
-                .filter(|(_, q)| **q != p)
-                .fold(0, |m, (k, _)| m | signal_bit(*k));
-            polarities[i]
-                .iter()
-                .filter(|(_, q)| **q == p)
-                .fold(0, |m, (k, _)| m | signal_bit(*k))
-                & !other
-        };
-        reads.keeps_member = bits(Polarity::Rises);
-        reads.keeps_out = bits(Polarity::Falls);
+        triggers[i] = Trigger::new(&reads, &polarities[i], bits);
         segments[i].reads = reads;
     }
+    triggers
 }

@@ -38,6 +38,7 @@ mod graph;
 mod matcher;
 mod polarity;
 mod score;
+mod trigger;
 
 pub use duration::{format_secs, parse_duration};
 pub use error::{RuleIssue, RulesError};
@@ -55,6 +56,7 @@ use kairos_state::{ConsentStatus, SignalKey};
 use matcher::{Bound, Filter, Matcher};
 use score::Score;
 use sha2::{Digest, Sha256};
+use trigger::{Bits, Trigger};
 
 /// A compiled rules file: immutable, cheap to share across threads.
 #[derive(Debug, Clone)]
@@ -65,6 +67,10 @@ pub struct RuleSet {
     order: Vec<usize>,
     /// Segment indexes sorted by segment id.
     by_id: Vec<usize>,
+    /// Per segment, what can change its answer.
+    triggers: Vec<Trigger>,
+    /// Each signal's bit in the triggers.
+    bits: Bits,
     /// Every signal the segments and scores read, sorted by key, with its
     /// description (written once here, read by every explanation).
     signals: Vec<(SignalKey, Matcher, String)>,
@@ -83,7 +89,7 @@ pub(crate) struct Segment {
     pub reads: Reads,
     /// Each leaf condition in words with its threshold, in the order an
     /// explanation walks the rule (written once, at compile time).
-    pub texts: Vec<(String, String)>,
+    pub texts: Vec<(std::sync::Arc<str>, std::sync::Arc<str>)>,
 }
 
 /// A compiled condition.
@@ -162,7 +168,8 @@ impl RuleSet {
         if !compiler.issues.is_empty() {
             return Err(RulesError::Invalid(compiler.issues));
         }
-        graph::close(&mut compiled.segments, &compiled.scores, &compiled.order);
+        let bits = Bits::new(compiler.signals.keys().copied().collect());
+        let triggers = graph::close(&mut compiled.segments, &compiled.scores, &compiled.order, &bits);
         let signals = compiler
             .signals
             .into_iter()
@@ -179,6 +186,8 @@ impl RuleSet {
             scores: compiled.scores,
             order: compiled.order,
             by_id,
+            triggers,
+            bits,
             signals,
             fingerprint,
         };
