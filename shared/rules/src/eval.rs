@@ -214,9 +214,15 @@ impl RuleSet {
     fn decide_node(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>) {
         match node {
             Node::All(children) | Node::Any(children) => {
-                let mut combine = Combine::new(matches!(node, Node::All(_)));
+                let all = matches!(node, Node::All(_));
+                let mut combine = Combine::new(all);
                 for child in children {
                     let (result, next) = self.decide_node(child, run);
+                    if result != all && next.is_none() {
+                        // A false child of an `all` (true of an `any`) that time
+                        // alone never changes: the answer, and that it never changes.
+                        return (!all, None);
+                    }
                     combine.add(result, next);
                 }
                 combine.finish()
