@@ -10,6 +10,7 @@ use crate::file::{
     BoundsDef, Condition, ConsentDef, CountDef, FilterDef, MatcherDef, RulesFile, ScoreDef, SequenceDef, VelocityDef,
 };
 use crate::graph::{order_segments, Reads};
+use crate::group::Group;
 use crate::matcher::{signal_key, Age, Bound, Filter, Machine, Matcher};
 use crate::{Node, RuleIssue, Score, Segment};
 
@@ -168,9 +169,9 @@ impl Compiler {
                     .map(|(i, c)| self.condition(c, &format!("{path}.{key}[{i}]")))
                     .collect();
                 if all {
-                    Node::All(nodes)
+                    Node::All(Group::new(nodes))
                 } else {
-                    Node::Any(nodes)
+                    Node::Any(Group::new(nodes))
                 }
             }
             Condition::Not(child) => Node::Not(Box::new(self.condition(child, &format!("{path}.not")))),
@@ -218,7 +219,7 @@ impl Compiler {
                 }
                 None => {
                     self.issue(&format!("{path}.segment"), format!("unknown segment `{id}`"));
-                    Node::All(Vec::new())
+                    Node::All(Group::new(Vec::new()))
                 }
             },
             Condition::Score(def) => {
@@ -232,7 +233,7 @@ impl Compiler {
                     }
                     None => {
                         self.issue(&format!("{path}.id"), format!("unknown score `{}`", def.id));
-                        Node::All(Vec::new())
+                        Node::All(Group::new(Vec::new()))
                     }
                 }
             }

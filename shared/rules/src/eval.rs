@@ -216,7 +216,7 @@ impl RuleSet {
             Node::All(children) | Node::Any(children) => {
                 let all = matches!(node, Node::All(_));
                 let mut combine = Combine::new(all);
-                for child in children {
+                for child in children.cheap_first() {
                     let (result, next) = self.decide_node(child, run);
                     if result != all && next.is_none() {
                         // A false child of an `all` (true of an `any`) that time

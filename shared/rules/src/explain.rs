@@ -105,7 +105,11 @@ impl RuleSet {
         match node {
             Node::All(children) | Node::Any(children) => {
                 let all = matches!(node, Node::All(_));
-                let children: Vec<Explanation> = children.iter().map(|c| self.explain_node(c, run, texts)).collect();
+                let children: Vec<Explanation> = children
+                    .nodes
+                    .iter()
+                    .map(|c| self.explain_node(c, run, texts))
+                    .collect();
                 let mut combine = Combine::new(all);
                 children.iter().for_each(|c| combine.add(c.result, None));
                 Explanation::group(if all { &ALL_OF } else { &ANY_OF }, combine.finish().0, children)
@@ -143,7 +147,7 @@ impl RuleSet {
     /// order [`RuleSet::explain_node`] walks them.
     pub(crate) fn leaf_texts(&self, node: &Node, out: &mut Vec<(Arc<str>, Arc<str>)>) {
         match node {
-            Node::All(children) | Node::Any(children) => children.iter().for_each(|c| self.leaf_texts(c, out)),
+            Node::All(children) | Node::Any(children) => children.nodes.iter().for_each(|c| self.leaf_texts(c, out)),
             Node::Not(child) => self.leaf_texts(child, out),
             Node::Trait(checks) => {
                 let text =

@@ -35,6 +35,7 @@ mod eval;
 mod explain;
 mod file;
 mod graph;
+mod group;
 mod matcher;
 mod polarity;
 mod score;
@@ -51,6 +52,7 @@ pub use file::{
 
 use compile::{Compiler, CountOp};
 use graph::Reads;
+use group::Group;
 use kairos_event::Event;
 use kairos_state::{ConsentStatus, SignalKey};
 use matcher::{Bound, Filter, Matcher};
@@ -95,8 +97,8 @@ pub(crate) struct Segment {
 /// A compiled condition.
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
-    All(Vec<Node>),
-    Any(Vec<Node>),
+    All(Group),
+    Any(Group),
     Not(Box<Node>),
     Count {
         signal: SignalKey,

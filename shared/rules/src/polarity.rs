@@ -53,7 +53,10 @@ fn collect(node: &Node, negated: bool, segments: &[Polarities], scores: &[Score]
     };
     match node {
         Node::All(children) | Node::Any(children) => {
-            children.iter().for_each(|c| collect(c, negated, segments, scores, out));
+            children
+                .nodes
+                .iter()
+                .for_each(|c| collect(c, negated, segments, scores, out));
         }
         Node::Not(child) => collect(child, !negated, segments, scores, out),
         Node::Count { signal, count, .. } => add(*signal, of_count(count)),
