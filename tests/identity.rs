@@ -48,12 +48,19 @@ async fn views(store: &DynamoContacts, rules: &RuleSet, contact: &str, now: i64)
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
+/// moto server with the template's table, and the contact store over it
+/// (the server stops when the returned handle drops).
+async fn moto_store() -> (Moto, DynamoContacts) {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let infra = infra::create(&aws).await.unwrap();
     let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
+    (moto, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
+    let (_moto, store) = moto_store().await;
     let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
     let evaluator = Evaluator {
         rules: &rules,
@@ -95,10 +102,7 @@ async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
 /// Two functions at once: one links, the other processes anonymous views.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_link_and_anonymous_views_lose_nothing() {
-    let moto = Moto::start();
-    let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await.unwrap();
-    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
+    let (_moto, store) = moto_store().await;
     let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
     let evaluator = Evaluator {
         rules: &rules,

@@ -180,7 +180,6 @@ impl Compiler {
                 let signal = self.matcher(&def.matcher(), &path);
                 let window = self.window(&def.within, &format!("{path}.within"));
                 let count = self.count(def.count.as_ref(), &format!("{path}.count"));
-                self.reads.timed = true;
                 Node::Count { signal, window, count }
             }
             Condition::Last(def) => {
@@ -195,7 +194,6 @@ impl Compiler {
                     }
                 };
                 let window = self.window(text, &format!("{path}.{field}"));
-                self.reads.timed = true;
                 Node::Last { signal, window, absent }
             }
             Condition::Sequence(def) => self.sequence(def, &format!("{path}.sequence")),
@@ -209,7 +207,6 @@ impl Compiler {
                     .iter()
                     .map(|(name, f)| (name.clone(), self.filter(f, &format!("{path}.trait.{name}"), true)))
                     .collect();
-                self.reads.timed |= checks.iter().any(|(_, f)| !f.ages.is_empty());
                 Node::Trait(checks)
             }
             Condition::Segment(id) => match self.segment_ids.get(id) {
@@ -228,7 +225,6 @@ impl Compiler {
                 match self.score_ids.get(&def.id) {
                     Some(i) => {
                         self.reads.scores.insert(*i);
-                        self.reads.timed = true;
                         Node::Score { score: *i, bounds }
                     }
                     None => {
@@ -271,7 +267,6 @@ impl Compiler {
                 format!("a sequence window is at most {limit}: event order is kept for {limit}"),
             );
         }
-        self.reads.timed = true;
         Node::Sequence { steps, window }
     }
 
@@ -306,7 +301,6 @@ impl Compiler {
                 );
             }
         }
-        self.reads.timed = true;
         Node::Velocity {
             signal,
             window,

@@ -2,7 +2,7 @@
 //! next time one could change without a new event. Deciding allocates nothing;
 //! explanations (`explain.rs`) are built only when asked for.
 
-use kairos_state::{ConsentStatus, ContactState, SignalKey, EXACT_HORIZON_SECS};
+use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState, EXACT_HORIZON_SECS};
 use serde::Serialize;
 
 use crate::compile::CountOp;
@@ -259,7 +259,7 @@ impl RuleSet {
                 // Without new events the count only falls, one exit at a time.
                 let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
                 let (observed, next) = s.count_and_exit(now - window, now, flip);
-                let coarse = (*window > EXACT_HORIZON_SECS).then(|| s.next_compaction()).flatten();
+                let coarse = coarsening(Some(s), *window);
                 (
                     holds(count, observed),
                     earliest(next, coarse),
@@ -313,7 +313,7 @@ impl RuleSet {
                 };
                 let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
                 let exits = earliest(short, long.map(|t| t + window));
-                let next = earliest(exits, coarsening(state, &[*signal], window + baseline));
+                let next = earliest(exits, coarsening(s, window + baseline));
                 (result, next, Observed::Velocity { recent, earlier, rate })
             }
             Node::Segment(i) => {
@@ -396,13 +396,10 @@ impl Combine {
 }
 
 /// For answers that read past the exact horizon (`span` longer than it): the
-/// next time one of the signals' exact occurrences moves into an hourly bucket,
+/// next time one of the signal's exact occurrences moves into an hourly bucket,
 /// which can shift a window's old edge.
-fn coarsening(state: &ContactState, signals: &[SignalKey], span: i64) -> Option<i64> {
-    if span <= EXACT_HORIZON_SECS {
-        return None;
-    }
-    signals.iter().filter_map(|k| state.signal(*k)?.next_compaction()).min()
+fn coarsening(signal: Option<&SignalState>, span: i64) -> Option<i64> {
+    signal.filter(|_| span > EXACT_HORIZON_SECS)?.next_compaction()
 }
 
 /// The comparisons as the interval of counts that pass them, `(lo, hi)`

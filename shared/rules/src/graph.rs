@@ -14,8 +14,6 @@ pub(crate) struct Reads {
     pub signals: BTreeSet<SignalKey>,
     pub traits: bool,
     pub consent: bool,
-    /// The answer can change with time alone (windows, decay, relative traits).
-    pub timed: bool,
     pub segments: BTreeSet<usize>,
     pub scores: BTreeSet<usize>,
 }
@@ -25,7 +23,6 @@ impl Reads {
         self.signals.extend(&other.signals);
         self.traits |= other.traits;
         self.consent |= other.consent;
-        self.timed |= other.timed;
     }
 }
 

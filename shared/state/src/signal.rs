@@ -112,15 +112,9 @@ impl SignalState {
         (h0..h1.max(h0), e0..e1.max(e0))
     }
 
-    /// The time the `k`-th oldest occurrence counted by [`Self::count_since`]
-    /// (0-based) stops being counted as a window of length `to - from` slides forward.
-    pub fn nth_exit(&self, from: i64, to: i64, k: u64) -> Option<i64> {
-        let (hours, exact) = self.ranges(from, to);
-        self.exit_in(hours, exact, to - from, k)
-    }
-
-    /// [`Self::count_since`], and [`Self::nth_exit`] for the occurrence
-    /// `exits(count)` names (if any), from one search of the window.
+    /// [`Self::count_since`], and for the `k`-th oldest counted occurrence
+    /// (0-based; `k = exits(count)`, if any) the time it stops being counted as
+    /// a window of length `to - from` slides forward: from one search of the window.
     pub fn count_and_exit(&self, from: i64, to: i64, exits: impl FnOnce(u64) -> Option<u64>) -> (u64, Option<i64>) {
         let (hours, exact) = self.ranges(from, to);
         let bucketed: u64 = self.hours[hours.clone()].iter().map(|(_, c)| u64::from(*c)).sum();

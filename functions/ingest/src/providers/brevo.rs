@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use kairos_event::{Event, EventType};
 use serde_json::{Map, Value};
 
-use super::shared::{basic_auth_matches, bearer_matches, credential, derived_id, finish};
+use super::shared::{basic_auth_matches, bearer_matches, credential, derived_id, finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -80,12 +80,7 @@ impl Webhook for Brevo {
 
 /// Parses a Brevo webhook body: one event object or an array of them.
 pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
-    let items = match serde_json::from_slice::<Value>(req.body) {
-        Ok(Value::Array(items)) => items,
-        Ok(single @ Value::Object(_)) => vec![single],
-        Ok(_) => return Err("expected a Brevo event object or an array of them".into()),
-        Err(e) => return Err(format!("body is not JSON: {e}")),
-    };
+    let items = json_items(req.body, true, "expected a Brevo event object or an array of them")?;
     let mut parsed = Parsed::default();
     for (index, item) in items.iter().enumerate() {
         let result = normalize(item);

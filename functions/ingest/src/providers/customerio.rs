@@ -18,7 +18,7 @@ use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use super::shared::finish;
+use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{checked, Parsed, Policy, Request, Verification, Verified, Webhook};
@@ -140,12 +140,7 @@ impl Webhook for CustomerIo {
 
 /// Parses a Customer.io reporting webhook body: one event object (or an array of them).
 pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
-    let items = match serde_json::from_slice::<Value>(req.body) {
-        Ok(Value::Array(items)) => items,
-        Ok(item @ Value::Object(_)) => vec![item],
-        Ok(_) => return Err("expected a Customer.io event object".into()),
-        Err(e) => return Err(format!("body is not JSON: {e}")),
-    };
+    let items = json_items(req.body, true, "expected a Customer.io event object")?;
     let mut parsed = Parsed::default();
     for (index, item) in items.iter().enumerate() {
         let id = item.get("event_id").and_then(Value::as_str).map(str::to_string);

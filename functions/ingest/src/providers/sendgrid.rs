@@ -12,7 +12,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde_json::{json, Map, Value};
 
-use super::shared::finish;
+use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{checked, Parsed, Policy, Request, Verification, Verified, Webhook};
@@ -125,11 +125,7 @@ pub const POLICY: Policy = Policy {
 
 /// Parses a SendGrid request body: a JSON array of events.
 pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
-    let items = match serde_json::from_slice::<Value>(req.body) {
-        Ok(Value::Array(items)) => items,
-        Ok(_) => return Err("expected a JSON array of SendGrid events".into()),
-        Err(e) => return Err(format!("body is not JSON: {e}")),
-    };
+    let items = json_items(req.body, false, "expected a JSON array of SendGrid events")?;
     let mut parsed = Parsed::default();
     for (index, item) in items.iter().enumerate() {
         let id = item.get("sg_event_id").and_then(Value::as_str).map(str::to_string);

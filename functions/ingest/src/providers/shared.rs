@@ -9,6 +9,7 @@
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use kairos_event::{Event, MAX_EVENT_BYTES};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -87,6 +88,17 @@ pub fn derived_id(provider: &str, parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     format!("{provider}:{}", hex::encode(hasher.finalize()))
+}
+
+/// The items of a JSON body: an array, or with `single` also one object (a batch
+/// of one); `expected` is the error for any other JSON value.
+pub fn json_items(body: &[u8], single: bool, expected: &str) -> Result<Vec<Value>, String> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => Ok(items),
+        Ok(item @ Value::Object(_)) if single => Ok(vec![item]),
+        Ok(_) => Err(expected.to_string()),
+        Err(e) => Err(format!("body is not JSON: {e}")),
+    }
 }
 
 /// Validates a normalized event and checks it fits one queue message.

@@ -13,7 +13,7 @@ use chrono::DateTime;
 use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 
-use super::shared::{basic_auth_matches, credential, finish, invalid_credential};
+use super::shared::{basic_auth_matches, credential, finish, invalid_credential, json_items};
 use super::Settings;
 use crate::config::ConfigError;
 use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
@@ -84,11 +84,7 @@ impl Webhook for SparkPost {
 
 /// Parses a SparkPost webhook body: an array of `msys` events.
 pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
-    let items = match serde_json::from_slice::<Value>(req.body) {
-        Ok(Value::Array(items)) => items,
-        Ok(_) => return Err("expected a JSON array of SparkPost events".into()),
-        Err(e) => return Err(format!("body is not JSON: {e}")),
-    };
+    let items = json_items(req.body, false, "expected a JSON array of SparkPost events")?;
     let mut parsed = Parsed::default();
     for (index, item) in items.iter().enumerate() {
         let result = match item.get("msys") {
