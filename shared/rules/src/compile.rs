@@ -148,11 +148,7 @@ impl Compiler {
                 (self.matcher(&t.event, &format!("{p}.event")), t.weight)
             })
             .collect();
-        Score {
-            id: def.id.clone(),
-            half_life,
-            terms,
-        }
+        Score::new(def.id.clone(), half_life, terms)
     }
 
     fn condition(&mut self, cond: &Condition, path: &str) -> Node {

@@ -258,8 +258,8 @@ impl RuleSet {
                 };
                 // Without new events the count only falls, one exit at a time.
                 let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
-                let (observed, next) = s.count_and_exit(now - window, now, flip);
-                let coarse = coarsening(Some(s), *window);
+                let (observed, next) = s.count_and_exit(now - window, now, bucketed(*window), flip);
+                let coarse = coarsening(s, *window);
                 (
                     holds(count, observed),
                     earliest(next, coarse),
@@ -302,9 +302,12 @@ impl RuleSet {
                 // Conservative next change: when any counted occurrence changes window.
                 let oldest = |count: u64| (count > 0).then_some(0);
                 let s = state.signal(*signal);
-                let (recent, short) = s.map_or((0, None), |s| s.count_and_exit(now - window, now, oldest));
+                let span = window + baseline;
+                let (recent, short) = s.map_or((0, None), |s| {
+                    s.count_and_exit(now - window, now, bucketed(*window), oldest)
+                });
                 let (earlier, long) = s.map_or((0, None), |s| {
-                    s.count_and_exit(now - window - baseline, now - window, oldest)
+                    s.count_and_exit(now - span, now - window, bucketed(span), oldest)
                 });
                 let rate = match (recent, earlier) {
                     (0, _) => 0.0,
@@ -313,7 +316,8 @@ impl RuleSet {
                 };
                 let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
                 let exits = earliest(short, long.map(|t| t + window));
-                let next = earliest(exits, coarsening(s, window + baseline));
+                let coarse = s.and_then(|s| earliest(coarsening(s, *window), coarsening(s, span)));
+                let next = earliest(exits, coarse);
                 (result, next, Observed::Velocity { recent, earlier, rate })
             }
             Node::Segment(i) => {
@@ -330,10 +334,9 @@ impl RuleSet {
             Node::Score { score, bounds } => {
                 let value = self.score_value(*score, run);
                 let result = bounds.iter().all(|(b, y)| b.holds(value, *y));
+                // Scores count every occurrence from its hour's start: compaction changes nothing.
                 let next = self.scores[*score].next_crossing(value, bounds, now);
-                let terms = self.scores[*score].terms.iter().map(|(k, _)| *k);
-                let compaction = terms.filter_map(|k| state.signal(k)?.next_compaction()).min();
-                (result, earliest(next, compaction), Observed::Score(value))
+                (result, next, Observed::Score(value))
             }
             Node::Consent(wanted) => {
                 let have = state.consent().status();
@@ -395,12 +398,21 @@ impl Combine {
     }
 }
 
-/// For answers that read past the exact horizon (`span` longer than it): the
-/// next time one of the signal's exact occurrences moves into an hourly bucket,
-/// which can shift a window's old edge.
-fn coarsening(signal: Option<&SignalState>, span: i64) -> Option<i64> {
-    signal.filter(|_| span > EXACT_HORIZON_SECS)?.next_compaction()
+/// Whether a window edge `span` seconds back lies so far past the exact horizon
+/// that every exact occurrence is in its hourly bucket before it gets there.
+fn bucketed(span: i64) -> bool {
+    span > EXACT_HORIZON_SECS + HOUR
 }
+
+/// For a window edge `span` seconds back, within an hour past the exact
+/// horizon: the next time one of the signal's exact occurrences moves into an
+/// hourly bucket, which can move it across that edge. Nearer edges see only
+/// exact times; farther ones are [`bucketed`].
+fn coarsening(signal: &SignalState, span: i64) -> Option<i64> {
+    (span > EXACT_HORIZON_SECS && !bucketed(span)).then(|| signal.next_compaction())?
+}
+
+const HOUR: i64 = 3600;
 
 /// The comparisons as the interval of counts that pass them, `(lo, hi)`
 /// inclusive (empty when `lo > hi`): each comparison is one bound.

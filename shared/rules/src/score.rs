@@ -1,10 +1,14 @@
 //! Decaying scores: each matching occurrence adds its term's weight, halved
-//! every `half_life`. All terms decay at one rate, so without new events a score
-//! is `S(now + d) = S(now) * 2^(-d / half_life)` and its threshold crossings are exact.
+//! every `half_life` from the start of the hour it occurred in. All terms decay
+//! at one rate, so without new events a score is `S(now + d) = S(now) * 2^(-d / half_life)`
+//! and its threshold crossings are exact. Counting from the hour's start makes a
+//! score independent of when the state moves occurrences into hourly buckets.
 
 use kairos_state::{ContactState, SignalKey, RETENTION_SECS};
 
 use crate::matcher::Bound;
+
+const HOUR: i64 = 3600;
 
 /// A compiled score.
 #[derive(Debug, Clone)]
@@ -12,22 +16,42 @@ pub(crate) struct Score {
     pub id: String,
     pub half_life: i64,
     pub terms: Vec<(SignalKey, f64)>,
+    /// `decay[k]`: the factor after `k` whole hours, for every hour the state retains.
+    decay: Vec<f64>,
 }
 
 impl Score {
-    /// The score's value at `now` (occurrences kept by the state: 90 days,
-    /// bucketed ones at their hour's start).
+    pub fn new(id: String, half_life: i64, terms: Vec<(SignalKey, f64)>) -> Score {
+        let hours = RETENTION_SECS / HOUR + 2;
+        let decay = (0..hours)
+            .map(|k| (-((k * HOUR) as f64) / half_life.max(1) as f64).exp2())
+            .collect();
+        Score {
+            id,
+            half_life,
+            terms,
+            decay,
+        }
+    }
+
+    /// The score's value at `now` (occurrences kept by the state: 90 days, each
+    /// from its hour's start).
     pub fn value(&self, state: &ContactState, now: i64) -> f64 {
+        let hour = now.div_euclid(HOUR);
         let mut total = 0.0;
         for (signal, weight) in &self.terms {
             let Some(s) = state.signal(*signal) else { continue };
             let decayed: f64 = s
                 .times_since(now - RETENTION_SECS, now)
-                .map(|(t, n)| f64::from(n) * (-((now - t) as f64) / self.half_life as f64).exp2())
+                .map(|(t, n)| {
+                    let age = (hour - t.div_euclid(HOUR)) as usize;
+                    f64::from(n) * self.decay.get(age).copied().unwrap_or(0.0)
+                })
                 .sum();
             total += weight * decayed;
         }
-        total
+        // Within the current hour, everything has decayed alike since its start.
+        total * (-((now - hour * HOUR) as f64) / self.half_life.max(1) as f64).exp2()
     }
 
     /// The first time after `now` at which the decaying `value` changes the

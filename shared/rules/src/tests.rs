@@ -251,8 +251,9 @@ fn segments_can_reference_segments_but_not_in_a_cycle() {
     let click = ev("2", "email.clicked", T0, json!({}));
     let e = r.evaluate(&state_of(&r, &[who, click], T0 + 1), T0 + 1);
     assert_eq!(e.members().collect::<Vec<_>>(), ["vip", "engaged"]);
-    // The click turns hourly after 48h, which can move a 7-day window's edge.
-    assert_eq!(e.next_change_at, Some(T0 + 48 * H + 1));
+    // The click is in its hourly bucket before it reaches the 7-day window's
+    // old edge: it leaves 7 days after its hour's start.
+    assert_eq!(e.next_change_at, Some(T0.div_euclid(H) * H + 7 * 86_400));
     let cycle = "segments:\n  - id: a\n    name: A\n    rule: { segment: b }\n  - id: b\n    name: B\n    rule: { not: { segment: a } }\n";
     let err = RuleSet::from_yaml(cycle).unwrap_err().to_string();
     assert!(err.contains("segment references form a cycle: a → b → a"), "{err}");
@@ -267,18 +268,29 @@ fn segments_can_reference_segments_but_not_in_a_cycle() {
 fn scores_decay_and_say_when_they_cross() {
     let text = "scores:\n  - id: engagement\n    half_life: 1d\n    terms:\n      - { event: { type: email.opened }, weight: 1 }\n      - { event: { type: email.clicked }, weight: 4 }\nsegments:\n  - id: hot\n    name: Hot\n    rule: { score: { id: engagement, gte: 4 } }\n";
     let r = RuleSet::from_yaml(text).unwrap();
+    let hour = T0.div_euclid(H) * H;
     let events = [
-        ev("1", "email.clicked", T0, json!({})),
-        ev("2", "email.opened", T0, json!({})),
-        ev("3", "email.opened", T0, json!({})),
+        ev("1", "email.clicked", hour, json!({})),
+        ev("2", "email.opened", hour, json!({})),
+        ev("3", "email.opened", hour, json!({})),
     ];
-    let e = r.evaluate(&state_of(&r, &events, T0), T0);
+    let e = r.evaluate(&state_of(&r, &events, hour), hour);
     assert_eq!(e.scores, [("engagement".to_string(), 6.0)]);
     assert!(e.verdicts[0].member);
     // 6 * 2^(-t/1d) = 4  <=>  t = log2(1.5) days = 50540.6 s.
-    assert_eq!(e.next_change_at, Some(T0 + 50_540));
-    assert!(member(&r, &events, T0 + 50_540));
-    assert!(!member(&r, &events, T0 + 50_541));
+    assert_eq!(e.next_change_at, Some(hour + 50_540));
+    assert!(member(&r, &events, hour + 50_540));
+    assert!(!member(&r, &events, hour + 50_541));
+    // Occurrences count from their hour's start: 400 s into it, 400 s of decay.
+    let late: Vec<Event> = events
+        .iter()
+        .map(|e| Event {
+            at: e.at + chrono::Duration::seconds(400),
+            ..e.clone()
+        })
+        .collect();
+    let value = r.evaluate(&state_of(&r, &late, hour + 400), hour + 400).scores[0].1;
+    assert_eq!(value, 6.0 * (-400.0f64 / 86_400.0).exp2());
 }
 
 #[test]

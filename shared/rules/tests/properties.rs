@@ -25,6 +25,8 @@ segments:
   - { id: gone, name: G, rule: { consent: [unsubscribed, complained] } }
   - { id: hot, name: Hot, rule: { all: [ { score: { id: engagement, gte: 4 } }, { not: { segment: gone } } ] } }
   - { id: pro-funnel, name: PF, rule: { any: [ { segment: funnel }, { all: [ { segment: pro }, { segment: two-pricing } ] } ] } }
+  - { id: clicker, name: C, rule: { event: { type: email.clicked, count: { gte: 2 }, within: 3d } } }
+  - { id: slowing, name: S, rule: { velocity: { type: email.delivered, within: 1d, count: { gte: 1 }, baseline: 2d, ratio: { lte: 1 } } } }
 "#;
 
 /// One generated event: (minutes after T0, kind index, variant).
@@ -62,7 +64,7 @@ fn event(i: usize, (minute, kind, variant): Raw) -> Event {
 }
 
 fn events() -> impl Strategy<Value = Vec<Event>> {
-    prop::collection::vec((0i64..(3 * 24 * 60), any::<u8>(), any::<u8>()), 1..60).prop_map(|raw| {
+    prop::collection::vec((0i64..(5 * 24 * 60), any::<u8>(), any::<u8>()), 1..60).prop_map(|raw| {
         let mut events: Vec<Event> = raw.into_iter().enumerate().map(|(i, r)| event(i, r)).collect();
         events.sort_by_key(|e| e.at);
         events
@@ -124,9 +126,8 @@ fn brute_force(log: &[Event], now: i64) -> BTreeSet<String> {
             } else {
                 0.0
             };
-            // The stated resolution: past 48 hours, an occurrence counts from its hour's start.
-            let t = e.at.timestamp();
-            let t = if t < now - 48 * H { t.div_euclid(H) * H } else { t };
+            // The stated resolution: a score counts each occurrence from its hour's start.
+            let t = e.at.timestamp().div_euclid(H) * H;
             w * (-((now - t) as f64) / (3.0 * 86_400.0)).exp2()
         })
         .sum();
@@ -135,6 +136,35 @@ fn brute_force(log: &[Event], now: i64) -> BTreeSet<String> {
     }
     if out.contains("funnel") || (out.contains("pro") && out.contains("two-pricing")) {
         out.insert("pro-funnel");
+    }
+    // The stated resolution: past 48 hours, an occurrence counts from its hour's start.
+    let resolved = |e: &&Event| {
+        let t = e.at.timestamp();
+        if t < now - 48 * H {
+            t.div_euclid(H) * H
+        } else {
+            t
+        }
+    };
+    let between = |e: &&Event, newest: i64, oldest: i64| {
+        (now - oldest..=now - newest).contains(&resolved(e)) && resolved(e) != now - oldest
+    };
+    if seen
+        .iter()
+        .filter(|e| is(e, "email.clicked") && between(e, 0, 72 * H))
+        .count()
+        >= 2
+    {
+        out.insert("clicker");
+    }
+    let delivered = |e: &&Event| is(e, "email.delivered");
+    let recent = seen.iter().filter(|e| delivered(e) && between(e, 0, 24 * H)).count() as f64;
+    let earlier = seen
+        .iter()
+        .filter(|e| delivered(e) && between(e, 24 * H, 72 * H))
+        .count() as f64;
+    if recent >= 1.0 && earlier > 0.0 && (recent / 24.0) / (earlier / 48.0) <= 1.0 {
+        out.insert("slowing");
     }
     out.into_iter().map(str::to_string).collect()
 }
@@ -194,6 +224,60 @@ proptest! {
             state.compact(now);
             next_change = step(&mut state, Delta::default(), now, &mut current);
             prop_assert_eq!(&current, &members(&rules, &state, now), "sweep at {}", now);
+        }
+    }
+}
+
+/// The windows' lengths in [`RULES`], velocity spans included.
+const WINDOWS: [i64; 6] = [6 * H, 12 * H, 24 * H, 36 * H, 48 * H, 72 * H];
+
+/// Every time a window-based answer can change at: an occurrence leaving a
+/// window (at its second, or at its hour's start once bucketed) or turning hourly.
+fn candidates(log: &[Event], after: i64, before: i64) -> Vec<i64> {
+    let mut out = Vec::new();
+    for t in log.iter().map(|e| e.at.timestamp()) {
+        out.push(t + 48 * H + 1);
+        for w in WINDOWS {
+            out.extend([t + w, t.div_euclid(H) * H + w]);
+        }
+    }
+    out.retain(|c| (after + 1..before).contains(c));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn decided(rules: &RuleSet, state: &ContactState, now: i64) -> (BTreeSet<usize>, Option<i64>) {
+    let d = rules.decide(state, now, None);
+    (
+        d.members.iter().filter(|m| m.1).map(|m| m.0).collect(),
+        d.next_change_at,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Checked at every moment a window-based answer could change (with the
+    /// state compacted then, as a sweep does): none changes before `next_change_at`.
+    #[test]
+    fn no_window_answer_changes_before_next_change_at(events in events()) {
+        let rules = RuleSet::from_yaml(RULES).unwrap();
+        let mut state = ContactState::default();
+        for e in &events {
+            state.apply(e, &rules.signals_for(e), e.at.timestamp());
+        }
+        let mut now = events.last().unwrap().at.timestamp();
+        for _ in 0..12 {
+            let (before, next) = decided(&rules, &state, now);
+            for c in candidates(&events, now, next.unwrap_or(now + 6 * 86_400)) {
+                let mut later = state.clone();
+                later.compact(c);
+                prop_assert_eq!(&decided(&rules, &later, c).0, &before, "changed at {} before {:?}", c, next);
+            }
+            let Some(next) = next else { break };
+            now = next;
+            state.compact(now);
         }
     }
 }

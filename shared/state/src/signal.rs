@@ -1,4 +1,5 @@
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 use crate::{SignalKey, EXACT_CAP, EXACT_HORIZON_SECS, RETENTION_SECS};
 
@@ -89,7 +90,7 @@ impl SignalState {
     }
 
     /// The counted occurrences, oldest first, as (bucket range, exact range).
-    fn ranges(&self, from: i64, to: i64) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    fn ranges(&self, from: i64, to: i64) -> (Range<usize>, Range<usize>) {
         // An edge at or after the latest entry needs no search (the window's end,
         // usually; a short window's start, for the buckets).
         let hours_last = self.hours.last().map_or(i64::MIN, |(h, _)| h * HOUR);
@@ -115,28 +116,44 @@ impl SignalState {
     /// [`Self::count_since`], and for the `k`-th oldest counted occurrence
     /// (0-based; `k = exits(count)`, if any) the time it stops being counted as
     /// a window of length `to - from` slides forward: from one search of the window.
-    pub fn count_and_exit(&self, from: i64, to: i64, exits: impl FnOnce(u64) -> Option<u64>) -> (u64, Option<i64>) {
+    /// With `bucketed`, the window's old edge lies so far back that every exact
+    /// occurrence is in its hourly bucket before it reaches it: it leaves at its
+    /// hour's start plus the window, as a bucket does.
+    pub fn count_and_exit(
+        &self,
+        from: i64,
+        to: i64,
+        bucketed: bool,
+        exits: impl FnOnce(u64) -> Option<u64>,
+    ) -> (u64, Option<i64>) {
         let (hours, exact) = self.ranges(from, to);
-        let bucketed: u64 = self.hours[hours.clone()].iter().map(|(_, c)| u64::from(*c)).sum();
-        let count = bucketed + exact.len() as u64;
-        let exit = exits(count).and_then(|k| self.exit_in(hours, exact, to - from, k));
+        let in_buckets: u64 = self.hours[hours.clone()].iter().map(|(_, c)| u64::from(*c)).sum();
+        let count = in_buckets + exact.len() as u64;
+        let exit = exits(count).and_then(|k| self.exit_in(hours, exact, (from, to), bucketed, k));
         (count, exit)
     }
 
     fn exit_in(
         &self,
-        hours: std::ops::Range<usize>,
-        exact: std::ops::Range<usize>,
-        window: i64,
+        hours: Range<usize>,
+        exact: Range<usize>,
+        (from, to): (i64, i64),
+        bucketed: bool,
         mut k: u64,
     ) -> Option<i64> {
+        let window = to - from;
         for (h, c) in &self.hours[hours] {
             if k < u64::from(*c) {
                 return Some(h * HOUR + window);
             }
             k -= u64::from(*c);
         }
-        self.exact[exact].get(k as usize).map(|t| t + window)
+        let exit = |t: i64| match t.div_euclid(HOUR) * HOUR + window {
+            // Not before `to`: a state not compacted up to `to` still holds it exactly.
+            hour_exit if bucketed && hour_exit > to => hour_exit,
+            _ => t + window,
+        };
+        self.exact[exact].get(k as usize).map(|t| exit(*t))
     }
 
     /// Every counted occurrence's time (bucketed ones at their hour's start), oldest first.
