@@ -108,14 +108,16 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     ) -> Outcome {
         let now_secs = now.timestamp();
         let merged = link::absorb(contact, record, frozen, now_secs);
-        let (applied, trigger, delta) = self.apply(record, events, now_secs);
+        let (applied, trigger, mut delta) = self.apply(record, events, now_secs);
         let due = record.next_change_at.is_some_and(|t| t <= now_secs);
         let rules_changed = record.state.rules_fingerprint() != self.rules.fingerprint();
         if trigger.is_none() && !due && !rules_changed && merged == 0 {
             return Outcome::default();
         }
         record.state.compact(now_secs);
-        let full = rules_changed || merged > 0;
+        // A new contact: only what this batch's events can affect differs from an empty state.
+        delta.blank = record.state.rules_fingerprint() == 0 && merged == 0;
+        let full = (rules_changed && !delta.blank) || merged > 0;
         let decisions = self.rules.decide(&record.state, now_secs, (!full).then_some(&delta));
         record.version += 1;
         let transitions = diff::apply(self.rules, contact, record, &decisions, full, trigger, now);

@@ -132,7 +132,8 @@ fn main() {
                 not_applied += usize::from(applied != Applied::Applied);
                 let mut delta = Delta::default();
                 delta.record(event, &signals);
-                let full = state.rules_fingerprint() != rules.fingerprint();
+                delta.blank = state.rules_fingerprint() == 0;
+                let full = state.rules_fingerprint() != rules.fingerprint() && !delta.blank;
                 let decisions = rules.decide(&state, now, (!full).then_some(&delta));
                 evaluated += decisions.members.len();
                 explained += decisions.changed.len();

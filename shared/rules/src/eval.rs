@@ -46,7 +46,9 @@ impl Evaluation {
 /// The answers alone: what the evaluate function needs on every event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decisions {
-    /// (segment index, member) for each evaluated segment, in evaluation order.
+    /// (segment index, member) for each evaluated segment, in evaluation order;
+    /// with a [`Delta::blank`], also each segment not evaluated whose answer on an
+    /// empty state is to be a member.
     pub members: Vec<(usize, bool)>,
     /// The evaluated segments whose answer differs from the membership
     /// recorded in the state (`ContactState::members`), as (index, member).
@@ -68,6 +70,10 @@ pub struct Delta {
     pub traits: bool,
     /// An event that can change consent applied.
     pub consent: bool,
+    /// The state was blank before these events: never evaluated (no rules
+    /// fingerprint) and nothing merged into it. The segments the events cannot
+    /// affect then have their answer on an empty state, without deciding them.
+    pub blank: bool,
 }
 
 impl Delta {
@@ -150,19 +156,23 @@ impl RuleSet {
             }
         }
         for &i in &self.order {
-            let recorded = recorded_at[i];
-            let affected =
-                changes.is_none_or(|c| recorded.is_some_and(|t| t <= now) || self.triggers[i].fires(&c, was[i]));
-            let next = if affected {
-                let (member, next) = self.decide_node(&self.segments[i].rule, &mut run);
-                run.members[i] = Some((member, next));
-                members.push((i, member));
-                next
-            } else {
-                // Unchanged: what segments referencing it read, without deciding it again.
-                run.members[i] = Some((was[i], recorded));
-                recorded
+            let kept = changes.and_then(|c| self.kept(i, &c, was[i], recorded_at[i], now));
+            let (member, next) = match kept {
+                None => {
+                    let decided = self.decide_node(&self.segments[i].rule, &mut run);
+                    members.push((i, decided.0));
+                    decided
+                }
+                Some(kept) => {
+                    // On a blank state a kept answer can differ from the (empty) record.
+                    if kept.0 != was[i] {
+                        members.push((i, kept.0));
+                    }
+                    kept
+                }
             };
+            // What segments referencing it read.
+            run.members[i] = Some((member, next));
             deadlines.extend(next.map(|t| (i as u32, t)));
         }
         let next_change_at = deadlines.iter().map(|(_, t)| *t).min();
@@ -173,6 +183,43 @@ impl RuleSet {
             next_change_at,
             deadlines,
         }
+    }
+
+    /// Segment `i`'s answer and deadline when `changes` cannot have changed
+    /// them, so it need not be decided: as recorded (`was`, `recorded`) unless
+    /// that deadline has passed, or, on a blank state, its answer on an empty one.
+    fn kept(
+        &self,
+        i: usize,
+        changes: &Changes,
+        was: bool,
+        recorded: Option<i64>,
+        now: i64,
+    ) -> Option<(bool, Option<i64>)> {
+        if changes.blank {
+            let empty = self.blank[i]?;
+            return (!self.triggers[i].fires(changes, empty)).then_some((empty, None));
+        }
+        let due = recorded.is_some_and(|t| t <= now);
+        (!due && !self.triggers[i].fires(changes, was)).then_some((was, recorded))
+    }
+
+    /// Per segment, its answer on an empty state when that never changes with
+    /// time (the same, with no deadline, at two times far apart); `None` otherwise.
+    pub(crate) fn blank_answers(&self) -> Vec<Option<bool>> {
+        let empty = ContactState::default();
+        let at = |now| self.decide(&empty, now, None);
+        let (early, late) = (at(0), at(4_000_000_000));
+        let mut out = vec![None; self.segments.len()];
+        for (&(i, a), &(_, b)) in early.members.iter().zip(&late.members) {
+            let timed = early
+                .deadlines
+                .iter()
+                .chain(&late.deadlines)
+                .any(|(d, _)| *d as usize == i);
+            out[i] = (a == b && !timed).then_some(a);
+        }
+        out
     }
 
     /// Per segment index, whether the state records the contact as a member:

@@ -73,6 +73,8 @@ pub struct RuleSet {
     triggers: Vec<Trigger>,
     /// Each signal's bit in the triggers.
     bits: Bits,
+    /// Per segment, its answer on an empty state if time never changes it.
+    blank: Vec<Option<bool>>,
     /// Every signal the segments and scores read, sorted by key, with its
     /// description (written once here, read by every explanation).
     signals: Vec<(SignalKey, Matcher, String)>,
@@ -190,9 +192,11 @@ impl RuleSet {
             by_id,
             triggers,
             bits,
+            blank: Vec::new(),
             signals,
             fingerprint,
         };
+        rules.blank = rules.blank_answers();
         for i in 0..rules.segments.len() {
             let mut texts = Vec::new();
             rules.leaf_texts(&rules.segments[i].rule, &mut texts);

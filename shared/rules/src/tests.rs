@@ -415,6 +415,36 @@ segments:
 }
 
 #[test]
+fn a_blank_state_decides_only_what_its_first_events_can_affect() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: quiet, name: Q, rule: { last: { type: email.opened, not_within: 30d } } }
+  - { id: pricing, name: P, rule: { event: { type: page.viewed, within: 1d } } }
+  - { id: opened, name: O, rule: { event: { type: email.opened, within: 7d } } }
+  - { id: pro, name: Pro, rule: { trait: { plan: { eq: pro } } } }
+"#,
+    )
+    .unwrap();
+    let view = ev("e1", "page.viewed", T0, json!({"url": "https://x.test/"}));
+    let mut state = ContactState::default();
+    let signals = rules.signals_for(&view);
+    state.apply(&view, &signals, T0);
+    let mut delta = Delta::default();
+    delta.record(&view, &signals);
+    delta.blank = true;
+    let decisions = rules.decide(&state, T0, Some(&delta));
+    // `pricing` decided; `quiet` is a member of an empty state, so it enters
+    // undecided; `opened` and `pro` are out on an empty state and stay out.
+    assert_eq!(decisions.members, [(0, true), (1, true)]);
+    assert_eq!(decisions.changed, decisions.members);
+    assert_eq!(decisions.deadlines, [(1, T0 + 86_400)]);
+    let full = rules.decide(&state, T0, None);
+    assert_eq!(full.members, [(0, true), (1, true), (2, false), (3, false)]);
+    assert_eq!(full.next_change_at, decisions.next_change_at);
+}
+
+#[test]
 fn polarity_follows_negation_counts_and_scores() {
     use crate::polarity::{of_rule, Polarity};
     let rules = RuleSet::from_yaml(

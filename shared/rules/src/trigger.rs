@@ -78,6 +78,8 @@ pub(crate) struct Changes {
     /// A signal at its exact cap may have moved an old occurrence into an hourly
     /// bucket: an occurrence can then lower a count, and polarities do not hold.
     spilled: bool,
+    /// As [`Delta::blank`].
+    pub blank: bool,
 }
 
 impl Changes {
@@ -88,6 +90,7 @@ impl Changes {
             traits: delta.traits,
             consent: delta.consent,
             spilled: delta.signals.iter().any(at_cap),
+            blank: delta.blank,
         }
     }
 }

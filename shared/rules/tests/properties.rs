@@ -194,8 +194,9 @@ proptest! {
         // As the evaluate function does: a full decision while the state's
         // memberships were not decided by these rules, incremental after, keeping
         // the memberships and per-segment deadlines in the state.
-        let step = |state: &mut ContactState, delta: Delta, now: i64, current: &mut BTreeSet<String>| {
-            let full = state.rules_fingerprint() != rules.fingerprint();
+        let step = |state: &mut ContactState, mut delta: Delta, now: i64, current: &mut BTreeSet<String>| {
+            delta.blank = state.rules_fingerprint() == 0;
+            let full = state.rules_fingerprint() != rules.fingerprint() && !delta.blank;
             let decisions = rules.decide(state, now, (!full).then_some(&delta));
             for &(i, member) in &decisions.members {
                 let id = rules.segment_id(i);
