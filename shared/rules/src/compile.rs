@@ -12,7 +12,7 @@ use crate::file::{
 use crate::graph::{order_segments, Reads};
 use crate::group::Group;
 use crate::matcher::{signal_key, Age, Bound, Filter, Machine, Matcher};
-use crate::{Node, RuleIssue, Score, Segment};
+use crate::{Node, RuleIssue, Score, Segment, Sig};
 
 /// Count comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,8 @@ pub(crate) enum CountOp {
 
 pub(crate) struct Compiler {
     pub issues: Vec<RuleIssue>,
-    pub signals: BTreeMap<SignalKey, (MatcherDef, Matcher)>,
+    /// Each signal: its definition, matcher and slot (in order of first use).
+    pub signals: BTreeMap<SignalKey, (MatcherDef, Matcher, u32)>,
     segment: Option<String>,
     segment_ids: BTreeMap<String, usize>,
     score_ids: BTreeMap<String, usize>,
@@ -306,7 +307,7 @@ impl Compiler {
         }
     }
 
-    fn matcher(&mut self, def: &MatcherDef, path: &str) -> SignalKey {
+    fn matcher(&mut self, def: &MatcherDef, path: &str) -> Sig {
         let kind = def.kind.parse::<EventType>().unwrap_or_else(|e| {
             self.issue(&format!("{path}.type"), e.to_string());
             EventType::Track
@@ -336,17 +337,25 @@ impl Compiler {
             machine,
             filters,
         };
-        match self.signals.get(&key) {
-            Some((existing, _)) if existing != def => self.issue(
-                path,
-                "signal hash collision with another matcher; change this matcher slightly",
-            ),
-            _ => {
-                self.signals.insert(key, (def.clone(), matcher));
+        let next = self.signals.len() as u32;
+        let slot = match self.signals.get(&key) {
+            Some((existing, _, slot)) => {
+                let (collision, slot) = (existing != def, *slot);
+                if collision {
+                    self.issue(
+                        path,
+                        "signal hash collision with another matcher; change this matcher slightly",
+                    );
+                }
+                slot
             }
-        }
+            None => {
+                self.signals.insert(key, (def.clone(), matcher, next));
+                next
+            }
+        };
         self.reads.signals.insert(key);
-        key
+        Sig { key, slot }
     }
 
     fn filter(&mut self, def: &FilterDef, path: &str, traits: bool) -> Filter {

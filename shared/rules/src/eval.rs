@@ -102,10 +102,12 @@ pub(crate) enum Observed {
     Trait,
 }
 
-/// One evaluation's context: memberships decided so far and scores computed once.
+/// One evaluation's context: the contact's signals by slot, memberships
+/// decided so far and scores computed once.
 pub(crate) struct Run<'a> {
     pub state: &'a ContactState,
     pub now: i64,
+    pub signals: Vec<Option<&'a SignalState>>,
     pub members: Vec<Option<(bool, Option<i64>)>>,
     pub scores: Vec<Option<f64>>,
 }
@@ -223,13 +225,17 @@ impl RuleSet {
     }
 
     /// Per segment index, whether the state records the contact as a member:
-    /// one merge of the two id-sorted lists.
-    fn recorded_members(&self, state: &ContactState) -> Vec<bool> {
+    /// one merge of the two id-sorted lists, comparing 8-byte prefixes first.
+    pub(crate) fn recorded_members(&self, state: &ContactState) -> Vec<bool> {
         let mut out = vec![false; self.segments.len()];
         let mut ids = self.by_id.iter().copied().peekable();
         for id in state.members().keys() {
+            let key = prefix_key(id);
             while let Some(i) = ids.peek().copied() {
-                match self.segments[i].id.as_str().cmp(id.as_str()) {
+                let order = self.id_keys[i]
+                    .cmp(&key)
+                    .then_with(|| self.segments[i].id.as_str().cmp(id));
+                match order {
                     std::cmp::Ordering::Less => {
                         ids.next();
                     }
@@ -253,9 +259,24 @@ impl RuleSet {
         Run {
             state,
             now,
+            signals: self.signal_slots(state),
             members: vec![None; self.segments.len()],
             scores: vec![None; self.scores.len()],
         }
+    }
+
+    /// The contact's occurrences of each rule-set signal, by [`crate::Sig::slot`]:
+    /// one merge of the two key-sorted lists.
+    fn signal_slots<'a>(&self, state: &'a ContactState) -> Vec<Option<&'a SignalState>> {
+        let mut out = vec![None; self.signals.len()];
+        let mut have = state.signals().iter().peekable();
+        for ((key, _, _), slot) in self.signals.iter().zip(&self.slots) {
+            while have.next_if(|s| s.key < *key).is_some() {}
+            if let Some(s) = have.next_if(|s| s.key == *key) {
+                out[*slot as usize] = Some(s);
+            }
+        }
+        out
     }
 
     fn decide_node(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>) {
@@ -300,7 +321,7 @@ impl RuleSet {
         let (state, now) = (run.state, run.now);
         match node {
             Node::Count { signal, window, count } => {
-                let Some(s) = state.signal(*signal) else {
+                let Some(s) = run.signals[signal.slot as usize] else {
                     return (holds(count, 0), None, Observed::Count(0));
                 };
                 // Without new events the count only falls, one exit at a time.
@@ -314,7 +335,7 @@ impl RuleSet {
                 )
             }
             Node::Last { signal, window, absent } => {
-                let last = state.signal(*signal).and_then(|s| s.last_at());
+                let last = run.signals[signal.slot as usize].and_then(|s| s.last_at());
                 let recent = last.is_some_and(|t| t > now - window);
                 let next = last.filter(|_| recent).map(|t| t + window);
                 (recent != *absent, next, Observed::Last(last))
@@ -323,7 +344,7 @@ impl RuleSet {
                 // Greedy is optimal: each step's earliest eligible occurrence leaves the most room.
                 let (mut after, mut first, mut matched) = (now - window, None, 0);
                 for step in steps {
-                    let next = state.signal(*step).and_then(|s| {
+                    let next = run.signals[step.slot as usize].and_then(|s| {
                         let times = s.exact_times();
                         times.get(times.partition_point(|t| *t <= after)).filter(|t| **t <= now)
                     });
@@ -348,7 +369,7 @@ impl RuleSet {
             } => {
                 // Conservative next change: when any counted occurrence changes window.
                 let oldest = |count: u64| (count > 0).then_some(0);
-                let s = state.signal(*signal);
+                let s = run.signals[signal.slot as usize];
                 let span = window + baseline;
                 let (recent, short) = s.map_or((0, None), |s| {
                     s.count_and_exit(now - window, now, bucketed(*window), oldest)
@@ -403,7 +424,7 @@ impl RuleSet {
     }
 
     fn score_value(&self, i: usize, run: &mut Run) -> f64 {
-        *run.scores[i].get_or_insert_with(|| self.scores[i].value(run.state, run.now))
+        *run.scores[i].get_or_insert_with(|| self.scores[i].value(&run.signals, run.now))
     }
 }
 
@@ -517,6 +538,15 @@ pub(crate) fn bounds_text(bounds: &[(Bound, f64)]) -> String {
         .map(|(b, y)| format!("{} {y}", b.symbol()))
         .collect::<Vec<_>>()
         .join(" and ")
+}
+
+/// An id's first 8 bytes as a big-endian number (zero-padded): ordered as the
+/// ids are, up to ties, which the full ids then break.
+pub(crate) fn prefix_key(id: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = id.len().min(8);
+    bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 pub(crate) fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {

@@ -165,18 +165,18 @@ impl RuleSet {
     fn describe_leaf(&self, node: &Node) -> (String, String) {
         match node {
             Node::Count { signal, window, count } => (
-                format!("{} within {}", self.describe(*signal), format_secs(*window)),
+                format!("{} within {}", self.describe(signal.key), format_secs(*window)),
                 count_text(count),
             ),
             Node::Last { signal, window, absent } => {
                 let not = if *absent { "not " } else { "" };
                 (
-                    format!("last {}", self.describe(*signal)),
+                    format!("last {}", self.describe(signal.key)),
                     format!("{not}within {}", format_secs(*window)),
                 )
             }
             Node::Sequence { steps, window } => {
-                let names: Vec<String> = steps.iter().map(|s| self.describe(*s)).collect();
+                let names: Vec<String> = steps.iter().map(|s| self.describe(s.key)).collect();
                 let condition = format!("sequence {} within {}", names.join(" → "), format_secs(*window));
                 (condition, format!("{} of {} steps in order", steps.len(), steps.len()))
             }
@@ -192,7 +192,7 @@ impl RuleSet {
                     let before = format_secs(*baseline);
                     threshold = format!("{threshold} rate ratio {} vs the {before} before", bounds_text(ratio));
                 }
-                let condition = format!("velocity {} within {}", self.describe(*signal), format_secs(*window));
+                let condition = format!("velocity {} within {}", self.describe(signal.key), format_secs(*window));
                 (condition, threshold.trim().to_string())
             }
             Node::Segment(i) => (format!("segment {}", self.segments[*i].id), "member".into()),

@@ -83,7 +83,7 @@ pub(crate) fn close(segments: &mut [Segment], scores: &[Score], order: &[usize],
             reads.scores.extend(segments[dep].reads.scores.iter().copied());
         }
         for &s in &reads.scores.clone() {
-            reads.signals.extend(scores[s].terms.iter().map(|(k, _)| *k));
+            reads.signals.extend(scores[s].terms.iter().map(|(k, _)| k.key));
         }
         triggers[i] = Trigger::new(&reads, &polarities[i], bits);
         segments[i].reads = reads;

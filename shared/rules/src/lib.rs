@@ -69,6 +69,8 @@ pub struct RuleSet {
     order: Vec<usize>,
     /// Segment indexes sorted by segment id.
     by_id: Vec<usize>,
+    /// Per segment, [`eval::prefix_key`] of its id.
+    id_keys: Vec<u64>,
     /// Per segment, what can change its answer.
     triggers: Vec<Trigger>,
     /// Each signal's bit in the triggers.
@@ -78,6 +80,8 @@ pub struct RuleSet {
     /// Every signal the segments and scores read, sorted by key, with its
     /// description (written once here, read by every explanation).
     signals: Vec<(SignalKey, Matcher, String)>,
+    /// Each of `signals`' slot ([`Sig::slot`]).
+    slots: Vec<u32>,
     fingerprint: u32,
 }
 
@@ -103,21 +107,21 @@ pub(crate) enum Node {
     Any(Group),
     Not(Box<Node>),
     Count {
-        signal: SignalKey,
+        signal: Sig,
         window: i64,
         count: Vec<(CountOp, u64)>,
     },
     Last {
-        signal: SignalKey,
+        signal: Sig,
         window: i64,
         absent: bool,
     },
     Sequence {
-        steps: Vec<SignalKey>,
+        steps: Vec<Sig>,
         window: i64,
     },
     Velocity {
-        signal: SignalKey,
+        signal: Sig,
         window: i64,
         baseline: i64,
         count: Vec<(CountOp, u64)>,
@@ -130,6 +134,14 @@ pub(crate) enum Node {
         bounds: Vec<(Bound, f64)>,
     },
     Consent(Vec<ConsentStatus>),
+}
+
+/// A signal a condition reads: its key, and its slot in an evaluation's table
+/// of the contact's signals (so a leaf finds its occurrences without a search).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sig {
+    pub key: SignalKey,
+    pub slot: u32,
 }
 
 /// Public facts about one compiled segment.
@@ -174,10 +186,11 @@ impl RuleSet {
         }
         let bits = Bits::new(compiler.signals.keys().copied().collect());
         let triggers = graph::close(&mut compiled.segments, &compiled.scores, &compiled.order, &bits);
+        let slots = compiler.signals.values().map(|(_, _, slot)| *slot).collect();
         let signals = compiler
             .signals
             .into_iter()
-            .map(|(k, (_, m))| {
+            .map(|(k, (_, m, _))| {
                 let text = m.to_string();
                 (k, m, text)
             })
@@ -185,15 +198,18 @@ impl RuleSet {
         let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
         let mut by_id: Vec<usize> = (0..compiled.segments.len()).collect();
         by_id.sort_by(|a, b| compiled.segments[*a].id.cmp(&compiled.segments[*b].id));
+        let id_keys = compiled.segments.iter().map(|s| eval::prefix_key(&s.id)).collect();
         let mut rules = RuleSet {
             segments: compiled.segments,
             scores: compiled.scores,
             order: compiled.order,
             by_id,
+            id_keys,
             triggers,
             bits,
             blank: Vec::new(),
             signals,
+            slots,
             fingerprint,
         };
         rules.blank = rules.blank_answers();

@@ -59,16 +59,16 @@ fn collect(node: &Node, negated: bool, segments: &[Polarities], scores: &[Score]
                 .for_each(|c| collect(c, negated, segments, scores, out));
         }
         Node::Not(child) => collect(child, !negated, segments, scores, out),
-        Node::Count { signal, count, .. } => add(*signal, of_count(count)),
-        Node::Last { signal, absent, .. } => add(*signal, if *absent { Polarity::Falls } else { Polarity::Rises }),
-        Node::Sequence { steps, .. } => steps.iter().for_each(|s| add(*s, Polarity::Rises)),
+        Node::Count { signal, count, .. } => add(signal.key, of_count(count)),
+        Node::Last { signal, absent, .. } => add(signal.key, if *absent { Polarity::Falls } else { Polarity::Rises }),
+        Node::Sequence { steps, .. } => steps.iter().for_each(|s| add(s.key, Polarity::Rises)),
         // An occurrence raises the short window's rate but would lower the baseline's.
-        Node::Velocity { signal, .. } => add(*signal, Polarity::Either),
+        Node::Velocity { signal, .. } => add(signal.key, Polarity::Either),
         Node::Segment(j) => segments[*j].iter().for_each(|(k, p)| add(*k, *p)),
         Node::Score { score, bounds } => {
             let p = of_bounds(bounds);
             for (key, weight) in &scores[*score].terms {
-                add(*key, if *weight >= 0.0 { p } else { p.flip() });
+                add(key.key, if *weight >= 0.0 { p } else { p.flip() });
             }
         }
         Node::Trait(_) | Node::Consent(_) => {}

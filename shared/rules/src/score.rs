@@ -4,9 +4,10 @@
 //! and its threshold crossings are exact. Counting from the hour's start makes a
 //! score independent of when the state moves occurrences into hourly buckets.
 
-use kairos_state::{ContactState, SignalKey, RETENTION_SECS};
+use kairos_state::{SignalState, RETENTION_SECS};
 
 use crate::matcher::Bound;
+use crate::Sig;
 
 const HOUR: i64 = 3600;
 
@@ -15,13 +16,13 @@ const HOUR: i64 = 3600;
 pub(crate) struct Score {
     pub id: String,
     pub half_life: i64,
-    pub terms: Vec<(SignalKey, f64)>,
+    pub terms: Vec<(Sig, f64)>,
     /// `decay[k]`: the factor after `k` whole hours, for every hour the state retains.
     decay: Vec<f64>,
 }
 
 impl Score {
-    pub fn new(id: String, half_life: i64, terms: Vec<(SignalKey, f64)>) -> Score {
+    pub fn new(id: String, half_life: i64, terms: Vec<(Sig, f64)>) -> Score {
         let hours = RETENTION_SECS / HOUR + 2;
         let decay = (0..hours)
             .map(|k| (-((k * HOUR) as f64) / half_life.max(1) as f64).exp2())
@@ -35,12 +36,14 @@ impl Score {
     }
 
     /// The score's value at `now` (occurrences kept by the state: 90 days, each
-    /// from its hour's start).
-    pub fn value(&self, state: &ContactState, now: i64) -> f64 {
+    /// from its hour's start), given the contact's signals by slot.
+    pub fn value(&self, signals: &[Option<&SignalState>], now: i64) -> f64 {
         let hour = now.div_euclid(HOUR);
         let mut total = 0.0;
         for (signal, weight) in &self.terms {
-            let Some(s) = state.signal(*signal) else { continue };
+            let Some(s) = signals[signal.slot as usize] else {
+                continue;
+            };
             let decayed: f64 = s
                 .times_since(now - RETENTION_SECS, now)
                 .map(|(t, n)| {

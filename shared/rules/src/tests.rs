@@ -445,6 +445,29 @@ segments:
 }
 
 #[test]
+fn recorded_memberships_are_matched_to_segments_by_full_id() {
+    let ids = [
+        "engaged-openers-2",
+        "engaged",
+        "engaged-openers-10",
+        "engaged-openers-1",
+        "b",
+        "engaged-openers",
+    ];
+    let segments: String = ids
+        .iter()
+        .map(|id| format!("  - {{ id: {id}, name: N, rule: {{ consent: subscribed }} }}\n"))
+        .collect();
+    let rules = RuleSet::from_yaml(&format!("segments:\n{segments}")).unwrap();
+    let mut state = ContactState::default();
+    for id in ["engaged-openers-1", "engaged", "engaged-openers", "zz-removed"] {
+        state.set_membership(id, true, T0);
+    }
+    let recorded = rules.recorded_members(&state);
+    assert_eq!(recorded, [false, true, false, true, false, true]);
+}
+
+#[test]
 fn polarity_follows_negation_counts_and_scores() {
     use crate::polarity::{of_rule, Polarity};
     let rules = RuleSet::from_yaml(

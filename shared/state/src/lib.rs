@@ -153,6 +153,11 @@ impl ContactState {
         self.compact_merged(now);
     }
 
+    /// Every signal with occurrences, sorted by key.
+    pub fn signals(&self) -> &[SignalState] {
+        &self.signals
+    }
+
     /// The occurrences of one signal, if it ever matched within retention.
     pub fn signal(&self, key: SignalKey) -> Option<&SignalState> {
         self.signals
