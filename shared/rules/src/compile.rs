@@ -12,7 +12,7 @@ use crate::file::{
 use crate::graph::{order_segments, Reads};
 use crate::group::Group;
 use crate::matcher::{signal_key, Age, Bound, Filter, Machine, Matcher};
-use crate::{Node, RuleIssue, Score, Segment, Sig};
+use crate::{Node, RuleIssue, Score, Segment, Sig, TraitCheck};
 
 /// Count comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub(crate) struct Compiler {
     pub issues: Vec<RuleIssue>,
     /// Each signal: its definition, matcher and slot (in order of first use).
     pub signals: BTreeMap<SignalKey, (MatcherDef, Matcher, u32)>,
+    /// Each trait name read, and its slot (in order of first use).
+    pub traits: BTreeMap<String, u32>,
     segment: Option<String>,
     segment_ids: BTreeMap<String, usize>,
     score_ids: BTreeMap<String, usize>,
@@ -44,6 +46,7 @@ impl Compiler {
         Compiler {
             issues: Vec::new(),
             signals: BTreeMap::new(),
+            traits: BTreeMap::new(),
             segment: None,
             segment_ids: BTreeMap::new(),
             score_ids: BTreeMap::new(),
@@ -200,9 +203,18 @@ impl Compiler {
                     self.issue(&format!("{path}.trait"), "expected at least one trait name");
                 }
                 self.reads.traits = true;
-                let checks: Vec<(String, Filter)> = map
+                let checks = map
                     .iter()
-                    .map(|(name, f)| (name.clone(), self.filter(f, &format!("{path}.trait.{name}"), true)))
+                    .map(|(name, f)| {
+                        let next = self.traits.len() as u32;
+                        let slot = *self.traits.entry(name.clone()).or_insert(next);
+                        let filter = self.filter(f, &format!("{path}.trait.{name}"), true);
+                        TraitCheck {
+                            name: name.clone(),
+                            slot,
+                            filter,
+                        }
+                    })
                     .collect();
                 Node::Trait(checks)
             }

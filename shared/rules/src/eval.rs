@@ -108,8 +108,20 @@ pub(crate) struct Run<'a> {
     pub state: &'a ContactState,
     pub now: i64,
     pub signals: Vec<Option<&'a SignalState>>,
+    /// Trait values by [`crate::TraitCheck::slot`], each read once when first needed.
+    traits: Vec<Option<Option<serde_json::Value>>>,
     pub members: Vec<Option<(bool, Option<i64>)>>,
     pub scores: Vec<Option<f64>>,
+}
+
+impl Run<'_> {
+    /// A trait's value, as JSON (converted once per evaluation).
+    pub fn trait_value(&mut self, check: &crate::TraitCheck) -> Option<&serde_json::Value> {
+        let state = self.state;
+        let slot = &mut self.traits[check.slot as usize];
+        slot.get_or_insert_with(|| state.trait_value(&check.name).map(|v| v.to_json()))
+            .as_ref()
+    }
 }
 
 impl RuleSet {
@@ -260,6 +272,7 @@ impl RuleSet {
             state,
             now,
             signals: self.signal_slots(state),
+            traits: vec![None; self.traits],
             members: vec![None; self.segments.len()],
             scores: vec![None; self.scores.len()],
         }
@@ -302,10 +315,11 @@ impl RuleSet {
             Node::Trait(checks) => {
                 let mut next = None;
                 let mut result = true;
-                for (name, filter) in checks {
-                    let value = run.state.trait_value(name).map(|v| v.to_json());
-                    next = earliest(next, filter.next_change(value.as_ref(), run.now));
-                    result &= filter.matches_at(value.as_ref(), run.now);
+                let now = run.now;
+                for check in checks {
+                    let value = run.trait_value(check);
+                    next = earliest(next, check.filter.next_change(value, now));
+                    result &= check.filter.matches_at(value, now);
                 }
                 (result, next)
             }

@@ -8,8 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::duration::format_secs;
 use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
-use crate::matcher::Filter;
-use crate::{Node, RuleSet};
+use crate::{Node, RuleSet, TraitCheck};
 
 /// Why one condition held or not.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,10 +120,11 @@ impl RuleSet {
             Node::Trait(checks) => {
                 let mut leaves: Vec<Explanation> = checks
                     .iter()
-                    .map(|(name, filter)| {
-                        let value = run.state.trait_value(name).map(|v| v.to_json());
-                        let result = filter.matches_at(value.as_ref(), run.now);
-                        let observed = value.unwrap_or(Value::Null);
+                    .map(|check| {
+                        let now = run.now;
+                        let value = run.trait_value(check);
+                        let result = check.filter.matches_at(value, now);
+                        let observed = value.cloned().unwrap_or(Value::Null);
                         let (condition, threshold) = next_text(texts);
                         Explanation::leaf(condition, result, observed, threshold)
                     })
@@ -150,8 +150,7 @@ impl RuleSet {
             Node::All(children) | Node::Any(children) => children.nodes.iter().for_each(|c| self.leaf_texts(c, out)),
             Node::Not(child) => self.leaf_texts(child, out),
             Node::Trait(checks) => {
-                let text =
-                    |(name, filter): &(String, Filter)| (format!("trait {name}").into(), filter.to_string().into());
+                let text = |c: &TraitCheck| (format!("trait {}", c.name).into(), c.filter.to_string().into());
                 out.extend(checks.iter().map(text));
             }
             leaf => {

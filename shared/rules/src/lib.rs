@@ -82,6 +82,8 @@ pub struct RuleSet {
     signals: Vec<(SignalKey, Matcher, String)>,
     /// Each of `signals`' slot ([`Sig::slot`]).
     slots: Vec<u32>,
+    /// How many trait names the segments read ([`TraitCheck::slot`]).
+    traits: usize,
     fingerprint: u32,
 }
 
@@ -127,7 +129,7 @@ pub(crate) enum Node {
         count: Vec<(CountOp, u64)>,
         ratio: Vec<(Bound, f64)>,
     },
-    Trait(Vec<(String, Filter)>),
+    Trait(Vec<TraitCheck>),
     Segment(usize),
     Score {
         score: usize,
@@ -142,6 +144,15 @@ pub(crate) enum Node {
 pub(crate) struct Sig {
     pub key: SignalKey,
     pub slot: u32,
+}
+
+/// One trait comparison: the trait, its slot in an evaluation's table of the
+/// contact's trait values (each read once per evaluation), the comparison.
+#[derive(Debug, Clone)]
+pub(crate) struct TraitCheck {
+    pub name: String,
+    pub slot: u32,
+    pub filter: Filter,
 }
 
 /// Public facts about one compiled segment.
@@ -210,6 +221,7 @@ impl RuleSet {
             blank: Vec::new(),
             signals,
             slots,
+            traits: compiler.traits.len(),
             fingerprint,
         };
         rules.blank = rules.blank_answers();
