@@ -47,8 +47,8 @@ pub(crate) fn apply(
         explanation,
     };
     let mut out = Vec::with_capacity(changed.len() + removed.len());
-    for &(i, member) in changed.iter() {
-        let verdict = rules.verdict(i, &record.state, now.timestamp());
+    let verdicts = rules.verdicts(changed.iter().map(|c| c.0), &record.state, now.timestamp());
+    for (&(i, member), verdict) in changed.iter().zip(verdicts) {
         let change = if member { Change::Entered } else { Change::Exited };
         let summary = verdict.explanation.summary();
         out.push(transition(

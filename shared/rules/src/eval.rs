@@ -130,8 +130,8 @@ impl RuleSet {
     /// and explains only the memberships that changed.
     pub fn evaluate(&self, state: &ContactState, now: i64) -> Evaluation {
         let next_change_at = self.decide(state, now, None).next_change_at;
-        let verdicts = (0..self.segments.len()).map(|i| self.verdict(i, state, now)).collect();
         let mut run = self.run(state, now);
+        let verdicts = (0..self.segments.len()).map(|i| self.verdict(i, &mut run)).collect();
         let scores = (0..self.scores.len())
             .map(|i| (self.scores[i].id.clone(), self.score_value(i, &mut run)))
             .collect();
@@ -142,10 +142,16 @@ impl RuleSet {
         }
     }
 
-    /// Segment `i`'s verdict with its explanation.
-    pub fn verdict(&self, i: usize, state: &ContactState, now: i64) -> Verdict {
+    /// The verdicts, with explanations, of the segments with these indexes (as
+    /// in [`Decisions::changed`]), in that order: one evaluation context for all.
+    pub fn verdicts(&self, segments: impl IntoIterator<Item = usize>, state: &ContactState, now: i64) -> Vec<Verdict> {
+        let mut run = self.run(state, now);
+        segments.into_iter().map(|i| self.verdict(i, &mut run)).collect()
+    }
+
+    fn verdict(&self, i: usize, run: &mut Run) -> Verdict {
         let segment = &self.segments[i];
-        let explanation = self.explain_node(&segment.rule, &mut self.run(state, now), &mut segment.texts.iter());
+        let explanation = self.explain_node(&segment.rule, run, &mut segment.texts.iter());
         Verdict {
             segment: segment.id.clone(),
             rule_version: segment.version.clone(),

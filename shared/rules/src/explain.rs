@@ -75,8 +75,9 @@ impl Explanation {
                 Some(v) => write!(out, " = {v}"),
                 None => Ok(()),
             };
-            let mark = if self.result { "yes" } else { "no" };
-            let _ = write!(out, " [{}: {mark}]", self.threshold.as_deref().unwrap_or(""));
+            out.push_str(" [");
+            out.push_str(self.threshold.as_deref().unwrap_or(""));
+            out.push_str(if self.result { ": yes]" } else { ": no]" });
         } else {
             let negated = negated != (*self.condition == *"not");
             self.children.iter().for_each(|c| c.write_leaves(negated, out));
