@@ -91,23 +91,17 @@ impl SignalState {
 
     /// The counted occurrences, oldest first, as (bucket range, exact range).
     fn ranges(&self, from: i64, to: i64) -> (Range<usize>, Range<usize>) {
-        // An edge at or after the latest entry needs no search (the window's end,
-        // usually; a short window's start, for the buckets).
-        let hours_last = self.hours.last().map_or(i64::MIN, |(h, _)| h * HOUR);
-        let exact_last = self.exact.last().copied().unwrap_or(i64::MIN);
-        let hour_at = |t: i64| {
-            if hours_last <= t {
-                self.hours.len()
-            } else {
-                self.hours.partition_point(|(h, _)| h * HOUR <= t)
-            }
+        // An edge at or after the latest entry, or before the first, needs no
+        // search (the window's end, usually; a long window's start).
+        let hour_at = |t: i64| match (self.hours.first(), self.hours.last()) {
+            (Some((first, _)), _) if t < first * HOUR => 0,
+            (_, Some((last, _))) if t < last * HOUR => self.hours.partition_point(|(h, _)| h * HOUR <= t),
+            _ => self.hours.len(),
         };
-        let exact_at = |t: i64| {
-            if exact_last <= t {
-                self.exact.len()
-            } else {
-                self.exact.partition_point(|x| *x <= t)
-            }
+        let exact_at = |t: i64| match (self.exact.first(), self.exact.last()) {
+            (Some(first), _) if t < *first => 0,
+            (_, Some(last)) if t < *last => self.exact.partition_point(|x| *x <= t),
+            _ => self.exact.len(),
         };
         let (h0, h1, e0, e1) = (hour_at(from), hour_at(to), exact_at(from), exact_at(to));
         (h0..h1.max(h0), e0..e1.max(e0))
