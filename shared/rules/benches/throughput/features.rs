@@ -5,8 +5,8 @@
 //!   older ones count by their hour, which is in a window if the hour *starts* in it;
 //! - windows are `(now - w, now]`; recency is exact;
 //! - sequences use exact occurrences only (earliest in-order match, strictly increasing);
-//! - scores sum `weight * 2^(-age / half_life)` over 90 days, bucketed occurrences at
-//!   their hour's start;
+//! - scores sum `weight * 2^(-age / half_life)` over 90 days, every occurrence aged
+//!   from its hour's start;
 //! - traits and consent are last-writer-wins by event time.
 
 use kairos_event::{Event, EventType};
@@ -173,7 +173,7 @@ impl<'a> Tracker<'a> {
                 }
                 for &t in view.exact {
                     if t > from && t <= now {
-                        decayed += decay(t);
+                        decayed += decay(t.div_euclid(HOUR) * HOUR);
                     }
                 }
                 total += weight * decayed;
