@@ -2,7 +2,7 @@
 //! next time one could change without a new event. Deciding allocates nothing;
 //! explanations (`explain.rs`) are built only when asked for.
 
-use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState, EXACT_HORIZON_SECS};
+use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState, BUCKET_SECS, EXACT_HORIZON_SECS};
 use serde::Serialize;
 
 use crate::compile::CountOp;
@@ -289,10 +289,10 @@ impl RuleSet {
     fn signal_slots<'a>(&self, state: &'a ContactState) -> Vec<Option<&'a SignalState>> {
         let mut out = vec![None; self.signals.len()];
         let mut have = state.signals().iter().peekable();
-        for ((key, _, _), slot) in self.signals.iter().zip(&self.slots) {
-            while have.next_if(|s| s.key < *key).is_some() {}
-            if let Some(s) = have.next_if(|s| s.key == *key) {
-                out[*slot as usize] = Some(s);
+        for (sig, _, _) in &self.signals {
+            while have.next_if(|s| s.key < sig.key).is_some() {}
+            if let Some(s) = have.next_if(|s| s.key == sig.key) {
+                out[sig.slot as usize] = Some(s);
             }
         }
         out
@@ -489,7 +489,7 @@ impl Combine {
 /// Whether a window edge `span` seconds back lies so far past the exact horizon
 /// that every exact occurrence is in its hourly bucket before it gets there.
 fn bucketed(span: i64) -> bool {
-    span > EXACT_HORIZON_SECS + HOUR
+    span > EXACT_HORIZON_SECS + BUCKET_SECS
 }
 
 /// For a window edge `span` seconds back, within an hour past the exact
@@ -497,10 +497,9 @@ fn bucketed(span: i64) -> bool {
 /// hourly bucket, which can move it across that edge. Nearer edges see only
 /// exact times; farther ones are [`bucketed`].
 fn coarsening(signal: &SignalState, span: i64) -> Option<i64> {
-    (span > EXACT_HORIZON_SECS && !bucketed(span)).then(|| signal.next_compaction())?
+    let near = span > EXACT_HORIZON_SECS && !bucketed(span);
+    signal.next_compaction().filter(|_| near)
 }
-
-const HOUR: i64 = 3600;
 
 /// The comparisons as the interval of counts that pass them, `(lo, hi)`
 /// inclusive (empty when `lo > hi`): each comparison is one bound.

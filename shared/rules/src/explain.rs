@@ -207,7 +207,7 @@ impl RuleSet {
 
     pub(crate) fn describe(&self, signal: kairos_state::SignalKey) -> String {
         self.signals
-            .binary_search_by_key(&signal, |(k, _, _)| *k)
+            .binary_search_by_key(&signal, |(sig, _, _)| sig.key)
             .map_or_else(|_| format!("signal {signal:08x}"), |pos| self.signals[pos].2.clone())
     }
 }

@@ -79,9 +79,7 @@ pub struct RuleSet {
     blank: Vec<Option<bool>>,
     /// Every signal the segments and scores read, sorted by key, with its
     /// description (written once here, read by every explanation).
-    signals: Vec<(SignalKey, Matcher, String)>,
-    /// Each of `signals`' slot ([`Sig::slot`]).
-    slots: Vec<u32>,
+    signals: Vec<(Sig, Matcher, String)>,
     /// How many trait names the segments read ([`TraitCheck::slot`]).
     traits: usize,
     fingerprint: u32,
@@ -197,13 +195,12 @@ impl RuleSet {
         }
         let bits = Bits::new(compiler.signals.keys().copied().collect());
         let triggers = graph::close(&mut compiled.segments, &compiled.scores, &compiled.order, &bits);
-        let slots = compiler.signals.values().map(|(_, _, slot)| *slot).collect();
         let signals = compiler
             .signals
             .into_iter()
-            .map(|(k, (_, m, _))| {
+            .map(|(key, (_, m, slot))| {
                 let text = m.to_string();
-                (k, m, text)
+                (Sig { key, slot }, m, text)
             })
             .collect();
         let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
@@ -220,7 +217,6 @@ impl RuleSet {
             bits,
             blank: Vec::new(),
             signals,
-            slots,
             traits: compiler.traits.len(),
             fingerprint,
         };
@@ -238,7 +234,7 @@ impl RuleSet {
         self.signals
             .iter()
             .filter(|(_, m, _)| m.matches(event))
-            .map(|(k, _, _)| *k)
+            .map(|(sig, _, _)| sig.key)
             .collect()
     }
 

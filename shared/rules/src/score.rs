@@ -4,12 +4,10 @@
 //! and its threshold crossings are exact. Counting from the hour's start makes a
 //! score independent of when the state moves occurrences into hourly buckets.
 
-use kairos_state::{SignalState, RETENTION_SECS};
+use kairos_state::{SignalState, BUCKET_SECS as HOUR, RETENTION_SECS};
 
 use crate::matcher::Bound;
 use crate::Sig;
-
-const HOUR: i64 = 3600;
 
 /// A compiled score.
 #[derive(Debug, Clone)]

@@ -370,6 +370,15 @@ fn exits_until_flip_equals_counting_down_one_exit_at_a_time() {
     assert_eq!(checked, 5 * 6 * 25 * 8);
 }
 
+/// Applies an event as the evaluate function does; returns what it changed.
+fn applied(rules: &RuleSet, state: &mut ContactState, e: &Event) -> Delta {
+    let signals = rules.signals_for(e);
+    state.apply(e, &signals, e.at.timestamp());
+    let mut delta = Delta::default();
+    delta.record(e, &signals);
+    delta
+}
+
 #[test]
 fn a_delta_skips_segments_the_occurrence_cannot_change() {
     let rules = RuleSet::from_yaml(
@@ -384,10 +393,7 @@ segments:
     let mut state = ContactState::default();
     let step = |state: &mut ContactState, e: &Event, full: bool| {
         let now = e.at.timestamp();
-        let signals = rules.signals_for(e);
-        state.apply(e, &signals, now);
-        let mut delta = Delta::default();
-        delta.record(e, &signals);
+        let delta = applied(&rules, state, e);
         let decisions = rules.decide(state, now, (!full).then_some(&delta));
         for &(i, member) in &decisions.changed {
             state.set_membership(rules.segment_id(i), member, now);
@@ -428,10 +434,7 @@ segments:
     .unwrap();
     let view = ev("e1", "page.viewed", T0, json!({"url": "https://x.test/"}));
     let mut state = ContactState::default();
-    let signals = rules.signals_for(&view);
-    state.apply(&view, &signals, T0);
-    let mut delta = Delta::default();
-    delta.record(&view, &signals);
+    let mut delta = applied(&rules, &mut state, &view);
     delta.blank = true;
     let decisions = rules.decide(&state, T0, Some(&delta));
     // `pricing` decided; `quiet` is a member of an empty state, so it enters

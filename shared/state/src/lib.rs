@@ -50,6 +50,8 @@ use std::collections::BTreeMap;
 /// Identifies a rule-declared signal (a stable hash of its matcher).
 pub type SignalKey = u32;
 
+/// The width of a signal's buckets for occurrences past the exact horizon (seconds: an hour).
+pub const BUCKET_SECS: i64 = 3600;
 /// Occurrences younger than this keep their exact time (seconds).
 pub const EXACT_HORIZON_SECS: i64 = 48 * 3600;
 /// At most this many exact occurrences are kept per signal; older ones go to buckets.

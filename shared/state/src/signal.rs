@@ -1,9 +1,7 @@
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
-use crate::{SignalKey, EXACT_CAP, EXACT_HORIZON_SECS, RETENTION_SECS};
-
-const HOUR: i64 = 3600;
+use crate::{SignalKey, BUCKET_SECS as HOUR, EXACT_CAP, EXACT_HORIZON_SECS, RETENTION_SECS};
 
 /// The occurrences of one signal: exact recent times, hourly counts, and the latest time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
