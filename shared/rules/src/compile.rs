@@ -266,7 +266,8 @@ impl Compiler {
             .iter()
             .enumerate()
             .map(|(i, m)| self.matcher(m, &format!("{path}.steps[{i}]")))
-            .collect();
+            .collect::<Vec<Sig>>();
+        self.reads.sequenced.extend(steps.iter().map(|s| s.key));
         let field = format!("{path}.within");
         let window = self.window(&def.within, &field);
         if window > EXACT_HORIZON_SECS {

@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::compile::CountOp;
 use crate::explain::Explanation;
 use crate::matcher::Bound;
-use crate::trigger::Changes;
+use crate::segset::SegSet;
+use crate::trigger::Plan;
 use crate::{Node, RuleSet};
 
 /// One segment's answer for one contact.
@@ -46,7 +47,7 @@ impl Evaluation {
 /// The answers alone: what the evaluate function needs on every event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decisions {
-    /// (segment index, member) for each evaluated segment, in evaluation order;
+    /// (segment index, member) for each evaluated segment, by index;
     /// with a [`Delta::blank`], also each segment not evaluated whose answer on an
     /// empty state is to be a member.
     pub members: Vec<(usize, bool)>,
@@ -55,8 +56,9 @@ pub struct Decisions {
     pub changed: Vec<(usize, bool)>,
     /// As [`Evaluation::next_change_at`]: the earliest of `deadlines`.
     pub next_change_at: Option<i64>,
-    /// Every segment's deadline after this evaluation, (index, time): from this
-    /// run for the evaluated segments, as recorded in the state for the others.
+    /// Every segment's deadline after this evaluation, (index, time) sorted by
+    /// index: from this run for the evaluated segments, as recorded in the
+    /// state for the others.
     /// Keep them with `ContactState::set_deadlines` for the next delta.
     pub deadlines: Vec<(u32, i64)>,
 }
@@ -110,7 +112,10 @@ pub(crate) struct Run<'a> {
     pub signals: Vec<Option<&'a SignalState>>,
     /// Trait values by [`crate::TraitCheck::slot`], each read once when first needed.
     traits: Vec<Option<Option<serde_json::Value>>>,
-    pub members: Vec<Option<(bool, Option<i64>)>>,
+    /// Referenced segments' answers and deadlines, by [`RuleSet::ref_slots`].
+    pub refs: Vec<Option<(bool, Option<i64>)>>,
+    /// In a decision on a delta: which segments keep their answer, undecided.
+    pub plan: Option<&'a Plan>,
     pub scores: Vec<Option<f64>>,
 }
 
@@ -164,64 +169,44 @@ impl RuleSet {
     /// `delta` only those it can have changed and those whose deadline (recorded
     /// in `state` by the last evaluation) has passed.
     pub fn decide(&self, state: &ContactState, now: i64, delta: Option<&Delta>) -> Decisions {
-        let mut run = self.run(state, now);
-        let mut members = Vec::with_capacity(self.order.len());
-        let mut deadlines = Vec::with_capacity(self.order.len());
         let was = self.recorded_members(state);
-        let changes = delta.map(|d| Changes::new(d, state, &self.bits));
-        let mut recorded_at = vec![None; self.segments.len()];
-        for &(i, t) in state.deadlines() {
-            if let Some(slot) = recorded_at.get_mut(i as usize) {
-                *slot = Some(t);
+        let plan = self.index.plan(delta, state, &was, now);
+        let mut run = self.run(state, now);
+        run.plan = Some(&plan);
+        // By index: what to decide, and on a blank state the kept answers that
+        // differ from the (empty) record.
+        let mut todo = SegSet::differing(&plan.kept, &was, &plan.decide);
+        todo.add(&plan.decide);
+        let mut members = Vec::new();
+        let mut fresh = Vec::new();
+        for i in todo.iter() {
+            if !plan.decide.contains(i) {
+                members.push((i, plan.kept.contains(i)));
+                continue;
             }
+            let (member, next) = self.decided(i, &mut run);
+            members.push((i, member));
+            fresh.extend(next.map(|t| (i as u32, t)));
         }
-        for &i in &self.order {
-            let kept = changes.and_then(|c| self.kept(i, &c, was[i], recorded_at[i], now));
-            let (member, next) = match kept {
-                None => {
-                    let decided = self.decide_node(&self.segments[i].rule, &mut run);
-                    members.push((i, decided.0));
-                    decided
-                }
-                Some(kept) => {
-                    // On a blank state a kept answer can differ from the (empty) record.
-                    if kept.0 != was[i] {
-                        members.push((i, kept.0));
-                    }
-                    kept
-                }
-            };
-            // What segments referencing it read.
-            run.members[i] = Some((member, next));
-            deadlines.extend(next.map(|t| (i as u32, t)));
-        }
+        // On a blank state the segments not decided have no deadline.
+        let recorded = if plan.blank { &[][..] } else { state.deadlines() };
+        let kept = recorded
+            .iter()
+            .copied()
+            .filter(|(i, _)| (*i as usize) < self.segments.len() && !plan.decide.contains(*i as usize));
+        let deadlines = merged(&fresh, kept, fresh.len() + recorded.len());
         let next_change_at = deadlines.iter().map(|(_, t)| *t).min();
-        let changed = members.iter().copied().filter(|(i, m)| was[*i] != *m).collect();
+        let changed = members
+            .iter()
+            .copied()
+            .filter(|(i, m)| was.contains(*i) != *m)
+            .collect();
         Decisions {
             members,
             changed,
             next_change_at,
             deadlines,
         }
-    }
-
-    /// Segment `i`'s answer and deadline when `changes` cannot have changed
-    /// them, so it need not be decided: as recorded (`was`, `recorded`) unless
-    /// that deadline has passed, or, on a blank state, its answer on an empty one.
-    fn kept(
-        &self,
-        i: usize,
-        changes: &Changes,
-        was: bool,
-        recorded: Option<i64>,
-        now: i64,
-    ) -> Option<(bool, Option<i64>)> {
-        if changes.blank {
-            let empty = self.blank[i]?;
-            return (!self.triggers[i].fires(changes, empty)).then_some((empty, None));
-        }
-        let due = recorded.is_some_and(|t| t <= now);
-        (!due && !self.triggers[i].fires(changes, was)).then_some((was, recorded))
     }
 
     /// Per segment, its answer on an empty state when that never changes with
@@ -242,27 +227,17 @@ impl RuleSet {
         out
     }
 
-    /// Per segment index, whether the state records the contact as a member:
-    /// one merge of the two id-sorted lists, comparing 8-byte prefixes first.
-    pub(crate) fn recorded_members(&self, state: &ContactState) -> Vec<bool> {
-        let mut out = vec![false; self.segments.len()];
+    /// The segments the state records the contact as a member of: one merge
+    /// of the two id-sorted lists, comparing 8-byte prefixes first.
+    pub(crate) fn recorded_members(&self, state: &ContactState) -> SegSet {
+        let mut out = SegSet::empty(self.segments.len());
         let mut ids = self.by_id.iter().copied().peekable();
         for id in state.members().keys() {
             let key = prefix_key(id);
-            while let Some(i) = ids.peek().copied() {
-                let order = self.id_keys[i]
-                    .cmp(&key)
-                    .then_with(|| self.segments[i].id.as_str().cmp(id));
-                match order {
-                    std::cmp::Ordering::Less => {
-                        ids.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        out[i] = true;
-                        break;
-                    }
-                    std::cmp::Ordering::Greater => break,
-                }
+            let before = |i: &usize| (self.id_keys[*i], self.segments[*i].id.as_str()) < (key, id);
+            while ids.next_if(before).is_some() {}
+            if let Some(i) = ids.next_if(|i| self.id_keys[*i] == key && self.segments[*i].id == *id) {
+                out.insert(i);
             }
         }
         out
@@ -279,7 +254,8 @@ impl RuleSet {
             now,
             signals: self.signal_slots(state),
             traits: vec![None; self.traits],
-            members: vec![None; self.segments.len()],
+            refs: vec![None; self.refs],
+            plan: None,
             scores: vec![None; self.scores.len()],
         }
     }
@@ -409,13 +385,11 @@ impl RuleSet {
                 (result, next, Observed::Velocity { recent, earlier, rate })
             }
             Node::Segment(i) => {
-                let (member, next) = match run.members[*i] {
-                    Some(decided) => decided,
-                    None => {
-                        let decided = self.decide_referenced(*i, run);
-                        run.members[*i] = Some(decided);
-                        decided
-                    }
+                // In a decision on a delta that does not decide it: as kept.
+                let (member, next) = match run.plan.filter(|plan| !plan.decide.contains(*i)) {
+                    Some(plan) if plan.blank => (plan.kept.contains(*i), None),
+                    Some(plan) => (plan.kept.contains(*i), run.state.deadline(*i as u32)),
+                    None => self.decided(*i, run),
                 };
                 (member, next, Observed::Member(member))
             }
@@ -437,10 +411,18 @@ impl RuleSet {
         }
     }
 
-    /// A referenced segment not decided yet in this run (a delta run where it
-    /// was not affected, or an explanation): decided now. References are acyclic.
-    fn decide_referenced(&self, i: usize, run: &mut Run) -> (bool, Option<i64>) {
-        self.decide_node(&self.segments[i].rule, run)
+    /// Segment `i`'s answer and deadline in this run: decided once, and kept
+    /// for the segments that reference it (references are acyclic).
+    fn decided(&self, i: usize, run: &mut Run) -> (bool, Option<i64>) {
+        let slot = self.ref_slots[i] as usize;
+        if let Some(Some(decided)) = run.refs.get(slot) {
+            return *decided;
+        }
+        let decided = self.decide_node(&self.segments[i].rule, run);
+        if let Some(memo) = run.refs.get_mut(slot) {
+            *memo = Some(decided);
+        }
+        decided
     }
 
     fn score_value(&self, i: usize, run: &mut Run) -> f64 {
@@ -566,6 +548,21 @@ pub(crate) fn prefix_key(id: &str) -> u64 {
     let n = id.len().min(8);
     bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
     u64::from_be_bytes(bytes)
+}
+
+/// Two lists of deadlines sorted by index, as one.
+fn merged(fresh: &[(u32, i64)], kept: impl Iterator<Item = (u32, i64)>, capacity: usize) -> Vec<(u32, i64)> {
+    let mut out = Vec::with_capacity(capacity);
+    let mut f = 0;
+    for k in kept {
+        while f < fresh.len() && fresh[f] < k {
+            out.push(fresh[f]);
+            f += 1;
+        }
+        out.push(k);
+    }
+    out.extend_from_slice(&fresh[f..]);
+    out
 }
 
 pub(crate) fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {

@@ -12,6 +12,8 @@ use crate::{Score, Segment};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Reads {
     pub signals: BTreeSet<SignalKey>,
+    /// The signals read as a sequence's steps.
+    pub sequenced: BTreeSet<SignalKey>,
     pub traits: bool,
     pub consent: bool,
     pub segments: BTreeSet<usize>,
@@ -21,6 +23,7 @@ pub(crate) struct Reads {
 impl Reads {
     fn merge(&mut self, other: &Reads) {
         self.signals.extend(&other.signals);
+        self.sequenced.extend(&other.sequenced);
         self.traits |= other.traits;
         self.consent |= other.consent;
     }

@@ -39,6 +39,7 @@ mod group;
 mod matcher;
 mod polarity;
 mod score;
+mod segset;
 mod trigger;
 
 pub use duration::{format_secs, parse_duration};
@@ -58,25 +59,24 @@ use kairos_state::{ConsentStatus, SignalKey};
 use matcher::{Bound, Filter, Matcher};
 use score::Score;
 use sha2::{Digest, Sha256};
-use trigger::{Bits, Trigger};
+use trigger::{Bits, Index};
 
 /// A compiled rules file: immutable, cheap to share across threads.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     segments: Vec<Segment>,
     scores: Vec<Score>,
-    /// Segment indexes, referenced segments before those that use them.
-    order: Vec<usize>,
+    /// Per segment that others reference, its slot in an evaluation's table of
+    /// referenced answers (`u32::MAX` for the others); and how many there are.
+    ref_slots: Vec<u32>,
+    refs: usize,
     /// Segment indexes sorted by segment id.
     by_id: Vec<usize>,
     /// Per segment, [`eval::prefix_key`] of its id.
     id_keys: Vec<u64>,
-    /// Per segment, what can change its answer.
-    triggers: Vec<Trigger>,
-    /// Each signal's bit in the triggers.
-    bits: Bits,
-    /// Per segment, its answer on an empty state if time never changes it.
-    blank: Vec<Option<bool>>,
+    /// Which segments each signal, trait or consent change can affect, and
+    /// the segments' answers on an empty state.
+    index: Index,
     /// Every signal the segments and scores read, sorted by key, with its
     /// description (written once here, read by every explanation).
     signals: Vec<(Sig, Matcher, String)>,
@@ -207,20 +207,30 @@ impl RuleSet {
         let mut by_id: Vec<usize> = (0..compiled.segments.len()).collect();
         by_id.sort_by(|a, b| compiled.segments[*a].id.cmp(&compiled.segments[*b].id));
         let id_keys = compiled.segments.iter().map(|s| eval::prefix_key(&s.id)).collect();
+        let referenced: std::collections::BTreeSet<usize> = compiled
+            .segments
+            .iter()
+            .flat_map(|s| s.reads.segments.iter().copied())
+            .collect();
+        let mut ref_slots = vec![u32::MAX; compiled.segments.len()];
+        referenced
+            .iter()
+            .enumerate()
+            .for_each(|(slot, &i)| ref_slots[i] = slot as u32);
         let mut rules = RuleSet {
             segments: compiled.segments,
             scores: compiled.scores,
-            order: compiled.order,
+            ref_slots,
+            refs: referenced.len(),
             by_id,
             id_keys,
-            triggers,
-            bits,
-            blank: Vec::new(),
+            index: Index::new(&triggers, bits),
             signals,
             traits: compiler.traits.len(),
             fingerprint,
         };
-        rules.blank = rules.blank_answers();
+        let blank = rules.blank_answers();
+        rules.index.set_blank(&blank);
         for i in 0..rules.segments.len() {
             let mut texts = Vec::new();
             rules.leaf_texts(&rules.segments[i].rule, &mut texts);

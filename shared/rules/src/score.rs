@@ -42,14 +42,11 @@ impl Score {
             let Some(s) = signals[signal.slot as usize] else {
                 continue;
             };
-            let decayed: f64 = s
-                .times_since(now - RETENTION_SECS, now)
-                .map(|(t, n)| {
-                    let age = (hour - t.div_euclid(HOUR)) as usize;
-                    f64::from(n) * self.decay.get(age).copied().unwrap_or(0.0)
-                })
-                .sum();
-            total += weight * decayed;
+            let factor = |h: i64| self.decay.get((hour - h) as usize).copied().unwrap_or(0.0);
+            let (hours, exact) = s.occurrences(now - RETENTION_SECS, now);
+            let bucketed: f64 = hours.iter().map(|(h, n)| f64::from(*n) * factor(*h)).sum();
+            let exact: f64 = exact.iter().map(|t| factor(t.div_euclid(HOUR))).sum();
+            total += weight * (bucketed + exact);
         }
         // Within the current hour, everything has decayed alike since its start.
         total * (-((now - hour * HOUR) as f64) / self.half_life.max(1) as f64).exp2()

@@ -1,7 +1,7 @@
 use super::*;
 use chrono::DateTime;
 use kairos_event::EventType;
-use kairos_state::ContactState;
+use kairos_state::{ContactState, EXACT_CAP};
 use serde_json::json;
 
 const T0: i64 = 1_795_000_000;
@@ -421,6 +421,128 @@ segments:
 }
 
 #[test]
+fn segments_referencing_later_ones_read_this_decision_or_the_kept_answer() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: hot, name: H, rule: { any: [ { segment: twice }, { trait: { plan: { eq: pro } } } ] } }
+  - { id: warm, name: W, rule: { all: [ { segment: hot }, { consent: subscribed } ] } }
+  - { id: twice, name: T, rule: { event: { type: email.opened, within: 7d, count: { gte: 2 } } } }
+"#,
+    )
+    .unwrap();
+    let mut state = ContactState::default();
+    let mut step = |e: Event, full: bool| {
+        let now = e.at.timestamp();
+        let delta = applied(&rules, &mut state, &e);
+        let decisions = rules.decide(&state, now, (!full).then_some(&delta));
+        for &(i, member) in &decisions.changed {
+            state.set_membership(rules.segment_id(i), member, now);
+        }
+        state.set_rules_fingerprint(rules.fingerprint());
+        state.set_deadlines(decisions.deadlines.clone());
+        let everything = rules.decide(&state, now, None).members;
+        let members: Vec<usize> = everything.iter().filter(|m| m.1).map(|m| m.0).collect();
+        let recorded: Vec<&str> = state.members().keys().map(String::as_str).collect();
+        let expected: Vec<&str> = members.iter().map(|i| rules.segment_id(*i)).collect();
+        assert_eq!(recorded, {
+            let mut e = expected;
+            e.sort_unstable();
+            e
+        });
+        decisions.changed
+    };
+    let subscribe = json!({"properties": {"status": "subscribed"}});
+    assert_eq!(step(ev("c", "consent.changed", T0, subscribe), true), []);
+    assert_eq!(step(ev("o1", "email.opened", T0 + H, json!({})), false), []);
+    // The second open puts `twice` in, and with it `hot` (index 0, decided
+    // after `twice` is decided for it) and `warm`.
+    let second = step(ev("o2", "email.opened", T0 + 2 * H, json!({})), false);
+    assert_eq!(second, [(0, true), (1, true), (2, true)]);
+    // A trait change decides `hot` and `warm` again, reading `twice` as kept.
+    let traits = json!({"traits": {"plan": "free"}});
+    assert_eq!(step(ev("i", "contact.identified", T0 + 3 * H, traits), false), []);
+}
+
+/// A state whose page views reached the exact cap: the oldest at `first`, a
+/// click ten minutes later, the other views after it, up to `now`.
+fn at_the_cap(rules: &RuleSet, first: i64, now: i64) -> ContactState {
+    let mut state = ContactState::default();
+    let mut events = vec![ev("c", "email.clicked", first + 600, json!({}))];
+    let step = (now - first - 1200) / (EXACT_CAP as i64 - 2);
+    for k in 0..EXACT_CAP as i64 {
+        let at = if k == 0 { first } else { first + 1200 + (k - 1) * step };
+        events.push(ev(
+            &format!("v{k}"),
+            "page.viewed",
+            at,
+            json!({"url": "https://x.test/"}),
+        ));
+    }
+    for e in &events {
+        state.apply(e, &rules.signals_for(e), now);
+    }
+    let decisions = rules.decide(&state, now, None);
+    for &(i, member) in &decisions.members {
+        state.set_membership(rules.segment_id(i), member, now);
+    }
+    state.set_rules_fingerprint(rules.fingerprint());
+    state.set_deadlines(decisions.deadlines);
+    state
+}
+
+#[test]
+fn past_the_exact_cap_a_new_occurrence_decides_sequences_and_keeps_counts() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: browsing, name: B, rule: { event: { type: page.viewed, count: { gte: 10 }, within: 5h } } }
+  - { id: view-click, name: VC, rule: { sequence: { steps: [ { type: page.viewed }, { type: email.clicked } ], within: 5h } } }
+"#,
+    )
+    .unwrap();
+    // The oldest view at half past an hour, 4 h 50 min before now.
+    let first = T0 - T0.rem_euclid(H) + H / 2;
+    let now = first + 5 * H - 600;
+    let mut state = at_the_cap(&rules, first, now);
+    assert_eq!(state.members().len(), 2);
+    // One more view moves the oldest into its hourly bucket: the click no
+    // longer follows a view, but the count only grows.
+    let delta = applied(
+        &rules,
+        &mut state,
+        &ev("new", "page.viewed", now, json!({"url": "https://x.test/"})),
+    );
+    let decisions = rules.decide(&state, now, Some(&delta));
+    assert_eq!(decisions.members, [(1, false)]);
+    assert_eq!(rules.decide(&state, now, None).members, [(0, true), (1, false)]);
+}
+
+#[test]
+fn past_the_exact_cap_a_future_dated_occurrence_decides_counts() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: all-views, name: A, rule: { event: { type: page.viewed, count: { gte: 64 }, within: 5h } } }
+"#,
+    )
+    .unwrap();
+    let first = T0 - T0.rem_euclid(H) + H / 2;
+    let now = first + 5 * H - 600;
+    let mut state = at_the_cap(&rules, first, now);
+    assert_eq!(state.members().len(), 1);
+    // Dated an hour ahead (a skewed clock): not counted yet, and the oldest
+    // view's move into its bucket (whose hour starts before the window) drops the count.
+    let ahead = ev("ahead", "page.viewed", now + H, json!({"url": "https://x.test/"}));
+    let signals = rules.signals_for(&ahead);
+    state.apply(&ahead, &signals, now);
+    let mut delta = Delta::default();
+    delta.record(&ahead, &signals);
+    let decisions = rules.decide(&state, now, Some(&delta));
+    assert_eq!(decisions.members, [(0, false)]);
+}
+
+#[test]
 fn a_blank_state_decides_only_what_its_first_events_can_affect() {
     let rules = RuleSet::from_yaml(
         r#"
@@ -467,7 +589,7 @@ fn recorded_memberships_are_matched_to_segments_by_full_id() {
         state.set_membership(id, true, T0);
     }
     let recorded = rules.recorded_members(&state);
-    assert_eq!(recorded, [false, true, false, true, false, true]);
+    assert_eq!(recorded.iter().collect::<Vec<_>>(), [1, 3, 5]);
 }
 
 #[test]
@@ -489,7 +611,8 @@ segments:
     let opened = rules.signals_for(&ev("o", "email.opened", T0, json!({})))[0];
     let clicked = rules.signals_for(&ev("c", "email.clicked", T0, json!({})))[0];
     let mut done = vec![Default::default(); rules.segments.len()];
-    for &i in &rules.order {
+    // File order is a dependency order here.
+    for i in 0..rules.segments.len() {
         done[i] = of_rule(&rules.segments[i].rule, &done, &rules.scores);
     }
     let of = |i: usize, k| done[i].get(&k).copied();

@@ -1,7 +1,10 @@
-//! The scan [`crate::RuleSet::decide`] makes over every segment on every delta:
-//! what can change each segment's answer, packed in a few words.
+//! What [`crate::RuleSet::decide`] decides on a delta: what can change each
+//! segment's answer, packed in a few words, and indexed by signal so that a
+//! delta's segments are found a word of segments at a time.
 
 use kairos_state::{ContactState, SignalKey, EXACT_CAP};
+
+use crate::segset::SegSet;
 
 use crate::graph::Reads;
 use crate::polarity::{Polarities, Polarity};
@@ -38,6 +41,8 @@ pub(crate) struct Trigger {
     keeps_member: u64,
     /// Bits whose every signal only lowers the answer: an occurrence keeps a non-member out.
     keeps_out: u64,
+    /// Bits of the signals it reads as a sequence's steps.
+    sequenced: u64,
     traits: bool,
     consent: bool,
 }
@@ -53,44 +58,196 @@ impl Trigger {
             mask: bits.all(&reads.signals),
             keeps_member: keeps(Polarity::Rises),
             keeps_out: keeps(Polarity::Falls),
+            sequenced: bits.all(&reads.sequenced),
             traits: reads.traits,
             consent: reads.consent,
         }
     }
-
-    /// Whether the changes can have changed the answer recorded as `member`.
-    pub fn fires(&self, changes: &Changes, member: bool) -> bool {
-        let keeps = match (changes.spilled, member) {
-            (true, _) => 0,
-            (false, true) => self.keeps_member,
-            (false, false) => self.keeps_out,
-        };
-        (changes.traits && self.traits) || (changes.consent && self.consent) || changes.mask & self.mask & !keeps != 0
-    }
 }
 
 /// A delta, packed like a [`Trigger`].
+///
+/// A signal at its exact cap moved its oldest exact occurrence into its hourly
+/// bucket as the new one arrived, which can move that occurrence out of a
+/// window. The new occurrence, no older than the moved one, is then inside
+/// the window (it is not after `now`), so no count falls. A sequence's steps
+/// lose the moved one, though: its polarity does not hold (`spilled`). An
+/// occurrence after `now` is not counted yet, so with a future-dated event no
+/// polarity holds (`future`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Changes {
     mask: u64,
     traits: bool,
     consent: bool,
-    /// A signal at its exact cap may have moved an old occurrence into an hourly
-    /// bucket: an occurrence can then lower a count, and polarities do not hold.
-    spilled: bool,
-    /// As [`Delta::blank`].
-    pub blank: bool,
+    /// Bits of signals at their exact cap.
+    spilled: u64,
+    /// Bits of signals at their exact cap with an occurrence after `now`.
+    future: u64,
 }
 
 impl Changes {
-    pub fn new(delta: &Delta, state: &ContactState, bits: &Bits) -> Changes {
-        let at_cap = |k: &SignalKey| state.signal(*k).is_some_and(|s| s.exact_times().len() >= EXACT_CAP);
+    pub fn new(delta: &Delta, state: &ContactState, bits: &Bits, now: i64) -> Changes {
+        let (mut spilled, mut future) = (0, 0);
+        for &key in &delta.signals {
+            let Some(s) = state.signal(key).filter(|s| s.exact_times().len() >= EXACT_CAP) else {
+                continue;
+            };
+            spilled |= bits.of(key);
+            if s.last_at().is_some_and(|t| t > now) {
+                future |= bits.of(key);
+            }
+        }
         Changes {
             mask: bits.all(&delta.signals),
             traits: delta.traits,
             consent: delta.consent,
-            spilled: delta.signals.iter().any(at_cap),
-            blank: delta.blank,
+            spilled,
+            future,
         }
+    }
+}
+
+/// Which segments one decision decides, and what the others keep.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub decide: SegSet,
+    /// The answers of the segments not decided: as recorded, or on a blank state
+    /// their answer on an empty state.
+    pub kept: SegSet,
+    /// The segments not decided keep no deadline (a blank state); else the recorded one.
+    pub blank: bool,
+}
+
+/// The segments each kind of change can affect, by signal bit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Index {
+    bits: Bits,
+    n: usize,
+    /// Per signal bit: the segments that read it; of those, the ones an
+    /// occurrence can change while they hold, and while they do not.
+    reads: Vec<SegSet>,
+    when_member: Vec<SegSet>,
+    when_out: Vec<SegSet>,
+    /// Per signal bit: the segments that read it as a sequence's steps.
+    sequenced: Vec<SegSet>,
+    traits: SegSet,
+    consent: SegSet,
+    /// Segments whose answer on an empty state time can change (or is unknown).
+    blank_timed: SegSet,
+    /// The answers on an empty state of the others.
+    blank_member: SegSet,
+}
+
+impl Index {
+    pub fn new(triggers: &[Trigger], bits: Bits) -> Index {
+        let n = triggers.len();
+        let sets = || vec![SegSet::empty(n); 64];
+        let (mut reads, mut when_member, mut when_out, mut sequenced) = (sets(), sets(), sets(), sets());
+        let (mut traits, mut consent) = (SegSet::empty(n), SegSet::empty(n));
+        for (i, t) in triggers.iter().enumerate() {
+            for b in (0..64).filter(|b| t.mask & (1 << b) != 0) {
+                reads[b].insert(i);
+                if t.keeps_member & (1 << b) == 0 {
+                    when_member[b].insert(i);
+                }
+                if t.keeps_out & (1 << b) == 0 {
+                    when_out[b].insert(i);
+                }
+                if t.sequenced & (1 << b) != 0 {
+                    sequenced[b].insert(i);
+                }
+            }
+            if t.traits {
+                traits.insert(i);
+            }
+            if t.consent {
+                consent.insert(i);
+            }
+        }
+        Index {
+            bits,
+            n,
+            reads,
+            when_member,
+            when_out,
+            sequenced,
+            traits,
+            consent,
+            blank_timed: SegSet::full(n),
+            blank_member: SegSet::empty(n),
+        }
+    }
+
+    /// Records each segment's answer on an empty state, `None` where time changes it.
+    pub fn set_blank(&mut self, answers: &[Option<bool>]) {
+        let (mut timed, mut member) = (SegSet::empty(self.n), SegSet::empty(self.n));
+        for (i, answer) in answers.iter().enumerate() {
+            match answer {
+                None => timed.insert(i),
+                Some(true) => member.insert(i),
+                Some(false) => {}
+            }
+        }
+        (self.blank_timed, self.blank_member) = (timed, member);
+    }
+
+    /// What to decide: everything without a delta; else the segments its
+    /// changes can affect given the answers `was` recorded in `state`, and
+    /// those whose recorded deadline has passed (on a blank state: those whose
+    /// empty-state answer is unknown, and what the changes can affect from it).
+    pub fn plan(&self, delta: Option<&Delta>, state: &ContactState, was: &SegSet, now: i64) -> Plan {
+        let Some(delta) = delta else {
+            return Plan {
+                decide: SegSet::full(self.n),
+                kept: was.clone(),
+                blank: false,
+            };
+        };
+        let changes = Changes::new(delta, state, &self.bits, now);
+        if delta.blank {
+            let mut decide = self.fired(&changes, &self.blank_member);
+            decide.add(&self.blank_timed);
+            return Plan {
+                decide,
+                kept: self.blank_member.clone(),
+                blank: true,
+            };
+        }
+        let mut decide = self.fired(&changes, was);
+        for &(i, t) in state.deadlines() {
+            if t <= now && (i as usize) < self.n {
+                decide.insert(i as usize);
+            }
+        }
+        Plan {
+            decide,
+            kept: was.clone(),
+            blank: false,
+        }
+    }
+
+    /// The segments the changes can have changed, given which of them hold.
+    fn fired(&self, changes: &Changes, holding: &SegSet) -> SegSet {
+        let mut out = SegSet::empty(self.n);
+        let mut mask = changes.mask;
+        while mask != 0 {
+            let b = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if changes.future & (1 << b) != 0 {
+                out.add(&self.reads[b]);
+                continue;
+            }
+            out.add_selected(holding, &self.when_member[b], &self.when_out[b]);
+            if changes.spilled & (1 << b) != 0 {
+                out.add(&self.sequenced[b]);
+            }
+        }
+        if changes.traits {
+            out.add(&self.traits);
+        }
+        if changes.consent {
+            out.add(&self.consent);
+        }
+        out
     }
 }

@@ -212,7 +212,9 @@ impl ContactState {
 
     /// Replaces the per-segment deadlines (index, time), any order.
     pub fn set_deadlines(&mut self, mut deadlines: Vec<(u32, i64)>) {
-        deadlines.sort_unstable();
+        if !deadlines.is_sorted() {
+            deadlines.sort_unstable();
+        }
         self.deadlines = deadlines;
     }
 

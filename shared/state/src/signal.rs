@@ -148,11 +148,11 @@ impl SignalState {
         self.exact[exact].get(k as usize).map(|t| exit(*t))
     }
 
-    /// Every counted occurrence's time (bucketed ones at their hour's start), oldest first.
-    pub fn times_since(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, u32)> + '_ {
+    /// The occurrences counted in the window: the hourly buckets (hour index
+    /// since the epoch, count) and the exact times, each oldest first.
+    pub fn occurrences(&self, from: i64, to: i64) -> (&[(i64, u32)], &[i64]) {
         let (hours, exact) = self.ranges(from, to);
-        let bucketed = self.hours[hours].iter().map(|(h, c)| (h * HOUR, *c));
-        bucketed.chain(self.exact[exact].iter().map(|t| (*t, 1)))
+        (&self.hours[hours], &self.exact[exact])
     }
 
     /// When the oldest exact occurrence moves into an hourly bucket as time
