@@ -44,8 +44,9 @@ async fn views(store: &DynamoContacts, rules: &RuleSet, contact: &str, now: i64)
     rules.evaluate(&record.state, now).verdicts[0]
         .explanation
         .observed
-        .clone()
+        .as_ref()
         .unwrap()
+        .to_json()
 }
 
 /// moto server with the template's table, and the contact store over it

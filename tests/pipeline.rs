@@ -292,7 +292,10 @@ async fn racing_evaluations_of_one_contact_lose_no_event() {
     let record = store.load("dee@x.test").await.unwrap().unwrap();
     assert_eq!(record.version, 8, "eight writes, none lost");
     let evaluation = rules.evaluate(&record.state, now.timestamp());
-    assert_eq!(evaluation.verdicts[0].explanation.observed, Some(serde_json::json!(8)));
+    assert_eq!(
+        evaluation.verdicts[0].explanation.observed,
+        Some(kairos_rules::Observation::Count(8))
+    );
     let entered: Vec<_> = outcomes
         .iter()
         .flat_map(|o| o.as_ref().unwrap().transitions.iter())

@@ -1,13 +1,13 @@
 //! Explanations: each condition in words, with what was observed, the
 //! threshold and the result. Built only for the answers that need one.
 
-use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::{Arc, LazyLock};
 
 use crate::duration::format_secs;
 use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
+use crate::observation::Observation;
 use crate::{Node, RuleSet, TraitCheck};
 
 /// Why one condition held or not.
@@ -20,7 +20,7 @@ pub struct Explanation {
     pub result: bool,
     /// The observed value (a count, a time, a trait value, a score).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed: Option<Value>,
+    pub observed: Option<Observation>,
     /// The threshold it was compared against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Arc<str>>,
@@ -30,7 +30,7 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    fn leaf(condition: Arc<str>, result: bool, observed: Value, threshold: Arc<str>) -> Explanation {
+    fn leaf(condition: Arc<str>, result: bool, observed: Observation, threshold: Arc<str>) -> Explanation {
         Explanation {
             condition,
             result,
@@ -68,13 +68,9 @@ impl Explanation {
                 out.push_str("NOT ");
             }
             out.push_str(&self.condition);
-            // Numbers (most observations) written directly, the rest as JSON.
-            let _ = match &self.observed {
-                Some(Value::Number(n)) => write!(out, " = {n}"),
-                Some(Value::Bool(b)) => write!(out, " = {b}"),
-                Some(v) => write!(out, " = {v}"),
-                None => Ok(()),
-            };
+            if let Some(observed) = &self.observed {
+                let _ = write!(out, " = {observed}");
+            }
             out.push_str(" [");
             out.push_str(self.threshold.as_deref().unwrap_or(""));
             out.push_str(if self.result { ": yes]" } else { ": no]" });
@@ -82,14 +78,6 @@ impl Explanation {
             let negated = negated != (*self.condition == *"not");
             self.children.iter().for_each(|c| c.write_leaves(negated, out));
         }
-    }
-}
-
-fn rounded(x: f64) -> Value {
-    if x.is_finite() {
-        json!((x * 100.0).round() / 100.0)
-    } else {
-        json!("infinite")
     }
 }
 
@@ -125,7 +113,7 @@ impl RuleSet {
                         let now = run.now;
                         let value = run.trait_value(check);
                         let result = check.filter.matches_at(value, now);
-                        let observed = value.cloned().unwrap_or(Value::Null);
+                        let observed = Observation::Trait(value.cloned().unwrap_or(Value::Null));
                         let (condition, threshold) = next_text(texts);
                         Explanation::leaf(condition, result, observed, threshold)
                     })
@@ -139,7 +127,7 @@ impl RuleSet {
             leaf => {
                 let (result, _, observed) = self.leaf(leaf, run);
                 let (condition, threshold) = next_text(texts);
-                Explanation::leaf(condition, result, observed_json(observed), threshold)
+                Explanation::leaf(condition, result, observation(observed), threshold)
             }
         }
     }
@@ -219,19 +207,19 @@ fn next_text(texts: &mut Texts) -> (Arc<str>, Arc<str>) {
         .expect("a text per leaf, written in the same walk order")
 }
 
-fn observed_json(observed: Observed) -> Value {
+fn observation(observed: Observed) -> Observation {
     match observed {
-        Observed::Count(n) => json!(n),
-        Observed::Last(t) => t
-            .and_then(|t| DateTime::from_timestamp(t, 0))
-            .map_or(json!("never"), |t| json!(t.to_rfc3339_opts(SecondsFormat::Secs, true))),
-        Observed::Steps(n) => json!(n),
-        Observed::Velocity { recent, earlier, rate } => {
-            json!({"count": recent, "baseline_count": earlier, "ratio": rounded(rate)})
-        }
-        Observed::Score(v) => rounded(v),
-        Observed::Member(m) => json!(m),
-        Observed::Consent(c) => json!(c.as_str()),
-        Observed::Trait => Value::Null,
+        Observed::Count(n) => Observation::Count(n),
+        Observed::Last(t) => Observation::Last(t),
+        Observed::Steps(n) => Observation::Count(n as u64),
+        Observed::Velocity { recent, earlier, rate } => Observation::Velocity {
+            count: recent,
+            baseline_count: earlier,
+            ratio: rate,
+        },
+        Observed::Score(v) => Observation::Score(v),
+        Observed::Member(m) => Observation::Member(m),
+        Observed::Consent(c) => Observation::Consent(c),
+        Observed::Trait => Observation::Trait(Value::Null),
     }
 }

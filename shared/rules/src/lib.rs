@@ -37,6 +37,7 @@ mod file;
 mod graph;
 mod group;
 mod matcher;
+mod observation;
 mod polarity;
 mod score;
 mod segset;
@@ -50,6 +51,7 @@ pub use file::{
     BoundsDef, Condition, ConsentDef, CountDef, EventDef, FilterDef, LastDef, MatcherDef, RulesFile, ScoreBoundDef,
     ScoreDef, SegmentDef, SequenceDef, TermDef, VelocityDef,
 };
+pub use observation::Observation;
 
 use compile::{Compiler, CountOp};
 use graph::Reads;

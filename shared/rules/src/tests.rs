@@ -52,7 +52,7 @@ fn counts_filtered_events_in_a_window() {
     assert!(!member(&r, &[p1.clone(), p2.clone()], T0 + 24 * H));
     let e = r.evaluate(&state_of(&r, &[p1, p2], T0 + 2 * H), T0 + 2 * H);
     assert_eq!(e.next_change_at, Some(T0 + 24 * H));
-    assert_eq!(e.verdicts[0].explanation.observed, Some(json!(2)));
+    assert_eq!(e.verdicts[0].explanation.observed, Some(Observation::Count(2)));
     assert_eq!(e.verdicts[0].explanation.threshold.as_deref(), Some("count >= 2"));
 }
 
@@ -238,7 +238,7 @@ fn velocity_compares_with_the_baseline_rate() {
     assert!(!member(&r, &steady, now));
     let e = r.evaluate(&state_of(&r, &hot, now), now);
     assert_eq!(
-        e.verdicts[0].explanation.observed.as_ref().unwrap()["baseline_count"],
+        e.verdicts[0].explanation.observed.as_ref().unwrap().to_json()["baseline_count"],
         1
     );
 }

@@ -75,7 +75,7 @@ impl Fixture {
     async fn views(&self, contact: &str) -> serde_json::Value {
         let state = self.record(contact).await.state;
         let evaluation = self.rules.evaluate(&state, now().timestamp());
-        evaluation.verdicts[0].explanation.observed.clone().unwrap()
+        evaluation.verdicts[0].explanation.observed.as_ref().unwrap().to_json()
     }
 
     fn sent(&self) -> Vec<Transition> {
@@ -319,5 +319,5 @@ async fn a_link_outlives_the_contacts_memory_of_it() {
         .explanation
         .observed
         .clone();
-    assert_eq!(count, Some(serde_json::json!(1)));
+    assert_eq!(count, Some(kairos_rules::Observation::Count(1)));
 }
