@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::compile::CountOp;
 use crate::explain::Explanation;
+use crate::group::Group;
 use crate::matcher::Bound;
 use crate::segset::SegSet;
 use crate::trigger::Plan;
@@ -276,40 +277,35 @@ impl RuleSet {
 
     fn decide_node(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>) {
         match node {
-            Node::All(children) | Node::Any(children) => {
-                let all = matches!(node, Node::All(_));
-                let mut combine = Combine::new(all);
-                for child in children.cheap_first() {
-                    let (result, next) = self.decide_node(child, run);
-                    if result != all && next.is_none() {
-                        // A false child of an `all` (true of an `any`) that time
-                        // alone never changes: the answer, and that it never changes.
-                        return (!all, None);
-                    }
-                    combine.add(result, next);
-                }
-                combine.finish()
-            }
+            Node::All(children) => self.decide_group(children, true, run),
+            Node::Any(children) => self.decide_group(children, false, run),
             Node::Not(child) => {
                 let (result, next) = self.decide_node(child, run);
                 (!result, next)
             }
-            Node::Trait(checks) => {
-                let mut next = None;
-                let mut result = true;
-                let now = run.now;
-                for check in checks {
-                    let value = run.trait_value(check);
-                    next = earliest(next, check.filter.next_change(value, now));
-                    result &= check.filter.matches_at(value, now);
-                }
-                (result, next)
-            }
+            Node::Trait(checks) => decide_traits(checks, run),
             leaf => {
                 let (result, next, _) = self.leaf(leaf, run);
                 (result, next)
             }
         }
+    }
+
+    /// An `all` (or an `any`): its children, cheapest first, until one decides
+    /// it for good.
+    #[inline(never)]
+    fn decide_group(&self, children: &Group, all: bool, run: &mut Run) -> (bool, Option<i64>) {
+        let mut combine = Combine::new(all);
+        for child in children.cheap_first() {
+            let (result, next) = self.decide_node(child, run);
+            if result != all && next.is_none() {
+                // A false child of an `all` (true of an `any`) that time
+                // alone never changes: the answer, and that it never changes.
+                return (!all, None);
+            }
+            combine.add(result, next);
+        }
+        combine.finish()
     }
 
     /// A leaf condition's answer, next change and what it saw.
@@ -428,6 +424,20 @@ impl RuleSet {
     fn score_value(&self, i: usize, run: &mut Run) -> f64 {
         *run.scores[i].get_or_insert_with(|| self.scores[i].value(&run.signals, run.now))
     }
+}
+
+/// Trait comparisons: all must hold; the earliest time one could change.
+#[inline(never)]
+fn decide_traits(checks: &[crate::TraitCheck], run: &mut Run) -> (bool, Option<i64>) {
+    let mut next = None;
+    let mut result = true;
+    let now = run.now;
+    for check in checks {
+        let value = run.trait_value(check);
+        next = earliest(next, check.filter.next_change(value, now));
+        result &= check.filter.matches_at(value, now);
+    }
+    (result, next)
 }
 
 /// Folds the children of an `all`/`any` into its answer and next change. If one
