@@ -27,6 +27,8 @@ pub(crate) struct Compiler {
     pub signals: BTreeMap<SignalKey, (MatcherDef, Matcher, u32)>,
     /// Each trait name read, and its slot (in order of first use).
     pub traits: BTreeMap<String, u32>,
+    /// Each distinct trait check (name, canonical filter), and its memo slot.
+    pub checks: BTreeMap<(String, String), u32>,
     segment: Option<String>,
     segment_ids: BTreeMap<String, usize>,
     score_ids: BTreeMap<String, usize>,
@@ -47,6 +49,7 @@ impl Compiler {
             issues: Vec::new(),
             signals: BTreeMap::new(),
             traits: BTreeMap::new(),
+            checks: BTreeMap::new(),
             segment: None,
             segment_ids: BTreeMap::new(),
             score_ids: BTreeMap::new(),
@@ -209,9 +212,13 @@ impl Compiler {
                         let next = self.traits.len() as u32;
                         let slot = *self.traits.entry(name.clone()).or_insert(next);
                         let filter = self.filter(f, &format!("{path}.trait.{name}"), true);
+                        let canonical = serde_json::to_string(f).expect("filter definitions serialize");
+                        let next = self.checks.len() as u32;
+                        let memo = *self.checks.entry((name.clone(), canonical)).or_insert(next);
                         TraitCheck {
                             name: name.clone(),
                             slot,
+                            memo,
                             filter,
                         }
                     })

@@ -113,6 +113,8 @@ pub(crate) struct Run<'a> {
     pub signals: Vec<Option<&'a SignalState>>,
     /// Trait values by [`crate::TraitCheck::slot`], each read once when first needed.
     traits: Vec<Option<Option<serde_json::Value>>>,
+    /// Trait-check answers and next changes by [`crate::TraitCheck::memo`].
+    checks: Vec<Option<(bool, Option<i64>)>>,
     /// Referenced segments' answers and deadlines, by [`RuleSet::ref_slots`].
     pub refs: Vec<Option<(bool, Option<i64>)>>,
     /// In a decision on a delta: which segments keep their answer, undecided.
@@ -255,6 +257,7 @@ impl RuleSet {
             now,
             signals: self.signal_slots(state),
             traits: vec![None; self.traits],
+            checks: vec![None; self.checks],
             refs: vec![None; self.refs],
             plan: None,
             scores: vec![None; self.scores.len()],
@@ -433,9 +436,21 @@ fn decide_traits(checks: &[crate::TraitCheck], run: &mut Run) -> (bool, Option<i
     let mut result = true;
     let now = run.now;
     for check in checks {
-        let value = run.trait_value(check);
-        next = earliest(next, check.filter.next_change(value, now));
-        result &= check.filter.matches_at(value, now);
+        let memo = check.memo as usize;
+        let (holds, change) = match run.checks[memo] {
+            Some(decided) => decided,
+            None => {
+                let value = run.trait_value(check);
+                let decided = (
+                    check.filter.matches_at(value, now),
+                    check.filter.next_change(value, now),
+                );
+                run.checks[memo] = Some(decided);
+                decided
+            }
+        };
+        next = earliest(next, change);
+        result &= holds;
     }
     (result, next)
 }

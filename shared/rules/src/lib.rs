@@ -84,6 +84,8 @@ pub struct RuleSet {
     signals: Vec<(Sig, Matcher, String)>,
     /// How many trait names the segments read ([`TraitCheck::slot`]).
     traits: usize,
+    /// How many distinct trait checks they make ([`TraitCheck::memo`]).
+    checks: usize,
     fingerprint: u32,
 }
 
@@ -152,6 +154,9 @@ pub(crate) struct Sig {
 pub(crate) struct TraitCheck {
     pub name: String,
     pub slot: u32,
+    /// Its slot in an evaluation's table of trait-check answers: the same
+    /// check in several segments is decided once per evaluation.
+    pub memo: u32,
     pub filter: Filter,
 }
 
@@ -229,6 +234,7 @@ impl RuleSet {
             index: Index::new(&triggers, bits),
             signals,
             traits: compiler.traits.len(),
+            checks: compiler.checks.len(),
             fingerprint,
         };
         let blank = rules.blank_answers();

@@ -631,3 +631,37 @@ segments:
         (Some(Polarity::Rises), Some(Polarity::Falls))
     );
 }
+
+#[test]
+fn the_same_trait_check_is_decided_once_and_only_for_itself() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: pro, name: P, rule: { trait: { plan: { eq: pro } } } }
+  - { id: free, name: F, rule: { trait: { plan: { eq: free } } } }
+  - { id: pro-again, name: P2, rule: { all: [ { consent: subscribed }, { trait: { plan: { eq: pro } } } ] } }
+  - { id: not-pro, name: NP, rule: { not: { trait: { plan: { eq: pro } } } } }
+"#,
+    )
+    .unwrap();
+    let memo = |i: usize| match &rules.segments[i].rule {
+        Node::Trait(checks) => checks[0].memo,
+        Node::All(group) => match &group.nodes[1] {
+            Node::Trait(checks) => checks[0].memo,
+            _ => unreachable!("the second child is the trait check"),
+        },
+        _ => unreachable!("a trait check"),
+    };
+    assert_eq!(memo(0), memo(2));
+    assert_ne!(memo(0), memo(1));
+    let who = ev("1", "contact.identified", T0, json!({"traits": {"plan": "pro"}}));
+    let subscribe = ev(
+        "2",
+        "consent.changed",
+        T0,
+        json!({"properties": {"status": "subscribed"}}),
+    );
+    let state = state_of(&rules, &[who, subscribe], T0);
+    let e = rules.evaluate(&state, T0);
+    assert_eq!(e.members().collect::<Vec<_>>(), ["pro", "pro-again"]);
+}
