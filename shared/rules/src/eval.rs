@@ -361,6 +361,28 @@ impl RuleSet {
                 baseline,
                 count,
                 ratio,
+            } if ratio.is_empty() => {
+                // An absolute threshold (no baseline): a count over the window.
+                let s = run.signals[signal.slot as usize];
+                let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
+                let (recent, next) = s.map_or((0, None), |s| {
+                    s.count_and_exit(now - window, now, bucketed(*window), flip)
+                });
+                let next = earliest(next, s.and_then(|s| coarsening(s, *window)));
+                let rate = rate(recent, 0, *window, *baseline);
+                let observed = Observed::Velocity {
+                    recent,
+                    earlier: 0,
+                    rate,
+                };
+                (holds(count, recent), next, observed)
+            }
+            Node::Velocity {
+                signal,
+                window,
+                baseline,
+                count,
+                ratio,
             } => {
                 // Conservative next change: when any counted occurrence changes window.
                 let oldest = |count: u64| (count > 0).then_some(0);
@@ -372,11 +394,7 @@ impl RuleSet {
                 let (earlier, long) = s.map_or((0, None), |s| {
                     s.count_and_exit(now - span, now - window, bucketed(span), oldest)
                 });
-                let rate = match (recent, earlier) {
-                    (0, _) => 0.0,
-                    (_, 0) => f64::INFINITY,
-                    (r, e) => (r as f64 / *window as f64) / (e as f64 / *baseline as f64),
-                };
+                let rate = rate(recent, earlier, *window, *baseline);
                 let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
                 let exits = earliest(short, long.map(|t| t + window));
                 let coarse = s.and_then(|s| earliest(coarsening(s, *window), coarsening(s, span)));
@@ -453,6 +471,15 @@ fn decide_traits(checks: &[crate::TraitCheck], run: &mut Run) -> (bool, Option<i
         result &= holds;
     }
     (result, next)
+}
+
+/// A velocity's rate ratio: occurrences per second in the window over those in the baseline.
+fn rate(recent: u64, earlier: u64, window: i64, baseline: i64) -> f64 {
+    match (recent, earlier) {
+        (0, _) => 0.0,
+        (_, 0) => f64::INFINITY,
+        (r, e) => (r as f64 / window as f64) / (e as f64 / baseline as f64),
+    }
 }
 
 /// Folds the children of an `all`/`any` into its answer and next change. If one

@@ -62,6 +62,10 @@ fn collect(node: &Node, negated: bool, segments: &[Polarities], scores: &[Score]
         Node::Count { signal, count, .. } => add(signal.key, of_count(count)),
         Node::Last { signal, absent, .. } => add(signal.key, if *absent { Polarity::Falls } else { Polarity::Rises }),
         Node::Sequence { steps, .. } => steps.iter().for_each(|s| add(s.key, Polarity::Rises)),
+        // With an absolute threshold only, a count over the window.
+        Node::Velocity {
+            signal, count, ratio, ..
+        } if ratio.is_empty() => add(signal.key, of_count(count)),
         // An occurrence raises the short window's rate but would lower the baseline's.
         Node::Velocity { signal, .. } => add(signal.key, Polarity::Either),
         Node::Segment(j) => segments[*j].iter().for_each(|(k, p)| add(*k, *p)),

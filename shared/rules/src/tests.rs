@@ -605,6 +605,8 @@ segments:
   - { id: c, name: C, rule: { any: [ { segment: a }, { event: { type: email.opened, within: 2d } } ] } }
   - { id: d, name: D, rule: { any: [ { segment: a }, { segment: b } ] } }
   - { id: e, name: E, rule: { score: { id: s, gte: 1 } } }
+  - { id: f, name: F, rule: { velocity: { type: email.opened, within: 1d, count: { lte: 2 } } } }
+  - { id: g, name: G, rule: { velocity: { type: email.opened, within: 1d, baseline: 1w, ratio: { gte: 2 } } } }
 "#,
     )
     .unwrap();
@@ -629,6 +631,11 @@ segments:
     assert_eq!(
         (of(4, opened), of(4, clicked)),
         (Some(Polarity::Rises), Some(Polarity::Falls))
+    );
+    // A velocity with only an absolute threshold is a count; with a ratio, either way.
+    assert_eq!(
+        (of(5, opened), of(6, opened)),
+        (Some(Polarity::Falls), Some(Polarity::Either))
     );
 }
 

@@ -26,6 +26,7 @@ segments:
   - { id: hot, name: Hot, rule: { all: [ { score: { id: engagement, gte: 4 } }, { not: { segment: gone } } ] } }
   - { id: pro-funnel, name: PF, rule: { any: [ { segment: funnel }, { all: [ { segment: pro }, { segment: two-pricing } ] } ] } }
   - { id: clicker, name: C, rule: { event: { type: email.clicked, count: { gte: 2 }, within: 3d } } }
+  - { id: busy, name: Bu, rule: { velocity: { type: email.clicked, within: 12h, count: { gte: 2 } } } }
   - { id: slowing, name: S, rule: { velocity: { type: email.delivered, within: 1d, count: { gte: 1 }, baseline: 2d, ratio: { lte: 1 } } } }
 "#;
 
@@ -156,6 +157,14 @@ fn brute_force(log: &[Event], now: i64) -> BTreeSet<String> {
         >= 2
     {
         out.insert("clicker");
+    }
+    if seen
+        .iter()
+        .filter(|e| is(e, "email.clicked") && in_window(e, 12 * H))
+        .count()
+        >= 2
+    {
+        out.insert("busy");
     }
     let delivered = |e: &&Event| is(e, "email.delivered");
     let recent = seen.iter().filter(|e| delivered(e) && between(e, 0, 24 * H)).count() as f64;
