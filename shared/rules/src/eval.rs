@@ -2,12 +2,13 @@
 //! next time one could change without a new event. Deciding allocates nothing;
 //! explanations (`explain.rs`) are built only when asked for.
 
-use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState, BUCKET_SECS, EXACT_HORIZON_SECS};
+use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState};
 use serde::Serialize;
 
 use crate::compile::CountOp;
 use crate::explain::Explanation;
 use crate::group::Group;
+use crate::leaves;
 use crate::matcher::Bound;
 use crate::segset::SegSet;
 use crate::trigger::Plan;
@@ -316,18 +317,7 @@ impl RuleSet {
         let (state, now) = (run.state, run.now);
         match node {
             Node::Count { signal, window, count } => {
-                let Some(s) = run.signals[signal.slot as usize] else {
-                    return (holds(count, 0), None, Observed::Count(0));
-                };
-                // Without new events the count only falls, one exit at a time.
-                let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
-                let (observed, next) = s.count_and_exit(now - window, now, bucketed(*window), flip);
-                let coarse = coarsening(s, *window);
-                (
-                    holds(count, observed),
-                    earliest(next, coarse),
-                    Observed::Count(observed),
-                )
+                leaves::count(run.signals[signal.slot as usize], now, *window, count)
             }
             Node::Last { signal, window, absent } => {
                 let last = run.signals[signal.slot as usize].and_then(|s| s.last_at());
@@ -335,72 +325,20 @@ impl RuleSet {
                 let next = last.filter(|_| recent).map(|t| t + window);
                 (recent != *absent, next, Observed::Last(last))
             }
-            Node::Sequence { steps, window } => {
-                // Greedy is optimal: each step's earliest eligible occurrence leaves the most room.
-                let (mut after, mut first, mut matched) = (now - window, None, 0);
-                for step in steps {
-                    let next = run.signals[step.slot as usize].and_then(|s| {
-                        let times = s.exact_times();
-                        times.get(times.partition_point(|t| *t <= after)).filter(|t| **t <= now)
-                    });
-                    let Some(&t) = next else { break };
-                    first.get_or_insert(t);
-                    after = t;
-                    matched += 1;
-                }
-                let result = matched == steps.len();
-                (
-                    result,
-                    first.filter(|_| result).map(|t| t + window),
-                    Observed::Steps(matched),
-                )
-            }
+            Node::Sequence { steps, window } => leaves::sequence(&run.signals, steps, *window, now),
             Node::Velocity {
                 signal,
                 window,
                 baseline,
                 count,
                 ratio,
-            } if ratio.is_empty() => {
-                // An absolute threshold (no baseline): a count over the window.
-                let s = run.signals[signal.slot as usize];
-                let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
-                let (recent, next) = s.map_or((0, None), |s| {
-                    s.count_and_exit(now - window, now, bucketed(*window), flip)
-                });
-                let next = earliest(next, s.and_then(|s| coarsening(s, *window)));
-                let rate = rate(recent, 0, *window, *baseline);
-                let observed = Observed::Velocity {
-                    recent,
-                    earlier: 0,
-                    rate,
-                };
-                (holds(count, recent), next, observed)
-            }
-            Node::Velocity {
-                signal,
-                window,
-                baseline,
+            } => leaves::velocity(
+                run.signals[signal.slot as usize],
+                now,
+                (*window, *baseline),
                 count,
                 ratio,
-            } => {
-                // Conservative next change: when any counted occurrence changes window.
-                let oldest = |count: u64| (count > 0).then_some(0);
-                let s = run.signals[signal.slot as usize];
-                let span = window + baseline;
-                let (recent, short) = s.map_or((0, None), |s| {
-                    s.count_and_exit(now - window, now, bucketed(*window), oldest)
-                });
-                let (earlier, long) = s.map_or((0, None), |s| {
-                    s.count_and_exit(now - span, now - window, bucketed(span), oldest)
-                });
-                let rate = rate(recent, earlier, *window, *baseline);
-                let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
-                let exits = earliest(short, long.map(|t| t + window));
-                let coarse = s.and_then(|s| earliest(coarsening(s, *window), coarsening(s, span)));
-                let next = earliest(exits, coarse);
-                (result, next, Observed::Velocity { recent, earlier, rate })
-            }
+            ),
             Node::Segment(i) => {
                 // In a decision on a delta that does not decide it: as kept.
                 let (member, next) = match run.plan.filter(|plan| !plan.decide.contains(*i)) {
@@ -473,15 +411,6 @@ fn decide_traits(checks: &[crate::TraitCheck], run: &mut Run) -> (bool, Option<i
     (result, next)
 }
 
-/// A velocity's rate ratio: occurrences per second in the window over those in the baseline.
-fn rate(recent: u64, earlier: u64, window: i64, baseline: i64) -> f64 {
-    match (recent, earlier) {
-        (0, _) => 0.0,
-        (_, 0) => f64::INFINITY,
-        (r, e) => (r as f64 / window as f64) / (e as f64 / baseline as f64),
-    }
-}
-
 /// Folds the children of an `all`/`any` into its answer and next change. If one
 /// child flipping flips the whole (an `all` that holds, an `any` that does not),
 /// that is the earliest child change. Otherwise every child that decides it (the
@@ -518,21 +447,6 @@ impl Combine {
             Some(latest) => (!self.all, latest),
         }
     }
-}
-
-/// Whether a window edge `span` seconds back lies so far past the exact horizon
-/// that every exact occurrence is in its hourly bucket before it gets there.
-fn bucketed(span: i64) -> bool {
-    span > EXACT_HORIZON_SECS + BUCKET_SECS
-}
-
-/// For a window edge `span` seconds back, within an hour past the exact
-/// horizon: the next time one of the signal's exact occurrences moves into an
-/// hourly bucket, which can move it across that edge. Nearer edges see only
-/// exact times; farther ones are [`bucketed`].
-fn coarsening(signal: &SignalState, span: i64) -> Option<i64> {
-    let near = span > EXACT_HORIZON_SECS && !bucketed(span);
-    signal.next_compaction().filter(|_| near)
 }
 
 /// The comparisons as the interval of counts that pass them, `(lo, hi)`

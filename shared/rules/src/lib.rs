@@ -36,6 +36,7 @@ mod explain;
 mod file;
 mod graph;
 mod group;
+mod leaves;
 mod matcher;
 mod observation;
 mod polarity;
