@@ -181,8 +181,8 @@ impl RuleSet {
         // differ from the (empty) record.
         let mut todo = SegSet::differing(&plan.kept, &was, &plan.decide);
         todo.add(&plan.decide);
-        let mut members = Vec::new();
-        let mut fresh = Vec::new();
+        let mut members = Vec::with_capacity(todo.len());
+        let mut fresh = Vec::with_capacity(todo.len());
         for i in todo.iter() {
             if !plan.decide.contains(i) {
                 members.push((i, plan.kept.contains(i)));
@@ -231,17 +231,20 @@ impl RuleSet {
         out
     }
 
-    /// The segments the state records the contact as a member of: one merge
-    /// of the two id-sorted lists, comparing 8-byte prefixes first.
+    /// The segments the state records the contact as a member of: each
+    /// recorded id (in id order) searched for in the rest of the id-sorted
+    /// segments, comparing 8-byte prefixes first.
     pub(crate) fn recorded_members(&self, state: &ContactState) -> SegSet {
         let mut out = SegSet::empty(self.segments.len());
-        let mut ids = self.by_id.iter().copied().peekable();
+        let mut rest = &self.by_id[..];
         for id in state.members().keys() {
             let key = prefix_key(id);
-            let before = |i: &usize| (self.id_keys[*i], self.segments[*i].id.as_str()) < (key, id);
-            while ids.next_if(before).is_some() {}
-            if let Some(i) = ids.next_if(|i| self.id_keys[*i] == key && self.segments[*i].id == *id) {
+            let id_of = |i: usize| self.segments[i].id.as_str();
+            let before = rest.partition_point(|(k, i)| *k < key || (*k == key && id_of(*i) < id.as_str()));
+            rest = &rest[before..];
+            if let Some(&(_, i)) = rest.first().filter(|(k, i)| *k == key && id_of(*i) == id) {
                 out.insert(i);
+                rest = &rest[1..];
             }
         }
         out

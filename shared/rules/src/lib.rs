@@ -73,10 +73,9 @@ pub struct RuleSet {
     /// referenced answers (`u32::MAX` for the others); and how many there are.
     ref_slots: Vec<u32>,
     refs: usize,
-    /// Segment indexes sorted by segment id.
-    by_id: Vec<usize>,
-    /// Per segment, [`eval::prefix_key`] of its id.
-    id_keys: Vec<u64>,
+    /// Per segment, [`eval::prefix_key`] of its id and its index, sorted by
+    /// id (the key orders as the id does; the full id breaks its ties).
+    by_id: Vec<(u64, usize)>,
     /// Which segments each signal, trait or consent change can affect, and
     /// the segments' answers on an empty state.
     index: Index,
@@ -212,9 +211,10 @@ impl RuleSet {
             })
             .collect();
         let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
-        let mut by_id: Vec<usize> = (0..compiled.segments.len()).collect();
-        by_id.sort_by(|a, b| compiled.segments[*a].id.cmp(&compiled.segments[*b].id));
-        let id_keys = compiled.segments.iter().map(|s| eval::prefix_key(&s.id)).collect();
+        let mut by_id: Vec<(u64, usize)> = (compiled.segments.iter().enumerate())
+            .map(|(i, s)| (eval::prefix_key(&s.id), i))
+            .collect();
+        by_id.sort_by(|a, b| compiled.segments[a.1].id.cmp(&compiled.segments[b.1].id));
         let referenced: std::collections::BTreeSet<usize> = compiled
             .segments
             .iter()
@@ -231,7 +231,6 @@ impl RuleSet {
             ref_slots,
             refs: referenced.len(),
             by_id,
-            id_keys,
             index: Index::new(&triggers, bits),
             signals,
             traits: compiler.traits.len(),

@@ -44,6 +44,11 @@ impl SegSet {
         SegSet(words.collect())
     }
 
+    /// How many indexes it holds.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
     /// The indexes, ascending.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &word)| {
@@ -68,6 +73,7 @@ mod tests {
         let mut a = SegSet::empty(130);
         [0, 63, 64, 129].into_iter().for_each(|i| a.insert(i));
         assert_eq!(a.iter().collect::<Vec<_>>(), [0, 63, 64, 129]);
+        assert_eq!(a.len(), 4);
         assert!(a.contains(129) && !a.contains(128) && !a.contains(500));
         let full = SegSet::full(130);
         assert_eq!(full.iter().count(), 130);
