@@ -101,7 +101,7 @@ fn contact_line(rules: &RuleSet, contact: &str, mut events: Vec<Event>, at: Date
         let why: Map<String, Value> = evaluation
             .verdicts
             .iter()
-            .map(|v| (v.segment.clone(), json!(v.explanation)))
+            .map(|v| (v.segment.to_string(), json!(v.explanation)))
             .collect();
         Value::Object(why)
     });

@@ -96,10 +96,10 @@ impl Compiler {
             let rule = self.condition(&def.rule, &format!("{path}.rule"));
             let reads = std::mem::take(&mut self.reads);
             segments.push(Segment {
-                id: def.id.clone(),
+                id: def.id.as_str().into(),
                 name: def.name.clone(),
                 description: def.description.clone(),
-                version: crate::content_hash(def),
+                version: crate::content_hash(def).into(),
                 rule,
                 reads,
                 texts: Vec::new(),
@@ -109,12 +109,8 @@ impl Compiler {
         let order = match order_segments(&mut segments) {
             Ok(order) => order,
             Err(cycle) => {
-                let path = cycle
-                    .iter()
-                    .map(|i| segments[*i].id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" → ");
-                self.segment = Some(segments[cycle[0]].id.clone());
+                let path = cycle.iter().map(|i| &*segments[*i].id).collect::<Vec<_>>().join(" → ");
+                self.segment = Some(segments[cycle[0]].id.to_string());
                 self.issue(
                     &format!("segments[{}].rule", cycle[0]),
                     format!("segment references form a cycle: {path}"),

@@ -4,6 +4,7 @@
 
 use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState};
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::compile::CountOp;
 use crate::explain::Explanation;
@@ -18,9 +19,9 @@ use crate::{Node, RuleSet};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     /// The segment id.
-    pub segment: String,
+    pub segment: Arc<str>,
     /// The rule version that decided it.
-    pub rule_version: String,
+    pub rule_version: Arc<str>,
     /// Whether the contact is a member.
     pub member: bool,
     /// Why.
@@ -42,7 +43,7 @@ pub struct Evaluation {
 impl Evaluation {
     /// The ids of the segments the contact is a member of.
     pub fn members(&self) -> impl Iterator<Item = &str> {
-        self.verdicts.iter().filter(|v| v.member).map(|v| v.segment.as_str())
+        self.verdicts.iter().filter(|v| v.member).map(|v| &*v.segment)
     }
 }
 
@@ -162,8 +163,8 @@ impl RuleSet {
         let segment = &self.segments[i];
         let explanation = self.explain_node(&segment.rule, run, &mut segment.texts.iter());
         Verdict {
-            segment: segment.id.clone(),
-            rule_version: segment.version.clone(),
+            segment: Arc::clone(&segment.id),
+            rule_version: Arc::clone(&segment.version),
             member: explanation.result,
             explanation,
         }
@@ -239,7 +240,7 @@ impl RuleSet {
         let mut rest = &self.by_id[..];
         for id in state.members().keys() {
             let key = prefix_key(id);
-            let id_of = |i: usize| self.segments[i].id.as_str();
+            let id_of = |i: usize| &*self.segments[i].id;
             let before = rest.partition_point(|(k, i)| *k < key || (*k == key && id_of(*i) < id.as_str()));
             rest = &rest[before..];
             if let Some(&(_, i)) = rest.first().filter(|(k, i)| *k == key && id_of(*i) == id) {
