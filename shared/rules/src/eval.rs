@@ -356,7 +356,13 @@ impl RuleSet {
                 let value = self.score_value(*score, run);
                 let result = bounds.iter().all(|(b, y)| b.holds(value, *y));
                 // Scores count every occurrence from its hour's start: compaction changes nothing.
-                let next = self.scores[*score].next_crossing(value, bounds, now);
+                let score = &self.scores[*score];
+                let arrival = score
+                    .terms
+                    .iter()
+                    .filter_map(|(sig, _)| run.signals[sig.slot as usize].and_then(|s| s.next_arrival(now)))
+                    .min();
+                let next = earliest(score.next_crossing(value, bounds, now), arrival);
                 (result, next, Observed::Score(value))
             }
             Node::Consent(wanted) => {

@@ -27,7 +27,7 @@ fn counted(s: Option<&SignalState>, now: i64, window: i64, count: &[(CountOp, u6
     // Without new events the count only falls, one exit at a time.
     let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
     let (observed, next) = s.count_and_exit(now - window, now, bucketed(window), flip);
-    let next = earliest(next, coarsening(s, window));
+    let next = earliest(earliest(next, coarsening(s, window)), s.next_arrival(now));
     (holds(count, observed), next, observed)
 }
 
@@ -47,7 +47,11 @@ pub(crate) fn sequence(signals: &[Option<&SignalState>], steps: &[Sig], window: 
         matched += 1;
     }
     let result = matched == steps.len();
-    let next = first.filter(|_| result).map(|t| t + window);
+    let arrival = steps
+        .iter()
+        .filter_map(|step| signals[step.slot as usize].and_then(|s| s.next_arrival(now)))
+        .min();
+    let next = earliest(first.filter(|_| result).map(|t| t + window), arrival);
     (result, next, Observed::Steps(matched))
 }
 
@@ -62,18 +66,15 @@ pub(crate) fn velocity(
     ratio: &[(Bound, f64)],
 ) -> Leaf {
     if ratio.is_empty() {
-        // An absolute threshold (no baseline): a count over the window.
+        // An absolute threshold: a count over the window (a baseline, if
+        // any, is only reported).
         let (result, next, recent) = counted(s, now, window, count);
-        let rate = rate(recent, 0, window, baseline);
-        return (
-            result,
-            next,
-            Observed::Velocity {
-                recent,
-                earlier: 0,
-                rate,
-            },
-        );
+        let earlier = match s {
+            Some(s) if baseline > 0 => s.count_since(now - window - baseline, now - window),
+            _ => 0,
+        };
+        let rate = rate(recent, earlier, window, baseline);
+        return (result, next, Observed::Velocity { recent, earlier, rate });
     }
     // Conservative next change: when any counted occurrence changes window.
     let oldest = |count: u64| (count > 0).then_some(0);
@@ -88,9 +89,10 @@ pub(crate) fn velocity(
     let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
     let exits = earliest(short, long.map(|t| t + window));
     let coarse = s.and_then(|s| earliest(coarsening(s, window), coarsening(s, span)));
+    let arrival = s.and_then(|s| s.next_arrival(now));
     (
         result,
-        earliest(exits, coarse),
+        earliest(earliest(exits, coarse), arrival),
         Observed::Velocity { recent, earlier, rate },
     )
 }

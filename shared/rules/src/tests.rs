@@ -672,3 +672,65 @@ segments:
     let e = rules.evaluate(&state, T0);
     assert_eq!(e.members().collect::<Vec<_>>(), ["pro", "pro-again"]);
 }
+
+#[test]
+fn an_occurrence_dated_after_now_is_a_deadline_for_what_counts_it() {
+    let rules = RuleSet::from_yaml(
+        r#"
+scores:
+  - { id: views, half_life: 1d, terms: [ { event: { type: page.viewed }, weight: 1 } ] }
+segments:
+  - { id: viewed, name: V, rule: { event: { type: page.viewed, within: 1h } } }
+  - { id: view-click, name: VC, rule: { sequence: { steps: [ { type: page.viewed }, { type: email.clicked } ], within: 1h } } }
+  - { id: scored, name: S, rule: { score: { id: views, gte: 0.5 } } }
+  - { id: rising, name: R, rule: { velocity: { type: page.viewed, within: 1h, baseline: 3h, ratio: { gte: 1 } } } }
+"#,
+    )
+    .unwrap();
+    let mut state = ContactState::default();
+    // Dated a minute ahead of the clock that applies them (a skewed provider clock).
+    for e in [
+        ev("v", "page.viewed", T0 + 60, json!({"url": "https://x.test/"})),
+        ev("c", "email.clicked", T0 + 120, json!({})),
+    ] {
+        state.apply(&e, &rules.signals_for(&e), T0);
+    }
+    let decisions = rules.decide(&state, T0, None);
+    assert!(decisions.members.iter().all(|(_, member)| !member));
+    // Each answer can change once the view is counted.
+    let at: Vec<(u32, i64)> = decisions
+        .deadlines
+        .iter()
+        .copied()
+        .filter(|(_, t)| *t == T0 + 60)
+        .collect();
+    assert_eq!(at, [(0, T0 + 60), (1, T0 + 60), (2, T0 + 60), (3, T0 + 60)]);
+    let later = rules.evaluate(&state, T0 + 120);
+    assert_eq!(
+        later.members().collect::<Vec<_>>(),
+        ["viewed", "view-click", "scored", "rising"]
+    );
+}
+
+#[test]
+fn a_count_velocity_with_a_baseline_reports_the_baseline() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: v, name: V, rule: { velocity: { type: page.viewed, within: 1h, baseline: 3h, ratio: {}, count: { gte: 1 } } } }
+"#,
+    )
+    .unwrap();
+    let url = json!({"url": "https://x.test/"});
+    let views = [
+        ev("a", "page.viewed", T0 - 2 * H, url.clone()),
+        ev("b", "page.viewed", T0 - 600, url),
+    ];
+    let e = rules.evaluate(&state_of(&rules, &views, T0), T0);
+    let observed = Observation::Velocity {
+        count: 1,
+        baseline_count: 1,
+        ratio: 3.0,
+    };
+    assert_eq!(e.verdicts[0].explanation.observed, Some(observed));
+}

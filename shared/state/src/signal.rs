@@ -155,6 +155,17 @@ impl SignalState {
         (&self.hours[hours], &self.exact[exact])
     }
 
+    /// When the first occurrence dated after `now` (a skewed clock) starts
+    /// being counted: windows count occurrences up to their end.
+    pub fn next_arrival(&self, now: i64) -> Option<i64> {
+        if self.last_at <= now {
+            return None;
+        }
+        let exact = self.exact.get(self.exact.partition_point(|t| *t <= now)).copied();
+        let bucket = self.hours.iter().map(|(h, _)| h * HOUR).find(|t| *t > now);
+        exact.into_iter().chain(bucket).min()
+    }
+
     /// When the oldest exact occurrence moves into an hourly bucket as time
     /// passes: answers read at hour resolution may change then.
     pub fn next_compaction(&self) -> Option<i64> {
