@@ -121,6 +121,8 @@ pub(crate) struct Run<'a> {
     pub refs: Vec<Option<(bool, Option<i64>)>>,
     /// In a decision on a delta: which segments keep their answer, undecided.
     pub plan: Option<&'a Plan>,
+    /// Some signal has an occurrence dated after `now`.
+    pub future: bool,
     pub scores: Vec<Option<f64>>,
 }
 
@@ -257,14 +259,17 @@ impl RuleSet {
     }
 
     pub(crate) fn run<'a>(&self, state: &'a ContactState, now: i64) -> Run<'a> {
+        let signals = self.signal_slots(state);
+        let future = signals.iter().flatten().any(|s| s.last_at().is_some_and(|t| t > now));
         Run {
             state,
             now,
-            signals: self.signal_slots(state),
+            signals,
             traits: vec![None; self.traits],
             checks: vec![None; self.checks],
             refs: vec![None; self.refs],
             plan: None,
+            future,
             scores: vec![None; self.scores.len()],
         }
     }
@@ -318,6 +323,22 @@ impl RuleSet {
 
     /// A leaf condition's answer, next change and what it saw.
     pub(crate) fn leaf(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>, Observed) {
+        let (result, next, observed) = self.leaf_now(node, run);
+        if !run.future {
+            return (result, next, observed);
+        }
+        // An occurrence dated after `now` (a skewed clock) is counted from its time on.
+        let arrive = |sig: &crate::Sig| run.signals[sig.slot as usize].and_then(|s| s.next_arrival(run.now));
+        let arrival = match node {
+            Node::Count { signal, .. } | Node::Velocity { signal, .. } => arrive(signal),
+            Node::Sequence { steps, .. } => steps.iter().filter_map(arrive).min(),
+            Node::Score { score, .. } => self.scores[*score].terms.iter().filter_map(|(s, _)| arrive(s)).min(),
+            _ => None,
+        };
+        (result, earliest(next, arrival), observed)
+    }
+
+    fn leaf_now(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>, Observed) {
         let (state, now) = (run.state, run.now);
         match node {
             Node::Count { signal, window, count } => {
@@ -356,13 +377,7 @@ impl RuleSet {
                 let value = self.score_value(*score, run);
                 let result = bounds.iter().all(|(b, y)| b.holds(value, *y));
                 // Scores count every occurrence from its hour's start: compaction changes nothing.
-                let score = &self.scores[*score];
-                let arrival = score
-                    .terms
-                    .iter()
-                    .filter_map(|(sig, _)| run.signals[sig.slot as usize].and_then(|s| s.next_arrival(now)))
-                    .min();
-                let next = earliest(score.next_crossing(value, bounds, now), arrival);
+                let next = self.scores[*score].next_crossing(value, bounds, now);
                 (result, next, Observed::Score(value))
             }
             Node::Consent(wanted) => {

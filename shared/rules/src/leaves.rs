@@ -27,7 +27,7 @@ fn counted(s: Option<&SignalState>, now: i64, window: i64, count: &[(CountOp, u6
     // Without new events the count only falls, one exit at a time.
     let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
     let (observed, next) = s.count_and_exit(now - window, now, bucketed(window), flip);
-    let next = earliest(earliest(next, coarsening(s, window)), s.next_arrival(now));
+    let next = earliest(next, coarsening(s, window));
     (holds(count, observed), next, observed)
 }
 
@@ -47,11 +47,7 @@ pub(crate) fn sequence(signals: &[Option<&SignalState>], steps: &[Sig], window: 
         matched += 1;
     }
     let result = matched == steps.len();
-    let arrival = steps
-        .iter()
-        .filter_map(|step| signals[step.slot as usize].and_then(|s| s.next_arrival(now)))
-        .min();
-    let next = earliest(first.filter(|_| result).map(|t| t + window), arrival);
+    let next = first.filter(|_| result).map(|t| t + window);
     (result, next, Observed::Steps(matched))
 }
 
@@ -89,10 +85,9 @@ pub(crate) fn velocity(
     let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
     let exits = earliest(short, long.map(|t| t + window));
     let coarse = s.and_then(|s| earliest(coarsening(s, window), coarsening(s, span)));
-    let arrival = s.and_then(|s| s.next_arrival(now));
     (
         result,
-        earliest(earliest(exits, coarse), arrival),
+        earliest(exits, coarse),
         Observed::Velocity { recent, earlier, rate },
     )
 }

@@ -111,6 +111,7 @@ impl SignalState {
     /// With `bucketed`, the window's old edge lies so far back that every exact
     /// occurrence is in its hourly bucket before it reaches it: it leaves at its
     /// hour's start plus the window, as a bucket does.
+    #[inline]
     pub fn count_and_exit(
         &self,
         from: i64,
