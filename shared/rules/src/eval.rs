@@ -94,7 +94,8 @@ impl Delta {
     }
 }
 
-/// What a leaf condition saw, cheap to copy; explanations format it.
+/// What a leaf condition saw: cheap to copy and without drop glue on the hot
+/// path; explanations turn it into an [`crate::Observation`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Observed {
     Count(u64),
@@ -120,7 +121,7 @@ pub(crate) struct Run<'a> {
     /// Referenced segments' answers and deadlines, by [`RuleSet::ref_slots`].
     pub refs: Vec<Option<(bool, Option<i64>)>>,
     /// In a decision on a delta: which segments keep their answer, undecided.
-    pub plan: Option<&'a Plan>,
+    pub plan: Option<&'a Plan<'a>>,
     /// Some signal has an occurrence dated after `now`.
     pub future: bool,
     pub scores: Vec<Option<f64>>,
@@ -182,7 +183,7 @@ impl RuleSet {
         run.plan = Some(&plan);
         // By index: what to decide, and on a blank state the kept answers that
         // differ from the (empty) record.
-        let mut todo = SegSet::differing(&plan.kept, &was, &plan.decide);
+        let mut todo = SegSet::differing(plan.kept, &was, &plan.decide);
         todo.add(&plan.decide);
         let mut members = Vec::with_capacity(todo.len());
         let mut fresh = Vec::with_capacity(todo.len());

@@ -13,9 +13,11 @@ impl SegSet {
 
     /// Every index below `n`.
     pub fn full(n: usize) -> SegSet {
-        let mut set = SegSet::empty(n);
-        (0..n).for_each(|i| set.insert(i));
-        set
+        let mut words = vec![!0u64; n.div_ceil(64)];
+        if let Some(last) = words.last_mut().filter(|_| n % 64 != 0) {
+            *last = (1 << (n % 64)) - 1;
+        }
+        SegSet(words)
     }
 
     pub fn insert(&mut self, i: usize) {

@@ -92,9 +92,10 @@ impl Changes {
             let Some(s) = state.signal(key).filter(|s| s.exact_times().len() >= EXACT_CAP) else {
                 continue;
             };
-            spilled |= bits.of(key);
+            let bit = bits.of(key);
+            spilled |= bit;
             if s.last_at().is_some_and(|t| t > now) {
-                future |= bits.of(key);
+                future |= bit;
             }
         }
         Changes {
@@ -109,11 +110,11 @@ impl Changes {
 
 /// Which segments one decision decides, and what the others keep.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub(crate) struct Plan<'a> {
     pub decide: SegSet,
     /// The answers of the segments not decided: as recorded, or on a blank state
     /// their answer on an empty state.
-    pub kept: SegSet,
+    pub kept: &'a SegSet,
     /// The segments not decided keep no deadline (a blank state); else the recorded one.
     pub blank: bool,
 }
@@ -195,11 +196,11 @@ impl Index {
     /// changes can affect given the answers `was` recorded in `state`, and
     /// those whose recorded deadline has passed (on a blank state: those whose
     /// empty-state answer is unknown, and what the changes can affect from it).
-    pub fn plan(&self, delta: Option<&Delta>, state: &ContactState, was: &SegSet, now: i64) -> Plan {
+    pub fn plan<'a>(&'a self, delta: Option<&Delta>, state: &ContactState, was: &'a SegSet, now: i64) -> Plan<'a> {
         let Some(delta) = delta else {
             return Plan {
                 decide: SegSet::full(self.n),
-                kept: was.clone(),
+                kept: was,
                 blank: false,
             };
         };
@@ -209,7 +210,7 @@ impl Index {
             decide.add(&self.blank_timed);
             return Plan {
                 decide,
-                kept: self.blank_member.clone(),
+                kept: &self.blank_member,
                 blank: true,
             };
         }
@@ -221,7 +222,7 @@ impl Index {
         }
         Plan {
             decide,
-            kept: was.clone(),
+            kept: was,
             blank: false,
         }
     }

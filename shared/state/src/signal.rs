@@ -163,7 +163,10 @@ impl SignalState {
             return None;
         }
         let exact = self.exact.get(self.exact.partition_point(|t| *t <= now)).copied();
-        let bucket = self.hours.iter().map(|(h, _)| h * HOUR).find(|t| *t > now);
+        let bucket = self
+            .hours
+            .get(self.hours.partition_point(|(h, _)| h * HOUR <= now))
+            .map(|(h, _)| h * HOUR);
         exact.into_iter().chain(bucket).min()
     }
 
