@@ -61,6 +61,46 @@ fn percentile(sorted: &[usize], p: f64) -> usize {
 /// Rounds of the evaluate-only comparison (the median round of each is reported).
 const ROUNDS: usize = 5;
 
+/// What the timed apply+evaluate pass counts.
+#[derive(Default)]
+struct Counts {
+    /// Events not applied (duplicates, too old).
+    not_applied: usize,
+    /// Segments decided.
+    evaluated: usize,
+    /// Memberships changed, each explained.
+    explained: usize,
+    /// Memberships held after each event, summed.
+    members: usize,
+}
+
+/// One event, as the evaluate function handles it: apply, decide what the event
+/// (or time) can have changed, explain only the memberships that changed.
+#[inline(never)]
+fn step(rules: &RuleSet, state: &mut ContactState, event: &kairos_event::Event, counts: &mut Counts) {
+    let now = event.at.timestamp();
+    let signals = rules.signals_for(event);
+    let applied = state.apply(event, &signals, now);
+    counts.not_applied += usize::from(applied != Applied::Applied);
+    let mut delta = Delta::default();
+    delta.record(event, &signals);
+    delta.blank = state.rules_fingerprint() == 0;
+    let full = state.rules_fingerprint() != rules.fingerprint() && !delta.blank;
+    let decisions = rules.decide(state, now, (!full).then_some(&delta));
+    counts.evaluated += decisions.members.len();
+    counts.explained += decisions.changed.len();
+    let changed = decisions.changed.iter().map(|c| c.0);
+    for verdict in rules.verdicts(changed, state, now) {
+        black_box(verdict.explanation.summary());
+    }
+    for &(i, member) in &decisions.changed {
+        state.set_membership(rules.segment_id(i), member, now);
+    }
+    state.set_rules_fingerprint(rules.fingerprint());
+    state.set_deadlines(decisions.deadlines);
+    counts.members += state.members().len();
+}
+
 /// One sampled evaluation point.
 struct Point {
     state: ContactState,
@@ -113,10 +153,7 @@ fn main() {
     let mut sizes = Vec::with_capacity(contacts.len());
     let mut elapsed = Duration::ZERO;
     let (mut timed_contacts, mut timed_events) = (0usize, 0usize);
-    let mut members = 0usize;
-    let mut evaluated = 0usize;
-    let mut explained = 0usize;
-    let mut not_applied = 0usize;
+    let mut counts = Counts::default();
     // Contacts whose incrementally kept memberships differ from a full decision.
     let mut delta_mismatches = 0usize;
     for contact in &contacts {
@@ -126,27 +163,7 @@ fn main() {
             // time) can have changed, explain only the memberships that changed.
             let t0 = Instant::now();
             for event in &contact.events {
-                let now = event.at.timestamp();
-                let signals = rules.signals_for(event);
-                let applied = state.apply(event, &signals, now);
-                not_applied += usize::from(applied != Applied::Applied);
-                let mut delta = Delta::default();
-                delta.record(event, &signals);
-                delta.blank = state.rules_fingerprint() == 0;
-                let full = state.rules_fingerprint() != rules.fingerprint() && !delta.blank;
-                let decisions = rules.decide(&state, now, (!full).then_some(&delta));
-                evaluated += decisions.members.len();
-                explained += decisions.changed.len();
-                let changed = decisions.changed.iter().map(|c| c.0);
-                for verdict in rules.verdicts(changed, &state, now) {
-                    black_box(verdict.explanation.summary());
-                }
-                for &(i, member) in &decisions.changed {
-                    state.set_membership(rules.segment_id(i), member, now);
-                }
-                state.set_rules_fingerprint(rules.fingerprint());
-                state.set_deadlines(decisions.deadlines);
-                members += state.members().len();
+                step(&rules, &mut state, event, &mut counts);
             }
             elapsed += t0.elapsed();
             let last = contact.events.last().map_or(0, |e| e.at.timestamp());
@@ -160,7 +177,7 @@ fn main() {
             for event in &contact.events {
                 let now = event.at.timestamp();
                 let applied = state.apply(event, &rules.signals_for(event), now);
-                not_applied += usize::from(applied != Applied::Applied);
+                counts.not_applied += usize::from(applied != Applied::Applied);
             }
         }
         sizes.push(state.to_bytes().len());
@@ -168,8 +185,8 @@ fn main() {
     let apply_eval_rate = per_sec(timed_events, elapsed);
     eprintln!(
         "segments decided per event (the rest unaffected by it): {:.1} of {SEGMENTS}; memberships changed (explained): {:.2}",
-        evaluated as f64 / timed_events.max(1) as f64,
-        explained as f64 / timed_events.max(1) as f64
+        counts.evaluated as f64 / timed_events.max(1) as f64,
+        counts.explained as f64 / timed_events.max(1) as f64
     );
     eprintln!(
         "kairos apply+evaluate: {timed_events} events of {timed_contacts} contacts in {:.1}s",
@@ -299,7 +316,7 @@ fn main() {
     println!(
         "{:<44}{:>20}",
         "  (timed contacts / events / memberships)",
-        format!("{timed_contacts} / {timed_events} / {members}")
+        format!("{timed_contacts} / {timed_events} / {}", counts.members)
     );
     println!(
         "{:<44}{:>20}",
@@ -377,8 +394,11 @@ fn main() {
          `segment` is the referenced rule inlined; trait regexes are `(?i)a|b` alternations, \
          written as `in` over `lower`"
     );
-    if not_applied > 0 {
-        println!("warning: {not_applied} events were not applied (duplicate or stale)");
+    if counts.not_applied > 0 {
+        println!(
+            "warning: {} events were not applied (duplicate or stale)",
+            counts.not_applied
+        );
     }
     for (i, n) in per_segment.iter().enumerate().filter(|(_, n)| **n > 0) {
         let p = &points[first_disagreement[i].expect("recorded")];

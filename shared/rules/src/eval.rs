@@ -235,20 +235,14 @@ impl RuleSet {
         out
     }
 
-    /// The segments the state records the contact as a member of: each
-    /// recorded id (in id order) searched for in the rest of the id-sorted
-    /// segments, comparing 8-byte prefixes first.
+    /// The segments the state records the contact as a member of (ids no
+    /// longer in the rules are skipped).
     pub(crate) fn recorded_members(&self, state: &ContactState) -> SegSet {
         let mut out = SegSet::empty(self.segments.len());
-        let mut rest = &self.by_id[..];
+        let id_of = |i: usize| &*self.segments[i].id;
         for id in state.members().keys() {
-            let key = prefix_key(id);
-            let id_of = |i: usize| &*self.segments[i].id;
-            let before = rest.partition_point(|(k, i)| *k < key || (*k == key && id_of(*i) < id.as_str()));
-            rest = &rest[before..];
-            if let Some(&(_, i)) = rest.first().filter(|(k, i)| *k == key && id_of(*i) == id) {
+            if let Some(i) = self.by_id.get(id, id_of) {
                 out.insert(i);
-                rest = &rest[1..];
             }
         }
         out
@@ -531,15 +525,6 @@ pub(crate) fn bounds_text(bounds: &[(Bound, f64)]) -> String {
         .map(|(b, y)| format!("{} {y}", b.symbol()))
         .collect::<Vec<_>>()
         .join(" and ")
-}
-
-/// An id's first 8 bytes as a big-endian number (zero-padded): ordered as the
-/// ids are, up to ties, which the full ids then break.
-pub(crate) fn prefix_key(id: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = id.len().min(8);
-    bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
 }
 
 /// Two lists of deadlines sorted by index, as one.

@@ -59,7 +59,6 @@ impl Explanation {
     }
 
     fn write_leaves(&self, negated: bool, out: &mut String) {
-        use std::fmt::Write;
         if self.children.is_empty() {
             if !out.is_empty() {
                 out.push_str("; ");
@@ -69,7 +68,8 @@ impl Explanation {
             }
             out.push_str(&self.condition);
             if let Some(observed) = &self.observed {
-                let _ = write!(out, " = {observed}");
+                out.push_str(" = ");
+                observed.write_json(out);
             }
             out.push_str(" [");
             out.push_str(self.threshold.as_deref().unwrap_or(""));

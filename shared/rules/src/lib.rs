@@ -36,6 +36,7 @@ mod explain;
 mod file;
 mod graph;
 mod group;
+mod ids;
 mod leaves;
 mod matcher;
 mod observation;
@@ -74,9 +75,8 @@ pub struct RuleSet {
     /// referenced answers (`u32::MAX` for the others); and how many there are.
     ref_slots: Vec<u32>,
     refs: usize,
-    /// Per segment, [`eval::prefix_key`] of its id and its index, sorted by
-    /// id (the key orders as the id does; the full id breaks its ties).
-    by_id: Vec<(u64, usize)>,
+    /// Segment ids to indexes.
+    by_id: ids::Ids,
     /// Which segments each signal, trait or consent change can affect, and
     /// the segments' answers on an empty state.
     index: Index,
@@ -212,10 +212,7 @@ impl RuleSet {
             })
             .collect();
         let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
-        let mut by_id: Vec<(u64, usize)> = (compiled.segments.iter().enumerate())
-            .map(|(i, s)| (eval::prefix_key(&s.id), i))
-            .collect();
-        by_id.sort_by(|a, b| compiled.segments[a.1].id.cmp(&compiled.segments[b.1].id));
+        let by_id = ids::Ids::new(compiled.segments.iter().map(|s| &*s.id));
         let referenced: std::collections::BTreeSet<usize> = compiled
             .segments
             .iter()

@@ -50,6 +50,14 @@ impl Rounded {
     fn value(&self) -> Option<f64> {
         self.0.is_finite().then(|| (self.0 * 100.0).round() / 100.0)
     }
+
+    /// As JSON writes it (`2.0`, `0.25`, `"infinite"`).
+    fn write(&self, out: &mut String) {
+        match self.value() {
+            Some(x) => out.push_str(ryu::Buffer::new().format_finite(x)),
+            None => out.push_str("\"infinite\""),
+        }
+    }
 }
 
 impl Serialize for Rounded {
@@ -61,19 +69,97 @@ impl Serialize for Rounded {
     }
 }
 
-impl fmt::Display for Rounded {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        // As JSON writes it (`2.0`, `0.25`).
-        match self.value().and_then(serde_json::Number::from_f64) {
-            Some(n) => write!(f, "{n}"),
-            None => f.write_str("\"infinite\""),
-        }
-    }
+/// RFC 3339 in UTC to the second (`2026-11-18T11:06:40Z`), or `None` out of range.
+fn timestamp(t: Option<i64>) -> Option<String> {
+    let mut out = String::with_capacity(20);
+    write_timestamp(t?, &mut out)?;
+    Some(out)
 }
 
-fn timestamp(t: Option<i64>) -> Option<String> {
-    let at = DateTime::from_timestamp(t?, 0)?;
-    Some(at.to_rfc3339_opts(SecondsFormat::Secs, true))
+/// Writes `t` as [`timestamp`] does; years 0 to 9999 by hand, others as chrono
+/// writes them.
+fn write_timestamp(t: i64, out: &mut String) -> Option<()> {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let (year, month, day) = civil(days);
+    if !(0..=9999).contains(&year) {
+        let at = DateTime::from_timestamp(t, 0)?;
+        out.push_str(&at.to_rfc3339_opts(SecondsFormat::Secs, true));
+        return Some(());
+    }
+    let digits = |out: &mut String, n: i64, width: usize| {
+        let mut buf = itoa::Buffer::new();
+        let text = buf.format(n);
+        (text.len()..width).for_each(|_| out.push('0'));
+        out.push_str(text);
+    };
+    digits(out, year, 4);
+    for (sep, n) in [
+        ('-', month),
+        ('-', day),
+        ('T', secs / 3600),
+        (':', secs / 60 % 60),
+        (':', secs % 60),
+    ] {
+        out.push(sep);
+        digits(out, n, 2);
+    }
+    out.push('Z');
+    Some(())
+}
+
+/// (year, month, day) of a count of days since 1970-01-01, proleptic
+/// Gregorian (Howard Hinnant's `civil_from_days`).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+impl Observation {
+    /// Appends the observation as compact JSON, as it is serialized (what
+    /// `Display` shows), without going through a formatter.
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Observation::Count(n) => out.push_str(itoa::Buffer::new().format(*n)),
+            Observation::Last(t) => {
+                out.push('"');
+                if t.and_then(|t| write_timestamp(t, out)).is_none() {
+                    out.push_str("never");
+                }
+                out.push('"');
+            }
+            Observation::Velocity {
+                count,
+                baseline_count,
+                ratio,
+            } => {
+                out.push_str("{\"baseline_count\":");
+                out.push_str(itoa::Buffer::new().format(*baseline_count));
+                out.push_str(",\"count\":");
+                out.push_str(itoa::Buffer::new().format(*count));
+                out.push_str(",\"ratio\":");
+                Rounded(*ratio).write(out);
+                out.push('}');
+            }
+            Observation::Score(v) => Rounded(*v).write(out),
+            Observation::Member(m) => out.push_str(if *m { "true" } else { "false" }),
+            Observation::Consent(c) => {
+                out.push('"');
+                out.push_str(c.as_str());
+                out.push('"');
+            }
+            Observation::Trait(v) => {
+                use std::fmt::Write;
+                let _ = write!(out, "{v}");
+            }
+        }
+    }
 }
 
 impl Serialize for Observation {
@@ -100,26 +186,12 @@ impl Serialize for Observation {
     }
 }
 
-/// Compact JSON, as serialized.
+/// Compact JSON, as serialized ([`Observation::write_json`]).
 impl fmt::Display for Observation {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Observation::Count(n) => write!(f, "{n}"),
-            Observation::Last(t) => write!(f, "\"{}\"", timestamp(*t).as_deref().unwrap_or("never")),
-            Observation::Velocity {
-                count,
-                baseline_count,
-                ratio,
-            } => write!(
-                f,
-                "{{\"baseline_count\":{baseline_count},\"count\":{count},\"ratio\":{}}}",
-                Rounded(*ratio)
-            ),
-            Observation::Score(v) => write!(f, "{}", Rounded(*v)),
-            Observation::Member(m) => write!(f, "{m}"),
-            Observation::Consent(c) => write!(f, "\"{}\"", c.as_str()),
-            Observation::Trait(v) => write!(f, "{v}"),
-        }
+        let mut out = String::new();
+        self.write_json(&mut out);
+        f.write_str(&out)
     }
 }
 
@@ -128,6 +200,28 @@ mod tests {
     use super::Observation;
     use kairos_state::ConsentStatus;
     use serde_json::json;
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        use chrono::{DateTime, SecondsFormat};
+        let edges = [
+            0,
+            -1,
+            951_782_400,     // 2000-02-29
+            4_107_542_400,   // 2100-03-01
+            -62_167_219_200, // 0000-01-01
+            -62_167_219_201, // year -1: chrono's form
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800, // 10000-01-01: chrono's form
+            i64::MAX,        // out of range: none
+        ];
+        // Every 997,001 seconds (a prime, so times of day and days vary) over years 0 to 10000.
+        let sweep = (-62_167_219_200..253_402_400_000).step_by(997_001);
+        for t in edges.into_iter().chain(sweep) {
+            let chrono = DateTime::from_timestamp(t, 0).map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true));
+            assert_eq!(super::timestamp(Some(t)), chrono, "{t}");
+        }
+    }
 
     #[test]
     fn shown_as_the_json_it_serializes_to() {

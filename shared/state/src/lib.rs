@@ -187,8 +187,9 @@ impl ContactState {
     pub fn set_membership(&mut self, segment: &str, member: bool, at: i64) {
         if !member {
             self.members.remove(segment);
-        } else if !self.members.contains_key(segment) {
-            self.members.insert(segment.to_string(), at);
+        } else {
+            // One search: callers record changes, so the id is usually new.
+            self.members.entry(segment.to_string()).or_insert(at);
         }
     }
 
