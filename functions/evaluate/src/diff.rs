@@ -54,7 +54,7 @@ pub(crate) fn apply(
         out.push(transition(
             rules.segment_id(i),
             change,
-            &verdict.rule_version,
+            verdict.rule_version,
             summary,
             json!(verdict.explanation),
         ));

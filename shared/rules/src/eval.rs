@@ -4,7 +4,6 @@
 
 use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState};
 use serde::Serialize;
-use std::sync::Arc;
 
 use crate::compile::CountOp;
 use crate::explain::Explanation;
@@ -17,22 +16,22 @@ use crate::{Node, RuleSet};
 
 /// One segment's answer for one contact.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
+pub struct Verdict<'r> {
     /// The segment id.
-    pub segment: Arc<str>,
+    pub segment: &'r str,
     /// The rule version that decided it.
-    pub rule_version: Arc<str>,
+    pub rule_version: &'r str,
     /// Whether the contact is a member.
     pub member: bool,
     /// Why.
-    pub explanation: Explanation,
+    pub explanation: Explanation<'r>,
 }
 
 /// The answers with explanations, and when they could next change by themselves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Evaluation {
+pub struct Evaluation<'r> {
     /// One verdict per segment, in rules-file order.
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Vec<Verdict<'r>>,
     /// The earliest time (unix seconds) any answer could change without a new
     /// event (a window edge, an absence deadline, a decay threshold); `None` if never.
     pub next_change_at: Option<i64>,
@@ -40,10 +39,10 @@ pub struct Evaluation {
     pub scores: Vec<(String, f64)>,
 }
 
-impl Evaluation {
+impl Evaluation<'_> {
     /// The ids of the segments the contact is a member of.
     pub fn members(&self) -> impl Iterator<Item = &str> {
-        self.verdicts.iter().filter(|v| v.member).map(|v| &*v.segment)
+        self.verdicts.iter().filter(|v| v.member).map(|v| v.segment)
     }
 }
 
@@ -141,7 +140,7 @@ impl RuleSet {
     /// Evaluates every segment for a contact as of `now` (unix seconds), with
     /// explanations and score values. The evaluate function uses [`RuleSet::decide`]
     /// and explains only the memberships that changed.
-    pub fn evaluate(&self, state: &ContactState, now: i64) -> Evaluation {
+    pub fn evaluate(&self, state: &ContactState, now: i64) -> Evaluation<'_> {
         let next_change_at = self.decide(state, now, None).next_change_at;
         let mut run = self.run(state, now);
         let verdicts = (0..self.segments.len()).map(|i| self.verdict(i, &mut run)).collect();
@@ -157,17 +156,22 @@ impl RuleSet {
 
     /// The verdicts, with explanations, of the segments with these indexes (as
     /// in [`Decisions::changed`]), in that order: one evaluation context for all.
-    pub fn verdicts(&self, segments: impl IntoIterator<Item = usize>, state: &ContactState, now: i64) -> Vec<Verdict> {
+    pub fn verdicts(
+        &self,
+        segments: impl IntoIterator<Item = usize>,
+        state: &ContactState,
+        now: i64,
+    ) -> Vec<Verdict<'_>> {
         let mut run = self.run(state, now);
         segments.into_iter().map(|i| self.verdict(i, &mut run)).collect()
     }
 
-    fn verdict(&self, i: usize, run: &mut Run) -> Verdict {
+    fn verdict(&self, i: usize, run: &mut Run) -> Verdict<'_> {
         let segment = &self.segments[i];
         let explanation = self.explain_node(&segment.rule, run, &mut segment.texts.iter());
         Verdict {
-            segment: Arc::clone(&segment.id),
-            rule_version: Arc::clone(&segment.version),
+            segment: &segment.id,
+            rule_version: &segment.version,
             member: explanation.result,
             explanation,
         }

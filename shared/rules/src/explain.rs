@@ -3,19 +3,20 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use crate::duration::format_secs;
 use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
 use crate::observation::Observation;
 use crate::{Node, RuleSet, TraitCheck};
 
-/// Why one condition held or not.
+/// Why one condition held or not. It borrows its texts from the [`RuleSet`]
+/// that explained it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Explanation {
+pub struct Explanation<'r> {
     /// The condition in words, e.g. `page.viewed where url contains "/pricing" within 1d`
-    /// (shared with the compiled rules: written once, not per explanation).
-    pub condition: Arc<str>,
+    /// (written once, when the rules compile).
+    pub condition: &'r str,
     /// Whether it held.
     pub result: bool,
     /// The observed value (a count, a time, a trait value, a score).
@@ -23,14 +24,14 @@ pub struct Explanation {
     pub observed: Option<Observation>,
     /// The threshold it was compared against.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<Arc<str>>,
+    pub threshold: Option<&'r str>,
     /// Sub-conditions, for `all`, `any` and `not`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<Explanation>,
+    pub children: Vec<Explanation<'r>>,
 }
 
-impl Explanation {
-    fn leaf(condition: Arc<str>, result: bool, observed: Observation, threshold: Arc<str>) -> Explanation {
+impl<'r> Explanation<'r> {
+    fn leaf(condition: &'r str, result: bool, observed: Observation, threshold: &'r str) -> Explanation<'r> {
         Explanation {
             condition,
             result,
@@ -40,9 +41,9 @@ impl Explanation {
         }
     }
 
-    fn group(condition: &LazyLock<Arc<str>>, result: bool, children: Vec<Explanation>) -> Explanation {
+    fn group(condition: &'static str, result: bool, children: Vec<Explanation<'r>>) -> Explanation<'r> {
         Explanation {
-            condition: Arc::clone(condition),
+            condition,
             result,
             observed: None,
             threshold: None,
@@ -66,16 +67,16 @@ impl Explanation {
             if negated {
                 out.push_str("NOT ");
             }
-            out.push_str(&self.condition);
+            out.push_str(self.condition);
             if let Some(observed) = &self.observed {
                 out.push_str(" = ");
                 observed.write_json(out);
             }
             out.push_str(" [");
-            out.push_str(self.threshold.as_deref().unwrap_or(""));
+            out.push_str(self.threshold.unwrap_or(""));
             out.push_str(if self.result { ": yes]" } else { ": no]" });
         } else {
-            let negated = negated != (*self.condition == *"not");
+            let negated = negated != (self.condition == NOT);
             self.children.iter().for_each(|c| c.write_leaves(negated, out));
         }
     }
@@ -84,27 +85,27 @@ impl Explanation {
 /// The precomputed texts of a rule's leaves, in walk order ([`RuleSet::leaf_texts`]).
 type Texts<'a> = std::slice::Iter<'a, (Arc<str>, Arc<str>)>;
 
-static ALL_OF: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("all of"));
-static ANY_OF: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("any of"));
-static NOT: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("not"));
+const ALL_OF: &str = "all of";
+const ANY_OF: &str = "any of";
+const NOT: &str = "not";
 
 impl RuleSet {
-    pub(crate) fn explain_node(&self, node: &Node, run: &mut Run, texts: &mut Texts) -> Explanation {
+    pub(crate) fn explain_node<'r>(&self, node: &Node, run: &mut Run, texts: &mut Texts<'r>) -> Explanation<'r> {
         match node {
             Node::All(children) | Node::Any(children) => {
                 let all = matches!(node, Node::All(_));
-                let children: Vec<Explanation> = children
+                let children: Vec<Explanation<'r>> = children
                     .nodes
                     .iter()
                     .map(|c| self.explain_node(c, run, texts))
                     .collect();
                 let mut combine = Combine::new(all);
                 children.iter().for_each(|c| combine.add(c.result, None));
-                Explanation::group(if all { &ALL_OF } else { &ANY_OF }, combine.finish().0, children)
+                Explanation::group(if all { ALL_OF } else { ANY_OF }, combine.finish().0, children)
             }
             Node::Not(child) => {
                 let e = self.explain_node(child, run, texts);
-                Explanation::group(&NOT, !e.result, vec![e])
+                Explanation::group(NOT, !e.result, vec![e])
             }
             Node::Trait(checks) => {
                 let mut leaves: Vec<Explanation> = checks
@@ -122,7 +123,7 @@ impl RuleSet {
                     return leaves.remove(0);
                 }
                 let result = leaves.iter().all(|l| l.result);
-                Explanation::group(&ALL_OF, result, leaves)
+                Explanation::group(ALL_OF, result, leaves)
             }
             leaf => {
                 let (result, _, observed) = self.leaf(leaf, run);
@@ -200,10 +201,10 @@ impl RuleSet {
     }
 }
 
-fn next_text(texts: &mut Texts) -> (Arc<str>, Arc<str>) {
+fn next_text<'r>(texts: &mut Texts<'r>) -> (&'r str, &'r str) {
     texts
         .next()
-        .cloned()
+        .map(|(condition, threshold)| (&**condition, &**threshold))
         .expect("a text per leaf, written in the same walk order")
 }
 

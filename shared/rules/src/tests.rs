@@ -53,7 +53,7 @@ fn counts_filtered_events_in_a_window() {
     let e = r.evaluate(&state_of(&r, &[p1, p2], T0 + 2 * H), T0 + 2 * H);
     assert_eq!(e.next_change_at, Some(T0 + 24 * H));
     assert_eq!(e.verdicts[0].explanation.observed, Some(Observation::Count(2)));
-    assert_eq!(e.verdicts[0].explanation.threshold.as_deref(), Some("count >= 2"));
+    assert_eq!(e.verdicts[0].explanation.threshold, Some("count >= 2"));
 }
 
 #[test]
