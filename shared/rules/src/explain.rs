@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::Arc;
 
 use crate::duration::format_secs;
 use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
@@ -83,7 +82,7 @@ impl<'r> Explanation<'r> {
 }
 
 /// The precomputed texts of a rule's leaves, in walk order ([`RuleSet::leaf_texts`]).
-type Texts<'a> = std::slice::Iter<'a, (Arc<str>, Arc<str>)>;
+type Texts<'a> = std::slice::Iter<'a, (Box<str>, Box<str>)>;
 
 const ALL_OF: &str = "all of";
 const ANY_OF: &str = "any of";
@@ -108,20 +107,18 @@ impl RuleSet {
                 Explanation::group(NOT, !e.result, vec![e])
             }
             Node::Trait(checks) => {
-                let mut leaves: Vec<Explanation> = checks
-                    .iter()
-                    .map(|check| {
-                        let now = run.now;
-                        let value = run.trait_value(check);
-                        let result = check.filter.matches_at(value, now);
-                        let observed = Observation::Trait(value.cloned().unwrap_or(Value::Null));
-                        let (condition, threshold) = next_text(texts);
-                        Explanation::leaf(condition, result, observed, threshold)
-                    })
-                    .collect();
-                if leaves.len() == 1 {
-                    return leaves.remove(0);
+                let mut explain = |check| {
+                    let now = run.now;
+                    let value = run.trait_value(check);
+                    let result = check.filter.matches_at(value, now);
+                    let observed = Observation::Trait(value.cloned().unwrap_or(Value::Null));
+                    let (condition, threshold) = next_text(texts);
+                    Explanation::leaf(condition, result, observed, threshold)
+                };
+                if let [check] = &checks[..] {
+                    return explain(check);
                 }
+                let leaves: Vec<Explanation> = checks.iter().map(explain).collect();
                 let result = leaves.iter().all(|l| l.result);
                 Explanation::group(ALL_OF, result, leaves)
             }
@@ -135,7 +132,7 @@ impl RuleSet {
 
     /// Appends the texts of a rule's leaves (a trait check is one leaf), in the
     /// order [`RuleSet::explain_node`] walks them.
-    pub(crate) fn leaf_texts(&self, node: &Node, out: &mut Vec<(Arc<str>, Arc<str>)>) {
+    pub(crate) fn leaf_texts(&self, node: &Node, out: &mut Vec<(Box<str>, Box<str>)>) {
         match node {
             Node::All(children) | Node::Any(children) => children.nodes.iter().for_each(|c| self.leaf_texts(c, out)),
             Node::Not(child) => self.leaf_texts(child, out),

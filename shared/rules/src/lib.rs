@@ -63,7 +63,6 @@ use kairos_state::{ConsentStatus, SignalKey};
 use matcher::{Bound, Filter, Matcher};
 use score::Score;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 use trigger::{Bits, Index};
 
 /// A compiled rules file: immutable, cheap to share across threads.
@@ -93,16 +92,16 @@ pub struct RuleSet {
 /// A compiled segment.
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {
-    pub id: Arc<str>,
+    pub id: Box<str>,
     pub name: String,
     pub description: String,
-    pub version: Arc<str>,
+    pub version: Box<str>,
     pub rule: Node,
     /// What its answer depends on, transitively.
     pub reads: Reads,
     /// Each leaf condition in words with its threshold, in the order an
     /// explanation walks the rule (written once, at compile time).
-    pub texts: Vec<(Arc<str>, Arc<str>)>,
+    pub texts: Vec<(Box<str>, Box<str>)>,
 }
 
 /// A compiled condition.
