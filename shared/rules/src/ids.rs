@@ -1,13 +1,14 @@
-//! Segment ids to indexes: an open-addressing table keyed by an id's first
-//! eight bytes, so a recorded membership finds its segment in one or two probes.
+//! Segment ids to indexes: an open-addressing table keyed by a hash of the
+//! whole id, so a recorded membership finds its segment in about one probe.
 
 /// Segment ids hashed to their indexes.
 #[derive(Debug, Clone)]
 pub(crate) struct Ids {
-    /// (the id's [`prefix_key`], its length, segment index); `u32::MAX`: empty.
-    slots: Vec<(u64, u32, u32)>,
-    /// `slots.len() - 1` (a power of two, less one).
-    mask: usize,
+    /// (the id's [`hash`], its length, segment index); `u32::MAX`: empty.
+    slots: Vec<(u64, usize, u32)>,
+    /// 64 less the log2 of `slots.len()` (a power of two): a hash's top bits
+    /// pick its home slot.
+    shift: u32,
 }
 
 const EMPTY: u32 = u32::MAX;
@@ -18,50 +19,51 @@ impl Ids {
         let size = (ids.len() * 2).next_power_of_two().max(2);
         let mut table = Ids {
             slots: vec![(0, 0, EMPTY); size],
-            mask: size - 1,
+            shift: 64 - size.trailing_zeros(),
         };
         for (i, id) in ids.enumerate() {
-            let (key, len) = (prefix_key(id), id.len() as u32);
-            let mut at = table.home(key, len);
+            let h = hash(id);
+            let mut at = table.home(h);
             while table.slots[at].2 != EMPTY {
-                at = (at + 1) & table.mask;
+                at = (at + 1) % size;
             }
-            table.slots[at] = (key, len, i as u32);
+            table.slots[at] = (h, id.len(), i as u32);
         }
         table
     }
 
     /// The index of `id`, if a segment has it. `id_of` gives a segment's id by
-    /// index, for ids longer than the key.
+    /// index, for ids longer than eight bytes.
     #[inline]
     pub(crate) fn get<'a>(&self, id: &str, id_of: impl Fn(usize) -> &'a str) -> Option<usize> {
-        let (key, len) = (prefix_key(id), id.len() as u32);
-        let mut at = self.home(key, len);
+        let h = hash(id);
+        let mut at = self.home(h);
         loop {
-            let (k, l, i) = self.slots[at];
+            let (k, len, i) = self.slots[at];
             if i == EMPTY {
                 return None;
             }
-            // Ids up to eight bytes are their key; longer ones are compared.
-            if k == key && l == len && (len <= 8 || id_of(i as usize) == id) {
+            // Up to eight bytes the hash is one-to-one; longer ids are compared.
+            if k == h && len == id.len() && (len <= 8 || id_of(i as usize) == id) {
                 return Some(i as usize);
             }
-            at = (at + 1) & self.mask;
+            at = (at + 1) % self.slots.len();
         }
     }
 
-    fn home(&self, key: u64, len: u32) -> usize {
-        let mixed = (key ^ u64::from(len)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 32) as usize & self.mask
+    fn home(&self, h: u64) -> usize {
+        (h >> self.shift) as usize
     }
 }
 
-/// An id's first eight bytes, zero-padded, as a number.
-fn prefix_key(id: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = id.len().min(8);
-    bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
+/// A hash of every byte of `id`, eight at a time (zero-padded). For ids up
+/// to eight bytes it is one-to-one: one multiplication by an odd constant.
+fn hash(id: &str) -> u64 {
+    id.as_bytes().chunks(8).fold(0, |h: u64, chunk| {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        (h.rotate_left(26) ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    })
 }
 
 #[cfg(test)]
@@ -78,6 +80,7 @@ mod tests {
             "engaged-openers-1",
             "engaged-x",
             "12345678",
+            "é",
         ];
         let table = Ids::new(ids.iter().copied());
         for (i, id) in ids.iter().enumerate() {
@@ -91,6 +94,7 @@ mod tests {
             "engaged-",
             "1234567",
             "123456789",
+            "e",
         ] {
             assert_eq!(table.get(absent, |j| ids[j]), None, "{absent:?}");
         }
@@ -99,5 +103,31 @@ mod tests {
     #[test]
     fn an_empty_table_finds_nothing() {
         assert_eq!(Ids::new(std::iter::empty()).get("x", |_| unreachable!()), None);
+    }
+
+    /// Ids that share their first bytes, or all but their last, still spread
+    /// over the table: on average each sits less than one slot past its home.
+    #[test]
+    fn similar_ids_spread_over_the_table() {
+        let sets: [Vec<String>; 3] = [
+            ('a'..='z').map(String::from).collect(),
+            (0..4000).map(|n| format!("campaign-{n:05}")).collect(),
+            ["us", "eu", "apac", "latam"]
+                .iter()
+                .flat_map(|r| ["churned", "active", "new"].map(|s| format!("{r}-{s}")))
+                .collect(),
+        ];
+        for ids in &sets {
+            let table = Ids::new(ids.iter().map(String::as_str));
+            let size = table.slots.len();
+            let displaced: usize = (table.slots.iter().enumerate())
+                .filter(|(_, s)| s.2 != super::EMPTY)
+                .map(|(at, s)| (at + size - table.home(s.0)) % size)
+                .sum();
+            assert!(displaced < ids.len(), "{} ids {displaced} slots from home", ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                assert_eq!(table.get(id, |j| &ids[j]), Some(i));
+            }
+        }
     }
 }

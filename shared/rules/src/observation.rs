@@ -48,13 +48,15 @@ struct Rounded(f64);
 
 impl Rounded {
     fn value(&self) -> Option<f64> {
-        self.0.is_finite().then(|| (self.0 * 100.0).round() / 100.0)
+        // Checked after rounding: a huge value overflows when scaled.
+        Some((self.0 * 100.0).round() / 100.0).filter(|x| x.is_finite())
     }
 
-    /// As JSON writes it (`2.0`, `0.25`, `"infinite"`).
+    /// As serde_json writes it (`2.0`, `0.25`, `1e+16`; `"infinite"`), with
+    /// the float formatter serde_json uses.
     fn write(&self, out: &mut String) {
         match self.value() {
-            Some(x) => out.push_str(ryu::Buffer::new().format_finite(x)),
+            Some(x) => out.push_str(zmij::Buffer::new().format_finite(x)),
             None => out.push_str("\"infinite\""),
         }
     }
@@ -250,10 +252,27 @@ mod tests {
             (Observation::Member(true), json!(true)),
             (Observation::Consent(ConsentStatus::Bounced), json!("bounced")),
             (Observation::Trait(json!({"a": "b\"c"})), json!({"a": "b\"c"})),
+            (Observation::Score(1e16), json!(1e16)),
+            (Observation::Score(-0.004), json!(-0.0)),
+            // Too large to round to two decimals: no number to report.
+            (Observation::Score(1e307), json!("infinite")),
         ];
         for (observation, expected) in cases {
             assert_eq!(observation.to_json(), expected);
             assert_eq!(observation.to_string(), expected.to_string());
+        }
+    }
+
+    #[test]
+    fn numbers_are_shown_as_serde_json_writes_them() {
+        // Magnitudes from 1e-6 to 1e300, both signs, with varied digits.
+        let mut x = 1.234_567_890_123e-6_f64;
+        while x < 1e300 {
+            for v in [x, -x, x * 7.77, (x * 100.0).round() / 100.0] {
+                let observation = Observation::Score(v);
+                assert_eq!(observation.to_string(), observation.to_json().to_string(), "{v:e}");
+            }
+            x *= 3.3;
         }
     }
 }
