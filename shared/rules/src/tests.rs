@@ -372,8 +372,13 @@ fn exits_until_flip_equals_counting_down_one_exit_at_a_time() {
 
 /// Applies an event as the evaluate function does; returns what it changed.
 fn applied(rules: &RuleSet, state: &mut ContactState, e: &Event) -> Delta {
+    applied_at(rules, state, e, e.at.timestamp())
+}
+
+/// As [`applied`], applied as of `now`.
+fn applied_at(rules: &RuleSet, state: &mut ContactState, e: &Event, now: i64) -> Delta {
     let signals = rules.signals_for(e);
-    state.apply(e, &signals, e.at.timestamp());
+    state.apply(e, &signals, now);
     let mut delta = Delta::default();
     delta.record(e, &signals);
     delta
@@ -464,9 +469,12 @@ segments:
     assert_eq!(step(ev("i", "contact.identified", T0 + 3 * H, traits), false), []);
 }
 
-/// A state whose page views reached the exact cap: the oldest at `first`, a
-/// click ten minutes later, the other views after it, up to `now`.
-fn at_the_cap(rules: &RuleSet, first: i64, now: i64) -> ContactState {
+/// A state whose page views reached the exact cap, and its `now`: the oldest
+/// view at half past an hour, 4 h 50 min before now, a click ten minutes
+/// later, the other views after it, up to `now`.
+fn at_the_cap(rules: &RuleSet) -> (ContactState, i64) {
+    let first = T0 - T0.rem_euclid(H) + H / 2;
+    let now = first + 5 * H - 600;
     let mut state = ContactState::default();
     let mut events = vec![ev("c", "email.clicked", first + 600, json!({}))];
     let step = (now - first - 1200) / (EXACT_CAP as i64 - 2);
@@ -488,7 +496,7 @@ fn at_the_cap(rules: &RuleSet, first: i64, now: i64) -> ContactState {
     }
     state.set_rules_fingerprint(rules.fingerprint());
     state.set_deadlines(decisions.deadlines);
-    state
+    (state, now)
 }
 
 #[test]
@@ -501,10 +509,7 @@ segments:
 "#,
     )
     .unwrap();
-    // The oldest view at half past an hour, 4 h 50 min before now.
-    let first = T0 - T0.rem_euclid(H) + H / 2;
-    let now = first + 5 * H - 600;
-    let mut state = at_the_cap(&rules, first, now);
+    let (mut state, now) = at_the_cap(&rules);
     assert_eq!(state.members().len(), 2);
     // One more view moves the oldest into its hourly bucket: the click no
     // longer follows a view, but the count only grows.
@@ -527,17 +532,12 @@ segments:
 "#,
     )
     .unwrap();
-    let first = T0 - T0.rem_euclid(H) + H / 2;
-    let now = first + 5 * H - 600;
-    let mut state = at_the_cap(&rules, first, now);
+    let (mut state, now) = at_the_cap(&rules);
     assert_eq!(state.members().len(), 1);
     // Dated an hour ahead (a skewed clock): not counted yet, and the oldest
     // view's move into its bucket (whose hour starts before the window) drops the count.
     let ahead = ev("ahead", "page.viewed", now + H, json!({"url": "https://x.test/"}));
-    let signals = rules.signals_for(&ahead);
-    state.apply(&ahead, &signals, now);
-    let mut delta = Delta::default();
-    delta.record(&ahead, &signals);
+    let delta = applied_at(&rules, &mut state, &ahead, now);
     let decisions = rules.decide(&state, now, Some(&delta));
     assert_eq!(decisions.members, [(0, false)]);
 }
