@@ -118,9 +118,11 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         // A new contact: only what this batch's events can affect differs from an empty state.
         delta.blank = record.state.rules_fingerprint() == 0 && merged == 0;
         let full = (rules_changed && !delta.blank) || merged > 0;
-        let decisions = self.rules.decide(&record.state, now_secs, (!full).then_some(&delta));
+        let (decisions, verdicts) = self
+            .rules
+            .decide_explained(&record.state, now_secs, (!full).then_some(&delta));
         record.version += 1;
-        let transitions = diff::apply(self.rules, contact, record, &decisions, full, trigger, now);
+        let transitions = diff::apply(self.rules, contact, record, (&decisions, verdicts), full, trigger, now);
         record.outbox.extend(transitions.iter().map(Transition::to_json));
         record.next_change_at = decisions.next_change_at;
         record.state.set_deadlines(decisions.deadlines);

@@ -2,19 +2,20 @@
 
 use chrono::{DateTime, Utc};
 use kairos_event::{Change, Event, Transition, Trigger};
-use kairos_rules::{Decisions, RuleSet};
+use kairos_rules::{Decisions, RuleSet, Verdict};
 use kairos_store::StoredContact;
 use serde_json::json;
 
 /// Diffs the decided memberships against the stored ones, updates them, and
-/// returns the transitions, each with its explanation (built only for these).
+/// returns the transitions, each with its explanation (the verdicts of
+/// [`Decisions::changed`], from [`RuleSet::decide_explained`]).
 /// Segments not evaluated keep their membership; after a full evaluation
 /// (`full`), memberships of segments no longer in the rules end with an exit.
 pub(crate) fn apply(
     rules: &RuleSet,
     contact: &str,
     record: &mut StoredContact,
-    decisions: &Decisions,
+    (decisions, verdicts): (&Decisions, Vec<Verdict>),
     full: bool,
     trigger: Option<&Event>,
     now: DateTime<Utc>,
@@ -47,7 +48,6 @@ pub(crate) fn apply(
         explanation,
     };
     let mut out = Vec::with_capacity(changed.len() + removed.len());
-    let verdicts = rules.verdicts(changed.iter().map(|c| c.0), &record.state, now.timestamp());
     for (&(i, member), verdict) in changed.iter().zip(verdicts) {
         let change = if member { Change::Entered } else { Change::Exited };
         let summary = verdict.explanation.summary();

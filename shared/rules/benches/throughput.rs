@@ -86,11 +86,10 @@ fn step(rules: &RuleSet, state: &mut ContactState, event: &kairos_event::Event, 
     delta.record(event, &signals);
     delta.blank = state.rules_fingerprint() == 0;
     let full = state.rules_fingerprint() != rules.fingerprint() && !delta.blank;
-    let decisions = rules.decide(state, now, (!full).then_some(&delta));
+    let (decisions, verdicts) = rules.decide_explained(state, now, (!full).then_some(&delta));
     counts.evaluated += decisions.members.len();
     counts.explained += decisions.changed.len();
-    let changed = decisions.changed.iter().map(|c| c.0);
-    for verdict in rules.verdicts(changed, state, now) {
+    for verdict in verdicts {
         black_box(verdict.explanation.summary());
     }
     for &(i, member) in &decisions.changed {

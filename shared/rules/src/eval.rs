@@ -154,16 +154,23 @@ impl RuleSet {
         }
     }
 
-    /// The verdicts, with explanations, of the segments with these indexes (as
-    /// in [`Decisions::changed`]), in that order: one evaluation context for all.
-    pub fn verdicts(
+    /// As [`RuleSet::decide`], with the verdict (and explanation) of each
+    /// membership that changed, in the order of [`Decisions::changed`]: what
+    /// the evaluate function needs on every event. The explanations reuse what
+    /// the decision read (signals, traits, scores, referenced segments).
+    pub fn decide_explained(
         &self,
-        segments: impl IntoIterator<Item = usize>,
         state: &ContactState,
         now: i64,
-    ) -> Vec<Verdict<'_>> {
+        delta: Option<&Delta>,
+    ) -> (Decisions, Vec<Verdict<'_>>) {
+        let was = self.recorded_members(state);
+        let plan = self.index.plan(delta, state, &was, now);
         let mut run = self.run(state, now);
-        segments.into_iter().map(|i| self.verdict(i, &mut run)).collect()
+        run.plan = Some(&plan);
+        let decisions = self.decide_in(&plan, &was, &mut run);
+        let verdicts = decisions.changed.iter().map(|c| self.verdict(c.0, &mut run)).collect();
+        (decisions, verdicts)
     }
 
     fn verdict(&self, i: usize, run: &mut Run) -> Verdict<'_> {
@@ -185,9 +192,15 @@ impl RuleSet {
         let plan = self.index.plan(delta, state, &was, now);
         let mut run = self.run(state, now);
         run.plan = Some(&plan);
+        self.decide_in(&plan, &was, &mut run)
+    }
+
+    /// [`RuleSet::decide`] in a run: `was` is the recorded membership.
+    fn decide_in(&self, plan: &Plan, was: &SegSet, run: &mut Run) -> Decisions {
+        let state = run.state;
         // By index: what to decide, and on a blank state the kept answers that
         // differ from the (empty) record.
-        let mut todo = SegSet::differing(plan.kept, &was, &plan.decide);
+        let mut todo = SegSet::differing(plan.kept, was, &plan.decide);
         todo.add(&plan.decide);
         let mut members = Vec::with_capacity(todo.len());
         let mut fresh = Vec::with_capacity(todo.len());
@@ -196,7 +209,7 @@ impl RuleSet {
                 members.push((i, plan.kept.contains(i)));
                 continue;
             }
-            let (member, next) = self.decided(i, &mut run);
+            let (member, next) = self.decided(i, run);
             members.push((i, member));
             fresh.extend(next.map(|t| (i as u32, t)));
         }

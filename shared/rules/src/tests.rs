@@ -440,7 +440,15 @@ segments:
     let mut step = |e: Event, full: bool| {
         let now = e.at.timestamp();
         let delta = applied(&rules, &mut state, &e);
-        let decisions = rules.decide(&state, now, (!full).then_some(&delta));
+        let (decisions, verdicts) = rules.decide_explained(&state, now, (!full).then_some(&delta));
+        // Explained in the decision's run, as a full evaluation explains them.
+        let evaluation = rules.evaluate(&state, now);
+        let expected: Vec<_> = decisions
+            .changed
+            .iter()
+            .map(|c| evaluation.verdicts[c.0].clone())
+            .collect();
+        assert_eq!(verdicts, expected);
         for &(i, member) in &decisions.changed {
             state.set_membership(rules.segment_id(i), member, now);
         }
