@@ -53,7 +53,7 @@ impl<'r> Explanation<'r> {
     /// A one-line summary of the leaf conditions: `condition = observed [threshold: yes/no]`.
     /// Leaves under a `not` read `NOT ...`.
     pub fn summary(&self) -> String {
-        let mut out = String::with_capacity(256);
+        let mut out = String::with_capacity(512);
         self.write_leaves(false, &mut out);
         out
     }
