@@ -36,12 +36,19 @@ impl SignalState {
 
     pub(crate) fn compact(&mut self, now: i64) {
         let horizon = now - EXACT_HORIZON_SECS;
+        let oldest_hour = (now - RETENTION_SECS).div_euclid(HOUR);
+        let settled = self.exact.first().is_none_or(|t| *t >= horizon)
+            && self.exact.len() <= EXACT_CAP
+            && self.hours.first().is_none_or(|(h, _)| *h >= oldest_hour);
+        if settled && self.last_at >= now - RETENTION_SECS {
+            // Nothing aged, nothing over the cap, nothing expired (the usual case).
+            return;
+        }
         let aged = self.exact.partition_point(|t| *t < horizon);
         let spill = aged.max(self.exact.len().saturating_sub(EXACT_CAP));
         for at in self.exact.drain(..spill).collect::<Vec<_>>() {
             self.add_to_hour(at.div_euclid(HOUR));
         }
-        let oldest_hour = (now - RETENTION_SECS).div_euclid(HOUR);
         // Sorted by hour: the expired buckets are a prefix (usually empty).
         let expired = self.hours.partition_point(|(h, _)| *h < oldest_hour);
         self.hours.drain(..expired);
