@@ -56,14 +56,34 @@ impl Ids {
     }
 }
 
-/// A hash of every byte of `id`, eight at a time (zero-padded). For ids up
-/// to eight bytes it is one-to-one: one multiplication by an odd constant.
+/// A hash of every byte of `id`, eight at a time, without copying: for ids
+/// up to eight bytes it is one-to-one among ids of one length (one
+/// multiplication by an odd constant of a word that holds every byte).
 fn hash(id: &str) -> u64 {
-    id.as_bytes().chunks(8).fold(0, |h: u64, chunk| {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        (h.rotate_left(26) ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    })
+    let step = |h: u64, word: u64| (h.rotate_left(26) ^ word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let b = id.as_bytes();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(b[at..at + 4].try_into().expect("four bytes")));
+    let (n, tail) = (b.len(), b.len() % 8);
+    match n {
+        0 => step(0, 0),
+        // Every byte sits in the word: first, middle and last of up to three,
+        // or the first and last four (overlapping) of four to eight.
+        1..=3 => step(
+            0,
+            u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16,
+        ),
+        4..=7 => step(0, half(0) | half(n - 4) << 32),
+        _ => {
+            let h = (0..n / 8).fold(0, |h, i| step(h, word(8 * i)));
+            // The last `tail` bytes: the last word, less the bytes already hashed.
+            if tail == 0 {
+                h
+            } else {
+                step(h, word(n - 8) >> (8 * (8 - tail)))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
