@@ -164,13 +164,9 @@ impl RuleSet {
         now: i64,
         delta: Option<&Delta>,
     ) -> (Decisions, Vec<Verdict<'_>>) {
-        let was = self.recorded_members(state);
-        let plan = self.index.plan(delta, state, &was, now);
-        let mut run = self.run(state, now);
-        run.plan = Some(&plan);
-        let decisions = self.decide_in(&plan, &was, &mut run);
-        let verdicts = decisions.changed.iter().map(|c| self.verdict(c.0, &mut run)).collect();
-        (decisions, verdicts)
+        self.deciding(state, now, delta, |decisions, run| {
+            decisions.changed.iter().map(|c| self.verdict(c.0, run)).collect()
+        })
     }
 
     fn verdict(&self, i: usize, run: &mut Run) -> Verdict<'_> {
@@ -188,11 +184,25 @@ impl RuleSet {
     /// `delta` only those it can have changed and those whose deadline (recorded
     /// in `state` by the last evaluation) has passed.
     pub fn decide(&self, state: &ContactState, now: i64, delta: Option<&Delta>) -> Decisions {
+        self.deciding(state, now, delta, |_, _| ()).0
+    }
+
+    /// Decides (as [`RuleSet::decide`]) in a run planned from the recorded
+    /// memberships and the delta; `then` reads the decisions in the same run.
+    fn deciding<T>(
+        &self,
+        state: &ContactState,
+        now: i64,
+        delta: Option<&Delta>,
+        then: impl FnOnce(&Decisions, &mut Run) -> T,
+    ) -> (Decisions, T) {
         let was = self.recorded_members(state);
         let plan = self.index.plan(delta, state, &was, now);
         let mut run = self.run(state, now);
         run.plan = Some(&plan);
-        self.decide_in(&plan, &was, &mut run)
+        let decisions = self.decide_in(&plan, &was, &mut run);
+        let after = then(&decisions, &mut run);
+        (decisions, after)
     }
 
     /// [`RuleSet::decide`] in a run: `was` is the recorded membership.
