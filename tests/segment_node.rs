@@ -190,7 +190,7 @@ async fn assert_anonymous_view_counts_for_the_user(events: &[Event]) {
         .unwrap()
         .unwrap();
     assert!(
-        user.state.members().contains_key("pricing-visitor"),
+        user.state.member_since("pricing-visitor").is_some(),
         "{:?}",
         user.state.members()
     );

@@ -125,7 +125,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let transitions = diff::apply(self.rules, contact, record, (&decisions, verdicts), full, trigger, now);
         record.outbox.extend(transitions.iter().map(Transition::to_json));
         record.next_change_at = decisions.next_change_at;
-        record.state.set_deadlines(decisions.deadlines);
+        record.state.record_decision(decisions.deadlines, decisions.holds);
         if let Some(t) = trigger {
             record.expires_at = record.expires_at.max(t.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
         }

@@ -25,7 +25,8 @@ pub(crate) fn apply(
     let removed: Vec<String> = if full {
         let known: Vec<&str> = rules.segments().map(|s| s.id).collect();
         stored
-            .keys()
+            .iter()
+            .map(|(id, _)| id)
             .filter(|id| !known.contains(&id.as_str()))
             .cloned()
             .collect()

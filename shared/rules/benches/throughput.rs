@@ -101,7 +101,7 @@ fn step(rules: &RuleSet, state: &mut ContactState, event: &kairos_event::Event, 
         state.set_membership(rules.segment_id(i), member, now);
     }
     state.set_rules_fingerprint(rules.fingerprint());
-    state.set_deadlines(decisions.deadlines);
+    state.record_decision(decisions.deadlines, decisions.holds);
     counts.members += state.members().len();
 }
 
@@ -174,7 +174,7 @@ fn main() {
             let decided = rules.decide(&state, last, None).members;
             let mut full: Vec<&str> = decided.iter().filter(|m| m.1).map(|m| rules.segment_id(m.0)).collect();
             full.sort_unstable();
-            delta_mismatches += usize::from(!full.into_iter().eq(state.members().keys().map(String::as_str)));
+            delta_mismatches += usize::from(!full.into_iter().eq(state.members().iter().map(|(id, _)| id.as_str())));
             timed_contacts += 1;
             timed_events += contact.events.len();
         } else {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::compile::CountOp;
 use crate::explain::Explanation;
 use crate::group::Group;
+use crate::hold;
 use crate::leaves;
 use crate::matcher::Bound;
 use crate::segset::SegSet;
@@ -61,8 +62,12 @@ pub struct Decisions {
     /// Every segment's deadline after this evaluation, (index, time) sorted by
     /// index: from this run for the evaluated segments, as recorded in the
     /// state for the others.
-    /// Keep them with `ContactState::set_deadlines` for the next delta.
     pub deadlines: Vec<(u32, i64)>,
+    /// Per segment, which of its conditions holds its answer until an event
+    /// reaches that condition (packed): from this run for the evaluated
+    /// segments, as recorded in the state for the others. Keep them and the
+    /// deadlines with `ContactState::record_decision` for the next delta.
+    pub holds: Vec<u8>,
 }
 
 /// What changed since a contact's last evaluation, for [`RuleSet::decide`].
@@ -93,6 +98,9 @@ impl Delta {
     }
 }
 
+/// A segment's answer, deadline and hold ([`crate::hold`]).
+pub(crate) type Decided = (bool, Option<i64>, u8);
+
 /// What a leaf condition saw: cheap to copy and without drop glue on the hot
 /// path; explanations turn it into an [`crate::Observation`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,13 +125,13 @@ pub(crate) struct Run<'a> {
     traits: Vec<Option<Option<serde_json::Value>>>,
     /// Trait-check answers and next changes by [`crate::TraitCheck::memo`].
     checks: Vec<Option<(bool, Option<i64>)>>,
-    /// Referenced segments' answers and deadlines, by [`RuleSet::ref_slots`].
-    pub refs: Vec<Option<(bool, Option<i64>)>>,
+    /// Referenced segments' answers, deadlines and holds, by [`RuleSet::ref_slots`].
+    pub refs: Vec<Option<Decided>>,
     /// In a decision on a delta: which segments keep their answer, undecided.
     pub plan: Option<&'a Plan<'a>>,
     /// Some signal has an occurrence dated after `now`.
     pub future: bool,
-    pub scores: Vec<Option<f64>>,
+    pub scores: Vec<Option<crate::score::Value>>,
 }
 
 impl Run<'_> {
@@ -145,7 +153,7 @@ impl RuleSet {
         let mut run = self.run(state, now);
         let verdicts = (0..self.segments.len()).map(|i| self.verdict(i, &mut run)).collect();
         let scores = (0..self.scores.len())
-            .map(|i| (self.scores[i].id.clone(), self.score_value(i, &mut run)))
+            .map(|i| (self.scores[i].id.clone(), self.score_value(i, &mut run).total))
             .collect();
         Evaluation {
             verdicts,
@@ -214,22 +222,25 @@ impl RuleSet {
         todo.add(&plan.decide);
         let mut members = Vec::with_capacity(todo.len());
         let mut fresh = Vec::with_capacity(todo.len());
+        // On a blank state the segments not decided have no deadline and no hold.
+        let (recorded, mut holds) = match plan.blank {
+            true => (&[][..], hold::recorded(&[], self.segments.len())),
+            false => (state.deadlines(), hold::recorded(state.holds(), self.segments.len())),
+        };
         for i in todo.iter() {
             if !plan.decide.contains(i) {
                 members.push((i, plan.kept.contains(i)));
                 continue;
             }
-            let (member, next) = self.decided(i, run);
+            let (member, next, hold) = self.decided(i, run);
             members.push((i, member));
-            fresh.extend(next.map(|t| (i as u32, t)));
+            if let Some(t) = next {
+                fresh.push((i as u32, t));
+            }
+            hold::set(&mut holds, i, hold);
         }
-        // On a blank state the segments not decided have no deadline.
-        let recorded = if plan.blank { &[][..] } else { state.deadlines() };
-        let kept = recorded
-            .iter()
-            .copied()
-            .filter(|(i, _)| (*i as usize) < self.segments.len() && !plan.decide.contains(*i as usize));
-        let deadlines = merged(&fresh, kept, fresh.len() + recorded.len());
+        let recorded = &recorded[..recorded.partition_point(|(i, _)| (*i as usize) < self.segments.len())];
+        let deadlines = merged(&fresh, recorded, &plan.decide);
         let next_change_at = deadlines.iter().map(|(_, t)| *t).min();
         let changed = members
             .iter()
@@ -241,6 +252,7 @@ impl RuleSet {
             changed,
             next_change_at,
             deadlines,
+            holds,
         }
     }
 
@@ -267,7 +279,7 @@ impl RuleSet {
     pub(crate) fn recorded_members(&self, state: &ContactState) -> SegSet {
         let mut out = SegSet::empty(self.segments.len());
         let id_of = |i: usize| &*self.segments[i].id;
-        for id in state.members().keys() {
+        for (id, _) in state.members() {
             if let Some(i) = self.by_id.get(id, id_of) {
                 out.insert(i);
             }
@@ -311,36 +323,47 @@ impl RuleSet {
     }
 
     fn decide_node(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>) {
+        let (result, next, _) = self.decide_held(node, run);
+        (result, next)
+    }
+
+    /// A condition's answer and next change, and for an `all` or `any` the
+    /// hold of the child that decided it for good, if one did.
+    fn decide_held(&self, node: &Node, run: &mut Run) -> Decided {
         match node {
             Node::All(children) => self.decide_group(children, true, run),
             Node::Any(children) => self.decide_group(children, false, run),
             Node::Not(child) => {
                 let (result, next) = self.decide_node(child, run);
-                (!result, next)
+                (!result, next, 0)
             }
-            Node::Trait(checks) => decide_traits(checks, run),
+            Node::Trait(checks) => {
+                let (result, next) = decide_traits(checks, run);
+                (result, next, 0)
+            }
             leaf => {
                 let (result, next, _) = self.leaf(leaf, run);
-                (result, next)
+                (result, next, 0)
             }
         }
     }
 
     /// An `all` (or an `any`): its children, cheapest first, until one decides
-    /// it for good.
+    /// it for good; and that child's hold, if one did.
     #[inline(never)]
-    fn decide_group(&self, children: &Group, all: bool, run: &mut Run) -> (bool, Option<i64>) {
+    fn decide_group(&self, children: &Group, all: bool, run: &mut Run) -> Decided {
         let mut combine = Combine::new(all);
-        for child in children.cheap_first() {
+        for (rank, child) in children.cheap_first().enumerate() {
             let (result, next) = self.decide_node(child, run);
             if result != all && next.is_none() {
                 // A false child of an `all` (true of an `any`) that time
-                // alone never changes: the answer, and that it never changes.
-                return (!all, None);
+                // alone never changes: the answer, until an event reaches it.
+                return (!all, None, hold::of_rank(rank));
             }
             combine.add(result, next);
         }
-        combine.finish()
+        let (result, next) = combine.finish();
+        (result, next, 0)
     }
 
     /// A leaf condition's answer, next change and what it saw.
@@ -391,16 +414,19 @@ impl RuleSet {
                 let (member, next) = match run.plan.filter(|plan| !plan.decide.contains(*i)) {
                     Some(plan) if plan.blank => (plan.kept.contains(*i), None),
                     Some(plan) => (plan.kept.contains(*i), run.state.deadline(*i as u32)),
-                    None => self.decided(*i, run),
+                    None => {
+                        let (member, next, _) = self.decided(*i, run);
+                        (member, next)
+                    }
                 };
                 (member, next, Observed::Member(member))
             }
             Node::Score { score, bounds } => {
                 let value = self.score_value(*score, run);
-                let result = bounds.iter().all(|(b, y)| b.holds(value, *y));
+                let result = bounds.iter().all(|(b, y)| b.holds(value.total, *y));
                 // Scores count every occurrence from its hour's start: compaction changes nothing.
-                let next = self.scores[*score].next_crossing(value, bounds, now);
-                (result, next, Observed::Score(value))
+                let next = self.scores[*score].next_change(&value, bounds, now);
+                (result, next, Observed::Score(value.total))
             }
             Node::Consent(wanted) => {
                 let have = state.consent().status();
@@ -413,21 +439,21 @@ impl RuleSet {
         }
     }
 
-    /// Segment `i`'s answer and deadline in this run: decided once, and kept
-    /// for the segments that reference it (references are acyclic).
-    fn decided(&self, i: usize, run: &mut Run) -> (bool, Option<i64>) {
+    /// Segment `i`'s answer, deadline and hold in this run: decided once, and
+    /// kept for the segments that reference it (references are acyclic).
+    fn decided(&self, i: usize, run: &mut Run) -> Decided {
         let slot = self.ref_slots[i] as usize;
         if let Some(Some(decided)) = run.refs.get(slot) {
             return *decided;
         }
-        let decided = self.decide_node(&self.segments[i].rule, run);
+        let decided = self.decide_held(&self.segments[i].rule, run);
         if let Some(memo) = run.refs.get_mut(slot) {
             *memo = Some(decided);
         }
         decided
     }
 
-    fn score_value(&self, i: usize, run: &mut Run) -> f64 {
+    fn score_value(&self, i: usize, run: &mut Run) -> crate::score::Value {
         *run.scores[i].get_or_insert_with(|| self.scores[i].value(&run.signals, run.now))
     }
 }
@@ -554,18 +580,21 @@ pub(crate) fn bounds_text(bounds: &[(Bound, f64)]) -> String {
         .join(" and ")
 }
 
-/// Two lists of deadlines sorted by index, as one.
-fn merged(fresh: &[(u32, i64)], kept: impl Iterator<Item = (u32, i64)>, capacity: usize) -> Vec<(u32, i64)> {
-    let mut out = Vec::with_capacity(capacity);
-    let mut f = 0;
-    for k in kept {
-        while f < fresh.len() && fresh[f] < k {
-            out.push(fresh[f]);
-            f += 1;
+/// The fresh deadlines and the recorded ones of the segments not decided
+/// (both sorted by index), as one list sorted by index.
+fn merged(fresh: &[(u32, i64)], recorded: &[(u32, i64)], decided: &SegSet) -> Vec<(u32, i64)> {
+    let mut out = Vec::with_capacity(fresh.len() + recorded.len());
+    let mut fresh = fresh.iter().copied().peekable();
+    for &(i, t) in recorded {
+        if decided.contains(i as usize) {
+            continue;
         }
-        out.push(k);
+        while let Some(f) = fresh.next_if(|f| f.0 < i) {
+            out.push(f);
+        }
+        out.push((i, t));
     }
-    out.extend_from_slice(&fresh[f..]);
+    out.extend(fresh);
     out
 }
 

@@ -26,7 +26,8 @@ impl Group {
     }
 }
 
-/// A rough relative cost of deciding a condition.
+/// A rough relative cost of deciding a condition. Recorded holds name
+/// conditions by this order: changing it changes `crate::DECISIONS`.
 fn cost(node: &Node) -> usize {
     match node {
         Node::Consent(_) | Node::Trait(_) | Node::Segment(_) => 1,

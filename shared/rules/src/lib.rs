@@ -36,6 +36,7 @@ mod explain;
 mod file;
 mod graph;
 mod group;
+mod hold;
 mod ids;
 mod leaves;
 mod matcher;
@@ -64,6 +65,12 @@ use matcher::{Bound, Filter, Matcher};
 use score::Score;
 use sha2::{Digest, Sha256};
 use trigger::{Bits, Index};
+
+/// What a decision records in the state beside the memberships: deadlines, and
+/// holds by rank in cheapest-first order (`hold.rs`, `group.rs`). Part of the
+/// fingerprint: change it when their meaning changes, so that states recorded
+/// before are decided in full once.
+const DECISIONS: &str = "deadlines, holds/1";
 
 /// A compiled rules file: immutable, cheap to share across threads.
 #[derive(Debug, Clone)]
@@ -202,6 +209,7 @@ impl RuleSet {
         }
         let bits = Bits::new(compiler.signals.keys().copied().collect());
         let triggers = graph::close(&mut compiled.segments, &compiled.scores, &compiled.order, &bits);
+        let held = hold::reaches(&compiled.segments, &compiled.scores, &bits);
         let signals = compiler
             .signals
             .into_iter()
@@ -210,7 +218,7 @@ impl RuleSet {
                 (Sig { key, slot }, m, text)
             })
             .collect();
-        let fingerprint = u32::from_str_radix(&content_hash(file), 16).unwrap_or(0);
+        let fingerprint = u32::from_str_radix(&content_hash(&(DECISIONS, file)), 16).unwrap_or(0);
         let by_id = ids::Ids::new(compiled.segments.iter().map(|s| &*s.id));
         let referenced: std::collections::BTreeSet<usize> = compiled
             .segments
@@ -228,7 +236,7 @@ impl RuleSet {
             ref_slots,
             refs: referenced.len(),
             by_id,
-            index: Index::new(&triggers, bits),
+            index: Index::new(&triggers, held, bits),
             signals,
             traits: compiler.traits.len(),
             checks: compiler.checks.len(),
@@ -253,8 +261,8 @@ impl RuleSet {
             .collect()
     }
 
-    /// A hash of the whole rules file: memberships recorded under another
-    /// fingerprint need a full [`RuleSet::evaluate`].
+    /// A hash of the whole rules file (and of what decisions record): memberships
+    /// recorded under another fingerprint need a full [`RuleSet::decide`].
     pub fn fingerprint(&self) -> u32 {
         self.fingerprint
     }

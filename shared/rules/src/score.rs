@@ -3,11 +3,25 @@
 //! at one rate, so without new events a score is `S(now + d) = S(now) * 2^(-d / half_life)`
 //! and its threshold crossings are exact. Counting from the hour's start makes a
 //! score independent of when the state moves occurrences into hourly buckets.
+//! An occurrence leaves the score when it leaves the state's retention (90 days),
+//! taking what is left of its weight with it.
 
 use kairos_state::{SignalState, BUCKET_SECS as HOUR, RETENTION_SECS};
 
+use crate::eval::earliest;
 use crate::matcher::Bound;
 use crate::Sig;
+
+/// A score's value at one time, with what its next change depends on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Value {
+    /// The score.
+    pub total: f64,
+    /// The counted occurrences, each by the magnitude of its term's weight.
+    weight: f64,
+    /// When the first of them leaves the state's retention.
+    first_expiry: Option<i64>,
+}
 
 /// A compiled score.
 #[derive(Debug, Clone)]
@@ -17,6 +31,8 @@ pub(crate) struct Score {
     pub terms: Vec<(Sig, f64)>,
     /// `decay[k]`: the factor after `k` whole hours, for every hour the state retains.
     decay: Vec<f64>,
+    /// The factor over the whole retention: what is left of a weight as it leaves.
+    at_expiry: f64,
 }
 
 impl Score {
@@ -30,42 +46,95 @@ impl Score {
             half_life,
             terms,
             decay,
+            at_expiry: (-(RETENTION_SECS as f64) / half_life.max(1) as f64).exp2(),
         }
     }
 
     /// The score's value at `now` (occurrences kept by the state: 90 days, each
     /// from its hour's start), given the contact's signals by slot.
-    pub fn value(&self, signals: &[Option<&SignalState>], now: i64) -> f64 {
+    pub fn value(&self, signals: &[Option<&SignalState>], now: i64) -> Value {
         let hour = now.div_euclid(HOUR);
-        let mut total = 0.0;
-        for (signal, weight) in &self.terms {
+        let (mut total, mut weight, mut first_expiry) = (0.0, 0.0, None);
+        for (signal, w) in &self.terms {
             let Some(s) = signals[signal.slot as usize] else {
                 continue;
             };
             let factor = |h: i64| self.decay.get((hour - h) as usize).copied().unwrap_or(0.0);
             let (hours, exact) = s.occurrences(now - RETENTION_SECS, now);
-            let bucketed: f64 = hours.iter().map(|(h, n)| f64::from(*n) * factor(*h)).sum();
-            let exact: f64 = exact.iter().map(|t| factor(t.div_euclid(HOUR))).sum();
-            total += weight * (bucketed + exact);
+            let (mut bucketed, mut count) = (0.0, exact.len() as u64);
+            for (h, n) in hours {
+                bucketed += f64::from(*n) * factor(*h);
+                count += u64::from(*n);
+            }
+            let exact_sum: f64 = exact.iter().map(|t| factor(t.div_euclid(HOUR))).sum();
+            total += w * (bucketed + exact_sum);
+            weight += w.abs() * count as f64;
+            // An exact occurrence leaves no later than its hour's bucket would.
+            let oldest = [
+                hours.first().map(|(h, _)| *h),
+                exact.first().map(|t| t.div_euclid(HOUR)),
+            ];
+            let expiry = oldest.into_iter().flatten().min().map(|h| h * HOUR + RETENTION_SECS);
+            first_expiry = earliest(first_expiry, expiry);
         }
         // Within the current hour, everything has decayed alike since its start.
-        total * (-((now - hour * HOUR) as f64) / self.half_life.max(1) as f64).exp2()
+        let within = (-((now - hour * HOUR) as f64) / self.half_life.max(1) as f64).exp2();
+        Value {
+            total: total * within,
+            weight,
+            first_expiry,
+        }
+    }
+
+    /// The first time after `now` at which the answer of `bounds` on the score
+    /// can change without an event: its value decaying across a threshold, or
+    /// occurrences leaving the state's retention.
+    pub fn next_change(&self, value: &Value, bounds: &[(Bound, f64)], now: i64) -> Option<i64> {
+        let crossing = self.next_crossing(value.total, bounds, now);
+        match (crossing, value.first_expiry) {
+            // Nothing leaves before the crossing.
+            (Some(at), Some(first)) if first >= at => crossing,
+            _ => earliest(crossing, self.expiry_change(value, bounds, now)),
+        }
+    }
+
+    /// Each occurrence leaves with at most `at_expiry` of its weight, and what it
+    /// takes only decays after: all of them together move the value by at most
+    /// `band`. So they can change the answer no earlier than the first leaves,
+    /// and than the decaying value comes within `band` of a threshold.
+    fn expiry_change(&self, value: &Value, bounds: &[(Bound, f64)], now: i64) -> Option<i64> {
+        let first = value.first_expiry?;
+        let band = value.weight * self.at_expiry;
+        let near = bounds
+            .iter()
+            .filter_map(|(_, threshold)| {
+                if (value.total - threshold).abs() <= band {
+                    return Some(now);
+                }
+                let edge = if value.total > *threshold {
+                    threshold + band
+                } else {
+                    threshold - band
+                };
+                self.reaches(value.total, edge, now)
+            })
+            .min()?;
+        Some(first.max(near))
     }
 
     /// The first time after `now` at which the decaying `value` changes the
     /// answer of `bounds` (rounded down, so never late).
     pub fn next_crossing(&self, value: f64, bounds: &[(Bound, f64)], now: i64) -> Option<i64> {
-        bounds
-            .iter()
-            .filter_map(|(_, threshold)| {
-                let ratio = threshold / value;
-                // The value moves from `value` toward 0: it reaches `threshold` only
-                // if the threshold lies between them (at the threshold now: right away).
-                (value != 0.0 && ratio > 0.0 && ratio <= 1.0).then(|| {
-                    let secs = -(self.half_life as f64) * ratio.log2();
-                    now + secs.floor().max(1.0) as i64
-                })
-            })
-            .min()
+        bounds.iter().filter_map(|(_, t)| self.reaches(value, *t, now)).min()
+    }
+
+    /// When the decaying `value` reaches `threshold` (rounded down, so never
+    /// late): only if the threshold lies between it and 0 (at it now: right away).
+    fn reaches(&self, value: f64, threshold: f64, now: i64) -> Option<i64> {
+        let ratio = threshold / value;
+        (value != 0.0 && ratio > 0.0 && ratio <= 1.0).then(|| {
+            let secs = -(self.half_life as f64) * ratio.log2();
+            now + secs.floor().max(1.0) as i64
+        })
     }
 }

@@ -46,6 +46,18 @@ impl SegSet {
         SegSet(words.collect())
     }
 
+    /// Keeps only the indexes for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        for (w, word) in self.0.iter_mut().enumerate() {
+            let mut rest = *word;
+            while rest != 0 {
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                *word &= !(u64::from(!keep(w * 64 + bit)) << bit);
+            }
+        }
+    }
+
     /// How many indexes it holds.
     pub fn len(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
@@ -94,5 +106,7 @@ mod tests {
         assert_eq!(picked.iter().collect::<Vec<_>>(), [1, 63]);
         picked.add(&a);
         assert_eq!(picked.iter().collect::<Vec<_>>(), [0, 1, 63, 64, 129]);
+        picked.retain(|i| i % 2 == 1);
+        assert_eq!(picked.iter().collect::<Vec<_>>(), [1, 63, 129]);
     }
 }

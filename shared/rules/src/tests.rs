@@ -1,7 +1,7 @@
 use super::*;
 use chrono::DateTime;
 use kairos_event::EventType;
-use kairos_state::{ContactState, EXACT_CAP};
+use kairos_state::{ContactState, EXACT_CAP, RETENTION_SECS};
 use serde_json::json;
 
 const T0: i64 = 1_795_000_000;
@@ -384,6 +384,24 @@ fn applied_at(rules: &RuleSet, state: &mut ContactState, e: &Event, now: i64) ->
     delta
 }
 
+/// Checks that the memberships recorded in the state are a full decision's.
+fn assert_recorded_as_full(rules: &RuleSet, state: &ContactState, now: i64) {
+    let full = rules.decide(state, now, None).members;
+    let mut expected: Vec<&str> = full.iter().filter(|m| m.1).map(|m| rules.segment_id(m.0)).collect();
+    expected.sort_unstable();
+    let recorded: Vec<&str> = state.members().iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(recorded, expected);
+}
+
+/// Records a decision in the state, as the evaluate function does.
+fn record(rules: &RuleSet, state: &mut ContactState, decisions: &Decisions, now: i64) {
+    for &(i, member) in &decisions.changed {
+        state.set_membership(rules.segment_id(i), member, now);
+    }
+    state.set_rules_fingerprint(rules.fingerprint());
+    state.record_decision(decisions.deadlines.clone(), decisions.holds.clone());
+}
+
 #[test]
 fn a_delta_skips_segments_the_occurrence_cannot_change() {
     let rules = RuleSet::from_yaml(
@@ -400,11 +418,7 @@ segments:
         let now = e.at.timestamp();
         let delta = applied(&rules, state, e);
         let decisions = rules.decide(state, now, (!full).then_some(&delta));
-        for &(i, member) in &decisions.changed {
-            state.set_membership(rules.segment_id(i), member, now);
-        }
-        state.set_rules_fingerprint(rules.fingerprint());
-        state.set_deadlines(decisions.deadlines.clone());
+        record(&rules, state, &decisions, now);
         decisions
     };
     let first = step(&mut state, &ev("e1", "email.opened", T0, json!({})), true);
@@ -449,20 +463,8 @@ segments:
             .map(|c| evaluation.verdicts[c.0].clone())
             .collect();
         assert_eq!(verdicts, expected);
-        for &(i, member) in &decisions.changed {
-            state.set_membership(rules.segment_id(i), member, now);
-        }
-        state.set_rules_fingerprint(rules.fingerprint());
-        state.set_deadlines(decisions.deadlines.clone());
-        let everything = rules.decide(&state, now, None).members;
-        let members: Vec<usize> = everything.iter().filter(|m| m.1).map(|m| m.0).collect();
-        let recorded: Vec<&str> = state.members().keys().map(String::as_str).collect();
-        let expected: Vec<&str> = members.iter().map(|i| rules.segment_id(*i)).collect();
-        assert_eq!(recorded, {
-            let mut e = expected;
-            e.sort_unstable();
-            e
-        });
+        record(&rules, &mut state, &decisions, now);
+        assert_recorded_as_full(&rules, &state, now);
         decisions.changed
     };
     let subscribe = json!({"properties": {"status": "subscribed"}});
@@ -475,6 +477,85 @@ segments:
     // A trait change decides `hot` and `warm` again, reading `twice` as kept.
     let traits = json!({"traits": {"plan": "free"}});
     assert_eq!(step(ev("i", "contact.identified", T0 + 3 * H, traits), false), []);
+}
+
+#[test]
+fn a_score_changes_when_its_occurrences_leave_retention() {
+    let rules = RuleSet::from_yaml(
+        r#"
+scores:
+  - { id: e, half_life: 1d, terms: [ { event: { type: email.clicked }, weight: -2 } ] }
+segments:
+  - { id: s, name: S, rule: { any: [ { score: { id: e, lt: 0 } }, { trait: { plan: { eq: pro } } } ] } }
+"#,
+    )
+    .unwrap();
+    let mut state = ContactState::default();
+    let delta = applied(&rules, &mut state, &ev("c1", "email.clicked", T0, json!({})));
+    let decisions = rules.decide(&state, T0, Some(&delta));
+    assert_eq!(decisions.changed, [(0, true)]);
+    // The click's remnant, 2^-90 of its weight, leaves when its hour's bucket
+    // leaves retention: no earlier can the score reach 0.
+    let leaves = T0 - T0.rem_euclid(H) + RETENTION_SECS;
+    let next = decisions
+        .next_change_at
+        .expect("the score returns to 0 when the click leaves");
+    assert!((leaves..=leaves + H).contains(&next), "{next} vs {leaves}");
+    record(&rules, &mut state, &decisions, T0);
+    // An event that reaches nothing the segment kept decides it, its deadline passed.
+    let later = T0 + 91 * 86_400;
+    let free = json!({"traits": {"plan": "free"}});
+    let delta = applied(&rules, &mut state, &ev("i1", "contact.identified", later, free));
+    state.compact(later);
+    let decisions = rules.decide(&state, later, Some(&delta));
+    assert_eq!(decisions.changed, [(0, false)]);
+    record(&rules, &mut state, &decisions, later);
+    assert_recorded_as_full(&rules, &state, later);
+}
+
+#[test]
+fn a_held_segment_is_decided_again_only_when_an_event_reaches_what_held_it() {
+    let rules = RuleSet::from_yaml(
+        r#"
+segments:
+  - { id: pro-reader, name: P, rule: { all: [ { event: { type: email.opened, within: 7d } }, { trait: { plan: { eq: pro } } } ] } }
+  - { id: clicker, name: C, rule: { all: [ { event: { type: email.clicked, within: 30d, count: { gte: 2 } } }, { event: { type: email.opened, within: 7d } } ] } }
+"#,
+    )
+    .unwrap();
+    let mut state = ContactState::default();
+    // Returns the segments the delta decided; the memberships always equal a full decision's.
+    let mut step = |e: Event, full: bool| {
+        let now = e.at.timestamp();
+        let delta = applied(&rules, &mut state, &e);
+        let decisions = rules.decide(&state, now, (!full).then_some(&delta));
+        record(&rules, &mut state, &decisions, now);
+        assert_recorded_as_full(&rules, &state, now);
+        decisions.members
+    };
+    let free = json!({"traits": {"plan": "free"}});
+    assert_eq!(
+        step(ev("i1", "contact.identified", T0, free), true),
+        [(0, false), (1, false)]
+    );
+    // The plan holds `pro-reader` out and the missing clicks hold `clicker`
+    // out: an open reaches neither, though both read opens.
+    assert_eq!(step(ev("o1", "email.opened", T0 + H, json!({})), false), []);
+    // A new plan reaches what held `pro-reader`.
+    let pro = json!({"traits": {"plan": "pro"}});
+    assert_eq!(
+        step(ev("i2", "contact.identified", T0 + 2 * H, pro), false),
+        [(0, true)]
+    );
+    // Clicks reach what held `clicker`: one is not enough, two are.
+    assert_eq!(
+        step(ev("c1", "email.clicked", T0 + 3 * H, json!({})), false),
+        [(1, false)]
+    );
+    assert_eq!(
+        step(ev("c2", "email.clicked", T0 + 4 * H, json!({})), false),
+        [(1, true)]
+    );
 }
 
 /// A state whose page views reached the exact cap, and its `now`: the oldest
@@ -503,7 +584,7 @@ fn at_the_cap(rules: &RuleSet) -> (ContactState, i64) {
         state.set_membership(rules.segment_id(i), member, now);
     }
     state.set_rules_fingerprint(rules.fingerprint());
-    state.set_deadlines(decisions.deadlines);
+    state.record_decision(decisions.deadlines, decisions.holds);
     (state, now)
 }
 

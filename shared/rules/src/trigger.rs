@@ -7,6 +7,7 @@ use kairos_state::{ContactState, SignalKey, EXACT_CAP};
 use crate::segset::SegSet;
 
 use crate::graph::Reads;
+use crate::hold;
 use crate::polarity::{Polarities, Polarity};
 use crate::Delta;
 
@@ -27,24 +28,53 @@ impl Bits {
         self.0.binary_search(&key).map_or(0, |p| 1 << (p % 64))
     }
 
-    fn all<'a>(&self, keys: impl IntoIterator<Item = &'a SignalKey>) -> u64 {
+    pub fn all<'a>(&self, keys: impl IntoIterator<Item = &'a SignalKey>) -> u64 {
         keys.into_iter().fold(0, |m, k| m | self.of(*k))
+    }
+}
+
+/// Signal bits, traits and consent: what a condition reads, or what a delta changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Reach {
+    pub mask: u64,
+    pub traits: bool,
+    pub consent: bool,
+}
+
+impl Reach {
+    pub fn of_reads(reads: &Reads, bits: &Bits) -> Reach {
+        Reach {
+            mask: bits.all(&reads.signals),
+            traits: reads.traits,
+            consent: reads.consent,
+        }
+    }
+
+    pub fn union(self, other: Reach) -> Reach {
+        Reach {
+            mask: self.mask | other.mask,
+            traits: self.traits | other.traits,
+            consent: self.consent | other.consent,
+        }
+    }
+
+    /// Whether the two share a signal bit, traits or consent.
+    pub fn meets(&self, other: &Reach) -> bool {
+        self.mask & other.mask != 0 || (self.traits && other.traits) || (self.consent && other.consent)
     }
 }
 
 /// What can change one segment's answer.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Trigger {
-    /// The signals it reads, transitively.
-    mask: u64,
+    /// The signals, traits and consent it reads, transitively.
+    reach: Reach,
     /// Bits whose every signal only raises the answer: an occurrence keeps a member in.
     keeps_member: u64,
     /// Bits whose every signal only lowers the answer: an occurrence keeps a non-member out.
     keeps_out: u64,
     /// Bits of the signals it reads as a sequence's steps.
     sequenced: u64,
-    traits: bool,
-    consent: bool,
 }
 
 impl Trigger {
@@ -55,12 +85,10 @@ impl Trigger {
             bits.all(reads.signals.iter().filter(is)) & !bits.all(reads.signals.iter().filter(|k| !is(k)))
         };
         Trigger {
-            mask: bits.all(&reads.signals),
+            reach: Reach::of_reads(reads, bits),
             keeps_member: keeps(Polarity::Rises),
             keeps_out: keeps(Polarity::Falls),
             sequenced: bits.all(&reads.sequenced),
-            traits: reads.traits,
-            consent: reads.consent,
         }
     }
 }
@@ -76,9 +104,7 @@ impl Trigger {
 /// polarity holds (`future`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Changes {
-    mask: u64,
-    traits: bool,
-    consent: bool,
+    reach: Reach,
     /// Bits of signals at their exact cap.
     spilled: u64,
     /// Bits of signals at their exact cap with an occurrence after `now`.
@@ -99,9 +125,11 @@ impl Changes {
             }
         }
         Changes {
-            mask: bits.all(&delta.signals),
-            traits: delta.traits,
-            consent: delta.consent,
+            reach: Reach {
+                mask: bits.all(&delta.signals),
+                traits: delta.traits,
+                consent: delta.consent,
+            },
             spilled,
             future,
         }
@@ -133,6 +161,8 @@ pub(crate) struct Index {
     sequenced: Vec<SegSet>,
     traits: SegSet,
     consent: SegSet,
+    /// Per segment, the reach of each condition that can hold it ([`crate::hold`]).
+    held: Vec<Vec<Reach>>,
     /// Segments whose answer on an empty state time can change (or is unknown).
     blank_timed: SegSet,
     /// The answers on an empty state of the others.
@@ -140,13 +170,13 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    pub fn new(triggers: &[Trigger], bits: Bits) -> Index {
+    pub fn new(triggers: &[Trigger], held: Vec<Vec<Reach>>, bits: Bits) -> Index {
         let n = triggers.len();
         let sets = || vec![SegSet::empty(n); 64];
         let (mut reads, mut when_member, mut when_out, mut sequenced) = (sets(), sets(), sets(), sets());
         let (mut traits, mut consent) = (SegSet::empty(n), SegSet::empty(n));
         for (i, t) in triggers.iter().enumerate() {
-            for b in (0..64).filter(|b| t.mask & (1 << b) != 0) {
+            for b in (0..64).filter(|b| t.reach.mask & (1 << b) != 0) {
                 reads[b].insert(i);
                 if t.keeps_member & (1 << b) == 0 {
                     when_member[b].insert(i);
@@ -158,10 +188,10 @@ impl Index {
                     sequenced[b].insert(i);
                 }
             }
-            if t.traits {
+            if t.reach.traits {
                 traits.insert(i);
             }
-            if t.consent {
+            if t.reach.consent {
                 consent.insert(i);
             }
         }
@@ -174,6 +204,7 @@ impl Index {
             sequenced,
             traits,
             consent,
+            held,
             blank_timed: SegSet::full(n),
             blank_member: SegSet::empty(n),
         }
@@ -193,7 +224,7 @@ impl Index {
     }
 
     /// What to decide: everything without a delta; else the segments its
-    /// changes can affect given the answers `was` recorded in `state`, and
+    /// changes can affect given the answers `was` and the holds recorded in `state`, and
     /// those whose recorded deadline has passed (on a blank state: those whose
     /// empty-state answer is unknown, and what the changes can affect from it).
     pub fn plan<'a>(&'a self, delta: Option<&Delta>, state: &ContactState, was: &'a SegSet, now: i64) -> Plan<'a> {
@@ -215,6 +246,13 @@ impl Index {
             };
         }
         let mut decide = self.fired(&changes, was);
+        let holds = state.holds();
+        if !holds.is_empty() {
+            decide.retain(|i| {
+                let held = self.held[i].get(usize::from(hold::get(holds, i)).wrapping_sub(1));
+                held.is_none_or(|r| r.meets(&changes.reach))
+            });
+        }
         for &(i, t) in state.deadlines() {
             if t <= now && (i as usize) < self.n {
                 decide.insert(i as usize);
@@ -230,7 +268,7 @@ impl Index {
     /// The segments the changes can have changed, given which of them hold.
     fn fired(&self, changes: &Changes, holding: &SegSet) -> SegSet {
         let mut out = SegSet::empty(self.n);
-        let mut mask = changes.mask;
+        let mut mask = changes.reach.mask;
         while mask != 0 {
             let b = mask.trailing_zeros() as usize;
             mask &= mask - 1;
@@ -243,10 +281,10 @@ impl Index {
                 out.add(&self.sequenced[b]);
             }
         }
-        if changes.traits {
+        if changes.reach.traits {
             out.add(&self.traits);
         }
-        if changes.consent {
+        if changes.reach.consent {
             out.add(&self.consent);
         }
         out

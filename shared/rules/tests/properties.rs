@@ -213,7 +213,7 @@ proptest! {
                 if member { current.insert(id.to_string()); } else { current.remove(id); }
             }
             state.set_rules_fingerprint(rules.fingerprint());
-            state.set_deadlines(decisions.deadlines);
+            state.record_decision(decisions.deadlines, decisions.holds);
             decisions.next_change_at
         };
         let mut next_change = None;

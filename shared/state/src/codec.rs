@@ -11,8 +11,16 @@ impl ContactState {
         postcard::to_stdvec(self).expect("contact state always encodes")
     }
 
-    /// Decodes state written by [`ContactState::to_bytes`].
+    /// Decodes state written by [`ContactState::to_bytes`], also by builds that
+    /// did not keep holds yet (their states end before it: none recorded).
     pub fn from_bytes(bytes: &[u8]) -> Result<ContactState, CodecError> {
-        Ok(postcard::from_bytes(bytes)?)
+        match postcard::from_bytes(bytes) {
+            Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                let mut with_no_holds = bytes.to_vec();
+                with_no_holds.push(0);
+                postcard::from_bytes(&with_no_holds).map_err(|_| postcard::Error::DeserializeUnexpectedEnd.into())
+            }
+            decoded => Ok(decoded?),
+        }
     }
 }

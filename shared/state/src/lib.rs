@@ -84,8 +84,9 @@ pub struct ContactState {
     consent: Consent,
     /// Recently applied event ids (48-bit hash, event hour), sorted by hash.
     seen: Vec<([u8; 6], i64)>,
-    /// Current segment memberships: segment id → entered at (unix seconds).
-    members: BTreeMap<String, i64>,
+    /// Current segment memberships: (segment id, entered at (unix seconds)),
+    /// sorted by id.
+    members: Vec<(String, i64)>,
     /// The fingerprint of the rules that decided `members`.
     rules: u32,
     /// Per segment (by index in those rules): when its answer could next change
@@ -94,6 +95,11 @@ pub struct ContactState {
     /// Anonymous contacts merged into this one (48-bit hash of the key, hour
     /// until which it is remembered), sorted by hash: see [`ContactState::absorb`].
     merged: Vec<([u8; 6], i64)>,
+    /// Per segment (by index in those rules), which of its conditions held its
+    /// answer when it was last decided: written and read by the rules crate,
+    /// opaque here. Trailing zeros are dropped. Last, so that states written
+    /// before it decode ([`ContactState::from_bytes`]).
+    holds: Vec<u8>,
 }
 
 impl ContactState {
@@ -179,17 +185,25 @@ impl ContactState {
     }
 
     /// The segments the contact is a member of, with their entry times.
-    pub fn members(&self) -> &BTreeMap<String, i64> {
+    pub fn members(&self) -> &[(String, i64)] {
         &self.members
+    }
+
+    /// Since when the contact is a member of `segment`, if it is.
+    pub fn member_since(&self, segment: &str) -> Option<i64> {
+        let pos = self.members.binary_search_by(|(id, _)| id.as_str().cmp(segment));
+        pos.ok().map(|p| self.members[p].1)
     }
 
     /// Records one segment's membership (entered at `at` if it just entered).
     pub fn set_membership(&mut self, segment: &str, member: bool, at: i64) {
-        if !member {
-            self.members.remove(segment);
-        } else {
-            // One search: callers record changes, so the id is usually new.
-            self.members.entry(segment.to_string()).or_insert(at);
+        match (
+            self.members.binary_search_by(|(id, _)| id.as_str().cmp(segment)),
+            member,
+        ) {
+            (Ok(pos), false) => drop(self.members.remove(pos)),
+            (Err(pos), true) => self.members.insert(pos, (segment.to_string(), at)),
+            _ => {}
         }
     }
 
@@ -211,12 +225,22 @@ impl ContactState {
         &self.deadlines
     }
 
-    /// Replaces the per-segment deadlines (index, time), any order.
-    pub fn set_deadlines(&mut self, mut deadlines: Vec<(u32, i64)>) {
+    /// The recorded holds ([`ContactState::record_decision`]).
+    pub fn holds(&self) -> &[u8] {
+        &self.holds
+    }
+
+    /// Replaces what the last decision leaves for the next one: the
+    /// per-segment deadlines (index, time), any order, and the holds.
+    pub fn record_decision(&mut self, mut deadlines: Vec<(u32, i64)>, mut holds: Vec<u8>) {
         if !deadlines.is_sorted() {
             deadlines.sort_unstable();
         }
         self.deadlines = deadlines;
+        while holds.last() == Some(&0) {
+            holds.pop();
+        }
+        self.holds = holds;
     }
 
     /// The fingerprint of the rules that decided the memberships (0: none yet).

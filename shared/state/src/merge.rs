@@ -11,7 +11,7 @@ use crate::{id_hash, ContactState};
 
 impl ContactState {
     /// Adds `other`'s signals, traits, consent and seen event ids to this state.
-    /// Memberships, rules fingerprint and deadlines stay this state's own: the
+    /// Memberships, rules fingerprint, deadlines and holds stay this state's own: the
     /// caller re-evaluates every segment after a merge. Call
     /// [`ContactState::compact`] afterwards to restore the exact-occurrence cap.
     pub fn merge(&mut self, other: &ContactState) {

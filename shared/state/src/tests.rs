@@ -143,6 +143,47 @@ fn round_trips_through_bytes_and_stays_small() {
 }
 
 #[test]
+fn memberships_stay_sorted_and_keep_their_entry_time() {
+    let mut state = ContactState::default();
+    for (id, at) in [("m", 3), ("b", 1), ("x", 2), ("b", 9)] {
+        state.set_membership(id, true, at);
+    }
+    state.set_membership("x", false, 4);
+    state.set_membership("q", false, 5);
+    assert_eq!(state.members(), [("b".to_string(), 1), ("m".to_string(), 3)]);
+    assert_eq!((state.member_since("m"), state.member_since("x")), (Some(3), None));
+}
+
+#[test]
+fn holds_lose_trailing_zeros_and_round_trip() {
+    let mut state = ContactState::default();
+    state.record_decision(vec![(4, 20), (1, 10)], vec![0, 7, 0, 0]);
+    assert_eq!(
+        (state.deadlines(), state.holds()),
+        (&[(1, 10), (4, 20)][..], &[0, 7][..])
+    );
+    assert_eq!(ContactState::from_bytes(&state.to_bytes()).unwrap(), state);
+}
+
+#[test]
+fn states_written_before_holds_and_member_lists_still_decode() {
+    let mut state = ContactState::default();
+    state.apply(&event(1, EventType::EmailOpened, T0), &[7], T0);
+    state.set_membership("s", true, T0);
+    state.record_decision(vec![(0, T0 + 60)], Vec::new());
+    // Such a state ended where holds now start (an empty list is one 0 byte)...
+    let bytes = state.to_bytes();
+    let (before_holds, no_holds) = bytes.split_at(bytes.len() - 1);
+    assert_eq!(no_holds, [0]);
+    assert_eq!(ContactState::from_bytes(before_holds).unwrap(), state);
+    // ...and kept memberships in a map, encoded as the list is.
+    let map = std::collections::BTreeMap::from([("a".to_string(), 1i64), ("b".to_string(), 2)]);
+    let list = vec![("a".to_string(), 1i64), ("b".to_string(), 2)];
+    assert_eq!(postcard::to_stdvec(&map).unwrap(), postcard::to_stdvec(&list).unwrap());
+    assert!(ContactState::from_bytes(&before_holds[..before_holds.len() - 1]).is_err());
+}
+
+#[test]
 fn retention_drops_old_signals() {
     let mut state = ContactState::default();
     state.apply(&event(1, EventType::PageViewed, T0), &[5], T0);
