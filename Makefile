@@ -6,7 +6,7 @@ SHELL := bash
 VENV := build/venv
 TOOLS := $(VENV)/.installed
 WATCH_PORT := 5005
-export KAIROS_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export KAIROS_MOTO_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: demo test lint lint-infra tools node-tools build watch bench fuzz clean
@@ -78,7 +78,7 @@ build: $(TOOLS)
 ## The Lambda runtime emulator with local endpoints: moto on 127.0.0.1:$(WATCH_PORT)
 ## holding the template's table and queues. Invoke with `cargo lambda invoke`.
 watch: $(TOOLS)
-	moto_server -H 127.0.0.1 -p $(WATCH_PORT) > build/moto-watch.log 2>&1 &
+	python tests/support/moto_server.py -H 127.0.0.1 -p $(WATCH_PORT) > build/moto-watch.log 2>&1 &
 	moto=$$!
 	trap 'kill $$moto' EXIT
 	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(WATCH_PORT)) 2>/dev/null && break; sleep 0.1; done

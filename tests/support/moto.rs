@@ -1,5 +1,7 @@
 //! A moto server (the real DynamoDB and SQS wire protocols) on a free loopback
-//! port, stopped when dropped. `make test` installs it into build/venv.
+//! port, stopped when dropped. `make test` installs it into build/venv. It runs
+//! through `moto_server.py`, which answers one request at a time: moto's own
+//! server does not apply a conditional write atomically, DynamoDB does.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -11,26 +13,29 @@ pub struct Moto {
     pub endpoint: String,
 }
 
-fn server_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("KAIROS_MOTO_SERVER") {
+/// The Python that has moto installed.
+fn python() -> PathBuf {
+    if let Ok(path) = std::env::var("KAIROS_MOTO_PYTHON") {
         return PathBuf::from(path);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("build/venv/bin/moto_server")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("build/venv/bin/python")
 }
 
 impl Moto {
     pub fn start() -> Moto {
-        let binary = server_binary();
+        let python = python();
         assert!(
-            binary.exists(),
-            "moto server not found at {}: run `make test` (it installs moto into build/venv) or set KAIROS_MOTO_SERVER",
-            binary.display()
+            python.exists(),
+            "no Python with moto at {}: run `make test` (it installs moto into build/venv) or set KAIROS_MOTO_PYTHON",
+            python.display()
         );
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_server.py");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(&binary)
+        let child = Command::new(&python)
+            .arg(script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
