@@ -1,6 +1,6 @@
 //! A moto server (the real DynamoDB and SQS wire protocols) on a free loopback
 //! port, stopped when dropped. `make test` installs it into build/venv. It runs
-//! through `moto_server.py`, which answers one request at a time: moto's own
+//! through `moto_server.py`, which answers one DynamoDB request at a time: moto's own
 //! server does not apply a conditional write atomically, DynamoDB does.
 
 use std::net::{TcpListener, TcpStream};
