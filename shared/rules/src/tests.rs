@@ -393,6 +393,17 @@ fn assert_recorded_as_full(rules: &RuleSet, state: &ContactState, now: i64) {
     assert_eq!(recorded, expected);
 }
 
+/// Applies an event, decides on its delta (or in full), records the decision
+/// and checks the recorded memberships against a full decision.
+fn decided_step(rules: &RuleSet, state: &mut ContactState, e: &Event, full: bool) -> Decisions {
+    let now = e.at.timestamp();
+    let delta = applied(rules, state, e);
+    let decisions = rules.decide(state, now, (!full).then_some(&delta));
+    record(rules, state, &decisions, now);
+    assert_recorded_as_full(rules, state, now);
+    decisions
+}
+
 /// Records a decision in the state, as the evaluate function does.
 fn record(rules: &RuleSet, state: &mut ContactState, decisions: &Decisions, now: i64) {
     for &(i, member) in &decisions.changed {
@@ -505,12 +516,8 @@ segments:
     // An event that reaches nothing the segment kept decides it, its deadline passed.
     let later = T0 + 91 * 86_400;
     let free = json!({"traits": {"plan": "free"}});
-    let delta = applied(&rules, &mut state, &ev("i1", "contact.identified", later, free));
-    state.compact(later);
-    let decisions = rules.decide(&state, later, Some(&delta));
+    let decisions = decided_step(&rules, &mut state, &ev("i1", "contact.identified", later, free), false);
     assert_eq!(decisions.changed, [(0, false)]);
-    record(&rules, &mut state, &decisions, later);
-    assert_recorded_as_full(&rules, &state, later);
 }
 
 #[test]
@@ -524,15 +531,8 @@ segments:
     )
     .unwrap();
     let mut state = ContactState::default();
-    // Returns the segments the delta decided; the memberships always equal a full decision's.
-    let mut step = |e: Event, full: bool| {
-        let now = e.at.timestamp();
-        let delta = applied(&rules, &mut state, &e);
-        let decisions = rules.decide(&state, now, (!full).then_some(&delta));
-        record(&rules, &mut state, &decisions, now);
-        assert_recorded_as_full(&rules, &state, now);
-        decisions.members
-    };
+    // The segments the delta decided; the memberships always equal a full decision's.
+    let mut step = |e: Event, full: bool| decided_step(&rules, &mut state, &e, full).members;
     let free = json!({"traits": {"plan": "free"}});
     assert_eq!(
         step(ev("i1", "contact.identified", T0, free), true),

@@ -191,16 +191,17 @@ impl ContactState {
 
     /// Since when the contact is a member of `segment`, if it is.
     pub fn member_since(&self, segment: &str) -> Option<i64> {
-        let pos = self.members.binary_search_by(|(id, _)| id.as_str().cmp(segment));
-        pos.ok().map(|p| self.members[p].1)
+        self.member_at(segment).ok().map(|p| self.members[p].1)
+    }
+
+    /// Where `segment` is in the sorted memberships, or where it would go.
+    fn member_at(&self, segment: &str) -> Result<usize, usize> {
+        self.members.binary_search_by(|(id, _)| id.as_str().cmp(segment))
     }
 
     /// Records one segment's membership (entered at `at` if it just entered).
     pub fn set_membership(&mut self, segment: &str, member: bool, at: i64) {
-        match (
-            self.members.binary_search_by(|(id, _)| id.as_str().cmp(segment)),
-            member,
-        ) {
+        match (self.member_at(segment), member) {
             (Ok(pos), false) => drop(self.members.remove(pos)),
             (Err(pos), true) => self.members.insert(pos, (segment.to_string(), at)),
             _ => {}
