@@ -48,8 +48,9 @@ struct Rounded(f64);
 
 impl Rounded {
     fn value(&self) -> Option<f64> {
-        // Checked after rounding: a huge value overflows when scaled.
-        Some((self.0 * 100.0).round() / 100.0).filter(|x| x.is_finite())
+        // Checked after rounding: a huge value overflows when scaled. A tiny
+        // negative one reads 0, not -0.
+        Some((self.0 * 100.0).round() / 100.0 + 0.0).filter(|x| x.is_finite())
     }
 
     /// As serde_json writes it (`2.0`, `0.25`, `1e+16`; `"infinite"`), with

@@ -52,22 +52,40 @@ impl Score {
 
     /// The score's value at `now` (occurrences kept by the state: 90 days, each
     /// from its hour's start), given the contact's signals by slot.
+    ///
+    /// The occurrences are summed as of the newest one's hour, which no time
+    /// passing changes, and only that sum is decayed to `now`. So the rounding
+    /// of terms that (nearly) cancel is the same at every `now`, and the sign
+    /// of a score never changes without an event; a value too small for a
+    /// float keeps its sign as the smallest one.
     pub fn value(&self, signals: &[Option<&SignalState>], now: i64) -> Value {
-        let hour = now.div_euclid(HOUR);
-        let (mut total, mut weight, mut first_expiry) = (0.0, 0.0, None);
-        for (signal, w) in &self.terms {
-            let Some(s) = signals[signal.slot as usize] else {
-                continue;
+        let since = now - RETENTION_SECS;
+        let counted = || {
+            self.terms
+                .iter()
+                .filter_map(move |(signal, w)| signals[signal.slot as usize].map(|s| (s.occurrences(since, now), *w)))
+        };
+        let newest = |(hours, exact): &(&[(i64, u32)], &[i64])| {
+            let last = exact.last().map(|t| t.div_euclid(HOUR));
+            last.max(hours.last().map(|(h, _)| *h))
+        };
+        let Some(reference) = counted().filter_map(|(o, _)| newest(&o)).max() else {
+            return Value {
+                total: 0.0,
+                weight: 0.0,
+                first_expiry: None,
             };
-            let factor = |h: i64| self.decay.get((hour - h) as usize).copied().unwrap_or(0.0);
-            let (hours, exact) = s.occurrences(now - RETENTION_SECS, now);
+        };
+        let factor = |h: i64| self.decay.get((reference - h) as usize).copied().unwrap_or(0.0);
+        let (mut sum, mut weight, mut first_expiry) = (0.0, 0.0, None);
+        for ((hours, exact), w) in counted() {
             let (mut bucketed, mut count) = (0.0, exact.len() as u64);
             for (h, n) in hours {
                 bucketed += f64::from(*n) * factor(*h);
                 count += u64::from(*n);
             }
             let exact_sum: f64 = exact.iter().map(|t| factor(t.div_euclid(HOUR))).sum();
-            total += w * (bucketed + exact_sum);
+            sum += w * (bucketed + exact_sum);
             weight += w.abs() * count as f64;
             // An exact occurrence leaves no later than its hour's bucket would.
             let oldest = [
@@ -77,10 +95,13 @@ impl Score {
             let expiry = oldest.into_iter().flatten().min().map(|h| h * HOUR + RETENTION_SECS);
             first_expiry = earliest(first_expiry, expiry);
         }
-        // Within the current hour, everything has decayed alike since its start.
-        let within = (-((now - hour * HOUR) as f64) / self.half_life.max(1) as f64).exp2();
+        let since_reference = (now - reference * HOUR) as f64 / self.half_life.max(1) as f64;
+        let mut total = sum * (-since_reference).exp2();
+        if total == 0.0 && sum != 0.0 {
+            total = f64::from_bits(1).copysign(sum);
+        }
         Value {
-            total: total * within,
+            total,
             weight,
             first_expiry,
         }

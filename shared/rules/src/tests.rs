@@ -823,3 +823,61 @@ segments:
     };
     assert_eq!(e.verdicts[0].explanation.observed, Some(observed));
 }
+
+#[test]
+fn a_score_keeps_its_sign_as_it_decays() {
+    // Terms that cancel, summed in different orders: whatever rounding leaves
+    // of them must not change sign as the hours pass with no event.
+    let rules = RuleSet::from_yaml(
+        r#"
+scores:
+  - id: net
+    half_life: 7d
+    terms:
+      - { event: { type: email.opened, machine: include }, weight: 1 }
+      - { event: { type: email.clicked }, weight: 1 }
+      - { event: { type: page.viewed }, weight: -1 }
+segments:
+  - { id: negative, name: N, rule: { score: { id: net, lt: 0 } } }
+"#,
+    )
+    .unwrap();
+    let mut flips = 0;
+    for seed in 0..40 {
+        let hours = [seed % 7, 7 + seed % 5, 13 + seed % 11].map(|h| T0 - T0.rem_euclid(H) + h * H);
+        let events = [
+            ev("o1", "email.opened", hours[1], json!({})),
+            ev("o2", "email.opened", hours[2], json!({})),
+            ev("c1", "email.clicked", hours[0], json!({})),
+            ev("p1", "page.viewed", hours[0], json!({"url": "/"})),
+            ev("p2", "page.viewed", hours[1], json!({"url": "/"})),
+            ev("p3", "page.viewed", hours[2], json!({"url": "/"})),
+        ];
+        let start = hours[2] + 60;
+        let state = state_of(&rules, &events, start);
+        let first = rules.evaluate(&state, start);
+        assert_eq!(first.next_change_at.map(|t| t > start + 80 * 86_400), Some(true));
+        for k in 1..(80 * 24) {
+            let now = start + k * H;
+            let e = rules.evaluate(&state, now);
+            flips += usize::from(e.verdicts[0].member != first.verdicts[0].member);
+            assert_eq!(
+                e.scores[0].1.is_sign_negative(),
+                first.scores[0].1.is_sign_negative(),
+                "seed {seed}, hour {k}"
+            );
+        }
+    }
+    assert_eq!(flips, 0);
+    // A score decayed past what a float holds keeps its sign, and reads 0.
+    let fast = RuleSet::from_yaml(
+        "scores: [ { id: s, half_life: 1h, terms: [ { event: { type: email.bounced }, weight: -1 } ] } ]\n\
+         segments: [ { id: negative, name: N, rule: { score: { id: s, lt: 0 } } } ]\n",
+    )
+    .unwrap();
+    let events = [ev("b1", "email.bounced", T0, json!({}))];
+    let late = T0 + 60 * 86_400;
+    let e = fast.evaluate(&state_of(&fast, &events, late), late);
+    assert!(e.verdicts[0].member);
+    assert_eq!(e.verdicts[0].explanation.observed.as_ref().unwrap().to_string(), "0.0");
+}
