@@ -125,7 +125,8 @@ fn replay(
 ) -> Result<(), String> {
     let rules_text = read(rules)?;
     let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
-    let out = kairos::replay::replay(&rules, &read(events)?, at, explain);
+    let bytes = std::fs::read(events).map_err(|e| format!("cannot read {}: {e}", events.display()))?;
+    let out = kairos::replay::replay(&rules, &bytes, at, explain);
     let mut stdout = std::io::stdout().lock();
     for line in &out.lines {
         writeln!(stdout, "{line}").map_err(|e| e.to_string())?;

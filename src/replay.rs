@@ -22,11 +22,21 @@ pub struct Replay {
 /// Each contact's events are applied in time order, each as of its own time,
 /// as the live pipeline would see them. A linked anonymous contact's events
 /// count for the contact it is linked to (`docs/identity.md`).
-pub fn replay(rules: &RuleSet, events: &str, at: Option<DateTime<Utc>>, explain: bool) -> Replay {
+/// Lines are read one at a time: a line that is not UTF-8 is rejected alone,
+/// and a leading byte-order mark is skipped.
+pub fn replay(rules: &RuleSet, events: &[u8], at: Option<DateTime<Utc>>, explain: bool) -> Replay {
     let mut rejected = Vec::new();
     let mut by_contact: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for (i, line) in events.lines().enumerate() {
-        let line = line.trim();
+    let events = events.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(events);
+    for (i, line) in events.split(|b| *b == b'\n').enumerate() {
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => line.trim(),
+            Err(e) => {
+                let at = e.valid_up_to() + 1;
+                rejected.push(format!("line {}: not UTF-8 text (byte {at} of the line)", i + 1));
+                continue;
+            }
+        };
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -144,10 +154,10 @@ mod tests {
             "not json".to_string(),
             line("3", "amy", "page.viewed", "2026-11-26T09:00:00Z"),
         ];
-        let forward = replay(&rules, &events.join("\n"), None, false);
+        let forward = replay(&rules, events.join("\n").as_bytes(), None, false);
         let mut reversed_events = events.clone();
         reversed_events.reverse();
-        let backward = replay(&rules, &reversed_events.join("\n"), None, false);
+        let backward = replay(&rules, reversed_events.join("\n").as_bytes(), None, false);
         assert_eq!(forward.lines, backward.lines);
         assert_eq!(
             forward.lines,
@@ -158,7 +168,7 @@ mod tests {
         );
         assert_eq!(forward.rejected.len(), 1);
         assert!(
-            forward.rejected[0].starts_with("line 4: expected ident"),
+            forward.rejected[0].starts_with("line 4: expected ident at column 2"),
             "{:?}",
             forward.rejected
         );
@@ -177,7 +187,7 @@ mod tests {
             link("3", "amy", "2026-11-27T08:00:00Z"),
             line("4", "anon:y", "page.viewed", "2026-11-26T10:00:00Z"),
         ];
-        let out = replay(&rules, &events.join("\n"), None, false);
+        let out = replay(&rules, events.join("\n").as_bytes(), None, false);
         let contacts: Vec<(String, Value)> = out
             .lines
             .iter()
@@ -199,15 +209,37 @@ mod tests {
         let rules = RuleSet::from_yaml(RULES).unwrap();
         let events = line("1", "zed@x.test", "email.clicked", "2026-11-27T10:00:00Z");
         let later = "2026-11-29T00:00:00Z".parse().unwrap();
-        let out = replay(&rules, &events, Some(later), true);
+        let out = replay(&rules, events.as_bytes(), Some(later), true);
         let v: Value = serde_json::from_str(&out.lines[0]).unwrap();
         assert_eq!(v["segments"], json!([]));
         assert_eq!(v["next_change_at"], Value::Null);
         assert_eq!(v["explain"]["clicker"]["observed"], 0);
         let before = "2026-11-26T00:00:00Z".parse().unwrap();
         assert!(
-            replay(&rules, &events, Some(before), false).lines.is_empty(),
+            replay(&rules, events.as_bytes(), Some(before), false).lines.is_empty(),
             "no events yet"
         );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_rejected_alone() {
+        let rules = RuleSet::from_yaml(RULES).unwrap();
+        // "amé" in Latin-1: one byte that no UTF-8 text has alone.
+        let latin1 = line("2", "am\u{0}", "page.viewed", "2026-11-26T09:00:00Z");
+        let latin1 = latin1.bytes().map(|b| if b == 0 { 0xE9 } else { b });
+        let mut events = b"\xEF\xBB\xBF".to_vec();
+        events.extend(line("1", "amy", "page.viewed", "2026-11-26T10:00:00Z").bytes());
+        events.extend(b"\r\n");
+        events.extend(latin1);
+        events.extend(b"\r\n");
+        events.extend(line("3", "bob", "email.clicked", "2026-11-26T10:00:00Z").bytes());
+        let out = replay(&rules, &events, None, false);
+        let contacts: Vec<Value> = out
+            .lines
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["contact"].clone())
+            .collect();
+        assert_eq!(contacts, [json!("amy"), json!("bob")]);
+        assert_eq!(out.rejected, ["line 2: not UTF-8 text (byte 24 of the line)"]);
     }
 }

@@ -26,7 +26,32 @@ pub enum EventError {
 }
 
 impl EventError {
-    pub(crate) fn from_json(err: serde_json::Error) -> EventError {
-        EventError::Json(err.to_string())
+    /// serde's message, led by the field it is about (when inside the event)
+    /// and with its position in the document (when parsed from text).
+    pub(crate) fn from_path(err: serde_path_to_error::Error<serde_json::Error>) -> EventError {
+        let path = err.path().to_string();
+        EventError::from_json(&path, err.into_inner())
+    }
+
+    /// As [`EventError::from_path`], for an error at `path` (`.`: the whole document).
+    pub(crate) fn from_json(path: &str, err: serde_json::Error) -> EventError {
+        let text = err.to_string();
+        let (line, column) = (err.line(), err.column());
+        let message = text
+            .strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&text);
+        let mut out = match path {
+            "." => message.to_string(),
+            field => format!("`{field}`: {message}"),
+        };
+        if path == "at" {
+            out.push_str(" (expected an RFC 3339 time with an offset, e.g. 2026-11-26T10:00:00Z)");
+        }
+        match (line, column) {
+            (0, _) => {}
+            (1, column) => out.push_str(&format!(" at column {column}")),
+            (line, column) => out.push_str(&format!(" at line {line} column {column}")),
+        }
+        EventError::Json(out)
     }
 }

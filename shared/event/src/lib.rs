@@ -83,13 +83,15 @@ impl Event {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(EventError::TooLarge { bytes: bytes.len() });
         }
-        let event: Event = serde_json::from_slice(bytes).map_err(EventError::from_json)?;
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        let event: Event = serde_path_to_error::deserialize(&mut json).map_err(EventError::from_path)?;
+        json.end().map_err(|e| EventError::from_json(".", e))?;
         event.validated()
     }
 
     /// Converts an already-parsed JSON value into a validated event.
     pub fn from_value(value: Value) -> Result<Event, EventError> {
-        let event: Event = serde_json::from_value(value).map_err(EventError::from_json)?;
+        let event: Event = serde_path_to_error::deserialize(value).map_err(EventError::from_path)?;
         event.validated()
     }
 

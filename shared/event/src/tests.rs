@@ -88,3 +88,28 @@ fn every_type_name_parses_back() {
     }
     assert!("email.read".parse::<EventType>().is_err());
 }
+
+#[test]
+fn a_bad_field_is_named_with_what_was_expected() {
+    let at = |at: &str| {
+        let json = format!(r#"{{"id":"e","contact":"c","type":"page.viewed","at":"{at}","source":"s"}}"#);
+        parse(&json).unwrap_err().to_string()
+    };
+    let no_offset = at("2026-11-26T10:00:00");
+    assert!(
+        no_offset.starts_with("`at`: premature end of input (expected an RFC 3339 time"),
+        "{no_offset}"
+    );
+    assert!(no_offset.ends_with(" at column 71"), "{no_offset}");
+    assert!(at("2026-13-01T00:00:00Z").starts_with("`at`: input is out of range"));
+    let kind = parse(r#"{"id":"e","contact":"c","type":7,"at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap_err();
+    assert!(kind.to_string().starts_with("`type`: "), "{kind}");
+    let trailing = parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"} x"#);
+    assert!(trailing
+        .unwrap_err()
+        .to_string()
+        .starts_with("trailing characters at column"));
+    let value = serde_json::json!({"id":"e","contact":"c","type":"page.viewed","at":"yesterday","source":"s"});
+    let err = Event::from_value(value).unwrap_err().to_string();
+    assert!(err.starts_with("`at`: ") && !err.contains("column"), "{err}");
+}
