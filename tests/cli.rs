@@ -52,7 +52,10 @@ fn replay_prints_one_sorted_line_per_contact() {
         "2026-11-25T10:30:00Z",
     ]);
     assert_eq!(code, 1, "the sample has one malformed line");
-    assert!(stderr.contains("line 14: `type`: unknown variant `email.read`"), "{stderr}");
+    assert!(
+        stderr.contains("line 14: `type`: unknown variant `email.read`"),
+        "{stderr}"
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(

@@ -233,7 +233,7 @@ impl Compiler {
             },
             Condition::Score(def) => {
                 let path = format!("{path}.score");
-                let bounds = self.bounds(&def.bounds(), &path);
+                let bounds = self.some_bounds(&def.bounds(), &path);
                 match self.score_ids.get(&def.id) {
                     Some(i) => {
                         self.reads.scores.insert(*i);
@@ -297,7 +297,7 @@ impl Compiler {
         let ratio = def
             .ratio
             .as_ref()
-            .map(|r| self.bounds(r, &format!("{path}.ratio")))
+            .map(|r| self.some_bounds(r, &format!("{path}.ratio")))
             .unwrap_or_default();
         match (&def.baseline, &def.ratio) {
             (Some(_), None) => self.issue(&format!("{path}.ratio"), "a `baseline` needs a `ratio`"),
@@ -438,6 +438,15 @@ impl Compiler {
             }
         }
         out
+    }
+
+    /// [`Self::bounds`] where a comparison is required: without one, the
+    /// condition would hold for any value.
+    fn some_bounds(&mut self, def: &BoundsDef, path: &str) -> Vec<(Bound, f64)> {
+        if *def == BoundsDef::default() {
+            self.issue(path, "expected at least one of gt, gte, lt, lte");
+        }
+        self.bounds(def, path)
     }
 
     fn duration(&mut self, text: &str, path: &str) -> i64 {

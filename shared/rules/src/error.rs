@@ -23,10 +23,11 @@ impl fmt::Display for RuleIssue {
 /// Why a rules file did not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {
-    /// The file is not valid YAML/JSON of the rules shape (first structural problem).
+    /// The file is not YAML (or JSON), or its top level is not a rules file.
     #[error("{0}")]
     Syntax(RuleIssue),
-    /// The file parsed but some values are invalid; every problem is listed.
+    /// Some scores or segments do not read (an unknown field, a value of the
+    /// wrong type) or are invalid; every problem is listed.
     #[error("{} problem(s) in rules file:\n{}", .0.len(), .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<RuleIssue>),
 }

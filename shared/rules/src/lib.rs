@@ -41,6 +41,7 @@ mod ids;
 mod leaves;
 mod matcher;
 mod observation;
+mod parse;
 mod polarity;
 mod score;
 mod segset;
@@ -183,21 +184,15 @@ pub struct SegmentInfo<'a> {
 impl RuleSet {
     /// Parses, validates and compiles a rules file (YAML; JSON is valid YAML).
     pub fn from_yaml(text: &str) -> Result<RuleSet, RulesError> {
-        // Through a JSON value, so YAML and JSON files read exactly alike.
-        let syntax = |path: String, message: String| {
-            RulesError::Syntax(RuleIssue {
-                segment: None,
-                path,
-                message,
-            })
-        };
-        let value: serde_json::Value =
-            serde_norway::from_str(text).map_err(|e| syntax("(file)".into(), e.to_string()))?;
-        let file: RulesFile = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            syntax(path, e.into_inner().to_string())
-        })?;
-        RuleSet::compile(&file)
+        let parsed = parse::parse(text)?;
+        let compiled = RuleSet::compile(&parsed.file);
+        if parsed.issues.is_empty() {
+            return compiled;
+        }
+        let found = compiled.err().map(|e| e.issues()).unwrap_or_default();
+        let mut issues = parsed.issues.clone();
+        issues.extend(found.into_iter().filter(|i| !parsed.in_placeholder(i)));
+        Err(RulesError::Invalid(issues))
     }
 
     /// Validates and compiles an already-parsed rules file.

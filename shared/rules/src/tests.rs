@@ -147,14 +147,35 @@ segments:
 }
 
 #[test]
-fn structural_errors_name_the_path() {
-    let err = RuleSet::from_yaml(
-        "segments:\n  - id: a\n    name: A\n    rule: { event: { type: page.viewed, within: 1h, colour: red } }\n",
-    )
-    .unwrap_err();
-    let text = err.to_string();
-    assert!(text.starts_with("segments[0].rule"), "{text}");
-    assert!(text.contains("unknown field `colour`"), "{text}");
+fn structural_errors_are_reported_with_every_other_problem() {
+    let text = r#"
+scores:
+  - { id: broken, half_life: 1d, terms: [ { event: { type: email.opened }, weight: heavy } ] }
+segments:
+  - { id: a, name: A, rule: { event: { type: email.read, within: 1d } } }
+  - { id: b, name: B, rule: { event: { type: email.opened, within: 24 hours } } }
+  - { id: c, name: C, rule: { event: { type: page.viewed, whithin: 1d } } }
+  - { id: d, name: D, rule: { evnt: { type: page.viewed } } }
+  - { id: e, name: E, rule: { all: [ { segment: c }, { score: { id: broken, gte: 1 } } ] } }
+  - { name: F, rule: { consent: subscribed } }
+"#;
+    let issues = RuleSet::from_yaml(text).unwrap_err().issues();
+    let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+    let expect = [
+        "scores[0].terms[0].weight: invalid type: string \"heavy\"",
+        "segment `c`: segments[2].rule.event.whithin: unknown field `whithin`",
+        "segment `d`: segments[3].rule: unknown variant `evnt`",
+        "segments[5]: missing field `id`",
+        "segment `a`: segments[0].rule.event.type: unknown event type `email.read`",
+        "segment `b`: segments[1].rule.event.within: expected a duration like",
+    ];
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(expect) {
+        assert!(g.starts_with(e), "{g}\n  does not start with\n{e}");
+    }
+    // What is not a rules file at all is one problem.
+    let err = RuleSet::from_yaml("segments: { a: 1 }\n").unwrap_err();
+    assert!(matches!(err, RulesError::Syntax(_)), "{err}");
 }
 
 #[test]
