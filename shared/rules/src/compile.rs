@@ -81,8 +81,11 @@ impl Compiler {
             if !valid_id(&def.id) {
                 self.issue(&path, "expected 1-64 characters of a-z, 0-9, `_` or `-`");
             }
-            if self.segment_ids.insert(def.id.clone(), i).is_some() {
+            // References to a duplicated id name the first.
+            if self.segment_ids.contains_key(&def.id) {
                 self.issue(&path, format!("duplicate segment id `{}`", def.id));
+            } else {
+                self.segment_ids.insert(def.id.clone(), i);
             }
         }
         let mut segments = Vec::new();
@@ -106,18 +109,16 @@ impl Compiler {
             });
         }
         self.segment = None;
-        let order = match order_segments(&mut segments) {
-            Ok(order) => order,
-            Err(cycle) => {
-                let path = cycle.iter().map(|i| &*segments[*i].id).collect::<Vec<_>>().join(" → ");
-                self.segment = Some(segments[cycle[0]].id.to_string());
-                self.issue(
-                    &format!("segments[{}].rule", cycle[0]),
-                    format!("segment references form a cycle: {path}"),
-                );
-                Vec::new()
-            }
-        };
+        let (order, cycles) = order_segments(&segments);
+        for cycle in cycles {
+            let path = cycle.iter().map(|i| &*segments[*i].id).collect::<Vec<_>>().join(" → ");
+            self.segment = Some(segments[cycle[0]].id.to_string());
+            self.issue(
+                &format!("segments[{}].rule", cycle[0]),
+                format!("segment references form a cycle: {path}"),
+            );
+        }
+        self.segment = None;
         Compiled {
             segments,
             scores,
@@ -297,12 +298,17 @@ impl Compiler {
         let ratio = def
             .ratio
             .as_ref()
-            .map(|r| self.some_bounds(r, &format!("{path}.ratio")))
+            .map(|r| self.bounds(r, &format!("{path}.ratio")))
             .unwrap_or_default();
         match (&def.baseline, &def.ratio) {
             (Some(_), None) => self.issue(&format!("{path}.ratio"), "a `baseline` needs a `ratio`"),
             (None, Some(_)) => self.issue(&format!("{path}.baseline"), "a `ratio` needs a `baseline` window"),
             (None, None) if def.count.is_none() => self.issue(path, "expected `count`, or `baseline` with `ratio`"),
+            // An empty ratio only reports the baseline: something must be compared.
+            (Some(_), Some(r)) if def.count.is_none() && *r == BoundsDef::default() => self.issue(
+                &format!("{path}.ratio"),
+                "expected a comparison (gt, gte, lt, lte), or a `count`",
+            ),
             _ => {}
         }
         if let Some(b) = baseline {

@@ -29,48 +29,55 @@ impl Reads {
     }
 }
 
-/// A topological order of the segments (references first), or a cycle as
-/// segment indexes with the first repeated at the end.
-pub(crate) fn order_segments(segments: &mut [Segment]) -> Result<Vec<usize>, Vec<usize>> {
+/// A topological order of the segments (references first), and every cycle
+/// found, as segment indexes with the first repeated at the end (a reference
+/// that closes a cycle is left out of the order).
+pub(crate) fn order_segments(segments: &[Segment]) -> (Vec<usize>, Vec<Vec<usize>>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Open,
         Done,
     }
-    fn visit(
-        i: usize,
-        segs: &[Segment],
-        marks: &mut [Mark],
-        stack: &mut Vec<usize>,
-        out: &mut Vec<usize>,
-    ) -> Result<(), Vec<usize>> {
-        match marks[i] {
-            Mark::Done => return Ok(()),
-            Mark::Open => {
-                let start = stack.iter().position(|s| *s == i).unwrap_or(0);
-                let mut cycle = stack[start..].to_vec();
-                cycle.push(i);
-                return Err(cycle);
+    struct Walk<'a> {
+        segments: &'a [Segment],
+        marks: Vec<Mark>,
+        stack: Vec<usize>,
+        order: Vec<usize>,
+        cycles: Vec<Vec<usize>>,
+    }
+    impl Walk<'_> {
+        fn visit(&mut self, i: usize) {
+            match self.marks[i] {
+                Mark::Done => return,
+                Mark::Open => {
+                    let start = self.stack.iter().position(|s| *s == i).unwrap_or(0);
+                    let mut cycle = self.stack[start..].to_vec();
+                    cycle.push(i);
+                    self.cycles.push(cycle);
+                    return;
+                }
+                Mark::New => {}
             }
-            Mark::New => {}
+            self.marks[i] = Mark::Open;
+            self.stack.push(i);
+            for &dep in &self.segments[i].reads.segments {
+                self.visit(dep);
+            }
+            self.stack.pop();
+            self.marks[i] = Mark::Done;
+            self.order.push(i);
         }
-        marks[i] = Mark::Open;
-        stack.push(i);
-        for &dep in &segs[i].reads.segments {
-            visit(dep, segs, marks, stack, out)?;
-        }
-        stack.pop();
-        marks[i] = Mark::Done;
-        out.push(i);
-        Ok(())
     }
-    let mut marks = vec![Mark::New; segments.len()];
-    let mut out = Vec::with_capacity(segments.len());
-    for i in 0..segments.len() {
-        visit(i, segments, &mut marks, &mut Vec::new(), &mut out)?;
-    }
-    Ok(out)
+    let mut walk = Walk {
+        segments,
+        marks: vec![Mark::New; segments.len()],
+        stack: Vec::new(),
+        order: Vec::with_capacity(segments.len()),
+        cycles: Vec::new(),
+    };
+    (0..segments.len()).for_each(|i| walk.visit(i));
+    (walk.order, walk.cycles)
 }
 
 /// Makes each segment's reads transitive over the segments and scores it uses,

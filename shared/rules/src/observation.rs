@@ -254,7 +254,7 @@ mod tests {
             (Observation::Consent(ConsentStatus::Bounced), json!("bounced")),
             (Observation::Trait(json!({"a": "b\"c"})), json!({"a": "b\"c"})),
             (Observation::Score(1e16), json!(1e16)),
-            (Observation::Score(-0.004), json!(-0.0)),
+            (Observation::Score(-0.004), json!(0.0)),
             // Too large to round to two decimals: no number to report.
             (Observation::Score(1e307), json!("infinite")),
         ];

@@ -278,6 +278,31 @@ fn segments_can_reference_segments_but_not_in_a_cycle() {
     let cycle = "segments:\n  - id: a\n    name: A\n    rule: { segment: b }\n  - id: b\n    name: B\n    rule: { not: { segment: a } }\n";
     let err = RuleSet::from_yaml(cycle).unwrap_err().to_string();
     assert!(err.contains("segment references form a cycle: a → b → a"), "{err}");
+    // Every cycle is reported, and a duplicated id does not hide one.
+    let cycles = r#"
+segments:
+  - { id: a, name: A, rule: { segment: b } }
+  - { id: b, name: B, rule: { segment: a } }
+  - { id: c, name: C, rule: { not: { segment: c } } }
+  - { id: x, name: X, rule: { any: [ { segment: y }, { consent: subscribed } ] } }
+  - { id: y, name: Y, rule: { segment: x } }
+  - { id: b, name: B2, rule: { consent: subscribed } }
+"#;
+    let issues: Vec<String> = RuleSet::from_yaml(cycles)
+        .unwrap_err()
+        .issues()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(
+        issues,
+        [
+            "segment `b`: segments[5].id: duplicate segment id `b`",
+            "segment `a`: segments[0].rule: segment references form a cycle: a → b → a",
+            "segment `c`: segments[2].rule: segment references form a cycle: c → c",
+            "segment `x`: segments[3].rule: segment references form a cycle: x → y → x",
+        ]
+    );
     let unknown = "segments:\n  - id: a\n    name: A\n    rule: { segment: nope }\n";
     assert!(RuleSet::from_yaml(unknown)
         .unwrap_err()
@@ -843,6 +868,19 @@ segments:
         ratio: 3.0,
     };
     assert_eq!(e.verdicts[0].explanation.observed, Some(observed));
+    // Without a count, an empty ratio compares nothing; a score needs a comparison too.
+    let nothing = "segments:\n  - { id: v, name: V, rule: { velocity: { type: page.viewed, within: 1h, baseline: 3h, ratio: {} } } }\n";
+    let err = RuleSet::from_yaml(nothing).unwrap_err().to_string();
+    assert!(
+        err.contains("segments[0].rule.velocity.ratio: expected a comparison"),
+        "{err}"
+    );
+    let score = "scores: [ { id: s, half_life: 1d, terms: [ { event: { type: email.opened }, weight: 1 } ] } ]\nsegments:\n  - { id: v, name: V, rule: { score: { id: s } } }\n";
+    let err = RuleSet::from_yaml(score).unwrap_err().to_string();
+    assert!(
+        err.contains("segments[0].rule.score: expected at least one of gt, gte, lt, lte"),
+        "{err}"
+    );
 }
 
 #[test]
