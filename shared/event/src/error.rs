@@ -17,6 +17,16 @@ pub enum EventError {
         /// The empty field.
         field: &'static str,
     },
+    /// A field's value is not one its event type allows.
+    #[error("field `{field}` must be {expected}, found {found}")]
+    Invalid {
+        /// The field, as a path (`properties.status`).
+        field: &'static str,
+        /// The values allowed.
+        expected: &'static str,
+        /// What the event has (JSON, or `nothing`).
+        found: String,
+    },
     /// The serialized event exceeds [`crate::MAX_EVENT_BYTES`].
     #[error("event is {bytes} bytes, over the {max}-byte limit", max = crate::MAX_EVENT_BYTES)]
     TooLarge {

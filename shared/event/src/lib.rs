@@ -77,6 +77,9 @@ pub struct Event {
     pub traits: Map<String, Value>,
 }
 
+/// The values of a `consent.changed` event's `properties.status`.
+pub const CONSENT_STATUSES: [&str; 4] = ["subscribed", "unsubscribed", "bounced", "complained"];
+
 impl Event {
     /// Parses and validates one event from JSON bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Event, EventError> {
@@ -110,6 +113,19 @@ impl Event {
             (EventType::Track, None) => return Err(EventError::Missing { field: "name" }),
             (EventType::Track, Some(n)) if n.trim().is_empty() => return Err(EventError::Empty { field: "name" }),
             _ => {}
+        }
+        if self.kind == EventType::ConsentChanged {
+            let status = self.properties.get("status");
+            if !status
+                .and_then(Value::as_str)
+                .is_some_and(|s| CONSENT_STATUSES.contains(&s))
+            {
+                return Err(EventError::Invalid {
+                    field: "properties.status",
+                    expected: "subscribed, unsubscribed, bounced or complained (for consent.changed)",
+                    found: status.map_or("nothing".into(), |v| v.to_string()),
+                });
+            }
         }
         if self.kind.is_email() {
             self.contact = self.contact.trim().to_lowercase();

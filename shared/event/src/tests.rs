@@ -113,3 +113,27 @@ fn a_bad_field_is_named_with_what_was_expected() {
     let err = Event::from_value(value).unwrap_err().to_string();
     assert!(err.starts_with("`at`: ") && !err.contains("column"), "{err}");
 }
+
+#[test]
+fn a_consent_change_needs_a_known_status() {
+    let consent = |properties: &str| {
+        let json = format!(
+            r#"{{"id":"e","contact":"c","type":"consent.changed","at":"2026-01-01T00:00:00Z","source":"s"{properties}}}"#
+        );
+        parse(&json).map(|e| e.properties["status"].clone())
+    };
+    assert_eq!(
+        consent(r#","properties":{"status":"unsubscribed"}"#).unwrap(),
+        "unsubscribed"
+    );
+    let wrong = consent(r#","properties":{"status":"Unsubscribed"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong.starts_with("field `properties.status` must be subscribed, unsubscribed"),
+        "{wrong}"
+    );
+    assert!(wrong.ends_with("found \"Unsubscribed\""), "{wrong}");
+    let missing = consent("").unwrap_err().to_string();
+    assert!(missing.ends_with("found nothing"), "{missing}");
+}
