@@ -384,7 +384,18 @@ impl Compiler {
         let regex = def.regex.as_ref().and_then(|r| match Regex::new(r) {
             Ok(re) => Some(re),
             Err(e) => {
-                self.issue(&format!("{path}.regex"), format!("invalid regular expression: {e}"));
+                // The last line of a syntax error says what is wrong; the others draw it.
+                let why = e.to_string();
+                let why = why
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                self.issue(
+                    &format!("{path}.regex"),
+                    format!("invalid regular expression `{r}`: {why}"),
+                );
                 None
             }
         });

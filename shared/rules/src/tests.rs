@@ -137,7 +137,7 @@ segments:
         "segment `a`: segments[0].rule.all[0].event.type: unknown event type `page.seen`",
         "segment `a`: segments[0].rule.all[1].event.within: expected a duration like",
         "segment `a`: segments[0].rule.all[2].event.within: window `120d` is longer than the state retains (90d)",
-        "segment `a`: segments[0].rule.all[3].event.where.url.regex: invalid regular expression",
+        "segment `a`: segments[0].rule.all[3].event.where.url.regex: invalid regular expression `([`: unclosed character class",
         "segment `a`: segments[1].rule.consent: expected subscribed, unsubscribed, bounced or complained, found `maybe`",
     ];
     assert_eq!(got.len(), expect.len(), "{got:#?}");
