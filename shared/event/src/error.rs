@@ -50,11 +50,15 @@ impl EventError {
         let message = text
             .strip_suffix(&format!(" at line {line} column {column}"))
             .unwrap_or(&text);
-        let mut out = match path {
-            "." => message.to_string(),
-            field => format!("`{field}`: {message}"),
+        // An unknown field's message names it already.
+        let named = path == "." || message.contains(&format!("`{path}`"));
+        let mut out = match named {
+            true => message.to_string(),
+            false => format!("`{path}`: {message}"),
         };
-        if path == "at" {
+        // chrono's own words ("premature end of input") do not say what it wanted.
+        let data = err.classify() == serde_json::error::Category::Data;
+        if path == "at" && data && !message.contains("RFC 3339") {
             out.push_str(" (expected an RFC 3339 time with an offset, e.g. 2026-11-26T10:00:00Z)");
         }
         match (line, column) {

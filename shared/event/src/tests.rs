@@ -23,7 +23,7 @@ fn unknown_field_is_named() {
         r#"{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s","colour":"red"}"#,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    assert!(err.to_string().starts_with("unknown field `colour`"), "{err}");
 }
 
 #[test]
@@ -102,6 +102,8 @@ fn a_bad_field_is_named_with_what_was_expected() {
     );
     assert!(no_offset.ends_with(" at column 71"), "{no_offset}");
     assert!(at("2026-13-01T00:00:00Z").starts_with("`at`: input is out of range"));
+    let number = parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":5,"source":"s"}"#).unwrap_err();
+    assert_eq!(number.to_string().matches("RFC 3339").count(), 1, "{number}");
     let kind = parse(r#"{"id":"e","contact":"c","type":7,"at":"2026-01-01T00:00:00Z","source":"s"}"#).unwrap_err();
     assert!(kind.to_string().starts_with("`type`: "), "{kind}");
     let trailing = parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"} x"#);

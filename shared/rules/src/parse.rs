@@ -13,26 +13,28 @@ pub(crate) struct Parsed {
     pub file: RulesFile,
     /// The structural problems, in file order.
     pub issues: Vec<RuleIssue>,
-    /// The paths (`segments[3]`) of the placeholders: what validation finds
-    /// in them is not in the file.
-    pub placeholders: Vec<String>,
+    /// The placeholders: their path (`segments[3]`), and whether their id is
+    /// the file's. What validation finds in them is not in the file, except
+    /// about an id taken from it (a duplicate, a malformed one).
+    pub placeholders: Vec<(String, bool)>,
 }
 
 impl Parsed {
     /// Whether an issue is about a placeholder rather than the file.
     pub fn in_placeholder(&self, issue: &RuleIssue) -> bool {
-        self.placeholders.iter().any(|p| {
-            issue
-                .path
-                .strip_prefix(p.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-        })
+        self.placeholders
+            .iter()
+            .any(|(p, file_id)| match issue.path.strip_prefix(p.as_str()) {
+                Some(".id") => !file_id,
+                Some(rest) => rest.is_empty() || rest.starts_with('.'),
+                None => false,
+            })
     }
 }
 
 /// The file's top level, its items still unread.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a rules file: `segments`, and optional `scores`")]
 struct Items {
     #[serde(default)]
     scores: Vec<Value>,
@@ -98,7 +100,9 @@ impl Parsed {
             path: at,
             message: error.into_inner().to_string(),
         });
-        self.placeholders.push(path.to_string());
-        serde_json::from_value(stand_in(id.unwrap_or(json!("")))).expect("placeholders read")
+        self.placeholders.push((path.to_string(), id.is_some()));
+        // Without an id of its own, one no reference can name: not a valid id.
+        let id = id.unwrap_or_else(|| json!(format!("({path})")));
+        serde_json::from_value(stand_in(id)).expect("placeholders read")
     }
 }

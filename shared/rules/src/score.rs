@@ -53,11 +53,12 @@ impl Score {
     /// The score's value at `now` (occurrences kept by the state: 90 days, each
     /// from its hour's start), given the contact's signals by slot.
     ///
-    /// The occurrences are summed as of the newest one's hour, which no time
-    /// passing changes, and only that sum is decayed to `now`. So the rounding
-    /// of terms that (nearly) cancel is the same at every `now`, and the sign
-    /// of a score never changes without an event; a value too small for a
-    /// float keeps its sign as the smallest one.
+    /// The occurrences are summed hour by hour, as of the newest one's hour,
+    /// and only that sum is decayed to `now`. Neither time passing nor the
+    /// state moving occurrences into hourly buckets changes the sum or its
+    /// rounding, so the sign of a score never changes without an event (terms
+    /// that cancel stay on one side of 0); a value too small for a float keeps
+    /// its sign as the smallest one.
     pub fn value(&self, signals: &[Option<&SignalState>], now: i64) -> Value {
         let since = now - RETENTION_SECS;
         let counted = || {
@@ -79,13 +80,12 @@ impl Score {
         let factor = |h: i64| self.decay.get((reference - h) as usize).copied().unwrap_or(0.0);
         let (mut sum, mut weight, mut first_expiry) = (0.0, 0.0, None);
         for ((hours, exact), w) in counted() {
-            let (mut bucketed, mut count) = (0.0, exact.len() as u64);
-            for (h, n) in hours {
-                bucketed += f64::from(*n) * factor(*h);
-                count += u64::from(*n);
+            let (mut decayed, mut count) = (0.0, 0);
+            for (h, n) in per_hour(hours, exact) {
+                decayed += f64::from(n) * factor(h);
+                count += u64::from(n);
             }
-            let exact_sum: f64 = exact.iter().map(|t| factor(t.div_euclid(HOUR))).sum();
-            sum += w * (bucketed + exact_sum);
+            sum += w * decayed;
             weight += w.abs() * count as f64;
             // An exact occurrence leaves no later than its hour's bucket would.
             let oldest = [
@@ -126,6 +126,11 @@ impl Score {
     fn expiry_change(&self, value: &Value, bounds: &[(Bound, f64)], now: i64) -> Option<i64> {
         let first = value.first_expiry?;
         let band = value.weight * self.at_expiry;
+        if band == 0.0 {
+            // What leaves is too small for a float (a short half-life), yet
+            // can move the value across 0: from the first expiry on.
+            return Some(first);
+        }
         let near = bounds
             .iter()
             .filter_map(|(_, threshold)| {
@@ -158,4 +163,24 @@ impl Score {
             now + secs.floor().max(1.0) as i64
         })
     }
+}
+
+/// A signal's counted occurrences as (hour, count), oldest first: the same
+/// whether the state holds an hour's occurrences exactly or in its bucket.
+fn per_hour<'a>(hours: &'a [(i64, u32)], exact: &'a [i64]) -> impl Iterator<Item = (i64, u32)> + 'a {
+    let mut hours = hours.iter().copied().peekable();
+    let mut exact = exact.iter().map(|t| t.div_euclid(HOUR)).peekable();
+    std::iter::from_fn(move || {
+        let hour = match (hours.peek(), exact.peek()) {
+            (Some((h, _)), Some(e)) => (*h).min(*e),
+            (Some((h, _)), None) => *h,
+            (None, Some(e)) => *e,
+            (None, None) => return None,
+        };
+        let mut n = hours.next_if(|(h, _)| *h == hour).map_or(0, |(_, n)| n);
+        while exact.next_if_eq(&hour).is_some() {
+            n += 1;
+        }
+        Some((hour, n))
+    })
 }

@@ -173,6 +173,27 @@ segments:
     for (g, e) in got.iter().zip(expect) {
         assert!(g.starts_with(e), "{g}\n  does not start with\n{e}");
     }
+    // A segment that does not read still has its id checked, and lends no
+    // id to references when it has none.
+    let stand_ins = r#"
+segments:
+  - { id: a, name: A, rule: { consent: subscribed } }
+  - { id: a, name: B, rule: { evnt: {} } }
+  - 5
+  - { id: c, name: C, rule: { segment: "" } }
+"#;
+    let got: Vec<String> = RuleSet::from_yaml(stand_ins)
+        .unwrap_err()
+        .issues()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(got[2].ends_with("segments[1].id: duplicate segment id `a`"), "{got:#?}");
+    assert!(
+        got[3].ends_with("segments[3].rule.segment: unknown segment ``"),
+        "{got:#?}"
+    );
     // What is not a rules file at all is one problem.
     let err = RuleSet::from_yaml("segments: { a: 1 }\n").unwrap_err();
     assert!(matches!(err, RulesError::Syntax(_)), "{err}");
@@ -939,4 +960,50 @@ segments:
     let e = fast.evaluate(&state_of(&fast, &events, late), late);
     assert!(e.verdicts[0].member);
     assert_eq!(e.verdicts[0].explanation.observed.as_ref().unwrap().to_string(), "0.0");
+    // What is left of the bounce is too small for a float, yet its leaving
+    // makes the score 0: that is its next change.
+    let expiry = T0 - T0.rem_euclid(H) + RETENTION_SECS;
+    assert_eq!(e.next_change_at, Some(expiry));
+    let gone = fast.evaluate(&state_of(&fast, &events, expiry), expiry);
+    assert!(!gone.verdicts[0].member);
+}
+
+#[test]
+fn a_score_keeps_its_sign_as_its_occurrences_move_into_buckets() {
+    // Opens and clicks cancel hour by hour. The clicks move into hourly
+    // buckets before the opens do; the score must not notice.
+    let rules = RuleSet::from_yaml(
+        r#"
+scores:
+  - { id: s, half_life: 3d, terms: [ { event: { type: email.opened }, weight: 1 }, { event: { type: email.clicked }, weight: -1 } ] }
+segments:
+  - { id: positive, name: P, rule: { score: { id: s, gt: 0 } } }
+  - { id: negative, name: N, rule: { score: { id: s, lt: 0 } } }
+  - { id: viewer, name: V, rule: { event: { type: page.viewed, within: 1d } } }
+"#,
+    )
+    .unwrap();
+    let hour = T0 - T0.rem_euclid(H);
+    for k in 2..47 {
+        for j in 1..k {
+            let mut state = ContactState::default();
+            for (n, h) in [hour - k * H, hour - j * H, hour].into_iter().enumerate() {
+                decided_step(
+                    &rules,
+                    &mut state,
+                    &ev(&format!("c{n}"), "email.clicked", h + 600, json!({})),
+                    n == 0,
+                );
+                decided_step(
+                    &rules,
+                    &mut state,
+                    &ev(&format!("o{n}"), "email.opened", h + 3000, json!({})),
+                    false,
+                );
+            }
+            // Once the first click is in its bucket and the first open is not yet.
+            let view = ev("v", "page.viewed", hour - k * H + 600 + 48 * H + 1, json!({"url": "/"}));
+            decided_step(&rules, &mut state, &view, false);
+        }
+    }
 }
