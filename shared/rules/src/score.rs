@@ -81,10 +81,10 @@ impl Score {
         let (mut sum, mut weight, mut first_expiry) = (0.0, 0.0, None);
         for ((hours, exact), w) in counted() {
             let (mut decayed, mut count) = (0.0, 0);
-            for (h, n) in per_hour(hours, exact) {
+            per_hour(hours, exact, |h, n| {
                 decayed += f64::from(n) * factor(h);
                 count += u64::from(n);
-            }
+            });
             sum += w * decayed;
             weight += w.abs() * count as f64;
             // An exact occurrence leaves no later than its hour's bucket would.
@@ -165,22 +165,52 @@ impl Score {
     }
 }
 
-/// A signal's counted occurrences as (hour, count), oldest first: the same
-/// whether the state holds an hour's occurrences exactly or in its bucket.
-fn per_hour<'a>(hours: &'a [(i64, u32)], exact: &'a [i64]) -> impl Iterator<Item = (i64, u32)> + 'a {
-    let mut hours = hours.iter().copied().peekable();
-    let mut exact = exact.iter().map(|t| t.div_euclid(HOUR)).peekable();
-    std::iter::from_fn(move || {
-        let hour = match (hours.peek(), exact.peek()) {
-            (Some((h, _)), Some(e)) => (*h).min(*e),
-            (Some((h, _)), None) => *h,
-            (None, Some(e)) => *e,
-            (None, None) => return None,
+/// Calls `add(hour, count)` for a signal's counted occurrences, hour by hour,
+/// oldest first: the same calls whether the state holds an hour's occurrences
+/// exactly or in its bucket.
+fn per_hour(hours: &[(i64, u32)], exact: &[i64], mut add: impl FnMut(i64, u32)) {
+    // Buckets are older than the exact times, but for the hour they meet in
+    // (and after merging two contacts' states).
+    let first_exact = exact.first().map_or(i64::MAX, |t| t.div_euclid(HOUR));
+    let older = hours.partition_point(|(h, _)| *h < first_exact);
+    hours[..older].iter().for_each(|&(h, n)| add(h, n));
+    let (mut b, mut e) = (older, 0);
+    while b < hours.len() || e < exact.len() {
+        let exact_hour = exact.get(e).map_or(i64::MAX, |t| t.div_euclid(HOUR));
+        let (hour, mut n) = match hours.get(b) {
+            Some(&(h, n)) if h <= exact_hour => {
+                b += 1;
+                (h, n)
+            }
+            _ => (exact_hour, 0),
         };
-        let mut n = hours.next_if(|(h, _)| *h == hour).map_or(0, |(_, n)| n);
-        while exact.next_if_eq(&hour).is_some() {
-            n += 1;
+        while exact.get(e).is_some_and(|t| *t < (hour + 1) * HOUR) {
+            (e, n) = (e + 1, n + 1);
         }
-        Some((hour, n))
-    })
+        add(hour, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{per_hour, HOUR};
+
+    fn calls(hours: &[(i64, u32)], exact: &[i64]) -> Vec<(i64, u32)> {
+        let mut out = Vec::new();
+        per_hour(hours, exact, |h, n| out.push((h, n)));
+        out
+    }
+
+    #[test]
+    fn hours_are_the_same_however_the_state_holds_them() {
+        let all_exact = [HOUR + 1, HOUR + 2, 3 * HOUR, 3 * HOUR + 5, 3 * HOUR + 9, 5 * HOUR];
+        let expected = [(1, 2), (3, 3), (5, 1)];
+        assert_eq!(calls(&[], &all_exact), expected);
+        assert_eq!(calls(&[(1, 2)], &all_exact[2..]), expected);
+        assert_eq!(calls(&[(1, 2), (3, 1)], &all_exact[3..]), expected);
+        assert_eq!(calls(&[(1, 2), (3, 3), (5, 1)], &[]), expected);
+        // After a merge an exact time can be older than a bucket.
+        assert_eq!(calls(&[(3, 3), (5, 1)], &all_exact[..2]), expected);
+        assert_eq!(calls(&[(-2, 1)], &[-HOUR - 1]), [(-2, 2)]);
+    }
 }
