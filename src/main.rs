@@ -125,8 +125,7 @@ fn replay(
 ) -> Result<(), String> {
     let rules_text = read(rules)?;
     let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
-    let bytes = std::fs::read(events).map_err(|e| format!("cannot read {}: {e}", events.display()))?;
-    let out = kairos::replay::replay(&rules, &bytes, at, explain);
+    let out = kairos::replay::replay(&rules, &read_bytes(events)?, at, explain);
     let mut stdout = std::io::stdout().lock();
     for line in &out.lines {
         writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
@@ -168,6 +167,10 @@ fn read(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+fn read_bytes(path: &PathBuf) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -205,21 +208,19 @@ async fn main() -> ExitCode {
             skip_verify,
             body,
         } => {
-            let input = std::fs::read(&body)
-                .map_err(|e| format!("cannot read {}: {e}", body.display()))
-                .map(|body| kairos::normalize::Input {
-                    provider,
-                    headers,
-                    settings: kairos_ingest::providers::Settings {
-                        secret,
-                        public_key,
-                        url,
-                        replay_window_secs: kairos_ingest::DEFAULT_REPLAY_WINDOW_SECS,
-                    },
-                    now: now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
-                    skip_verify,
-                    body,
-                });
+            let input = read_bytes(&body).map(|body| kairos::normalize::Input {
+                provider,
+                headers,
+                settings: kairos_ingest::providers::Settings {
+                    secret,
+                    public_key,
+                    url,
+                    replay_window_secs: kairos_ingest::DEFAULT_REPLAY_WINDOW_SECS,
+                },
+                now: now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                skip_verify,
+                body,
+            });
             normalize(input).await
         }
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,

@@ -78,7 +78,7 @@ pub struct Event {
 }
 
 /// The values of a `consent.changed` event's `properties.status`.
-pub const CONSENT_STATUSES: [&str; 4] = ["subscribed", "unsubscribed", "bounced", "complained"];
+const CONSENT_STATUSES: [&str; 4] = ["subscribed", "unsubscribed", "bounced", "complained"];
 
 impl Event {
     /// Parses and validates one event from JSON bytes.

@@ -184,13 +184,13 @@ pub struct SegmentInfo<'a> {
 impl RuleSet {
     /// Parses, validates and compiles a rules file (YAML; JSON is valid YAML).
     pub fn from_yaml(text: &str) -> Result<RuleSet, RulesError> {
-        let parsed = parse::parse(text)?;
+        let mut parsed = parse::parse(text)?;
         let compiled = RuleSet::compile(&parsed.file);
         if parsed.issues.is_empty() {
             return compiled;
         }
         let found = compiled.err().map(|e| e.issues()).unwrap_or_default();
-        let mut issues = parsed.issues.clone();
+        let mut issues = std::mem::take(&mut parsed.issues);
         issues.extend(found.into_iter().filter(|i| !parsed.in_placeholder(i)));
         Err(RulesError::Invalid(issues))
     }

@@ -30,6 +30,33 @@ impl Parsed {
                 None => false,
             })
     }
+
+    /// Reads one item at `path`; if it does not read, records why and returns
+    /// `stand_in` of its id (so that references to it still resolve).
+    fn item<T: DeserializeOwned>(&mut self, item: Value, path: &str, segment: bool, stand_in: fn(Value) -> Value) -> T {
+        let id = item.get("id").filter(|id| id.is_string()).cloned();
+        let error = match serde_path_to_error::deserialize(item) {
+            Ok(read) => return read,
+            Err(e) => e,
+        };
+        let at = match error.path().to_string() {
+            inner if inner == "." => path.to_string(),
+            inner => format!("{path}.{inner}"),
+        };
+        self.issues.push(RuleIssue {
+            segment: id
+                .as_ref()
+                .and_then(Value::as_str)
+                .filter(|_| segment)
+                .map(str::to_string),
+            path: at,
+            message: error.into_inner().to_string(),
+        });
+        self.placeholders.push((path.to_string(), id.is_some()));
+        // Without an id of its own, one no reference can name: not a valid id.
+        let id = id.unwrap_or_else(|| json!(format!("({path})")));
+        serde_json::from_value(stand_in(id)).expect("placeholders read")
+    }
 }
 
 /// The file's top level, its items still unread.
@@ -76,33 +103,4 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, RulesError> {
         parsed.file.segments.push(segment);
     }
     Ok(parsed)
-}
-
-impl Parsed {
-    /// Reads one item at `path`; if it does not read, records why and returns
-    /// `stand_in` of its id (so that references to it still resolve).
-    fn item<T: DeserializeOwned>(&mut self, item: Value, path: &str, segment: bool, stand_in: fn(Value) -> Value) -> T {
-        let id = item.get("id").filter(|id| id.is_string()).cloned();
-        let error = match serde_path_to_error::deserialize(item) {
-            Ok(read) => return read,
-            Err(e) => e,
-        };
-        let at = match error.path().to_string() {
-            inner if inner == "." => path.to_string(),
-            inner => format!("{path}.{inner}"),
-        };
-        self.issues.push(RuleIssue {
-            segment: id
-                .as_ref()
-                .and_then(Value::as_str)
-                .filter(|_| segment)
-                .map(str::to_string),
-            path: at,
-            message: error.into_inner().to_string(),
-        });
-        self.placeholders.push((path.to_string(), id.is_some()));
-        // Without an id of its own, one no reference can name: not a valid id.
-        let id = id.unwrap_or_else(|| json!(format!("({path})")));
-        serde_json::from_value(stand_in(id)).expect("placeholders read")
-    }
 }

@@ -12,6 +12,20 @@ fn rules(body: &str) -> RuleSet {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The problems a rules file is rejected for, as `kairos rules validate` lists them.
+fn issues(text: &str) -> Vec<String> {
+    let err = RuleSet::from_yaml(text).unwrap_err();
+    err.issues().iter().map(|i| i.to_string()).collect()
+}
+
+/// Checks the problems one by one against the starts of the expected ones.
+fn assert_issues_start_with(got: &[String], expect: &[&str]) {
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(expect) {
+        assert!(g.starts_with(e), "{g}\n  does not start with\n{e}");
+    }
+}
+
 fn ev(id: &str, kind: &str, at: i64, extra: serde_json::Value) -> Event {
     let mut v = json!({"id": id, "contact": "c", "type": kind, "source": "t",
         "at": DateTime::from_timestamp(at, 0).unwrap().to_rfc3339()});
@@ -130,8 +144,7 @@ segments:
     name: Dup
     rule: { consent: maybe }
 "#;
-    let issues = RuleSet::from_yaml(text).unwrap_err().issues();
-    let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+    let got = issues(text);
     let expect = [
         "segment `a`: segments[1].id: duplicate segment id `a`",
         "segment `a`: segments[0].rule.all[0].event.type: unknown event type `page.seen`",
@@ -140,10 +153,7 @@ segments:
         "segment `a`: segments[0].rule.all[3].event.where.url.regex: invalid regular expression `([`: unclosed character class",
         "segment `a`: segments[1].rule.consent: expected subscribed, unsubscribed, bounced or complained, found `maybe`",
     ];
-    assert_eq!(got.len(), expect.len(), "{got:#?}");
-    for (g, e) in got.iter().zip(expect) {
-        assert!(g.starts_with(e), "{g}\n  does not start with\n{e}");
-    }
+    assert_issues_start_with(&got, &expect);
 }
 
 #[test]
@@ -159,8 +169,7 @@ segments:
   - { id: e, name: E, rule: { all: [ { segment: c }, { score: { id: broken, gte: 1 } } ] } }
   - { name: F, rule: { consent: subscribed } }
 "#;
-    let issues = RuleSet::from_yaml(text).unwrap_err().issues();
-    let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+    let got = issues(text);
     let expect = [
         "scores[0].terms[0].weight: invalid type: string \"heavy\"",
         "segment `c`: segments[2].rule.event.whithin: unknown field `whithin`",
@@ -169,10 +178,7 @@ segments:
         "segment `a`: segments[0].rule.event.type: unknown event type `email.read`",
         "segment `b`: segments[1].rule.event.within: expected a duration like",
     ];
-    assert_eq!(got.len(), expect.len(), "{got:#?}");
-    for (g, e) in got.iter().zip(expect) {
-        assert!(g.starts_with(e), "{g}\n  does not start with\n{e}");
-    }
+    assert_issues_start_with(&got, &expect);
     // A segment that does not read still has its id checked, and lends no
     // id to references when it has none.
     let stand_ins = r#"
@@ -182,12 +188,7 @@ segments:
   - 5
   - { id: c, name: C, rule: { segment: "" } }
 "#;
-    let got: Vec<String> = RuleSet::from_yaml(stand_ins)
-        .unwrap_err()
-        .issues()
-        .iter()
-        .map(|i| i.to_string())
-        .collect();
+    let got = issues(stand_ins);
     assert_eq!(got.len(), 4, "{got:#?}");
     assert!(got[2].ends_with("segments[1].id: duplicate segment id `a`"), "{got:#?}");
     assert!(
@@ -309,14 +310,8 @@ segments:
   - { id: y, name: Y, rule: { segment: x } }
   - { id: b, name: B2, rule: { consent: subscribed } }
 "#;
-    let issues: Vec<String> = RuleSet::from_yaml(cycles)
-        .unwrap_err()
-        .issues()
-        .iter()
-        .map(|i| i.to_string())
-        .collect();
     assert_eq!(
-        issues,
+        issues(cycles),
         [
             "segment `b`: segments[5].id: duplicate segment id `b`",
             "segment `a`: segments[0].rule: segment references form a cycle: a → b → a",
