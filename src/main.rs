@@ -106,7 +106,8 @@ fn rules(command: RulesCommand) -> Result<(), String> {
         RulesCommand::Validate { file } => {
             let text = read(&file)?;
             let rules = kairos_rules::RuleSet::from_yaml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            println!("{}: ok, {} segments", file.display(), rules.segments().count());
+            let n = rules.segments().count();
+            println!("{}: ok, {n} segment{}", file.display(), if n == 1 { "" } else { "s" });
             Ok(())
         }
         RulesCommand::Schema => {

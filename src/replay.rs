@@ -93,7 +93,14 @@ fn link_anonymous(by_contact: &mut BTreeMap<String, Vec<Event>>, at: DateTime<Ut
 }
 
 fn contact_line(rules: &RuleSet, contact: &str, mut events: Vec<Event>, at: DateTime<Utc>, explain: bool) -> String {
-    events.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    // The state keeps the first of an id; with two versions of one event at
+    // the same time, which comes first is their content's, not the file's.
+    let content = |e: &Event| serde_json::to_vec(e).expect("an event serializes");
+    events.sort_by(|a, b| {
+        (a.at, &a.id)
+            .cmp(&(b.at, &b.id))
+            .then_with(|| content(a).cmp(&content(b)))
+    });
     let mut state = ContactState::default();
     for event in &events {
         state.apply(event, &rules.signals_for(event), event.at.timestamp());
@@ -153,6 +160,9 @@ mod tests {
             line("1", "zed@x.test", "email.clicked", "2026-11-27T10:00:00Z"),
             "not json".to_string(),
             line("3", "amy", "page.viewed", "2026-11-26T09:00:00Z"),
+            // Two versions of one event: the same one is kept in any order.
+            line("9", "kim", "page.viewed", "2026-11-27T09:00:00Z"),
+            line("9", "kim", "email.clicked", "2026-11-27T09:00:00Z"),
         ];
         let forward = replay(&rules, events.join("\n").as_bytes(), None, false);
         let mut reversed_events = events.clone();
@@ -163,6 +173,7 @@ mod tests {
             forward.lines,
             [
                 r#"{"contact":"amy","segments":["any-page"],"next_change_at":"2026-12-03T09:00:00Z"}"#,
+                r#"{"contact":"kim","segments":["clicker"],"next_change_at":"2026-11-28T09:00:00Z"}"#,
                 r#"{"contact":"zed@x.test","segments":["clicker"],"next_change_at":"2026-11-28T10:00:00Z"}"#,
             ]
         );

@@ -28,16 +28,41 @@ pub enum RulesError {
     Syntax(RuleIssue),
     /// Some scores or segments do not read (an unknown field, a value of the
     /// wrong type) or are invalid; every problem is listed.
-    #[error("{} problem(s) in rules file:\n{}", .0.len(), .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{} in rules file:\n{}", count(.0.len(), "problem"), .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<RuleIssue>),
 }
 
+/// `1 problem`, `3 problems`.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 impl RulesError {
+    /// The problems, in file order: by score, then by segment (each item's own
+    /// in the order they were found), then those of the file as a whole.
+    pub(crate) fn invalid(mut issues: Vec<RuleIssue>) -> RulesError {
+        issues.sort_by_key(|issue| item_order(&issue.path));
+        RulesError::Invalid(issues)
+    }
+
     /// Every problem found.
     pub fn issues(&self) -> Vec<RuleIssue> {
         match self {
             RulesError::Syntax(issue) => vec![issue.clone()],
             RulesError::Invalid(issues) => issues.clone(),
         }
+    }
+}
+
+/// Where the item a path is in comes in the file: `scores[i]` before
+/// `segments[j]`, each by index, then anything else.
+fn item_order(path: &str) -> (u8, usize) {
+    let index = |rest: &str| rest.split(']').next().and_then(|i| i.parse().ok());
+    if let Some(i) = path.strip_prefix("scores[").and_then(index) {
+        (0, i)
+    } else if let Some(i) = path.strip_prefix("segments[").and_then(index) {
+        (1, i)
+    } else {
+        (2, 0)
     }
 }

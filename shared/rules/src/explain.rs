@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::duration::format_secs;
 use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
-use crate::observation::Observation;
+use crate::observation::{shown, Observation};
 use crate::{Node, RuleSet, TraitCheck};
 
 /// Why one condition held or not. It borrows its texts from the [`RuleSet`]
@@ -125,7 +125,7 @@ impl RuleSet {
             leaf => {
                 let (result, _, observed) = self.leaf(leaf, run);
                 let (condition, threshold) = next_text(texts);
-                Explanation::leaf(condition, result, observation(observed), threshold)
+                Explanation::leaf(condition, result, observation(observed, leaf), threshold)
             }
         }
     }
@@ -205,7 +205,14 @@ fn next_text<'r>(texts: &mut Texts<'r>) -> (&'r str, &'r str) {
         .expect("a text per leaf, written in the same walk order")
 }
 
-fn observation(observed: Observed) -> Observation {
+/// What a leaf saw, as reported: its computed numbers (a rate ratio, a score)
+/// rounded as [`shown`] against the leaf's bounds.
+fn observation(observed: Observed, leaf: &Node) -> Observation {
+    let bounds = match leaf {
+        Node::Velocity { ratio, .. } => &ratio[..],
+        Node::Score { bounds, .. } => &bounds[..],
+        _ => &[],
+    };
     match observed {
         Observed::Count(n) => Observation::Count(n),
         Observed::Last(t) => Observation::Last(t),
@@ -213,9 +220,9 @@ fn observation(observed: Observed) -> Observation {
         Observed::Velocity { recent, earlier, rate } => Observation::Velocity {
             count: recent,
             baseline_count: earlier,
-            ratio: rate,
+            ratio: shown(rate, bounds),
         },
-        Observed::Score(v) => Observation::Score(v),
+        Observed::Score(v) => Observation::Score(shown(v, bounds)),
         Observed::Member(m) => Observation::Member(m),
         Observed::Consent(c) => Observation::Consent(c),
         Observed::Trait => Observation::Trait(Value::Null),

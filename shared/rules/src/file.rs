@@ -16,6 +16,7 @@ pub struct RulesFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scores: Vec<ScoreDef>,
     /// The segments, evaluated for every contact.
+    #[schemars(length(min = 1))]
     pub segments: Vec<SegmentDef>,
 }
 
@@ -24,6 +25,7 @@ pub struct RulesFile {
 #[serde(deny_unknown_fields)]
 pub struct SegmentDef {
     /// Stable id, used in transitions and by the CRM (`[a-z0-9_-]{1,64}`).
+    #[schemars(pattern(crate::schema::ID))]
     pub id: String,
     /// Human name.
     pub name: String,
@@ -39,10 +41,13 @@ pub struct SegmentDef {
 #[serde(deny_unknown_fields)]
 pub struct ScoreDef {
     /// Stable id (`[a-z0-9_-]{1,64}`).
+    #[schemars(pattern(crate::schema::ID))]
     pub id: String,
     /// After this long an occurrence counts half (`7d`).
+    #[schemars(pattern(crate::schema::DURATION))]
     pub half_life: String,
     /// What counts, and how much.
+    #[schemars(length(min = 1))]
     pub terms: Vec<TermDef>,
 }
 
@@ -61,9 +66,9 @@ pub struct TermDef {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// Every child holds.
-    All(Vec<Condition>),
+    All(#[schemars(length(min = 1))] Vec<Condition>),
     /// At least one child holds.
-    Any(Vec<Condition>),
+    Any(#[schemars(length(min = 1))] Vec<Condition>),
     /// The child does not hold.
     Not(Box<Condition>),
     /// A count of matching events in a rolling window.
@@ -77,7 +82,7 @@ pub enum Condition {
     /// Comparisons on contact traits: trait name → filter.
     Trait(BTreeMap<String, FilterDef>),
     /// Membership of another segment (by id).
-    Segment(String),
+    Segment(#[schemars(pattern(crate::schema::ID))] String),
     /// A named score against bounds.
     Score(ScoreBoundDef),
     /// The contact's subscription state is this one (or one of these).
@@ -90,6 +95,7 @@ pub enum Condition {
 pub struct MatcherDef {
     /// The canonical event type (`page.viewed`, `email.opened`, ...).
     #[serde(rename = "type")]
+    #[schemars(with = "crate::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +105,7 @@ pub struct MatcherDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schema::MachineName>")]
     pub machine: Option<String>,
 }
 
@@ -108,6 +115,7 @@ pub struct MatcherDef {
 pub struct EventDef {
     /// The event type.
     #[serde(rename = "type")]
+    #[schemars(with = "crate::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,11 +125,13 @@ pub struct EventDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schema::MachineName>")]
     pub machine: Option<String>,
     /// The count comparison (default: at least one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<CountDef>,
     /// The rolling window, e.g. `24h`, `30m`, `14d`.
+    #[schemars(pattern(crate::schema::DURATION))]
     pub within: String,
 }
 
@@ -131,6 +141,7 @@ pub struct EventDef {
 pub struct LastDef {
     /// The event type.
     #[serde(rename = "type")]
+    #[schemars(with = "crate::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,12 +151,15 @@ pub struct LastDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schema::MachineName>")]
     pub machine: Option<String>,
     /// Holds if the last one happened within this window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::schema::DURATION))]
     pub within: Option<String>,
     /// Holds if none happened within this window (including never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::schema::DURATION))]
     pub not_within: Option<String>,
 }
 
@@ -155,8 +169,10 @@ pub struct LastDef {
 #[serde(deny_unknown_fields)]
 pub struct SequenceDef {
     /// The steps, in order.
+    #[schemars(length(min = 2))]
     pub steps: Vec<MatcherDef>,
     /// The window the whole sequence must fit in (at most 48h).
+    #[schemars(pattern(crate::schema::DURATION))]
     pub within: String,
 }
 
@@ -167,6 +183,7 @@ pub struct SequenceDef {
 pub struct VelocityDef {
     /// The event type.
     #[serde(rename = "type")]
+    #[schemars(with = "crate::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,14 +193,17 @@ pub struct VelocityDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schema::MachineName>")]
     pub machine: Option<String>,
     /// The short window, ending now.
+    #[schemars(pattern(crate::schema::DURATION))]
     pub within: String,
     /// Absolute bounds on the count in the short window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<CountDef>,
     /// The baseline window, just before the short one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::schema::DURATION))]
     pub baseline: Option<String>,
     /// Bounds on rate(short) / rate(baseline); with no baseline events the ratio is
     /// infinite if there are short-window events, else 0.
@@ -246,9 +266,9 @@ pub struct BoundsDef {
 #[serde(untagged)]
 pub enum ConsentDef {
     /// `subscribed`, `unsubscribed`, `bounced` or `complained`.
-    One(String),
+    One(#[schemars(with = "crate::schema::ConsentName")] String),
     /// Any of these.
-    AnyOf(Vec<String>),
+    AnyOf(#[schemars(with = "Vec<crate::schema::ConsentName>", length(min = 1))] Vec<String>),
 }
 
 /// A count comparison; every given bound must hold.
@@ -276,7 +296,7 @@ pub struct CountDef {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterDef {
-    /// Equals (strings exactly, numbers numerically).
+    /// Equals (texts exactly; numbers numerically, also a number sent as text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eq: Option<Value>,
     /// Differs from (also holds when absent).
@@ -285,7 +305,7 @@ pub struct FilterDef {
     /// Equals one of.
     #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
     pub one_of: Option<Vec<Value>>,
-    /// String contains.
+    /// Text contains, or a list has this item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contains: Option<String>,
     /// String starts with.
@@ -294,16 +314,16 @@ pub struct FilterDef {
     /// String matches this regular expression (Rust `regex` syntax).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
-    /// Number greater than.
+    /// Number (or text that is one) greater than.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gt: Option<f64>,
-    /// Number at least.
+    /// Number (or text that is one) at least.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gte: Option<f64>,
-    /// Number less than.
+    /// Number (or text that is one) less than.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lt: Option<f64>,
-    /// Number at most.
+    /// Number (or text that is one) at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lte: Option<f64>,
     /// Present (true) or absent (false).
@@ -311,12 +331,15 @@ pub struct FilterDef {
     pub exists: Option<bool>,
     /// Traits only: a timestamp (RFC 3339 or unix seconds) at least this long ago.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::schema::DURATION))]
     pub older_than: Option<String>,
     /// Traits only: a timestamp less than this long ago (and not in the future).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::schema::DURATION))]
     pub newer_than: Option<String>,
     /// Traits only: a timestamp from now to less than this long ahead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::schema::DURATION))]
     pub within_next: Option<String>,
 }
 

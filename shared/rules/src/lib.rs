@@ -43,9 +43,11 @@ mod matcher;
 mod observation;
 mod parse;
 mod polarity;
+mod schema;
 mod score;
 mod segset;
 mod trigger;
+mod yaml;
 
 pub use duration::{format_secs, parse_duration};
 pub use error::{RuleIssue, RulesError};
@@ -67,11 +69,12 @@ use score::Score;
 use sha2::{Digest, Sha256};
 use trigger::{Bits, Index};
 
-/// What a decision records in the state beside the memberships: deadlines, and
-/// holds by rank in cheapest-first order (`hold.rs`, `group.rs`). Part of the
-/// fingerprint: change it when their meaning changes, so that states recorded
-/// before are decided in full once.
-const DECISIONS: &str = "deadlines, holds/1";
+/// What a decision records in the state beside the memberships (deadlines, and
+/// holds by rank in cheapest-first order: `hold.rs`, `group.rs`), and how
+/// filters match (numbers sent as text, list items: `matcher.rs`). Part of the
+/// fingerprint: change it when either changes, so that states recorded before
+/// are decided in full once.
+const DECISIONS: &str = "deadlines, holds/1; filters/2";
 
 /// A compiled rules file: immutable, cheap to share across threads.
 #[derive(Debug, Clone)]
@@ -192,7 +195,7 @@ impl RuleSet {
         let found = compiled.err().map(|e| e.issues()).unwrap_or_default();
         let mut issues = std::mem::take(&mut parsed.issues);
         issues.extend(found.into_iter().filter(|i| !parsed.in_placeholder(i)));
-        Err(RulesError::Invalid(issues))
+        Err(RulesError::invalid(issues))
     }
 
     /// Validates and compiles an already-parsed rules file.
@@ -200,7 +203,7 @@ impl RuleSet {
         let mut compiler = Compiler::new();
         let mut compiled = compiler.file(file);
         if !compiler.issues.is_empty() {
-            return Err(RulesError::Invalid(compiler.issues));
+            return Err(RulesError::invalid(compiler.issues));
         }
         let bits = Bits::new(compiler.signals.keys().copied().collect());
         let triggers = graph::close(&mut compiled.segments, &compiled.scores, &compiled.order, &bits);
@@ -264,7 +267,9 @@ impl RuleSet {
 
     /// The JSON Schema of the rules file, for editors (generated from the Rust types).
     pub fn json_schema() -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(RulesFile)).expect("schemas serialize")
+        // Draft 7: the draft editors' YAML plugins (yaml-language-server) support best.
+        let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+        serde_json::to_value(generator.into_root_schema_for::<RulesFile>()).expect("schemas serialize")
     }
 
     /// The compiled segments, in file order.

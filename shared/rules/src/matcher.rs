@@ -223,7 +223,7 @@ impl Filter {
             return !needs_value;
         };
         let text = value.as_str();
-        let number = value.as_f64();
+        let number = number(value);
         self.eq.as_ref().is_none_or(|eq| same(value, eq))
             && self
                 .one_of
@@ -232,7 +232,7 @@ impl Filter {
             && self
                 .contains
                 .as_ref()
-                .is_none_or(|s| text.is_some_and(|t| t.contains(s.as_str())))
+                .is_none_or(|s| text.map_or_else(|| has_item(value, s), |t| t.contains(s.as_str())))
             && self
                 .starts_with
                 .as_ref()
@@ -242,12 +242,35 @@ impl Filter {
     }
 }
 
-/// Equality that compares numbers numerically (`1` equals `1.0`).
+/// Equality that compares numbers numerically (`1` equals `1.0`), also a
+/// number against text that is one (`"120"` equals `120`); two texts compare
+/// as text (`"007"` is not `"7"`).
 fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
+    if let (Value::String(x), Value::String(y)) = (a, b) {
+        return x == y;
+    }
+    match (number(a), number(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
+}
+
+/// A value as a number: a JSON number, or text that is one (`"120"`,
+/// `" 2.5 "`), as CRMs and analytics tools often send numeric properties.
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        _ => None,
+    }
+}
+
+/// Whether a list value has `item` among its texts (`tags: [vip, beta]`
+/// contains `vip`).
+fn has_item(value: &Value, item: &str) -> bool {
+    value
+        .as_array()
+        .is_some_and(|list| list.iter().any(|x| x.as_str() == Some(item)))
 }
 
 impl fmt::Display for Filter {

@@ -6,6 +6,8 @@ use kairos_state::ConsentStatus;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::matcher::Bound;
 use std::fmt;
 
 /// What one leaf condition observed.
@@ -26,7 +28,8 @@ pub enum Observation {
         /// The window's rate over the baseline's.
         ratio: f64,
     },
-    /// A score's value (reported to two decimals).
+    /// A score's value (as reported: see [`RuleSet::evaluate`](crate::RuleSet::evaluate)'s
+    /// explanations, which round it to two decimals where that keeps its answer).
     Score(f64),
     /// Membership of the referenced segment.
     Member(bool),
@@ -43,14 +46,13 @@ impl Observation {
     }
 }
 
-/// A number to two decimals, or `"infinite"`.
-struct Rounded(f64);
+/// A reported number (see [`shown`]), or `"infinite"`.
+struct Reported(f64);
 
-impl Rounded {
+impl Reported {
     fn value(&self) -> Option<f64> {
-        // Checked after rounding: a huge value overflows when scaled. A tiny
-        // negative one reads 0, not -0.
-        Some((self.0 * 100.0).round() / 100.0 + 0.0).filter(|x| x.is_finite())
+        // -0 reads 0.
+        Some(self.0 + 0.0).filter(|x| x.is_finite())
     }
 
     /// As serde_json writes it (`2.0`, `0.25`, `1e+16`; `"infinite"`), with
@@ -63,13 +65,28 @@ impl Rounded {
     }
 }
 
-impl Serialize for Rounded {
+impl Serialize for Reported {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.value() {
             Some(x) => s.serialize_f64(x),
             None => s.serialize_str("infinite"),
         }
     }
+}
+
+/// A computed number as an explanation reports it: to two decimals, or to as
+/// many more as it takes for each of `bounds` to answer the same of the
+/// reported number as of `x` (a score of 6.998 against `>= 7` reads 6.998, not
+/// 7.0); `x` itself if no rounding does.
+pub(crate) fn shown(x: f64, bounds: &[(Bound, f64)]) -> f64 {
+    let same = |r: f64| bounds.iter().all(|(b, y)| b.holds(r, *y) == b.holds(x, *y));
+    (2..=17)
+        .map(|decimals| {
+            let scale = 10f64.powi(decimals);
+            (x * scale).round() / scale + 0.0
+        })
+        .find(|r| r.is_finite() && same(*r))
+        .unwrap_or(x)
 }
 
 /// RFC 3339 in UTC to the second (`2026-11-18T11:06:40Z`), or `None` out of range.
@@ -147,10 +164,10 @@ impl Observation {
                 out.push_str(",\"count\":");
                 out.push_str(itoa::Buffer::new().format(*count));
                 out.push_str(",\"ratio\":");
-                Rounded(*ratio).write(out);
+                Reported(*ratio).write(out);
                 out.push('}');
             }
-            Observation::Score(v) => Rounded(*v).write(out),
+            Observation::Score(v) => Reported(*v).write(out),
             Observation::Member(m) => out.push_str(if *m { "true" } else { "false" }),
             Observation::Consent(c) => {
                 out.push('"');
@@ -178,10 +195,10 @@ impl Serialize for Observation {
                 let mut map = s.serialize_map(Some(3))?;
                 map.serialize_entry("baseline_count", baseline_count)?;
                 map.serialize_entry("count", count)?;
-                map.serialize_entry("ratio", &Rounded(*ratio))?;
+                map.serialize_entry("ratio", &Reported(*ratio))?;
                 map.end()
             }
-            Observation::Score(v) => Rounded(*v).serialize(s),
+            Observation::Score(v) => Reported(*v).serialize(s),
             Observation::Member(m) => s.serialize_bool(*m),
             Observation::Consent(c) => s.serialize_str(c.as_str()),
             Observation::Trait(v) => v.serialize(s),
@@ -238,7 +255,7 @@ mod tests {
                     baseline_count: 1,
                     ratio: 2.0 / 3.0,
                 },
-                json!({"baseline_count": 1, "count": 5, "ratio": 0.67}),
+                json!({"baseline_count": 1, "count": 5, "ratio": 0.6666666666666666}),
             ),
             (
                 Observation::Velocity {
@@ -249,18 +266,46 @@ mod tests {
                 json!({"baseline_count": 0, "count": 2, "ratio": "infinite"}),
             ),
             (Observation::Score(2.0), json!(2.0)),
-            (Observation::Score(0.125), json!(0.13)),
+            (Observation::Score(0.125), json!(0.125)),
             (Observation::Member(true), json!(true)),
             (Observation::Consent(ConsentStatus::Bounced), json!("bounced")),
             (Observation::Trait(json!({"a": "b\"c"})), json!({"a": "b\"c"})),
             (Observation::Score(1e16), json!(1e16)),
-            (Observation::Score(-0.004), json!(0.0)),
-            // Too large to round to two decimals: no number to report.
-            (Observation::Score(1e307), json!("infinite")),
+            (Observation::Score(-0.0), json!(0.0)),
+            (Observation::Score(-0.004), json!(-0.004)),
+            (Observation::Score(1e307), json!(1e307)),
+            (Observation::Score(f64::INFINITY), json!("infinite")),
         ];
         for (observation, expected) in cases {
             assert_eq!(observation.to_json(), expected);
             assert_eq!(observation.to_string(), expected.to_string());
+        }
+    }
+
+    #[test]
+    fn reported_numbers_keep_their_side_of_every_bound() {
+        use super::shown;
+        use crate::matcher::Bound::{Gt, Gte, Lt, Lte};
+        let cases = [
+            (6.998, vec![(Gte, 7.0)], 6.998),
+            (6.998, vec![(Gt, 6.99)], 7.0),
+            (7.001, vec![(Gt, 7.0)], 7.001),
+            (7.004, vec![(Lte, 7.0), (Gte, 1.0)], 7.004),
+            (6.99999999, vec![(Gte, 7.0)], 6.99999999),
+            (2.0 / 3.0, vec![(Gte, 0.5)], 0.67),
+            (0.125, vec![], 0.13),
+            (-0.004, vec![], 0.0),
+            (-0.004, vec![(Lt, 0.0)], -0.004),
+            // Below any decimal: the value itself.
+            (-5e-324, vec![(Lt, 0.0)], -5e-324),
+            (1e300, vec![(Gte, 1.0)], 1e300),
+        ];
+        for (x, bounds, expected) in cases {
+            let got = shown(x, &bounds);
+            assert_eq!(got, expected, "{x} against {bounds:?}");
+            for (b, y) in &bounds {
+                assert_eq!(b.holds(got, *y), b.holds(x, *y), "{x} against {b:?} {y}");
+            }
         }
     }
 

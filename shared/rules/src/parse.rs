@@ -79,7 +79,15 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, RulesError> {
         })
     };
     // Through a JSON value, so YAML and JSON files read exactly alike.
-    let value: Value = serde_norway::from_str(text).map_err(|e| syntax("(file)".into(), e.to_string()))?;
+    let value = crate::yaml::read(text).map_err(|e| {
+        let at = e.path().to_string();
+        // The YAML reader's message starts with the path, when it has one.
+        let message = e.into_inner().to_string();
+        match message.strip_prefix(&format!("{at}: ")) {
+            Some(rest) => syntax(at, rest.to_string()),
+            None => syntax("(file)".into(), message),
+        }
+    })?;
     let items: Items = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         syntax(path, e.into_inner().to_string())

@@ -109,6 +109,61 @@ fn traits_consent_and_boolean_logic() {
 }
 
 #[test]
+fn numbers_sent_as_text_compare_as_numbers_and_lists_contain_items() {
+    let r = rules(
+        "      all:\n        - trait: { company_size: { gte: 50 }, seats: { in: [5, 10] }, tags: { contains: vip } }\n        - event: { type: form.submitted, where: { budget: { gt: 1000 }, zip: { eq: '02134' } }, within: 1d }",
+    );
+    let traits = |size: serde_json::Value, tags: serde_json::Value| {
+        let traits = json!({"company_size": size, "seats": "5", "tags": tags});
+        ev("1", "contact.identified", T0, json!({ "traits": traits }))
+    };
+    let form = |budget: serde_json::Value, zip: serde_json::Value| {
+        ev(
+            "2",
+            "form.submitted",
+            T0,
+            json!({"properties": {"budget": budget, "zip": zip}}),
+        )
+    };
+    let now = T0 + 60;
+    let vip = json!(["beta", "vip"]);
+    assert!(member(
+        &r,
+        &[traits(json!("120"), vip.clone()), form(json!(" 2500 "), json!("02134"))],
+        now
+    ));
+    assert!(member(
+        &r,
+        &[traits(json!(120), vip.clone()), form(json!(2500.5), json!("02134"))],
+        now
+    ));
+    // Too small, not a list member, not a number, or a text that is not the same text.
+    assert!(!member(
+        &r,
+        &[traits(json!("12"), vip.clone()), form(json!("2500"), json!("02134"))],
+        now
+    ));
+    assert!(!member(
+        &r,
+        &[
+            traits(json!("120"), json!(["vipx"])),
+            form(json!("2500"), json!("02134"))
+        ],
+        now
+    ));
+    assert!(!member(
+        &r,
+        &[traits(json!("lots"), vip.clone()), form(json!("2500"), json!("02134"))],
+        now
+    ));
+    assert!(!member(
+        &r,
+        &[traits(json!("120"), vip), form(json!("2500"), json!("2134"))],
+        now
+    ));
+}
+
+#[test]
 fn explanation_names_observed_values() {
     let r = rules("      trait: { plan: { eq: pro } }");
     let who = ev("1", "contact.identified", T0, json!({"traits": {"plan": "free"}}));
@@ -145,12 +200,13 @@ segments:
     rule: { consent: maybe }
 "#;
     let got = issues(text);
+    // In file order.
     let expect = [
-        "segment `a`: segments[1].id: duplicate segment id `a`",
         "segment `a`: segments[0].rule.all[0].event.type: unknown event type `page.seen`",
         "segment `a`: segments[0].rule.all[1].event.within: expected a duration like",
         "segment `a`: segments[0].rule.all[2].event.within: window `120d` is longer than the state retains (90d)",
         "segment `a`: segments[0].rule.all[3].event.where.url.regex: invalid regular expression `([`: unclosed character class",
+        "segment `a`: segments[1].id: duplicate segment id `a`",
         "segment `a`: segments[1].rule.consent: expected subscribed, unsubscribed, bounced or complained, found `maybe`",
     ];
     assert_issues_start_with(&got, &expect);
@@ -172,11 +228,11 @@ segments:
     let got = issues(text);
     let expect = [
         "scores[0].terms[0].weight: invalid type: string \"heavy\"",
+        "segment `a`: segments[0].rule.event.type: unknown event type `email.read`",
+        "segment `b`: segments[1].rule.event.within: expected a duration like",
         "segment `c`: segments[2].rule.event.whithin: unknown field `whithin`",
         "segment `d`: segments[3].rule: unknown variant `evnt`",
         "segments[5]: missing field `id`",
-        "segment `a`: segments[0].rule.event.type: unknown event type `email.read`",
-        "segment `b`: segments[1].rule.event.within: expected a duration like",
     ];
     assert_issues_start_with(&got, &expect);
     // A segment that does not read still has its id checked, and lends no
@@ -190,7 +246,7 @@ segments:
 "#;
     let got = issues(stand_ins);
     assert_eq!(got.len(), 4, "{got:#?}");
-    assert!(got[2].ends_with("segments[1].id: duplicate segment id `a`"), "{got:#?}");
+    assert!(got[1].ends_with("segments[1].id: duplicate segment id `a`"), "{got:#?}");
     assert!(
         got[3].ends_with("segments[3].rule.segment: unknown segment ``"),
         "{got:#?}"
@@ -198,6 +254,21 @@ segments:
     // What is not a rules file at all is one problem.
     let err = RuleSet::from_yaml("segments: { a: 1 }\n").unwrap_err();
     assert!(matches!(err, RulesError::Syntax(_)), "{err}");
+    // So is a key given twice: which one was meant is unknown.
+    let twice = "segments:\n  - { id: a, name: A, rule: { event: { type: email.opened, within: 1d, within: 5d } } }\n";
+    assert_eq!(
+        RuleSet::from_yaml(twice).unwrap_err().to_string(),
+        "segments[0].rule.event: `within` is given twice at line 2 column 38"
+    );
+    // A count beyond 64 bits is that segment's problem, not the file's.
+    let huge = "segments:\n  - { id: a, name: A, rule: { event: { type: email.opened, within: 1d, count: { gte: 99999999999999999999 } } } }\n  - { id: b, name: B, rule: { consent: maybe } }\n";
+    assert_issues_start_with(
+        &issues(huge),
+        &[
+            "segment `a`: segments[0].rule.event.count.gte: invalid type: floating point",
+            "segment `b`: segments[1].rule.consent: expected subscribed",
+        ],
+    );
 }
 
 #[test]
@@ -313,10 +384,10 @@ segments:
     assert_eq!(
         issues(cycles),
         [
-            "segment `b`: segments[5].id: duplicate segment id `b`",
             "segment `a`: segments[0].rule: segment references form a cycle: a → b → a",
             "segment `c`: segments[2].rule: segment references form a cycle: c → c",
             "segment `x`: segments[3].rule: segment references form a cycle: x → y → x",
+            "segment `b`: segments[5].id: duplicate segment id `b`",
         ]
     );
     let unknown = "segments:\n  - id: a\n    name: A\n    rule: { segment: nope }\n";
@@ -944,7 +1015,8 @@ segments:
         }
     }
     assert_eq!(flips, 0);
-    // A score decayed past what a float holds keeps its sign, and reads 0.
+    // A score decayed past what a float holds keeps its sign, and reads as
+    // negative, as `lt: 0` sees it (not as 0.0).
     let fast = RuleSet::from_yaml(
         "scores: [ { id: s, half_life: 1h, terms: [ { event: { type: email.bounced }, weight: -1 } ] } ]\n\
          segments: [ { id: negative, name: N, rule: { score: { id: s, lt: 0 } } } ]\n",
@@ -954,7 +1026,10 @@ segments:
     let late = T0 + 60 * 86_400;
     let e = fast.evaluate(&state_of(&fast, &events, late), late);
     assert!(e.verdicts[0].member);
-    assert_eq!(e.verdicts[0].explanation.observed.as_ref().unwrap().to_string(), "0.0");
+    assert_eq!(
+        e.verdicts[0].explanation.observed.as_ref().unwrap().to_string(),
+        "-5e-324"
+    );
     // What is left of the bounce is too small for a float, yet its leaving
     // makes the score 0: that is its next change.
     let expiry = T0 - T0.rem_euclid(H) + RETENTION_SECS;
