@@ -260,7 +260,18 @@ fn same(a: &Value, b: &Value) -> bool {
 fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        Value::String(s) => {
+            let s = s.trim();
+            // Most texts are words: they are not parsed.
+            let numeric = s
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_digit() || b"+-.".contains(&b));
+            numeric
+                .then(|| s.parse::<f64>().ok())
+                .flatten()
+                .filter(|x| x.is_finite())
+        }
         _ => None,
     }
 }

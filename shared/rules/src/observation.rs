@@ -79,12 +79,13 @@ impl Serialize for Reported {
 /// reported number as of `x` (a score of 6.998 against `>= 7` reads 6.998, not
 /// 7.0); `x` itself if no rounding does.
 pub(crate) fn shown(x: f64, bounds: &[(Bound, f64)]) -> f64 {
+    const SCALES: [f64; 16] = [
+        1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+    ];
     let same = |r: f64| bounds.iter().all(|(b, y)| b.holds(r, *y) == b.holds(x, *y));
-    (2..=17)
-        .map(|decimals| {
-            let scale = 10f64.powi(decimals);
-            (x * scale).round() / scale + 0.0
-        })
+    SCALES
+        .iter()
+        .map(|scale| (x * scale).round() / scale + 0.0)
         .find(|r| r.is_finite() && same(*r))
         .unwrap_or(x)
 }
