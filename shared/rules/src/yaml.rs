@@ -1,7 +1,8 @@
 //! A rules file's text as a JSON value, read strictly: a key given twice in
 //! one map is an error (YAML requires unique keys; otherwise the last one
 //! would silently win), and an integer too large for 64 bits reads as a
-//! float, so the field that cannot hold it reports it where it is.
+//! float, so the field that cannot hold it reports it where it is. Anchors,
+//! aliases and merge keys (`<<: *defaults`) work as in YAML.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -12,6 +13,9 @@ use std::fmt;
 pub(crate) fn read(text: &str) -> Result<Value, serde_path_to_error::Error<serde_norway::Error>> {
     serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map(|Strict(v)| v)
 }
+
+/// YAML's merge key.
+const MERGE: &str = "<<";
 
 /// A JSON value read with the checks above.
 struct Strict(Value);
@@ -81,12 +85,30 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
+        let mut merged = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
+            let Strict(value) = map.next_value()?;
+            if key == MERGE {
+                merged.push(value);
+            } else if out.insert(key.clone(), value).is_some() {
                 return Err(de::Error::custom(format!("`{key}` is given twice")));
             }
-            let Strict(value) = map.next_value()?;
-            out.insert(key, value);
+        }
+        // A merge key's maps (`<<: *defaults`, or a list of them, earlier
+        // ones first) add the keys the map does not give itself.
+        for value in merged {
+            let maps = match value {
+                Value::Array(list) => list,
+                one => vec![one],
+            };
+            for m in maps {
+                let Value::Object(m) = m else {
+                    return Err(de::Error::custom("`<<` merges a map or a list of maps"));
+                };
+                for (k, v) in m {
+                    out.entry(k).or_insert(v);
+                }
+            }
         }
         Ok(Value::Object(out))
     }
@@ -109,6 +131,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.path().to_string(), "segments[0].rule.event");
         assert!(err.inner().to_string().contains("`within` is given twice"), "{err}");
+    }
+
+    #[test]
+    fn merge_keys_add_what_the_map_does_not_give() {
+        let text = "base: &base { type: page.viewed, within: 1d }\nmore: &more { machine: include, within: 2d }\n\
+                    one: { <<: *base, within: 7d }\nmany: { <<: [*more, *base], count: 2 }\n";
+        let v = read(text).unwrap();
+        assert_eq!(v["one"], json!({"type": "page.viewed", "within": "7d"}));
+        assert_eq!(
+            v["many"],
+            json!({"type": "page.viewed", "machine": "include", "within": "2d", "count": 2})
+        );
+        let err = read("a: { <<: 5 }\n").unwrap_err();
+        assert!(err.to_string().contains("`<<` merges a map or a list of maps"), "{err}");
     }
 
     #[test]
