@@ -92,6 +92,9 @@ fn link_anonymous(by_contact: &mut BTreeMap<String, Vec<Event>>, at: DateTime<Ut
     }
 }
 
+/// 9999-12-31T23:59:59Z, the last time RFC 3339 can write.
+const LAST_RFC3339: i64 = 253_402_300_799;
+
 fn contact_line(rules: &RuleSet, contact: &str, mut events: Vec<Event>, at: DateTime<Utc>, explain: bool) -> String {
     // The state keeps the first of an id; with two versions of one event at
     // the same time, which comes first is their content's, not the file's.
@@ -110,8 +113,11 @@ fn contact_line(rules: &RuleSet, contact: &str, mut events: Vec<Event>, at: Date
     let evaluation = rules.evaluate(&state, now);
     let mut segments: Vec<&str> = evaluation.members().collect();
     segments.sort_unstable();
+    // RFC 3339 ends with year 9999; a later change is announced then (early
+    // is allowed, late never).
     let next = evaluation
         .next_change_at
+        .map(|t| t.min(LAST_RFC3339))
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
     let explain = explain.then(|| {
@@ -182,6 +188,17 @@ mod tests {
             forward.rejected[0].starts_with("line 4: expected ident at column 2"),
             "{:?}",
             forward.rejected
+        );
+    }
+
+    #[test]
+    fn a_change_after_year_9999_is_announced_at_its_end() {
+        let rules = RuleSet::from_yaml(RULES).unwrap();
+        let late = line("1", "amy", "page.viewed", "9999-12-30T10:00:00Z");
+        let out = replay(&rules, late.as_bytes(), None, false);
+        assert_eq!(
+            out.lines,
+            [r#"{"contact":"amy","segments":["any-page"],"next_change_at":"9999-12-31T23:59:59Z"}"#]
         );
     }
 
