@@ -2,7 +2,9 @@
 
 /// Parses a window into seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
+    // ASCII whitespace only: as the JSON Schema's pattern says (`\s` is wider
+    // in some regex engines, narrower in others).
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let expected = || format!("expected a duration like `30m`, `24h` or `14d` (units s, m, h, d, w), found `{text}`");

@@ -33,7 +33,7 @@ pub enum RulesError {
 }
 
 /// `1 problem`, `3 problems`.
-pub(crate) fn count(n: usize, noun: &str) -> String {
+fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 

@@ -299,10 +299,10 @@ pub struct FilterDef {
     /// Equals (texts exactly; numbers numerically, also a number sent as text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eq: Option<Value>,
-    /// Differs from (also holds when absent).
+    /// Differs from, as `eq` compares (also holds when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ne: Option<Value>,
-    /// Equals one of.
+    /// Equals one of, as `eq` compares.
     #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
     pub one_of: Option<Vec<Value>>,
     /// Text contains, or a list has this item.
@@ -329,7 +329,7 @@ pub struct FilterDef {
     /// Present (true) or absent (false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exists: Option<bool>,
-    /// Traits only: a timestamp (RFC 3339 or unix seconds) at least this long ago.
+    /// Traits only: a timestamp (RFC 3339, or unix seconds as a number or text) at least this long ago.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(crate::schema::DURATION))]
     pub older_than: Option<String>,

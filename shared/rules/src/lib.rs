@@ -73,7 +73,8 @@ use trigger::{Bits, Index};
 /// holds by rank in cheapest-first order: `hold.rs`, `group.rs`), and how
 /// filters match (numbers sent as text, list items: `matcher.rs`). Part of the
 /// fingerprint: change it when either changes, so that states recorded before
-/// are decided in full once.
+/// are decided in full once. (Events already applied keep the signals they
+/// matched then; trait checks read the stored values, so they decide anew.)
 const DECISIONS: &str = "deadlines, holds/1; filters/2";
 
 /// A compiled rules file: immutable, cheap to share across threads.

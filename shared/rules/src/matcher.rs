@@ -146,10 +146,13 @@ impl Age {
     }
 }
 
-/// A timestamp value: RFC 3339 text or unix seconds.
+/// A timestamp value: RFC 3339 text, or unix seconds (a number, or text that is one).
 fn timestamp(value: &Value) -> Option<i64> {
     match value {
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp()),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp())
+            .or_else(|_| s.trim().parse())
+            .ok(),
         Value::Number(n) => n.as_i64(),
         _ => None,
     }

@@ -25,7 +25,8 @@ pub enum Observation {
         count: u64,
         /// Occurrences in the baseline before it.
         baseline_count: u64,
-        /// The window's rate over the baseline's.
+        /// The window's rate over the baseline's (as reported: explanations
+        /// round it to two decimals where that keeps its answer).
         ratio: f64,
     },
     /// A score's value (as reported: see [`RuleSet::evaluate`](crate::RuleSet::evaluate)'s

@@ -164,6 +164,46 @@ fn numbers_sent_as_text_compare_as_numbers_and_lists_contain_items() {
 }
 
 #[test]
+fn filters_compare_numbers_sent_as_text_as_numbers() {
+    let old = T0 - 2 * 86_400;
+    let cases = [
+        ("{ ne: 5 }", json!("5"), false),
+        ("{ ne: 5 }", json!("6"), true),
+        ("{ lt: 10 }", json!("9.5"), true),
+        ("{ lte: 10 }", json!(" 10 "), true),
+        ("{ lt: 10 }", json!("ten"), false),
+        ("{ eq: '120' }", json!(120), true),
+        ("{ eq: '120' }", json!("120.0"), false),
+        ("{ in: [a, 7] }", json!("7"), true),
+        ("{ contains: vip }", json!(["vip"]), true),
+        ("{ contains: vip }", json!([1, "vipx"]), false),
+        ("{ older_than: 1d }", json!(old.to_string()), true),
+        ("{ older_than: 3d }", json!(old.to_string()), false),
+    ];
+    for (filter, value, expected) in cases {
+        let r = rules(&format!("      trait: {{ x: {filter} }}"));
+        let who = ev("1", "contact.identified", T0, json!({ "traits": { "x": value } }));
+        assert_eq!(member(&r, &[who], T0 + 60), expected, "{filter} against {value}");
+    }
+    // A list property in an event's `where`.
+    let r = rules("      event: { type: form.submitted, where: { tags: { contains: vip } }, within: 1d }");
+    let form = |tags| ev("2", "form.submitted", T0, json!({ "properties": { "tags": tags } }));
+    assert!(member(&r, &[form(json!(["beta", "vip"]))], T0 + 60));
+    assert!(!member(&r, &[form(json!(["beta"]))], T0 + 60));
+}
+
+#[test]
+fn merge_keys_compile_as_the_same_segment_written_out() {
+    let merged = "segments:\n  - id: a\n    name: A\n    rule: { event: &v { type: page.viewed, within: 1d } }\n  - id: b\n    name: B\n    rule: { event: { <<: *v, count: { gte: 2 }, within: 7d } }\n";
+    let written = "segments:\n  - id: a\n    name: A\n    rule: { event: { type: page.viewed, within: 1d } }\n  - id: b\n    name: B\n    rule: { event: { type: page.viewed, count: { gte: 2 }, within: 7d } }\n";
+    let versions = |text| {
+        let r = RuleSet::from_yaml(text).unwrap();
+        r.segments().map(|s| s.version.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(versions(merged), versions(written));
+}
+
+#[test]
 fn explanation_names_observed_values() {
     let r = rules("      trait: { plan: { eq: pro } }");
     let who = ev("1", "contact.identified", T0, json!({"traits": {"plan": "free"}}));
@@ -250,6 +290,15 @@ segments:
     assert!(
         got[3].ends_with("segments[3].rule.segment: unknown segment ``"),
         "{got:#?}"
+    );
+    // A score's problem comes before the segments', however it was found.
+    let late_score = "scores:\n  - { id: s, half_life: 1x, terms: [ { event: { type: email.opened }, weight: 1 } ] }\nsegments:\n  - { id: a, name: A, rule: { evnt: {} } }\n";
+    assert_issues_start_with(
+        &issues(late_score),
+        &[
+            "scores[0].half_life: expected a duration",
+            "segment `a`: segments[0].rule: unknown variant",
+        ],
     );
     // What is not a rules file at all is one problem.
     let err = RuleSet::from_yaml("segments: { a: 1 }\n").unwrap_err();
@@ -354,6 +403,15 @@ fn velocity_compares_with_the_baseline_rate() {
     assert_eq!(
         e.verdicts[0].explanation.observed.as_ref().unwrap().to_json()["baseline_count"],
         1
+    );
+    // A ratio of 2/3 against `gte: 0.667` is not shown as 0.67, which would pass.
+    let close = rules("      velocity: { type: email.opened, within: 2d, baseline: 14d, ratio: { gte: 0.667 } }");
+    let mut third = opens(2, now - 40 * H, 6 * H);
+    third.extend(opens(21, now - 16 * 86_400 + H, 15 * H));
+    let e = close.evaluate(&state_of(&close, &third, now), now);
+    assert_eq!(
+        e.verdicts[0].explanation.summary(),
+        r#"velocity email.opened within 2d = {"baseline_count":21,"count":2,"ratio":0.6667} [rate ratio >= 0.667 vs the 2w before: no]"#
     );
 }
 

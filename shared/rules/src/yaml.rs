@@ -47,16 +47,16 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(n.into())
     }
 
-    fn visit_i128<E>(self, n: i128) -> Result<Value, E> {
-        Ok(float(n as f64))
+    fn visit_i128<E: de::Error>(self, n: i128) -> Result<Value, E> {
+        float(n as f64)
     }
 
-    fn visit_u128<E>(self, n: u128) -> Result<Value, E> {
-        Ok(float(n as f64))
+    fn visit_u128<E: de::Error>(self, n: u128) -> Result<Value, E> {
+        float(n as f64)
     }
 
-    fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
-        Ok(float(x))
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
+        float(x)
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
@@ -85,39 +85,42 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        let mut merged = Vec::new();
+        let mut merged = None;
         while let Some(key) = map.next_key::<String>()? {
             let Strict(value) = map.next_value()?;
-            if key == MERGE {
-                merged.push(value);
-            } else if out.insert(key.clone(), value).is_some() {
+            let twice = match key == MERGE {
+                true => merged.replace(value).is_some(),
+                false => out.insert(key.clone(), value).is_some(),
+            };
+            if twice {
                 return Err(de::Error::custom(format!("`{key}` is given twice")));
             }
         }
         // A merge key's maps (`<<: *defaults`, or a list of them, earlier
         // ones first) add the keys the map does not give itself.
-        for value in merged {
-            let maps = match value {
-                Value::Array(list) => list,
-                one => vec![one],
+        let maps = match merged {
+            None => Vec::new(),
+            Some(Value::Array(list)) => list,
+            Some(one) => vec![one],
+        };
+        for m in maps {
+            let Value::Object(m) = m else {
+                return Err(de::Error::custom("`<<` merges a map or a list of maps"));
             };
-            for m in maps {
-                let Value::Object(m) = m else {
-                    return Err(de::Error::custom("`<<` merges a map or a list of maps"));
-                };
-                for (k, v) in m {
-                    out.entry(k).or_insert(v);
-                }
+            for (k, v) in m {
+                out.entry(k).or_insert(v);
             }
         }
         Ok(Value::Object(out))
     }
 }
 
-/// A float as JSON; NaN and infinities (YAML's `.nan`, `.inf`) read as null,
-/// as they do through `serde_json::Value`.
-fn float(x: f64) -> Value {
-    Number::from_f64(x).map_or(Value::Null, Value::Number)
+/// A float as JSON. YAML's `.inf` and `.nan` are errors: JSON has no such
+/// number, and no rule needs one.
+fn float<E: de::Error>(x: f64) -> Result<Value, E> {
+    Number::from_f64(x)
+        .map(Value::Number)
+        .ok_or_else(|| E::custom(format!("`{x}` is not a finite number")))
 }
 
 #[cfg(test)]
@@ -145,6 +148,8 @@ mod tests {
         );
         let err = read("a: { <<: 5 }\n").unwrap_err();
         assert!(err.to_string().contains("`<<` merges a map or a list of maps"), "{err}");
+        let err = read("b: &b { x: 1 }\na: { <<: *b, <<: { y: 2 } }\n").unwrap_err();
+        assert!(err.to_string().contains("`<<` is given twice"), "{err}");
     }
 
     #[test]
@@ -154,5 +159,10 @@ mod tests {
             v,
             json!({"a": [1, -2, 2.5, true, null, "x", 18446744073709551616.0], "b": {"c": null}})
         );
+        for not_finite in [".inf", "-.inf", ".nan"] {
+            let err = read(&format!("a: {{ gte: {not_finite} }}\n")).unwrap_err();
+            assert_eq!(err.path().to_string(), "a.gte");
+            assert!(err.to_string().contains("is not a finite number"), "{err}");
+        }
     }
 }

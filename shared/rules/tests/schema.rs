@@ -12,8 +12,11 @@ fn validator() -> jsonschema::Validator {
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
+/// YAML as the rules reader reads it, merge keys applied.
 fn yaml(text: &str) -> Value {
-    serde_norway::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    let mut value: serde_norway::Value = serde_norway::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    value.apply_merge().unwrap();
+    serde_json::to_value(value).unwrap()
 }
 
 fn one_segment(rule: Value) -> Value {
@@ -28,9 +31,10 @@ fn guide_examples() -> Vec<Value> {
     let mut out = Vec::new();
     for block in guide.split("```yaml\n").skip(1) {
         let block = block.split("```").next().unwrap();
-        let value = yaml(block);
-        if value.get("segments").is_some() || value.get("scores").is_some() {
-            out.push(value);
+        if block.starts_with("segments:") || block.starts_with("scores:") {
+            // A whole file: it compiles too.
+            RuleSet::from_yaml(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+            out.push(yaml(block));
         } else if block.lines().all(|l| !l.starts_with(' ')) {
             out.extend(
                 block
@@ -39,7 +43,7 @@ fn guide_examples() -> Vec<Value> {
                     .map(|l| one_segment(yaml(l))),
             );
         } else {
-            out.push(one_segment(value));
+            out.push(one_segment(yaml(block)));
         }
     }
     out
