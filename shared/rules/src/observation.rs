@@ -6,9 +6,9 @@ use kairos_state::ConsentStatus;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
+use std::fmt;
 
 use crate::matcher::Bound;
-use std::fmt;
 
 /// What one leaf condition observed.
 #[derive(Debug, Clone, PartialEq)]

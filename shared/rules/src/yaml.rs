@@ -1,8 +1,9 @@
 //! A rules file's text as a JSON value, read strictly: a key given twice in
 //! one map is an error (YAML requires unique keys; otherwise the last one
-//! would silently win), and an integer too large for 64 bits reads as a
-//! float, so the field that cannot hold it reports it where it is. Anchors,
-//! aliases and merge keys (`<<: *defaults`) work as in YAML.
+//! would silently win), as are `.inf` and `.nan` (no JSON number); an integer
+//! too large for 64 bits reads as a float, so the field that cannot hold it
+//! reports it where it is. Anchors, aliases and merge keys (`<<: *defaults`)
+//! work as in YAML.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
