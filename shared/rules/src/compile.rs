@@ -338,14 +338,12 @@ impl Compiler {
             self.issue(&format!("{path}.name"), "expected the event name for a `track` event");
         }
         let machine = match def.machine.as_deref() {
-            None | Some("exclude") => Machine::Exclude,
-            Some("include") => Machine::Include,
-            Some("only") => Machine::Only,
-            Some(other) => {
-                let message = format!("expected `exclude`, `include` or `only`, found `{other}`");
+            None => Machine::Exclude,
+            Some(name) => Machine::from_name(name).unwrap_or_else(|| {
+                let message = format!("expected `exclude`, `include` or `only`, found `{name}`");
                 self.issue(&format!("{path}.machine"), message);
                 Machine::Exclude
-            }
+            }),
         };
         let filters = def
             .filters
@@ -507,17 +505,11 @@ impl Compiler {
     }
 
     fn consent(&mut self, text: &str, path: &str) -> ConsentStatus {
-        match text {
-            "subscribed" => ConsentStatus::Subscribed,
-            "unsubscribed" => ConsentStatus::Unsubscribed,
-            "bounced" => ConsentStatus::Bounced,
-            "complained" => ConsentStatus::Complained,
-            other => {
-                let message = format!("expected subscribed, unsubscribed, bounced or complained, found `{other}`");
-                self.issue(path, message);
-                ConsentStatus::Subscribed
-            }
-        }
+        ConsentStatus::from_name(text).unwrap_or_else(|| {
+            let message = format!("expected subscribed, unsubscribed, bounced or complained, found `{text}`");
+            self.issue(path, message);
+            ConsentStatus::Subscribed
+        })
     }
 }
 

@@ -17,6 +17,20 @@ pub(crate) enum Machine {
     Only,
 }
 
+impl Machine {
+    /// Each policy by its name in rules files; the first is the default.
+    pub const NAMES: [(&'static str, Machine); 3] = [
+        ("exclude", Machine::Exclude),
+        ("include", Machine::Include),
+        ("only", Machine::Only),
+    ];
+
+    /// The policy named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Machine> {
+        Machine::NAMES.into_iter().find(|(n, _)| *n == name).map(|(_, m)| m)
+    }
+}
+
 /// Which events a signal counts: type, name, machine policy and filters.
 #[derive(Debug, Clone)]
 pub(crate) struct Matcher {

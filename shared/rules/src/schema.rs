@@ -11,6 +11,13 @@ pub(crate) const DURATION: &str = r"^[ \t\n\f\r]*0*[1-9][0-9]*[smhdw][ \t\n\f\r]
 /// A segment or score id.
 pub(crate) const ID: &str = "^[a-z0-9_-]{1,64}$";
 
+/// A text that is one of `names`: each list is the one the validator reads
+/// the names with.
+fn names<'a>(description: &str, names: impl Iterator<Item = &'a str>) -> Schema {
+    let names: Vec<&str> = names.collect();
+    json_schema!({ "description": description, "type": "string", "enum": names })
+}
+
 /// The canonical event types, by name.
 pub(crate) struct EventTypeName;
 
@@ -20,41 +27,37 @@ impl JsonSchema for EventTypeName {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let names: Vec<&str> = kairos_event::EventType::ALL.iter().map(|t| t.as_str()).collect();
-        json_schema!({
-            "description": "A canonical event type.",
-            "type": "string",
-            "enum": names,
-        })
+        let all = kairos_event::EventType::ALL.iter().map(|t| t.as_str());
+        names("A canonical event type.", all)
     }
 }
 
-/// A subscription status.
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // a schema only
-pub(crate) enum ConsentName {
-    /// Can be emailed.
-    Subscribed,
-    /// Opted out.
-    Unsubscribed,
-    /// The address bounced.
-    Bounced,
-    /// Marked an email as spam.
-    Complained,
+/// The subscription statuses, by name.
+pub(crate) struct ConsentName;
+
+impl JsonSchema for ConsentName {
+    fn schema_name() -> Cow<'static, str> {
+        "ConsentName".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let all = kairos_state::ConsentStatus::ALL.iter().map(|s| s.as_str());
+        names("A subscription status.", all)
+    }
 }
 
-/// How machine-generated opens count.
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // a schema only
-pub(crate) enum MachineName {
-    /// Not counted (the default).
-    Exclude,
-    /// Counted with the others.
-    Include,
-    /// Only they count.
-    Only,
+/// The policies for machine-generated opens, by name.
+pub(crate) struct MachineName;
+
+impl JsonSchema for MachineName {
+    fn schema_name() -> Cow<'static, str> {
+        "MachineName".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let all = crate::matcher::Machine::NAMES.iter().map(|(n, _)| *n);
+        names("How machine-generated opens count (`exclude` is the default).", all)
+    }
 }
 
 #[cfg(test)]

@@ -125,42 +125,21 @@ fn numbers_sent_as_text_compare_as_numbers_and_lists_contain_items() {
             json!({"properties": {"budget": budget, "zip": zip}}),
         )
     };
-    let now = T0 + 60;
     let vip = json!(["beta", "vip"]);
-    assert!(member(
-        &r,
-        &[traits(json!("120"), vip.clone()), form(json!(" 2500 "), json!("02134"))],
-        now
-    ));
-    assert!(member(
-        &r,
-        &[traits(json!(120), vip.clone()), form(json!(2500.5), json!("02134"))],
-        now
-    ));
-    // Too small, not a list member, not a number, or a text that is not the same text.
-    assert!(!member(
-        &r,
-        &[traits(json!("12"), vip.clone()), form(json!("2500"), json!("02134"))],
-        now
-    ));
-    assert!(!member(
-        &r,
-        &[
-            traits(json!("120"), json!(["vipx"])),
-            form(json!("2500"), json!("02134"))
-        ],
-        now
-    ));
-    assert!(!member(
-        &r,
-        &[traits(json!("lots"), vip.clone()), form(json!("2500"), json!("02134"))],
-        now
-    ));
-    assert!(!member(
-        &r,
-        &[traits(json!("120"), vip), form(json!("2500"), json!("2134"))],
-        now
-    ));
+    // (company size, tags, budget, zip, member)
+    let cases = [
+        (json!("120"), vip.clone(), json!(" 2500 "), "02134", true),
+        (json!(120), vip.clone(), json!(2500.5), "02134", true),
+        // Too small, not a list member, not a number, or a text that is not the same text.
+        (json!("12"), vip.clone(), json!("2500"), "02134", false),
+        (json!("120"), json!(["vipx"]), json!("2500"), "02134", false),
+        (json!("lots"), vip.clone(), json!("2500"), "02134", false),
+        (json!("120"), vip, json!("2500"), "2134", false),
+    ];
+    for (size, tags, budget, zip, expected) in cases {
+        let events = [traits(size.clone(), tags), form(budget.clone(), json!(zip))];
+        assert_eq!(member(&r, &events, T0 + 60), expected, "{size} {budget} {zip}");
+    }
 }
 
 #[test]

@@ -17,6 +17,19 @@ pub enum ConsentStatus {
 }
 
 impl ConsentStatus {
+    /// Every status, in the order rules and docs list them.
+    pub const ALL: [ConsentStatus; 4] = [
+        ConsentStatus::Subscribed,
+        ConsentStatus::Unsubscribed,
+        ConsentStatus::Bounced,
+        ConsentStatus::Complained,
+    ];
+
+    /// The status named `name` ([`ConsentStatus::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<ConsentStatus> {
+        ConsentStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The name used in rules and JSON (`subscribed`, `unsubscribed`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,13 +90,7 @@ fn status_of(event: &Event) -> Option<ConsentStatus> {
         EventType::EmailBounced => Some(ConsentStatus::Bounced),
         EventType::EmailUnsubscribed => Some(ConsentStatus::Unsubscribed),
         EventType::EmailComplained => Some(ConsentStatus::Complained),
-        EventType::ConsentChanged => match event.properties.get("status")?.as_str()? {
-            "subscribed" => Some(ConsentStatus::Subscribed),
-            "unsubscribed" => Some(ConsentStatus::Unsubscribed),
-            "bounced" => Some(ConsentStatus::Bounced),
-            "complained" => Some(ConsentStatus::Complained),
-            _ => None,
-        },
+        EventType::ConsentChanged => ConsentStatus::from_name(event.properties.get("status")?.as_str()?),
         _ => None,
     }
 }
