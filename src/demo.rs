@@ -7,7 +7,7 @@ use aws_lambda_events::http::Method;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use kairos_evaluate::Evaluator;
-use kairos_event::{Change, Event, Transition};
+use kairos_event::{Change, Event, EventsMessage, Transition, WritebackMessage};
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
 use kairos_store::{ContactStore, MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue, Message};
@@ -170,7 +170,7 @@ impl Pipeline<'_> {
             );
         }
         for message in self.events.drain() {
-            let Ok(event) = Event::from_json(message.body.as_bytes()) else {
+            let Ok(EventsMessage::Event(event)) = EventsMessage::decode(message.body.as_bytes()) else {
                 continue;
             };
             let now = clock.map_or(event.at, |c| c.max(event.at));
@@ -244,7 +244,7 @@ impl Pipeline<'_> {
     async fn write_back(&self, summary: &mut Summary, out: &mut impl Write) -> std::io::Result<()> {
         let messages = self.transitions.drain();
         for m in &messages {
-            let Ok(t) = serde_json::from_str::<Transition>(&m.body) else {
+            let Ok(WritebackMessage::Transition(t)) = WritebackMessage::decode(m.body.as_bytes()) else {
                 continue;
             };
             summary.transitions += 1;

@@ -26,12 +26,11 @@ async fn evaluate_accepts_the_official_sqs_fixture_and_fails_only_its_non_event_
         chrono::Utc::now(),
     )
     .await;
-    let failed: Vec<String> = response
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
-    assert_eq!(failed, ids, "\"Message Body\" is not a canonical event");
+    assert_eq!(
+        support::failed(&response),
+        ids,
+        "\"Message Body\" is not a canonical event"
+    );
 }
 
 #[tokio::test]

@@ -4,25 +4,12 @@
 
 mod support;
 
-use aws_lambda_events::sqs::SqsEvent;
-use aws_sdk_sqs::types::Message;
-use kairos::local as infra;
 use kairos_evaluate::Evaluator;
 use kairos_rules::RuleSet;
 use kairos_store::{ContactStore, DynamoContacts, MemoryQueue};
-use support::{moto::Moto, sqs_event};
+use support::{batch, Stack};
 
 const RULES: &str = "segments:\n  - id: browsing\n    name: Browsing\n    rule: { event: { type: page.viewed, count: { gte: 3 }, within: 1d } }\n";
-
-/// An SQS batch (official fixture shape) carrying these event JSON bodies.
-fn batch(bodies: &[String]) -> SqsEvent {
-    let messages: Vec<Message> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| Message::builder().message_id(format!("m{i}")).body(b).build())
-        .collect();
-    sqs_event(&messages)
-}
 
 fn view(id: &str, contact: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     format!(
@@ -49,19 +36,10 @@ async fn views(store: &DynamoContacts, rules: &RuleSet, contact: &str, now: i64)
         .to_json()
 }
 
-/// moto server with the template's table, and the contact store over it
-/// (the server stops when the returned handle drops).
-async fn moto_store() -> (Moto, DynamoContacts) {
-    let moto = Moto::start();
-    let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await.unwrap();
-    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
-    (moto, store)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
-    let (_moto, store) = moto_store().await;
+    let stack = Stack::start().await;
+    let store = stack.store();
     let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
     let evaluator = Evaluator {
         rules: &rules,
@@ -103,7 +81,8 @@ async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
 /// Two functions at once: one links, the other processes anonymous views.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_link_and_anonymous_views_lose_nothing() {
-    let (_moto, store) = moto_store().await;
+    let stack = Stack::start().await;
+    let store = stack.store();
     let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
     let evaluator = Evaluator {
         rules: &rules,

@@ -5,26 +5,18 @@
 mod support;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use kairos::local as infra;
 use kairos_evaluate::Evaluator;
 use kairos_event::Change;
 use kairos_ingest::providers::sendgrid::SendGrid;
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
-use kairos_store::{ContactStore, DynamoContacts, DynamoLedger, SqsQueue};
+use kairos_store::ContactStore;
 use kairos_writeback::{Backoff, WebhookDestination, Writeback};
 use p256::ecdsa::SigningKey;
 use std::time::Duration;
-use support::{ack, apigw_post, moto::Moto, receive, serve_webhook, sign_sendgrid, sqs_event};
+use support::{apigw_post, event_json, failed, serve_webhook, sign_sendgrid, sqs_event, Stack};
 
 const SECRET: &[u8] = b"integration-test-webhook-secret";
-
-fn failed(r: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
-    r.batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect()
-}
 
 fn sendgrid_open(id: &str, email: &str, ts: i64, machine: bool) -> serde_json::Value {
     serde_json::json!({"email": email, "timestamp": ts, "event": "open", "sg_machine_open": machine,
@@ -33,10 +25,7 @@ fn sendgrid_open(id: &str, email: &str, ts: i64, machine: bool) -> serde_json::V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
-    let moto = Moto::start();
-    let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let stack = Stack::start().await;
     let now = chrono::Utc::now();
     let ts = now.timestamp();
 
@@ -46,7 +35,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
         webhooks: vec![std::sync::Arc::new(SendGrid::new(*signing.verifying_key(), 300))],
         ..IngestConfig::default()
     };
-    let events_queue = SqsQueue::new(sqs.clone(), infra.queue("EventsQueue"));
+    let events_queue = stack.queue("EventsQueue");
     let body = serde_json::to_string(&[
         sendgrid_open("o1", "Ada@Example.com", ts - 3600, false),
         sendgrid_open("o2", "ada@example.com", ts - 1800, true),
@@ -69,19 +58,13 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
     assert_eq!(response.status_code, 200);
 
     // Evaluate: what Lambda's SQS poller would hand the function.
-    let messages = receive(&sqs, infra.queue("EventsQueue"), 4).await;
+    let messages = stack.receive("EventsQueue", 4).await;
     assert_eq!(messages.len(), 4);
     let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
-    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
-    let writeback_queue = SqsQueue::new(sqs.clone(), infra.queue("WritebackQueue"));
-    let evaluator = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &writeback_queue,
-    };
-    let result = kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await;
+    let store = stack.store();
+    let result = stack.evaluate(&rules, &messages, now).await;
     assert!(failed(&result).is_empty());
-    ack(&sqs, infra.queue("EventsQueue"), &messages, &[]).await;
+    stack.ack("EventsQueue", &messages, &result).await;
 
     let record = store.load("ada@example.com").await.unwrap().expect("state stored");
     assert_eq!(record.version, 1, "one conditional write for the contact's four events");
@@ -99,8 +82,8 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
         .build()
         .unwrap();
     let destination = WebhookDestination::new(client, url, SECRET.to_vec(), Backoff::default());
-    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
-    let transitions = receive(&sqs, infra.queue("WritebackQueue"), 1).await;
+    let ledger = stack.ledger();
+    let transitions = stack.receive("WritebackQueue", 1).await;
     let wb = Writeback {
         destination: &destination,
         ledger: &ledger,
@@ -126,86 +109,47 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_batch_twice_changes_nothing() {
-    let moto = Moto::start();
-    let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let events_queue = SqsQueue::new(sqs.clone(), infra.queue("EventsQueue"));
+    let stack = Stack::start().await;
     let now = chrono::Utc::now();
-    let event = |id: &str, kind: &str| {
-        format!(
-            r#"{{"id":"{id}","contact":"bob@x.test","type":"{kind}","at":"{}","source":"api"}}"#,
-            now.to_rfc3339()
-        )
-    };
-    use kairos_store::{Message, Queue};
-    let bodies = [event("c1", "email.clicked"), event("d1", "email.delivered")];
-    let batch: Vec<Message> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| Message {
-            id: i.to_string(),
-            body: b.clone(),
-        })
-        .collect();
-    events_queue.send(&batch).await.unwrap();
-    let messages = receive(&sqs, infra.queue("EventsQueue"), 2).await;
+    let bodies = [
+        event_json("c1", "bob@x.test", "email.clicked", now),
+        event_json("d1", "bob@x.test", "email.delivered", now),
+    ];
+    stack.send("EventsQueue", &bodies).await;
+    let messages = stack.receive("EventsQueue", 2).await;
 
     let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
-    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
-    let writeback_queue = SqsQueue::new(sqs.clone(), infra.queue("WritebackQueue"));
-    let evaluator = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &writeback_queue,
-    };
-    assert!(failed(&kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await).is_empty());
+    let store = stack.store();
+    assert!(failed(&stack.evaluate(&rules, &messages, now).await).is_empty());
     let first = store.load("bob@x.test").await.unwrap().unwrap();
-    let sent = receive(&sqs, infra.queue("WritebackQueue"), 10).await;
+    let sent = stack.receive("WritebackQueue", 10).await;
     assert_eq!(sent.len(), 2, "engaged-reader and gone-quiet entered");
 
-    assert!(failed(&kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await).is_empty());
+    assert!(failed(&stack.evaluate(&rules, &messages, now).await).is_empty());
     assert_eq!(store.load("bob@x.test").await.unwrap().unwrap(), first);
     assert!(
-        receive(&sqs, infra.queue("WritebackQueue"), 1).await.is_empty(),
+        stack.receive("WritebackQueue", 1).await.is_empty(),
         "no second transition"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
-    let moto = Moto::start();
-    let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let url = infra.queue("EventsQueue");
+    let stack = Stack::start().await;
+    let (sqs, url) = (&stack.sqs, stack.url("EventsQueue"));
     let now = chrono::Utc::now();
-    let good = format!(
-        r#"{{"id":"g1","contact":"cy@x.test","type":"email.clicked","at":"{}","source":"api"}}"#,
-        now.to_rfc3339()
-    );
-    for body in [
-        good.as_str(),
-        r#"{"id":"b1","contact":"cy@x.test","type":"email.clicked"}"#,
-    ] {
-        sqs.send_message()
-            .queue_url(url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
+    let bad = r#"{"id":"b1","contact":"cy@x.test","type":"email.clicked"}"#.to_string();
+    stack
+        .send(
+            "EventsQueue",
+            &[event_json("g1", "cy@x.test", "email.clicked", now), bad],
+        )
+        .await;
     let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
-    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
-    let writeback_queue = SqsQueue::new(sqs.clone(), infra.queue("WritebackQueue"));
-    let evaluator = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &writeback_queue,
-    };
+    let store = stack.store();
 
-    let messages = receive(&sqs, url, 2).await;
-    let result = kairos_evaluate::handle(sqs_event(&messages), &evaluator, now).await;
+    let messages = stack.receive("EventsQueue", 2).await;
+    let result = stack.evaluate(&rules, &messages, now).await;
     let bad_id = messages
         .iter()
         .find(|m| m.body().unwrap().contains("b1"))
@@ -215,7 +159,7 @@ async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
         .to_string();
     let bad_id = bad_id.as_str();
     assert_eq!(failed(&result), [bad_id]);
-    ack(&sqs, url, &messages, &failed(&result)).await;
+    stack.ack("EventsQueue", &messages, &result).await;
     assert_eq!(
         store.load("cy@x.test").await.unwrap().unwrap().version,
         1,
@@ -237,13 +181,13 @@ async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
             .send()
             .await
             .unwrap();
-        failing = receive(&sqs, url, 1).await;
+        failing = stack.receive("EventsQueue", 1).await;
         if !failing.is_empty() {
-            let result = kairos_evaluate::handle(sqs_event(&failing), &evaluator, now).await;
+            let result = stack.evaluate(&rules, &failing, now).await;
             assert_eq!(failed(&result).len(), 1);
         }
     }
-    let dlq = receive(&sqs, infra.queue("EventsDeadLetterQueue"), 1).await;
+    let dlq = stack.receive("EventsDeadLetterQueue", 1).await;
     assert_eq!(dlq.len(), 1);
     assert!(dlq[0].body().unwrap().contains("b1"));
     let attrs = sqs
@@ -261,15 +205,12 @@ async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_evaluations_of_one_contact_lose_no_event() {
-    let moto = Moto::start();
-    let aws = moto.sdk_config().await;
-    let infra = infra::create(&aws).await.unwrap();
+    let stack = Stack::start().await;
     let rules = RuleSet::from_yaml(
         "segments:\n  - id: eight-clicks\n    name: Eight clicks\n    rule: { event: { type: email.clicked, count: { gte: 8 }, within: 1d } }\n",
     )
     .unwrap();
-    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &infra.table);
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), infra.queue("WritebackQueue"));
+    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
     let now = chrono::Utc::now();
     let evaluator = Evaluator {
         rules: &rules,
@@ -279,10 +220,7 @@ async fn racing_evaluations_of_one_contact_lose_no_event() {
     let jobs = (0..8).map(|i| {
         let evaluator = &evaluator;
         async move {
-            let json = format!(
-                r#"{{"id":"k{i}","contact":"dee@x.test","type":"email.clicked","at":"{}","source":"api"}}"#,
-                now.to_rfc3339()
-            );
+            let json = event_json(&format!("k{i}"), "dee@x.test", "email.clicked", now);
             let event = kairos_event::Event::from_json(json.as_bytes()).unwrap();
             evaluator.contact("dee@x.test", &[event], now).await
         }

@@ -1,8 +1,13 @@
-//! Shared pieces of the integration tests: moto, the infra from the template,
-//! official Lambda event fixtures, and a local webhook receiver.
+//! Shared pieces of the integration tests: moto, the infra from the template
+//! ([`Stack`]), official Lambda event fixtures, SQS helpers, and a local
+//! webhook receiver. Every integration test sets up through these.
 #![allow(dead_code)]
 
 pub mod moto;
+mod stack;
+
+#[allow(unused_imports)] // each test file uses its own part
+pub use stack::{batch, event_json, failed, Stack};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::http::Method;

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use kairos_event::{Event, Transition};
+use kairos_event::{Event, Transition, WritebackMessage};
 use kairos_rules::{Delta, RuleSet};
 
 use crate::diff;
@@ -123,7 +123,9 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             .decide_explained(&record.state, now_secs, (!full).then_some(&delta));
         record.version += 1;
         let transitions = diff::apply(self.rules, contact, record, (&decisions, verdicts), full, trigger, now);
-        record.outbox.extend(transitions.iter().map(Transition::to_json));
+        record
+            .outbox
+            .extend(transitions.iter().map(WritebackMessage::transition_body));
         record.next_change_at = decisions.next_change_at;
         record.state.record_decision(decisions.deadlines, decisions.holds);
         if let Some(t) = trigger {

@@ -45,7 +45,7 @@ pub use link::{anonymous_link, is_anonymous, ANONYMOUS_PREFIX};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
-use kairos_event::Event;
+use kairos_event::{Event, EventsMessage};
 use kairos_store::{ContactStore, Queue};
 use std::collections::BTreeMap;
 
@@ -71,8 +71,10 @@ pub async fn handle<S: ContactStore, Q: Queue>(
     let mut by_contact: BTreeMap<String, Vec<(String, Event)>> = BTreeMap::new();
     for record in batch.records {
         let id = record.message_id.unwrap_or_default();
-        match record.body.as_deref().map(|b| Event::from_json(b.as_bytes())) {
-            Some(Ok(event)) => by_contact.entry(event.contact.clone()).or_default().push((id, event)),
+        match record.body.as_deref().map(|b| EventsMessage::decode(b.as_bytes())) {
+            Some(Ok(EventsMessage::Event(event))) => {
+                by_contact.entry(event.contact.clone()).or_default().push((id, event))
+            }
             Some(Err(err)) => {
                 tracing::error!(message_id = %id, error = %err, "malformed event message");
                 failed.push(id);

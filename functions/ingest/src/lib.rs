@@ -53,6 +53,7 @@ pub use webhook::{Claim, Parsed, Policy, Rejected, Request, Unauthorized, Verifi
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::Method;
 use base64::Engine;
+use kairos_event::EventsMessage;
 use kairos_store::{Claims, Message, Queue};
 use response::{json_response, unauthorized, Reply};
 use serde_json::json;
@@ -253,7 +254,7 @@ async fn enqueue<Q: Queue>(queue: &Q, parsed: Parsed, policy: Policy) -> Reply {
         .enumerate()
         .map(|(i, e)| Message {
             id: i.to_string(),
-            body: e.to_json(),
+            body: EventsMessage::event_body(e),
         })
         .collect();
     if !messages.is_empty() {

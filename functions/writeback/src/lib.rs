@@ -24,7 +24,7 @@ pub use retry::{Backoff, RetryPolicy};
 pub use webhook::{envelope, sign, WebhookDestination};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use kairos_event::Transition;
+use kairos_event::{Transition, WritebackMessage};
 use kairos_store::DeliveryLedger;
 
 /// The write-back handler's borrowed dependencies.
@@ -41,8 +41,8 @@ pub async fn handle<D: Destination, L: DeliveryLedger>(batch: SqsEvent, wb: &Wri
     let mut pending: Vec<(String, String, Transition)> = Vec::new();
     for record in batch.records {
         let id = record.message_id.unwrap_or_default();
-        match serde_json::from_str::<Transition>(record.body.as_deref().unwrap_or("")) {
-            Ok(t) => {
+        match WritebackMessage::decode(record.body.as_deref().unwrap_or("").as_bytes()) {
+            Ok(WritebackMessage::Transition(t)) => {
                 let key = format!("{}:{}:{}", wb.destination.name(), t.contact, t.segment);
                 match wb.ledger.delivered(&key).await {
                     Ok(Some(done)) if done >= t.state_version => {

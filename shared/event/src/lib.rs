@@ -19,10 +19,12 @@
 
 mod error;
 mod kind;
+mod message;
 mod transition;
 
 pub use error::EventError;
 pub use kind::{EventType, UnknownEventType};
+pub use message::{EventsMessage, MessageError, WritebackMessage, EVENTS_FORMAT, WRITEBACK_FORMAT};
 pub use transition::{Change, Transition, Trigger};
 
 use chrono::{DateTime, Utc};

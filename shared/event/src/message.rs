@@ -1,0 +1,160 @@
+//! Queue message bodies: the one place that reads and writes them, versioned.
+//!
+//! A body without a top-level `"v"` is format 1, what the first release wrote:
+//! a bare canonical [`Event`] on the events queue, a bare [`Transition`] on the
+//! write-back queue. A new kind of message or a changed shape carries `"v": N`.
+//! Writers emit the lowest format that carries the message (a plain event stays
+//! format 1, so a build rolled back to an older release still reads it);
+//! readers accept every format up to their own and refuse a newer one with
+//! [`MessageError::Newer`], a permanent error (the message goes to the
+//! dead-letter queue with that reason, to be redriven once the newer build is
+//! deployed). Fixtures of every format live in `shared/event/tests/fixtures/`.
+
+use serde_json::Value;
+
+use crate::{Event, EventError, Transition};
+
+/// The newest events-queue format this build reads.
+pub const EVENTS_FORMAT: u64 = 1;
+/// The newest write-back-queue format this build reads.
+pub const WRITEBACK_FORMAT: u64 = 1;
+
+/// Why a queue body could not be read. Every variant is permanent: the same
+/// body fails the same way on every delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// The body was written by a newer build than this one.
+    #[error("message format v{found} is newer than this build reads (up to v{supported}): deploy the newer build, then redrive")]
+    Newer {
+        /// The body's `"v"`.
+        found: u64,
+        /// The newest format this build reads.
+        supported: u64,
+    },
+    /// `"v"` is not a positive integer.
+    #[error("message format `v` must be a positive integer, found {0}")]
+    BadVersion(String),
+    /// The body is not a valid message of its format (names the field).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<EventError> for MessageError {
+    fn from(err: EventError) -> Self {
+        MessageError::Invalid(err.to_string())
+    }
+}
+
+/// A message on the events queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventsMessage {
+    /// A canonical event to apply (format 1).
+    Event(Event),
+}
+
+impl EventsMessage {
+    /// Reads an events-queue body of any format up to [`EVENTS_FORMAT`].
+    pub fn decode(body: &[u8]) -> Result<EventsMessage, MessageError> {
+        // Later formats branch on the version read here.
+        format_of(body, EVENTS_FORMAT)?;
+        Ok(EventsMessage::Event(Event::from_json(body)?))
+    }
+
+    /// The body to send, in the lowest format that carries this message.
+    pub fn encode(&self) -> String {
+        match self {
+            EventsMessage::Event(event) => EventsMessage::event_body(event),
+        }
+    }
+
+    /// The body of an [`EventsMessage::Event`] for a borrowed event (format 1).
+    pub fn event_body(event: &Event) -> String {
+        event.to_json()
+    }
+}
+
+/// A message on the write-back queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WritebackMessage {
+    /// A segment transition to deliver (format 1).
+    Transition(Transition),
+}
+
+impl WritebackMessage {
+    /// Reads a write-back-queue body of any format up to [`WRITEBACK_FORMAT`].
+    pub fn decode(body: &[u8]) -> Result<WritebackMessage, MessageError> {
+        // Later formats branch on the version read here.
+        format_of(body, WRITEBACK_FORMAT)?;
+        serde_json::from_slice(body)
+            .map(WritebackMessage::Transition)
+            .map_err(|e| MessageError::Invalid(format!("transition: {e}")))
+    }
+
+    /// The body to send, in the lowest format that carries this message.
+    pub fn encode(&self) -> String {
+        match self {
+            WritebackMessage::Transition(t) => WritebackMessage::transition_body(t),
+        }
+    }
+
+    /// The body of a [`WritebackMessage::Transition`] for a borrowed transition (format 1).
+    pub fn transition_body(transition: &Transition) -> String {
+        transition.to_json()
+    }
+}
+
+/// The body's format: its top-level `"v"`, or 1 without one. A body that is
+/// not a JSON object is format 1 (and fails as such, with its own error).
+fn format_of(body: &[u8], supported: u64) -> Result<u64, MessageError> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        #[serde(default)]
+        v: Option<Value>,
+    }
+    let version = match serde_json::from_slice::<Versioned>(body) {
+        Ok(Versioned { v: Some(v) }) => v
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or(MessageError::BadVersion(v.to_string()))?,
+        _ => 1,
+    };
+    match version {
+        found if found > supported => Err(MessageError::Newer { found, supported }),
+        found => Ok(found),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"id":"e1","contact":"ada@example.com","type":"email.opened","at":"2026-11-27T10:00:00Z","source":"sendgrid"}"#;
+
+    #[test]
+    fn a_bare_event_is_format_1_and_round_trips() {
+        let message = EventsMessage::decode(EVENT.as_bytes()).unwrap();
+        assert!(matches!(&message, EventsMessage::Event(e) if e.id == "e1"));
+        assert_eq!(EventsMessage::decode(message.encode().as_bytes()).unwrap(), message);
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_by_name() {
+        let err = EventsMessage::decode(br#"{"v":99,"anything":1}"#).unwrap_err();
+        assert_eq!(
+            err,
+            MessageError::Newer {
+                found: 99,
+                supported: EVENTS_FORMAT
+            }
+        );
+        assert!(err.to_string().contains("v99 is newer"), "{err}");
+        let err = WritebackMessage::decode(br#"{"v":"two"}"#).unwrap_err();
+        assert_eq!(err, MessageError::BadVersion("\"two\"".into()));
+    }
+
+    #[test]
+    fn a_malformed_event_names_its_field() {
+        let err = EventsMessage::decode(br#"{"id":"e1"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `contact`"), "{err}");
+    }
+}
