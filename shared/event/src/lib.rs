@@ -35,6 +35,11 @@ use serde_json::{Map, Value};
 /// (Segment-spec tracking); the evaluate stage links them to known contacts.
 pub const ANONYMOUS_PREFIX: &str = "anon:";
 
+/// How far ahead of the time it is received an event may be dated, by default
+/// (seconds): ingest refuses later ones, and evaluate refuses them again as of
+/// its own clock. Deployments set `KAIROS_MAX_CLOCK_SKEW_SECS`.
+pub const DEFAULT_MAX_CLOCK_SKEW_SECS: i64 = 300;
+
 /// Largest accepted serialized event, in bytes. SQS messages carry one event
 /// each and must stay far below SQS's 256 KiB message limit.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
