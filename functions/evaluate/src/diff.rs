@@ -47,6 +47,7 @@ pub(crate) fn apply(
         }),
         summary,
         explanation,
+        members: None,
     };
     let mut out = Vec::with_capacity(changed.len() + removed.len());
     for (&(i, member), verdict) in changed.iter().zip(verdicts) {
@@ -79,5 +80,11 @@ pub(crate) fn apply(
         record.state.set_membership(&id, false, now.timestamp());
     }
     record.state.set_rules_fingerprint(rules.fingerprint());
+    // Each transition carries the contact's whole membership after this
+    // evaluation: destinations write that set (absolute state, not a delta).
+    let members: Vec<String> = record.state.members().iter().map(|(id, _)| id.clone()).collect();
+    for t in &mut out {
+        t.members = Some(members.clone());
+    }
     out
 }

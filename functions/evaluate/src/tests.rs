@@ -41,7 +41,9 @@ fn sent(queue: &MemoryQueue) -> Vec<Transition> {
     queue
         .drain()
         .iter()
-        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .map(|m| match kairos_event::WritebackMessage::decode(m.body.as_bytes()).unwrap() {
+            kairos_event::WritebackMessage::Transition(t) => t,
+        })
         .collect()
 }
 
@@ -191,6 +193,9 @@ async fn exits_are_emitted_with_explanations() {
         entered.summary
     );
     assert_eq!(entered.trigger.as_ref().unwrap().id, "p2");
+    // The whole membership travels with it (format 2 on the queue).
+    assert_eq!(entered.members.as_deref(), Some(&["pricing-intent".to_string()][..]));
+    assert!(sent(&queue)[0].members.is_some());
     let record = store.load("u1").await.unwrap().unwrap();
     assert_eq!(record.next_change_at, Some(at("2026-11-28T10:00:00Z").timestamp()));
 
@@ -202,6 +207,7 @@ async fn exits_are_emitted_with_explanations() {
     assert_eq!(out.transitions.len(), 1);
     assert_eq!(out.transitions[0].change, Change::Exited);
     assert_eq!(out.transitions[0].state_version, 2);
+    assert_eq!(out.transitions[0].members.as_deref(), Some(&[][..]), "an exit carries what is left");
 }
 
 #[test]

@@ -71,6 +71,7 @@ fn transition(segment: &str, version: u64) -> Transition {
         trigger: None,
         summary: "email.clicked within 2d = 1 [count >= 1: yes]".into(),
         explanation: serde_json::json!({"condition": "email.clicked within 2d", "result": true}),
+        members: None,
     }
 }
 

@@ -9,6 +9,10 @@
 //! [`MessageError::Newer`], a permanent error (the message goes to the
 //! dead-letter queue with that reason, to be redriven once the newer build is
 //! deployed). Fixtures of every format live in `shared/event/tests/fixtures/`.
+//!
+//! Write-back formats: 1 is a bare [`Transition`] without `members`; 2 is the
+//! same object with `"v": 2` and `members` (the contact's full membership),
+//! what evaluate writes since destinations write absolute state.
 
 use serde_json::Value;
 
@@ -17,7 +21,7 @@ use crate::{Event, EventError, Transition};
 /// The newest events-queue format this build reads.
 pub const EVENTS_FORMAT: u64 = 1;
 /// The newest write-back-queue format this build reads.
-pub const WRITEBACK_FORMAT: u64 = 1;
+pub const WRITEBACK_FORMAT: u64 = 2;
 
 /// Why a queue body could not be read. Every variant is permanent: the same
 /// body fails the same way on every delivery.
@@ -76,18 +80,36 @@ impl EventsMessage {
 /// A message on the write-back queue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WritebackMessage {
-    /// A segment transition to deliver (format 1).
+    /// A segment transition to deliver: format 1 without
+    /// [`Transition::members`], format 2 with them.
     Transition(Transition),
 }
 
 impl WritebackMessage {
     /// Reads a write-back-queue body of any format up to [`WRITEBACK_FORMAT`].
     pub fn decode(body: &[u8]) -> Result<WritebackMessage, MessageError> {
-        // Later formats branch on the version read here.
-        format_of(body, WRITEBACK_FORMAT)?;
-        serde_json::from_slice(body)
-            .map(WritebackMessage::Transition)
-            .map_err(|e| MessageError::Invalid(format!("transition: {e}")))
+        let invalid = |e: serde_json::Error| MessageError::Invalid(format!("transition: {e}"));
+        let transition: Transition = match format_of(body, WRITEBACK_FORMAT)? {
+            1 => {
+                let t: Transition = serde_json::from_slice(body).map_err(invalid)?;
+                if t.members.is_some() {
+                    return Err(MessageError::Invalid("transition: `members` needs format v2".into()));
+                }
+                t
+            }
+            _ => {
+                let mut value: Value = serde_json::from_slice(body).map_err(invalid)?;
+                if let Value::Object(map) = &mut value {
+                    map.remove("v");
+                }
+                let t: Transition = serde_json::from_value(value).map_err(invalid)?;
+                if t.members.is_none() {
+                    return Err(MessageError::Invalid("transition: missing field `members` (format v2)".into()));
+                }
+                t
+            }
+        };
+        Ok(WritebackMessage::Transition(transition))
     }
 
     /// The body to send, in the lowest format that carries this message.
@@ -97,9 +119,15 @@ impl WritebackMessage {
         }
     }
 
-    /// The body of a [`WritebackMessage::Transition`] for a borrowed transition (format 1).
+    /// The body of a [`WritebackMessage::Transition`] for a borrowed
+    /// transition: format 1 without members, format 2 with them.
     pub fn transition_body(transition: &Transition) -> String {
-        transition.to_json()
+        let json = transition.to_json();
+        match transition.members {
+            None => json,
+            // `{"v":2,` and the transition's own fields.
+            Some(_) => format!("{{\"v\":2,{}", &json[1..]),
+        }
     }
 }
 

@@ -30,6 +30,11 @@ pub struct Transition {
     pub summary: String,
     /// The structured explanation: each condition's observed value, threshold and result.
     pub explanation: Value,
+    /// The contact's full membership after this evaluation (every segment id
+    /// it is in, sorted), so a destination writes absolute state, not a delta.
+    /// `None` in a format-1 message (the first release did not carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
 }
 
 /// Entering or leaving a segment.
@@ -61,7 +66,8 @@ impl Transition {
         format!("{}:{}:{}", self.contact, self.segment, self.state_version)
     }
 
-    /// Serializes as compact JSON (the write-back queue message body).
+    /// Serializes as compact JSON (the transition alone; the queue body is
+    /// written by [`crate::WritebackMessage`]).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a Transition always serializes")
     }

@@ -80,7 +80,10 @@ impl Fixture {
 
     fn sent(&self) -> Vec<Transition> {
         let bodies = self.queue.drain();
-        bodies.iter().map(|m| serde_json::from_str(&m.body).unwrap()).collect()
+        let decode = |body: &str| match kairos_event::WritebackMessage::decode(body.as_bytes()).unwrap() {
+            kairos_event::WritebackMessage::Transition(t) => t,
+        };
+        bodies.iter().map(|m| decode(&m.body)).collect()
     }
 }
 
