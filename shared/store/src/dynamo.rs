@@ -3,6 +3,7 @@
 //!   absent when empty), `next_change_at` (N, optional), `expires_at` (N, TTL),
 //!   `merged_into` (S, optional: on a frozen `anon:` record, the contact it is linked to);
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
+//! - `lookup#<key>`: `value` (S), `expires_at` (N) (`dynamo_lookup.rs`);
 //! - `claim#<key>`: `expires_at` (N), a one-time webhook token.
 
 use aws_sdk_dynamodb::primitives::Blob;

@@ -8,7 +8,12 @@
 //! - [`DeliveryLedger`]: the highest state version delivered per key, so a repeated
 //!   or stale transition is dropped ([`DynamoLedger`] / [`MemoryLedger`]);
 //! - [`Claims`]: one-time webhook tokens recorded so a replay is refused
-//!   ([`DynamoClaims`] / [`MemoryClaims`]).
+//!   ([`DynamoClaims`] / [`MemoryClaims`]);
+//! - [`Lookups`]: small cached answers of other systems, such as a CRM's record
+//!   ids for an email ([`DynamoLookups`] / [`MemoryLookups`]);
+//! - [`DeadLetters`] and [`Redelivery`]: a message sent to a dead-letter queue
+//!   with its reason, and a received message's next delivery put off
+//!   ([`SqsQueue`] / [`MemoryDeadLetters`], [`MemoryRedelivery`]).
 //!
 //! DynamoDB attribute values and SQS types never leave this crate.
 //!
@@ -28,6 +33,8 @@
 
 #[cfg(feature = "aws")]
 mod dynamo;
+#[cfg(feature = "aws")]
+mod dynamo_lookup;
 mod memory;
 #[cfg(feature = "aws")]
 mod secret;
@@ -36,7 +43,11 @@ mod sqs;
 
 #[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
-pub use memory::{MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue};
+#[cfg(feature = "aws")]
+pub use dynamo_lookup::DynamoLookups;
+pub use memory::{
+    MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue, MemoryRedelivery,
+};
 #[cfg(feature = "aws")]
 pub use secret::{parameters_under, resolve_secret, SecretError};
 #[cfg(feature = "aws")]
@@ -138,4 +149,35 @@ pub trait Claims: Send + Sync {
 
     /// Forgets `key`, so a request whose events could not be enqueued can be retried.
     fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Small answers of other systems kept for a while (a CRM's record ids for an
+/// email), so they are not asked again for every message.
+pub trait Lookups: Send + Sync {
+    /// The value cached for `key`, if any and not expired.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Caches `value` for `key` for `ttl_secs`.
+    fn put(&self, key: &str, value: &str, ttl_secs: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets `key` (the answer turned out stale).
+    fn forget(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// SQS's longest visibility timeout (12 hours): the longest [`Redelivery::delay`].
+pub const MAX_VISIBILITY_SECS: u32 = 12 * 3600;
+
+/// A message attribute: name and string value.
+pub type Attribute = (String, String);
+
+/// Sending a message to a dead-letter queue at once, with attributes saying why.
+pub trait DeadLetters: Send + Sync {
+    /// Sends `body` with `attributes` (for example the destination and its reason).
+    fn dead_letter(&self, body: &str, attributes: &[Attribute]) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// Putting off the next delivery of a received message.
+pub trait Redelivery: Send + Sync {
+    /// Makes the message with this receipt handle visible again in `secs` seconds.
+    fn delay(&self, receipt_handle: &str, secs: u32) -> impl Future<Output = Result<(), QueueError>> + Send;
 }

@@ -3,7 +3,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::{Claims, ContactStore, DeliveryLedger, Message, Queue, QueueError, StoreError, StoredContact};
+use crate::{
+    Attribute, Claims, ContactStore, DeadLetters, DeliveryLedger, Lookups, Message, Queue, QueueError, Redelivery,
+    StoreError, StoredContact,
+};
 
 /// Contact records in a map, with the same conditional-write rules as DynamoDB.
 #[derive(Debug, Default)]
@@ -113,6 +116,68 @@ impl Claims for MemoryClaims {
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         lock(&self.keys).remove(key);
+        Ok(())
+    }
+}
+
+/// Cached values in a map (no expiry: a test or demo outlives no TTL).
+#[derive(Debug, Default)]
+pub struct MemoryLookups {
+    values: Mutex<HashMap<String, String>>,
+}
+
+impl Lookups for MemoryLookups {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.values).get(key).cloned())
+    }
+
+    async fn put(&self, key: &str, value: &str, _ttl_secs: i64) -> Result<(), StoreError> {
+        lock(&self.values).insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.values).remove(key);
+        Ok(())
+    }
+}
+
+/// Dead letters kept in order: `(body, attributes)`.
+#[derive(Debug, Default)]
+pub struct MemoryDeadLetters {
+    letters: Mutex<Vec<(String, Vec<Attribute>)>>,
+}
+
+impl MemoryDeadLetters {
+    /// Every dead letter sent so far, oldest first.
+    pub fn letters(&self) -> Vec<(String, Vec<Attribute>)> {
+        lock(&self.letters).clone()
+    }
+}
+
+impl DeadLetters for MemoryDeadLetters {
+    async fn dead_letter(&self, body: &str, attributes: &[Attribute]) -> Result<(), QueueError> {
+        lock(&self.letters).push((body.to_string(), attributes.to_vec()));
+        Ok(())
+    }
+}
+
+/// Delays asked for, in order: `(receipt handle, seconds)`.
+#[derive(Debug, Default)]
+pub struct MemoryRedelivery {
+    delays: Mutex<Vec<(String, u32)>>,
+}
+
+impl MemoryRedelivery {
+    /// Takes the delays asked for so far.
+    pub fn drain(&self) -> Vec<(String, u32)> {
+        lock(&self.delays).drain(..).collect()
+    }
+}
+
+impl Redelivery for MemoryRedelivery {
+    async fn delay(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError> {
+        lock(&self.delays).push((receipt_handle.to_string(), secs));
         Ok(())
     }
 }

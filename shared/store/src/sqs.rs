@@ -1,10 +1,10 @@
 //! The SQS adapter: `SendMessageBatch` in chunks of at most 10 entries and
 //! 256 KiB, reporting the messages SQS did not accept.
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 
-use crate::{Message, Queue, QueueError};
+use crate::{Attribute, DeadLetters, Message, Queue, QueueError, Redelivery, MAX_VISIBILITY_SECS};
 
 /// SQS's limit on entries per `SendMessageBatch`.
 const MAX_ENTRIES: usize = 10;
@@ -94,6 +94,42 @@ impl Queue for SqsQueue {
                 failed: failed.into_iter().map(|(id, _)| id).collect(),
             }),
         }
+    }
+}
+
+impl DeadLetters for SqsQueue {
+    async fn dead_letter(&self, body: &str, attributes: &[Attribute]) -> Result<(), QueueError> {
+        let mut request = self.client.send_message().queue_url(&self.url).message_body(body);
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| QueueError {
+                    failed: vec![name.clone()],
+                    reason: e.to_string(),
+                })?;
+            request = request.message_attributes(name, value);
+        }
+        request.send().await.map(|_| ()).map_err(|e| QueueError {
+            failed: vec!["dead letter".into()],
+            reason: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+        })
+    }
+}
+
+impl Redelivery for SqsQueue {
+    async fn delay(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError> {
+        let request = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs.min(MAX_VISIBILITY_SECS) as i32);
+        request.send().await.map(|_| ()).map_err(|e| QueueError {
+            failed: vec![receipt_handle.to_string()],
+            reason: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+        })
     }
 }
 
