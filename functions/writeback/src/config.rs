@@ -1,49 +1,49 @@
-use base64::Engine;
-use std::time::Duration;
+use crate::file::{self, DestinationsFile, FileError};
 
-use crate::Backoff;
+/// The destinations file embedded at build time (`destinations.yaml`): the
+/// signed webhook of `KAIROS_WEBHOOK_URL`, every segment.
+pub const DEFAULT_DESTINATIONS: &str = include_str!("../../../destinations.yaml");
 
-/// The write-back function's configuration, read from the environment.
-#[derive(Clone, PartialEq, Eq)]
+/// The write-back function's configuration: read from the environment (and
+/// the destinations file it names) in one place, validated before anything
+/// is built.
+#[derive(Debug, Clone)]
 pub struct Config {
-    /// `KAIROS_TABLE`: the DynamoDB table holding the delivery ledger.
+    /// `KAIROS_TABLE`: the DynamoDB table (delivery ledger, cached CRM ids,
+    /// contact records for format-1 transitions).
     pub table: String,
-    /// `KAIROS_WEBHOOK_URL`: where transitions are POSTed.
-    pub webhook_url: String,
-    /// `KAIROS_WEBHOOK_SECRET`: the signing secret, `whsec_<base64>` (or `ssm:<name>`,
-    /// resolved before [`Config::secret_bytes`]).
-    pub webhook_secret: String,
-    /// `KAIROS_WEBHOOK_TIMEOUT_MS` (default 5000): per-request timeout.
-    pub timeout: Duration,
-    /// `KAIROS_WEBHOOK_MAX_ATTEMPTS` (default 4): attempts per transition per invocation.
-    pub backoff: Backoff,
+    /// `KAIROS_WRITEBACK_QUEUE_URL`: the queue consumed, whose messages'
+    /// redelivery is put off when a destination asks to wait.
+    pub queue_url: String,
+    /// `KAIROS_WRITEBACK_DLQ_URL`: where permanent failures go at once.
+    pub dead_letter_url: String,
+    /// The destinations: `KAIROS_DESTINATIONS_FILE` (a path), else the
+    /// embedded default; `${VARIABLE}` references replaced from the environment.
+    pub destinations: DestinationsFile,
 }
 
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("table", &self.table)
-            .field("webhook_url", &self.webhook_url)
-            .field("webhook_secret", &"[redacted]")
-            .field("timeout", &self.timeout)
-            .field("backoff", &self.backoff)
-            .finish()
-    }
-}
-
-/// Why the configuration is unusable; names the variable, never a secret.
+/// Why the configuration is unusable; names the variable or the file's
+/// problems, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A required variable is unset.
     #[error("environment variable {0} is required")]
     Missing(&'static str),
-    /// A variable's value has the wrong form.
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// What was expected.
-        reason: &'static str,
+    /// The destinations file cannot be read.
+    #[error("cannot read destinations file {path}: {reason}")]
+    Unreadable {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The destinations file is invalid.
+    #[error("{source_name}: {error}")]
+    Destinations {
+        /// The file's path, or `embedded destinations.yaml`.
+        source_name: String,
+        /// Every problem.
+        error: FileError,
     },
 }
 
@@ -52,55 +52,34 @@ impl Config {
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let number = |name: &'static str, default: u64| {
-            get(name).map_or(Ok(default), |v| {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(ConfigError::Invalid {
-                        name,
-                        reason: "expected a positive integer",
-                    })
-            })
+        let (source_name, text) = match get("KAIROS_DESTINATIONS_FILE") {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Unreadable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                (path, text)
+            }
+            None => (
+                "embedded destinations.yaml".to_string(),
+                DEFAULT_DESTINATIONS.to_string(),
+            ),
         };
-        let webhook_url = required("KAIROS_WEBHOOK_URL")?;
-        if !(webhook_url.starts_with("https://") || webhook_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: "KAIROS_WEBHOOK_URL",
-                reason: "expected an http(s) URL",
-            });
-        }
+        let destinations = file::interpolate(&text, &get)
+            .and_then(|text| file::parse(&text, None))
+            .map_err(|error| ConfigError::Destinations { source_name, error })?;
         Ok(Config {
             table: required("KAIROS_TABLE")?,
-            webhook_url,
-            webhook_secret: required("KAIROS_WEBHOOK_SECRET")?,
-            timeout: Duration::from_millis(number("KAIROS_WEBHOOK_TIMEOUT_MS", 5000)?),
-            backoff: Backoff {
-                max_attempts: number("KAIROS_WEBHOOK_MAX_ATTEMPTS", 4)? as u32,
-                ..Backoff::default()
-            },
+            queue_url: required("KAIROS_WRITEBACK_QUEUE_URL")?,
+            dead_letter_url: required("KAIROS_WRITEBACK_DLQ_URL")?,
+            destinations,
         })
     }
 
-    /// The signing key: the base64 after `whsec_` (the prefix is optional).
-    pub fn secret_bytes(&self) -> Result<Vec<u8>, ConfigError> {
-        let encoded = self.webhook_secret.trim();
-        let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
-            .filter(|k| k.len() >= 16)
-            .ok_or(ConfigError::Invalid {
-                name: "KAIROS_WEBHOOK_SECRET",
-                reason: "expected whsec_ followed by base64 of at least 16 bytes",
-            })
-    }
-
-    /// The HTTP client: built once, with the timeout, and no redirects followed.
-    pub fn http_client(&self) -> reqwest::Client {
+    /// An HTTP client with this timeout that follows no redirects: one per destination, built once.
+    pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
         reqwest::Client::builder()
-            .timeout(self.timeout)
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a client with a timeout and no redirects always builds")

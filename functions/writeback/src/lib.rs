@@ -1,92 +1,75 @@
 //! The write-back stage: segment transitions from the write-back queue,
-//! delivered to the configured destination.
+//! written to every configured destination as the contact's absolute
+//! membership: a signed webhook, HubSpot, Salesforce, Pipedrive.
 //!
-//! Main items: [`handle`] (the Lambda handler, reporting only failed message
-//! ids), [`Destination`] (one module per CRM or webhook target),
-//! [`WebhookDestination`] (Standard Webhooks-signed HTTPS POST), [`RetryPolicy`]
-//! and [`Backoff`], [`Config`].
+//! Main items: [`handle`] (the Lambda handler: reports only the messages to
+//! redeliver), [`Config`] and the destinations file ([`file`]), [`build`]
+//! (destinations from the file at cold start), [`Destination`] (one per
+//! target: [`WebhookDestination`], [`HubSpot`], [`Salesforce`],
+//! [`Pipedrive`]), [`drive`] (one destination's share, to the deadline),
+//! [`Gate`] (when a destination may be called), [`Clock`].
 //!
-//! A transition is delivered at most once in effect: the [`DeliveryLedger`]
-//! records, per destination, contact and segment, the highest state version
-//! delivered, and a repeated or older transition is dropped. Retryable failures
-//! (429, 5xx, network) are retried with backoff honouring `Retry-After`, then
-//! fail the item so SQS redelivers it; a permanent 4xx fails it at once with the
-//! reason logged, and after the queue's `maxReceiveCount` it reaches the DLQ.
+//! Exactly once in effect: per destination and contact the ledger keeps the
+//! highest state version handled; an older or repeated one is dropped, and
+//! several transitions of a contact in a batch collapse to the newest.
+//! Retryable failures are retried within the invocation's remaining time,
+//! then left to SQS (a long wait becomes the message's visibility); a
+//! permanent failure is dead-lettered at once with the destination's name and
+//! reason, and a redrive goes to that destination only.
+//!
+//! ```
+//! use kairos_writeback::file::{parse, Segments};
+//!
+//! let file = parse("destinations:\n  - {name: crm, kind: webhook, segments: [vip],\n     credentials: {secret: /kairos/s},\n     mapping: {url: https://crm.test/hook}}\n", Some(&["vip"])).unwrap();
+//! assert_eq!(file.destinations[0].segments(), &Segments::Only(vec!["vip".into()]));
+//! assert!(parse("destinations: []", None).is_err());
+//! ```
 
+mod batch;
+mod clock;
 mod config;
-mod destination;
+mod deliver;
+pub mod file;
+mod gate;
+pub mod http;
+mod hubspot;
+mod pipedrive;
 mod retry;
+mod salesforce;
+mod setup;
 mod webhook;
 
-pub use config::{Config, ConfigError};
-pub use destination::{DeliveryError, Destination};
+pub use batch::{handle, DESTINATION_ATTRIBUTE, REASON_ATTRIBUTE};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, ConfigError, DEFAULT_DESTINATIONS};
+pub use deliver::{drive, ledger_key, Destination, Final, Outcome, Policy, Write};
+pub use gate::{next_midnight, Gate};
+pub use hubspot::HubSpot;
+pub use pipedrive::{Field as PipedriveField, Pipedrive};
 pub use retry::{Backoff, RetryPolicy};
-pub use webhook::{envelope, sign, WebhookDestination};
-
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use kairos_event::{Transition, WritebackMessage};
-use kairos_store::DeliveryLedger;
+pub use salesforce::{signing_key, Salesforce, LIMIT_PAUSE};
+pub use setup::{build, dry_run, policy, AnyDestination, Parts, SetupError};
+pub use webhook::{envelope, secret_bytes, sign, WebhookDestination};
 
 /// The write-back handler's borrowed dependencies.
-pub struct Writeback<'a, D, L> {
-    /// Where transitions go.
-    pub destination: &'a D,
-    /// What was already delivered.
+pub struct Writeback<'a, D, L, C, Q, R> {
+    /// Where memberships go.
+    pub destinations: &'a [D],
+    /// What each destination already has, per contact.
     pub ledger: &'a L,
+    /// Contact records: the membership of a format-1 transition.
+    pub contacts: &'a C,
+    /// The dead-letter queue.
+    pub dead_letters: &'a Q,
+    /// The consumed queue, to put off a redelivery.
+    pub redelivery: &'a R,
+    /// Now, and waiting.
+    pub clock: &'a dyn Clock,
 }
 
-/// Handles one SQS batch of transitions: returns the ids of the messages to retry.
-pub async fn handle<D: Destination, L: DeliveryLedger>(batch: SqsEvent, wb: &Writeback<'_, D, L>) -> SqsBatchResponse {
-    let mut failed = Vec::new();
-    let mut pending: Vec<(String, String, Transition)> = Vec::new();
-    for record in batch.records {
-        let id = record.message_id.unwrap_or_default();
-        match WritebackMessage::decode(record.body.as_deref().unwrap_or("").as_bytes()) {
-            Ok(WritebackMessage::Transition(t)) => {
-                let key = format!("{}:{}:{}", wb.destination.name(), t.contact, t.segment);
-                match wb.ledger.delivered(&key).await {
-                    Ok(Some(done)) if done >= t.state_version => {
-                        tracing::info!(transition = %t.key(), delivered = done, "repeated or stale transition dropped");
-                    }
-                    Ok(_) => pending.push((id, key, t)),
-                    Err(err) => {
-                        tracing::error!(message_id = %id, error = %err, "ledger read failed");
-                        failed.push(id);
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::error!(message_id = %id, error = %err, "malformed transition message");
-                failed.push(id);
-            }
-        }
-    }
-    let transitions: Vec<Transition> = pending.iter().map(|(_, _, t)| t.clone()).collect();
-    let results = wb.destination.deliver(&transitions).await;
-    for ((id, key, t), result) in pending.into_iter().zip(results) {
-        match result {
-            Ok(()) => {
-                if let Err(err) = wb.ledger.record(&key, t.state_version).await {
-                    // Delivered; a redelivery may repeat it, which the receiver dedupes by webhook-id.
-                    tracing::warn!(transition = %t.key(), error = %err, "delivered but not recorded in the ledger");
-                }
-            }
-            Err(err) => {
-                tracing::error!(transition = %t.key(), error = %err, permanent = err.is_permanent(), "delivery failed");
-                failed.push(id);
-            }
-        }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
+/// The JSON Schema of destinations files (committed as `destinations.schema.json`).
+pub fn destinations_schema() -> serde_json::Value {
+    file::json_schema()
 }
 
 #[cfg(test)]

@@ -1,31 +1,40 @@
-//! Delivery to an HTTPS endpoint, signed per the Standard Webhooks spec:
-//! `webhook-id`, `webhook-timestamp`, and `webhook-signature: v1,<base64 HMAC-SHA256>`
-//! over `{id}.{timestamp}.{body}` with the base64-decoded `whsec_` secret.
+//! Delivery to an HTTPS endpoint, signed per the Standard Webhooks spec
+//! (<https://www.standardwebhooks.com/>): `webhook-id`, `webhook-timestamp`,
+//! and `webhook-signature: v1,<base64 HMAC-SHA256>` over
+//! `{id}.{timestamp}.{body}` with the base64-decoded `whsec_` secret. One POST
+//! per transition, its `data.members` the contact's segments this destination
+//! receives (the absolute answer, so a receiver can ignore order).
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use kairos_event::{Change, Transition};
-use reqwest::header::RETRY_AFTER;
 use serde_json::json;
 use sha2::Sha256;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Backoff, DeliveryError, Destination, RetryPolicy};
-
-/// Longest response-body excerpt kept in an error.
-const REASON_CHARS: usize = 200;
+use crate::clock::Clock;
+use crate::deliver::{Destination, Outcome, Policy, Write};
+use crate::file::Segments;
+use crate::http::{HttpRequest, HttpResponse, Transport};
+use crate::Gate;
 
 /// A Standard Webhooks-signed HTTPS endpoint.
-pub struct WebhookDestination<R = Backoff> {
-    client: reqwest::Client,
+pub struct WebhookDestination<T> {
+    name: String,
+    segments: Segments,
+    transport: T,
     url: String,
     secret: Vec<u8>,
-    retry: R,
+    policy: Policy,
+    gate: Gate,
+    clock: Arc<dyn Clock>,
 }
 
-impl<R> std::fmt::Debug for WebhookDestination<R> {
+impl<T> std::fmt::Debug for WebhookDestination<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookDestination")
+            .field("name", &self.name)
             .field("url", &self.url)
             .field("secret", &"[redacted]")
             .finish()
@@ -54,87 +63,70 @@ pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     )
 }
 
-impl<R: RetryPolicy> WebhookDestination<R> {
-    /// Posts to `url` through `client` (built once, without redirects), signing with `secret`.
-    pub fn new(client: reqwest::Client, url: impl Into<String>, secret: Vec<u8>, retry: R) -> Self {
+/// The signing key: the base64 after `whsec_` (the prefix is optional), at least 16 bytes.
+pub fn secret_bytes(secret: &str) -> Option<Vec<u8>> {
+    let encoded = secret.trim();
+    let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
+        .filter(|k| k.len() >= 16)
+}
+
+impl<T: Transport> WebhookDestination<T> {
+    /// Posts to `url` through `transport`, signing with `secret`.
+    pub fn new(
+        (name, segments): (String, Segments),
+        transport: T,
+        url: impl Into<String>,
+        secret: Vec<u8>,
+        (policy, clock): (Policy, Arc<dyn Clock>),
+    ) -> Self {
         WebhookDestination {
-            client,
+            name,
+            segments,
+            transport,
             url: url.into(),
             secret,
-            retry,
+            policy,
+            gate: Gate::default(),
+            clock,
         }
     }
 
-    async fn deliver_one(&self, t: &Transition) -> Result<(), DeliveryError> {
+    async fn post(&self, t: &Transition) -> Outcome {
         let (id, body) = envelope(t);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let err = match self.post(&id, &body).await {
-                Ok(()) => return Ok(()),
-                Err(err) => err,
-            };
-            let DeliveryError::Retryable { retry_after, .. } = &err else {
-                return Err(err);
-            };
-            match self.retry.wait(attempt, *retry_after) {
-                Some(wait) => {
-                    tracing::warn!(webhook_id = %id, attempt, error = %err, wait_ms = wait.as_millis() as u64, "retrying webhook");
-                    tokio::time::sleep(wait).await;
-                }
-                None => return Err(err),
-            }
+        let timestamp = (self.clock.now_ms() / 1000) as i64;
+        let mut request = HttpRequest::new("POST", &self.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", sign(&self.secret, &id, timestamp, &body));
+        request.body = Some(body);
+        match self.transport.send(request).await {
+            Ok(r) if (200..300).contains(&r.status) => Outcome::Written,
+            Ok(r) => self.failure(&r),
+            Err(e) => Outcome::retry(e.0),
         }
     }
 
-    async fn post(&self, id: &str, body: &str) -> Result<(), DeliveryError> {
-        let timestamp = chrono::Utc::now().timestamp();
-        let response = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", sign(&self.secret, id, timestamp, body))
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| DeliveryError::Retryable {
-                reason: e.without_url().to_string(),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
+    fn failure(&self, r: &HttpResponse) -> Outcome {
+        let after = r.header("retry-after").and_then(parse_retry_after);
+        if r.status == 408 || r.status == 429 || r.status >= 500 {
+            if let Some(after) = after {
+                self.gate.hold(self.clock.now_ms() + after.as_millis() as u64);
+            }
+            return Outcome::Retry {
+                reason: format!("HTTP {}: {}", r.status, r.excerpt()),
+                after,
+            };
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let text: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(REASON_CHARS)
-            .collect();
-        let code = status.as_u16();
-        if code == 408 || code == 429 || status.is_server_error() {
-            return Err(DeliveryError::Retryable {
-                reason: format!("HTTP {code}: {text}"),
-                retry_after,
-            });
-        }
-        Err(DeliveryError::Permanent {
-            status: code,
-            reason: text,
-        })
+        Outcome::Permanent(format!("HTTP {}: {}", r.status, r.excerpt()))
     }
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = value.trim().parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -143,18 +135,44 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs as u64))
 }
 
-impl<R: RetryPolicy> Destination for WebhookDestination<R> {
+impl<T: Transport> Destination for WebhookDestination<T> {
     fn name(&self) -> &str {
-        "webhook"
+        &self.name
     }
 
-    async fn deliver(&self, batch: &[Transition]) -> Vec<Result<(), DeliveryError>> {
-        // In order, so a receiver sees a contact's transitions as they happened.
-        let mut results = Vec::with_capacity(batch.len());
-        for t in batch {
-            results.push(self.deliver_one(t).await);
+    fn segments(&self) -> &Segments {
+        &self.segments
+    }
+
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for w in writes {
+            // In order, so a receiver sees a contact's transitions as they happened;
+            // a failure repeats the whole write (receivers dedupe by webhook-id).
+            let mut outcome = Outcome::Written;
+            for t in &w.transitions {
+                let mut t = t.clone();
+                t.members = Some(w.members.clone());
+                outcome = self.post(&t).await;
+                if outcome != Outcome::Written {
+                    break;
+                }
+            }
+            outcomes.push(outcome);
         }
-        results
+        outcomes
     }
 }
 
@@ -165,9 +183,7 @@ mod tests {
     #[test]
     fn signature_matches_the_standard_webhooks_reference_vector() {
         // From the Standard Webhooks reference libraries' tests.
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .unwrap();
+        let secret = secret_bytes("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let sig = sign(
             &secret,
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
@@ -175,6 +191,7 @@ mod tests {
             r#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(secret_bytes("whsec_c2hvcnQ="), None, "shorter than 16 bytes");
     }
 
     #[test]

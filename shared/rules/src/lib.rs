@@ -58,6 +58,7 @@ pub use file::{
     ScoreDef, SegmentDef, SequenceDef, TermDef, VelocityDef,
 };
 pub use observation::Observation;
+pub use yaml::read as read_yaml;
 
 use compile::{Compiler, CountOp};
 use graph::Reads;

@@ -11,7 +11,8 @@ use serde_json::{Map, Number, Value};
 use std::fmt;
 
 /// Reads YAML (JSON is YAML) into a JSON value; the error's path says where.
-pub(crate) fn read(text: &str) -> Result<Value, serde_path_to_error::Error<serde_norway::Error>> {
+/// Other Kairos files (the write-back destinations file) are read with it too.
+pub fn read(text: &str) -> Result<Value, serde_path_to_error::Error<serde_norway::Error>> {
     serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map(|Strict(v)| v)
 }
 

@@ -1,0 +1,240 @@
+//! One SQS batch: messages read, every destination served concurrently over
+//! the same messages (isolation: a destination that is down or paused holds
+//! only its own share; the others write and record theirs, so a redelivery
+//! finds them done in the ledger), then each message acknowledged, put off,
+//! or dead-lettered with the destination's reason.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::future::join_all;
+use kairos_event::{Transition, WritebackMessage};
+use kairos_store::{ContactStore, DeadLetters, DeliveryLedger, Redelivery, MAX_VISIBILITY_SECS};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::deliver::{drive, ledger_key, record, Destination, Final, Write};
+use crate::Writeback;
+
+/// The message attribute naming the one destination a message is for (set on
+/// dead letters, so a redrive goes only where it failed).
+pub const DESTINATION_ATTRIBUTE: &str = "kairos-destination";
+/// The message attribute carrying why a message was dead-lettered.
+pub const REASON_ATTRIBUTE: &str = "kairos-reason";
+
+/// A message read from the batch.
+struct Item {
+    id: String,
+    receipt: Option<String>,
+    body: String,
+    /// Only this destination (a redriven dead letter).
+    only: Option<String>,
+    transition: Transition,
+}
+
+/// Handles one batch as of the invocation's `deadline_ms`: returns the ids of
+/// the messages SQS should deliver again.
+pub async fn handle<D, L, C, Q, R>(
+    batch: SqsEvent,
+    deadline_ms: u64,
+    wb: &Writeback<'_, D, L, C, Q, R>,
+) -> SqsBatchResponse
+where
+    D: Destination,
+    L: DeliveryLedger,
+    C: ContactStore,
+    Q: DeadLetters,
+    R: Redelivery,
+{
+    let mut failed = Vec::new();
+    let mut items = Vec::new();
+    for record in batch.records {
+        match read(record, wb).await {
+            Ok(item) => items.push(item),
+            Err(Some(id)) => failed.push(id),
+            Err(None) => {}
+        }
+    }
+    let shares = join_all(wb.destinations.iter().map(|d| serve(d, &items, wb, deadline_ms))).await;
+    for (i, item) in items.iter().enumerate() {
+        let pending: Vec<Option<Duration>> = shares
+            .iter()
+            .filter_map(|share| match share.get(&i) {
+                Some(Final::Pending(after)) => Some(*after),
+                _ => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
+        failed.push(item.id.clone());
+        // The soonest wait any destination asked for; none known: the queue's own timeout.
+        if let (Some(after), Some(receipt)) = (pending.iter().min().copied().flatten(), &item.receipt) {
+            let secs = (after.as_millis().div_ceil(1000) as u32).clamp(1, MAX_VISIBILITY_SECS);
+            if let Err(err) = wb.redelivery.delay(receipt, secs).await {
+                tracing::warn!(message_id = %item.id, error = %err, "could not put off the redelivery");
+            }
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}
+
+/// Reads a message. A malformed one is dead-lettered with its reason and
+/// acknowledged (`Err(None)`); one that cannot be handled now is retried (`Err(Some(id))`).
+async fn read<D, L, C: ContactStore, Q: DeadLetters, R>(
+    record: SqsMessage,
+    wb: &Writeback<'_, D, L, C, Q, R>,
+) -> Result<Item, Option<String>> {
+    let id = record.message_id.unwrap_or_default();
+    let body = record.body.unwrap_or_default();
+    let only = record
+        .message_attributes
+        .get(DESTINATION_ATTRIBUTE)
+        .and_then(|a| a.string_value.clone());
+    let mut transition = match WritebackMessage::decode(body.as_bytes()) {
+        Ok(WritebackMessage::Transition(t)) => t,
+        Err(err) => {
+            tracing::error!(message_id = %id, error = %err, "malformed write-back message: dead-lettered");
+            let reason = format!("malformed message: {err}");
+            return match wb
+                .dead_letters
+                .dead_letter(&body, &[(REASON_ATTRIBUTE.into(), reason)])
+                .await
+            {
+                Ok(()) => Err(None),
+                Err(_) => Err(Some(id)),
+            };
+        }
+    };
+    if transition.members.is_none() {
+        // Format 1 (written before transitions carried the membership): the
+        // contact's stored record has it, as of a version at least as new.
+        match wb.contacts.load(&transition.contact).await {
+            Ok(record) => {
+                let record = record.unwrap_or_default();
+                transition.members = Some(record.state.members().iter().map(|(s, _)| s.clone()).collect());
+                transition.state_version = transition.state_version.max(record.version);
+            }
+            Err(err) => {
+                tracing::error!(message_id = %id, error = %err, "cannot read the contact for a format-1 transition");
+                return Err(Some(id));
+            }
+        }
+    }
+    Ok(Item {
+        id,
+        receipt: record.receipt_handle,
+        body,
+        only,
+        transition,
+    })
+}
+
+/// One destination's share: the newest state per contact among the messages
+/// it receives, minus what the ledger has; driven; dead letters sent. Returns
+/// each message's end for this destination (absent: nothing to do).
+async fn serve<D, L, C, Q, R>(
+    dest: &D,
+    items: &[Item],
+    wb: &Writeback<'_, D, L, C, Q, R>,
+    deadline_ms: u64,
+) -> BTreeMap<usize, Final>
+where
+    D: Destination,
+    L: DeliveryLedger,
+    Q: DeadLetters,
+{
+    let mut by_contact: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let mine = item.only.as_deref().is_none_or(|d| d == dest.name());
+        if mine && dest.segments().receives(&item.transition.segment) {
+            by_contact.entry(&item.transition.contact).or_default().push(i);
+        }
+    }
+    let mut ends = BTreeMap::new();
+    let mut writes: Vec<(Write, Vec<usize>)> = Vec::new();
+    for (contact, indexes) in by_contact {
+        let newest = indexes
+            .iter()
+            .map(|&i| items[i].transition.state_version)
+            .max()
+            .unwrap_or(0);
+        let (current, older): (Vec<usize>, Vec<usize>) = indexes
+            .into_iter()
+            .partition(|&i| items[i].transition.state_version == newest);
+        // Several transitions of one contact collapse to the newest state.
+        older.into_iter().for_each(|i| drop(ends.insert(i, Final::Done)));
+        let redrive = current.iter().any(|&i| items[i].only.is_some());
+        match wb.ledger.delivered(&ledger_key(dest.name(), contact)).await {
+            Ok(Some(done)) if done > newest || (done == newest && !redrive) => {
+                current.into_iter().for_each(|i| drop(ends.insert(i, Final::Done)));
+                continue;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(destination = dest.name(), contact, error = %err, "ledger read failed");
+                current
+                    .into_iter()
+                    .for_each(|i| drop(ends.insert(i, Final::Pending(None))));
+                continue;
+            }
+        }
+        let first = &items[current[0]].transition;
+        let write = Write {
+            contact: contact.to_string(),
+            version: newest,
+            members: dest.segments().filter(first.members.as_deref().unwrap_or_default()),
+            transitions: current.iter().map(|&i| items[i].transition.clone()).collect(),
+        };
+        writes.push((write, current));
+    }
+    let batch: Vec<Write> = writes.iter().map(|(w, _)| w.clone()).collect();
+    let finals = drive(dest, &batch, wb.ledger, wb.clock, deadline_ms).await;
+    for ((write, indexes), end) in writes.into_iter().zip(finals) {
+        let end = match end {
+            Final::Dead(reason) => dead_letter(dest, &write, &indexes, items, &reason, wb).await,
+            other => other,
+        };
+        indexes.into_iter().for_each(|i| drop(ends.insert(i, end.clone())));
+    }
+    ends
+}
+
+/// Sends a permanently failed write's messages to the dead-letter queue, named
+/// for this destination with its reason, then records the version as handled
+/// so batch-mates redelivered for other destinations do not send it again (a
+/// redrive writes it anyway: see `serve`).
+async fn dead_letter<D, L, C, Q, R>(
+    dest: &D,
+    write: &Write,
+    indexes: &[usize],
+    items: &[Item],
+    reason: &str,
+    wb: &Writeback<'_, D, L, C, Q, R>,
+) -> Final
+where
+    D: Destination,
+    L: DeliveryLedger,
+    Q: DeadLetters,
+{
+    tracing::error!(destination = dest.name(), contact = %write.contact, version = write.version, reason, "permanent failure: dead-lettered");
+    let attributes = [
+        (DESTINATION_ATTRIBUTE.to_string(), dest.name().to_string()),
+        (REASON_ATTRIBUTE.to_string(), reason.chars().take(1000).collect()),
+    ];
+    for &i in indexes {
+        if let Err(err) = wb.dead_letters.dead_letter(&items[i].body, &attributes).await {
+            tracing::error!(destination = dest.name(), error = %err, "dead-letter queue refused the message; retried later");
+            return Final::Pending(None);
+        }
+    }
+    record(wb.ledger, dest.name(), write).await;
+    Final::Dead(reason.to_string())
+}

@@ -1,0 +1,208 @@
+//! One destination's share of a batch, driven to the invocation's deadline:
+//! calls in chunks of the destination's batch size, only when its [`Gate`] is
+//! open; retryable outcomes retried with backoff while the remaining time
+//! allows, then left pending (with how long to wait) for SQS to redeliver;
+//! each success recorded in the ledger as soon as its call returns.
+
+use kairos_event::Transition;
+use kairos_store::DeliveryLedger;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::clock::{until, Clock};
+use crate::file::Segments;
+use crate::{Backoff, Gate, RetryPolicy};
+
+/// Time kept free before the deadline, beyond one request's timeout.
+const MARGIN: Duration = Duration::from_millis(1_000);
+
+/// One contact's state for one destination: what to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The contact key (the email for CRMs).
+    pub contact: String,
+    /// The state version this is the membership of.
+    pub version: u64,
+    /// The contact's segments that this destination receives, sorted.
+    pub members: Vec<String>,
+    /// The transitions of this version (a webhook posts each).
+    pub transitions: Vec<Transition>,
+}
+
+/// What one attempt at a write came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written.
+    Written,
+    /// Nothing to write (the contact is not in the CRM); handled, with why.
+    Skipped(String),
+    /// Worth another try: 429, 5xx, timeout, connection error.
+    Retry {
+        /// What happened.
+        reason: String,
+        /// How long the destination asked to wait, if it said.
+        after: Option<Duration>,
+    },
+    /// Will not succeed by retrying (a 4xx, a record error): dead-lettered.
+    Permanent(String),
+}
+
+impl Outcome {
+    /// A retryable outcome without a wait.
+    pub fn retry(reason: impl Into<String>) -> Outcome {
+        Outcome::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+}
+
+/// How a destination is called: request timeout and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retries within one invocation.
+    pub backoff: Backoff,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            timeout: Duration::from_secs(5),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// A place memberships are written: a webhook or a CRM.
+pub trait Destination: Send + Sync {
+    /// The name from the destinations file (ledger keys, dead-letter attributes).
+    fn name(&self) -> &str;
+    /// The segments it receives.
+    fn segments(&self) -> &Segments;
+    /// The most writes one [`Destination::write`] takes.
+    fn max_batch(&self) -> usize;
+    /// When it may be called next.
+    fn gate(&self) -> &Gate;
+    /// Timeout and retries.
+    fn policy(&self) -> &Policy;
+    /// One attempt at `writes` (at most [`Destination::max_batch`]): one
+    /// outcome per write, in order. Rate-limit answers also set the gate.
+    fn write(&self, writes: &[Write]) -> impl Future<Output = Vec<Outcome>> + Send;
+}
+
+/// Where a write ended for this invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    /// Written or skipped, and recorded.
+    Done,
+    /// Failed permanently, with the destination's reason.
+    Dead(String),
+    /// Not done yet: SQS redelivers it, after this long if known.
+    Pending(Option<Duration>),
+}
+
+/// The ledger key of a destination and contact.
+pub fn ledger_key(destination: &str, contact: &str) -> String {
+    format!("{destination}:{contact}")
+}
+
+/// Drives `writes` to `dest` until done or until `deadline_ms` leaves no time.
+pub async fn drive<D: Destination, L: DeliveryLedger>(
+    dest: &D,
+    writes: &[Write],
+    ledger: &L,
+    clock: &dyn Clock,
+    deadline_ms: u64,
+) -> Vec<Final> {
+    let shared = share_pause(dest, ledger, None).await;
+    let mut finals: Vec<Option<Final>> = vec![None; writes.len()];
+    let mut attempts = vec![0u32; writes.len()];
+    let mut todo: VecDeque<usize> = (0..writes.len()).collect();
+    let reserve = (dest.policy().timeout + MARGIN).as_millis() as u64;
+    let room = |wait: Duration, now: u64| now + wait.as_millis() as u64 + reserve <= deadline_ms;
+    while !todo.is_empty() {
+        let now = clock.now_ms();
+        let ready = dest.gate().ready_at();
+        if ready > now {
+            let wait = until(ready, now);
+            if wait > dest.policy().backoff.max_wait || !room(wait, now) {
+                tracing::info!(destination = dest.name(), wait_ms = wait.as_millis() as u64, reason = %dest.gate().reason(), "destination not callable now; items left to the queue");
+                todo.drain(..)
+                    .for_each(|i| finals[i] = Some(Final::Pending(Some(wait))));
+                break;
+            }
+            clock.sleep(wait).await;
+            continue;
+        }
+        if !room(Duration::ZERO, now) {
+            todo.drain(..).for_each(|i| finals[i] = Some(Final::Pending(None)));
+            break;
+        }
+        let chunk: Vec<usize> = todo.drain(..todo.len().min(dest.max_batch())).collect();
+        let batch: Vec<Write> = chunk.iter().map(|&i| writes[i].clone()).collect();
+        let outcomes = dest.write(&batch).await;
+        let mut retry: Vec<(usize, Duration)> = Vec::new();
+        for (&i, outcome) in chunk.iter().zip(outcomes) {
+            let w = &writes[i];
+            finals[i] = match outcome {
+                Outcome::Written | Outcome::Skipped(_) => {
+                    if let Outcome::Skipped(why) = &outcome {
+                        tracing::info!(destination = dest.name(), contact = %w.contact, version = w.version, why = %why, "skipped");
+                    }
+                    record(ledger, dest.name(), w).await;
+                    Some(Final::Done)
+                }
+                Outcome::Permanent(reason) => Some(Final::Dead(reason)),
+                Outcome::Retry { reason, after } => {
+                    attempts[i] += 1;
+                    tracing::warn!(destination = dest.name(), contact = %w.contact, attempt = attempts[i], reason = %reason, "retryable failure");
+                    match dest.policy().backoff.wait(attempts[i], after) {
+                        Some(wait) if room(wait, clock.now_ms()) => {
+                            retry.push((i, wait));
+                            None
+                        }
+                        _ => Some(Final::Pending(after)),
+                    }
+                }
+            };
+        }
+        if let Some(wait) = retry.iter().map(|(_, w)| *w).max() {
+            retry.iter().rev().for_each(|(i, _)| todo.push_front(*i));
+            clock.sleep(wait).await;
+        }
+    }
+    share_pause(dest, ledger, Some(shared)).await;
+    finals.into_iter().map(|f| f.unwrap_or(Final::Pending(None))).collect()
+}
+
+/// Records a handled write; a failure is logged (a redelivery repeats it, idempotently).
+pub(crate) async fn record<L: DeliveryLedger>(ledger: &L, destination: &str, w: &Write) {
+    if let Err(err) = ledger.record(&ledger_key(destination, &w.contact), w.version).await {
+        tracing::warn!(destination, contact = %w.contact, error = %err, "written but not recorded in the ledger");
+    }
+}
+
+/// A pause is shared with the function's other instances through the ledger,
+/// under the destination's bare name (a contact key always has a `:`): read
+/// before the run (`None`), written after it if this run paused later.
+async fn share_pause<D: Destination, L: DeliveryLedger>(dest: &D, ledger: &L, before: Option<u64>) -> u64 {
+    match before {
+        None => {
+            let until = ledger.delivered(dest.name()).await.ok().flatten().unwrap_or(0);
+            dest.gate().pause(until, "paused by another instance of the function");
+            until
+        }
+        Some(before) => {
+            let until = dest.gate().paused_until();
+            if until > before {
+                if let Err(err) = ledger.record(dest.name(), until).await {
+                    tracing::warn!(destination = dest.name(), error = %err, "pause not shared");
+                }
+            }
+            until
+        }
+    }
+}
