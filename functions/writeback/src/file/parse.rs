@@ -50,12 +50,17 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
 }
 
 /// Replaces `${NAME}` with the variable's value and `${NAME:-default}` with
-/// the value or the default; `$$` is a `$`. Every unset variable without a
-/// default is a problem naming its line.
+/// the value or the default; `$$` is a `$`. Comment lines (starting with
+/// `#`) are left as they are. Every unset variable without a default is a
+/// problem naming its line.
 pub fn interpolate(text: &str, var: impl Fn(&str) -> Option<String>) -> Result<String, FileError> {
     let mut out = String::with_capacity(text.len());
     let mut problems = Vec::new();
     for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
         let mut rest = line;
         while let Some(at) = rest.find('$') {
             out.push_str(&rest[..at]);
