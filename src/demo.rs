@@ -7,20 +7,28 @@ use aws_lambda_events::http::Method;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use kairos_evaluate::Evaluator;
-use kairos_event::{Change, Event, EventsMessage, Transition, WritebackMessage};
+use kairos_event::{Change, Event, EventsMessage, WritebackMessage};
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
-use kairos_store::{ContactStore, MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue, Message};
-use kairos_writeback::{envelope, sign, DeliveryError, Destination, Writeback};
+use kairos_store::{
+    ContactStore, MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue,
+    MemoryRedelivery, Message,
+};
+use kairos_writeback::http::DryRun;
+use kairos_writeback::{AnyDestination, Clock, SystemClock, Writeback};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::Arc;
+
+mod crm;
+
+pub use crm::{dry_run_destinations, DryRunDestinations, DEFAULT_DESTINATIONS};
 
 /// The sample event set, embedded (`events/demo/events.jsonl`).
 pub const DEFAULT_EVENTS: &str = include_str!("../events/demo/events.jsonl");
 
 const API_KEY: &str = "demo-api-key";
-const CRM_URL: &str = "https://crm.example.test/kairos";
-const WEBHOOK_SECRET: &[u8] = b"demo-webhook-secret";
+/// Longest request body shown.
+const BODY_CHARS: usize = 240;
 /// How far past the last event the demo lets time pass.
 const SWEEP_HORIZON_SECS: i64 = 10 * 86_400;
 
@@ -35,34 +43,8 @@ pub struct Summary {
     pub duplicates: usize,
     /// Segment entries and exits.
     pub transitions: usize,
-    /// Write-back requests made.
+    /// Requests the destinations would have received (dry run).
     pub requests: usize,
-}
-
-/// A destination that records the signed request it would send, instead of sending it.
-#[derive(Default)]
-struct PrintDestination {
-    lines: Mutex<Vec<String>>,
-}
-
-impl Destination for PrintDestination {
-    fn name(&self) -> &str {
-        "webhook"
-    }
-
-    async fn deliver(&self, batch: &[Transition]) -> Vec<Result<(), DeliveryError>> {
-        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        for t in batch {
-            let (id, body) = envelope(t);
-            let signature = sign(WEBHOOK_SECRET, &id, t.at.timestamp(), &body);
-            lines.push(format!(
-                "POST {CRM_URL}  webhook-id: {id}  webhook-signature: {}…  ({} bytes)",
-                &signature[..15],
-                body.len()
-            ));
-        }
-        batch.iter().map(|_| Ok(())).collect()
-    }
 }
 
 struct Pipeline<'a> {
@@ -70,12 +52,28 @@ struct Pipeline<'a> {
     events: &'a MemoryQueue,
     evaluator: Evaluator<'a, MemoryContacts, MemoryQueue>,
     transitions: &'a MemoryQueue,
-    writeback: Writeback<'a, PrintDestination, MemoryLedger>,
+    writeback: Writeback<
+        'a,
+        AnyDestination<Arc<DryRun>, Arc<MemoryLookups>>,
+        MemoryLedger,
+        MemoryContacts,
+        MemoryDeadLetters,
+        MemoryRedelivery,
+    >,
+    crms: &'a DryRunDestinations,
 }
 
-/// Runs the demo over a rules file and JSON-lines events, writing the timeline to `out`.
-pub async fn run(rules_text: &str, events_text: &str, out: &mut impl Write) -> Result<Summary, String> {
+/// Runs the demo over a rules file, JSON-lines events and a destinations
+/// file, writing the timeline to `out`.
+pub async fn run(
+    rules_text: &str,
+    events_text: &str,
+    destinations_text: &str,
+    out: &mut impl Write,
+) -> Result<Summary, String> {
     let rules = RuleSet::from_yaml(rules_text).map_err(|e| format!("rules file: {e}"))?;
+    let segment_ids: Vec<&str> = rules.segments().map(|s| s.id).collect();
+    let crms = dry_run_destinations(destinations_text, &segment_ids).await?;
     let config = IngestConfig {
         api_keys: vec![API_KEY.into()],
         ..IngestConfig::default()
@@ -85,7 +83,11 @@ pub async fn run(rules_text: &str, events_text: &str, out: &mut impl Write) -> R
         MemoryQueue::default(),
         MemoryContacts::default(),
     );
-    let (destination, ledger) = (PrintDestination::default(), MemoryLedger::default());
+    let (ledger, dead_letters, redelivery) = (
+        MemoryLedger::default(),
+        MemoryDeadLetters::default(),
+        MemoryRedelivery::default(),
+    );
     let pipeline = Pipeline {
         ingest: Ingest {
             config: &config,
@@ -100,9 +102,14 @@ pub async fn run(rules_text: &str, events_text: &str, out: &mut impl Write) -> R
         },
         transitions: &transitions,
         writeback: Writeback {
-            destination: &destination,
+            destinations: &crms.destinations,
             ledger: &ledger,
+            contacts: &store,
+            dead_letters: &dead_letters,
+            redelivery: &redelivery,
+            clock: &SystemClock,
         },
+        crms: &crms,
     };
     let lines: Vec<(usize, &str)> = events_text
         .lines()
@@ -117,8 +124,18 @@ pub async fn run(rules_text: &str, events_text: &str, out: &mut impl Write) -> R
         lines.len()
     )
     .map_err(w)?;
-    let segments: Vec<&str> = rules.segments().map(|s| s.id).collect();
-    writeln!(out, "Segments: {}\n", segments.join(", ")).map_err(w)?;
+    writeln!(out, "Segments: {}", segment_ids.join(", ")).map_err(w)?;
+    let names: Vec<String> = crms
+        .take()
+        .into_iter()
+        .map(|(name, cold)| format!("{name} ({} at cold start)", cold.len()))
+        .collect();
+    writeln!(
+        out,
+        "Destinations (dry run: the requests each would receive): {}\n",
+        names.join(", ")
+    )
+    .map_err(w)?;
     let mut summary = Summary::default();
     let mut clock: Option<DateTime<Utc>> = None;
     for (line_no, line) in lines {
@@ -262,18 +279,14 @@ impl Pipeline<'_> {
         if messages.is_empty() {
             return Ok(());
         }
-        let response = kairos_writeback::handle(sqs(&messages), &self.writeback).await;
-        let requests: Vec<String> = self
-            .writeback
-            .destination
-            .lines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        for r in &requests {
-            summary.requests += 1;
-            writeln!(out, "{:23}⇢ {r}", "")?;
+        let deadline = SystemClock.now_ms() + 60_000;
+        let response = kairos_writeback::handle(sqs(&messages), deadline, &self.writeback).await;
+        for (name, requests) in self.crms.take() {
+            for r in requests {
+                summary.requests += 1;
+                let body: String = r.shown_body().chars().take(BODY_CHARS).collect();
+                writeln!(out, "{:23}⇢ {name}: {}  {body}", "", r.redacted())?;
+            }
         }
         for f in response.batch_item_failures {
             writeln!(out, "{:23}✗ write-back failed message {}", "", f.item_identifier)?;

@@ -4,17 +4,19 @@
 //! write-back handlers over in-memory adapters and writes a timeline, and
 //! [`local::create`], which creates the template's table and queues on a
 //! local endpoint (moto server), [`replay::replay`], the backtest, and
-//! [`normalize::normalize`], a provider webhook body to canonical events.
+//! [`normalize::normalize`], a provider webhook body to canonical events, and
+//! [`dlq`], the write-back dead letters (show, redrive).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let mut out = Vec::new();
-//! let summary = kairos::demo::run(kairos_evaluate::DEFAULT_RULES, kairos::demo::DEFAULT_EVENTS, &mut out).await.unwrap();
+//! let summary = kairos::demo::run(kairos_evaluate::DEFAULT_RULES, kairos::demo::DEFAULT_EVENTS, kairos::demo::DEFAULT_DESTINATIONS, &mut out).await.unwrap();
 //! assert!(summary.transitions > 0);
 //! # });
 //! ```
 
 pub mod demo;
+pub mod dlq;
 pub mod local;
 pub mod normalize;
 pub mod replay;

@@ -27,6 +27,20 @@ enum Command {
         /// events/demo/events.jsonl.
         #[arg(long)]
         events: Option<PathBuf>,
+        /// Destinations file: the requests each destination would receive are
+        /// shown (dry run). Default: the embedded events/demo/destinations.yaml.
+        #[arg(long)]
+        destinations: Option<PathBuf>,
+    },
+    /// Check or describe a write-back destinations file.
+    Destinations {
+        #[command(subcommand)]
+        command: DestinationsCommand,
+    },
+    /// Inspect the write-back dead-letter queue, or send its messages back.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
     },
     /// Check or describe a rules file.
     Rules {
@@ -101,6 +115,111 @@ enum RulesCommand {
     Schema,
 }
 
+#[derive(Debug, Subcommand)]
+enum DestinationsCommand {
+    /// Read a destinations file (`${VARIABLE}`s from the environment): exit 0,
+    /// or 1 with every problem (field path, what was expected).
+    Validate {
+        /// The destinations file (YAML or JSON).
+        file: PathBuf,
+        /// A rules file: segment ids it does not define are problems.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of destinations files, for editor autocompletion.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Print dead letters as JSON lines (id, destination, reason, contact, segment, version), leaving them there.
+    Show {
+        /// The write-back dead-letter queue's URL (the stack's WritebackDeadLetterQueueUrl output).
+        #[arg(long, env = "KAIROS_WRITEBACK_DLQ_URL")]
+        dlq: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Send dead letters back to the write-back queue (after a fix); each is
+    /// written again only to the destination it failed at.
+    Redrive {
+        /// The write-back dead-letter queue's URL.
+        #[arg(long, env = "KAIROS_WRITEBACK_DLQ_URL")]
+        dlq: String,
+        /// The write-back queue's URL (the stack's WritebackQueueUrl output).
+        #[arg(long, env = "KAIROS_WRITEBACK_QUEUE_URL")]
+        queue: String,
+        /// Only the dead letters of this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 10_000)]
+        max: usize,
+    },
+}
+
+fn destinations(command: DestinationsCommand) -> Result<(), String> {
+    match command {
+        DestinationsCommand::Validate { file, rules } => {
+            let known = match rules {
+                Some(path) => {
+                    let rules = kairos_rules::RuleSet::from_yaml(&read(&path)?)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    Some(rules.segments().map(|s| s.id.to_string()).collect::<Vec<_>>())
+                }
+                None => None,
+            };
+            let known: Option<Vec<&str>> = known.as_ref().map(|ids| ids.iter().map(String::as_str).collect());
+            let text = read(&file)?;
+            let parsed = kairos_writeback::file::interpolate(&text, |name| std::env::var(name).ok())
+                .and_then(|text| kairos_writeback::file::parse(&text, known.as_deref()))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let names: Vec<String> = parsed
+                .destinations
+                .iter()
+                .map(|d| format!("{} ({})", d.name(), d.kind()))
+                .collect();
+            println!(
+                "{}: ok, {} destination{}: {}",
+                file.display(),
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            );
+            Ok(())
+        }
+        DestinationsCommand::Schema => {
+            let schema = kairos_writeback::destinations_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+    }
+}
+
+async fn dlq(command: DlqCommand) -> Result<(), String> {
+    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    match command {
+        DlqCommand::Show { dlq, max } => {
+            for letter in kairos::dlq::show(&sqs, &dlq, max).await.map_err(|e| e.to_string())? {
+                println!("{letter}");
+            }
+        }
+        DlqCommand::Redrive {
+            dlq,
+            queue,
+            destination,
+            max,
+        } => {
+            let moved = kairos::dlq::redrive(&sqs, &dlq, &queue, destination.as_deref(), max)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{moved} message(s) sent back to the write-back queue");
+        }
+    }
+    Ok(())
+}
+
 fn rules(command: RulesCommand) -> Result<(), String> {
     match command {
         RulesCommand::Validate { file } => {
@@ -164,6 +283,15 @@ async fn local_infra(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
+async fn demo(rules: Option<PathBuf>, events: Option<PathBuf>, destinations: Option<PathBuf>) -> Result<(), String> {
+    let or = |path: Option<PathBuf>, default: &str| path.as_ref().map_or(Ok(default.to_string()), read);
+    let rules = or(rules, kairos_evaluate::DEFAULT_RULES)?;
+    let events = or(events, kairos::demo::DEFAULT_EVENTS)?;
+    let destinations = or(destinations, kairos::demo::DEFAULT_DESTINATIONS)?;
+    let out = &mut std::io::stdout().lock();
+    kairos::demo::run(&rules, &events, &destinations, out).await.map(|_| ())
+}
+
 fn read(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -176,22 +304,13 @@ fn read_bytes(path: &PathBuf) -> Result<Vec<u8>, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { rules, events } => {
-            let inputs = (
-                rules.as_ref().map(read).transpose(),
-                events.as_ref().map(read).transpose(),
-            );
-            match inputs {
-                (Ok(rules), Ok(events)) => {
-                    let rules = rules.unwrap_or_else(|| kairos_evaluate::DEFAULT_RULES.to_string());
-                    let events = events.unwrap_or_else(|| kairos::demo::DEFAULT_EVENTS.to_string());
-                    kairos::demo::run(&rules, &events, &mut std::io::stdout().lock())
-                        .await
-                        .map(|_| ())
-                }
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            }
-        }
+        Command::Demo {
+            rules,
+            events,
+            destinations,
+        } => demo(rules, events, destinations).await,
+        Command::Destinations { command } => destinations(command),
+        Command::Dlq { command } => dlq(command).await,
         Command::Rules { command } => rules(command),
         Command::Replay {
             rules,

@@ -35,25 +35,33 @@ async fn evaluate_accepts_the_official_sqs_fixture_and_fails_only_its_non_event_
 
 #[tokio::test]
 async fn writeback_accepts_the_official_sqs_fixture() {
+    // Its "Message Body" bodies are not transitions: each is dead-lettered
+    // with the reason, and acknowledged.
     let event: SqsEvent = serde_json::from_str(support::SQS_FIXTURE).unwrap();
     let n = event.records.len();
-    let client = reqwest::Client::new();
-    let destination = kairos_writeback::WebhookDestination::new(
-        client,
-        "http://127.0.0.1:9/",
-        b"0123456789abcdef".to_vec(),
-        kairos_writeback::Backoff::default(),
-    );
-    let ledger = MemoryLedger::default();
-    let response = kairos_writeback::handle(
-        event,
-        &kairos_writeback::Writeback {
-            destination: &destination,
-            ledger: &ledger,
-        },
+    let destinations = support::writeback::destinations(
+        "destinations:\n  - {name: w, kind: webhook, segments: all, credentials: {secret: /t/s}, mapping: {url: \"http://127.0.0.1:9/\"}}\n",
+        &[("/t/s", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==")],
     )
     .await;
-    assert_eq!(response.batch_item_failures.len(), n);
+    let (ledger, contacts) = (MemoryLedger::default(), kairos_store::MemoryContacts::default());
+    let (dead, redelivery) = (
+        kairos_store::MemoryDeadLetters::default(),
+        kairos_store::MemoryRedelivery::default(),
+    );
+    let wb = kairos_writeback::Writeback {
+        destinations: &destinations,
+        ledger: &ledger,
+        contacts: &contacts,
+        dead_letters: &dead,
+        redelivery: &redelivery,
+        clock: &kairos_writeback::SystemClock,
+    };
+    let response = kairos_writeback::handle(event, u64::MAX, &wb).await;
+    assert!(response.batch_item_failures.is_empty());
+    let letters = dead.letters();
+    assert_eq!(letters.len(), n);
+    assert!(letters[0].1[0].1.starts_with("malformed message"), "{letters:?}");
 }
 
 #[tokio::test]
@@ -146,6 +154,12 @@ async fn the_sample_payloads_in_events_are_accepted() {
 
     let event: SqsEvent = serde_json::from_str(include_str!("../events/writeback-sqs.json")).unwrap();
     for record in event.records {
-        serde_json::from_str::<kairos_event::Transition>(record.body.as_deref().unwrap()).unwrap();
+        let body = record.body.as_deref().unwrap().as_bytes();
+        let kairos_event::WritebackMessage::Transition(t) = kairos_event::WritebackMessage::decode(body).unwrap();
+        assert_eq!(
+            t.members.as_deref(),
+            Some(&["engaged-reader".to_string()][..]),
+            "the sample is format 2"
+        );
     }
 }

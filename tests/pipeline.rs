@@ -5,16 +5,15 @@
 mod support;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use base64::Engine;
 use kairos_evaluate::Evaluator;
 use kairos_event::Change;
 use kairos_ingest::providers::sendgrid::SendGrid;
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
 use kairos_store::ContactStore;
-use kairos_writeback::{Backoff, WebhookDestination, Writeback};
 use p256::ecdsa::SigningKey;
-use std::time::Duration;
-use support::{apigw_post, event_json, failed, serve_webhook, sign_sendgrid, sqs_event, Stack};
+use support::{apigw_post, event_json, failed, serve_webhook, sign_sendgrid, Stack};
 
 const SECRET: &[u8] = b"integration-test-webhook-secret";
 
@@ -77,18 +76,13 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
 
     // Write-back: to a local server that checks the Standard Webhooks signature.
     let (url, receiver) = serve_webhook(SECRET).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let destination = WebhookDestination::new(client, url, SECRET.to_vec(), Backoff::default());
-    let ledger = stack.ledger();
+    let file = format!(
+        "destinations:\n  - {{name: webhook, kind: webhook, segments: all, credentials: {{secret: /t/s}}, mapping: {{url: \"{url}\"}}}}\n"
+    );
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(SECRET));
+    let destinations = support::writeback::destinations(&file, &[("/t/s", &secret)]).await;
     let transitions = stack.receive("WritebackQueue", 1).await;
-    let wb = Writeback {
-        destination: &destination,
-        ledger: &ledger,
-    };
-    let result = kairos_writeback::handle(sqs_event(&transitions), &wb).await;
+    let result = stack.writeback(&destinations, &transitions).await;
     assert!(failed(&result).is_empty());
     let received = receiver.received.lock().unwrap().clone();
     assert_eq!(received.len(), 1);
@@ -102,7 +96,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
     assert_eq!(*receiver.bad_signatures.lock().unwrap(), 0);
 
     // The same transition delivered again (an SQS redelivery) is dropped by the ledger.
-    let again = kairos_writeback::handle(sqs_event(&transitions), &wb).await;
+    let again = stack.writeback(&destinations, &transitions).await;
     assert!(failed(&again).is_empty());
     assert_eq!(receiver.received.lock().unwrap().len(), 1);
 }

@@ -5,6 +5,7 @@
 
 pub mod moto;
 mod stack;
+pub mod writeback;
 
 #[allow(unused_imports)] // each test file uses its own part
 pub use stack::{batch, event_json, failed, Stack};

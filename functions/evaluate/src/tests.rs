@@ -41,9 +41,11 @@ fn sent(queue: &MemoryQueue) -> Vec<Transition> {
     queue
         .drain()
         .iter()
-        .map(|m| match kairos_event::WritebackMessage::decode(m.body.as_bytes()).unwrap() {
-            kairos_event::WritebackMessage::Transition(t) => t,
-        })
+        .map(
+            |m| match kairos_event::WritebackMessage::decode(m.body.as_bytes()).unwrap() {
+                kairos_event::WritebackMessage::Transition(t) => t,
+            },
+        )
         .collect()
 }
 
@@ -207,7 +209,11 @@ async fn exits_are_emitted_with_explanations() {
     assert_eq!(out.transitions.len(), 1);
     assert_eq!(out.transitions[0].change, Change::Exited);
     assert_eq!(out.transitions[0].state_version, 2);
-    assert_eq!(out.transitions[0].members.as_deref(), Some(&[][..]), "an exit carries what is left");
+    assert_eq!(
+        out.transitions[0].members.as_deref(),
+        Some(&[][..]),
+        "an exit carries what is left"
+    );
 }
 
 #[test]

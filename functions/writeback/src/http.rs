@@ -59,16 +59,30 @@ impl HttpRequest {
             .headers
             .iter()
             .filter(|(n, _)| n != "content-type")
-            .map(|(n, v)| match secret.contains(&n.to_ascii_lowercase().as_str()) {
-                true => format!("{n}: {}…", v.chars().take(7).collect::<String>()),
-                false => format!("{n}: {v}"),
-            })
+            .map(
+                |(n, v)| match (secret.contains(&n.to_ascii_lowercase().as_str()), v.split_once(' ')) {
+                    (true, Some((scheme, _))) => format!("{n}: {scheme} [redacted]"),
+                    (true, None) => format!("{n}: [redacted]"),
+                    (false, _) => format!("{n}: {v}"),
+                },
+            )
             .collect();
         let mut line = format!("{} {}", self.method, self.url);
         if !headers.is_empty() {
             line.push_str(&format!("  [{}]", headers.join("; ")));
         }
         line
+    }
+}
+
+impl HttpRequest {
+    /// The body with credentials masked (a JWT bearer `assertion`), for display.
+    pub fn shown_body(&self) -> String {
+        let body = self.body.as_deref().unwrap_or("");
+        match body.find("assertion=") {
+            Some(at) => format!("{}assertion=[redacted]", &body[..at]),
+            None => body.to_string(),
+        }
     }
 }
 

@@ -104,7 +104,9 @@ impl WritebackMessage {
                 }
                 let t: Transition = serde_json::from_value(value).map_err(invalid)?;
                 if t.members.is_none() {
-                    return Err(MessageError::Invalid("transition: missing field `members` (format v2)".into()));
+                    return Err(MessageError::Invalid(
+                        "transition: missing field `members` (format v2)".into(),
+                    ));
                 }
                 t
             }

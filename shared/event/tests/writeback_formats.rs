@@ -20,16 +20,25 @@ fn format_1_is_a_bare_transition_without_members() {
     // Re-encoded, it stays format 1: a rolled-back build reads it.
     let body = WritebackMessage::transition_body(&t);
     assert!(!body.contains("\"v\""), "{body}");
-    assert_eq!(WritebackMessage::decode(body.as_bytes()).unwrap(), WritebackMessage::Transition(t));
+    assert_eq!(
+        WritebackMessage::decode(body.as_bytes()).unwrap(),
+        WritebackMessage::Transition(t)
+    );
 }
 
 #[test]
 fn format_2_carries_the_full_membership() {
     let t = transition("writeback-v2.json");
-    assert_eq!(t.members.as_deref(), Some(&["engaged-reader".to_string(), "pricing-intent".to_string()][..]));
+    assert_eq!(
+        t.members.as_deref(),
+        Some(&["engaged-reader".to_string(), "pricing-intent".to_string()][..])
+    );
     let body = WritebackMessage::transition_body(&t);
     assert!(body.starts_with("{\"v\":2,"), "{body}");
-    assert_eq!(WritebackMessage::decode(body.as_bytes()).unwrap(), WritebackMessage::Transition(t));
+    assert_eq!(
+        WritebackMessage::decode(body.as_bytes()).unwrap(),
+        WritebackMessage::Transition(t)
+    );
 }
 
 #[test]

@@ -58,7 +58,9 @@ impl Lookups for DynamoLookups {
         }
         match item.get("value") {
             Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
-            _ => Err(StoreError::Corrupt("attribute `value` is missing or not a string".into())),
+            _ => Err(StoreError::Corrupt(
+                "attribute `value` is missing or not a string".into(),
+            )),
         }
     }
 

@@ -181,3 +181,18 @@ pub trait Redelivery: Send + Sync {
     /// Makes the message with this receipt handle visible again in `secs` seconds.
     fn delay(&self, receipt_handle: &str, secs: u32) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
+
+/// Shared lookups (one cache for several destinations).
+impl<T: Lookups> Lookups for std::sync::Arc<T> {
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        (**self).get(key)
+    }
+
+    fn put(&self, key: &str, value: &str, ttl_secs: i64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put(key, value, ttl_secs)
+    }
+
+    fn forget(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).forget(key)
+    }
+}
