@@ -7,7 +7,7 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use kairos_store::{MemoryLookups, SqsQueue};
 use kairos_writeback::file::{parse, DestinationDef};
 use kairos_writeback::http::ReqwestTransport;
-use kairos_writeback::{build, AnyDestination, Config, Destination, Parts, SystemClock, Writeback};
+use kairos_writeback::{build, AnyDestination, Clock, Config, Destination, Parts, SystemClock, Writeback};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,11 @@ pub type Destinations = Vec<AnyDestination<ReqwestTransport, Arc<MemoryLookups>>
 
 /// Builds the destinations of `file` with these `(parameter, value)` secrets.
 pub async fn destinations(file: &str, secrets: &[(&str, &str)]) -> Destinations {
+    destinations_on(file, secrets, Arc::new(SystemClock)).await
+}
+
+/// [`destinations`] on a given clock (a `ManualClock` compresses time).
+pub async fn destinations_on(file: &str, secrets: &[(&str, &str)], clock: Arc<dyn Clock>) -> Destinations {
     let parsed = parse(file, None).unwrap_or_else(|e| panic!("{e}"));
     let secrets: HashMap<String, String> = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let transport = |_: &DestinationDef, timeout: Duration| ReqwestTransport::new(Config::http_client(timeout));
@@ -24,7 +29,7 @@ pub async fn destinations(file: &str, secrets: &[(&str, &str)]) -> Destinations 
         secrets: &secrets,
         transport,
         lookups: Arc::new(MemoryLookups::default()),
-        clock: Arc::new(SystemClock),
+        clock,
     };
     build(&parsed, parts).await.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -48,7 +53,7 @@ impl Stack {
             redelivery: &queue,
             clock: &SystemClock,
         };
-        let deadline = kairos_writeback::Clock::now_ms(&SystemClock) + 60_000;
+        let deadline = SystemClock.now_ms() + 60_000;
         kairos_writeback::handle(sqs_event(messages), deadline, &wb).await
     }
 }

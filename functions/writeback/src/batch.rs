@@ -11,7 +11,7 @@ use kairos_store::{ContactStore, DeadLetters, DeliveryLedger, Redelivery, MAX_VI
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::deliver::{drive, ledger_key, record, Destination, Final, Write};
+use crate::deliver::{drive, ledger_key, ledger_mark, record, Destination, Final, Write};
 use crate::Writeback;
 
 /// The message attribute naming the one destination a message is for (set on
@@ -171,9 +171,11 @@ where
             .partition(|&i| items[i].transition.state_version == newest);
         // Several transitions of one contact collapse to the newest state.
         older.into_iter().for_each(|i| drop(ends.insert(i, Final::Done)));
+        // Dropped once this version is written or a newer one attempted; a
+        // redriven dead letter is written again unless a newer one was attempted.
         let redrive = current.iter().any(|&i| items[i].only.is_some());
         match wb.ledger.delivered(&ledger_key(dest.name(), contact)).await {
-            Ok(Some(done)) if done > newest || (done == newest && !redrive) => {
+            Ok(Some(mark)) if mark > ledger_mark(newest, redrive) => {
                 current.into_iter().for_each(|i| drop(ends.insert(i, Final::Done)));
                 continue;
             }

@@ -109,6 +109,16 @@ pub fn ledger_key(destination: &str, contact: &str) -> String {
     format!("{destination}:{contact}")
 }
 
+/// What the ledger holds for a destination and contact: twice the highest
+/// version attempted, plus one once that version is written (or
+/// dead-lettered). Recording the attempt before the call means that if a
+/// write half succeeds (HubSpot's upsert before a list call that fails) and is
+/// retried later, an older version arriving meanwhile is still dropped: no
+/// older answer is ever written after a newer one.
+pub fn ledger_mark(version: u64, written: bool) -> u64 {
+    version.saturating_mul(2).saturating_add(u64::from(written))
+}
+
 /// Drives `writes` to `dest` until done or until `deadline_ms` leaves no time.
 pub async fn drive<D: Destination, L: DeliveryLedger>(
     dest: &D,
@@ -143,6 +153,7 @@ pub async fn drive<D: Destination, L: DeliveryLedger>(
         }
         let chunk: Vec<usize> = todo.drain(..todo.len().min(dest.max_batch())).collect();
         let batch: Vec<Write> = chunk.iter().map(|&i| writes[i].clone()).collect();
+        attempt(ledger, dest.name(), &batch).await;
         let outcomes = dest.write(&batch).await;
         let mut retry: Vec<(usize, Duration)> = Vec::new();
         for (&i, outcome) in chunk.iter().zip(outcomes) {
@@ -180,9 +191,21 @@ pub async fn drive<D: Destination, L: DeliveryLedger>(
 
 /// Records a handled write; a failure is logged (a redelivery repeats it, idempotently).
 pub(crate) async fn record<L: DeliveryLedger>(ledger: &L, destination: &str, w: &Write) {
-    if let Err(err) = ledger.record(&ledger_key(destination, &w.contact), w.version).await {
+    let mark = ledger_mark(w.version, true);
+    if let Err(err) = ledger.record(&ledger_key(destination, &w.contact), mark).await {
         tracing::warn!(destination, contact = %w.contact, error = %err, "written but not recorded in the ledger");
     }
+}
+
+/// Records that these writes are being attempted (see [`ledger_mark`]).
+async fn attempt<L: DeliveryLedger>(ledger: &L, destination: &str, writes: &[Write]) {
+    let marks = writes.iter().map(|w| async move {
+        let key = ledger_key(destination, &w.contact);
+        if let Err(err) = ledger.record(&key, ledger_mark(w.version, false)).await {
+            tracing::warn!(destination, contact = %w.contact, error = %err, "attempt not recorded in the ledger");
+        }
+    });
+    futures_util::future::join_all(marks).await;
 }
 
 /// A pause is shared with the function's other instances through the ledger,

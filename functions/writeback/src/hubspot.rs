@@ -87,8 +87,17 @@ impl<T: Transport> HubSpot<T> {
             .header("authorization", format!("Bearer {}", self.token))
     }
 
-    /// Sends, and slows down before a 429 when the window has no calls left.
+    /// Sends, and slows down before a 429 when the window has no calls left:
+    /// a call (after the first of a write) that would go before the window
+    /// allows is not made, and the write is retried once it does.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Outcome> {
+        let (now, ready) = (self.clock.now_ms(), self.gate.ready_at());
+        if ready > now {
+            return Err(Outcome::Retry {
+                reason: format!("waiting for HubSpot's rate window: {}", self.gate.reason()),
+                after: Some(until(ready, now)),
+            });
+        }
         let r = self.transport.send(request).await.map_err(|e| Outcome::retry(e.0))?;
         if r.number("x-hubspot-ratelimit-remaining").is_some_and(|left| left == 0) {
             let interval = r.number("x-hubspot-ratelimit-interval-milliseconds").unwrap_or(10_000);

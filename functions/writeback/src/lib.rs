@@ -10,8 +10,9 @@
 //! [`Gate`] (when a destination may be called), [`Clock`].
 //!
 //! Exactly once in effect: per destination and contact the ledger keeps the
-//! highest state version handled; an older or repeated one is dropped, and
-//! several transitions of a contact in a batch collapse to the newest.
+//! highest state version attempted and whether it is written
+//! ([`ledger_mark`]); an older or repeated one is dropped, and several
+//! transitions of a contact in a batch collapse to the newest.
 //! Retryable failures are retried within the invocation's remaining time,
 //! then left to SQS (a long wait becomes the message's visibility); a
 //! permanent failure is dead-lettered at once with the destination's name and
@@ -42,7 +43,7 @@ mod webhook;
 pub use batch::{handle, DESTINATION_ATTRIBUTE, REASON_ATTRIBUTE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, DEFAULT_DESTINATIONS};
-pub use deliver::{drive, ledger_key, Destination, Final, Outcome, Policy, Write};
+pub use deliver::{drive, ledger_key, ledger_mark, Destination, Final, Outcome, Policy, Write};
 pub use gate::{next_midnight, Gate};
 pub use hubspot::HubSpot;
 pub use pipedrive::{Field as PipedriveField, Pipedrive};

@@ -176,7 +176,10 @@ async fn a_contacts_transitions_collapse_to_the_newest_and_repeats_are_dropped()
     let late = message("m5", body(&transition("ada@x.test", "b", 2, Some(&["a"]))), None);
     assert!(world.run(&crm, [msgs, vec![late]].concat()).await.is_empty());
     assert_eq!(crm[0].written().len(), 2);
-    assert_eq!(world.ledger.delivered("crm:ada@x.test").await.unwrap(), Some(3));
+    assert_eq!(
+        world.ledger.delivered("crm:ada@x.test").await.unwrap(),
+        Some(crate::ledger_mark(3, true))
+    );
 }
 
 #[tokio::test]
@@ -316,4 +319,22 @@ async fn a_format_1_transition_takes_the_stored_membership_and_a_malformed_one_i
     let letters = world.dead.letters();
     assert_eq!(letters.len(), 1);
     assert!(letters[0].1[0].1.starts_with("malformed message"), "{letters:?}");
+}
+
+#[tokio::test]
+async fn an_older_state_is_not_written_while_a_newer_one_is_being_retried() {
+    let world = World::new();
+    let busy = Outcome::Retry {
+        reason: "a list call failed after the upsert".into(),
+        after: Some(Duration::from_secs(3600)),
+    };
+    let crm = [Scripted::new("crm", Segments::All, vec![busy])];
+    let v4 = message("m4", body(&transition("ada@x.test", "b", 4, Some(&["b"]))), None);
+    assert_eq!(world.run(&crm, vec![v4.clone()]).await, ["m4"]);
+    // v3 arrives while v4 waits: v4 may be half written, so v3 is dropped.
+    let v3 = message("m3", body(&transition("ada@x.test", "a", 3, Some(&["a"]))), None);
+    assert!(world.run(&crm, vec![v3]).await.is_empty());
+    assert!(crm[0].written().is_empty());
+    assert!(world.run(&crm, vec![v4]).await.is_empty());
+    assert_eq!(crm[0].written(), [("ada@x.test".into(), 4, vec!["b".into()])]);
 }
