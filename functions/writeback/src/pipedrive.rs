@@ -22,6 +22,7 @@ use kairos_store::Lookups;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::{until, Clock};
 use crate::deliver::{Destination, Outcome, Policy, Write};
@@ -30,8 +31,13 @@ use crate::gate::next_midnight;
 use crate::http::{HttpRequest, HttpResponse, Transport};
 use crate::{Gate, SetupError};
 
+/// Attempts at the field lookup at cold start.
+const COLD_START_ATTEMPTS: u32 = 5;
 /// How long a contact's person ids stay cached.
 const CACHE_SECS: i64 = 30 * 86_400;
+/// Contacts written at once (Pipedrive has no batch update; its burst window
+/// allows tens of requests per 2 seconds).
+pub const CONCURRENCY: usize = 10;
 
 /// The resolved custom field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +93,22 @@ impl<T: Transport, K: Lookups> Pipedrive<T, K> {
             destination: self.name.clone(),
             reason,
         };
-        let r = self
-            .transport
-            .send(self.request("GET", "/api/v1/personFields?limit=500"))
-            .await
-            .map_err(|e| fail(e.0))?;
+        // A cold start rides out a busy moment (429, 5xx) rather than fail.
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            let r = self
+                .transport
+                .send(self.request("GET", "/api/v1/personFields?limit=500"))
+                .await
+                .map_err(|e| fail(e.0))?;
+            self.observe(&r);
+            if (r.status != 429 && r.status < 500) || attempt == COLD_START_ATTEMPTS {
+                break r;
+            }
+            let wait = until(self.gate.ready_at(), self.clock.now_ms()).max(Duration::from_secs(1));
+            self.clock.sleep(wait).await;
+        };
         if r.status != 200 {
             return Err(fail(format!("person fields: HTTP {}: {}", r.status, r.excerpt())));
         }
@@ -138,18 +155,20 @@ impl<T: Transport, K: Lookups> Pipedrive<T, K> {
             .header("x-api-token", self.token.clone())
     }
 
-    /// Sends, keeping to the burst window and the daily budget.
+    /// Sends, keeping to the burst window and the daily budget: a call the
+    /// window does not allow yet is not made, and the write is retried.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Outcome> {
-        let r = self.transport.send(request).await.map_err(|e| Outcome::retry(e.0))?;
-        let now = self.clock.now_ms();
-        let reset_ms = r.number("x-ratelimit-reset").map(|s| s.max(1) * 1000);
-        if r.number("x-daily-requests-left") == Some(0) {
-            self.gate.pause(next_midnight(now, 0), "Pipedrive daily budget spent");
-        } else if r.number("x-ratelimit-remaining") == Some(0) || r.status == 429 {
-            let wait = r.number("retry-after").map(|s| s * 1000).or(reset_ms).unwrap_or(2_000);
-            self.gate.hold(now + wait);
+        let (now, ready) = (self.clock.now_ms(), self.gate.ready_at());
+        if ready > now {
+            return Err(Outcome::Retry {
+                reason: format!("waiting for Pipedrive's rate window: {}", self.gate.reason()),
+                after: Some(until(ready, now)),
+            });
         }
+        let r = self.transport.send(request).await.map_err(|e| Outcome::retry(e.0))?;
+        self.observe(&r);
         if r.status == 429 {
+            let now = self.clock.now_ms();
             return Err(Outcome::Retry {
                 reason: "HTTP 429".into(),
                 after: Some(until(self.gate.ready_at(), now)),
@@ -159,6 +178,18 @@ impl<T: Transport, K: Lookups> Pipedrive<T, K> {
             return Err(Outcome::retry(format!("HTTP {}: {}", r.status, r.excerpt())));
         }
         Ok(r)
+    }
+
+    /// Keeps to the burst window and the daily budget the answer's headers report.
+    fn observe(&self, r: &HttpResponse) {
+        let now = self.clock.now_ms();
+        let reset_ms = r.number("x-ratelimit-reset").map(|s| s.max(1) * 1000);
+        if r.number("x-daily-requests-left") == Some(0) {
+            self.gate.pause(next_midnight(now, 0), "Pipedrive daily budget spent");
+        } else if r.number("x-ratelimit-remaining") == Some(0) || r.status == 429 {
+            let wait = r.number("retry-after").map(|s| s * 1000).or(reset_ms).unwrap_or(2_000);
+            self.gate.hold(now + wait);
+        }
     }
 
     /// The person ids with this email: cached, or searched and cached.
@@ -259,7 +290,7 @@ impl<T: Transport, K: Lookups> Destination for Pipedrive<T, K> {
     }
 
     fn max_batch(&self) -> usize {
-        1
+        CONCURRENCY
     }
 
     fn gate(&self) -> &Gate {
@@ -271,11 +302,10 @@ impl<T: Transport, K: Lookups> Destination for Pipedrive<T, K> {
     }
 
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
-        let mut out = Vec::with_capacity(writes.len());
-        for w in writes {
-            out.push(self.write_one(w).await.unwrap_or_else(|outcome| outcome));
-        }
-        out
+        let each = writes
+            .iter()
+            .map(|w| async move { self.write_one(w).await.unwrap_or_else(|outcome| outcome) });
+        futures_util::future::join_all(each).await
     }
 }
 

@@ -50,6 +50,8 @@ pub struct HubSpot {
     window: Mutex<VecDeque<u64>>,
     daily: Mutex<(u64, usize)>,
     closed_until: AtomicU64,
+    /// When the limit answer that closed the window was given.
+    closed_at: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -76,6 +78,7 @@ impl HubSpot {
             window: Mutex::default(),
             daily: Mutex::default(),
             closed_until: AtomicU64::new(0),
+            closed_at: AtomicU64::new(0),
             next_id: AtomicU64::new(5001),
         }
     }
@@ -114,9 +117,12 @@ impl HubSpot {
             answer(429, body, &[])
         };
         let closed = self.closed_until.load(Ordering::SeqCst);
-        if now < closed {
+        // A call made at the very instant of the answer was already on its way.
+        if now < closed && now > self.closed_at.load(Ordering::SeqCst) {
             self.counters
                 .violation(format!("call at {now} after DAILY, before {closed}"));
+        }
+        if now < closed {
             return Err(limited("DAILY", "You have reached your daily limit."));
         }
         {
@@ -127,7 +133,9 @@ impl HubSpot {
             }
             daily.1 += 1;
             if daily.1 > self.daily_limit {
+                self.counters.refused.fetch_add(1, Ordering::SeqCst);
                 self.closed_until.store(day, Ordering::SeqCst);
+                self.closed_at.store(now, Ordering::SeqCst);
                 return Err(limited("DAILY", "You have reached your daily limit."));
             }
         }

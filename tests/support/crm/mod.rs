@@ -71,6 +71,8 @@ pub struct Counters {
     pub too_many: AtomicUsize,
     /// Requests answered 5xx.
     pub unavailable: AtomicUsize,
+    /// Requests refused because a daily or org limit was reached.
+    pub refused: AtomicUsize,
     /// Requests made while a limit's window was closed.
     pub violations: Mutex<Vec<String>>,
 }

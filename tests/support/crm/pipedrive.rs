@@ -44,6 +44,8 @@ pub struct Pipedrive {
     burst_window: Mutex<(u64, usize)>,
     daily: Mutex<(u64, usize)>,
     closed_until: AtomicU64,
+    /// When the limit answer that closed the window was given.
+    closed_at: AtomicU64,
 }
 
 impl Pipedrive {
@@ -60,6 +62,7 @@ impl Pipedrive {
             burst_window: Mutex::default(),
             daily: Mutex::default(),
             closed_until: AtomicU64::new(0),
+            closed_at: AtomicU64::new(0),
         }
     }
 
@@ -125,9 +128,12 @@ impl Pipedrive {
             )
         };
         if now < closed {
-            self.counters.violation(format!(
-                "call at {now} after the daily budget was spent, before {closed}"
-            ));
+            // A call made at the very instant of the answer was already on its way.
+            if now > self.closed_at.load(Ordering::SeqCst) {
+                self.counters.violation(format!(
+                    "call at {now} after the daily budget was spent, before {closed}"
+                ));
+            }
             return Err(too_many(rate(0, closed - now, 0)));
         }
         let daily_left = {
@@ -138,7 +144,9 @@ impl Pipedrive {
             }
             daily.1 += 1;
             if daily.1 > self.daily_budget {
+                self.counters.refused.fetch_add(1, Ordering::SeqCst);
                 self.closed_until.store(day, Ordering::SeqCst);
+                self.closed_at.store(now, Ordering::SeqCst);
                 return Err(too_many(rate(0, day - now, 0)));
             }
             self.daily_budget.saturating_sub(daily.1).min(1_000_000)

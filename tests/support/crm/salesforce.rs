@@ -54,6 +54,8 @@ pub struct Salesforce {
     tokens: Mutex<BTreeSet<String>>,
     used: Mutex<(u64, usize)>,
     closed_until: AtomicU64,
+    /// When the limit answer that closed the window was given.
+    closed_at: AtomicU64,
 }
 
 impl Salesforce {
@@ -79,6 +81,7 @@ impl Salesforce {
             tokens: Mutex::default(),
             used: Mutex::default(),
             closed_until: AtomicU64::new(0),
+            closed_at: AtomicU64::new(0),
         }
     }
 
@@ -98,6 +101,16 @@ impl Salesforce {
     /// Every session ends (as when an admin revokes them or they time out).
     pub fn expire_sessions(&self) {
         self.tokens.lock().unwrap().clear();
+    }
+
+    /// Other integrations spend `n` of the org's API requests in this window.
+    pub fn spend(&self, n: usize) {
+        let mut used = self.used.lock().unwrap();
+        let now = self.clock.now_ms();
+        if now >= used.0 + WINDOW_MS {
+            *used = (now, 0);
+        }
+        used.1 += n;
     }
 
     /// Adds Contacts with these external ids (two ids for one key: duplicates).
@@ -166,9 +179,12 @@ impl Salesforce {
         let now = self.clock.now_ms();
         let closed = self.closed_until.load(Ordering::SeqCst);
         let limit = json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]);
-        if now < closed {
+        // A call made at the very instant of the answer was already on its way.
+        if now < closed && now > self.closed_at.load(Ordering::SeqCst) {
             self.counters
                 .violation(format!("call at {now} after REQUEST_LIMIT_EXCEEDED, before {closed}"));
+        }
+        if now < closed {
             return Err(answer(403, limit, &[]));
         }
         let mut used = self.used.lock().unwrap();
@@ -178,7 +194,9 @@ impl Salesforce {
         used.1 += 1;
         let usage = format!("api-usage={}/{}", used.1.min(self.api_max), self.api_max);
         if used.1 > self.api_max {
+            self.counters.refused.fetch_add(1, Ordering::SeqCst);
             self.closed_until.store(used.0 + WINDOW_MS, Ordering::SeqCst);
+            self.closed_at.store(now, Ordering::SeqCst);
             return Err(answer(403, limit, &[("sforce-limit-info", usage)]));
         }
         match self.faults.roll() {
