@@ -52,10 +52,18 @@ impl Workload {
     /// `contacts` contacts with versions 1..=`per_contact` each (one
     /// transition per version), shuffled.
     pub fn new(contacts: usize, per_contact: usize, seed: u64) -> Workload {
+        Workload::mixed(&[(contacts, per_contact)], seed)
+    }
+
+    /// Groups of `(contacts, transitions each)`, shuffled together.
+    pub fn mixed(groups: &[(usize, usize)], seed: u64) -> Workload {
         let mut rng = Rng::new(seed);
         let mut transitions = Vec::new();
         let mut versions = BTreeMap::new();
-        for c in 0..contacts {
+        let contacts = groups
+            .iter()
+            .flat_map(|&(n, per_contact)| std::iter::repeat_n(per_contact, n));
+        for (c, per_contact) in contacts.enumerate() {
             let contact = format!("contact{c}@example.com");
             let mut members: Vec<String> = Vec::new();
             let mut history = Vec::new();
