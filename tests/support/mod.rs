@@ -56,6 +56,7 @@ pub async fn receive(client: &aws_sdk_sqs::Client, url: &str, max: usize) -> Vec
             .receive_message()
             .queue_url(url)
             .max_number_of_messages((max - out.len()).min(10) as i32)
+            .message_attribute_names("All")
             .wait_time_seconds(1)
             .send()
             .await
@@ -80,6 +81,14 @@ pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
             r.message_id = m.message_id().map(str::to_string);
             r.receipt_handle = m.receipt_handle().map(str::to_string);
             r.body = m.body().map(str::to_string);
+            // As Lambda's poller passes them: string attributes by name.
+            r.message_attributes = Default::default();
+            for (name, value) in m.message_attributes().into_iter().flatten() {
+                let mut a = aws_lambda_events::sqs::SqsMessageAttribute::default();
+                a.string_value = value.string_value().map(str::to_string);
+                a.data_type = Some(value.data_type().to_string());
+                r.message_attributes.insert(name.clone(), a);
+            }
             r
         })
         .collect();
