@@ -186,3 +186,21 @@ async fn create_queues(
     }
     Ok(urls)
 }
+
+/// The local webhook's signing secret (development only; `make watch`).
+pub const LOCAL_WEBHOOK_SECRET: &str = "whsec_bG9jYWwtZGV2LXdlYmhvb2stc2VjcmV0";
+
+/// Puts the SSM parameters the embedded destinations file names (the
+/// webhook's secret, `/kairos/webhook-secret`) on a local endpoint.
+pub async fn put_local_secrets(config: &aws_config::SdkConfig) -> Result<(), InfraError> {
+    let ssm = aws_sdk_ssm::Client::new(config);
+    ssm.put_parameter()
+        .name("/kairos/webhook-secret")
+        .value(LOCAL_WEBHOOK_SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(sdk_fail("put parameter"))?;
+    Ok(())
+}

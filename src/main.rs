@@ -95,8 +95,8 @@ enum Command {
         body: PathBuf,
     },
     /// Create the table and queues of infra/template.yaml on a local endpoint
-    /// (moto server) and print them as KEY=value lines for the functions'
-    /// environment. Used by `make watch`.
+    /// (moto server), and the local webhook's secret parameter, and print them
+    /// as KEY=value lines for the functions' environment. Used by `make watch`.
     LocalInfra {
         /// The endpoint speaking the DynamoDB and SQS protocols.
         #[arg(long, default_value = "http://127.0.0.1:5005")]
@@ -280,6 +280,8 @@ async fn local_infra(endpoint: &str) -> Result<(), String> {
     println!("KAIROS_TABLE={}", infra.table);
     println!("KAIROS_EVENTS_QUEUE_URL={}", infra.queue("EventsQueue"));
     println!("KAIROS_WRITEBACK_QUEUE_URL={}", infra.queue("WritebackQueue"));
+    println!("KAIROS_WRITEBACK_DLQ_URL={}", infra.queue("WritebackDeadLetterQueue"));
+    kairos::local::put_local_secrets(&config).await.map_err(|e| e.to_string())?;
     Ok(())
 }
 
