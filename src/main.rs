@@ -281,7 +281,9 @@ async fn local_infra(endpoint: &str) -> Result<(), String> {
     println!("KAIROS_EVENTS_QUEUE_URL={}", infra.queue("EventsQueue"));
     println!("KAIROS_WRITEBACK_QUEUE_URL={}", infra.queue("WritebackQueue"));
     println!("KAIROS_WRITEBACK_DLQ_URL={}", infra.queue("WritebackDeadLetterQueue"));
-    kairos::local::put_local_secrets(&config).await.map_err(|e| e.to_string())?;
+    kairos::local::put_local_secrets(&config)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -65,7 +65,7 @@ impl Config {
                 DEFAULT_DESTINATIONS.to_string(),
             ),
         };
-        let destinations = file::interpolate(&text, &get)
+        let destinations = file::interpolate(&text, |name| get(name))
             .and_then(|text| file::parse(&text, None))
             .map_err(|error| ConfigError::Destinations { source_name, error })?;
         Ok(Config {

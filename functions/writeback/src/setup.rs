@@ -43,8 +43,8 @@ pub enum AnyDestination<T, K> {
     Webhook(WebhookDestination<T>),
     /// HubSpot.
     HubSpot(HubSpot<T>),
-    /// Salesforce.
-    Salesforce(Salesforce<T>),
+    /// Salesforce (boxed: its signing key is large).
+    Salesforce(Box<Salesforce<T>>),
     /// Pipedrive.
     Pipedrive(Pipedrive<T, K>),
 }
@@ -171,7 +171,13 @@ where
                 let key = salesforce::signing_key(&value)
                     .ok_or_else(|| secret("expected an RSA private key in PEM (PKCS#8 or PKCS#1)"))?;
                 let t = (parts.transport)(def, policy(s).timeout);
-                AnyDestination::Salesforce(Salesforce::new(id, t, key, s.mapping.clone(), (policy(s), clock)))
+                AnyDestination::Salesforce(Box::new(Salesforce::new(
+                    id,
+                    t,
+                    key,
+                    s.mapping.clone(),
+                    (policy(s), clock),
+                )))
             }
             DestinationDef::Pipedrive(s) => {
                 let t = (parts.transport)(def, policy(s).timeout);

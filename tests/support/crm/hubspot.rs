@@ -17,7 +17,7 @@
 //!   `utcOffsetMilliseconds`); over either, 429 with
 //!   `{"status":"error","errorType":"RATE_LIMIT","policyName":"TEN_SECONDLY_ROLLING"|"DAILY",...}`.
 
-use super::{answer, midnight, serve, Counters, Fault, Faults};
+use super::{answer, midnight, refuse, serve, Counters, Fault, Faults, Refusal};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -27,6 +27,9 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// A contact: its record id and properties.
+pub type Record = (String, Map<String, Value>);
 
 pub const TOKEN: &str = "pat-na1-11111111-2222-3333-4444-555555555555";
 const WINDOW_MS: u64 = 10_000;
@@ -42,7 +45,7 @@ pub struct HubSpot {
     pub counters: Counters,
     pub clock: Arc<ManualClock>,
     /// Email → (record id, properties).
-    pub contacts: Mutex<BTreeMap<String, (String, Map<String, Value>)>>,
+    pub contacts: Mutex<BTreeMap<String, Record>>,
     /// Email → every `kairos_segments` value written, in order.
     pub history: Mutex<BTreeMap<String, Vec<String>>>,
     /// List id → record ids.
@@ -103,18 +106,18 @@ impl HubSpot {
     }
 
     /// Authentication, then the daily and ten-second limits, then injected faults.
-    fn admit(&self, headers: &HeaderMap) -> Result<Vec<(&'static str, String)>, Response> {
+    fn admit(&self, headers: &HeaderMap) -> Result<Vec<(&'static str, String)>, Refusal> {
         self.counters.calls.fetch_add(1, Ordering::SeqCst);
         if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
             let body = json!({"status": "error", "message": "Authentication credentials not found.", "category": "INVALID_AUTHENTICATION"});
-            return Err(answer(401, body, &[]));
+            return Err(refuse(401, body, &[]));
         }
         let now = self.clock.now_ms();
         let limited = |policy: &str, message: &str| {
             self.counters.too_many.fetch_add(1, Ordering::SeqCst);
             let body = json!({"status": "error", "message": message, "errorType": "RATE_LIMIT",
                               "correlationId": "c033cdaa-2c40-4a64-ae48-b4cec88dad24", "policyName": policy});
-            answer(429, body, &[])
+            refuse(429, body, &[])
         };
         let closed = self.closed_until.load(Ordering::SeqCst);
         // A call made at the very instant of the answer was already on its way.
@@ -159,7 +162,7 @@ impl HubSpot {
             }
             Fault::Unavailable => {
                 self.counters.unavailable.fetch_add(1, Ordering::SeqCst);
-                return Err(answer(502, json!({"status": "error", "message": "Bad Gateway"}), &[]));
+                return Err(refuse(502, json!({"status": "error", "message": "Bad Gateway"}), &[]));
             }
             Fault::None => {}
         }
@@ -202,7 +205,7 @@ fn bad_request(message: &str) -> Response {
 
 async fn details(State(hs): State<Arc<HubSpot>>, headers: HeaderMap) -> Response {
     if let Err(r) = hs.admit(&headers) {
-        return r;
+        return *r;
     }
     answer(
         200,
@@ -214,7 +217,7 @@ async fn details(State(hs): State<Arc<HubSpot>>, headers: HeaderMap) -> Response
 async fn upsert(State(hs): State<Arc<HubSpot>>, headers: HeaderMap, body: String) -> Response {
     let limits = match hs.admit(&headers) {
         Ok(limits) => limits,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
@@ -272,7 +275,7 @@ async fn membership(
 ) -> Response {
     let limits = match hs.admit(&headers) {
         Ok(limits) => limits,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(ids) = serde_json::from_str::<Vec<String>>(&body) else {
         return bad_request("the body is a JSON array of record ids (strings)");

@@ -109,6 +109,9 @@ pub async fn serve(app: axum::Router) -> String {
     url
 }
 
+/// An answer given instead of serving a request (boxed: a response is large).
+pub type Refusal = Box<Response>;
+
 /// A JSON answer with extra headers.
 pub fn answer(status: u16, body: serde_json::Value, headers: &[(&str, String)]) -> Response {
     let mut r = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
@@ -119,6 +122,11 @@ pub fn answer(status: u16, body: serde_json::Value, headers: &[(&str, String)]) 
         );
     }
     r
+}
+
+/// [`answer`], given instead of serving a request.
+pub fn refuse(status: u16, body: serde_json::Value, headers: &[(&str, String)]) -> Refusal {
+    Box::new(answer(status, body, headers))
 }
 
 /// The next midnight after `now_ms` at `offset_ms` from UTC.

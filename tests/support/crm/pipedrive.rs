@@ -14,7 +14,7 @@
 //!   and a daily budget (`x-daily-requests-left`) that resets at midnight
 //!   UTC; 429 when either is spent.
 
-use super::{answer, midnight, serve, Counters, Fault, Faults};
+use super::{answer, midnight, refuse, serve, Counters, Fault, Faults, Refusal};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -100,10 +100,10 @@ impl Pipedrive {
 
     /// Token, the daily budget and the burst window, then injected faults:
     /// the rate headers to send.
-    fn admit(&self, headers: &HeaderMap) -> Result<Vec<(&'static str, String)>, Response> {
+    fn admit(&self, headers: &HeaderMap) -> Result<Vec<(&'static str, String)>, Refusal> {
         self.counters.calls.fetch_add(1, Ordering::SeqCst);
         if headers.get("x-api-token").and_then(|v| v.to_str().ok()) != Some(TOKEN) {
-            return Err(answer(
+            return Err(refuse(
                 401,
                 json!({"success": false, "error": "unauthorized access", "errorCode": 401}),
                 &[],
@@ -121,7 +121,7 @@ impl Pipedrive {
         };
         let too_many = |headers: Vec<(&'static str, String)>| {
             self.counters.too_many.fetch_add(1, Ordering::SeqCst);
-            answer(
+            refuse(
                 429,
                 json!({"success": false, "error": "Request over limit", "errorCode": 429}),
                 &headers,
@@ -165,7 +165,7 @@ impl Pipedrive {
             Fault::TooMany => Err(too_many(rate(0, reset, daily_left))),
             Fault::Unavailable => {
                 self.counters.unavailable.fetch_add(1, Ordering::SeqCst);
-                Err(answer(
+                Err(refuse(
                     503,
                     json!({"success": false, "error": "Service unavailable"}),
                     &[],
@@ -179,7 +179,7 @@ impl Pipedrive {
 async fn fields(State(pd): State<Arc<Pipedrive>>, headers: HeaderMap) -> Response {
     let rate = match pd.admit(&headers) {
         Ok(rate) => rate,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let options: Vec<Value> = pd
         .options
@@ -200,7 +200,7 @@ async fn search(
 ) -> Response {
     let rate = match pd.admit(&headers) {
         Ok(rate) => rate,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let term = q.get("term").cloned().unwrap_or_default();
     if q.get("fields").map(String::as_str) != Some("email")
@@ -229,7 +229,7 @@ async fn search(
 async fn update(State(pd): State<Arc<Pipedrive>>, headers: HeaderMap, Path(id): Path<i64>, body: String) -> Response {
     let rate = match pd.admit(&headers) {
         Ok(rate) => rate,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !pd.persons.lock().unwrap().contains_key(&id) {
         return answer(

@@ -17,7 +17,7 @@
 //!   limit, 403 `REQUEST_LIMIT_EXCEEDED`. (Salesforce's window is a rolling
 //!   24 hours; here it is a fixed window of an hour, so a test sees it reopen.)
 
-use super::{answer, serve, Counters, Fault, Faults};
+use super::{answer, refuse, serve, Counters, Fault, Faults, Refusal};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -175,7 +175,7 @@ impl Salesforce {
     }
 
     /// The org's API limit, then injected faults: the usage header to send.
-    fn admit(&self) -> Result<String, Response> {
+    fn admit(&self) -> Result<String, Refusal> {
         let now = self.clock.now_ms();
         let closed = self.closed_until.load(Ordering::SeqCst);
         let limit = json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]);
@@ -185,7 +185,7 @@ impl Salesforce {
                 .violation(format!("call at {now} after REQUEST_LIMIT_EXCEEDED, before {closed}"));
         }
         if now < closed {
-            return Err(answer(403, limit, &[]));
+            return Err(refuse(403, limit, &[]));
         }
         let mut used = self.used.lock().unwrap();
         if now >= used.0 + WINDOW_MS {
@@ -197,12 +197,12 @@ impl Salesforce {
             self.counters.refused.fetch_add(1, Ordering::SeqCst);
             self.closed_until.store(used.0 + WINDOW_MS, Ordering::SeqCst);
             self.closed_at.store(now, Ordering::SeqCst);
-            return Err(answer(403, limit, &[("sforce-limit-info", usage)]));
+            return Err(refuse(403, limit, &[("sforce-limit-info", usage)]));
         }
         match self.faults.roll() {
             Fault::TooMany => {
                 self.counters.too_many.fetch_add(1, Ordering::SeqCst);
-                Err(answer(
+                Err(refuse(
                     429,
                     json!([{"message": "Too many requests", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
                     &[("sforce-limit-info", usage)],
@@ -210,7 +210,7 @@ impl Salesforce {
             }
             Fault::Unavailable => {
                 self.counters.unavailable.fetch_add(1, Ordering::SeqCst);
-                Err(answer(
+                Err(refuse(
                     503,
                     json!([{"message": "Server unavailable", "errorCode": "SERVER_UNAVAILABLE"}]),
                     &[],
@@ -327,7 +327,7 @@ async fn upsert(
     }
     let usage = match sf.admit() {
         Ok(usage) => usage,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let bad = |message: &str| answer(400, json!([{"message": message, "errorCode": "INVALID_FIELD"}]), &[]);
     let numbered = version
