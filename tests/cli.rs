@@ -132,3 +132,56 @@ fn normalize_prints_canonical_events_of_an_unsigned_sample() {
     assert_eq!(code, 1);
     assert!(stderr.contains("unknown provider `nope`"), "{stderr}");
 }
+
+#[test]
+fn destinations_validate_checks_segments_against_the_rules_and_lists_every_problem() {
+    let (code, stdout, stderr) = kairos(&[
+        "destinations",
+        "validate",
+        "events/demo/destinations.yaml",
+        "--rules",
+        "rules/segments.yaml",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "events/demo/destinations.yaml: ok, 4 destinations: webhook (webhook), hubspot (hubspot), salesforce (salesforce), pipedrive (pipedrive)"
+    );
+    let dir = std::env::temp_dir().join(format!("kairos-cli-dest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("destinations.yaml");
+    let text = std::fs::read_to_string("events/demo/destinations.yaml")
+        .unwrap()
+        .replace("[sales-ready]", "[sales-ready, vip]")
+        .replace("/kairos/demo/pipedrive-token", "0f1e2d3c4b5a");
+    std::fs::write(&bad, text).unwrap();
+    let (code, _, stderr) = kairos(&[
+        "destinations",
+        "validate",
+        bad.to_str().unwrap(),
+        "--rules",
+        "rules/segments.yaml",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("2 problems in destinations file"), "{stderr}");
+    assert!(
+        stderr.contains("destinations[2].segments[1]: unknown segment `vip`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("destinations[3].credentials.api_token: expected an SSM parameter name"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("0f1e2d3c4b5a"),
+        "a secret pasted by mistake is not echoed: {stderr}"
+    );
+}
+
+#[test]
+fn destinations_schema_is_the_committed_schema() {
+    let (code, stdout, _) = kairos(&["destinations", "schema"]);
+    assert_eq!(code, 0);
+    let committed = std::fs::read_to_string("functions/writeback/destinations.schema.json").unwrap();
+    assert_eq!(stdout, committed);
+}

@@ -49,7 +49,7 @@ pub use hubspot::HubSpot;
 pub use pipedrive::{Field as PipedriveField, Pipedrive};
 pub use retry::{Backoff, RetryPolicy};
 pub use salesforce::{signing_key, Salesforce, LIMIT_PAUSE};
-pub use setup::{build, dry_run, policy, AnyDestination, Parts, SetupError};
+pub use setup::{build, dry_run, policy, read_credentials, AnyDestination, Parts, SetupError};
 pub use webhook::{envelope, secret_bytes, sign, WebhookDestination};
 
 /// The write-back handler's borrowed dependencies.

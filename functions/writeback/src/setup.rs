@@ -104,6 +104,21 @@ impl DestinationsFile {
     }
 }
 
+/// Reads every credential the file names from SSM (SecureStrings, decrypted),
+/// by parameter name: what [`Parts::secrets`] takes. Errors name the
+/// parameter, never a value.
+pub async fn read_credentials(
+    file: &DestinationsFile,
+    ssm: &aws_sdk_ssm::Client,
+) -> Result<HashMap<String, String>, kairos_store::SecretError> {
+    let mut secrets = HashMap::new();
+    for (_, name) in file.parameters() {
+        let value = kairos_store::resolve_secret(&format!("ssm:{name}"), ssm).await?;
+        secrets.insert(name.to_string(), value);
+    }
+    Ok(secrets)
+}
+
 /// A destination's request timeout and retries.
 pub fn policy<C, M>(spec: &Spec<C, M>) -> Policy {
     let defaults = Policy::default();

@@ -205,3 +205,46 @@ fn the_schema_accepts_the_examples_and_flags_mistakes() {
         assert!(parse(&text, None).is_err(), "parser accepted:\n{text}");
     }
 }
+
+#[test]
+fn config_reads_the_file_from_the_environment_and_names_what_is_wrong() {
+    let env =
+        |pairs: Vec<(&'static str, String)>| move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
+    let base = vec![
+        ("KAIROS_TABLE", "t".to_string()),
+        ("KAIROS_WRITEBACK_QUEUE_URL", "https://sqs/q".into()),
+        ("KAIROS_WRITEBACK_DLQ_URL", "https://sqs/dlq".into()),
+    ];
+    let missing = crate::Config::from_env(env(base.clone())).unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains("environment variable `KAIROS_WEBHOOK_URL` is not set"),
+        "{missing}"
+    );
+    let mut with_url = base.clone();
+    with_url.push(("KAIROS_WEBHOOK_URL", "https://crm.test/hook".into()));
+    let config = crate::Config::from_env(env(with_url.clone())).unwrap();
+    assert_eq!(
+        config.destinations.parameters(),
+        [("webhook", "/kairos/webhook-secret")]
+    );
+    let dir = std::env::temp_dir().join(format!("kairos-destinations-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, FULL.replace("kind: hubspot", "kind: hubspt")).unwrap();
+    let mut with_file = with_url.clone();
+    with_file.push(("KAIROS_DESTINATIONS_FILE", path.display().to_string()));
+    let err = crate::Config::from_env(env(with_file)).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.yaml") && err.contains("destinations[1].kind"),
+        "{err}"
+    );
+    let mut no_queue = with_url;
+    no_queue.retain(|(k, _)| *k != "KAIROS_WRITEBACK_DLQ_URL");
+    let err = crate::Config::from_env(env(no_queue)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable KAIROS_WRITEBACK_DLQ_URL is required"
+    );
+}

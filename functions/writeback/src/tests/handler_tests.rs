@@ -338,3 +338,28 @@ async fn an_older_state_is_not_written_while_a_newer_one_is_being_retried() {
     assert!(world.run(&crm, vec![v4]).await.is_empty());
     assert_eq!(crm[0].written(), [("ada@x.test".into(), 4, vec!["b".into()])]);
 }
+
+#[tokio::test]
+async fn a_pause_is_shared_with_the_functions_other_instances() {
+    let world = World::new();
+    let daily = Outcome::Retry {
+        reason: "HTTP 429 DAILY".into(),
+        after: Some(Duration::from_secs(3600)),
+    };
+    let first = [Scripted::new("crm", Segments::All, vec![])];
+    first[0].gate.pause(NOW + 3_600_000, "daily limit");
+    let t = transition("ada@x.test", "a", 1, Some(&["a"]));
+    assert_eq!(world.run(&first, vec![message("m1", body(&t), None)]).await, ["m1"]);
+    // Another instance (its own gate) reads the pause from the ledger and calls nothing.
+    let other = [Scripted::new("crm", Segments::All, vec![daily])];
+    assert_eq!(world.run(&other, vec![message("m1", body(&t), None)]).await, ["m1"]);
+    assert_eq!(*other[0].calls.lock().unwrap(), 0);
+    world.clock.advance(Duration::from_secs(3600));
+    assert!(world
+        .run(
+            &[Scripted::new("crm", Segments::All, vec![])],
+            vec![message("m1", body(&t), None)]
+        )
+        .await
+        .is_empty());
+}
