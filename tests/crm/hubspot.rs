@@ -102,7 +102,8 @@ async fn a_batch_error_fails_only_its_record_with_hubspots_reason() {
     let (hs, destinations) = start(account(Faults::none(), clock.clone()), TOKEN).await;
     let batch = [
         entered("ada@example.com", "sales-ready", 1, &["sales-ready"]),
-        entered("not-an-email", "sales-ready", 1, &["sales-ready"]),
+        entered("ada@localhost", "sales-ready", 1, &["sales-ready"]),
+        entered("anon:7f3c", "sales-ready", 1, &["sales-ready"]),
         entered("bob@example.com", "gone-quiet", 3, &["gone-quiet"]),
     ];
     let report = harness::run(&destinations, &batch, &clock, &MemoryLedger::default()).await;
@@ -111,7 +112,11 @@ async fn a_batch_error_fails_only_its_record_with_hubspots_reason() {
     let attributes = &report.letters[0].1;
     assert!(attributes.contains(&("kairos-destination".into(), "hubspot".into())));
     let reason = &attributes.iter().find(|(k, _)| k == "kairos-reason").unwrap().1;
-    assert_eq!(reason, "VALIDATION_ERROR: Email address not-an-email is invalid");
+    assert_eq!(reason, "VALIDATION_ERROR: Email address ada@localhost is invalid");
+    assert!(
+        !hs.contacts.lock().unwrap().contains_key("anon:7f3c"),
+        "an anonymous visitor is skipped"
+    );
     let props = hs.contacts.lock().unwrap()["ada@example.com"].1.clone();
     assert_eq!(
         (props["kairos_segments"].as_str(), props["kairos_sales_ready"].as_str()),

@@ -271,11 +271,25 @@ impl<T: Transport> Destination for HubSpot<T> {
     }
 
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
-        let mut out = self.upsert(writes).await;
-        if !self.mapping.lists.is_empty() {
-            self.lists(writes, &mut out).await;
+        // Contacts keyed by something other than an email (a user id, an
+        // anonymous visitor) have no HubSpot contact to upsert by email.
+        let by_email = self.mapping.id_property == "email";
+        let keyed: Vec<usize> = (0..writes.len())
+            .filter(|&i| !by_email || writes[i].contact.contains('@'))
+            .collect();
+        let mut outcomes = vec![Outcome::Skipped("the contact key is not an email".into()); writes.len()];
+        if keyed.is_empty() {
+            return outcomes;
         }
-        out.into_iter().map(|(outcome, _)| outcome).collect()
+        let chosen: Vec<Write> = keyed.iter().map(|&i| writes[i].clone()).collect();
+        let mut out = self.upsert(&chosen).await;
+        if !self.mapping.lists.is_empty() {
+            self.lists(&chosen, &mut out).await;
+        }
+        for (i, (outcome, _)) in keyed.into_iter().zip(out) {
+            outcomes[i] = outcome;
+        }
+        outcomes
     }
 }
 

@@ -244,6 +244,9 @@ impl<T: Transport, K: Lookups> Pipedrive<T, K> {
     }
 
     async fn write_one(&self, w: &Write) -> Result<Outcome, Outcome> {
+        if !w.contact.contains('@') {
+            return Ok(Outcome::Skipped("the contact key is not an email".into()));
+        }
         let (key, value) = self.value(&w.members)?;
         let persons = self.persons(&w.contact).await?;
         match persons.len() {

@@ -236,7 +236,10 @@ async fn upsert(State(hs): State<Arc<HubSpot>>, headers: HeaderMap, body: String
             return bad_request("each input needs idProperty (a unique property), id and properties");
         };
         let refused = props.iter().find_map(|(k, v)| hs.refuse(k, v));
-        let refused = refused.or_else(|| (!email.contains('@')).then(|| format!("Email address {email} is invalid")));
+        let valid = email
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
+        let refused = refused.or_else(|| (!valid).then(|| format!("Email address {email} is invalid")));
         if let Some(message) = refused {
             errors.push(json!({"status": "error", "category": "VALIDATION_ERROR", "message": message, "context": {"ids": [email]}}));
             continue;
