@@ -128,65 +128,106 @@ pub async fn drive<D: Destination, L: DeliveryLedger>(
     deadline_ms: u64,
 ) -> Vec<Final> {
     let shared = share_pause(dest, ledger, None).await;
-    let mut finals: Vec<Option<Final>> = vec![None; writes.len()];
-    let mut attempts = vec![0u32; writes.len()];
-    let mut todo: VecDeque<usize> = (0..writes.len()).collect();
-    let reserve = (dest.policy().timeout + MARGIN).as_millis() as u64;
-    let room = |wait: Duration, now: u64| now + wait.as_millis() as u64 + reserve <= deadline_ms;
-    while !todo.is_empty() {
-        let now = clock.now_ms();
-        let ready = dest.gate().ready_at();
+    let mut run = Run {
+        dest,
+        writes,
+        ledger,
+        clock,
+        deadline_ms,
+        finals: vec![None; writes.len()],
+        attempts: vec![0; writes.len()],
+        todo: (0..writes.len()).collect(),
+    };
+    while !run.todo.is_empty() {
+        let (now, ready) = (clock.now_ms(), dest.gate().ready_at());
         if ready > now {
             let wait = until(ready, now);
-            if wait > dest.policy().backoff.max_wait || !room(wait, now) {
+            if wait > dest.policy().backoff.max_wait || !run.room(wait) {
                 tracing::info!(destination = dest.name(), wait_ms = wait.as_millis() as u64, reason = %dest.gate().reason(), "destination not callable now; items left to the queue");
-                todo.drain(..)
-                    .for_each(|i| finals[i] = Some(Final::Pending(Some(wait))));
+                run.leave(Some(wait));
                 break;
             }
             clock.sleep(wait).await;
-            continue;
-        }
-        if !room(Duration::ZERO, now) {
-            todo.drain(..).for_each(|i| finals[i] = Some(Final::Pending(None)));
+        } else if !run.room(Duration::ZERO) {
+            run.leave(None);
             break;
-        }
-        let chunk: Vec<usize> = todo.drain(..todo.len().min(dest.max_batch())).collect();
-        let batch: Vec<Write> = chunk.iter().map(|&i| writes[i].clone()).collect();
-        attempt(ledger, dest.name(), &batch).await;
-        let outcomes = dest.write(&batch).await;
-        let mut retry: Vec<(usize, Duration)> = Vec::new();
-        for (&i, outcome) in chunk.iter().zip(outcomes) {
-            let w = &writes[i];
-            finals[i] = match outcome {
-                Outcome::Written | Outcome::Skipped(_) => {
-                    if let Outcome::Skipped(why) = &outcome {
-                        tracing::info!(destination = dest.name(), contact = %w.contact, version = w.version, why = %why, "skipped");
-                    }
-                    record(ledger, dest.name(), w).await;
-                    Some(Final::Done)
-                }
-                Outcome::Permanent(reason) => Some(Final::Dead(reason)),
-                Outcome::Retry { reason, after } => {
-                    attempts[i] += 1;
-                    tracing::warn!(destination = dest.name(), contact = %w.contact, attempt = attempts[i], reason = %reason, "retryable failure");
-                    match dest.policy().backoff.wait(attempts[i], after) {
-                        Some(wait) if room(wait, clock.now_ms()) => {
-                            retry.push((i, wait));
-                            None
-                        }
-                        _ => Some(Final::Pending(after)),
-                    }
-                }
-            };
-        }
-        if let Some(wait) = retry.iter().map(|(_, w)| *w).max() {
-            retry.iter().rev().for_each(|(i, _)| todo.push_front(*i));
+        } else if let Some(wait) = run.call().await {
             clock.sleep(wait).await;
         }
     }
     share_pause(dest, ledger, Some(shared)).await;
-    finals.into_iter().map(|f| f.unwrap_or(Final::Pending(None))).collect()
+    run.finals
+        .into_iter()
+        .map(|f| f.unwrap_or(Final::Pending(None)))
+        .collect()
+}
+
+/// One destination's writes under way.
+struct Run<'a, D, L> {
+    dest: &'a D,
+    writes: &'a [Write],
+    ledger: &'a L,
+    clock: &'a dyn Clock,
+    deadline_ms: u64,
+    finals: Vec<Option<Final>>,
+    attempts: Vec<u32>,
+    todo: VecDeque<usize>,
+}
+
+impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
+    /// Whether a call after `wait` still ends before the deadline.
+    fn room(&self, wait: Duration) -> bool {
+        let reserve = self.dest.policy().timeout + MARGIN + wait;
+        self.clock.now_ms() + reserve.as_millis() as u64 <= self.deadline_ms
+    }
+
+    /// Leaves what is left to the queue.
+    fn leave(&mut self, after: Option<Duration>) {
+        for i in self.todo.drain(..) {
+            self.finals[i] = Some(Final::Pending(after));
+        }
+    }
+
+    /// One call with the next chunk; the wait before retrying some of it, if any.
+    async fn call(&mut self) -> Option<Duration> {
+        let chunk: Vec<usize> = self.todo.drain(..self.todo.len().min(self.dest.max_batch())).collect();
+        let batch: Vec<Write> = chunk.iter().map(|&i| self.writes[i].clone()).collect();
+        attempt(self.ledger, self.dest.name(), &batch).await;
+        let outcomes = self.dest.write(&batch).await;
+        let mut retry: Vec<(usize, Duration)> = Vec::new();
+        for (&i, outcome) in chunk.iter().zip(outcomes) {
+            if let Some(wait) = self.settle(i, outcome).await {
+                retry.push((i, wait));
+            }
+        }
+        retry.iter().rev().for_each(|(i, _)| self.todo.push_front(*i));
+        retry.into_iter().map(|(_, wait)| wait).max()
+    }
+
+    /// Records one outcome; the wait before retrying it, if it is retried now.
+    async fn settle(&mut self, i: usize, outcome: Outcome) -> Option<Duration> {
+        let (w, name) = (&self.writes[i], self.dest.name());
+        self.finals[i] = Some(match outcome {
+            Outcome::Written | Outcome::Skipped(_) => {
+                if let Outcome::Skipped(why) = &outcome {
+                    tracing::info!(destination = name, contact = %w.contact, version = w.version, why = %why, "skipped");
+                }
+                record(self.ledger, name, w).await;
+                Final::Done
+            }
+            Outcome::Permanent(reason) => Final::Dead(reason),
+            Outcome::Retry { reason, after } => {
+                self.attempts[i] += 1;
+                tracing::warn!(destination = name, contact = %w.contact, attempt = self.attempts[i], reason = %reason, "retryable failure");
+                match self.dest.policy().backoff.wait(self.attempts[i], after) {
+                    // Not settled yet: tried again after the wait.
+                    Some(wait) if self.room(wait) => return Some(wait),
+                    _ => Final::Pending(after),
+                }
+            }
+        });
+        None
+    }
 }
 
 /// Records a handled write; a failure is logged (a redelivery repeats it, idempotently).
