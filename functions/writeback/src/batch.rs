@@ -28,6 +28,9 @@ struct Item {
     /// Only this destination (a redriven dead letter).
     only: Option<String>,
     transition: Transition,
+    /// The state version its membership is of (a format-1 transition's
+    /// membership is read as of the contact's newest version).
+    version: u64,
 }
 
 /// Handles one batch as of the invocation's `deadline_ms`: returns the ids of
@@ -113,6 +116,7 @@ async fn read<D, L, C: ContactStore, Q: DeadLetters, R>(
             };
         }
     };
+    let mut version = transition.state_version;
     if transition.members.is_none() {
         // Format 1 (written before transitions carried the membership): the
         // contact's stored record has it, as of a version at least as new.
@@ -120,7 +124,7 @@ async fn read<D, L, C: ContactStore, Q: DeadLetters, R>(
             Ok(record) => {
                 let record = record.unwrap_or_default();
                 transition.members = Some(record.state.members().iter().map(|(s, _)| s.clone()).collect());
-                transition.state_version = transition.state_version.max(record.version);
+                version = version.max(record.version);
             }
             Err(err) => {
                 tracing::error!(message_id = %id, error = %err, "cannot read the contact for a format-1 transition");
@@ -134,6 +138,7 @@ async fn read<D, L, C: ContactStore, Q: DeadLetters, R>(
         body,
         only,
         transition,
+        version,
     })
 }
 
@@ -161,14 +166,8 @@ where
     let mut ends = BTreeMap::new();
     let mut writes: Vec<(Write, Vec<usize>)> = Vec::new();
     for (contact, indexes) in by_contact {
-        let newest = indexes
-            .iter()
-            .map(|&i| items[i].transition.state_version)
-            .max()
-            .unwrap_or(0);
-        let (current, older): (Vec<usize>, Vec<usize>) = indexes
-            .into_iter()
-            .partition(|&i| items[i].transition.state_version == newest);
+        let newest = indexes.iter().map(|&i| items[i].version).max().unwrap_or(0);
+        let (current, older): (Vec<usize>, Vec<usize>) = indexes.into_iter().partition(|&i| items[i].version == newest);
         // Several transitions of one contact collapse to the newest state.
         older.into_iter().for_each(|i| drop(ends.insert(i, Final::Done)));
         // Dropped once this version is written or a newer one attempted; a
