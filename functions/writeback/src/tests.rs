@@ -3,3 +3,4 @@
 
 mod file_tests;
 mod handler_tests;
+mod webhook_tests;
