@@ -98,8 +98,35 @@ impl Delta {
     }
 }
 
-/// A segment's answer, deadline and hold ([`crate::hold`]).
-pub(crate) type Decided = (bool, Option<i64>, u8);
+/// A condition's (or a segment's) answer, when it could next change without
+/// an event, and which of its conditions holds it ([`crate::hold`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decided {
+    /// Whether it holds (for a segment: whether the contact is a member).
+    pub result: bool,
+    /// The earliest time the answer could change without an event; `None` if never.
+    pub next: Option<i64>,
+    /// The hold of the top-level condition that decided it for good; 0 if none.
+    pub hold: u8,
+}
+
+impl Decided {
+    /// An answer and its next change, held by no condition.
+    pub fn new(result: bool, next: Option<i64>) -> Decided {
+        Decided { result, next, hold: 0 }
+    }
+}
+
+/// A leaf condition's answer, next change and what it saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Leaf {
+    /// Whether the condition holds.
+    pub result: bool,
+    /// The earliest time the answer could change without an event.
+    pub next: Option<i64>,
+    /// What the condition saw.
+    pub observed: Observed,
+}
 
 /// What a leaf condition saw: cheap to copy and without drop glue on the hot
 /// path; explanations turn it into an [`crate::Observation`].
@@ -232,12 +259,12 @@ impl RuleSet {
                 members.push((i, plan.kept.contains(i)));
                 continue;
             }
-            let (member, next, hold) = self.decided(i, run);
-            members.push((i, member));
-            if let Some(t) = next {
+            let decided = self.decided(i, run);
+            members.push((i, decided.result));
+            if let Some(t) = decided.next {
                 fresh.push((i as u32, t));
             }
-            hold::set(&mut holds, i, hold);
+            hold::set(&mut holds, i, decided.hold);
         }
         let recorded = &recorded[..recorded.partition_point(|(i, _)| (*i as usize) < self.segments.len())];
         let deadlines = merged(&fresh, recorded, &plan.decide);
@@ -322,28 +349,20 @@ impl RuleSet {
         out
     }
 
-    fn decide_node(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>) {
-        let (result, next, _) = self.decide_held(node, run);
-        (result, next)
-    }
-
     /// A condition's answer and next change, and for an `all` or `any` the
     /// hold of the child that decided it for good, if one did.
-    fn decide_held(&self, node: &Node, run: &mut Run) -> Decided {
+    fn decide_node(&self, node: &Node, run: &mut Run) -> Decided {
         match node {
             Node::All(children) => self.decide_group(children, true, run),
             Node::Any(children) => self.decide_group(children, false, run),
             Node::Not(child) => {
-                let (result, next) = self.decide_node(child, run);
-                (!result, next, 0)
+                let child = self.decide_node(child, run);
+                Decided::new(!child.result, child.next)
             }
-            Node::Trait(checks) => {
-                let (result, next) = decide_traits(checks, run);
-                (result, next, 0)
-            }
+            Node::Trait(checks) => decide_traits(checks, run),
             leaf => {
-                let (result, next, _) = self.leaf(leaf, run);
-                (result, next, 0)
+                let leaf = self.leaf(leaf, run);
+                Decided::new(leaf.result, leaf.next)
             }
         }
     }
@@ -354,23 +373,26 @@ impl RuleSet {
     fn decide_group(&self, children: &Group, all: bool, run: &mut Run) -> Decided {
         let mut combine = Combine::new(all);
         for (rank, child) in children.cheap_first().enumerate() {
-            let (result, next) = self.decide_node(child, run);
-            if result != all && next.is_none() {
+            let child = self.decide_node(child, run);
+            if child.result != all && child.next.is_none() {
                 // A false child of an `all` (true of an `any`) that time
                 // alone never changes: the answer, until an event reaches it.
-                return (!all, None, hold::of_rank(rank));
+                return Decided {
+                    result: !all,
+                    next: None,
+                    hold: hold::of_rank(rank),
+                };
             }
-            combine.add(result, next);
+            combine.add(child.result, child.next);
         }
-        let (result, next) = combine.finish();
-        (result, next, 0)
+        combine.finish()
     }
 
     /// A leaf condition's answer, next change and what it saw.
-    pub(crate) fn leaf(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>, Observed) {
-        let (result, next, observed) = self.leaf_now(node, run);
+    pub(crate) fn leaf(&self, node: &Node, run: &mut Run) -> Leaf {
+        let leaf = self.leaf_now(node, run);
         if !run.future {
-            return (result, next, observed);
+            return leaf;
         }
         // An occurrence dated after `now` (a skewed clock) is counted from its time on.
         let arrive = |sig: &crate::Sig| run.signals[sig.slot as usize].and_then(|s| s.next_arrival(run.now));
@@ -380,10 +402,13 @@ impl RuleSet {
             Node::Score { score, .. } => self.scores[*score].terms.iter().filter_map(|(s, _)| arrive(s)).min(),
             _ => None,
         };
-        (result, earliest(next, arrival), observed)
+        Leaf {
+            next: earliest(leaf.next, arrival),
+            ..leaf
+        }
     }
 
-    fn leaf_now(&self, node: &Node, run: &mut Run) -> (bool, Option<i64>, Observed) {
+    fn leaf_now(&self, node: &Node, run: &mut Run) -> Leaf {
         let (state, now) = (run.state, run.now);
         match node {
             Node::Count { signal, window, count } => {
@@ -392,8 +417,11 @@ impl RuleSet {
             Node::Last { signal, window, absent } => {
                 let last = run.signals[signal.slot as usize].and_then(|s| s.last_at());
                 let recent = last.is_some_and(|t| t > now - window);
-                let next = last.filter(|_| recent).map(|t| t + window);
-                (recent != *absent, next, Observed::Last(last))
+                Leaf {
+                    result: recent != *absent,
+                    next: last.filter(|_| recent).map(|t| t + window),
+                    observed: Observed::Last(last),
+                }
             }
             Node::Sequence { steps, window } => leaves::sequence(&run.signals, steps, *window, now),
             Node::Velocity {
@@ -411,30 +439,41 @@ impl RuleSet {
             ),
             Node::Segment(i) => {
                 // In a decision on a delta that does not decide it: as kept.
-                let (member, next) = match run.plan.filter(|plan| !plan.decide.contains(*i)) {
-                    Some(plan) if plan.blank => (plan.kept.contains(*i), None),
-                    Some(plan) => (plan.kept.contains(*i), run.state.deadline(*i as u32)),
-                    None => {
-                        let (member, next, _) = self.decided(*i, run);
-                        (member, next)
-                    }
+                let decided = match run.plan.filter(|plan| !plan.decide.contains(*i)) {
+                    Some(plan) if plan.blank => Decided::new(plan.kept.contains(*i), None),
+                    Some(plan) => Decided::new(plan.kept.contains(*i), run.state.deadline(*i as u32)),
+                    None => self.decided(*i, run),
                 };
-                (member, next, Observed::Member(member))
+                Leaf {
+                    result: decided.result,
+                    next: decided.next,
+                    observed: Observed::Member(decided.result),
+                }
             }
             Node::Score { score, bounds } => {
                 let value = self.score_value(*score, run);
-                let result = bounds.iter().all(|(b, y)| b.holds(value.total, *y));
-                // Scores count every occurrence from its hour's start: compaction changes nothing.
-                let next = self.scores[*score].next_change(&value, bounds, now);
-                (result, next, Observed::Score(value.total))
+                Leaf {
+                    result: bounds.iter().all(|(b, y)| b.holds(value.total, *y)),
+                    // Scores count every occurrence from its hour's start: compaction changes nothing.
+                    next: self.scores[*score].next_change(&value, bounds, now),
+                    observed: Observed::Score(value.total),
+                }
             }
             Node::Consent(wanted) => {
                 let have = state.consent().status();
-                (wanted.contains(&have), None, Observed::Consent(have))
+                Leaf {
+                    result: wanted.contains(&have),
+                    next: None,
+                    observed: Observed::Consent(have),
+                }
             }
             Node::All(_) | Node::Any(_) | Node::Not(_) | Node::Trait(_) => {
-                let (result, next) = self.decide_node(node, run);
-                (result, next, Observed::Trait)
+                let decided = self.decide_node(node, run);
+                Leaf {
+                    result: decided.result,
+                    next: decided.next,
+                    observed: Observed::Trait,
+                }
             }
         }
     }
@@ -446,7 +485,7 @@ impl RuleSet {
         if let Some(Some(decided)) = run.refs.get(slot) {
             return *decided;
         }
-        let decided = self.decide_held(&self.segments[i].rule, run);
+        let decided = self.decide_node(&self.segments[i].rule, run);
         if let Some(memo) = run.refs.get_mut(slot) {
             *memo = Some(decided);
         }
@@ -460,7 +499,7 @@ impl RuleSet {
 
 /// Trait comparisons: all must hold; the earliest time one could change.
 #[inline(never)]
-fn decide_traits(checks: &[crate::TraitCheck], run: &mut Run) -> (bool, Option<i64>) {
+fn decide_traits(checks: &[crate::TraitCheck], run: &mut Run) -> Decided {
     let mut next = None;
     let mut result = true;
     let now = run.now;
@@ -481,7 +520,7 @@ fn decide_traits(checks: &[crate::TraitCheck], run: &mut Run) -> (bool, Option<i
         next = earliest(next, change);
         result &= holds;
     }
-    (result, next)
+    Decided::new(result, next)
 }
 
 /// Folds the children of an `all`/`any` into its answer and next change. If one
@@ -514,10 +553,10 @@ impl Combine {
         }
     }
 
-    pub fn finish(self) -> (bool, Option<i64>) {
+    pub fn finish(self) -> Decided {
         match self.latest_deciding {
-            None => (self.all, self.earliest),
-            Some(latest) => (!self.all, latest),
+            None => Decided::new(self.all, self.earliest),
+            Some(latest) => Decided::new(!self.all, latest),
         }
     }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::duration::format_secs;
-use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
+use crate::eval::{bounds_text, count_text, Combine, Leaf, Observed, Run};
 use crate::observation::{shown, Observation};
 use crate::{Node, RuleSet, TraitCheck};
 
@@ -100,7 +100,7 @@ impl RuleSet {
                     .collect();
                 let mut combine = Combine::new(all);
                 children.iter().for_each(|c| combine.add(c.result, None));
-                Explanation::group(if all { ALL_OF } else { ANY_OF }, combine.finish().0, children)
+                Explanation::group(if all { ALL_OF } else { ANY_OF }, combine.finish().result, children)
             }
             Node::Not(child) => {
                 let e = self.explain_node(child, run, texts);
@@ -123,7 +123,7 @@ impl RuleSet {
                 Explanation::group(ALL_OF, result, leaves)
             }
             leaf => {
-                let (result, _, observed) = self.leaf(leaf, run);
+                let Leaf { result, observed, .. } = self.leaf(leaf, run);
                 let (condition, threshold) = next_text(texts);
                 Explanation::leaf(condition, result, observation(observed, leaf), threshold)
             }
