@@ -3,10 +3,11 @@
 
 use kairos_state::{SignalState, BUCKET_SECS, EXACT_HORIZON_SECS};
 
-use crate::compile::CountOp;
-use crate::eval::{earliest, exits_until_flip, holds, Decided, Leaf, Observed};
-use crate::matcher::Bound;
-use crate::Sig;
+use crate::compile::compiler::CountOp;
+use crate::compile::matcher::Bound;
+use crate::compile::Sig;
+use crate::evaluate::node::{exits_until_flip, holds};
+use crate::evaluate::{earliest, Decided, Leaf, Observed};
 
 /// A count of occurrences in the window ending `now`.
 #[inline]
