@@ -75,7 +75,7 @@ fn link_anonymous(by_contact: &mut BTreeMap<String, Vec<Event>>, at: DateTime<Ut
             Some((
                 e.at,
                 e.id.as_str(),
-                kairos_evaluate::anonymous_link(e)?,
+                kairos_engine::identity::anonymous_link(e)?,
                 e.contact.as_str(),
             ))
         })

@@ -1,0 +1,47 @@
+//! Applying a batch of events to a contact's state: each event once (by
+//! source and id, within the dedupe horizon), each into the signals it
+//! matches.
+
+use kairos_event::Event;
+use kairos_rules::{Delta, RuleSet};
+use kairos_state::{Applied, ContactState, SignalKey};
+
+/// What applying a batch did.
+pub(crate) struct Batch<'e> {
+    /// Each applied event with the signals it matched, in input order.
+    pub applied: Vec<(&'e Event, Vec<SignalKey>)>,
+    /// The events not applied, by index in the input, and why.
+    pub refused: Vec<(usize, Applied)>,
+    /// What the applied events changed, for a decision on the delta.
+    pub delta: Delta,
+}
+
+/// Applies `events` to `state` as of `now` (unix seconds).
+pub(crate) fn apply<'e>(rules: &RuleSet, state: &mut ContactState, events: &'e [Event], now: i64) -> Batch<'e> {
+    let mut batch = Batch {
+        applied: Vec::with_capacity(events.len()),
+        refused: Vec::new(),
+        delta: Delta::default(),
+    };
+    for (i, event) in events.iter().enumerate() {
+        let signals = rules.signals_for(event);
+        match state.apply(event, &signals, now) {
+            Applied::Applied => {
+                batch.delta.record(event, &signals);
+                batch.applied.push((event, signals));
+            }
+            refused => batch.refused.push((i, refused)),
+        }
+    }
+    batch
+}
+
+impl Batch<'_> {
+    /// The latest applied event (by time, then id).
+    pub fn latest(&self) -> Option<&Event> {
+        self.applied
+            .iter()
+            .map(|(e, _)| *e)
+            .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)))
+    }
+}
