@@ -305,3 +305,28 @@ async fn a_typical_active_contact_stays_within_one_kilobyte() {
     eprintln!("typical active contact: {n} events in 90 days, largest state {largest} bytes");
     assert!(largest <= 1024, "state grew to {largest} bytes");
 }
+
+#[tokio::test]
+async fn a_transition_is_triggered_by_the_event_its_segment_reads() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let parse = |json: String| kairos_event::Event::from_json(json.as_bytes()).unwrap();
+    let click = parse(event("c1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z"));
+    let mut view = parse(event("v1", "ada@x.test", "page.viewed", "2026-11-27T10:01:00Z"));
+    view.url = Some("https://x.test/blog".into());
+    // The page view is the batch's latest event, but engaged-reader reads clicks, not views.
+    let out = ev
+        .contact("ada@x.test", &[view, click], at("2026-11-27T10:02:00Z"))
+        .await
+        .unwrap();
+    let entered: Vec<(&str, Option<&str>)> = out
+        .transitions
+        .iter()
+        .map(|t| (t.segment.as_str(), t.trigger.as_ref().map(|t| t.id.as_str())))
+        .collect();
+    assert_eq!(entered, [("engaged-reader", Some("c1"))]);
+}

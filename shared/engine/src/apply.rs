@@ -39,9 +39,21 @@ pub(crate) fn apply<'e>(rules: &RuleSet, state: &mut ContactState, events: &'e [
 impl Batch<'_> {
     /// The latest applied event (by time, then id).
     pub fn latest(&self) -> Option<&Event> {
-        self.applied
-            .iter()
-            .map(|(e, _)| *e)
-            .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)))
+        latest(self.applied.iter().map(|(e, _)| *e))
     }
+
+    /// What changed segment `i`'s answer: the latest applied event it reads
+    /// (none when time, a rules change or a merge did).
+    pub fn trigger(&self, rules: &RuleSet, i: usize) -> Option<&Event> {
+        let read = self
+            .applied
+            .iter()
+            .filter(|(e, signals)| rules.segment_reads(i, e, signals));
+        latest(read.map(|(e, _)| *e))
+    }
+}
+
+/// The latest of `events` by time, then id.
+fn latest<'e>(events: impl Iterator<Item = &'e Event>) -> Option<&'e Event> {
+    events.max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)))
 }

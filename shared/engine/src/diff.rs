@@ -14,7 +14,8 @@ pub(crate) const REMOVED: &str = "removed";
 /// Diffs the decided memberships against the recorded ones, records the new
 /// ones in `contact` (whose version is the one the transitions carry), and
 /// returns the transitions, each with its explanation (the verdicts of
-/// [`Decisions::changed`], from [`RuleSet::decide_explained`]). Segments not
+/// [`Decisions::changed`], from [`RuleSet::decide_explained`]) and its
+/// trigger: the latest applied event its segment reads, if any. Segments not
 /// decided keep their membership; after a full decision (`full`), memberships
 /// of segments no longer in the rules end with an exit.
 pub(crate) fn transitions(
@@ -34,15 +35,14 @@ pub(crate) fn transitions(
         }
         false => Vec::new(),
     };
-    let trigger = batch.latest();
-    let transition = |segment: &str, change, rule_version: &str, summary: String, explanation| Transition {
+    let transition = |segment: &str, change, rule_version: &str, summary, explanation| Transition {
         contact: key.to_string(),
         segment: segment.to_string(),
         change,
         rule_version: rule_version.to_string(),
         state_version: contact.version,
         at: now,
-        trigger: trigger.map(trigger_of),
+        trigger: None,
         summary,
         explanation,
     };
@@ -52,13 +52,11 @@ pub(crate) fn transitions(
         let change = if member { Change::Entered } else { Change::Exited };
         let summary = verdict.explanation.summary();
         let explanation = json!(verdict.explanation);
-        out.push(transition(
-            rules.segment_id(i),
-            change,
-            verdict.rule_version,
-            summary,
-            explanation,
-        ));
+        let trigger = batch.trigger(rules, i).map(trigger_of);
+        out.push(Transition {
+            trigger,
+            ..transition(rules.segment_id(i), change, verdict.rule_version, summary, explanation)
+        });
     }
     for id in &removed {
         let why = "the segment is no longer in the rules".to_string();

@@ -140,7 +140,7 @@ fn a_segment_removed_from_the_rules_ends_with_an_exit_even_with_an_event() {
         changes(&out),
         [
             ("clicked", Change::Entered, Some("c1")),
-            ("viewed", Change::Exited, Some("c1"))
+            ("viewed", Change::Exited, None)
         ]
     );
     assert_eq!(out.transitions[1].summary, "the segment is no longer in the rules");
@@ -175,7 +175,8 @@ fn a_frozen_anonymous_record_is_merged_once_and_decides_in_full() {
     };
     let out = engine.step("ada", &mut ada, &input);
     assert_eq!(out.merged, ["anon:x"]);
-    assert_eq!(changes(&out), [("viewed", Change::Entered, Some("i1"))]);
+    // Entered by the merged views, not by the identify, which `viewed` does not read.
+    assert_eq!(changes(&out), [("viewed", Change::Entered, None)]);
     assert_eq!(
         ada.expires_at,
         anonymous
@@ -189,4 +190,32 @@ fn a_frozen_anonymous_record_is_merged_once_and_decides_in_full() {
     let out = engine.step("bob", &mut bob, &Input { now: at(11), ..input });
     assert!(out.merged.is_empty());
     assert_eq!(bob.state.members(), ContactState::default().members());
+}
+
+#[test]
+fn each_transition_is_triggered_by_the_latest_event_its_segment_reads() {
+    let more = "  - { id: pro, name: P, rule: { trait: { plan: { eq: pro } } } }
+  - { id: either, name: E, rule: { any: [ { segment: clicked }, { segment: pro } ] } }
+  - { id: gone, name: G, rule: { consent: unsubscribed } }
+";
+    let rules = rules(&format!("{CLICKED}{more}"));
+    let engine = Engine { rules: &rules };
+    let events = [
+        event("u1", "email.unsubscribed", 2, ""),
+        event("c1", "email.clicked", 0, ""),
+        event("i1", "contact.identified", 1, r#","traits":{"plan":"pro"}"#),
+        event("v1", "page.viewed", 3, r#","url":"/blog""#),
+    ];
+    let mut ada = Contact::default();
+    let out = engine.step("ada", &mut ada, &Input::events(&events, at(4)));
+    assert_eq!(
+        changes(&out),
+        [
+            ("clicked", Change::Entered, Some("c1")),
+            ("pro", Change::Entered, Some("i1")),
+            // Through its references it reads clicks and traits: the identify is the later.
+            ("either", Change::Entered, Some("i1")),
+            ("gone", Change::Entered, Some("u1")),
+        ]
+    );
 }

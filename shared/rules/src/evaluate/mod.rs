@@ -12,6 +12,7 @@ pub(crate) mod node;
 pub(crate) mod plan;
 pub(crate) mod score;
 
+use kairos_event::{Event, EventType};
 use kairos_state::{ConsentStatus, ContactState, SignalKey, SignalState};
 
 use crate::compile::hold;
@@ -59,15 +60,25 @@ pub struct Delta {
 
 impl Delta {
     /// Records an applied event and the signals it matched.
-    pub fn record(&mut self, event: &kairos_event::Event, signals: &[SignalKey]) {
-        use kairos_event::EventType as T;
+    pub fn record(&mut self, event: &Event, signals: &[SignalKey]) {
         self.signals.extend_from_slice(signals);
-        self.traits |= event.kind == T::ContactIdentified;
-        self.consent |= matches!(
-            event.kind,
-            T::EmailBounced | T::EmailUnsubscribed | T::EmailComplained | T::ConsentChanged
-        );
+        self.traits |= sets_traits(event);
+        self.consent |= can_set_consent(event);
     }
+}
+
+/// Whether applying `event` sets traits.
+fn sets_traits(event: &Event) -> bool {
+    event.kind == EventType::ContactIdentified
+}
+
+/// Whether applying `event` can set the consent status.
+fn can_set_consent(event: &Event) -> bool {
+    use EventType as T;
+    matches!(
+        event.kind,
+        T::EmailBounced | T::EmailUnsubscribed | T::EmailComplained | T::ConsentChanged
+    )
 }
 
 /// A condition's (or a segment's) answer, when it could next change without
@@ -228,6 +239,17 @@ impl RuleSet {
             out[i] = (a == b && !timed).then_some(a);
         }
         out
+    }
+
+    /// Whether segment `i` reads what applying `event` (which matched
+    /// `signals`) changed: one of those signals, the traits or the consent,
+    /// directly or through the segments and scores it uses. The latest such
+    /// event of a batch is what changed the segment's answer, if an event did.
+    pub fn segment_reads(&self, i: usize, event: &Event, signals: &[SignalKey]) -> bool {
+        let reads = &self.segments[i].reads;
+        signals.iter().any(|s| reads.signals.contains(s))
+            || (reads.traits && sets_traits(event))
+            || (reads.consent && can_set_consent(event))
     }
 
     /// The segments the state records the contact as a member of (ids no
