@@ -192,6 +192,32 @@ mod tests {
     }
 
     #[test]
+    fn an_id_repeated_after_the_dedupe_horizon_counts_again_whatever_falls_between() {
+        let rules = RuleSet::from_yaml(
+            "segments:\n  - id: twice\n    name: T\n    rule: { event: { type: email.clicked, count: { gte: 2 }, within: 30d } }\n",
+        )
+        .unwrap();
+        let copies = [
+            line("x", "amy", "email.clicked", "2026-11-01T10:00:00Z"),
+            line("x", "amy", "email.clicked", "2026-11-12T10:00:00Z"),
+        ];
+        let between = line("v", "amy", "page.viewed", "2026-11-09T10:00:00Z");
+        let alone = replay(&rules, copies.join("\n").as_bytes(), None, false);
+        let with_between = [copies[0].clone(), between, copies[1].clone()].join("\n");
+        let with_between = replay(&rules, with_between.as_bytes(), None, false);
+        let segments = |r: &Replay| serde_json::from_str::<Value>(&r.lines[0]).unwrap()["segments"].clone();
+        assert_eq!(segments(&alone), json!(["twice"]), "11 days apart: two clicks");
+        assert_eq!(segments(&with_between), json!(["twice"]));
+        // Within the horizon a copy is the same event: the earliest is kept.
+        let close = [
+            copies[0].clone(),
+            line("x", "amy", "email.clicked", "2026-11-07T10:00:00Z"),
+        ];
+        let close = replay(&rules, close.join("\n").as_bytes(), None, false);
+        assert_eq!(segments(&close), json!([]));
+    }
+
+    #[test]
     fn a_change_after_year_9999_is_announced_at_its_end() {
         let rules = RuleSet::from_yaml(RULES).unwrap();
         let late = line("1", "amy", "page.viewed", "9999-12-30T10:00:00Z");
