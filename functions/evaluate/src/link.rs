@@ -20,7 +20,7 @@
 //! duplicate of the merged seen ids.
 
 use chrono::{DateTime, Utc};
-use kairos_engine::{identity::is_anonymous, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
+use kairos_engine::{identity, Frozen};
 use kairos_store::{ContactStore, Queue, StoreError, StoredContact};
 
 use crate::contact::{ContactError, Evaluator, MAX_ATTEMPTS};
@@ -28,7 +28,7 @@ use crate::record;
 
 /// The contact a stored anonymous record is linked to, if it is frozen.
 pub(crate) fn linked_to<'r>(key: &str, record: &'r StoredContact) -> Option<&'r str> {
-    record.merged_into.as_deref().filter(|_| is_anonymous(key))
+    record.merged_into.as_deref().filter(|_| identity::is_anonymous(key))
 }
 
 impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
@@ -94,7 +94,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         record.merged_into = Some(contact.to_string());
         // Never evaluated again: no deadline for a sweep to act on.
         record.next_change_at = None;
-        record.expires_at = record.expires_at.max(now.timestamp() + KEEP_AFTER_LAST_EVENT_SECS);
+        record.expires_at = identity::frozen_until(record.expires_at, now.timestamp());
         self.store.save(anonymous, loaded.map(|r| r.version), &record).await?;
         tracing::info!(anonymous, contact, "anonymous id linked");
         self.flush(anonymous, &record).await?;

@@ -11,7 +11,7 @@
 use kairos_event::Event;
 pub use kairos_event::ANONYMOUS_PREFIX;
 
-use crate::{Contact, Frozen};
+use crate::{Contact, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
 
 /// A contact forgets a merged anonymous id this long before the frozen
 /// record's expiry: by then every occurrence it merged is past retention, and
@@ -43,6 +43,13 @@ pub fn links(contact: &str, events: &[Event]) -> Vec<String> {
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+/// Until when a record frozen at `now` (unix seconds) is kept, given its
+/// `expires_at`: at least [`KEEP_AFTER_LAST_EVENT_SECS`] past the link, so
+/// that it outlives the contacts' memory of having merged it.
+pub fn frozen_until(expires_at: i64, now: i64) -> i64 {
+    expires_at.max(now + KEEP_AFTER_LAST_EVENT_SECS)
 }
 
 /// Merges into `contact` (key `key`) every frozen record linked to it that

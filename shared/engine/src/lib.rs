@@ -6,7 +6,8 @@
 //! record a step reads and updates), [`Input`] (the events, the frozen
 //! anonymous records linked to the contact, and `now`), [`Outcome`] (what the
 //! step did: transitions, and the version to save), [`Frozen`] (a linked
-//! anonymous visitor's record).
+//! anonymous visitor's record), [`Timeline`] (a history of events played
+//! through the step as the deployed pipeline sees them, for replays).
 //!
 //! A step, for one contact as of `now`:
 //! 1. merges the frozen anonymous records linked to it that it has not merged
@@ -23,9 +24,10 @@
 //!
 //! No I/O and no AWS types: the outcome depends only on (record, frozen
 //! links, events, now, rules). The evaluate function runs load → step →
-//! conditional save → send; `kairos replay` and `kairos demo` run the same
-//! step, and so does a sweep: re-deciding a contact as of now with no events
-//! is `engine.step(key, &mut contact, &Input::at(now))`.
+//! conditional save → send; `kairos demo` runs the evaluate function,
+//! `kairos replay` a [`Timeline`], and a sweep the same step: re-deciding a
+//! contact as of now with no events is `engine.step(key, &mut contact,
+//! &Input::at(now))`.
 //!
 //! ```
 //! use kairos_engine::{Contact, Engine, Input};
@@ -57,9 +59,11 @@ mod apply;
 mod contact;
 mod diff;
 pub mod identity;
+mod timeline;
 
 pub use contact::{Contact, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
 pub use kairos_state::Applied;
+pub use timeline::Timeline;
 
 use chrono::{DateTime, Utc};
 use kairos_event::{Event, Transition};
