@@ -121,6 +121,9 @@ pub struct Outcome {
     pub refused: Vec<(usize, Applied)>,
     /// The anonymous contacts merged into this one by this step.
     pub merged: Vec<String>,
+    /// How many segments the step decided; the others kept their answers
+    /// (nothing they read changed and no deadline of theirs passed).
+    pub decided: usize,
     /// The segment entries and exits, segments in rules-file order, then the
     /// exits from segments no longer in the rules.
     pub transitions: Vec<Transition>,
@@ -158,6 +161,7 @@ impl Engine<'_> {
             .rules
             .decide_explained(&contact.state, now, (!full).then_some(&delta));
         contact.version += 1;
+        outcome.decided = decisions.members.len();
         let decided = (&decisions, verdicts);
         outcome.transitions = diff::transitions(self.rules, key, contact, decided, full, &batch, input.now);
         contact.next_change_at = decisions.next_change_at;
