@@ -89,7 +89,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
-                tracing::info!(contact = %contact, applied = outcome.applied, transitions = outcome.transitions.len(), "evaluated");
+                tracing::info!(contact = %contact, applied = outcome.applied, decided = outcome.decided, transitions = outcome.transitions.len(), "evaluated");
                 Vec::new()
             }
             Err(err) => {

@@ -211,25 +211,39 @@ fn config_names_the_missing_variable() {
         err.to_string(),
         "environment variable KAIROS_WRITEBACK_QUEUE_URL is required"
     );
-    let ok = Config::from_env(|name| Some(format!("{name}-value"))).unwrap();
+    let env = |name: &str| (name != "KAIROS_RULES_FILE").then(|| format!("{name}-value"));
+    let ok = Config::from_env(env).unwrap();
     assert_eq!(ok.table, "KAIROS_TABLE-value");
+    assert_eq!(ok.rules.fingerprint(), rules().fingerprint(), "the embedded rules");
 }
 
 #[test]
-fn bad_rules_file_is_reported_with_its_path() {
+fn a_bad_rules_file_is_refused_with_its_path_and_every_problem() {
     let dir = std::env::temp_dir().join(format!("kairos-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.yaml");
     std::fs::write(&path, "segments: []\n").unwrap();
-    let config = Config {
-        table: "t".into(),
-        writeback_queue_url: "q".into(),
-        rules_file: Some(path.clone()),
+    let env = |file: &std::path::Path| {
+        let file = file.display().to_string();
+        move |name: &str| {
+            Some(if name == "KAIROS_RULES_FILE" {
+                file.clone()
+            } else {
+                "x".into()
+            })
+        }
     };
-    let err = config.rules().unwrap_err().to_string();
+    let err = Config::from_env(env(&path)).unwrap_err().to_string();
     assert!(
-        err.contains("bad.yaml") && err.contains("expected at least one segment"),
+        err.starts_with("environment variable KAIROS_RULES_FILE is invalid: ")
+            && err.contains("bad.yaml")
+            && err.contains("expected at least one segment"),
         "{err}"
+    );
+    let missing = Config::from_env(env(&dir.join("none.yaml"))).unwrap_err().to_string();
+    assert!(
+        missing.contains("cannot read") && missing.contains("none.yaml"),
+        "{missing}"
     );
 }
 
