@@ -344,3 +344,66 @@ async fn a_transition_is_triggered_by_the_event_its_segment_reads() {
         .collect();
     assert_eq!(entered, [("engaged-reader", Some("c1"))]);
 }
+
+#[tokio::test]
+async fn a_rules_change_re_decides_a_stored_contact_in_full() {
+    let (before, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let parse = |json: String| kairos_event::Event::from_json(json.as_bytes()).unwrap();
+    let events = [
+        parse(event("d1", "ada@x.test", "email.delivered", "2026-11-27T09:00:00Z")),
+        parse(event("c1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z")),
+    ];
+    let old = Evaluator {
+        rules: &before,
+        store: &store,
+        queue: &queue,
+    };
+    old.contact("ada@x.test", &events, at("2026-11-27T10:01:00Z"))
+        .await
+        .unwrap();
+    let members = |r: &kairos_store::StoredContact| -> Vec<String> {
+        r.state.members().iter().map(|(id, _)| id.clone()).collect()
+    };
+    let stored = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(members(&stored), ["engaged-reader", "gone-quiet"]);
+    queue.drain();
+
+    // engaged-reader now needs two clicks, gone-quiet is gone, delivered is new.
+    let after = RuleSet::from_yaml(
+        "segments:
+  - { id: engaged-reader, name: E, rule: { event: { type: email.clicked, count: { gte: 2 }, within: 2d } } }
+  - { id: delivered, name: D, rule: { last: { type: email.delivered, within: 90d } } }
+",
+    )
+    .unwrap();
+    let new = Evaluator {
+        rules: &after,
+        store: &store,
+        queue: &queue,
+    };
+    let out = new.redecide("ada@x.test", at("2026-11-27T10:02:00Z")).await.unwrap();
+    let changes: Vec<(&str, Change, &str)> = out
+        .transitions
+        .iter()
+        .map(|t| (t.segment.as_str(), t.change, t.rule_version.as_str()))
+        .collect();
+    let versions: Vec<&str> = after.segments().map(|s| s.version).collect();
+    assert_eq!(
+        changes,
+        [
+            ("engaged-reader", Change::Exited, versions[0]),
+            ("delivered", Change::Entered, versions[1]),
+            ("gone-quiet", Change::Exited, "removed"),
+        ]
+    );
+    assert!(out
+        .transitions
+        .iter()
+        .all(|t| t.trigger.is_none() && t.state_version == 2));
+    assert_eq!(sent(&queue), out.transitions, "sent from the outbox");
+    let stored = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(members(&stored), ["delivered"]);
+    assert!(stored.outbox.is_empty());
+    let again = new.redecide("ada@x.test", at("2026-11-27T10:03:00Z")).await.unwrap();
+    assert_eq!(again, Outcome::default(), "decided once under the new rules");
+}
