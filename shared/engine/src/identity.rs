@@ -4,7 +4,7 @@
 //! carrying both ids). See `docs/identity.md`.
 //!
 //! The pure part lives here: which anonymous keys a batch links ([`links`]),
-//! and merging the frozen records into the contact once ([`absorb`], run by
+//! and merging the frozen records into the contact once (`absorb`, run by
 //! the step). Freezing an anonymous record (a conditional write: the first
 //! link wins) is the caller's, with its store.
 

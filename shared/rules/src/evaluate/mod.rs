@@ -30,7 +30,7 @@ pub struct Decisions {
     /// The evaluated segments whose answer differs from the membership
     /// recorded in the state (`ContactState::members`), as (index, member).
     pub changed: Vec<(usize, bool)>,
-    /// As [`Evaluation::next_change_at`]: the earliest of `deadlines`.
+    /// As [`crate::Evaluation::next_change_at`]: the earliest of `deadlines`.
     pub next_change_at: Option<i64>,
     /// Every segment's deadline after this evaluation, (index, time) sorted by
     /// index: from this run for the evaluated segments, as recorded in the
