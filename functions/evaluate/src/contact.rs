@@ -117,8 +117,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
 
 /// Logs what the step refused and merged.
 fn log(contact: &str, events: &[Event], outcome: &Outcome) {
-    for &(i, why) in &outcome.refused {
-        let event = &events[i];
+    for refused in &outcome.refused {
+        let (event, why) = (&events[refused.index], refused.why);
         match why {
             Applied::Duplicate => tracing::debug!(event_id = %event.id, "duplicate event ignored"),
             _ => tracing::warn!(event_id = %event.id, at = %event.at, refused = ?why, "event refused"),

@@ -6,12 +6,14 @@ use kairos_event::Event;
 use kairos_rules::{Delta, RuleSet};
 use kairos_state::{Applied, ContactState, SignalKey};
 
+use crate::Refused;
+
 /// What applying a batch did.
 pub(crate) struct Batch<'e> {
     /// Each applied event with the signals it matched, in input order.
     pub applied: Vec<(&'e Event, Vec<SignalKey>)>,
-    /// The events not applied, by index in the input, and why.
-    pub refused: Vec<(usize, Applied)>,
+    /// The events not applied.
+    pub refused: Vec<Refused>,
     /// What the applied events changed, for a decision on the delta.
     pub delta: Delta,
 }
@@ -30,7 +32,7 @@ pub(crate) fn apply<'e>(rules: &RuleSet, state: &mut ContactState, events: &'e [
                 batch.delta.record(event, &signals);
                 batch.applied.push((event, signals));
             }
-            refused => batch.refused.push((i, refused)),
+            why => batch.refused.push(Refused { index: i, why }),
         }
     }
     batch

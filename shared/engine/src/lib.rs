@@ -5,7 +5,7 @@
 //! Main types: [`Engine`] (the step over compiled rules), [`Contact`] (the
 //! record a step reads and updates), [`Input`] (the events, the frozen
 //! anonymous records linked to the contact, and `now`), [`Outcome`] (what the
-//! step did: transitions, and the version to save), [`Frozen`] (a linked
+//! step did: transitions, events [`Refused`], the version to save), [`Frozen`] (a linked
 //! anonymous visitor's record), [`Timeline`] (a history of events played
 //! through the step as the deployed pipeline sees them, for replays).
 //!
@@ -111,14 +111,22 @@ impl<'a> Input<'a> {
     }
 }
 
+/// An event a step did not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Its index in [`Input::events`].
+    pub index: usize,
+    /// Why: a duplicate, or older than the dedupe horizon (stale).
+    pub why: Applied,
+}
+
 /// What a step did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     /// How many events were applied.
     pub applied: usize,
-    /// The events not applied, by index in [`Input::events`], and why: a
-    /// duplicate, or older than the dedupe horizon (stale).
-    pub refused: Vec<(usize, Applied)>,
+    /// The events not applied, in input order.
+    pub refused: Vec<Refused>,
     /// The anonymous contacts merged into this one by this step.
     pub merged: Vec<String>,
     /// How many segments the step decided; the others kept their answers

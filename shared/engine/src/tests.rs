@@ -54,7 +54,11 @@ fn a_step_applies_decides_and_records_and_a_redelivery_changes_nothing() {
 
     let before = ada.clone();
     let again = engine.step("ada", &mut ada, &Input::events(&click, at(2)));
-    assert_eq!(again.refused, [(0, Applied::Duplicate)]);
+    let duplicate = Refused {
+        index: 0,
+        why: Applied::Duplicate,
+    };
+    assert_eq!(again.refused, [duplicate]);
     assert_eq!((again.applied, again.version), (0, None));
     assert_eq!(ada, before, "a redelivery changes nothing to save");
 }
@@ -66,7 +70,11 @@ fn an_event_older_than_the_dedupe_horizon_is_refused() {
     let mut ada = Contact::default();
     let old = [event("c1", "email.clicked", 0, "")];
     let out = engine.step("ada", &mut ada, &Input::events(&old, at(8 * 24 * 60)));
-    assert_eq!(out.refused, [(0, Applied::Stale)]);
+    let stale = Refused {
+        index: 0,
+        why: Applied::Stale,
+    };
+    assert_eq!(out.refused, [stale]);
     assert_eq!(out.version, Some(1), "a new contact is decided all the same");
     assert!(out.transitions.is_empty());
 }
