@@ -3,11 +3,12 @@
 //! one place.
 //!
 //! Main types: [`Engine`] (the step over compiled rules), [`Contact`] (the
-//! record a step reads and updates), [`Input`] (the events, the frozen
-//! anonymous records linked to the contact, and `now`), [`Outcome`] (what the
-//! step did: transitions, events [`Refused`], the version to save), [`Frozen`] (a linked
-//! anonymous visitor's record), [`Timeline`] (a history of events played
-//! through the step as the deployed pipeline sees them, for replays).
+//! record a step reads and updates; its docs say how the store's item maps
+//! to it), [`Input`] (the events, the frozen anonymous records linked to the
+//! contact, and `now`), [`Outcome`] (what the step did: transitions, events
+//! [`Refused`], the version to save), [`Frozen`] (a linked anonymous
+//! visitor's record), [`Timeline`] (a history of events played through the
+//! step as the deployed pipeline sees them, for replays).
 //!
 //! A step, for one contact as of `now`:
 //! 1. merges the frozen anonymous records linked to it that it has not merged
