@@ -225,6 +225,11 @@ impl Pipeline<'_> {
             .map(|r| r.version)
     }
 
+    /// Time passes after the last event: each contact is re-decided, in time
+    /// order, when its `next_change_at` comes. Finding who is due is the
+    /// demo's own walk of the memory store; re-deciding one contact as of
+    /// then, with no events, is one call of the engine step through the
+    /// evaluate function ([`Evaluator::redecide`]), as a sweep does.
     async fn sweep(
         &self,
         store: &MemoryContacts,
@@ -233,19 +238,9 @@ impl Pipeline<'_> {
         out: &mut impl Write,
     ) -> std::io::Result<()> {
         let horizon = end.timestamp() + SWEEP_HORIZON_SECS;
-        loop {
-            let mut due: Option<(i64, String)> = None;
-            for contact in store.contacts() {
-                let next = store.load(&contact).await.ok().flatten().and_then(|r| r.next_change_at);
-                if let Some(t) = next.filter(|t| *t <= horizon) {
-                    if due.as_ref().is_none_or(|(d, _)| t < *d) {
-                        due = Some((t, contact));
-                    }
-                }
-            }
-            let Some((at, contact)) = due else { return Ok(()) };
+        while let Some((at, contact)) = next_due(store, horizon).await {
             let now = DateTime::from_timestamp(at, 0).unwrap_or(end);
-            if let Err(err) = self.evaluator.contact(&contact, &[], now).await {
+            if let Err(err) = self.evaluator.redecide(&contact, now).await {
                 writeln!(out, "{:21}✗ sweep failed: {err}", "")?;
                 return Ok(());
             }
@@ -256,6 +251,7 @@ impl Pipeline<'_> {
                 self.write_back(summary, out).await?;
             }
         }
+        Ok(())
     }
 
     async fn write_back(&self, summary: &mut Summary, out: &mut impl Write) -> std::io::Result<()> {
@@ -293,6 +289,20 @@ impl Pipeline<'_> {
         }
         Ok(())
     }
+}
+
+/// The contact due soonest (then by key) no later than `horizon`, and when.
+async fn next_due(store: &MemoryContacts, horizon: i64) -> Option<(i64, String)> {
+    let mut due: Option<(i64, String)> = None;
+    for contact in store.contacts() {
+        let next = store.load(&contact).await.ok().flatten().and_then(|r| r.next_change_at);
+        if let Some(t) = next.filter(|t| *t <= horizon) {
+            if due.as_ref().is_none_or(|(d, _)| t < *d) {
+                due = Some((t, contact));
+            }
+        }
+    }
+    due
 }
 
 fn request(body: &str) -> ApiGatewayV2httpRequest {

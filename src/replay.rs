@@ -1,12 +1,12 @@
-//! Backtesting: replay canonical events (any order, duplicates allowed) through
-//! the engine in memory and report each contact's segments as of a time.
+//! Backtesting: replay canonical events (any order, duplicates allowed)
+//! through the engine in memory, as the deployed pipeline would have seen
+//! them, and report each contact's segments as of a time.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use kairos_event::Event;
+use kairos_engine::{Contact, Timeline};
+use kairos_event::{Event, Transition};
 use kairos_rules::RuleSet;
-use kairos_state::ContactState;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 /// The outcome of a replay.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,18 +15,59 @@ pub struct Replay {
     pub lines: Vec<String>,
     /// Input lines that were not valid events: `line N: reason`.
     pub rejected: Vec<String>,
+    /// Every segment entry and exit up to the replay's time, in the order the
+    /// pipeline would have announced them.
+    pub transitions: Vec<Transition>,
 }
 
-/// Replays JSON-lines events through `rules` and evaluates every contact as of
+/// Replays JSON-lines events through `rules` and reports every contact as of
 /// `at` (default: the latest event's time). Events after `at` are ignored.
-/// Each contact's events are applied in time order, each as of its own time,
-/// as the live pipeline would see them. A linked anonymous contact's events
-/// count for the contact it is linked to (`docs/identity.md`).
-/// Lines are read one at a time: a line that is not UTF-8 is rejected alone,
-/// and a leading byte-order mark is skipped.
+///
+/// The events play through the engine step as the deployed pipeline sees
+/// them ([`Timeline`]): each arriving at its own time, in time order (then
+/// by id, then content, so the order of the lines never matters), the sweep
+/// re-deciding a contact whenever an answer is due, and an anonymous
+/// visitor's events counting for the first contact an event links it to
+/// (`docs/identity.md`). Lines are read one at a time: a line that is not
+/// UTF-8 is rejected alone, and a leading byte-order mark is skipped.
 pub fn replay(rules: &RuleSet, events: &[u8], at: Option<DateTime<Utc>>, explain: bool) -> Replay {
+    let (mut events, rejected) = read(events);
+    let Some(at) = at.or_else(|| events.iter().map(|e| e.at).max()) else {
+        return Replay {
+            rejected,
+            ..Replay::default()
+        };
+    };
+    events.retain(|e| e.at <= at);
+    // The state keeps the first of an id; with two versions of one event at
+    // the same time, which comes first is their content's, not the file's.
+    let content = |e: &Event| serde_json::to_vec(e).expect("an event serializes");
+    events.sort_by(|a, b| {
+        (a.at, &a.id)
+            .cmp(&(b.at, &b.id))
+            .then_with(|| content(a).cmp(&content(b)))
+    });
+    let mut timeline = Timeline::new(rules);
+    for event in &events {
+        timeline.event(event);
+    }
+    timeline.advance(at);
+    let lines = timeline
+        .contacts()
+        .iter()
+        .map(|(key, contact)| contact_line(rules, key, contact, at, explain))
+        .collect();
+    Replay {
+        lines,
+        rejected,
+        transitions: timeline.transitions().to_vec(),
+    }
+}
+
+/// The events of JSON lines, and the lines rejected (`line N: reason`).
+fn read(events: &[u8]) -> (Vec<Event>, Vec<String>) {
     let mut rejected = Vec::new();
-    let mut by_contact: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    let mut out = Vec::new();
     let events = events.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(events);
     for (i, line) in events.split(|b| *b == b'\n').enumerate() {
         let line = match std::str::from_utf8(line) {
@@ -41,86 +82,30 @@ pub fn replay(rules: &RuleSet, events: &[u8], at: Option<DateTime<Utc>>, explain
             continue;
         }
         match Event::from_json(line.as_bytes()) {
-            Ok(event) => by_contact.entry(event.contact.clone()).or_default().push(event),
+            Ok(event) => out.push(event),
             Err(err) => rejected.push(format!("line {}: {err}", i + 1)),
         }
     }
-    let Some(at) = at.or_else(|| by_contact.values().flatten().map(|e| e.at).max()) else {
-        return Replay {
-            lines: Vec::new(),
-            rejected,
-        };
-    };
-    link_anonymous(&mut by_contact, at);
-    let lines = by_contact
-        .into_iter()
-        .filter_map(|(contact, mut events)| {
-            events.retain(|e| e.at <= at);
-            (!events.is_empty()).then(|| contact_line(rules, &contact, events, at, explain))
-        })
-        .collect();
-    Replay { lines, rejected }
-}
-
-/// Moves each linked anonymous contact's events to the contact it is linked
-/// to, as the evaluate function does. Links are taken from events up to `at`;
-/// the earliest (by event time, then id) wins, where live it is the first
-/// processed.
-fn link_anonymous(by_contact: &mut BTreeMap<String, Vec<Event>>, at: DateTime<Utc>) {
-    let mut links: Vec<(DateTime<Utc>, &str, String, &str)> = by_contact
-        .values()
-        .flatten()
-        .filter(|e| e.at <= at)
-        .filter_map(|e| {
-            Some((
-                e.at,
-                e.id.as_str(),
-                kairos_evaluate::anonymous_link(e)?,
-                e.contact.as_str(),
-            ))
-        })
-        .collect();
-    links.sort_unstable();
-    let mut targets: BTreeMap<String, String> = BTreeMap::new();
-    for (_, _, anonymous, contact) in links {
-        targets.entry(anonymous).or_insert_with(|| contact.to_string());
-    }
-    for (anonymous, contact) in targets {
-        if let Some(events) = by_contact.remove(&anonymous) {
-            by_contact.entry(contact).or_default().extend(events);
-        }
-    }
+    (out, rejected)
 }
 
 /// 9999-12-31T23:59:59Z, the last time RFC 3339 can write.
 const LAST_RFC3339: i64 = 253_402_300_799;
 
-fn contact_line(rules: &RuleSet, contact: &str, mut events: Vec<Event>, at: DateTime<Utc>, explain: bool) -> String {
-    // The state keeps the first of an id; with two versions of one event at
-    // the same time, which comes first is their content's, not the file's.
-    let content = |e: &Event| serde_json::to_vec(e).expect("an event serializes");
-    events.sort_by(|a, b| {
-        (a.at, &a.id)
-            .cmp(&(b.at, &b.id))
-            .then_with(|| content(a).cmp(&content(b)))
-    });
-    let mut state = ContactState::default();
-    for event in &events {
-        state.apply(event, &rules.signals_for(event), event.at.timestamp());
-    }
-    let now = at.timestamp();
-    state.compact(now);
-    let evaluation = rules.evaluate(&state, now);
-    let mut segments: Vec<&str> = evaluation.members().collect();
-    segments.sort_unstable();
+fn contact_line(rules: &RuleSet, key: &str, contact: &Contact, at: DateTime<Utc>, explain: bool) -> String {
+    let segments: Vec<&str> = contact.state.members().iter().map(|(id, _)| id.as_str()).collect();
     // RFC 3339 ends with year 9999; a later change is announced then (early
     // is allowed, late never).
-    let next = evaluation
+    let next = contact
         .next_change_at
         .map(|t| t.min(LAST_RFC3339))
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
     let explain = explain.then(|| {
+        // As of `at`: the state as the sweep would find it then.
+        let mut state = contact.state.clone();
+        state.compact(at.timestamp());
+        let evaluation = rules.evaluate(&state, at.timestamp());
         let why: Map<String, Value> = evaluation
             .verdicts
             .iter()
@@ -129,7 +114,7 @@ fn contact_line(rules: &RuleSet, contact: &str, mut events: Vec<Event>, at: Date
         Value::Object(why)
     });
     let line = Line {
-        contact,
+        contact: key,
         segments,
         next_change_at: next,
         explain,
@@ -188,6 +173,70 @@ mod tests {
             forward.rejected[0].starts_with("line 4: expected ident at column 2"),
             "{:?}",
             forward.rejected
+        );
+    }
+
+    #[test]
+    fn an_id_repeated_after_the_dedupe_horizon_counts_again_whatever_falls_between() {
+        let rules = RuleSet::from_yaml(
+            "segments:\n  - id: twice\n    name: T\n    rule: { event: { type: email.clicked, count: { gte: 2 }, within: 30d } }\n",
+        )
+        .unwrap();
+        let copies = [
+            line("x", "amy", "email.clicked", "2026-11-01T10:00:00Z"),
+            line("x", "amy", "email.clicked", "2026-11-12T10:00:00Z"),
+        ];
+        let between = line("v", "amy", "page.viewed", "2026-11-09T10:00:00Z");
+        let alone = replay(&rules, copies.join("\n").as_bytes(), None, false);
+        let with_between = [copies[0].clone(), between, copies[1].clone()].join("\n");
+        let with_between = replay(&rules, with_between.as_bytes(), None, false);
+        let segments = |r: &Replay| serde_json::from_str::<Value>(&r.lines[0]).unwrap()["segments"].clone();
+        assert_eq!(segments(&alone), json!(["twice"]), "11 days apart: two clicks");
+        assert_eq!(segments(&with_between), json!(["twice"]));
+        // Within the horizon a copy is the same event: the earliest is kept.
+        let close = [
+            copies[0].clone(),
+            line("x", "amy", "email.clicked", "2026-11-07T10:00:00Z"),
+        ];
+        let close = replay(&rules, close.join("\n").as_bytes(), None, false);
+        assert_eq!(segments(&close), json!([]));
+    }
+
+    #[test]
+    fn transitions_are_announced_as_the_pipeline_would_with_the_sweep() {
+        let rules = RuleSet::from_yaml(RULES).unwrap();
+        let events = [
+            line("2", "amy", "page.viewed", "2026-11-20T10:00:00Z"),
+            line("1", "amy", "email.clicked", "2026-11-20T09:00:00Z"),
+        ];
+        let out = replay(
+            &rules,
+            events.join("\n").as_bytes(),
+            Some("2026-12-01T00:00:00Z".parse().unwrap()),
+            false,
+        );
+        let seen: Vec<(String, &str, String, Option<&str>)> = out
+            .transitions
+            .iter()
+            .map(|t| {
+                let change = serde_json::to_value(t.change).unwrap().as_str().unwrap().to_string();
+                (
+                    t.at.to_rfc3339(),
+                    t.segment.as_str(),
+                    change,
+                    t.trigger.as_ref().map(|t| t.id.as_str()),
+                )
+            })
+            .collect();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap().to_rfc3339();
+        assert_eq!(
+            seen,
+            [
+                (at("2026-11-20T09:00:00Z"), "clicker", "entered".into(), Some("1")),
+                (at("2026-11-20T10:00:00Z"), "any-page", "entered".into(), Some("2")),
+                (at("2026-11-21T09:00:00Z"), "clicker", "exited".into(), None),
+                (at("2026-11-27T10:00:00Z"), "any-page", "exited".into(), None),
+            ]
         );
     }
 

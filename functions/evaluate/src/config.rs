@@ -1,67 +1,62 @@
-use kairos_rules::{RuleSet, RulesError};
+use kairos_rules::RuleSet;
 use std::path::PathBuf;
 
-/// The evaluate function's configuration, read from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The evaluate function's configuration: read from the environment in one
+/// place, validated (the rules compiled) before anything is built.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `KAIROS_TABLE`: the DynamoDB table holding contact records.
     pub table: String,
     /// `KAIROS_WRITEBACK_QUEUE_URL`: the SQS queue transitions are sent to.
     pub writeback_queue_url: String,
-    /// `KAIROS_RULES_FILE` (optional): a rules file to use instead of the embedded one.
+    /// `KAIROS_RULES_FILE` (optional): the rules file the segments come from;
+    /// `None` for the embedded `rules/segments.yaml`.
     pub rules_file: Option<PathBuf>,
+    /// The compiled segments, from that file.
+    pub rules: RuleSet,
 }
 
-/// Why the configuration is unusable; names the variable or file.
+/// Why the configuration is unusable; names the variable (and the file).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A required environment variable is unset or empty.
+    /// A required variable is unset or empty.
     #[error("environment variable {0} is required")]
     Missing(&'static str),
-    /// The rules file could not be read.
-    #[error("cannot read rules file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The rules file does not compile.
-    #[error("rules file {path} is invalid: {source}")]
-    Rules {
-        /// The file (or `(embedded)`).
-        path: PathBuf,
-        /// Every problem found.
-        source: RulesError,
+    /// A variable's value cannot be used: for `KAIROS_RULES_FILE`, the file
+    /// cannot be read or does not compile (every problem listed).
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
     },
 }
 
 impl Config {
-    /// Reads the configuration through `var` (usually `std::env::var`).
+    /// Reads and validates the configuration through `var` (usually `std::env::var`).
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let required = |name: &'static str| var(name).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name));
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let rules_file = get("KAIROS_RULES_FILE").map(PathBuf::from);
         Ok(Config {
             table: required("KAIROS_TABLE")?,
             writeback_queue_url: required("KAIROS_WRITEBACK_QUEUE_URL")?,
-            rules_file: var("KAIROS_RULES_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
+            rules: rules(rules_file.as_deref())?,
+            rules_file,
         })
     }
+}
 
-    /// Compiles the configured rules file, or the embedded default.
-    pub fn rules(&self) -> Result<RuleSet, ConfigError> {
-        let (path, text) = match &self.rules_file {
-            None => (
-                PathBuf::from("(embedded rules/segments.yaml)"),
-                crate::DEFAULT_RULES.to_string(),
-            ),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                (path.clone(), text)
-            }
-        };
-        RuleSet::from_yaml(&text).map_err(|source| ConfigError::Rules { path, source })
-    }
+/// Compiles the rules file at `path`, or the embedded default.
+fn rules(path: Option<&std::path::Path>) -> Result<RuleSet, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "KAIROS_RULES_FILE",
+        reason,
+    };
+    let Some(path) = path else {
+        return RuleSet::from_yaml(crate::DEFAULT_RULES).map_err(|e| invalid(format!("the embedded rules: {e}")));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    RuleSet::from_yaml(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
 }

@@ -1,16 +1,13 @@
 use chrono::{DateTime, Utc};
-use kairos_event::{Event, Transition, WritebackMessage};
-use kairos_rules::{Delta, RuleSet};
+use kairos_engine::{identity, Applied, Engine, Frozen, Input, Outcome};
+use kairos_event::Event;
+use kairos_rules::RuleSet;
 
-use crate::diff;
-use crate::link::{self, Frozen};
-use kairos_state::{Applied, RETENTION_SECS};
+use crate::{link, record};
 use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact};
 
 /// How often a contact's read-modify-write is retried after losing a race.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
-/// A record outlives its last event by this long before the table's TTL removes it.
-pub(crate) const TTL_AFTER_LAST_EVENT_SECS: i64 = RETENTION_SECS + 30 * 86_400;
 
 /// Why one contact's events could not be processed. All are retryable.
 #[derive(Debug, thiserror::Error)]
@@ -26,19 +23,6 @@ pub enum ContactError {
     Send(#[from] QueueError),
 }
 
-/// What processing one contact did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Outcome {
-    /// Events applied (not duplicates, not stale).
-    pub applied: usize,
-    /// Transitions produced by this evaluation.
-    pub transitions: Vec<Transition>,
-    /// The state version written, if anything was written.
-    pub version: Option<u64>,
-    /// Anonymous contacts merged into this one by this write.
-    pub merged: usize,
-}
-
 /// The per-contact logic, over borrowed rules, store and write-back queue.
 pub struct Evaluator<'a, S, Q> {
     /// The compiled segments.
@@ -50,19 +34,21 @@ pub struct Evaluator<'a, S, Q> {
 }
 
 impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
-    /// Applies a contact's events as of `now`, evaluates its segments, writes
-    /// the state and outbox conditionally, then sends and clears the outbox.
+    /// Loads the contact's record, runs the engine step on it with `events`
+    /// as of `now` ([`kairos_engine::Engine::step`]), writes the record and
+    /// its outbox conditioned on the version read (reloading and retrying a
+    /// lost race), then sends and clears the outbox.
     ///
     /// Identity: events for a known contact that carry `properties.anonymous_id`
-    /// link that anonymous contact to it, and events for an anonymous contact
-    /// that is linked are processed as the known contact's (`docs/identity.md`).
+    /// link that anonymous contact to it (its record is frozen first, here),
+    /// and events for an anonymous contact that is linked are processed as the
+    /// known contact's (`docs/identity.md`).
     ///
-    /// With no events this is a sweep: the contact is re-evaluated if its
-    /// `next_change_at` has passed (a window edge or absence deadline), and the
-    /// resulting transitions carry no trigger.
+    /// With no events this is a sweep ([`Evaluator::redecide`]).
     pub async fn contact(&self, contact: &str, events: &[Event], now: DateTime<Utc>) -> Result<Outcome, ContactError> {
+        let engine = Engine { rules: self.rules };
         let mut key = contact.to_string();
-        let mut links = link::links(contact, events);
+        let mut links = identity::links(contact, events);
         // Frozen anonymous records read so far: they never change, so a retry reuses them.
         let mut frozen: Vec<Frozen> = Vec::new();
         for _ in 0..MAX_ATTEMPTS {
@@ -73,100 +59,38 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 let record = loaded.unwrap_or_default();
                 self.flush(&key, &record).await?;
                 links = vec![key.clone()];
-                frozen.push(Frozen { key, record });
+                frozen.extend(record::frozen(&key, record));
                 key = target;
                 continue;
             }
             let expected = loaded.as_ref().map(|r| r.version);
-            let mut record = loaded.unwrap_or_default();
-            self.freeze_links(&key, &record.state, &links, &mut frozen, now).await?;
-            let outcome = self.update(&key, &mut record, &frozen, events, now);
+            let mut stored = loaded.unwrap_or_default();
+            self.freeze_links(&key, &stored.state, &links, &mut frozen, now).await?;
+            let input = Input {
+                events,
+                frozen: &frozen,
+                now,
+            };
+            let outcome = record::step(&engine, &key, &mut stored, &input);
             if outcome.version.is_some() {
-                match self.store.save(&key, expected, &record).await {
+                match self.store.save(&key, expected, &stored).await {
                     Ok(()) => {}
                     Err(StoreError::Conflict) => continue,
                     Err(err) => return Err(err.into()),
                 }
             }
-            self.flush(&key, &record).await?;
+            log(&key, events, &outcome);
+            self.flush(&key, &stored).await?;
             return Ok(outcome);
         }
         Err(ContactError::Contended)
     }
 
-    /// Merges the frozen anonymous records linked to this contact, applies
-    /// events and, if anything changed or a time-based answer is due,
-    /// evaluates, in memory; returns what changed. After a merge every segment
-    /// is evaluated.
-    fn update(
-        &self,
-        contact: &str,
-        record: &mut StoredContact,
-        frozen: &[Frozen],
-        events: &[Event],
-        now: DateTime<Utc>,
-    ) -> Outcome {
-        let now_secs = now.timestamp();
-        let merged = link::absorb(contact, record, frozen, now_secs);
-        let (applied, trigger, mut delta) = self.apply(record, events, now_secs);
-        let due = record.next_change_at.is_some_and(|t| t <= now_secs);
-        let rules_changed = record.state.rules_fingerprint() != self.rules.fingerprint();
-        if trigger.is_none() && !due && !rules_changed && merged == 0 {
-            return Outcome::default();
-        }
-        record.state.compact(now_secs);
-        // A new contact: only what this batch's events can affect differs from an empty state.
-        delta.blank = record.state.rules_fingerprint() == 0 && merged == 0;
-        let full = (rules_changed && !delta.blank) || merged > 0;
-        let (decisions, verdicts) = self
-            .rules
-            .decide_explained(&record.state, now_secs, (!full).then_some(&delta));
-        record.version += 1;
-        let transitions = diff::apply(self.rules, contact, record, (&decisions, verdicts), full, trigger, now);
-        record
-            .outbox
-            .extend(transitions.iter().map(WritebackMessage::transition_body));
-        record.next_change_at = decisions.next_change_at;
-        record.state.record_decision(decisions.deadlines, decisions.holds);
-        if let Some(t) = trigger {
-            record.expires_at = record.expires_at.max(t.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
-        }
-        Outcome {
-            applied,
-            transitions,
-            version: Some(record.version),
-            merged,
-        }
-    }
-
-    /// Applies events to the state: how many applied, the latest applied (the
-    /// trigger) and what they touched.
-    fn apply<'e>(
-        &self,
-        record: &mut StoredContact,
-        events: &'e [Event],
-        now: i64,
-    ) -> (usize, Option<&'e Event>, Delta) {
-        let mut trigger: Option<&Event> = None;
-        let mut delta = Delta::default();
-        let mut applied = 0;
-        for event in events {
-            let signals = self.rules.signals_for(event);
-            match record.state.apply(event, &signals, now) {
-                Applied::Applied => {
-                    applied += 1;
-                    delta.record(event, &signals);
-                    if trigger.is_none_or(|t| (event.at, &event.id) > (t.at, &t.id)) {
-                        trigger = Some(event);
-                    }
-                }
-                Applied::Duplicate => tracing::debug!(event_id = %event.id, "duplicate event ignored"),
-                Applied::Stale => {
-                    tracing::warn!(event_id = %event.id, at = %event.at, "stale event refused: older than the dedupe horizon")
-                }
-            }
-        }
-        (applied, trigger, delta)
+    /// Re-decides a contact as of `now` with no events (a sweep): only the
+    /// segments whose deadline has passed (all of them after a rules change).
+    /// The transitions carry no trigger.
+    pub async fn redecide(&self, contact: &str, now: DateTime<Utc>) -> Result<Outcome, ContactError> {
+        self.contact(contact, &[], now).await
     }
 
     /// Sends the outbox, then clears it if the record has not moved on.
@@ -188,5 +112,19 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             tracing::debug!(contact, "outbox not cleared: a newer write carries it");
         }
         Ok(())
+    }
+}
+
+/// Logs what the step refused and merged.
+fn log(contact: &str, events: &[Event], outcome: &Outcome) {
+    for refused in &outcome.refused {
+        let (event, why) = (&events[refused.index], refused.why);
+        match why {
+            Applied::Duplicate => tracing::debug!(event_id = %event.id, "duplicate event ignored"),
+            _ => tracing::warn!(event_id = %event.id, at = %event.at, refused = ?why, "event refused"),
+        }
+    }
+    for anonymous in &outcome.merged {
+        tracing::info!(contact, anonymous = %anonymous, "anonymous contact merged");
     }
 }

@@ -4,10 +4,10 @@
 //! Main items: [`handle`] (the Lambda handler, reporting only failed message
 //! ids), [`Evaluator`] (the per-contact logic over borrowed ports), [`Config`].
 //!
-//! Per contact, one read and one conditional write (retried on conflict)
-//! applies the events, dedupes them by id inside that same write, and records
-//! the resulting transitions in an outbox; the outbox is then sent to the
-//! write-back queue and cleared. A crash between the write and the send leaves
+//! Per contact: load → the engine step (`kairos_engine`: merge, apply
+//! deduplicated events, decide, diff into transitions) → one conditional write
+//! of the record with the transitions in an outbox (retried on conflict) →
+//! send the outbox to the write-back queue and clear it. A crash between the write and the send leaves
 //! the outbox in place, and the redelivered batch sends it: nothing is lost,
 //! and write-back drops the repeat by `(contact, segment, state_version)`.
 //!
@@ -36,12 +36,12 @@
 
 mod config;
 mod contact;
-mod diff;
 mod link;
+mod record;
 
 pub use config::{Config, ConfigError};
-pub use contact::{ContactError, Evaluator, Outcome};
-pub use link::{anonymous_link, is_anonymous, ANONYMOUS_PREFIX};
+pub use contact::{ContactError, Evaluator};
+pub use kairos_engine::Outcome;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
@@ -89,7 +89,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
-                tracing::info!(contact = %contact, applied = outcome.applied, transitions = outcome.transitions.len(), "evaluated");
+                tracing::info!(contact = %contact, applied = outcome.applied, decided = outcome.decided, transitions = outcome.transitions.len(), "evaluated");
                 Vec::new()
             }
             Err(err) => {

@@ -223,25 +223,39 @@ fn config_names_the_missing_variable() {
         err.to_string(),
         "environment variable KAIROS_WRITEBACK_QUEUE_URL is required"
     );
-    let ok = Config::from_env(|name| Some(format!("{name}-value"))).unwrap();
+    let env = |name: &str| (name != "KAIROS_RULES_FILE").then(|| format!("{name}-value"));
+    let ok = Config::from_env(env).unwrap();
     assert_eq!(ok.table, "KAIROS_TABLE-value");
+    assert_eq!(ok.rules.fingerprint(), rules().fingerprint(), "the embedded rules");
 }
 
 #[test]
-fn bad_rules_file_is_reported_with_its_path() {
+fn a_bad_rules_file_is_refused_with_its_path_and_every_problem() {
     let dir = std::env::temp_dir().join(format!("kairos-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.yaml");
     std::fs::write(&path, "segments: []\n").unwrap();
-    let config = Config {
-        table: "t".into(),
-        writeback_queue_url: "q".into(),
-        rules_file: Some(path.clone()),
+    let env = |file: &std::path::Path| {
+        let file = file.display().to_string();
+        move |name: &str| {
+            Some(if name == "KAIROS_RULES_FILE" {
+                file.clone()
+            } else {
+                "x".into()
+            })
+        }
     };
-    let err = config.rules().unwrap_err().to_string();
+    let err = Config::from_env(env(&path)).unwrap_err().to_string();
     assert!(
-        err.contains("bad.yaml") && err.contains("expected at least one segment"),
+        err.starts_with("environment variable KAIROS_RULES_FILE is invalid: ")
+            && err.contains("bad.yaml")
+            && err.contains("expected at least one segment"),
         "{err}"
+    );
+    let missing = Config::from_env(env(&dir.join("none.yaml"))).unwrap_err().to_string();
+    assert!(
+        missing.contains("cannot read") && missing.contains("none.yaml"),
+        "{missing}"
     );
 }
 
@@ -316,4 +330,92 @@ async fn a_typical_active_contact_stays_within_one_kilobyte() {
     }
     eprintln!("typical active contact: {n} events in 90 days, largest state {largest} bytes");
     assert!(largest <= 1024, "state grew to {largest} bytes");
+}
+
+#[tokio::test]
+async fn a_transition_is_triggered_by_the_event_its_segment_reads() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator {
+        rules: &rules,
+        store: &store,
+        queue: &queue,
+    };
+    let parse = |json: String| kairos_event::Event::from_json(json.as_bytes()).unwrap();
+    let click = parse(event("c1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z"));
+    let mut view = parse(event("v1", "ada@x.test", "page.viewed", "2026-11-27T10:01:00Z"));
+    view.url = Some("https://x.test/blog".into());
+    // The page view is the batch's latest event, but engaged-reader reads clicks, not views.
+    let out = ev
+        .contact("ada@x.test", &[view, click], at("2026-11-27T10:02:00Z"))
+        .await
+        .unwrap();
+    let entered: Vec<(&str, Option<&str>)> = out
+        .transitions
+        .iter()
+        .map(|t| (t.segment.as_str(), t.trigger.as_ref().map(|t| t.id.as_str())))
+        .collect();
+    assert_eq!(entered, [("engaged-reader", Some("c1"))]);
+}
+
+#[tokio::test]
+async fn a_rules_change_re_decides_a_stored_contact_in_full() {
+    let (before, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let parse = |json: String| kairos_event::Event::from_json(json.as_bytes()).unwrap();
+    let events = [
+        parse(event("d1", "ada@x.test", "email.delivered", "2026-11-27T09:00:00Z")),
+        parse(event("c1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z")),
+    ];
+    let old = Evaluator {
+        rules: &before,
+        store: &store,
+        queue: &queue,
+    };
+    old.contact("ada@x.test", &events, at("2026-11-27T10:01:00Z"))
+        .await
+        .unwrap();
+    let members = |r: &kairos_store::StoredContact| -> Vec<String> {
+        r.state.members().iter().map(|(id, _)| id.clone()).collect()
+    };
+    let stored = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(members(&stored), ["engaged-reader", "gone-quiet"]);
+    queue.drain();
+
+    // engaged-reader now needs two clicks, gone-quiet is gone, delivered is new.
+    let after = RuleSet::from_yaml(
+        "segments:
+  - { id: engaged-reader, name: E, rule: { event: { type: email.clicked, count: { gte: 2 }, within: 2d } } }
+  - { id: delivered, name: D, rule: { last: { type: email.delivered, within: 90d } } }
+",
+    )
+    .unwrap();
+    let new = Evaluator {
+        rules: &after,
+        store: &store,
+        queue: &queue,
+    };
+    let out = new.redecide("ada@x.test", at("2026-11-27T10:02:00Z")).await.unwrap();
+    let changes: Vec<(&str, Change, &str)> = out
+        .transitions
+        .iter()
+        .map(|t| (t.segment.as_str(), t.change, t.rule_version.as_str()))
+        .collect();
+    let versions: Vec<&str> = after.segments().map(|s| s.version).collect();
+    assert_eq!(
+        changes,
+        [
+            ("engaged-reader", Change::Exited, versions[0]),
+            ("delivered", Change::Entered, versions[1]),
+            ("gone-quiet", Change::Exited, "removed"),
+        ]
+    );
+    assert!(out
+        .transitions
+        .iter()
+        .all(|t| t.trigger.is_none() && t.state_version == 2));
+    assert_eq!(sent(&queue), out.transitions, "sent from the outbox");
+    let stored = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(members(&stored), ["delivered"]);
+    assert!(stored.outbox.is_empty());
+    let again = new.redecide("ada@x.test", at("2026-11-27T10:03:00Z")).await.unwrap();
+    assert_eq!(again, Outcome::default(), "decided once under the new rules");
 }

@@ -23,7 +23,10 @@ pub struct Transition {
     pub state_version: u64,
     /// When the evaluation ran.
     pub at: DateTime<Utc>,
-    /// The event whose arrival triggered the evaluation, if any.
+    /// The event that changed this segment's answer: the latest of the
+    /// evaluation's applied events that the segment reads. Absent when no
+    /// such event did (time passing, a rules change, a merged anonymous
+    /// history, or the answer a new contact has from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
     /// One-line human explanation.
@@ -47,7 +50,7 @@ pub enum Change {
     Exited,
 }
 
-/// The event that triggered an evaluation.
+/// The event that changed a segment's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {

@@ -1,12 +1,14 @@
 //! Throughput of Kairos's rule evaluation on a seeded synthetic workload, against
 //! a JSON Logic engine (datalogic-rs) evaluating the same segments over
-//! precomputed features.
+//! precomputed features. Every event goes through the engine step
+//! (`kairos_engine`), as the evaluate function runs it: apply, decide, and
+//! the transitions with their explanations.
 //!
 //! Run: `cargo bench -p kairos-rules --bench throughput`
 //! Size: `KAIROS_BENCH_CONTACTS` (default 100000); `KAIROS_BENCH_SAMPLE` caps the
 //! evaluation points sampled for the evaluate-only comparison (default 20000);
 //! `KAIROS_BENCH_BUDGET_SECS` (default 90, 0 for none) bounds the timed
-//! apply+evaluate pass: contacts past it are applied untimed, for state sizes only.
+//! pass through the engine step: contacts past it are applied untimed, for state sizes only.
 //! `KAIROS_BENCH_DUMP=DIR` writes the generated rules (YAML and JSON Logic) there.
 //!
 //! Single thread throughout: the figures are per core. The global allocator is
@@ -19,14 +21,15 @@ mod segments;
 #[path = "throughput/workload.rs"]
 mod workload;
 
-use datalogic_rs::{Engine, Logic, ParsedData};
-use kairos_rules::{Delta, RuleSet};
+use datalogic_rs::{Engine as JsonLogic, Logic, ParsedData};
+use kairos_engine::{Contact, Engine, Input};
+use kairos_rules::RuleSet;
 use kairos_state::{Applied, ContactState};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::hint::black_box;
 
-/// The evaluate function's allocator, so apply + evaluate is measured as deployed.
+/// The evaluate function's allocator, so the step is measured as deployed.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
@@ -66,7 +69,7 @@ fn percentile(sorted: &[usize], p: f64) -> usize {
 /// Rounds of the evaluate-only comparison (the median round of each is reported).
 const ROUNDS: usize = 5;
 
-/// What the timed apply+evaluate pass counts.
+/// What the timed pass through the engine step counts.
 #[derive(Default)]
 struct Counts {
     /// Events not applied (duplicates, too old).
@@ -79,30 +82,21 @@ struct Counts {
     members: usize,
 }
 
-/// One event, as the evaluate function handles it: apply, decide what the event
-/// (or time) can have changed, explain only the memberships that changed.
+/// One event through the engine step, as the evaluate function runs it:
+/// apply, decide what the event (or time) can have changed, and turn the
+/// memberships that changed into explained transitions.
 #[inline(never)]
-fn step(rules: &RuleSet, state: &mut ContactState, event: &kairos_event::Event, counts: &mut Counts) {
-    let now = event.at.timestamp();
-    let signals = rules.signals_for(event);
-    let applied = state.apply(event, &signals, now);
-    counts.not_applied += usize::from(applied != Applied::Applied);
-    let mut delta = Delta::default();
-    delta.record(event, &signals);
-    delta.blank = state.rules_fingerprint() == 0;
-    let full = state.rules_fingerprint() != rules.fingerprint() && !delta.blank;
-    let (decisions, verdicts) = rules.decide_explained(state, now, (!full).then_some(&delta));
-    counts.evaluated += decisions.members.len();
-    counts.explained += decisions.changed.len();
-    for verdict in verdicts {
-        black_box(verdict.explanation.summary());
-    }
-    for &(i, member) in &decisions.changed {
-        state.set_membership(rules.segment_id(i), member, now);
-    }
-    state.set_rules_fingerprint(rules.fingerprint());
-    state.record_decision(decisions.deadlines, decisions.holds);
-    counts.members += state.members().len();
+fn step(engine: &Engine, contact: &mut Contact, event: &kairos_event::Event, counts: &mut Counts) {
+    let outcome = engine.step(
+        &event.contact,
+        contact,
+        &Input::events(std::slice::from_ref(event), event.at),
+    );
+    counts.not_applied += outcome.refused.len();
+    counts.evaluated += outcome.decided;
+    counts.explained += outcome.transitions.len();
+    black_box(&outcome.transitions);
+    counts.members += contact.state.members().len();
 }
 
 /// One sampled evaluation point.
@@ -151,7 +145,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    // ---- Timed section 1: Kairos apply + evaluate, every event -------------------
+    // ---- Timed section 1: the engine step, every event ---------------------------
     // Contacts are independent and generated i.i.d., so when the time budget runs
     // out the remaining contacts are only applied (untimed), for their state sizes.
     let mut sizes = Vec::with_capacity(contacts.len());
@@ -160,18 +154,18 @@ fn main() {
     let mut counts = Counts::default();
     // Contacts whose incrementally kept memberships differ from a full decision.
     let mut delta_mismatches = 0usize;
+    let engine = Engine { rules: &rules };
     for contact in &contacts {
-        let mut state = ContactState::default();
+        let mut record = Contact::default();
         if budget.is_none_or(|b| elapsed < b) {
-            // As the evaluate function does it: apply, decide what the event (or
-            // time) can have changed, explain only the memberships that changed.
             let t0 = Instant::now();
             for event in &contact.events {
-                step(&rules, &mut state, event, &mut counts);
+                step(&engine, &mut record, event, &mut counts);
             }
             elapsed += t0.elapsed();
             let last = contact.events.last().map_or(0, |e| e.at.timestamp());
-            let decided = rules.decide(&state, last, None).members;
+            let state = &record.state;
+            let decided = rules.decide(state, last, None).members;
             let mut full: Vec<&str> = decided.iter().filter(|m| m.1).map(|m| rules.segment_id(m.0)).collect();
             full.sort_unstable();
             delta_mismatches += usize::from(!full.into_iter().eq(state.members().iter().map(|(id, _)| id.as_str())));
@@ -180,11 +174,11 @@ fn main() {
         } else {
             for event in &contact.events {
                 let now = event.at.timestamp();
-                let applied = state.apply(event, &rules.signals_for(event), now);
+                let applied = record.state.apply(event, &rules.signals_for(event), now);
                 counts.not_applied += usize::from(applied != Applied::Applied);
             }
         }
-        sizes.push(state.to_bytes().len());
+        sizes.push(record.state.to_bytes().len());
     }
     let apply_eval_rate = per_sec(timed_events, elapsed);
     eprintln!(
@@ -193,7 +187,7 @@ fn main() {
         counts.explained as f64 / timed_events.max(1) as f64
     );
     eprintln!(
-        "kairos apply+evaluate: {timed_events} events of {timed_contacts} contacts in {:.1}s",
+        "kairos engine step: {timed_events} events of {timed_contacts} contacts in {:.1}s",
         elapsed.as_secs_f64()
     );
     sizes.sort_unstable();
@@ -237,18 +231,17 @@ fn main() {
     // ---- Timed: Kairos evaluate only and datalogic-rs, on the sampled points -------
     // Alternated over ROUNDS rounds, each engine's median round reported, so a
     // noisy neighbour on a shared machine skews neither side.
-    let engine = Engine::new();
+    let peer = JsonLogic::new();
     let logic: Vec<Logic> = plan
         .segments
         .iter()
         .map(|c| {
             let rule = plan.json_logic(c).to_string();
-            engine
-                .compile(rule.as_str())
+            peer.compile(rule.as_str())
                 .unwrap_or_else(|e| panic!("JSON Logic does not compile: {e}\n{rule}"))
         })
         .collect();
-    let mut session = engine.session();
+    let mut session = peer.session();
     let (mut kairos_rounds, mut peer_rounds) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let t0 = Instant::now();
@@ -260,7 +253,7 @@ fn main() {
         for data in &parsed {
             for rule in &logic {
                 let result = session.eval_borrowed(rule, data).expect("evaluates");
-                black_box(engine.truthy(result));
+                black_box(peer.truthy(result));
             }
             session.reset();
         }
@@ -285,7 +278,7 @@ fn main() {
         for (i, rule) in logic.iter().enumerate() {
             let peer = {
                 let result = session.eval_borrowed(rule, data).expect("evaluates");
-                engine.truthy(result)
+                peer.truthy(result)
             };
             let kairos = p.kairos[i / 64] >> (i % 64) & 1 == 1;
             kairos_members += usize::from(kairos);
@@ -314,7 +307,7 @@ fn main() {
     println!("{:<44}{:>20}", "signals (distinct matchers)", plan.signals.len());
     println!(
         "{:<44}{:>20}",
-        "Kairos apply+evaluate, events/s",
+        "Kairos engine step (apply+decide), events/s",
         human(apply_eval_rate)
     );
     println!(

@@ -1,6 +1,7 @@
 use super::*;
+use crate::compile::Node;
 use chrono::DateTime;
-use kairos_event::EventType;
+use kairos_event::{Event, EventType};
 use kairos_state::{ContactState, EXACT_CAP, RETENTION_SECS};
 use serde_json::json;
 
@@ -508,9 +509,9 @@ fn the_committed_json_schema_is_up_to_date() {
 
 #[test]
 fn exits_until_flip_equals_counting_down_one_exit_at_a_time() {
-    use crate::compile::CountOp;
-    use crate::eval::{exits_until_flip, holds};
-    use crate::matcher::Bound;
+    use crate::compile::compiler::CountOp;
+    use crate::compile::matcher::Bound;
+    use crate::evaluate::node::{exits_until_flip, holds};
     let ops = [
         CountOp::Eq,
         CountOp::Num(Bound::Gt),
@@ -853,7 +854,7 @@ fn recorded_memberships_are_matched_to_segments_by_full_id() {
 
 #[test]
 fn polarity_follows_negation_counts_and_scores() {
-    use crate::polarity::{of_rule, Polarity};
+    use crate::compile::polarity::{of_rule, Polarity};
     let rules = RuleSet::from_yaml(
         r#"
 scores:

@@ -58,8 +58,11 @@ pub const EXACT_HORIZON_SECS: i64 = 48 * 3600;
 pub const EXACT_CAP: usize = 64;
 /// Hourly buckets and recency older than this are dropped (seconds; 90 days).
 pub const RETENTION_SECS: i64 = 90 * 86_400;
-/// Event ids are remembered this long (seconds; 7 days); events older than
-/// this at apply time are refused as stale, so a redelivery can never double count.
+/// Event ids are remembered this long (seconds; 7 days, counted from the
+/// event's hour, plus up to an hour): a copy of an applied `(source, id)`
+/// within it is a duplicate, and one after it a new event, whatever was
+/// applied between. Events older than this at apply time are refused as
+/// stale, so a redelivery can never double count.
 pub const DEDUPE_HORIZON_SECS: i64 = 7 * 86_400;
 
 /// What applying one event did.
@@ -110,9 +113,13 @@ impl ContactState {
             return Applied::Stale;
         }
         let id = id_hash(&event.source, &event.id);
+        let hour = at.div_euclid(3600);
         match self.seen.binary_search_by_key(&id, |(h, _)| *h) {
-            Ok(_) => return Applied::Duplicate,
-            Err(pos) => self.seen.insert(pos, (id, at.div_euclid(3600))),
+            Ok(pos) if self.seen[pos].1 >= oldest_seen_hour(now) => return Applied::Duplicate,
+            // Past the horizon the id is forgotten, whether or not a
+            // compaction dropped it yet: this is a new event.
+            Ok(pos) => self.seen[pos].1 = hour,
+            Err(pos) => self.seen.insert(pos, (id, hour)),
         }
         for &key in signals {
             let pos = match self.signals.binary_search_by_key(&key, |s| s.key) {
@@ -151,8 +158,7 @@ impl ContactState {
 
     /// Moves aged occurrences to buckets and drops what is past retention.
     pub fn compact(&mut self, now: i64) {
-        // Kept one hour longer than the horizon: `seen` holds event hours, not seconds.
-        let oldest_hour = (now - DEDUPE_HORIZON_SECS).div_euclid(3600) - 1;
+        let oldest_hour = oldest_seen_hour(now);
         self.seen.retain(|(_, hour)| *hour >= oldest_hour);
         for signal in &mut self.signals {
             signal.compact(now);
@@ -248,6 +254,12 @@ impl ContactState {
     pub fn rules_fingerprint(&self) -> u32 {
         self.rules
     }
+}
+
+/// The oldest event hour whose ids are remembered at `now`: the dedupe
+/// horizon, one hour longer because `seen` holds event hours, not seconds.
+fn oldest_seen_hour(now: i64) -> i64 {
+    (now - DEDUPE_HORIZON_SECS).div_euclid(3600) - 1
 }
 
 /// A stable 48-bit hash of (source, id): FNV-1a, so it never changes between

@@ -104,6 +104,33 @@ fn duplicate_changes_nothing() {
 }
 
 #[test]
+fn an_id_is_forgotten_after_the_horizon_whatever_is_applied_between() {
+    let later = T0 + DEDUPE_HORIZON_SECS + 2 * 3600;
+    let copy = event(1, EventType::EmailOpened, later);
+    for between in [None, Some(event(2, EventType::PageViewed, T0 + DEDUPE_HORIZON_SECS))] {
+        let mut state = ContactState::default();
+        state.apply(&event(1, EventType::EmailOpened, T0), &[3], T0);
+        if let Some(e) = &between {
+            state.apply(e, &[4], e.at.timestamp());
+        }
+        assert_eq!(
+            state.apply(&copy, &[3], later),
+            Applied::Applied,
+            "between: {between:?}"
+        );
+        assert_eq!(state.apply(&copy, &[3], later), Applied::Duplicate);
+    }
+    // Within the horizon, a copy dated later is the same event.
+    let mut state = ContactState::default();
+    state.apply(&event(1, EventType::EmailOpened, T0), &[3], T0);
+    let close = T0 + DEDUPE_HORIZON_SECS - 3600;
+    assert_eq!(
+        state.apply(&event(1, EventType::EmailOpened, close), &[3], close),
+        Applied::Duplicate
+    );
+}
+
+#[test]
 fn stale_event_is_refused() {
     let mut state = ContactState::default();
     let e = event(1, EventType::EmailOpened, T0);

@@ -5,7 +5,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 
 /// A window or half-life: a positive integer and a unit (`30m`, `24h`, `14d`).
-/// Spaces around it are ASCII only, as [`crate::duration::parse_duration`] trims.
+/// Spaces around it are ASCII only, as [`crate::file::duration::parse_duration`] trims.
 pub(crate) const DURATION: &str = r"^[ \t\n\f\r]*0*[1-9][0-9]*[smhdw][ \t\n\f\r]*$";
 
 /// A segment or score id.
@@ -55,14 +55,14 @@ impl JsonSchema for MachineName {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let all = crate::matcher::Machine::NAMES.iter().map(|(n, _)| *n);
+        let all = crate::file::Machine::NAMES.iter().map(|(n, _)| *n);
         names("How machine-generated opens count (`exclude` is the default).", all)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{DURATION, ID};
+    use super::DURATION;
     use proptest::prelude::*;
     use regex::Regex;
 
@@ -71,14 +71,7 @@ mod tests {
         #[test]
         fn the_duration_pattern_is_the_parser(text in "[ \t\r\n\u{85}\u{a0}0-9smhdwx.+-]{0,7}") {
             let pattern = Regex::new(DURATION).unwrap();
-            prop_assert_eq!(pattern.is_match(&text), crate::duration::parse_duration(&text).is_ok(), "{:?}", text);
-        }
-
-        /// The schema's id pattern accepts exactly the valid ids.
-        #[test]
-        fn the_id_pattern_is_the_check(text in "[a-zA-Z0-9_. -]{0,3}|[a-z0-9_-]{60,70}") {
-            let pattern = Regex::new(ID).unwrap();
-            prop_assert_eq!(pattern.is_match(&text), crate::compile::valid_id(&text), "{:?}", text);
+            prop_assert_eq!(pattern.is_match(&text), crate::file::duration::parse_duration(&text).is_ok(), "{:?}", text);
         }
     }
 }

@@ -3,32 +3,34 @@
 
 use kairos_state::{SignalState, BUCKET_SECS, EXACT_HORIZON_SECS};
 
-use crate::compile::CountOp;
-use crate::eval::{earliest, exits_until_flip, holds, Observed};
-use crate::matcher::Bound;
-use crate::Sig;
-
-/// A leaf's answer, next change and observation.
-pub(crate) type Leaf = (bool, Option<i64>, Observed);
+use crate::compile::compiler::CountOp;
+use crate::compile::matcher::Bound;
+use crate::compile::Sig;
+use crate::evaluate::node::{exits_until_flip, holds};
+use crate::evaluate::{earliest, Decided, Leaf, Observed};
 
 /// A count of occurrences in the window ending `now`.
 #[inline]
 pub(crate) fn count(s: Option<&SignalState>, now: i64, window: i64, count: &[(CountOp, u64)]) -> Leaf {
-    let (result, next, observed) = counted(s, now, window, count);
-    (result, next, Observed::Count(observed))
+    let (decided, n) = counted(s, now, window, count);
+    Leaf {
+        result: decided.result,
+        next: decided.next,
+        observed: Observed::Count(n),
+    }
 }
 
-/// [`count`], with the count itself.
+/// [`count`]'s answer and next change, and the count itself.
 #[inline]
-fn counted(s: Option<&SignalState>, now: i64, window: i64, count: &[(CountOp, u64)]) -> (bool, Option<i64>, u64) {
+fn counted(s: Option<&SignalState>, now: i64, window: i64, count: &[(CountOp, u64)]) -> (Decided, u64) {
     let Some(s) = s else {
-        return (holds(count, 0), None, 0);
+        return (Decided::new(holds(count, 0), None), 0);
     };
     // Without new events the count only falls, one exit at a time.
     let flip = |observed| exits_until_flip(count, observed).map(|gone| gone - 1);
-    let (observed, next) = s.count_and_exit(now - window, now, bucketed(window), flip);
+    let (n, next) = s.count_and_exit(now - window, now, bucketed(window), flip);
     let next = earliest(next, coarsening(s, window));
-    (holds(count, observed), next, observed)
+    (Decided::new(holds(count, n), next), n)
 }
 
 /// The steps in order within the window ending `now` (other occurrences between allowed).
@@ -47,8 +49,11 @@ pub(crate) fn sequence(signals: &[Option<&SignalState>], steps: &[Sig], window: 
         matched += 1;
     }
     let result = matched == steps.len();
-    let next = first.filter(|_| result).map(|t| t + window);
-    (result, next, Observed::Steps(matched))
+    Leaf {
+        result,
+        next: first.filter(|_| result).map(|t| t + window),
+        observed: Observed::Steps(matched),
+    }
 }
 
 /// A velocity: the count in the window ending `now`, and with `ratio` its
@@ -64,13 +69,17 @@ pub(crate) fn velocity(
     if ratio.is_empty() {
         // An absolute threshold: a count over the window (a baseline, if
         // any, is only reported).
-        let (result, next, recent) = counted(s, now, window, count);
+        let (decided, recent) = counted(s, now, window, count);
         let earlier = match s {
             Some(s) if baseline > 0 => s.count_since(now - window - baseline, now - window),
             _ => 0,
         };
         let rate = rate(recent, earlier, window, baseline);
-        return (result, next, Observed::Velocity { recent, earlier, rate });
+        return Leaf {
+            result: decided.result,
+            next: decided.next,
+            observed: Observed::Velocity { recent, earlier, rate },
+        };
     }
     // Conservative next change: when any counted occurrence changes window.
     let oldest = |count: u64| (count > 0).then_some(0);
@@ -85,11 +94,11 @@ pub(crate) fn velocity(
     let result = holds(count, recent) && ratio.iter().all(|(b, y)| b.holds(rate, *y));
     let exits = earliest(short, long.map(|t| t + window));
     let coarse = s.and_then(|s| earliest(coarsening(s, window), coarsening(s, span)));
-    (
+    Leaf {
         result,
-        earliest(exits, coarse),
-        Observed::Velocity { recent, earlier, rate },
-    )
+        next: earliest(exits, coarse),
+        observed: Observed::Velocity { recent, earlier, rate },
+    }
 }
 
 /// A velocity's rate ratio: occurrences per second in the window over those in the baseline.

@@ -6,7 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{RuleIssue, RulesError, RulesFile};
+use crate::error::{RuleIssue, RulesError};
+use crate::file::RulesFile;
 
 /// A rules file as read: what did not read stands in as a placeholder.
 pub(crate) struct Parsed {
@@ -79,7 +80,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, RulesError> {
         })
     };
     // Through a JSON value, so YAML and JSON files read exactly alike.
-    let value = crate::yaml::read(text).map_err(|e| {
+    let value = crate::file::yaml::read(text).map_err(|e| {
         let at = e.path().to_string();
         // The YAML reader's message starts with the path, when it has one.
         let message = e.into_inner().to_string();

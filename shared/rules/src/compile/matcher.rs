@@ -7,29 +7,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-use crate::file::MatcherDef;
-
-/// How machine-generated events (privacy-proxy opens) are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Machine {
-    Exclude,
-    Include,
-    Only,
-}
-
-impl Machine {
-    /// Each policy by its name in rules files; the first is the default.
-    pub const NAMES: [(&'static str, Machine); 3] = [
-        ("exclude", Machine::Exclude),
-        ("include", Machine::Include),
-        ("only", Machine::Only),
-    ];
-
-    /// The policy named `name`, if any.
-    pub fn from_name(name: &str) -> Option<Machine> {
-        Machine::NAMES.into_iter().find(|(n, _)| *n == name).map(|(_, m)| m)
-    }
-}
+use crate::file::{Machine, MatcherDef};
 
 /// Which events a signal counts: type, name, machine policy and filters.
 #[derive(Debug, Clone)]
@@ -329,7 +307,7 @@ impl fmt::Display for Filter {
             parts.push(format!("{} {y}", b.symbol()));
         }
         for (a, d) in &self.ages {
-            parts.push(format!("{} {}", a.word(), crate::duration::format_secs(*d)));
+            parts.push(format!("{} {}", a.word(), crate::file::duration::format_secs(*d)));
         }
         f.write_str(&parts.join(" and "))
     }

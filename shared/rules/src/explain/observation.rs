@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 
-use crate::matcher::Bound;
+use crate::compile::matcher::Bound;
 
 /// What one leaf condition observed.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,7 +287,7 @@ mod tests {
     #[test]
     fn reported_numbers_keep_their_side_of_every_bound() {
         use super::shown;
-        use crate::matcher::Bound::{Gt, Gte, Lt, Lte};
+        use crate::compile::matcher::Bound::{Gt, Gte, Lt, Lte};
         let cases = [
             (6.998, vec![(Gte, 7.0)], 6.998),
             (6.998, vec![(Gt, 6.99)], 7.0),

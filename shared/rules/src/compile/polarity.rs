@@ -8,10 +8,10 @@
 use kairos_state::SignalKey;
 use std::collections::BTreeMap;
 
-use crate::compile::CountOp;
-use crate::eval::interval;
-use crate::matcher::Bound;
-use crate::{Node, Score};
+use crate::compile::compiler::{interval, CountOp};
+use crate::compile::matcher::Bound;
+use crate::compile::score::Score;
+use crate::compile::Node;
 
 /// How a segment's answer responds to one more occurrence of a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

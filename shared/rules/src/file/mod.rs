@@ -2,6 +2,15 @@
 //! checking (event types, durations, regexes) stay strings here so that
 //! validation can report every bad one with its path, not just the first.
 //! The JSON Schema of this shape (`rules.schema.json`) is generated from these types.
+//!
+//! The file phase: reading the text strictly ([`yaml`]), each score and
+//! segment on its own ([`parse`]), durations ([`duration`]) and the schema's
+//! refinements ([`schema`]). It reads no other phase.
+
+pub(crate) mod duration;
+pub(crate) mod parse;
+pub(crate) mod schema;
+pub(crate) mod yaml;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,7 +34,7 @@ pub struct RulesFile {
 #[serde(deny_unknown_fields)]
 pub struct SegmentDef {
     /// Stable id, used in transitions and by the CRM (`[a-z0-9_-]{1,64}`).
-    #[schemars(pattern(crate::schema::ID))]
+    #[schemars(pattern(crate::file::schema::ID))]
     pub id: String,
     /// Human name.
     pub name: String,
@@ -41,10 +50,10 @@ pub struct SegmentDef {
 #[serde(deny_unknown_fields)]
 pub struct ScoreDef {
     /// Stable id (`[a-z0-9_-]{1,64}`).
-    #[schemars(pattern(crate::schema::ID))]
+    #[schemars(pattern(crate::file::schema::ID))]
     pub id: String,
     /// After this long an occurrence counts half (`7d`).
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub half_life: String,
     /// What counts, and how much.
     #[schemars(length(min = 1))]
@@ -82,7 +91,7 @@ pub enum Condition {
     /// Comparisons on contact traits: trait name → filter.
     Trait(BTreeMap<String, FilterDef>),
     /// Membership of another segment (by id).
-    Segment(#[schemars(pattern(crate::schema::ID))] String),
+    Segment(#[schemars(pattern(crate::file::schema::ID))] String),
     /// A named score against bounds.
     Score(ScoreBoundDef),
     /// The contact's subscription state is this one (or one of these).
@@ -95,7 +104,7 @@ pub enum Condition {
 pub struct MatcherDef {
     /// The canonical event type (`page.viewed`, `email.opened`, ...).
     #[serde(rename = "type")]
-    #[schemars(with = "crate::schema::EventTypeName")]
+    #[schemars(with = "crate::file::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,7 +114,7 @@ pub struct MatcherDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<crate::schema::MachineName>")]
+    #[schemars(with = "Option<crate::file::schema::MachineName>")]
     pub machine: Option<String>,
 }
 
@@ -115,7 +124,7 @@ pub struct MatcherDef {
 pub struct EventDef {
     /// The event type.
     #[serde(rename = "type")]
-    #[schemars(with = "crate::schema::EventTypeName")]
+    #[schemars(with = "crate::file::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,13 +134,13 @@ pub struct EventDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<crate::schema::MachineName>")]
+    #[schemars(with = "Option<crate::file::schema::MachineName>")]
     pub machine: Option<String>,
     /// The count comparison (default: at least one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<CountDef>,
     /// The rolling window, e.g. `24h`, `30m`, `14d`.
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub within: String,
 }
 
@@ -141,7 +150,7 @@ pub struct EventDef {
 pub struct LastDef {
     /// The event type.
     #[serde(rename = "type")]
-    #[schemars(with = "crate::schema::EventTypeName")]
+    #[schemars(with = "crate::file::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,15 +160,15 @@ pub struct LastDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<crate::schema::MachineName>")]
+    #[schemars(with = "Option<crate::file::schema::MachineName>")]
     pub machine: Option<String>,
     /// Holds if the last one happened within this window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub within: Option<String>,
     /// Holds if none happened within this window (including never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub not_within: Option<String>,
 }
 
@@ -172,7 +181,7 @@ pub struct SequenceDef {
     #[schemars(length(min = 2))]
     pub steps: Vec<MatcherDef>,
     /// The window the whole sequence must fit in (at most 48h).
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub within: String,
 }
 
@@ -183,7 +192,7 @@ pub struct SequenceDef {
 pub struct VelocityDef {
     /// The event type.
     #[serde(rename = "type")]
-    #[schemars(with = "crate::schema::EventTypeName")]
+    #[schemars(with = "crate::file::schema::EventTypeName")]
     pub kind: String,
     /// For `track` events: the event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,17 +202,17 @@ pub struct VelocityDef {
     pub filters: BTreeMap<String, FilterDef>,
     /// Machine-generated opens: `exclude` (default), `include` or `only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<crate::schema::MachineName>")]
+    #[schemars(with = "Option<crate::file::schema::MachineName>")]
     pub machine: Option<String>,
     /// The short window, ending now.
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub within: String,
     /// Absolute bounds on the count in the short window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<CountDef>,
     /// The baseline window, just before the short one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub baseline: Option<String>,
     /// Bounds on rate(short) / rate(baseline); with no baseline events the ratio is
     /// infinite if there are short-window events, else 0.
@@ -266,9 +275,9 @@ pub struct BoundsDef {
 #[serde(untagged)]
 pub enum ConsentDef {
     /// `subscribed`, `unsubscribed`, `bounced` or `complained`.
-    One(#[schemars(with = "crate::schema::ConsentName")] String),
+    One(#[schemars(with = "crate::file::schema::ConsentName")] String),
     /// Any of these.
-    AnyOf(#[schemars(with = "Vec<crate::schema::ConsentName>", length(min = 1))] Vec<String>),
+    AnyOf(#[schemars(with = "Vec<crate::file::schema::ConsentName>", length(min = 1))] Vec<String>),
 }
 
 /// A count comparison; every given bound must hold.
@@ -331,15 +340,15 @@ pub struct FilterDef {
     pub exists: Option<bool>,
     /// Traits only: a timestamp (RFC 3339, or unix seconds as a number or text) at least this long ago.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub older_than: Option<String>,
     /// Traits only: a timestamp less than this long ago (and not in the future).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub newer_than: Option<String>,
     /// Traits only: a timestamp from now to less than this long ahead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::schema::DURATION))]
+    #[schemars(pattern(crate::file::schema::DURATION))]
     pub within_next: Option<String>,
 }
 
@@ -375,5 +384,28 @@ fn matcher(
         name: name.clone(),
         filters: filters.clone(),
         machine: machine.clone(),
+    }
+}
+
+/// How machine-generated events (privacy-proxy opens) are treated: the
+/// `machine` field of an event matcher, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Machine {
+    Exclude,
+    Include,
+    Only,
+}
+
+impl Machine {
+    /// Each policy by its name in rules files; the first is the default.
+    pub const NAMES: [(&'static str, Machine); 3] = [
+        ("exclude", Machine::Exclude),
+        ("include", Machine::Include),
+        ("only", Machine::Only),
+    ];
+
+    /// The policy named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Machine> {
+        Machine::NAMES.into_iter().find(|(n, _)| *n == name).map(|(_, m)| m)
     }
 }

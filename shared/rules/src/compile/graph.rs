@@ -4,9 +4,10 @@
 use kairos_state::SignalKey;
 use std::collections::BTreeSet;
 
-use crate::polarity::{self, Polarities};
-use crate::trigger::{Bits, Trigger};
-use crate::{Score, Segment};
+use crate::compile::index::{Bits, Trigger};
+use crate::compile::polarity::{self, Polarities};
+use crate::compile::score::Score;
+use crate::compile::Segment;
 
 /// Everything a segment's answer depends on (after [`close`], transitively).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,13 +1,53 @@
 //! Explanations: each condition in words, with what was observed, the
 //! threshold and the result. Built only for the answers that need one.
 
+mod observation;
+
+pub use observation::Observation;
+
+use kairos_state::ContactState;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::duration::format_secs;
-use crate::eval::{bounds_text, count_text, Combine, Observed, Run};
-use crate::observation::{shown, Observation};
-use crate::{Node, RuleSet, TraitCheck};
+use crate::compile::compiler::CountOp;
+use crate::compile::matcher::Bound;
+use crate::compile::{Node, RuleSet, TraitCheck};
+use crate::evaluate::node::Combine;
+use crate::evaluate::{Decisions, Delta, Leaf, Observed, Run};
+use crate::file::duration::format_secs;
+use observation::shown;
+
+/// One segment's answer for one contact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict<'r> {
+    /// The segment id.
+    pub segment: &'r str,
+    /// The rule version that decided it.
+    pub rule_version: &'r str,
+    /// Whether the contact is a member.
+    pub member: bool,
+    /// Why.
+    pub explanation: Explanation<'r>,
+}
+
+/// The answers with explanations, and when they could next change by themselves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation<'r> {
+    /// One verdict per segment, in rules-file order.
+    pub verdicts: Vec<Verdict<'r>>,
+    /// The earliest time (unix seconds) any answer could change without a new
+    /// event (a window edge, an absence deadline, a decay threshold); `None` if never.
+    pub next_change_at: Option<i64>,
+    /// Every score's value, by id, in file order.
+    pub scores: Vec<(String, f64)>,
+}
+
+impl Evaluation<'_> {
+    /// The ids of the segments the contact is a member of.
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.verdicts.iter().filter(|v| v.member).map(|v| v.segment)
+    }
+}
 
 /// Why one condition held or not. It borrows its texts from the [`RuleSet`]
 /// that explained it.
@@ -89,6 +129,49 @@ const ANY_OF: &str = "any of";
 const NOT: &str = "not";
 
 impl RuleSet {
+    /// Evaluates every segment for a contact as of `now` (unix seconds), with
+    /// explanations and score values. The evaluate function uses [`RuleSet::decide`]
+    /// and explains only the memberships that changed.
+    pub fn evaluate(&self, state: &ContactState, now: i64) -> Evaluation<'_> {
+        let next_change_at = self.decide(state, now, None).next_change_at;
+        let mut run = self.run(state, now);
+        let verdicts = (0..self.segments.len()).map(|i| self.verdict(i, &mut run)).collect();
+        let scores = (0..self.scores.len())
+            .map(|i| (self.scores[i].id.clone(), self.score_value(i, &mut run).total))
+            .collect();
+        Evaluation {
+            verdicts,
+            next_change_at,
+            scores,
+        }
+    }
+
+    /// As [`RuleSet::decide`], with the verdict (and explanation) of each
+    /// membership that changed, in the order of [`Decisions::changed`]: what
+    /// the evaluate function needs on every event. The explanations reuse what
+    /// the decision read (signals, traits, scores, referenced segments).
+    pub fn decide_explained(
+        &self,
+        state: &ContactState,
+        now: i64,
+        delta: Option<&Delta>,
+    ) -> (Decisions, Vec<Verdict<'_>>) {
+        self.deciding(state, now, delta, |decisions, run| {
+            decisions.changed.iter().map(|c| self.verdict(c.0, run)).collect()
+        })
+    }
+
+    fn verdict(&self, i: usize, run: &mut Run) -> Verdict<'_> {
+        let segment = &self.segments[i];
+        let explanation = self.explain_node(&segment.rule, run, &mut segment.texts.iter());
+        Verdict {
+            segment: &segment.id,
+            rule_version: &segment.version,
+            member: explanation.result,
+            explanation,
+        }
+    }
+
     pub(crate) fn explain_node<'r>(&self, node: &Node, run: &mut Run, texts: &mut Texts<'r>) -> Explanation<'r> {
         match node {
             Node::All(children) | Node::Any(children) => {
@@ -100,7 +183,7 @@ impl RuleSet {
                     .collect();
                 let mut combine = Combine::new(all);
                 children.iter().for_each(|c| combine.add(c.result, None));
-                Explanation::group(if all { ALL_OF } else { ANY_OF }, combine.finish().0, children)
+                Explanation::group(if all { ALL_OF } else { ANY_OF }, combine.finish().result, children)
             }
             Node::Not(child) => {
                 let e = self.explain_node(child, run, texts);
@@ -123,7 +206,7 @@ impl RuleSet {
                 Explanation::group(ALL_OF, result, leaves)
             }
             leaf => {
-                let (result, _, observed) = self.leaf(leaf, run);
+                let Leaf { result, observed, .. } = self.leaf(leaf, run);
                 let (condition, threshold) = next_text(texts);
                 Explanation::leaf(condition, result, observation(observed, leaf), threshold)
             }
@@ -227,4 +310,24 @@ fn observation(observed: Observed, leaf: &Node) -> Observation {
         Observed::Consent(c) => Observation::Consent(c),
         Observed::Trait => Observation::Trait(Value::Null),
     }
+}
+
+/// A count comparison in words: `count >= 2 and count < 5`.
+pub(crate) fn count_text(count: &[(CountOp, u64)]) -> String {
+    let parts: Vec<String> = count
+        .iter()
+        .map(|(op, n)| match op {
+            CountOp::Eq => format!("count = {n}"),
+            CountOp::Num(b) => format!("count {} {n}", b.symbol()),
+        })
+        .collect();
+    parts.join(" and ")
+}
+
+pub(crate) fn bounds_text(bounds: &[(Bound, f64)]) -> String {
+    bounds
+        .iter()
+        .map(|(b, y)| format!("{} {y}", b.symbol()))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }

@@ -6,11 +6,12 @@
 //! reads, which are the cheapest); a delta decides a held segment again only
 //! when its changes reach that condition.
 
-use crate::trigger::{Bits, Reach};
-use crate::{Node, Score, Segment};
+use crate::compile::index::{Bits, Reach};
+use crate::compile::score::Score;
+use crate::compile::{Node, Segment};
 
 /// How many of a segment's top-level conditions (cheapest first) can hold it
-/// (changing it changes `crate::DECISIONS`).
+/// (changing it changes `crate::compile::DECISIONS`).
 const RANKS: usize = 3;
 
 /// The hold of the top-level condition a decision read `rank`-th (0-based):

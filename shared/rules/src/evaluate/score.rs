@@ -1,4 +1,4 @@
-//! Decaying scores: each matching occurrence adds its term's weight, halved
+//! Decaying scores, evaluated: each matching occurrence adds its term's weight, halved
 //! every `half_life` from the start of the hour it occurred in. All terms decay
 //! at one rate, so without new events a score is `S(now + d) = S(now) * 2^(-d / half_life)`
 //! and its threshold crossings are exact. Counting from the hour's start makes a
@@ -8,9 +8,9 @@
 
 use kairos_state::{SignalState, BUCKET_SECS as HOUR, RETENTION_SECS};
 
-use crate::eval::earliest;
-use crate::matcher::Bound;
-use crate::Sig;
+use crate::compile::matcher::Bound;
+use crate::compile::score::Score;
+use crate::evaluate::earliest;
 
 /// A score's value at one time, with what its next change depends on.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,33 +23,7 @@ pub(crate) struct Value {
     first_expiry: Option<i64>,
 }
 
-/// A compiled score.
-#[derive(Debug, Clone)]
-pub(crate) struct Score {
-    pub id: String,
-    pub half_life: i64,
-    pub terms: Vec<(Sig, f64)>,
-    /// `decay[k]`: the factor after `k` whole hours, for every hour the state retains.
-    decay: Vec<f64>,
-    /// The factor over the whole retention: what is left of a weight as it leaves.
-    at_expiry: f64,
-}
-
 impl Score {
-    pub fn new(id: String, half_life: i64, terms: Vec<(Sig, f64)>) -> Score {
-        let hours = RETENTION_SECS / HOUR + 2;
-        let decay = (0..hours)
-            .map(|k| (-((k * HOUR) as f64) / half_life.max(1) as f64).exp2())
-            .collect();
-        Score {
-            id,
-            half_life,
-            terms,
-            decay,
-            at_expiry: (-(RETENTION_SECS as f64) / half_life.max(1) as f64).exp2(),
-        }
-    }
-
     /// The score's value at `now` (occurrences kept by the state: 90 days, each
     /// from its hour's start), given the contact's signals by slot.
     ///

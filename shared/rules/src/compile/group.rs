@@ -1,6 +1,6 @@
 //! The children of an `all` or `any`, with the order decisions read them in.
 
-use crate::Node;
+use crate::compile::Node;
 
 /// The children of an `all` or `any`.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ impl Group {
 }
 
 /// A rough relative cost of deciding a condition. Recorded holds name
-/// conditions by this order: changing it changes `crate::DECISIONS`.
+/// conditions by this order: changing it changes `crate::compile::DECISIONS`.
 fn cost(node: &Node) -> usize {
     match node {
         Node::Consent(_) | Node::Trait(_) | Node::Segment(_) => 1,

@@ -1,0 +1,36 @@
+//! The store's item around the engine's record: a [`StoredContact`] holds a
+//! [`Contact`]'s fields plus the outbox and, on an anonymous visitor's record,
+//! its link.
+
+use kairos_engine::{Contact, Engine, Frozen, Input, Outcome};
+use kairos_event::WritebackMessage;
+use kairos_store::StoredContact;
+
+/// Runs the engine step on a stored record: its fields move into the
+/// engine's record and back, and the transitions join its outbox.
+pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input: &Input) -> Outcome {
+    let mut contact = Contact {
+        state: std::mem::take(&mut stored.state),
+        version: stored.version,
+        next_change_at: stored.next_change_at,
+        expires_at: stored.expires_at,
+    };
+    let outcome = engine.step(key, &mut contact, input);
+    stored.state = contact.state;
+    stored.version = contact.version;
+    stored.next_change_at = contact.next_change_at;
+    stored.expires_at = contact.expires_at;
+    let bodies = outcome.transitions.iter().map(WritebackMessage::transition_body);
+    stored.outbox.extend(bodies);
+    outcome
+}
+
+/// A stored anonymous record as the engine reads it, if it is linked.
+pub(crate) fn frozen(key: &str, stored: StoredContact) -> Option<Frozen> {
+    Some(Frozen {
+        key: key.to_string(),
+        into: stored.merged_into?,
+        state: stored.state,
+        expires_at: stored.expires_at,
+    })
+}

@@ -1,0 +1,61 @@
+//! Applying a batch of events to a contact's state: each event once (by
+//! source and id, within the dedupe horizon), each into the signals it
+//! matches.
+
+use kairos_event::Event;
+use kairos_rules::{Delta, RuleSet};
+use kairos_state::{Applied, ContactState, SignalKey};
+
+use crate::Refused;
+
+/// What applying a batch did.
+pub(crate) struct Batch<'e> {
+    /// Each applied event with the signals it matched, in input order.
+    pub applied: Vec<(&'e Event, Vec<SignalKey>)>,
+    /// The events not applied.
+    pub refused: Vec<Refused>,
+    /// What the applied events changed, for a decision on the delta.
+    pub delta: Delta,
+}
+
+/// Applies `events` to `state` as of `now` (unix seconds).
+pub(crate) fn apply<'e>(rules: &RuleSet, state: &mut ContactState, events: &'e [Event], now: i64) -> Batch<'e> {
+    let mut batch = Batch {
+        applied: Vec::with_capacity(events.len()),
+        refused: Vec::new(),
+        delta: Delta::default(),
+    };
+    for (i, event) in events.iter().enumerate() {
+        let signals = rules.signals_for(event);
+        match state.apply(event, &signals, now) {
+            Applied::Applied => {
+                batch.delta.record(event, &signals);
+                batch.applied.push((event, signals));
+            }
+            why => batch.refused.push(Refused { index: i, why }),
+        }
+    }
+    batch
+}
+
+impl Batch<'_> {
+    /// The latest applied event (by time, then id).
+    pub fn latest(&self) -> Option<&Event> {
+        latest(self.applied.iter().map(|(e, _)| *e))
+    }
+
+    /// What changed segment `i`'s answer: the latest applied event it reads
+    /// (none when time, a rules change or a merge did).
+    pub fn trigger(&self, rules: &RuleSet, i: usize) -> Option<&Event> {
+        let read = self
+            .applied
+            .iter()
+            .filter(|(e, signals)| rules.segment_reads(i, e, signals));
+        latest(read.map(|(e, _)| *e))
+    }
+}
+
+/// The latest of `events` by time, then id.
+fn latest<'e>(events: impl Iterator<Item = &'e Event>) -> Option<&'e Event> {
+    events.max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)))
+}

@@ -1,0 +1,188 @@
+//! The engine step: everything Kairos decides about one contact, in one pure
+//! function that every caller shares, so that a rule of the engine lives in
+//! one place.
+//!
+//! Main types: [`Engine`] (the step over compiled rules), [`Contact`] (the
+//! record a step reads and updates; its docs say how the store's item maps
+//! to it), [`Input`] (the events, the frozen anonymous records linked to the
+//! contact, and `now`), [`Outcome`] (what the step did: transitions, events
+//! [`Refused`], the version to save), [`Frozen`] (a linked anonymous
+//! visitor's record), [`Timeline`] (a history of events played through the
+//! step as the deployed pipeline sees them, for replays).
+//!
+//! A step, for one contact as of `now`:
+//! 1. merges the frozen anonymous records linked to it that it has not merged
+//!    yet ([`identity`]);
+//! 2. applies the events: each `(source, id)` once within the dedupe horizon,
+//!    events older than the horizon refused as stale;
+//! 3. if an event applied, a record merged, a deadline passed or the rules
+//!    changed: decides, on what changed (a delta) or in full (after a rules
+//!    change or a merge);
+//! 4. diffs the decisions against the recorded memberships into transitions
+//!    (a segment removed from the rules ends with an exit);
+//! 5. records the memberships, each segment's deadline and
+//!    [`Contact::next_change_at`], and raises [`Contact::version`].
+//!
+//! No I/O and no AWS types: the outcome depends only on (record, frozen
+//! links, events, now, rules). The evaluate function runs load → step →
+//! conditional save → send; `kairos demo` runs the evaluate function,
+//! `kairos replay` a [`Timeline`], and a sweep the same step: re-deciding a
+//! contact as of now with no events is `engine.step(key, &mut contact,
+//! &Input::at(now))`.
+//!
+//! ```
+//! use kairos_engine::{Contact, Engine, Input};
+//! use kairos_event::{Change, Event};
+//! use kairos_rules::RuleSet;
+//!
+//! let rules = RuleSet::from_yaml(r#"
+//! segments:
+//!   - id: clicked
+//!     name: Clicked this week
+//!     rule: { event: { type: email.clicked, within: 7d } }
+//! "#).unwrap();
+//! let engine = Engine { rules: &rules };
+//! let click = Event::from_json(br#"{"id":"e1","contact":"ada@example.com","type":"email.clicked",
+//!     "at":"2026-11-27T10:00:00Z","source":"sendgrid"}"#).unwrap();
+//! let mut ada = Contact::default();
+//! let outcome = engine.step("ada@example.com", &mut ada, &Input::events(&[click.clone()], click.at));
+//! assert_eq!(outcome.transitions[0].change, Change::Entered);
+//! assert_eq!(outcome.version, Some(1));
+//! // A week later, with no new event: the sweep's call.
+//! let later = click.at + chrono::Duration::days(7);
+//! assert_eq!(ada.next_change_at, Some(later.timestamp()));
+//! let swept = engine.step("ada@example.com", &mut ada, &Input::at(later));
+//! assert_eq!(swept.transitions[0].change, Change::Exited);
+//! assert!(swept.transitions[0].trigger.is_none());
+//! ```
+
+mod apply;
+mod contact;
+mod diff;
+pub mod identity;
+mod timeline;
+
+pub use contact::{Contact, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
+pub use kairos_state::Applied;
+pub use timeline::Timeline;
+
+use chrono::{DateTime, Utc};
+use kairos_event::{Event, Transition};
+use kairos_rules::RuleSet;
+
+/// The engine: the step over one compiled rule set.
+#[derive(Debug, Clone, Copy)]
+pub struct Engine<'r> {
+    /// The compiled segments.
+    pub rules: &'r RuleSet,
+}
+
+/// What a step is given besides the contact's record.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The events for this contact (any order, duplicates allowed).
+    pub events: &'a [Event],
+    /// Frozen anonymous records linked to this contact, as the caller read
+    /// them; those it has merged before are skipped.
+    pub frozen: &'a [Frozen],
+    /// The time the step runs at: events are applied and answers decided as of it.
+    pub now: DateTime<Utc>,
+}
+
+impl Input<'static> {
+    /// No events: re-decide the contact as of `now` (a sweep). Only what is
+    /// due (or the rules changed) is decided.
+    pub fn at(now: DateTime<Utc>) -> Input<'static> {
+        Input {
+            events: &[],
+            frozen: &[],
+            now,
+        }
+    }
+}
+
+impl<'a> Input<'a> {
+    /// These events as of `now`, with no frozen records.
+    pub fn events(events: &'a [Event], now: DateTime<Utc>) -> Input<'a> {
+        Input {
+            events,
+            frozen: &[],
+            now,
+        }
+    }
+}
+
+/// An event a step did not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Its index in [`Input::events`].
+    pub index: usize,
+    /// Why: a duplicate, or older than the dedupe horizon (stale).
+    pub why: Applied,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// How many events were applied.
+    pub applied: usize,
+    /// The events not applied, in input order.
+    pub refused: Vec<Refused>,
+    /// The anonymous contacts merged into this one by this step.
+    pub merged: Vec<String>,
+    /// How many segments the step decided; the others kept their answers
+    /// (nothing they read changed and no deadline of theirs passed).
+    pub decided: usize,
+    /// The segment entries and exits, segments in rules-file order, then the
+    /// exits from segments no longer in the rules.
+    pub transitions: Vec<Transition>,
+    /// The record's new version if the step changed it (the caller saves it,
+    /// conditioned on the version it read); `None` if nothing changed.
+    pub version: Option<u64>,
+}
+
+impl Engine<'_> {
+    /// Runs the step for contact `key` on its record as of `input.now`:
+    /// merge, apply, decide, diff, record (see the crate docs). `contact` is
+    /// updated in place; when [`Outcome::version`] is `None` it is unchanged
+    /// in everything a caller saves.
+    pub fn step(&self, key: &str, contact: &mut Contact, input: &Input<'_>) -> Outcome {
+        let now = input.now.timestamp();
+        let merged = identity::absorb(key, contact, input.frozen, now);
+        let mut batch = apply::apply(self.rules, &mut contact.state, input.events, now);
+        let mut outcome = Outcome {
+            applied: batch.applied.len(),
+            refused: std::mem::take(&mut batch.refused),
+            merged,
+            ..Outcome::default()
+        };
+        let due = contact.next_change_at.is_some_and(|t| t <= now);
+        let rules_changed = contact.state.rules_fingerprint() != self.rules.fingerprint();
+        if batch.applied.is_empty() && outcome.merged.is_empty() && !due && !rules_changed {
+            return outcome;
+        }
+        contact.state.compact(now);
+        let mut delta = std::mem::take(&mut batch.delta);
+        // A new contact: only what these events can affect differs from an empty state.
+        delta.blank = contact.state.rules_fingerprint() == 0 && outcome.merged.is_empty();
+        let full = (rules_changed && !delta.blank) || !outcome.merged.is_empty();
+        let (decisions, verdicts) = self
+            .rules
+            .decide_explained(&contact.state, now, (!full).then_some(&delta));
+        contact.version += 1;
+        outcome.decided = decisions.members.len();
+        let decided = (&decisions, verdicts);
+        outcome.transitions = diff::transitions(self.rules, key, contact, decided, full, &batch, input.now);
+        contact.next_change_at = decisions.next_change_at;
+        contact.state.record_decision(decisions.deadlines, decisions.holds);
+        if let Some(latest) = batch.latest() {
+            let keep = latest.at.timestamp() + KEEP_AFTER_LAST_EVENT_SECS;
+            contact.expires_at = contact.expires_at.max(keep);
+        }
+        outcome.version = Some(contact.version);
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+use super::*;
+use chrono::Duration;
+use kairos_event::Change;
+use kairos_state::ContactState;
+
+const T0: &str = "2026-11-27T10:00:00Z";
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    T0.parse::<DateTime<Utc>>().unwrap() + Duration::minutes(minutes)
+}
+
+fn event(id: &str, kind: &str, minutes: i64, extra: &str) -> Event {
+    let json = format!(
+        r#"{{"id":"{id}","contact":"ada","type":"{kind}","at":"{}","source":"t"{extra}}}"#,
+        at(minutes).to_rfc3339()
+    );
+    Event::from_json(json.as_bytes()).unwrap()
+}
+
+fn rules(segments: &str) -> RuleSet {
+    RuleSet::from_yaml(&format!("segments:\n{segments}")).unwrap()
+}
+
+const CLICKED: &str = "  - { id: clicked, name: C, rule: { event: { type: email.clicked, within: 7d } } }\n";
+const VIEWED: &str = "  - { id: viewed, name: V, rule: { event: { type: page.viewed, within: 7d } } }\n";
+const QUIET: &str = "  - { id: quiet, name: Q, rule: { last: { type: email.opened, not_within: 30d } } }\n";
+
+/// (segment, change, trigger id) of each transition.
+fn changes(outcome: &Outcome) -> Vec<(&str, Change, Option<&str>)> {
+    outcome
+        .transitions
+        .iter()
+        .map(|t| (t.segment.as_str(), t.change, t.trigger.as_ref().map(|t| t.id.as_str())))
+        .collect()
+}
+
+fn members(contact: &Contact) -> Vec<&str> {
+    contact.state.members().iter().map(|(id, _)| id.as_str()).collect()
+}
+
+#[test]
+fn a_step_applies_decides_and_records_and_a_redelivery_changes_nothing() {
+    let rules = rules(&format!("{CLICKED}{VIEWED}"));
+    let engine = Engine { rules: &rules };
+    let mut ada = Contact::default();
+    let click = [event("c1", "email.clicked", 0, "")];
+    let out = engine.step("ada", &mut ada, &Input::events(&click, at(1)));
+    assert_eq!(changes(&out), [("clicked", Change::Entered, Some("c1"))]);
+    assert_eq!((out.applied, out.version, ada.version), (1, Some(1), 1));
+    assert_eq!(out.transitions[0].state_version, 1);
+    assert_eq!(ada.next_change_at, Some((at(0) + Duration::days(7)).timestamp()));
+    assert_eq!(ada.expires_at, at(0).timestamp() + KEEP_AFTER_LAST_EVENT_SECS);
+    assert_eq!(members(&ada), ["clicked"]);
+
+    let before = ada.clone();
+    let again = engine.step("ada", &mut ada, &Input::events(&click, at(2)));
+    let duplicate = Refused {
+        index: 0,
+        why: Applied::Duplicate,
+    };
+    assert_eq!(again.refused, [duplicate]);
+    assert_eq!((again.applied, again.version), (0, None));
+    assert_eq!(ada, before, "a redelivery changes nothing to save");
+}
+
+#[test]
+fn an_event_older_than_the_dedupe_horizon_is_refused() {
+    let rules = rules(CLICKED);
+    let engine = Engine { rules: &rules };
+    let mut ada = Contact::default();
+    let old = [event("c1", "email.clicked", 0, "")];
+    let out = engine.step("ada", &mut ada, &Input::events(&old, at(8 * 24 * 60)));
+    let stale = Refused {
+        index: 0,
+        why: Applied::Stale,
+    };
+    assert_eq!(out.refused, [stale]);
+    assert_eq!(out.version, Some(1), "a new contact is decided all the same");
+    assert!(out.transitions.is_empty());
+}
+
+#[test]
+fn re_deciding_with_no_events_acts_only_when_an_answer_is_due() {
+    let rules = rules(CLICKED);
+    let engine = Engine { rules: &rules };
+    let mut ada = Contact::default();
+    engine.step(
+        "ada",
+        &mut ada,
+        &Input::events(&[event("c1", "email.clicked", 0, "")], at(0)),
+    );
+    let due = at(7 * 24 * 60);
+    let early = engine.step("ada", &mut ada, &Input::at(due - Duration::seconds(1)));
+    assert_eq!(early, Outcome::default(), "nothing is due yet");
+    let swept = engine.step("ada", &mut ada, &Input::at(due));
+    assert_eq!(changes(&swept), [("clicked", Change::Exited, None)]);
+    assert_eq!(swept.transitions[0].at, due);
+    assert_eq!(ada.next_change_at, None);
+}
+
+#[test]
+fn a_rules_change_re_decides_a_stored_contact_in_full() {
+    let before = rules(&format!("{CLICKED}{VIEWED}"));
+    let mut ada = Contact::default();
+    let events = [
+        event("c1", "email.clicked", 0, ""),
+        event("v1", "page.viewed", 1, r#","url":"/blog""#),
+    ];
+    Engine { rules: &before }.step("ada", &mut ada, &Input::events(&events, at(2)));
+    assert_eq!(members(&ada), ["clicked", "viewed"]);
+
+    // `clicked` now needs two clicks; `viewed` is gone; `quiet` is new.
+    let twice = CLICKED.replace("within: 7d", "count: { gte: 2 }, within: 7d");
+    let after = rules(&format!("{twice}{QUIET}"));
+    let engine = Engine { rules: &after };
+    let out = engine.step("ada", &mut ada, &Input::at(at(3)));
+    assert_eq!(
+        changes(&out),
+        [
+            ("clicked", Change::Exited, None),
+            ("quiet", Change::Entered, None),
+            ("viewed", Change::Exited, None),
+        ]
+    );
+    let rule_versions: Vec<&str> = out.transitions.iter().map(|t| t.rule_version.as_str()).collect();
+    let segments: Vec<_> = after.segments().collect();
+    assert_eq!(rule_versions, [segments[0].version, segments[1].version, "removed"]);
+    assert_eq!(members(&ada), ["quiet"]);
+    assert_eq!(ada.state.rules_fingerprint(), after.fingerprint());
+    assert_eq!(
+        engine.step("ada", &mut ada, &Input::at(at(4))),
+        Outcome::default(),
+        "decided once"
+    );
+}
+
+#[test]
+fn a_segment_removed_from_the_rules_ends_with_an_exit_even_with_an_event() {
+    let before = rules(&format!("{CLICKED}{VIEWED}"));
+    let mut ada = Contact::default();
+    let view = [event("v1", "page.viewed", 0, r#","url":"/blog""#)];
+    Engine { rules: &before }.step("ada", &mut ada, &Input::events(&view, at(0)));
+    assert_eq!(members(&ada), ["viewed"]);
+    let after = rules(CLICKED);
+    let click = [event("c1", "email.clicked", 5, "")];
+    let out = Engine { rules: &after }.step("ada", &mut ada, &Input::events(&click, at(5)));
+    assert_eq!(
+        changes(&out),
+        [
+            ("clicked", Change::Entered, Some("c1")),
+            ("viewed", Change::Exited, None)
+        ]
+    );
+    assert_eq!(out.transitions[1].summary, "the segment is no longer in the rules");
+    assert_eq!(members(&ada), ["clicked"]);
+}
+
+#[test]
+fn a_frozen_anonymous_record_is_merged_once_and_decides_in_full() {
+    let rules = rules(&format!("{CLICKED}{VIEWED}"));
+    let engine = Engine { rules: &rules };
+    let mut anonymous = Contact::default();
+    let view = [event("v1", "page.viewed", 0, r#","url":"/blog""#)];
+    engine.step("anon:x", &mut anonymous, &Input::events(&view, at(0)));
+    let frozen = [Frozen {
+        key: "anon:x".into(),
+        into: "ada".into(),
+        state: anonymous.state.clone(),
+        expires_at: anonymous.expires_at,
+    }];
+    let mut ada = Contact::default();
+    let identify = [event(
+        "i1",
+        "contact.identified",
+        10,
+        r#","properties":{"anonymous_id":"x"}"#,
+    )];
+    assert_eq!(identity::links("ada", &identify), ["anon:x"]);
+    let input = Input {
+        events: &identify,
+        frozen: &frozen,
+        now: at(10),
+    };
+    let out = engine.step("ada", &mut ada, &input);
+    assert_eq!(out.merged, ["anon:x"]);
+    // Entered by the merged views, not by the identify, which `viewed` does not read.
+    assert_eq!(changes(&out), [("viewed", Change::Entered, None)]);
+    assert_eq!(
+        ada.expires_at,
+        anonymous
+            .expires_at
+            .max(at(10).timestamp() + KEEP_AFTER_LAST_EVENT_SECS)
+    );
+    let again = engine.step("ada", &mut ada, &input);
+    assert!(again.merged.is_empty() && again.version.is_none(), "merged once");
+    // A frozen record linked elsewhere is not this contact's.
+    let mut bob = Contact::default();
+    let out = engine.step("bob", &mut bob, &Input { now: at(11), ..input });
+    assert!(out.merged.is_empty());
+    assert_eq!(bob.state.members(), ContactState::default().members());
+}
+
+#[test]
+fn each_transition_is_triggered_by_the_latest_event_its_segment_reads() {
+    let more = "  - { id: pro, name: P, rule: { trait: { plan: { eq: pro } } } }
+  - { id: either, name: E, rule: { any: [ { segment: clicked }, { segment: pro } ] } }
+  - { id: gone, name: G, rule: { consent: unsubscribed } }
+";
+    let rules = rules(&format!("{CLICKED}{more}"));
+    let engine = Engine { rules: &rules };
+    let events = [
+        event("u1", "email.unsubscribed", 2, ""),
+        event("c1", "email.clicked", 0, ""),
+        event("i1", "contact.identified", 1, r#","traits":{"plan":"pro"}"#),
+        event("v1", "page.viewed", 3, r#","url":"/blog""#),
+    ];
+    let mut ada = Contact::default();
+    let out = engine.step("ada", &mut ada, &Input::events(&events, at(4)));
+    assert_eq!(
+        changes(&out),
+        [
+            ("clicked", Change::Entered, Some("c1")),
+            ("pro", Change::Entered, Some("i1")),
+            // Through its references it reads clicks and traits: the identify is the later.
+            ("either", Change::Entered, Some("i1")),
+            ("gone", Change::Entered, Some("u1")),
+        ]
+    );
+}
