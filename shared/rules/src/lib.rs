@@ -42,11 +42,11 @@ pub use error::{RuleIssue, RulesError};
 pub use evaluate::{Decisions, Delta};
 pub use explain::{Evaluation, Explanation, Observation, Verdict};
 pub use file::duration::{format_secs, parse_duration};
+pub use file::yaml::read as read_yaml;
 pub use file::{
     BoundsDef, Condition, ConsentDef, CountDef, EventDef, FilterDef, LastDef, MatcherDef, RulesFile, ScoreBoundDef,
     ScoreDef, SegmentDef, SequenceDef, TermDef, VelocityDef,
 };
-pub use file::yaml::read as read_yaml;
 
 impl RuleSet {
     /// Parses, validates and compiles a rules file (YAML; JSON is valid YAML).
