@@ -93,11 +93,7 @@ pub async fn run(rules_text: &str, events_text: &str, out: &mut impl Write) -> R
             claims: &MemoryClaims::default(),
         },
         events: &events,
-        evaluator: Evaluator {
-            rules: &rules,
-            store: &store,
-            queue: &transitions,
-        },
+        evaluator: Evaluator::new(&rules, &store, &transitions),
         transitions: &transitions,
         writeback: Writeback {
             destination: &destination,

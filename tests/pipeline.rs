@@ -212,11 +212,7 @@ async fn racing_evaluations_of_one_contact_lose_no_event() {
     .unwrap();
     let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
     let now = chrono::Utc::now();
-    let evaluator = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let evaluator = Evaluator::new(&rules, &store, &queue);
     let jobs = (0..8).map(|i| {
         let evaluator = &evaluator;
         async move {

@@ -84,11 +84,7 @@ impl Stack {
         now: chrono::DateTime<chrono::Utc>,
     ) -> SqsBatchResponse {
         let (store, queue) = (self.store(), self.queue("WritebackQueue"));
-        let evaluator = Evaluator {
-            rules,
-            store: &store,
-            queue: &queue,
-        };
+        let evaluator = Evaluator::new(rules, &store, &queue);
         kairos_evaluate::handle(sqs_event(messages), &evaluator, now).await
     }
 }

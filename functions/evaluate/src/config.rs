@@ -1,4 +1,5 @@
 use kairos_rules::{RuleSet, RulesError};
+use kairos_state::MAX_CLOCK_SKEW_LIMIT_SECS;
 use std::path::PathBuf;
 
 /// The evaluate function's configuration, read from the environment.
@@ -10,6 +11,11 @@ pub struct Config {
     pub writeback_queue_url: String,
     /// `KAIROS_RULES_FILE` (optional): a rules file to use instead of the embedded one.
     pub rules_file: Option<PathBuf>,
+    /// `KAIROS_MAX_CLOCK_SKEW_SECS` (optional): events dated more than this
+    /// ahead of the evaluation's clock are refused; default
+    /// [`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS),
+    /// at most [`MAX_CLOCK_SKEW_LIMIT_SECS`].
+    pub max_clock_skew_secs: i64,
 }
 
 /// Why the configuration is unusable; names the variable or file.
@@ -18,6 +24,16 @@ pub enum ConfigError {
     /// A required environment variable is unset or empty.
     #[error("environment variable {0} is required")]
     Missing(&'static str),
+    /// An environment variable holds a value out of its range.
+    #[error("environment variable {name} is `{value}`: expected {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it holds.
+        value: String,
+        /// What it should hold.
+        expected: String,
+    },
     /// The rules file could not be read.
     #[error("cannot read rules file {path}: {source}")]
     Read {
@@ -44,6 +60,7 @@ impl Config {
             table: required("KAIROS_TABLE")?,
             writeback_queue_url: required("KAIROS_WRITEBACK_QUEUE_URL")?,
             rules_file: var("KAIROS_RULES_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
+            max_clock_skew_secs: max_clock_skew(var("KAIROS_MAX_CLOCK_SKEW_SECS"))?,
         })
     }
 
@@ -63,5 +80,20 @@ impl Config {
             }
         };
         RuleSet::from_yaml(&text).map_err(|source| ConfigError::Rules { path, source })
+    }
+}
+
+/// `KAIROS_MAX_CLOCK_SKEW_SECS`: whole seconds from 0 to a day, or the default when unset.
+fn max_clock_skew(value: Option<String>) -> Result<i64, ConfigError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS);
+    };
+    match value.trim().parse::<i64>() {
+        Ok(secs) if (0..=MAX_CLOCK_SKEW_LIMIT_SECS).contains(&secs) => Ok(secs),
+        _ => Err(ConfigError::Invalid {
+            name: "KAIROS_MAX_CLOCK_SKEW_SECS",
+            value,
+            expected: format!("whole seconds from 0 to {MAX_CLOCK_SKEW_LIMIT_SECS}"),
+        }),
     }
 }

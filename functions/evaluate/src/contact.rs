@@ -31,6 +31,12 @@ pub enum ContactError {
 pub struct Outcome {
     /// Events applied (not duplicates, not stale).
     pub applied: usize,
+    /// Events ignored as already applied.
+    pub duplicate: usize,
+    /// Events refused as older than the dedupe horizon.
+    pub stale: usize,
+    /// Events refused as dated beyond the allowed clock skew ahead of `now`.
+    pub future: usize,
     /// Transitions produced by this evaluation.
     pub transitions: Vec<Transition>,
     /// The state version written, if anything was written.
@@ -47,6 +53,22 @@ pub struct Evaluator<'a, S, Q> {
     pub store: &'a S,
     /// Where transitions go.
     pub queue: &'a Q,
+    /// Events dated more than this ahead of `now` are refused (seconds;
+    /// `KAIROS_MAX_CLOCK_SKEW_SECS`).
+    pub max_clock_skew_secs: i64,
+}
+
+impl<'a, S, Q> Evaluator<'a, S, Q> {
+    /// An evaluator with the default clock skew
+    /// ([`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS)).
+    pub fn new(rules: &'a RuleSet, store: &'a S, queue: &'a Q) -> Self {
+        Evaluator {
+            rules,
+            store,
+            queue,
+            max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
+        }
+    }
 }
 
 impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
@@ -107,17 +129,20 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         now: DateTime<Utc>,
     ) -> Outcome {
         let now_secs = now.timestamp();
-        let merged = link::absorb(contact, record, frozen, now_secs);
-        let (applied, trigger, mut delta) = self.apply(record, events, now_secs);
+        let mut outcome = Outcome {
+            merged: link::absorb(contact, record, frozen, now_secs),
+            ..Outcome::default()
+        };
+        let (trigger, mut delta) = self.apply(record, events, now_secs, &mut outcome);
         let due = record.next_change_at.is_some_and(|t| t <= now_secs);
         let rules_changed = record.state.rules_fingerprint() != self.rules.fingerprint();
-        if trigger.is_none() && !due && !rules_changed && merged == 0 {
-            return Outcome::default();
+        if trigger.is_none() && !due && !rules_changed && outcome.merged == 0 {
+            return outcome;
         }
         record.state.compact(now_secs);
         // A new contact: only what this batch's events can affect differs from an empty state.
-        delta.blank = record.state.rules_fingerprint() == 0 && merged == 0;
-        let full = (rules_changed && !delta.blank) || merged > 0;
+        delta.blank = record.state.rules_fingerprint() == 0 && outcome.merged == 0;
+        let full = (rules_changed && !delta.blank) || outcome.merged > 0;
         let (decisions, verdicts) = self
             .rules
             .decide_explained(&record.state, now_secs, (!full).then_some(&delta));
@@ -131,42 +156,50 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         if let Some(t) = trigger {
             record.expires_at = record.expires_at.max(t.at.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
         }
-        Outcome {
-            applied,
-            transitions,
-            version: Some(record.version),
-            merged,
-        }
+        outcome.transitions = transitions;
+        outcome.version = Some(record.version);
+        outcome
     }
 
-    /// Applies events to the state: how many applied, the latest applied (the
-    /// trigger) and what they touched.
+    /// Applies events to the state, counting each outcome in `counts`: returns
+    /// the latest applied event (the trigger) and what the events touched.
     fn apply<'e>(
         &self,
         record: &mut StoredContact,
         events: &'e [Event],
         now: i64,
-    ) -> (usize, Option<&'e Event>, Delta) {
+        counts: &mut Outcome,
+    ) -> (Option<&'e Event>, Delta) {
         let mut trigger: Option<&Event> = None;
         let mut delta = Delta::default();
-        let mut applied = 0;
         for event in events {
             let signals = self.rules.signals_for(event);
-            match record.state.apply(event, &signals, now) {
+            match record
+                .state
+                .apply_with_skew(event, &signals, now, self.max_clock_skew_secs)
+            {
                 Applied::Applied => {
-                    applied += 1;
+                    counts.applied += 1;
                     delta.record(event, &signals);
                     if trigger.is_none_or(|t| (event.at, &event.id) > (t.at, &t.id)) {
                         trigger = Some(event);
                     }
                 }
-                Applied::Duplicate => tracing::debug!(event_id = %event.id, "duplicate event ignored"),
+                Applied::Duplicate => {
+                    counts.duplicate += 1;
+                    tracing::debug!(event_id = %event.id, "duplicate event ignored");
+                }
                 Applied::Stale => {
-                    tracing::warn!(event_id = %event.id, at = %event.at, "stale event refused: older than the dedupe horizon")
+                    counts.stale += 1;
+                    tracing::warn!(event_id = %event.id, at = %event.at, "stale event refused: older than the dedupe horizon");
+                }
+                Applied::Future => {
+                    counts.future += 1;
+                    tracing::warn!(event_id = %event.id, at = %event.at, max_skew_secs = self.max_clock_skew_secs, "future-dated event refused: later than now plus the allowed clock skew");
                 }
             }
         }
-        (applied, trigger, delta)
+        (trigger, delta)
     }
 
     /// Sends the outbox, then clears it if the record has not moved on.

@@ -25,7 +25,7 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
 //! let (store, queue) = (MemoryContacts::default(), MemoryQueue::default());
-//! let evaluator = Evaluator { rules: &rules, store: &store, queue: &queue };
+//! let evaluator = Evaluator::new(&rules, &store, &queue);
 //! let click = Event::from_json(br#"{"id":"e1","contact":"ada@example.com","type":"email.clicked",
 //!     "at":"2026-11-27T10:00:00Z","source":"sendgrid"}"#).unwrap();
 //! let outcome = evaluator.contact("ada@example.com", &[click.clone()], click.at).await.unwrap();
@@ -89,7 +89,15 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
-                tracing::info!(contact = %contact, applied = outcome.applied, transitions = outcome.transitions.len(), "evaluated");
+                tracing::info!(
+                    contact = %contact,
+                    applied = outcome.applied,
+                    duplicate = outcome.duplicate,
+                    stale = outcome.stale,
+                    future = outcome.future,
+                    transitions = outcome.transitions.len(),
+                    "evaluated"
+                );
                 Vec::new()
             }
             Err(err) => {
@@ -113,5 +121,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
     response
 }
 
+#[cfg(test)]
+mod bounds_tests;
 #[cfg(test)]
 mod tests;

@@ -48,11 +48,7 @@ fn sent(queue: &MemoryQueue) -> Vec<Transition> {
 #[tokio::test]
 async fn malformed_message_fails_only_itself() {
     let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
-    let ev = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let ev = Evaluator::new(&rules, &store, &queue);
     let input = batch(vec![
         message(
             "m1",
@@ -78,11 +74,7 @@ async fn malformed_message_fails_only_itself() {
 #[tokio::test]
 async fn redelivered_batch_changes_nothing() {
     let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
-    let ev = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let ev = Evaluator::new(&rules, &store, &queue);
     let make = || {
         batch(vec![
             message("m1", &event("e1", "ada@x.test", "email.opened", "2026-11-27T10:00:00Z")),
@@ -124,11 +116,7 @@ impl Queue for FlakyQueue {
 #[tokio::test]
 async fn outbox_survives_a_failed_send_and_is_sent_once_on_retry() {
     let (rules, store, queue) = (rules(), MemoryContacts::default(), FlakyQueue::default());
-    let ev = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let ev = Evaluator::new(&rules, &store, &queue);
     let make = || {
         batch(vec![message(
             "m1",
@@ -155,11 +143,7 @@ async fn outbox_survives_a_failed_send_and_is_sent_once_on_retry() {
 #[tokio::test]
 async fn exits_are_emitted_with_explanations() {
     let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
-    let ev = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let ev = Evaluator::new(&rules, &store, &queue);
     let pricing = |id: &str, t: &str| {
         let mut e = kairos_event::Event::from_json(event(id, "u1", "page.viewed", t).as_bytes()).unwrap();
         e.url = Some("https://x.test/pricing".into());
@@ -211,7 +195,7 @@ fn config_names_the_missing_variable() {
         err.to_string(),
         "environment variable KAIROS_WRITEBACK_QUEUE_URL is required"
     );
-    let ok = Config::from_env(|name| Some(format!("{name}-value"))).unwrap();
+    let ok = Config::from_env(|name| (name != "KAIROS_MAX_CLOCK_SKEW_SECS").then(|| format!("{name}-value"))).unwrap();
     assert_eq!(ok.table, "KAIROS_TABLE-value");
 }
 
@@ -225,6 +209,7 @@ fn bad_rules_file_is_reported_with_its_path() {
         table: "t".into(),
         writeback_queue_url: "q".into(),
         rules_file: Some(path.clone()),
+        max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
     };
     let err = config.rules().unwrap_err().to_string();
     assert!(
@@ -236,11 +221,7 @@ fn bad_rules_file_is_reported_with_its_path() {
 #[tokio::test]
 async fn passing_time_is_acted_on_by_a_sweep() {
     let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
-    let ev = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let ev = Evaluator::new(&rules, &store, &queue);
     let click =
         kairos_event::Event::from_json(event("c1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z").as_bytes())
             .unwrap();
@@ -264,11 +245,7 @@ async fn passing_time_is_acted_on_by_a_sweep() {
 #[tokio::test]
 async fn a_typical_active_contact_stays_within_one_kilobyte() {
     let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
-    let ev = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let ev = Evaluator::new(&rules, &store, &queue);
     let start = at("2026-08-01T09:00:00Z");
     let mut n = 0;
     let mut largest = 0;

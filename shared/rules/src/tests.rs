@@ -793,9 +793,10 @@ segments:
     .unwrap();
     let (mut state, now) = at_the_cap(&rules);
     assert_eq!(state.members().len(), 1);
-    // Dated an hour ahead (a skewed clock): not counted yet, and the oldest
-    // view's move into its bucket (whose hour starts before the window) drops the count.
-    let ahead = ev("ahead", "page.viewed", now + H, json!({"url": "https://x.test/"}));
+    // Dated ahead (a skewed clock, within the allowed skew): not counted yet, and the
+    // oldest view's move into its bucket (whose hour starts before the window) drops the count.
+    let skew = kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS;
+    let ahead = ev("ahead", "page.viewed", now + skew, json!({"url": "https://x.test/"}));
     let delta = applied_at(&rules, &mut state, &ahead, now);
     let decisions = rules.decide(&state, now, Some(&delta));
     assert_eq!(decisions.members, [(0, false)]);

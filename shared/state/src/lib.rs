@@ -62,6 +62,10 @@ pub const RETENTION_SECS: i64 = 90 * 86_400;
 /// this at apply time are refused as stale, so a redelivery can never double count.
 pub const DEDUPE_HORIZON_SECS: i64 = 7 * 86_400;
 
+/// How far ahead of `now` a deployment may let events be dated at most
+/// (seconds; a day): a configured clock skew above it is refused.
+pub const MAX_CLOCK_SKEW_LIMIT_SECS: i64 = 86_400;
+
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -71,6 +75,10 @@ pub enum Applied {
     Duplicate,
     /// The event is older than [`DEDUPE_HORIZON_SECS`]: refused, nothing changed.
     Stale,
+    /// The event is dated further ahead of `now` than the allowed clock skew:
+    /// refused, nothing changed (a future-dated event would win every
+    /// last-writer-wins register and never leave the state).
+    Future,
 }
 
 /// Everything Kairos keeps about one contact.
@@ -103,9 +111,19 @@ pub struct ContactState {
 }
 
 impl ContactState {
-    /// Applies one event that matched the given signals, as of `now` (unix seconds).
+    /// Applies one event that matched the given signals, as of `now` (unix
+    /// seconds), refusing events dated more than
+    /// [`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS) ahead of it.
     pub fn apply(&mut self, event: &Event, signals: &[SignalKey], now: i64) -> Applied {
+        self.apply_with_skew(event, signals, now, kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS)
+    }
+
+    /// [`ContactState::apply`], refusing events dated more than `max_skew_secs` ahead of `now`.
+    pub fn apply_with_skew(&mut self, event: &Event, signals: &[SignalKey], now: i64, max_skew_secs: i64) -> Applied {
         let at = event.at.timestamp();
+        if at > now.saturating_add(max_skew_secs) {
+            return Applied::Future;
+        }
         if at < now - DEDUPE_HORIZON_SECS {
             return Applied::Stale;
         }

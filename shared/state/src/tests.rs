@@ -238,3 +238,18 @@ fn merge_keeps_the_latest_trait_and_consent_from_either_side() {
     assert_eq!(known.consent().status(), ConsentStatus::Unsubscribed);
     assert_eq!(known.consent().since(), T0 + 50);
 }
+
+#[test]
+fn an_event_dated_beyond_the_skew_is_refused_and_changes_nothing() {
+    let mut state = ContactState::default();
+    let skew = kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS;
+    let mut future = event(1, EventType::ContactIdentified, T0 + skew + 1);
+    assert_eq!(state.apply(&future, &[3], T0), Applied::Future);
+    future.at = DateTime::from_timestamp(4_102_444_800, 0).unwrap(); // 2100
+    assert_eq!(state.apply(&future, &[3], T0), Applied::Future);
+    assert_eq!(state, ContactState::default());
+    // Within the skew it counts; a deployment may allow less.
+    let near = event(2, EventType::EmailOpened, T0 + skew);
+    assert_eq!(state.apply_with_skew(&near, &[3], T0, 60), Applied::Future);
+    assert_eq!(state.apply(&near, &[3], T0), Applied::Applied);
+}

@@ -49,11 +49,7 @@ impl Fixture {
     }
 
     fn evaluator(&self) -> Evaluator<'_, Yielding, MemoryQueue> {
-        Evaluator {
-            rules: &self.rules,
-            store: &self.store,
-            queue: &self.queue,
-        }
+        Evaluator::new(&self.rules, &self.store, &self.queue)
     }
 
     /// Processes `events` as the handler does: one call per contact key.

@@ -1,0 +1,63 @@
+//! Time and size bounds (issue 15): what evaluate refuses, and that it never
+//! writes a record for nothing.
+
+use super::*;
+use kairos_store::{MemoryContacts, MemoryQueue};
+
+fn rules() -> kairos_rules::RuleSet {
+    kairos_rules::RuleSet::from_yaml(DEFAULT_RULES).unwrap()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn event(id: &str, kind: &str, at: &str, extra: &str) -> Event {
+    let json = format!(r#"{{"id":"{id}","contact":"ada@x.test","type":"{kind}","at":"{at}","source":"test"{extra}}}"#);
+    Event::from_json(json.as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn future_dated_events_are_refused_counted_and_never_stored() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator::new(&rules, &store, &queue);
+    let now = at("2026-11-27T10:00:00Z");
+    let traits = r#","traits":{"company_size":5000}"#;
+    let events = [
+        event("f1", "contact.identified", "2100-01-01T00:00:00Z", traits),
+        event("f2", "email.clicked", "2026-11-27T10:05:01Z", ""),
+        event("ok", "email.opened", "2026-11-27T10:04:59Z", ""),
+    ];
+    let outcome = ev.contact("ada@x.test", &events, now).await.unwrap();
+    assert_eq!((outcome.applied, outcome.future), (1, 2));
+    let record = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(record.state.trait_value("company_size"), None);
+    // A deployment allowing no skew refuses an event a second ahead.
+    let strict = Evaluator {
+        max_clock_skew_secs: 0,
+        ..Evaluator::new(&rules, &store, &queue)
+    };
+    let ahead = event("a1", "email.opened", "2026-11-27T10:00:01Z", "");
+    assert_eq!(strict.contact("ada@x.test", &[ahead], now).await.unwrap().future, 1);
+}
+
+#[test]
+fn the_clock_skew_is_configured_in_whole_seconds_up_to_a_day() {
+    let config = |skew: &str| {
+        let skew = skew.to_string();
+        Config::from_env(move |name| match name {
+            "KAIROS_MAX_CLOCK_SKEW_SECS" => Some(skew.clone()),
+            "KAIROS_RULES_FILE" => None,
+            _ => Some("x".into()),
+        })
+    };
+    assert_eq!(
+        config("").unwrap().max_clock_skew_secs,
+        kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS
+    );
+    assert_eq!(config("60").unwrap().max_clock_skew_secs, 60);
+    for bad in ["-1", "86401", "5m"] {
+        let err = config(bad).unwrap_err().to_string();
+        assert!(err.contains("KAIROS_MAX_CLOCK_SKEW_SECS") && err.contains(bad), "{err}");
+    }
+}
