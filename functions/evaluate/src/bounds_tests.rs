@@ -61,3 +61,18 @@ fn the_clock_skew_is_configured_in_whole_seconds_up_to_a_day() {
         assert!(err.contains("KAIROS_MAX_CLOCK_SKEW_SECS") && err.contains(bad), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_whose_events_are_all_refused_writes_nothing() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator::new(&rules, &store, &queue);
+    let now = at("2026-11-27T10:00:00Z");
+    let refused = [
+        event("old", "email.opened", "2026-09-01T10:00:00Z", ""),
+        event("ahead", "email.opened", "2026-11-28T10:00:00Z", ""),
+    ];
+    let outcome = ev.contact("ada@x.test", &refused, now).await.unwrap();
+    assert_eq!((outcome.stale, outcome.future, outcome.version), (1, 1, None));
+    assert!(store.contacts().is_empty(), "no record is created for refused events");
+    assert!(queue.is_empty());
+}

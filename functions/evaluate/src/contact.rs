@@ -135,7 +135,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         };
         let (trigger, mut delta) = self.apply(record, events, now_secs, &mut outcome);
         let due = record.next_change_at.is_some_and(|t| t <= now_secs);
-        let rules_changed = record.state.rules_fingerprint() != self.rules.fingerprint();
+        // A record never written (version 0) has nothing the rules decided yet.
+        let rules_changed = record.version > 0 && record.state.rules_fingerprint() != self.rules.fingerprint();
         if trigger.is_none() && !due && !rules_changed && outcome.merged == 0 {
             return outcome;
         }
