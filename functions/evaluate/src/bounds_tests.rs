@@ -76,3 +76,18 @@ async fn a_batch_whose_events_are_all_refused_writes_nothing() {
     assert!(store.contacts().is_empty(), "no record is created for refused events");
     assert!(queue.is_empty());
 }
+
+#[tokio::test]
+async fn an_event_redriven_from_the_dead_letter_queue_at_its_last_day_applies_once() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator::new(&rules, &store, &queue);
+    // Ingested a day after it happened (a provider's retries), dead-lettered,
+    // redriven on the queue's last day, then processed after 4 days in the source queue.
+    let happened = at("2026-11-01T10:00:00Z");
+    let processed = happened + chrono::Duration::days(1 + 14 + 4);
+    let click = event("late", "email.clicked", "2026-11-01T10:00:00Z", "");
+    let first = ev.contact("ada@x.test", &[click.clone()], processed).await.unwrap();
+    assert_eq!((first.applied, first.stale), (1, 0));
+    let again = ev.contact("ada@x.test", &[click], processed).await.unwrap();
+    assert_eq!((again.applied, again.duplicate), (0, 1));
+}

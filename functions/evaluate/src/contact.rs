@@ -4,13 +4,13 @@ use kairos_rules::{Delta, RuleSet};
 
 use crate::diff;
 use crate::link::{self, Frozen};
-use kairos_state::{Applied, RETENTION_SECS};
+use kairos_state::{Applied, RECORD_TTL_SECS};
 use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact};
 
 /// How often a contact's read-modify-write is retried after losing a race.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
 /// A record outlives its last event by this long before the table's TTL removes it.
-pub(crate) const TTL_AFTER_LAST_EVENT_SECS: i64 = RETENTION_SECS + 30 * 86_400;
+pub(crate) const TTL_AFTER_LAST_EVENT_SECS: i64 = RECORD_TTL_SECS;
 
 /// Why one contact's events could not be processed. All are retryable.
 #[derive(Debug, thiserror::Error)]

@@ -35,11 +35,16 @@ mod codec;
 mod consent;
 mod delta;
 mod merge;
+mod retention;
 mod signal;
 mod traits;
 
 pub use codec::CodecError;
 pub use consent::{affects_consent, Consent, ConsentStatus};
+pub use retention::{
+    DEAD_LETTER_RETENTION_SECS, DEDUPE_HORIZON_SECS, EVENTS_QUEUE_RETENTION_SECS, LEDGER_TTL_SECS, PROVIDER_DELAY_SECS,
+    RECORD_TTL_SECS, RETENTION_SECS,
+};
 pub use signal::SignalState;
 pub use traits::TraitValue;
 
@@ -56,11 +61,6 @@ pub const BUCKET_SECS: i64 = 3600;
 pub const EXACT_HORIZON_SECS: i64 = 48 * 3600;
 /// At most this many exact occurrences are kept per signal; older ones go to buckets.
 pub const EXACT_CAP: usize = 64;
-/// Hourly buckets and recency older than this are dropped (seconds; 90 days).
-pub const RETENTION_SECS: i64 = 90 * 86_400;
-/// Event ids are remembered this long (seconds; 7 days); events older than
-/// this at apply time are refused as stale, so a redelivery can never double count.
-pub const DEDUPE_HORIZON_SECS: i64 = 7 * 86_400;
 
 /// How far ahead of `now` a deployment may let events be dated at most
 /// (seconds; a day): a configured clock skew above it is refused.

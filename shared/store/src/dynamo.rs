@@ -8,16 +8,13 @@
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
-use kairos_state::ContactState;
+use kairos_state::{ContactState, LEDGER_TTL_SECS};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{Claims, ContactStore, DeliveryLedger, StoreError, StoredContact};
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Ledger entries live this long after their last delivery (seconds; 180 days).
-const LEDGER_TTL_SECS: i64 = 180 * 86_400;
 
 /// Contact records in DynamoDB, written with a version condition.
 #[derive(Debug, Clone)]
