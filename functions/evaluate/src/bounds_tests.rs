@@ -91,3 +91,26 @@ async fn an_event_redriven_from_the_dead_letter_queue_at_its_last_day_applies_on
     let again = ev.contact("ada@x.test", &[click], processed).await.unwrap();
     assert_eq!((again.applied, again.duplicate), (0, 1));
 }
+
+#[tokio::test]
+async fn an_unsubscribe_redriven_past_the_horizon_still_unsubscribes() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator::new(&rules, &store, &queue);
+    let now = at("2026-11-27T10:00:00Z");
+    let delivered = event("d1", "email.delivered", "2026-11-27T09:00:00Z", "");
+    ev.contact("ada@x.test", &[delivered], now).await.unwrap();
+    assert_eq!(queue.drain().len(), 1, "ada enters gone-quiet");
+    let old = event("u1", "email.unsubscribed", "2026-10-01T09:00:00Z", "");
+    let outcome = ev.contact("ada@x.test", &[old], now).await.unwrap();
+    assert_eq!((outcome.applied, outcome.late), (0, 1));
+    let record = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(
+        record.state.consent().status(),
+        kairos_state::ConsentStatus::Unsubscribed
+    );
+    let exits: Vec<String> = queue.drain().into_iter().map(|m| m.body).collect();
+    assert!(
+        exits.len() == 1 && exits[0].contains(r#""change":"exited""#),
+        "{exits:?}"
+    );
+}

@@ -33,8 +33,11 @@ pub struct Outcome {
     pub applied: usize,
     /// Events ignored as already applied.
     pub duplicate: usize,
-    /// Events refused as older than the dedupe horizon.
+    /// Events older than the dedupe horizon, refused.
     pub stale: usize,
+    /// Events older than the dedupe horizon whose consent change or traits
+    /// applied (not their occurrence: it may be a repeat).
+    pub late: usize,
     /// Events refused as dated beyond the allowed clock skew ahead of `now`.
     pub future: usize,
     /// Transitions produced by this evaluation.
@@ -179,9 +182,15 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 .state
                 .apply_with_skew(event, &signals, now, self.max_clock_skew_secs)
             {
-                Applied::Applied => {
-                    counts.applied += 1;
-                    delta.record(event, &signals);
+                applied @ (Applied::Applied | Applied::Late) => {
+                    if applied == Applied::Applied {
+                        counts.applied += 1;
+                        delta.record(event, &signals);
+                    } else {
+                        counts.late += 1;
+                        delta.record(event, &[]);
+                        tracing::warn!(event_id = %event.id, at = %event.at, "late event: older than the dedupe horizon, only its consent or traits applied");
+                    }
                     if trigger.is_none_or(|t| (event.at, &event.id) > (t.at, &t.id)) {
                         trigger = Some(event);
                     }

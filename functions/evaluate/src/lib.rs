@@ -94,6 +94,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
                     applied = outcome.applied,
                     duplicate = outcome.duplicate,
                     stale = outcome.stale,
+                    late = outcome.late,
                     future = outcome.future,
                     transitions = outcome.transitions.len(),
                     "evaluated"

@@ -69,14 +69,17 @@ impl Consent {
         }
     }
 
-    pub(crate) fn observe(&mut self, event: &Event, at: i64) {
+    /// Records the event's status change if it is the latest; returns whether it was.
+    pub(crate) fn observe(&mut self, event: &Event, at: i64) -> bool {
         let Some(status) = status_of(event) else {
-            return;
+            return false;
         };
-        if (at, status) > (self.at, self.status) {
+        let newer = (at, status) > (self.at, self.status);
+        if newer {
             self.status = status;
             self.at = at;
         }
+        newer
     }
 }
 

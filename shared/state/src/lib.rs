@@ -75,6 +75,10 @@ pub enum Applied {
     Duplicate,
     /// The event is older than [`DEDUPE_HORIZON_SECS`]: refused, nothing changed.
     Stale,
+    /// The event is older than [`DEDUPE_HORIZON_SECS`]: its occurrence is not
+    /// counted (it could be a repeat), but its consent change or traits were
+    /// applied: last-writer-wins registers, which a repeat cannot change again.
+    Late,
     /// The event is dated further ahead of `now` than the allowed clock skew:
     /// refused, nothing changed (a future-dated event would win every
     /// last-writer-wins register and never leave the state).
@@ -125,7 +129,10 @@ impl ContactState {
             return Applied::Future;
         }
         if at < now - DEDUPE_HORIZON_SECS {
-            return Applied::Stale;
+            return match self.observe_registers(event, at) {
+                true => Applied::Late,
+                false => Applied::Stale,
+            };
         }
         let id = id_hash(&event.source, &event.id);
         match self.seen.binary_search_by_key(&id, |(h, _)| *h) {
@@ -142,22 +149,31 @@ impl ContactState {
             };
             self.signals[pos].record(at);
         }
-        match event.kind {
-            EventType::ContactIdentified => self.set_traits(event, at),
-            _ => self.consent.observe(event, at),
-        }
+        self.observe_registers(event, at);
         self.compact(now);
         Applied::Applied
     }
 
-    fn set_traits(&mut self, event: &Event, at: i64) {
-        for (name, value) in &event.traits {
-            self.set_trait(name, at, TraitValue::from_json(value));
+    /// Applies the event's last-writer-wins registers (traits, consent), as
+    /// of its time `at`; returns whether one changed.
+    fn observe_registers(&mut self, event: &Event, at: i64) -> bool {
+        match event.kind {
+            EventType::ContactIdentified => self.set_traits(event, at),
+            _ => self.consent.observe(event, at),
         }
     }
 
-    /// Sets a trait unless a later value (or, at the same time, a larger one) is set.
-    fn set_trait(&mut self, name: &str, at: i64, value: TraitValue) {
+    fn set_traits(&mut self, event: &Event, at: i64) -> bool {
+        let mut changed = false;
+        for (name, value) in &event.traits {
+            changed |= self.set_trait(name, at, TraitValue::from_json(value));
+        }
+        changed
+    }
+
+    /// Sets a trait unless a later value (or, at the same time, a larger one)
+    /// is set; returns whether it did.
+    fn set_trait(&mut self, name: &str, at: i64, value: TraitValue) -> bool {
         let newer = match self.traits.get(name) {
             None => true,
             Some((old_at, old)) => (at, &value) > (*old_at, old),
@@ -165,6 +181,7 @@ impl ContactState {
         if newer {
             self.traits.insert(name.to_string(), (at, value));
         }
+        newer
     }
 
     /// Moves aged occurrences to buckets and drops what is past retention.

@@ -253,3 +253,19 @@ fn an_event_dated_beyond_the_skew_is_refused_and_changes_nothing() {
     assert_eq!(state.apply_with_skew(&near, &[3], T0, 60), Applied::Future);
     assert_eq!(state.apply(&near, &[3], T0), Applied::Applied);
 }
+
+#[test]
+fn a_stale_event_still_sets_consent_and_traits_but_counts_nothing() {
+    let mut state = ContactState::default();
+    let now = T0 + DEDUPE_HORIZON_SECS + 86_400;
+    let unsubscribe = event(1, EventType::EmailUnsubscribed, T0);
+    assert_eq!(state.apply(&unsubscribe, &[3], now), Applied::Late);
+    assert_eq!(state.consent().status(), ConsentStatus::Unsubscribed);
+    assert!(state.signal(3).is_none(), "a stale event's occurrence is not counted");
+    let identify = event(2, EventType::ContactIdentified, T0);
+    assert_eq!(state.apply(&identify, &[3], now), Applied::Late);
+    assert_eq!(state.trait_value("plan"), Some(&TraitValue::Text("p2".into())));
+    // Applying them again changes nothing: they are registers, not counts.
+    assert_eq!(state.apply(&unsubscribe, &[3], now), Applied::Stale);
+    assert_eq!(state.apply(&identify, &[3], now), Applied::Stale);
+}
