@@ -12,7 +12,7 @@ pub(crate) const MAX_ATTEMPTS: usize = 8;
 /// A record outlives its last event by this long before the table's TTL removes it.
 pub(crate) const TTL_AFTER_LAST_EVENT_SECS: i64 = RECORD_TTL_SECS;
 
-/// Why one contact's events could not be processed. All are retryable.
+/// Why one contact's events could not be processed.
 #[derive(Debug, thiserror::Error)]
 pub enum ContactError {
     /// Reading or writing the contact's record failed.
@@ -24,6 +24,15 @@ pub enum ContactError {
     /// The transitions were written but could not be sent; they stay in the outbox.
     #[error("sending transitions: {0}")]
     Send(#[from] QueueError),
+}
+
+impl ContactError {
+    /// Whether retrying cannot help (the stored record is unreadable by this
+    /// build): the messages go to the dead-letter queue with this reason, to
+    /// be redriven once a build that reads the record is deployed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ContactError::Store(err) if err.is_permanent())
+    }
 }
 
 /// What processing one contact did.

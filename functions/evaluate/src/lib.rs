@@ -102,7 +102,8 @@ pub async fn handle<S: ContactStore, Q: Queue>(
                 Vec::new()
             }
             Err(err) => {
-                tracing::error!(contact = %contact, error = %err, "contact failed; its messages will be retried");
+                let permanent = err.is_permanent();
+                tracing::error!(contact = %contact, error = %err, permanent, "contact failed; its messages will be retried, then dead-lettered");
                 items.iter().map(|(id, _)| id.clone()).collect()
             }
         }

@@ -36,10 +36,11 @@ mod consent;
 mod delta;
 mod merge;
 mod retention;
+mod seen;
 mod signal;
 mod traits;
 
-pub use codec::CodecError;
+pub use codec::{CodecError, STATE_FORMAT};
 pub use consent::{affects_consent, Consent, ConsentStatus};
 pub use retention::{
     DEAD_LETTER_RETENTION_SECS, DEDUPE_HORIZON_SECS, EVENTS_QUEUE_RETENTION_SECS, LEDGER_TTL_SECS, PROVIDER_DELAY_SECS,
@@ -49,6 +50,7 @@ pub use signal::SignalState;
 pub use traits::TraitValue;
 
 use kairos_event::{Event, EventType};
+use seen::Seen;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -61,6 +63,11 @@ pub const BUCKET_SECS: i64 = 3600;
 pub const EXACT_HORIZON_SECS: i64 = 48 * 3600;
 /// At most this many exact occurrences are kept per signal; older ones go to buckets.
 pub const EXACT_CAP: usize = 64;
+
+/// At most this many event ids are remembered per contact: past it, the
+/// oldest are forgotten and events dated before them are refused as stale
+/// ([`ContactState::stale_before`]).
+pub const MAX_SEEN_IDS: usize = 4096;
 
 /// How far ahead of `now` a deployment may let events be dated at most
 /// (seconds; a day): a configured clock skew above it is refused.
@@ -94,8 +101,8 @@ pub struct ContactState {
     traits: BTreeMap<String, (i64, TraitValue)>,
     /// Subscription state.
     consent: Consent,
-    /// Recently applied event ids (48-bit hash, event hour), sorted by hash.
-    seen: Vec<([u8; 6], i64)>,
+    /// Recently applied event ids, and the dedupe floor.
+    seen: Seen,
     /// Current segment memberships: (segment id, entered at (unix seconds)),
     /// sorted by id.
     members: Vec<(String, i64)>,
@@ -109,8 +116,7 @@ pub struct ContactState {
     merged: Vec<([u8; 6], i64)>,
     /// Per segment (by index in those rules), which of its conditions held its
     /// answer when it was last decided: written and read by the rules crate,
-    /// opaque here. Trailing zeros are dropped. Last, so that states written
-    /// before it decode ([`ContactState::from_bytes`]).
+    /// opaque here. Trailing zeros are dropped.
     holds: Vec<u8>,
 }
 
@@ -128,16 +134,14 @@ impl ContactState {
         if at > now.saturating_add(max_skew_secs) {
             return Applied::Future;
         }
-        if at < now - DEDUPE_HORIZON_SECS {
+        if at < self.stale_before(now) {
             return match self.observe_registers(event, at) {
                 true => Applied::Late,
                 false => Applied::Stale,
             };
         }
-        let id = id_hash(&event.source, &event.id);
-        match self.seen.binary_search_by_key(&id, |(h, _)| *h) {
-            Ok(_) => return Applied::Duplicate,
-            Err(pos) => self.seen.insert(pos, (id, at.div_euclid(3600))),
+        if !self.seen.insert(id_hash(&event.source, &event.id), at) {
+            return Applied::Duplicate;
         }
         for &key in signals {
             let pos = match self.signals.binary_search_by_key(&key, |s| s.key) {
@@ -186,14 +190,20 @@ impl ContactState {
 
     /// Moves aged occurrences to buckets and drops what is past retention.
     pub fn compact(&mut self, now: i64) {
-        // Kept one hour longer than the horizon: `seen` holds event hours, not seconds.
-        let oldest_hour = (now - DEDUPE_HORIZON_SECS).div_euclid(3600) - 1;
-        self.seen.retain(|(_, hour)| *hour >= oldest_hour);
+        self.seen.forget_before(now - DEDUPE_HORIZON_SECS);
+        self.seen.cap(MAX_SEEN_IDS);
         for signal in &mut self.signals {
             signal.compact(now);
         }
         self.signals.retain(|s| !s.is_empty());
         self.compact_merged(now);
+    }
+
+    /// Events dated before this are refused as stale at `now`: older than the
+    /// dedupe horizon, or than the ids forgotten to stay under
+    /// [`MAX_SEEN_IDS`] (unix seconds).
+    pub fn stale_before(&self, now: i64) -> i64 {
+        (now - DEDUPE_HORIZON_SECS).max(self.seen.floor())
     }
 
     /// Every signal with occurrences, sorted by key.

@@ -25,11 +25,7 @@ impl ContactState {
             self.set_trait(name, *at, value.clone());
         }
         self.consent.merge(&other.consent);
-        for &(id, hour) in &other.seen {
-            if let Err(pos) = self.seen.binary_search_by_key(&id, |(h, _)| *h) {
-                self.seen.insert(pos, (id, hour));
-            }
-        }
+        self.seen.merge(&other.seen);
     }
 
     /// Merges `other`, the frozen state of anonymous contact `anonymous`, unless

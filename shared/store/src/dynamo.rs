@@ -1,14 +1,16 @@
 //! DynamoDB adapters. One table, partition key `pk` (S):
-//! - `contact#<key>`: `version` (N), `state` (B, compact encoding), `outbox` (L of S,
-//!   absent when empty), `next_change_at` (N, optional), `expires_at` (N, TTL),
-//!   `merged_into` (S, optional: on a frozen `anon:` record, the contact it is linked to);
+//! - `contact#<key>`: `format` (N: the item's format, [`STATE_FORMAT`]; absent
+//!   on items of the first release, format 1), `version` (N), `state` (B, compact
+//!   encoding of that format), `outbox` (L of S, absent when empty), `next_change_at`
+//!   (N, optional), `expires_at` (N, TTL), `merged_into` (S, optional: on a frozen
+//!   `anon:` record, the contact it is linked to);
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `claim#<key>`: `expires_at` (N), a one-time webhook token.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
-use kairos_state::{ContactState, LEDGER_TTL_SECS};
+use kairos_state::{CodecError, ContactState, LEDGER_TTL_SECS, STATE_FORMAT};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,6 +63,7 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
 fn to_item(contact: &str, record: &StoredContact) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), key("contact", contact));
+    item.insert("format".into(), n(STATE_FORMAT));
     item.insert("version".into(), n(record.version));
     item.insert("state".into(), AttributeValue::B(Blob::new(record.state.to_bytes())));
     item.insert("expires_at".into(), n(record.expires_at));
@@ -102,9 +105,15 @@ impl TryFrom<&Item> for StoredContact {
     fn try_from(item: &Item) -> Result<StoredContact, StoreError> {
         let version =
             number(item, "version")?.ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
+        let format = match number(item, "format")? {
+            None => 1,
+            Some(f) => u32::try_from(f).map_err(|_| StoreError::Corrupt(format!("attribute `format` is {f}")))?,
+        };
         let state = match item.get("state") {
-            Some(AttributeValue::B(blob)) => ContactState::from_bytes(blob.as_ref())
-                .map_err(|e| StoreError::Corrupt(format!("attribute `state`: {e}")))?,
+            Some(AttributeValue::B(blob)) => ContactState::decode(blob.as_ref(), format).map_err(|e| match e {
+                CodecError::Newer { found, supported } => StoreError::Newer { found, supported },
+                invalid => StoreError::Corrupt(format!("attribute `state`: {invalid}")),
+            })?,
             _ => return Err(StoreError::Corrupt("attribute `state` is missing or not binary".into())),
         };
         let outbox = match item.get("outbox") {

@@ -71,12 +71,28 @@ pub enum StoreError {
     /// The conditional write lost a race: someone else wrote first. Reload and retry.
     #[error("conditional write failed: the record changed since it was read")]
     Conflict,
-    /// The stored record could not be decoded (names the attribute).
+    /// The stored record could not be decoded (names the attribute). Permanent.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The stored record was written by a newer build, in a format this one
+    /// does not read. Permanent until that build is deployed again.
+    #[error("stored record format {found} is newer than this build reads (up to {supported}): deploy the newer build")]
+    Newer {
+        /// The record's format.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
     /// The backend failed (throttling, network, permissions); usually retryable.
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether retrying cannot help: the stored record itself is unreadable.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::Corrupt(_) | StoreError::Newer { .. })
+    }
 }
 
 /// A queue failure: which messages were not accepted.
