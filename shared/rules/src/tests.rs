@@ -1115,3 +1115,19 @@ segments:
         }
     }
 }
+
+#[test]
+fn a_rules_file_holds_at_most_max_segments() {
+    let segment = |i: usize| format!("  - {{ id: s{i}, name: S, rule: {{ consent: subscribed }} }}\n");
+    let file = |n: usize| format!("segments:\n{}", (0..n).map(segment).collect::<String>());
+    assert!(RuleSet::from_yaml(&file(kairos_state::MAX_SEGMENTS)).is_ok());
+    let got = issues(&file(kairos_state::MAX_SEGMENTS + 1));
+    assert_issues_start_with(&got, &["segments: expected at most 256 segments"]);
+}
+
+#[test]
+fn the_schema_caps_segments_as_the_compiler_does() {
+    let schema = RuleSet::json_schema();
+    let max = &schema["properties"]["segments"]["maxItems"];
+    assert_eq!(max.as_u64(), Some(kairos_state::MAX_SEGMENTS as u64), "{schema}");
+}

@@ -31,23 +31,30 @@
 //! assert_eq!(state.signal(7).unwrap().count_since(now - 3600, now), 1);
 //! ```
 
+mod budget;
 mod codec;
 mod consent;
 mod delta;
+mod limits;
 mod merge;
 mod retention;
 mod seen;
 mod signal;
 mod traits;
 
+pub use budget::Fitted;
 pub use codec::{CodecError, STATE_FORMAT};
 pub use consent::{affects_consent, Consent, ConsentStatus};
+pub use limits::{
+    MAX_CLOCK_SKEW_LIMIT_SECS, MAX_MERGED, MAX_SEEN_IDS, MAX_SEGMENTS, MAX_TRAITS, MAX_TRAIT_NAME_BYTES,
+    MAX_TRAIT_VALUE_BYTES, STATE_BUDGET_BYTES,
+};
 pub use retention::{
     DEAD_LETTER_RETENTION_SECS, DEDUPE_HORIZON_SECS, EVENTS_QUEUE_RETENTION_SECS, LEDGER_TTL_SECS, PROVIDER_DELAY_SECS,
     RECORD_TTL_SECS, RETENTION_SECS,
 };
 pub use signal::SignalState;
-pub use traits::TraitValue;
+pub use traits::{refused_traits, TraitValue};
 
 use kairos_event::{Event, EventType};
 use seen::Seen;
@@ -63,15 +70,6 @@ pub const BUCKET_SECS: i64 = 3600;
 pub const EXACT_HORIZON_SECS: i64 = 48 * 3600;
 /// At most this many exact occurrences are kept per signal; older ones go to buckets.
 pub const EXACT_CAP: usize = 64;
-
-/// At most this many event ids are remembered per contact: past it, the
-/// oldest are forgotten and events dated before them are refused as stale
-/// ([`ContactState::stale_before`]).
-pub const MAX_SEEN_IDS: usize = 4096;
-
-/// How far ahead of `now` a deployment may let events be dated at most
-/// (seconds; a day): a configured clock skew above it is refused.
-pub const MAX_CLOCK_SKEW_LIMIT_SECS: i64 = 86_400;
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,27 +163,6 @@ impl ContactState {
             EventType::ContactIdentified => self.set_traits(event, at),
             _ => self.consent.observe(event, at),
         }
-    }
-
-    fn set_traits(&mut self, event: &Event, at: i64) -> bool {
-        let mut changed = false;
-        for (name, value) in &event.traits {
-            changed |= self.set_trait(name, at, TraitValue::from_json(value));
-        }
-        changed
-    }
-
-    /// Sets a trait unless a later value (or, at the same time, a larger one)
-    /// is set; returns whether it did.
-    fn set_trait(&mut self, name: &str, at: i64, value: TraitValue) -> bool {
-        let newer = match self.traits.get(name) {
-            None => true,
-            Some((old_at, old)) => (at, &value) > (*old_at, old),
-        };
-        if newer {
-            self.traits.insert(name.to_string(), (at, value));
-        }
-        newer
     }
 
     /// Moves aged occurrences to buckets and drops what is past retention.
@@ -307,5 +284,7 @@ fn id_hash(source: &str, id: &str) -> [u8; 6] {
     [bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;
