@@ -114,3 +114,57 @@ async fn an_unsubscribe_redriven_past_the_horizon_still_unsubscribes() {
         "{exits:?}"
     );
 }
+
+/// A queue that refuses every message while `down`.
+#[derive(Default)]
+struct DownQueue {
+    down: std::sync::atomic::AtomicBool,
+    inner: MemoryQueue,
+}
+
+impl Queue for DownQueue {
+    async fn send(&self, messages: &[kairos_store::Message]) -> Result<(), kairos_store::QueueError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            let failed = messages.iter().map(|m| m.id.clone()).collect();
+            return Err(kairos_store::QueueError {
+                failed,
+                reason: "down".into(),
+            });
+        }
+        self.inner.send(messages).await
+    }
+}
+
+#[tokio::test]
+async fn while_transitions_cannot_be_sent_the_outbox_does_not_grow() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), DownQueue::default());
+    queue.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ev = Evaluator::new(&rules, &store, &queue);
+    let now = at("2026-11-27T10:00:00Z");
+    let click = event("c1", "email.clicked", "2026-11-27T09:59:00Z", "");
+    assert!(ev.contact("ada@x.test", &[click], now).await.is_err());
+    let delivered = event("d1", "email.delivered", "2026-11-27T09:59:30Z", "");
+    assert!(ev.contact("ada@x.test", &[delivered.clone()], now).await.is_err());
+    let stored = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(
+        stored.outbox.len(),
+        1,
+        "the delivery waits for the first outbox to be sent"
+    );
+    // The queue is back: SQS redelivers the delivery; both transitions go, in order.
+    queue.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(ev.contact("ada@x.test", &[delivered], now).await.unwrap().applied, 1);
+    let sent: Vec<String> = queue.inner.drain().into_iter().map(|m| m.body).collect();
+    let segments: Vec<&str> = sent
+        .iter()
+        .map(|b| {
+            if b.contains("engaged-reader") {
+                "engaged-reader"
+            } else {
+                "gone-quiet"
+            }
+        })
+        .collect();
+    assert_eq!(segments, ["engaged-reader", "gone-quiet"], "{sent:?}");
+    assert!(store.load("ada@x.test").await.unwrap().unwrap().outbox.is_empty());
+}

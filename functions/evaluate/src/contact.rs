@@ -5,7 +5,7 @@ use kairos_rules::{Delta, RuleSet};
 use crate::diff;
 use crate::link::{self, Frozen};
 use kairos_state::{Applied, RECORD_TTL_SECS};
-use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact};
+use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact, ITEM_BUDGET_BYTES};
 
 /// How often a contact's read-modify-write is retried after losing a race.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
@@ -113,9 +113,13 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             }
             let expected = loaded.as_ref().map(|r| r.version);
             let mut record = loaded.unwrap_or_default();
+            // The outbox holds one write's transitions: what an earlier one left goes first.
+            self.flush(&key, &record).await?;
+            record.outbox.clear();
             self.freeze_links(&key, &record.state, &links, &mut frozen, now).await?;
             let outcome = self.update(&key, &mut record, &frozen, events, now);
             if outcome.version.is_some() {
+                fit_budget(&key, &mut record);
                 match self.store.save(&key, expected, &record).await {
                     Ok(()) => {}
                     Err(StoreError::Conflict) => continue,
@@ -240,5 +244,20 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             tracing::debug!(contact, "outbox not cleared: a newer write carries it");
         }
         Ok(())
+    }
+}
+
+/// Holds the record to its size budget before it is written, logging what it gave up.
+fn fit_budget(contact: &str, record: &mut StoredContact) {
+    let report = record.fit(contact);
+    if !report.fits() {
+        tracing::error!(
+            contact,
+            bytes = report.after,
+            budget = ITEM_BUDGET_BYTES,
+            "record over its size budget even degraded: too many memberships or transitions at once"
+        );
+    } else if report.degraded() {
+        tracing::warn!(contact, ?report, "record over its size budget: degraded to fit");
     }
 }

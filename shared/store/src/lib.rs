@@ -26,6 +26,7 @@
 //! # }) }
 //! ```
 
+mod budget;
 #[cfg(feature = "aws")]
 mod dynamo;
 mod memory;
@@ -34,6 +35,7 @@ mod secret;
 #[cfg(feature = "aws")]
 mod sqs;
 
+pub use budget::{FitReport, ITEM_BUDGET_BYTES, SUMMARY_BYTES};
 #[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
 pub use memory::{MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue};
