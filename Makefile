@@ -9,7 +9,7 @@ WATCH_PORT := 5005
 export KAIROS_MOTO_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra tools node-tools build watch bench fuzz clean
+.PHONY: demo test lint lint-infra tools node-tools build watch bench flood fuzz clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
@@ -46,6 +46,12 @@ $(NODE_TOOLS): tests/segment_node/package-lock.json
 bench:
 	cargo bench -p kairos-rules --bench throughput
 	cargo bench -p kairos-ingest --bench providers
+
+## One contact flooded with a million events, hostile ones among them, through the
+## real evaluate path (release): prints the item budget and the largest record written.
+FLOOD_EVENTS ?= 1000000
+flood:
+	KAIROS_FLOOD_EVENTS=$(FLOOD_EVENTS) cargo test --release --locked -p kairos-evaluate --test flood -- --nocapture
 
 ## Each provider parser and the /v1 routes under libFuzzer, FUZZ_SECS seconds each,
 ## seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets

@@ -81,6 +81,9 @@ pub(crate) fn absorb(key: &str, record: &mut StoredContact, frozen: &[Frozen], n
             tracing::info!(contact = key, anonymous = %f.key, "anonymous contact merged");
             record.expires_at = record.expires_at.max(f.record.expires_at);
             merged += 1;
+        } else if keep_until >= now && !record.state.has_merged(&f.key) {
+            let max = kairos_state::MAX_MERGED;
+            tracing::warn!(contact = key, anonymous = %f.key, max, "anonymous history not merged: the contact holds the most merged visitors");
         }
     }
     merged

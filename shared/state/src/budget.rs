@@ -48,6 +48,10 @@ impl ContactState {
             after: size,
             ..Fitted::default()
         };
+        if size <= budget / 4 {
+            // Well within the budget again: new occurrences are counted hourly.
+            self.coarse = 0;
+        }
         while size > budget && self.degrade_once(&mut fitted) {
             size = self.to_bytes().len();
         }
@@ -57,17 +61,18 @@ impl ContactState {
 
     /// Gives up the next thing in order; false when nothing is left.
     fn degrade_once(&mut self, fitted: &mut Fitted) -> bool {
-        let width = fitted.bucket_hours.unwrap_or(1);
+        let width = self.bucket_hours();
         if width < WIDEST_BUCKET_HOURS {
-            fitted.bucket_hours = Some(self.coarsen_from(width * 2));
+            let wider = self.coarsen_from(width * 2);
+            self.coarse = u32::try_from(wider).unwrap_or(u32::MAX);
+            fitted.bucket_hours = Some(wider);
             return true;
         }
         let kept = fitted.exact_kept.unwrap_or(EXACT_CAP);
         if kept > 0 {
             fitted.exact_kept = Some(kept / 2);
             for signal in &mut self.signals {
-                signal.spill_exact(kept / 2);
-                signal.coarsen(width);
+                signal.spill_exact(kept / 2, width);
             }
             return true;
         }

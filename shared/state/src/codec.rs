@@ -109,6 +109,7 @@ impl From<V1> for ContactState {
             deadlines: v1.deadlines,
             merged: v1.merged,
             holds: v1.holds,
+            coarse: 0,
         }
     }
 }

@@ -116,6 +116,9 @@ pub struct ContactState {
     /// answer when it was last decided: written and read by the rules crate,
     /// opaque here. Trailing zeros are dropped.
     holds: Vec<u8>,
+    /// The width (hours) of the buckets occurrences move into, when the state
+    /// was degraded to fit its budget ([`ContactState::fit`]); 0: hourly.
+    coarse: u32,
 }
 
 impl ContactState {
@@ -169,8 +172,9 @@ impl ContactState {
     pub fn compact(&mut self, now: i64) {
         self.seen.forget_before(now - DEDUPE_HORIZON_SECS);
         self.seen.cap(MAX_SEEN_IDS);
+        let width = self.bucket_hours();
         for signal in &mut self.signals {
-            signal.compact(now);
+            signal.compact(now, width);
         }
         self.signals.retain(|s| !s.is_empty());
         self.compact_merged(now);
@@ -181,6 +185,12 @@ impl ContactState {
     /// [`MAX_SEEN_IDS`] (unix seconds).
     pub fn stale_before(&self, now: i64) -> i64 {
         (now - DEDUPE_HORIZON_SECS).max(self.seen.floor())
+    }
+
+    /// The width (hours) of the buckets aged occurrences are counted in: 1,
+    /// or more once the state was degraded to fit its budget.
+    pub fn bucket_hours(&self) -> i64 {
+        i64::from(self.coarse.max(1))
     }
 
     /// Every signal with occurrences, sorted by key.

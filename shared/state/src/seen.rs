@@ -84,36 +84,109 @@ impl Seen {
     }
 }
 
-/// Encoded as the floor, then the ids ascending by time, each time as the
-/// gap from the previous one (small varints).
+/// Encoded as the floor, then one byte string: the ids ascending by time,
+/// each as its time's gap from the previous one (a zigzag LEB128 varint,
+/// usually 1 to 3 bytes) and its 6 hash bytes.
 impl Serialize for Seen {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut by_time: Vec<(i64, IdHash)> = self.ids.iter().map(|(h, at)| (*at, *h)).collect();
         by_time.sort_unstable();
+        let mut bytes = Vec::with_capacity(by_time.len() * 9);
         let mut prev = 0i64;
-        let gaps: Vec<(i64, IdHash)> = by_time
-            .into_iter()
-            .map(|(at, h)| {
-                let gap = at.wrapping_sub(prev);
-                prev = at;
-                (gap, h)
-            })
-            .collect();
-        (self.floor, gaps).serialize(s)
+        for (at, hash) in by_time {
+            let gap = at.wrapping_sub(prev);
+            prev = at;
+            let mut zigzag = ((gap << 1) ^ (gap >> 63)) as u64;
+            while zigzag >= 0x80 {
+                bytes.push(zigzag as u8 | 0x80);
+                zigzag >>= 7;
+            }
+            bytes.push(zigzag as u8);
+            bytes.extend_from_slice(&hash);
+        }
+        let bytes = Bytes(&bytes);
+        (self.floor, bytes).serialize(s)
+    }
+}
+
+/// A byte slice that serializes as bytes (one length and the raw bytes in
+/// postcard), not as a sequence of numbers.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
     }
 }
 
 impl<'de> Deserialize<'de> for Seen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Seen, D::Error> {
-        let (floor, gaps) = <(i64, Vec<(i64, IdHash)>)>::deserialize(d)?;
-        let mut at = 0i64;
-        let ids = gaps
-            .into_iter()
-            .map(|(gap, h)| {
-                at = at.wrapping_add(gap);
-                (h, at)
-            })
-            .collect();
+        let (floor, bytes) = <(i64, ByteBuf)>::deserialize(d)?;
+        let ids = parse(&bytes.0).ok_or_else(|| serde::de::Error::custom("malformed event ids"))?;
         Ok(Seen::from_ids(ids, floor))
+    }
+}
+
+/// Reads the byte string [`Seen`] serializes to.
+fn parse(mut bytes: &[u8]) -> Option<Vec<(IdHash, i64)>> {
+    let mut ids = Vec::with_capacity(bytes.len() / 7);
+    let mut at = 0i64;
+    while !bytes.is_empty() {
+        let mut zigzag = 0u64;
+        let mut shift = 0;
+        loop {
+            let (&byte, rest) = bytes.split_first()?;
+            bytes = rest;
+            zigzag |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let gap = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        at = at.wrapping_add(gap);
+        let (hash, rest) = bytes.split_first_chunk::<6>()?;
+        bytes = rest;
+        ids.push((*hash, at));
+    }
+    Some(ids)
+}
+
+/// Owned bytes, deserialized from a byte string.
+struct ByteBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_byte_string() {
+        let ids = vec![
+            ([1; 6], -5),
+            ([9; 6], 1_795_000_000),
+            ([3; 6], 1_795_000_000),
+            ([7; 6], i64::MAX),
+        ];
+        let seen = Seen::from_ids(ids, 1_794_000_000);
+        let bytes = postcard::to_stdvec(&seen).unwrap();
+        assert_eq!(postcard::from_bytes::<Seen>(&bytes).unwrap(), seen);
+        assert!(postcard::from_bytes::<Seen>(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(parse(&[0x80]), None);
     }
 }

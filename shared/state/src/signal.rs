@@ -34,7 +34,10 @@ impl SignalState {
         self.exact.insert(pos, at);
     }
 
-    pub(crate) fn compact(&mut self, now: i64) {
+    /// Moves aged or surplus exact times into buckets `width` hours wide (1
+    /// unless the state was degraded to fit its budget) and drops what is past
+    /// retention.
+    pub(crate) fn compact(&mut self, now: i64, width: i64) {
         let horizon = now - EXACT_HORIZON_SECS;
         let oldest_hour = (now - RETENTION_SECS).div_euclid(HOUR);
         let latest = now + MAX_CLOCK_SKEW_LIMIT_SECS;
@@ -51,7 +54,7 @@ impl SignalState {
         let aged = self.exact.partition_point(|t| *t < horizon);
         let spill = aged.max(self.exact.len().saturating_sub(EXACT_CAP));
         for at in self.exact.drain(..spill).collect::<Vec<_>>() {
-            self.add_to_hour(at.div_euclid(HOUR));
+            self.add_to_bucket(at.div_euclid(HOUR), width);
         }
         // Sorted by hour: the expired buckets are a prefix (usually empty).
         let expired = self.hours.partition_point(|(h, _)| *h < oldest_hour);
@@ -74,7 +77,9 @@ impl SignalState {
         }
     }
 
-    fn add_to_hour(&mut self, hour: i64) {
+    /// Counts an occurrence in the bucket `width` hours wide holding `hour`.
+    fn add_to_bucket(&mut self, hour: i64, width: i64) {
+        let hour = hour - hour.rem_euclid(width);
         match self.hours.binary_search_by_key(&hour, |(h, _)| *h) {
             Ok(pos) => self.hours[pos].1 = self.hours[pos].1.saturating_add(1),
             Err(pos) => self.hours.insert(pos, (hour, 1)),
@@ -99,11 +104,12 @@ impl SignalState {
             .unwrap_or(i64::MIN);
     }
 
-    /// Moves all but the newest `keep` exact occurrences into their hourly buckets.
-    pub(crate) fn spill_exact(&mut self, keep: usize) {
+    /// Moves all but the newest `keep` exact occurrences into their buckets
+    /// `width` hours wide.
+    pub(crate) fn spill_exact(&mut self, keep: usize, width: i64) {
         let spill = self.exact.len().saturating_sub(keep);
         for at in self.exact.drain(..spill).collect::<Vec<_>>() {
-            self.add_to_hour(at.div_euclid(HOUR));
+            self.add_to_bucket(at.div_euclid(HOUR), width);
         }
     }
 

@@ -47,9 +47,9 @@ impl StoredContact {
     /// Degrades the record until it fits [`ITEM_BUDGET_BYTES`], as
     /// documented in this module, and reports what it did.
     pub fn fit(&mut self, contact: &str) -> FitReport {
-        let before = self.item_size(contact);
         let state = self.state.fit(STATE_BUDGET_BYTES);
-        let mut size = self.item_size(contact);
+        let before = self.item_size_with(contact, state.before);
+        let mut size = self.item_size_with(contact, state.after);
         let mut explanations_dropped = 0;
         let mut largest: Vec<usize> = (0..self.outbox.len()).collect();
         largest.sort_by_key(|i| std::cmp::Reverse(self.outbox[*i].len()));
@@ -64,9 +64,9 @@ impl StoredContact {
             }
         }
         FitReport {
+            after: self.item_size_with(contact, state.after),
             state,
             before,
-            after: self.item_size(contact),
             explanations_dropped,
         }
     }
@@ -76,12 +76,17 @@ impl StoredContact {
     /// their bytes, numbers a byte per two significant digits plus one, lists
     /// 3 bytes plus a byte per element).
     pub fn item_size(&self, contact: &str) -> usize {
+        self.item_size_with(contact, self.state.to_bytes().len())
+    }
+
+    /// [`StoredContact::item_size`], given the encoded state's size.
+    fn item_size_with(&self, contact: &str, state_bytes: usize) -> usize {
         let text = |name: &str, value: usize| name.len() + value;
         let number = |name: &str, value: i128| name.len() + number_size(value);
         let mut size = text("pk", "contact#".len() + contact.len())
             + number("format", kairos_state::STATE_FORMAT.into())
             + number("version", self.version.into())
-            + text("state", self.state.to_bytes().len())
+            + text("state", state_bytes)
             + number("expires_at", self.expires_at.into());
         if !self.outbox.is_empty() {
             size += text("outbox", 3) + self.outbox.iter().map(|m| 1 + m.len()).sum::<usize>();
