@@ -103,9 +103,10 @@ impl Stack {
         out.item
     }
 
-    /// Deletes every item whose `expires_at` is before `now`, as DynamoDB's
-    /// TTL process eventually does.
-    pub async fn expire_items(&self, now: i64) -> usize {
+    /// Deletes every item whose key starts with `prefix` (e.g. `contact#`)
+    /// and whose `expires_at` is before `now`, as DynamoDB's TTL process
+    /// eventually does.
+    pub async fn expire_items(&self, prefix: &str, now: i64) -> usize {
         let scan = self
             .dynamodb
             .scan()
@@ -116,7 +117,8 @@ impl Stack {
         let mut deleted = 0;
         for item in scan.items() {
             let expires = item.get("expires_at").and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
-            if expires.is_some_and(|t| t < now) {
+            let key = item.get("pk").and_then(|v| v.as_s().ok()).map_or("", String::as_str);
+            if key.starts_with(prefix) && expires.is_some_and(|t| t < now) {
                 let delete = self.dynamodb.delete_item().table_name(&self.infra.table);
                 delete.key("pk", item["pk"].clone()).send().await.expect("item deleted");
                 deleted += 1;

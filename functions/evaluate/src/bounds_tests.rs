@@ -168,3 +168,26 @@ async fn while_transitions_cannot_be_sent_the_outbox_does_not_grow() {
     assert_eq!(segments, ["engaged-reader", "gone-quiet"], "{sent:?}");
     assert!(store.load("ada@x.test").await.unwrap().unwrap().outbox.is_empty());
 }
+
+#[tokio::test]
+async fn consent_and_versions_outlive_the_records_expiry() {
+    let (rules, store, queue) = (rules(), MemoryContacts::default(), MemoryQueue::default());
+    let ev = Evaluator::new(&rules, &store, &queue);
+    let now = at("2026-11-27T10:00:00Z");
+    let events = [
+        event("d1", "email.delivered", "2026-11-27T09:00:00Z", ""),
+        event("u1", "email.unsubscribed", "2026-11-27T09:30:00Z", ""),
+    ];
+    let before = ev.contact("ada@x.test", &events, now).await.unwrap().version.unwrap();
+    let later = now + chrono::Duration::days(200);
+    assert_eq!(store.expire(later.timestamp()), 1, "the record expired");
+    let click = event("c1", "email.clicked", &later.to_rfc3339(), "");
+    let outcome = ev.contact("ada@x.test", &[click], later).await.unwrap();
+    let record = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(
+        record.state.consent().status(),
+        kairos_state::ConsentStatus::Unsubscribed
+    );
+    assert!(outcome.version.unwrap() > before, "versions keep rising");
+    assert!(outcome.transitions.iter().all(|t| t.state_version > before));
+}

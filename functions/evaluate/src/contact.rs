@@ -163,7 +163,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let (decisions, verdicts) = self
             .rules
             .decide_explained(&record.state, now_secs, (!full).then_some(&delta));
-        record.version += 1;
+        record.advance_version(now.timestamp_millis());
         let transitions = diff::apply(self.rules, contact, record, (&decisions, verdicts), full, trigger, now);
         record
             .outbox

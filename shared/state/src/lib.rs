@@ -216,6 +216,12 @@ impl ContactState {
         &self.consent
     }
 
+    /// Takes `consent` if it is later (last writer wins): a consent kept apart
+    /// from the record, which outlives the record's expiry.
+    pub fn keep_consent(&mut self, consent: &Consent) {
+        self.consent.merge(consent);
+    }
+
     /// The segments the contact is a member of, with their entry times.
     pub fn members(&self) -> &[(String, i64)] {
         &self.members

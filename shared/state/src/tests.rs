@@ -267,3 +267,22 @@ fn a_stale_event_still_sets_consent_and_traits_but_counts_nothing() {
     assert_eq!(state.apply(&unsubscribe, &[3], now), Applied::Stale);
     assert_eq!(state.apply(&identify, &[3], now), Applied::Stale);
 }
+
+#[test]
+fn a_consent_reads_back_from_its_order_which_follows_last_writer_wins() {
+    let statuses = ConsentStatus::ALL;
+    let mut all: Vec<Consent> = statuses
+        .iter()
+        .flat_map(|s| [Consent::new(*s, T0), Consent::new(*s, T0 + 1)])
+        .collect();
+    for c in &all {
+        assert_eq!(Consent::from_order(c.order()), *c);
+    }
+    all.sort_by_key(Consent::order);
+    for pair in all.windows(2) {
+        let mut merged = pair[1];
+        merged.merge(&pair[0]);
+        assert_eq!(merged, pair[1], "the greater order wins a merge");
+    }
+    assert_eq!(Consent::default().order(), 0);
+}

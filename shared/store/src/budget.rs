@@ -97,6 +97,9 @@ impl StoredContact {
         if let Some(target) = &self.merged_into {
             size += text("merged_into", target.len());
         }
+        if let Some(kept) = self.consent_to_keep().or(self.consent_kept) {
+            size += number("consent_kept", kept.order().into());
+        }
         size
     }
 }

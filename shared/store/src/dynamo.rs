@@ -3,14 +3,18 @@
 //!   on items of the first release, format 1), `version` (N), `state` (B, compact
 //!   encoding of that format), `outbox` (L of S, absent when empty), `next_change_at`
 //!   (N, optional), `expires_at` (N, TTL), `merged_into` (S, optional: on a frozen
-//!   `anon:` record, the contact it is linked to);
+//!   `anon:` record, the contact it is linked to), `consent_kept` (N, optional:
+//!   the [`Consent::order`] of the consent last kept apart);
+//! - `consent#<key>`: `consent` (N, a [`Consent::order`]), `status` (S, for
+//!   people reading the table): the contact's consent, kept apart from its
+//!   record and never expiring, raised by last writer wins;
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `claim#<key>`: `expires_at` (N), a one-time webhook token.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
-use kairos_state::{CodecError, ContactState, LEDGER_TTL_SECS, STATE_FORMAT};
+use kairos_state::{CodecError, Consent, ContactState, LEDGER_TTL_SECS, STATE_FORMAT};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -77,6 +81,9 @@ fn to_item(contact: &str, record: &StoredContact) -> Item {
     if let Some(target) = &record.merged_into {
         item.insert("merged_into".into(), AttributeValue::S(target.clone()));
     }
+    if let Some(kept) = record.consent_to_keep().or(record.consent_kept) {
+        item.insert("consent_kept".into(), n(kept.order()));
+    }
     item
 }
 
@@ -136,25 +143,28 @@ impl TryFrom<&Item> for StoredContact {
             next_change_at: number(item, "next_change_at")?,
             expires_at: number(item, "expires_at")?.unwrap_or(0),
             merged_into: text(item, "merged_into")?,
+            consent_kept: number(item, "consent_kept")?.map(Consent::from_order),
         })
     }
 }
 
 impl ContactStore for DynamoContacts {
     async fn load(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", key("contact", contact))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item().map(StoredContact::try_from).transpose()
+        if let Some(item) = self.get(key("contact", contact)).await? {
+            return StoredContact::try_from(&item).map(Some);
+        }
+        let Some(kept) = self.get(key("consent", contact)).await? else {
+            return Ok(None);
+        };
+        let order =
+            number(&kept, "consent")?.ok_or_else(|| StoreError::Corrupt("attribute `consent` is missing".into()))?;
+        Ok(Some(StoredContact::with_kept_consent(&Consent::from_order(order))))
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
+        if let Some(consent) = record.consent_to_keep() {
+            self.keep_consent(contact, &consent).await?;
+        }
         let request = self
             .client
             .put_item()
@@ -162,7 +172,7 @@ impl ContactStore for DynamoContacts {
             .set_item(Some(to_item(contact, record)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let request = match expected {
-            None => request.condition_expression("attribute_not_exists(pk)"),
+            None | Some(0) => request.condition_expression("attribute_not_exists(pk)"),
             Some(v) => request
                 .condition_expression("#v = :v")
                 .expression_attribute_names("#v", "version")
@@ -200,6 +210,42 @@ impl ContactStore for DynamoContacts {
             }
             Err(err) => match err.into_service_error() {
                 e if e.is_conditional_check_failed_exception() => Ok(false),
+                e => Err(backend(e)),
+            },
+        }
+    }
+}
+
+impl DynamoContacts {
+    /// The item under `pk`, read consistently.
+    async fn get(&self, pk: AttributeValue) -> Result<Option<Item>, StoreError> {
+        let get = self.client.get_item().table_name(&self.table).key("pk", pk);
+        let out = get.consistent_read(true).send().await.map_err(backend)?;
+        Ok(out.item)
+    }
+
+    /// Raises the contact's kept consent to `consent` unless a later one is kept.
+    async fn keep_consent(&self, contact: &str, consent: &Consent) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", key("consent", contact))
+            .item("consent", n(consent.order()))
+            .item("status", AttributeValue::S(consent.status().as_str().into()))
+            .condition_expression("attribute_not_exists(pk) OR #c < :c")
+            .expression_attribute_names("#c", "consent")
+            .expression_attribute_values(":c", n(consent.order()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.count(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                Ok(())
+            }
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(()),
                 e => Err(backend(e)),
             },
         }
@@ -348,10 +394,16 @@ mod tests {
             next_change_at: Some(1_795_003_600),
             expires_at: 1_805_000_000,
             merged_into: Some("ada@x.test".into()),
+            consent_kept: Some(Consent::new(kairos_state::ConsentStatus::Unsubscribed, 1_795_000_000)),
             ..StoredContact::default()
         };
         assert_eq!(record.item_size("anon:é1"), size(&to_item("anon:é1", &record)));
-        (record.outbox, record.next_change_at, record.merged_into) = (Vec::new(), None, None);
+        (
+            record.outbox,
+            record.next_change_at,
+            record.merged_into,
+            record.consent_kept,
+        ) = (Vec::new(), None, None, None);
         assert_eq!(record.item_size("ada"), size(&to_item("ada", &record)));
     }
 }

@@ -44,7 +44,7 @@ pub use secret::{parameters_under, resolve_secret, SecretError};
 #[cfg(feature = "aws")]
 pub use sqs::SqsQueue;
 
-use kairos_state::ContactState;
+use kairos_state::{Consent, ContactState};
 use std::future::Future;
 
 /// What is stored for one contact: state, pending transitions and version.
@@ -65,6 +65,42 @@ pub struct StoredContact {
     /// alias telling where this anonymous id's events now go. The first link
     /// wins: it is set with the version condition, only on an unlinked record.
     pub merged_into: Option<String>,
+    /// The consent last kept apart from the record (see [`ContactStore::save`]),
+    /// if any: a save keeps the state's consent again only when it differs.
+    pub consent_kept: Option<Consent>,
+}
+
+impl StoredContact {
+    /// Moves the version on for a write at `now_ms` (unix milliseconds). A
+    /// record's first write takes the time in milliseconds, so a record
+    /// recreated after its expiry continues above every version it had
+    /// (DynamoDB takes at most 1,000 writes a second on one item:
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html>),
+    /// and write-back never drops its transitions as stale.
+    pub fn advance_version(&mut self, now_ms: i64) {
+        self.version = match self.version {
+            0 => u64::try_from(now_ms).unwrap_or(0).max(1),
+            v => v + 1,
+        };
+    }
+
+    /// The state's consent, if it must be kept apart on save: it was set by
+    /// an event and is not the one the record kept.
+    pub(crate) fn consent_to_keep(&self) -> Option<Consent> {
+        let consent = *self.state.consent();
+        (consent.order() > 0 && Some(consent) != self.consent_kept).then_some(consent)
+    }
+
+    /// A record at version 0 holding a kept consent: a contact whose record
+    /// expired, or was never written.
+    pub(crate) fn with_kept_consent(consent: &Consent) -> StoredContact {
+        let mut record = StoredContact {
+            consent_kept: Some(*consent),
+            ..StoredContact::default()
+        };
+        record.state.keep_consent(consent);
+        record
+    }
 }
 
 /// A storage failure.
@@ -117,11 +153,21 @@ pub struct Message {
 }
 
 /// Persistence of contact records with optimistic concurrency.
+///
+/// A record expires (the table's TTL) some time after its contact's last
+/// event; its consent does not. Every save whose state holds a consent other
+/// than the one the record kept also keeps it apart, in a small record that
+/// never expires (raised by last writer wins), and a contact with no record
+/// loads as a new one (version 0) holding that consent: an unsubscribe or a
+/// bounce holds until the contact re-subscribes.
 pub trait ContactStore: Send + Sync {
-    /// Reads a contact's record; `None` if it has none yet.
+    /// Reads a contact's record; `None` if it has none and no kept consent.
+    /// Without a record but with a kept consent: a record at version 0 that
+    /// holds it.
     fn load(&self, contact: &str) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
 
-    /// Writes the record if the stored version is still `expected` (`None`: no record).
+    /// Writes the record if the stored version is still `expected` (`None` or
+    /// `Some(0)`: no record), keeping its consent apart first if it changed.
     fn save(
         &self,
         contact: &str,
