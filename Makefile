@@ -53,11 +53,11 @@ FLOOD_EVENTS ?= 1000000
 flood:
 	KAIROS_FLOOD_EVENTS=$(FLOOD_EVENTS) cargo test --release --locked -p kairos-evaluate --test flood -- --nocapture
 
-## Each provider parser and the /v1 routes under libFuzzer, FUZZ_SECS seconds each,
-## seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets
+## Each provider parser, the /v1 routes and the contact state under libFuzzer,
+## FUZZ_SECS seconds each, seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets
 ## the stable toolchain accept them. Findings land in fuzz/artifacts/<target>/.
 FUZZ_SECS ?= 20
-FUZZ_TARGETS := sendgrid mailgun postmark ses mandrill brevo sparkpost resend customerio v1
+FUZZ_TARGETS := sendgrid mailgun postmark ses mandrill brevo sparkpost resend customerio v1 state
 CARGO_FUZZ := build/tools/bin/cargo-fuzz
 $(CARGO_FUZZ):
 	cargo install cargo-fuzz --version 0.13.2 --locked --root build/tools
