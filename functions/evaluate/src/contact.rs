@@ -204,6 +204,9 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                         delta.record(event, &[]);
                         tracing::warn!(event_id = %event.id, at = %event.at, "late event: older than the dedupe horizon, only its consent or traits applied");
                     }
+                    for name in kairos_state::refused_traits(event) {
+                        tracing::warn!(event_id = %event.id, trait_name = %name, "trait not stored: its name or value is too long");
+                    }
                     if trigger.is_none_or(|t| (event.at, &event.id) > (t.at, &t.id)) {
                         trigger = Some(event);
                     }

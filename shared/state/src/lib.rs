@@ -18,6 +18,13 @@
 //! [`EXACT_HORIZON_SECS`] (48 h) keep their exact second; older ones are counted in
 //! hourly buckets kept for [`RETENTION_SECS`] (90 days).
 //!
+//! Bounds: an event dated beyond the allowed clock skew is refused
+//! ([`Applied::Future`]); every list is capped (the table in [`limits`]) and
+//! [`ContactState::fit`] holds the encoding to [`STATE_BUDGET_BYTES`],
+//! degrading it deliberately ([`Fitted`] says how). How long each piece is kept:
+//! [`retention`]. The stored encoding is versioned ([`STATE_FORMAT`],
+//! [`ContactState::decode`]).
+//!
 //! ```
 //! use kairos_event::Event;
 //! use kairos_state::{Applied, ContactState};
@@ -35,9 +42,9 @@ mod budget;
 mod codec;
 mod consent;
 mod delta;
-mod limits;
+pub mod limits;
 mod merge;
-mod retention;
+pub mod retention;
 mod seen;
 mod signal;
 mod traits;

@@ -10,6 +10,11 @@
 //! - [`Claims`]: one-time webhook tokens recorded so a replay is refused
 //!   ([`DynamoClaims`] / [`MemoryClaims`]).
 //!
+//! Every write is held to [`ITEM_BUDGET_BYTES`] first ([`StoredContact::fit`],
+//! which reports what it gave up in a [`FitReport`]); a contact's consent is
+//! kept apart from its record and outlives it, and versions keep rising past
+//! a record's expiry ([`StoredContact::advance_version`]).
+//!
 //! DynamoDB attribute values and SQS types never leave this crate.
 //!
 //! ```
