@@ -86,7 +86,10 @@ async fn an_event_redriven_from_the_dead_letter_queue_at_its_last_day_applies_on
     let happened = at("2026-11-01T10:00:00Z");
     let processed = happened + chrono::Duration::days(1 + 14 + 4);
     let click = event("late", "email.clicked", "2026-11-01T10:00:00Z", "");
-    let first = ev.contact("ada@x.test", &[click.clone()], processed).await.unwrap();
+    let first = ev
+        .contact("ada@x.test", std::slice::from_ref(&click), processed)
+        .await
+        .unwrap();
     assert_eq!((first.applied, first.stale), (1, 0));
     let again = ev.contact("ada@x.test", &[click], processed).await.unwrap();
     assert_eq!((again.applied, again.duplicate), (0, 1));
@@ -144,7 +147,10 @@ async fn while_transitions_cannot_be_sent_the_outbox_does_not_grow() {
     let click = event("c1", "email.clicked", "2026-11-27T09:59:00Z", "");
     assert!(ev.contact("ada@x.test", &[click], now).await.is_err());
     let delivered = event("d1", "email.delivered", "2026-11-27T09:59:30Z", "");
-    assert!(ev.contact("ada@x.test", &[delivered.clone()], now).await.is_err());
+    assert!(ev
+        .contact("ada@x.test", std::slice::from_ref(&delivered), now)
+        .await
+        .is_err());
     let stored = store.load("ada@x.test").await.unwrap().unwrap();
     assert_eq!(
         stored.outbox.len(),
