@@ -9,7 +9,7 @@ WATCH_PORT := 5005
 export KAIROS_MOTO_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra tools node-tools build watch bench fuzz clean
+.PHONY: demo test lint lint-infra tools node-tools build watch bench flood fuzz clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
@@ -47,11 +47,17 @@ bench:
 	cargo bench -p kairos-rules --bench throughput
 	cargo bench -p kairos-ingest --bench providers
 
-## Each provider parser and the /v1 routes under libFuzzer, FUZZ_SECS seconds each,
-## seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets
+## One contact flooded with a million events, hostile ones among them, through the
+## real evaluate path (release): prints the item budget and the largest record written.
+FLOOD_EVENTS ?= 1000000
+flood:
+	KAIROS_FLOOD_EVENTS=$(FLOOD_EVENTS) cargo test --release --locked -p kairos-evaluate --test flood -- --nocapture
+
+## Each provider parser, the /v1 routes and the contact state under libFuzzer,
+## FUZZ_SECS seconds each, seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets
 ## the stable toolchain accept them. Findings land in fuzz/artifacts/<target>/.
 FUZZ_SECS ?= 20
-FUZZ_TARGETS := sendgrid mailgun postmark ses mandrill brevo sparkpost resend customerio v1
+FUZZ_TARGETS := sendgrid mailgun postmark ses mandrill brevo sparkpost resend customerio v1 state
 CARGO_FUZZ := build/tools/bin/cargo-fuzz
 $(CARGO_FUZZ):
 	cargo install cargo-fuzz --version 0.13.2 --locked --root build/tools

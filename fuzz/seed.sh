@@ -11,7 +11,7 @@ for target in sendgrid mailgun postmark ses mandrill brevo sparkpost resend cust
     [ -e "$f" ] && cp "$f" "corpus/$target/"
   done
 done
-mkdir -p corpus/v1
+mkdir -p corpus/v1 corpus/state
 for f in "$fixtures"/segment/*.json; do cp "$f" corpus/v1/; done
 # Mandrill posts its JSON array form-encoded as `mandrill_events`.
 python3 -c 'import sys, urllib.parse; sys.stdout.write("mandrill_events=" + urllib.parse.quote(open(sys.argv[1]).read()))' \

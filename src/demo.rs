@@ -95,11 +95,7 @@ pub async fn run(
             claims: &MemoryClaims::default(),
         },
         events: &events,
-        evaluator: Evaluator {
-            rules: &rules,
-            store: &store,
-            queue: &transitions,
-        },
+        evaluator: Evaluator::new(&rules, &store, &transitions),
         transitions: &transitions,
         writeback: Writeback {
             destinations: &crms.destinations,

@@ -184,19 +184,23 @@ mod tests {
         .unwrap();
         let copies = [
             line("x", "amy", "email.clicked", "2026-11-01T10:00:00Z"),
-            line("x", "amy", "email.clicked", "2026-11-12T10:00:00Z"),
+            line("x", "amy", "email.clicked", "2026-11-25T10:00:00Z"),
         ];
-        let between = line("v", "amy", "page.viewed", "2026-11-09T10:00:00Z");
+        let between = line("v", "amy", "page.viewed", "2026-11-20T10:00:00Z");
         let alone = replay(&rules, copies.join("\n").as_bytes(), None, false);
         let with_between = [copies[0].clone(), between, copies[1].clone()].join("\n");
         let with_between = replay(&rules, with_between.as_bytes(), None, false);
         let segments = |r: &Replay| serde_json::from_str::<Value>(&r.lines[0]).unwrap()["segments"].clone();
-        assert_eq!(segments(&alone), json!(["twice"]), "11 days apart: two clicks");
+        assert_eq!(
+            segments(&alone),
+            json!(["twice"]),
+            "24 days apart (the horizon is 21): two clicks"
+        );
         assert_eq!(segments(&with_between), json!(["twice"]));
         // Within the horizon a copy is the same event: the earliest is kept.
         let close = [
             copies[0].clone(),
-            line("x", "amy", "email.clicked", "2026-11-07T10:00:00Z"),
+            line("x", "amy", "email.clicked", "2026-11-20T10:00:00Z"),
         ];
         let close = replay(&rules, close.join("\n").as_bytes(), None, false);
         assert_eq!(segments(&close), json!([]));

@@ -16,16 +16,7 @@ async fn evaluate_accepts_the_official_sqs_fixture_and_fails_only_its_non_event_
     let ids: Vec<String> = event.records.iter().map(|r| r.message_id.clone().unwrap()).collect();
     let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
     let (store, queue) = (MemoryContacts::default(), MemoryQueue::default());
-    let response = kairos_evaluate::handle(
-        event,
-        &Evaluator {
-            rules: &rules,
-            store: &store,
-            queue: &queue,
-        },
-        chrono::Utc::now(),
-    )
-    .await;
+    let response = kairos_evaluate::handle(event, &Evaluator::new(&rules, &store, &queue), chrono::Utc::now()).await;
     assert_eq!(
         support::failed(&response),
         ids,
@@ -140,11 +131,7 @@ async fn the_sample_payloads_in_events_are_accepted() {
     let event: SqsEvent = serde_json::from_str(include_str!("../events/evaluate-sqs.json")).unwrap();
     let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
     let store = MemoryContacts::default();
-    let evaluator = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let evaluator = Evaluator::new(&rules, &store, &queue);
     let at = "2026-11-27T10:05:00Z".parse().unwrap();
     assert!(kairos_evaluate::handle(event, &evaluator, at)
         .await

@@ -41,11 +41,7 @@ async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
     let stack = Stack::start().await;
     let store = stack.store();
     let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
-    let evaluator = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let evaluator = Evaluator::new(&rules, &store, &queue);
     let now = chrono::Utc::now();
     let min = |m: i64| now - chrono::Duration::minutes(m);
     let before = batch(&[view("v1", "anon:x", min(40)), view("v2", "anon:x", min(30))]);
@@ -84,11 +80,7 @@ async fn racing_link_and_anonymous_views_lose_nothing() {
     let stack = Stack::start().await;
     let store = stack.store();
     let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
-    let evaluator = Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &queue,
-    };
+    let evaluator = Evaluator::new(&rules, &store, &queue);
     let now = chrono::Utc::now();
     let min = |m: i64| now - chrono::Duration::minutes(m);
     for round in 0..5 {

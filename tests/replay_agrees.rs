@@ -81,11 +81,7 @@ impl Live {
     }
 
     fn evaluator(&self) -> Evaluator<'_, MemoryContacts, MemoryQueue> {
-        Evaluator {
-            rules: &self.rules,
-            store: &self.store,
-            queue: &self.queue,
-        }
+        Evaluator::new(&self.rules, &self.store, &self.queue)
     }
 
     /// One SQS batch of these events, received at `now`, after the sweeps due by then.

@@ -168,11 +168,7 @@ async fn assert_anonymous_view_counts_for_the_user(events: &[Event]) {
     )
     .unwrap();
     let (store, transitions) = (kairos_store::MemoryContacts::default(), MemoryQueue::default());
-    let evaluator = kairos_evaluate::Evaluator {
-        rules: &rules,
-        store: &store,
-        queue: &transitions,
-    };
+    let evaluator = kairos_evaluate::Evaluator::new(&rules, &store, &transitions);
     let messages: Vec<aws_sdk_sqs::types::Message> = events
         .iter()
         .enumerate()

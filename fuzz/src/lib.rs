@@ -1,5 +1,10 @@
 //! What the fuzz targets run: a provider's parser and verifier, and the `/v1`
-//! routes through the real handler, on arbitrary bytes. A panic is a finding.
+//! routes through the real handler, on arbitrary bytes; and a contact's state
+//! under arbitrary event sequences ([`state`]). A panic is a finding.
+
+mod state;
+
+pub use state::state;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};

@@ -3,10 +3,13 @@
 
 use super::{ack, moto::Moto, receive, sqs_event};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 use kairos::local::{self as infra, Infra};
 use kairos_evaluate::Evaluator;
 use kairos_rules::RuleSet;
 use kairos_store::{DynamoContacts, DynamoLedger, SqsQueue};
+use std::collections::HashMap;
 
 /// moto server with every table and queue of `infra/template.yaml`, and
 /// clients over it. The server stops when the stack drops.
@@ -75,6 +78,55 @@ impl Stack {
         ack(&self.sqs, self.url(queue), messages, &failed(response)).await
     }
 
+    /// Writes an item given in DynamoDB JSON (as `aws dynamodb get-item`
+    /// prints it) into the template's table as it is, bypassing the adapters.
+    pub async fn put_raw_item(&self, json: &str) {
+        let value: serde_json::Value = serde_json::from_str(json).expect("DynamoDB JSON");
+        let item = value.as_object().expect("an item is an object").iter();
+        let item = item.map(|(name, v)| (name.clone(), attribute(v))).collect();
+        let put = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.infra.table)
+            .set_item(Some(item));
+        put.send().await.expect("raw item written");
+    }
+
+    /// The item stored under partition key `pk` (e.g. `contact#ada@x.test`), as it is.
+    pub async fn raw_item(&self, pk: &str) -> Option<HashMap<String, AttributeValue>> {
+        let get = self.dynamodb.get_item().table_name(&self.infra.table);
+        let out = get
+            .key("pk", AttributeValue::S(pk.into()))
+            .send()
+            .await
+            .expect("item read");
+        out.item
+    }
+
+    /// Deletes every item whose key starts with `prefix` (e.g. `contact#`)
+    /// and whose `expires_at` is before `now`, as DynamoDB's TTL process
+    /// eventually does.
+    pub async fn expire_items(&self, prefix: &str, now: i64) -> usize {
+        let scan = self
+            .dynamodb
+            .scan()
+            .table_name(&self.infra.table)
+            .send()
+            .await
+            .expect("scan");
+        let mut deleted = 0;
+        for item in scan.items() {
+            let expires = item.get("expires_at").and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
+            let key = item.get("pk").and_then(|v| v.as_s().ok()).map_or("", String::as_str);
+            if key.starts_with(prefix) && expires.is_some_and(|t| t < now) {
+                let delete = self.dynamodb.delete_item().table_name(&self.infra.table);
+                delete.key("pk", item["pk"].clone()).send().await.expect("item deleted");
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
     /// Runs the evaluate handler on `messages` with `rules` over the stack's
     /// store and write-back queue.
     pub async fn evaluate(
@@ -84,12 +136,34 @@ impl Stack {
         now: chrono::DateTime<chrono::Utc>,
     ) -> SqsBatchResponse {
         let (store, queue) = (self.store(), self.queue("WritebackQueue"));
-        let evaluator = Evaluator {
-            rules,
-            store: &store,
-            queue: &queue,
-        };
+        let evaluator = Evaluator::new(rules, &store, &queue);
         kairos_evaluate::handle(sqs_event(messages), &evaluator, now).await
+    }
+}
+
+/// An attribute value from its DynamoDB JSON (`{"S": ...}`, `{"N": ...}`,
+/// `{"B": <base64>}`, `{"L": [...]}`, `{"M": {...}}`, `{"BOOL": ...}`, `{"NULL": true}`).
+fn attribute(value: &serde_json::Value) -> AttributeValue {
+    use base64::Engine;
+    let (kind, v) = value
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .expect("a typed attribute");
+    match kind.as_str() {
+        "S" => AttributeValue::S(v.as_str().expect("S is a string").into()),
+        "N" => AttributeValue::N(v.as_str().expect("N is a string").into()),
+        "B" => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_str().expect("B is base64"));
+            AttributeValue::B(Blob::new(bytes.expect("B is base64")))
+        }
+        "L" => AttributeValue::L(v.as_array().expect("L is a list").iter().map(attribute).collect()),
+        "M" => {
+            let map = v.as_object().expect("M is a map").iter();
+            AttributeValue::M(map.map(|(k, v)| (k.clone(), attribute(v))).collect())
+        }
+        "BOOL" => AttributeValue::Bool(v.as_bool().expect("BOOL is a boolean")),
+        "NULL" => AttributeValue::Null(true),
+        other => panic!("unknown DynamoDB JSON type {other}"),
     }
 }
 

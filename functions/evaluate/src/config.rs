@@ -1,4 +1,5 @@
 use kairos_rules::RuleSet;
+use kairos_state::MAX_CLOCK_SKEW_LIMIT_SECS;
 use std::path::PathBuf;
 
 /// The evaluate function's configuration: read from the environment in one
@@ -14,6 +15,11 @@ pub struct Config {
     pub rules_file: Option<PathBuf>,
     /// The compiled segments, from that file.
     pub rules: RuleSet,
+    /// `KAIROS_MAX_CLOCK_SKEW_SECS` (optional): events dated more than this
+    /// ahead of the evaluation's clock are refused; default
+    /// [`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS),
+    /// at most [`MAX_CLOCK_SKEW_LIMIT_SECS`].
+    pub max_clock_skew_secs: i64,
 }
 
 /// Why the configuration is unusable; names the variable (and the file).
@@ -44,7 +50,22 @@ impl Config {
             writeback_queue_url: required("KAIROS_WRITEBACK_QUEUE_URL")?,
             rules: rules(rules_file.as_deref())?,
             rules_file,
+            max_clock_skew_secs: max_clock_skew(get("KAIROS_MAX_CLOCK_SKEW_SECS"))?,
         })
+    }
+}
+
+/// `KAIROS_MAX_CLOCK_SKEW_SECS`: whole seconds from 0 to a day, or the default when unset.
+fn max_clock_skew(value: Option<String>) -> Result<i64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS);
+    };
+    match value.trim().parse::<i64>() {
+        Ok(secs) if (0..=MAX_CLOCK_SKEW_LIMIT_SECS).contains(&secs) => Ok(secs),
+        _ => Err(ConfigError::Invalid {
+            name: "KAIROS_MAX_CLOCK_SKEW_SECS",
+            reason: format!("`{value}`: expected whole seconds from 0 to {MAX_CLOCK_SKEW_LIMIT_SECS}"),
+        }),
     }
 }
 

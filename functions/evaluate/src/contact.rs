@@ -4,12 +4,12 @@ use kairos_event::Event;
 use kairos_rules::RuleSet;
 
 use crate::{link, record};
-use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact};
+use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredContact, ITEM_BUDGET_BYTES};
 
 /// How often a contact's read-modify-write is retried after losing a race.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
 
-/// Why one contact's events could not be processed. All are retryable.
+/// Why one contact's events could not be processed.
 #[derive(Debug, thiserror::Error)]
 pub enum ContactError {
     /// Reading or writing the contact's record failed.
@@ -23,6 +23,15 @@ pub enum ContactError {
     Send(#[from] QueueError),
 }
 
+impl ContactError {
+    /// Whether retrying cannot help (the stored record is unreadable by this
+    /// build): the messages go to the dead-letter queue with this reason, to
+    /// be redriven once a build that reads the record is deployed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ContactError::Store(err) if err.is_permanent())
+    }
+}
+
 /// The per-contact logic, over borrowed rules, store and write-back queue.
 pub struct Evaluator<'a, S, Q> {
     /// The compiled segments.
@@ -31,6 +40,22 @@ pub struct Evaluator<'a, S, Q> {
     pub store: &'a S,
     /// Where transitions go.
     pub queue: &'a Q,
+    /// Events dated more than this ahead of `now` are refused (seconds;
+    /// `KAIROS_MAX_CLOCK_SKEW_SECS`).
+    pub max_clock_skew_secs: i64,
+}
+
+impl<'a, S, Q> Evaluator<'a, S, Q> {
+    /// An evaluator with the default clock skew
+    /// ([`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS)).
+    pub fn new(rules: &'a RuleSet, store: &'a S, queue: &'a Q) -> Self {
+        Evaluator {
+            rules,
+            store,
+            queue,
+            max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
+        }
+    }
 }
 
 impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
@@ -46,7 +71,10 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     ///
     /// With no events this is a sweep ([`Evaluator::redecide`]).
     pub async fn contact(&self, contact: &str, events: &[Event], now: DateTime<Utc>) -> Result<Outcome, ContactError> {
-        let engine = Engine { rules: self.rules };
+        let engine = Engine {
+            rules: self.rules,
+            max_clock_skew_secs: self.max_clock_skew_secs,
+        };
         let mut key = contact.to_string();
         let mut links = identity::links(contact, events);
         // Frozen anonymous records read so far: they never change, so a retry reuses them.
@@ -65,6 +93,9 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             }
             let expected = loaded.as_ref().map(|r| r.version);
             let mut stored = loaded.unwrap_or_default();
+            // The outbox holds one write's transitions: what an earlier one left goes first.
+            self.flush(&key, &stored).await?;
+            stored.outbox.clear();
             self.freeze_links(&key, &stored.state, &links, &mut frozen, now).await?;
             let input = Input {
                 events,
@@ -73,6 +104,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             };
             let outcome = record::step(&engine, &key, &mut stored, &input);
             if outcome.version.is_some() {
+                fit_budget(&key, &mut stored);
                 match self.store.save(&key, expected, &stored).await {
                     Ok(()) => {}
                     Err(StoreError::Conflict) => continue,
@@ -80,6 +112,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 }
             }
             log(&key, events, &outcome);
+            log_unmerged(&key, &stored, &frozen, now.timestamp());
             self.flush(&key, &stored).await?;
             return Ok(outcome);
         }
@@ -126,5 +159,37 @@ fn log(contact: &str, events: &[Event], outcome: &Outcome) {
     }
     for anonymous in &outcome.merged {
         tracing::info!(contact, anonymous = %anonymous, "anonymous contact merged");
+    }
+    for event in events {
+        for name in kairos_state::refused_traits(event) {
+            tracing::warn!(event_id = %event.id, trait_name = %name, "trait not stored: its name or value is too long");
+        }
+    }
+}
+
+/// Logs the linked anonymous visitors the contact could not merge: it holds
+/// the most merged visitors ([`kairos_state::MAX_MERGED`]).
+fn log_unmerged(contact: &str, stored: &StoredContact, frozen: &[Frozen], now: i64) {
+    let unmerged = frozen
+        .iter()
+        .filter(|f| f.into == contact && !stored.state.has_merged(&f.key));
+    for f in unmerged.filter(|f| identity::keep_until(f) >= now) {
+        let max = kairos_state::MAX_MERGED;
+        tracing::warn!(contact, anonymous = %f.key, max, "anonymous history not merged: the contact holds the most merged visitors");
+    }
+}
+
+/// Holds the record to its size budget before it is written, logging what it gave up.
+fn fit_budget(contact: &str, record: &mut StoredContact) {
+    let report = record.fit(contact);
+    if !report.fits() {
+        tracing::error!(
+            contact,
+            bytes = report.after,
+            budget = ITEM_BUDGET_BYTES,
+            "record over its size budget even degraded: too many memberships or transitions at once"
+        );
+    } else if report.degraded() {
+        tracing::warn!(contact, ?report, "record over its size budget: degraded to fit");
     }
 }

@@ -25,7 +25,7 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
 //! let (store, queue) = (MemoryContacts::default(), MemoryQueue::default());
-//! let evaluator = Evaluator { rules: &rules, store: &store, queue: &queue };
+//! let evaluator = Evaluator::new(&rules, &store, &queue);
 //! let click = Event::from_json(br#"{"id":"e1","contact":"ada@example.com","type":"email.clicked",
 //!     "at":"2026-11-27T10:00:00Z","source":"sendgrid"}"#).unwrap();
 //! let outcome = evaluator.contact("ada@example.com", &[click.clone()], click.at).await.unwrap();
@@ -45,6 +45,7 @@ pub use kairos_engine::Outcome;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
+use kairos_engine::Applied;
 use kairos_event::{Event, EventsMessage};
 use kairos_store::{ContactStore, Queue};
 use std::collections::BTreeMap;
@@ -89,11 +90,22 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
-                tracing::info!(contact = %contact, applied = outcome.applied, decided = outcome.decided, transitions = outcome.transitions.len(), "evaluated");
+                tracing::info!(
+                    contact = %contact,
+                    applied = outcome.applied,
+                    decided = outcome.decided,
+                    duplicate = outcome.refused_as(Applied::Duplicate),
+                    stale = outcome.refused_as(Applied::Stale),
+                    late = outcome.late,
+                    future = outcome.refused_as(Applied::Future),
+                    transitions = outcome.transitions.len(),
+                    "evaluated"
+                );
                 Vec::new()
             }
             Err(err) => {
-                tracing::error!(contact = %contact, error = %err, "contact failed; its messages will be retried");
+                let permanent = err.is_permanent();
+                tracing::error!(contact = %contact, error = %err, permanent, "contact failed; its messages will be retried, then dead-lettered");
                 items.iter().map(|(id, _)| id.clone()).collect()
             }
         }
@@ -113,5 +125,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
     response
 }
 
+#[cfg(test)]
+mod bounds_tests;
 #[cfg(test)]
 mod tests;

@@ -90,7 +90,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         now: DateTime<Utc>,
     ) -> Result<StoredContact, ContactError> {
         let mut record = loaded.cloned().unwrap_or_default();
-        record.version += 1;
+        record.advance_version(now.timestamp_millis());
         record.merged_into = Some(contact.to_string());
         // Never evaluated again: no deadline for a sweep to act on.
         record.next_change_at = None;

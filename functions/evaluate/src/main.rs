@@ -16,9 +16,8 @@ async fn main() -> Result<(), Error> {
     let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.writeback_queue_url);
     let evaluator = Evaluator {
-        rules: &config.rules,
-        store: &store,
-        queue: &queue,
+        max_clock_skew_secs: config.max_clock_skew_secs,
+        ..Evaluator::new(&config.rules, &store, &queue)
     };
     run(service_fn(|event: LambdaEvent<_>| async {
         Ok::<_, Error>(handle(event.payload, &evaluator, chrono::Utc::now()).await)

@@ -14,23 +14,39 @@ pub(crate) struct Batch<'e> {
     pub applied: Vec<(&'e Event, Vec<SignalKey>)>,
     /// The events not applied.
     pub refused: Vec<Refused>,
+    /// How many of `applied` are late: older than the dedupe horizon, only
+    /// their consent change or traits applied (with no signals).
+    pub late: usize,
     /// What the applied events changed, for a decision on the delta.
     pub delta: Delta,
 }
 
-/// Applies `events` to `state` as of `now` (unix seconds).
-pub(crate) fn apply<'e>(rules: &RuleSet, state: &mut ContactState, events: &'e [Event], now: i64) -> Batch<'e> {
+/// Applies `events` to `state` as of `now` (unix seconds), refusing those
+/// dated more than `max_skew_secs` ahead of it.
+pub(crate) fn apply<'e>(
+    rules: &RuleSet,
+    state: &mut ContactState,
+    events: &'e [Event],
+    now: i64,
+    max_skew_secs: i64,
+) -> Batch<'e> {
     let mut batch = Batch {
         applied: Vec::with_capacity(events.len()),
         refused: Vec::new(),
+        late: 0,
         delta: Delta::default(),
     };
     for (i, event) in events.iter().enumerate() {
         let signals = rules.signals_for(event);
-        match state.apply(event, &signals, now) {
+        match state.apply_with_skew(event, &signals, now, max_skew_secs) {
             Applied::Applied => {
                 batch.delta.record(event, &signals);
                 batch.applied.push((event, signals));
+            }
+            Applied::Late => {
+                batch.delta.record(event, &[]);
+                batch.applied.push((event, Vec::new()));
+                batch.late += 1;
             }
             why => batch.refused.push(Refused { index: i, why }),
         }

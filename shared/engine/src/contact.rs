@@ -1,13 +1,13 @@
 //! The records a step reads and writes: a contact's, and a frozen anonymous
 //! visitor's linked to it.
 
-use kairos_state::{ContactState, RETENTION_SECS};
+use kairos_state::{ContactState, RECORD_TTL_SECS};
 
 /// A record outlives its last event by this long (seconds): past retention,
 /// plus the month a merged anonymous id is remembered before its frozen record
-/// may go (see [`crate::identity`]). The store's time-to-live reads
-/// [`Contact::expires_at`].
-pub const KEEP_AFTER_LAST_EVENT_SECS: i64 = RETENTION_SECS + 30 * 86_400;
+/// may go (see [`crate::identity`]); the retention table's record TTL. The
+/// store's time-to-live reads [`Contact::expires_at`].
+pub const KEEP_AFTER_LAST_EVENT_SECS: i64 = RECORD_TTL_SECS;
 
 /// One contact's record, as the engine reads and updates it.
 ///

@@ -56,10 +56,16 @@ pub fn frozen_until(expires_at: i64, now: i64) -> i64 {
 /// its state does not list yet; returns their keys. A frozen record past its
 /// keep-until time (`now`, unix seconds) is skipped: it holds nothing within
 /// retention, and the contact merged it before.
+/// Until when a contact merges (and remembers) a frozen record: a month
+/// before the frozen record may expire, when everything it merged is past retention.
+pub fn keep_until(frozen: &Frozen) -> i64 {
+    frozen.expires_at - FORGET_BEFORE_EXPIRY_SECS
+}
+
 pub(crate) fn absorb(key: &str, contact: &mut Contact, frozen: &[Frozen], now: i64) -> Vec<String> {
     let mut merged = Vec::new();
     for f in frozen.iter().filter(|f| f.into == key) {
-        let keep_until = f.expires_at - FORGET_BEFORE_EXPIRY_SECS;
+        let keep_until = keep_until(f);
         if keep_until >= now && contact.state.absorb(&f.key, &f.state, keep_until) {
             contact.expires_at = contact.expires_at.max(f.expires_at);
             merged.push(f.key.clone());

@@ -21,7 +21,8 @@
 //! 4. diffs the decisions against the recorded memberships into transitions
 //!    (a segment removed from the rules ends with an exit);
 //! 5. records the memberships, each segment's deadline and
-//!    [`Contact::next_change_at`], and raises [`Contact::version`].
+//!    [`Contact::next_change_at`], and raises [`Contact::version`]
+//!    ([`kairos_state::next_version`]).
 //!
 //! No I/O and no AWS types: the outcome depends only on (record, frozen
 //! links, events, now, rules). The evaluate function runs load → step →
@@ -41,13 +42,14 @@
 //!     name: Clicked this week
 //!     rule: { event: { type: email.clicked, within: 7d } }
 //! "#).unwrap();
-//! let engine = Engine { rules: &rules };
+//! let engine = Engine::new(&rules);
 //! let click = Event::from_json(br#"{"id":"e1","contact":"ada@example.com","type":"email.clicked",
 //!     "at":"2026-11-27T10:00:00Z","source":"sendgrid"}"#).unwrap();
 //! let mut ada = Contact::default();
 //! let outcome = engine.step("ada@example.com", &mut ada, &Input::events(&[click.clone()], click.at));
 //! assert_eq!(outcome.transitions[0].change, Change::Entered);
-//! assert_eq!(outcome.version, Some(1));
+//! // A record's first version is the time of its first write, in milliseconds.
+//! assert_eq!(outcome.version, Some(click.at.timestamp_millis() as u64));
 //! // A week later, with no new event: the sweep's call.
 //! let later = click.at + chrono::Duration::days(7);
 //! assert_eq!(ada.next_change_at, Some(later.timestamp()));
@@ -75,6 +77,20 @@ use kairos_rules::RuleSet;
 pub struct Engine<'r> {
     /// The compiled segments.
     pub rules: &'r RuleSet,
+    /// Events dated more than this ahead of a step's `now` are refused
+    /// (seconds; `KAIROS_MAX_CLOCK_SKEW_SECS` in the functions).
+    pub max_clock_skew_secs: i64,
+}
+
+impl<'r> Engine<'r> {
+    /// The engine over `rules`, with the default clock skew
+    /// ([`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS)).
+    pub fn new(rules: &'r RuleSet) -> Engine<'r> {
+        Engine {
+            rules,
+            max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
+        }
+    }
 }
 
 /// What a step is given besides the contact's record.
@@ -117,15 +133,19 @@ impl<'a> Input<'a> {
 pub struct Refused {
     /// Its index in [`Input::events`].
     pub index: usize,
-    /// Why: a duplicate, or older than the dedupe horizon (stale).
+    /// Why: a duplicate, older than the dedupe horizon (stale), or dated
+    /// beyond the allowed clock skew (future).
     pub why: Applied,
 }
 
 /// What a step did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
-    /// How many events were applied.
+    /// How many events were applied in full.
     pub applied: usize,
+    /// How many were late: older than the dedupe horizon, only their consent
+    /// change or traits applied (their occurrence may be a repeat).
+    pub late: usize,
     /// The events not applied, in input order.
     pub refused: Vec<Refused>,
     /// The anonymous contacts merged into this one by this step.
@@ -141,6 +161,13 @@ pub struct Outcome {
     pub version: Option<u64>,
 }
 
+impl Outcome {
+    /// How many events were refused for this reason.
+    pub fn refused_as(&self, why: Applied) -> usize {
+        self.refused.iter().filter(|r| r.why == why).count()
+    }
+}
+
 impl Engine<'_> {
     /// Runs the step for contact `key` on its record as of `input.now`:
     /// merge, apply, decide, diff, record (see the crate docs). `contact` is
@@ -149,15 +176,23 @@ impl Engine<'_> {
     pub fn step(&self, key: &str, contact: &mut Contact, input: &Input<'_>) -> Outcome {
         let now = input.now.timestamp();
         let merged = identity::absorb(key, contact, input.frozen, now);
-        let mut batch = apply::apply(self.rules, &mut contact.state, input.events, now);
+        let mut batch = apply::apply(
+            self.rules,
+            &mut contact.state,
+            input.events,
+            now,
+            self.max_clock_skew_secs,
+        );
         let mut outcome = Outcome {
-            applied: batch.applied.len(),
+            applied: batch.applied.len() - batch.late,
+            late: batch.late,
             refused: std::mem::take(&mut batch.refused),
             merged,
             ..Outcome::default()
         };
         let due = contact.next_change_at.is_some_and(|t| t <= now);
-        let rules_changed = contact.state.rules_fingerprint() != self.rules.fingerprint();
+        // A record never written (version 0) has nothing the rules decided yet.
+        let rules_changed = contact.version > 0 && contact.state.rules_fingerprint() != self.rules.fingerprint();
         if batch.applied.is_empty() && outcome.merged.is_empty() && !due && !rules_changed {
             return outcome;
         }
@@ -169,7 +204,7 @@ impl Engine<'_> {
         let (decisions, verdicts) = self
             .rules
             .decide_explained(&contact.state, now, (!full).then_some(&delta));
-        contact.version += 1;
+        contact.version = kairos_state::next_version(contact.version, input.now.timestamp_millis());
         outcome.decided = decisions.members.len();
         let decided = (&decisions, verdicts);
         outcome.transitions = diff::transitions(self.rules, key, contact, decided, full, &batch, input.now);

@@ -41,13 +41,15 @@ fn members(contact: &Contact) -> Vec<&str> {
 #[test]
 fn a_step_applies_decides_and_records_and_a_redelivery_changes_nothing() {
     let rules = rules(&format!("{CLICKED}{VIEWED}"));
-    let engine = Engine { rules: &rules };
+    let engine = Engine::new(&rules);
     let mut ada = Contact::default();
     let click = [event("c1", "email.clicked", 0, "")];
     let out = engine.step("ada", &mut ada, &Input::events(&click, at(1)));
     assert_eq!(changes(&out), [("clicked", Change::Entered, Some("c1"))]);
-    assert_eq!((out.applied, out.version, ada.version), (1, Some(1), 1));
-    assert_eq!(out.transitions[0].state_version, 1);
+    // A record's first version is the time of its first write, in milliseconds.
+    let first = at(1).timestamp_millis() as u64;
+    assert_eq!((out.applied, out.version, ada.version), (1, Some(first), first));
+    assert_eq!(out.transitions[0].state_version, first);
     assert_eq!(ada.next_change_at, Some((at(0) + Duration::days(7)).timestamp()));
     assert_eq!(ada.expires_at, at(0).timestamp() + KEEP_AFTER_LAST_EVENT_SECS);
     assert_eq!(members(&ada), ["clicked"]);
@@ -66,23 +68,24 @@ fn a_step_applies_decides_and_records_and_a_redelivery_changes_nothing() {
 #[test]
 fn an_event_older_than_the_dedupe_horizon_is_refused() {
     let rules = rules(CLICKED);
-    let engine = Engine { rules: &rules };
+    let engine = Engine::new(&rules);
     let mut ada = Contact::default();
     let old = [event("c1", "email.clicked", 0, "")];
-    let out = engine.step("ada", &mut ada, &Input::events(&old, at(8 * 24 * 60)));
+    let horizon_minutes = kairos_state::DEDUPE_HORIZON_SECS / 60;
+    let out = engine.step("ada", &mut ada, &Input::events(&old, at(horizon_minutes + 60)));
     let stale = Refused {
         index: 0,
         why: Applied::Stale,
     };
     assert_eq!(out.refused, [stale]);
-    assert_eq!(out.version, Some(1), "a new contact is decided all the same");
+    assert_eq!(out.version, None, "a batch wholly refused writes nothing");
     assert!(out.transitions.is_empty());
 }
 
 #[test]
 fn re_deciding_with_no_events_acts_only_when_an_answer_is_due() {
     let rules = rules(CLICKED);
-    let engine = Engine { rules: &rules };
+    let engine = Engine::new(&rules);
     let mut ada = Contact::default();
     engine.step(
         "ada",
@@ -106,13 +109,13 @@ fn a_rules_change_re_decides_a_stored_contact_in_full() {
         event("c1", "email.clicked", 0, ""),
         event("v1", "page.viewed", 1, r#","url":"/blog""#),
     ];
-    Engine { rules: &before }.step("ada", &mut ada, &Input::events(&events, at(2)));
+    Engine::new(&before).step("ada", &mut ada, &Input::events(&events, at(2)));
     assert_eq!(members(&ada), ["clicked", "viewed"]);
 
     // `clicked` now needs two clicks; `viewed` is gone; `quiet` is new.
     let twice = CLICKED.replace("within: 7d", "count: { gte: 2 }, within: 7d");
     let after = rules(&format!("{twice}{QUIET}"));
-    let engine = Engine { rules: &after };
+    let engine = Engine::new(&after);
     let out = engine.step("ada", &mut ada, &Input::at(at(3)));
     assert_eq!(
         changes(&out),
@@ -139,11 +142,11 @@ fn a_segment_removed_from_the_rules_ends_with_an_exit_even_with_an_event() {
     let before = rules(&format!("{CLICKED}{VIEWED}"));
     let mut ada = Contact::default();
     let view = [event("v1", "page.viewed", 0, r#","url":"/blog""#)];
-    Engine { rules: &before }.step("ada", &mut ada, &Input::events(&view, at(0)));
+    Engine::new(&before).step("ada", &mut ada, &Input::events(&view, at(0)));
     assert_eq!(members(&ada), ["viewed"]);
     let after = rules(CLICKED);
     let click = [event("c1", "email.clicked", 5, "")];
-    let out = Engine { rules: &after }.step("ada", &mut ada, &Input::events(&click, at(5)));
+    let out = Engine::new(&after).step("ada", &mut ada, &Input::events(&click, at(5)));
     assert_eq!(
         changes(&out),
         [
@@ -158,7 +161,7 @@ fn a_segment_removed_from_the_rules_ends_with_an_exit_even_with_an_event() {
 #[test]
 fn a_frozen_anonymous_record_is_merged_once_and_decides_in_full() {
     let rules = rules(&format!("{CLICKED}{VIEWED}"));
-    let engine = Engine { rules: &rules };
+    let engine = Engine::new(&rules);
     let mut anonymous = Contact::default();
     let view = [event("v1", "page.viewed", 0, r#","url":"/blog""#)];
     engine.step("anon:x", &mut anonymous, &Input::events(&view, at(0)));
@@ -207,7 +210,7 @@ fn each_transition_is_triggered_by_the_latest_event_its_segment_reads() {
   - { id: gone, name: G, rule: { consent: unsubscribed } }
 ";
     let rules = rules(&format!("{CLICKED}{more}"));
-    let engine = Engine { rules: &rules };
+    let engine = Engine::new(&rules);
     let events = [
         event("u1", "email.unsubscribed", 2, ""),
         event("c1", "email.clicked", 0, ""),

@@ -34,7 +34,7 @@ impl<'r> Timeline<'r> {
     /// An empty timeline over `rules`.
     pub fn new(rules: &'r RuleSet) -> Timeline<'r> {
         Timeline {
-            engine: Engine { rules },
+            engine: Engine::new(rules),
             contacts: BTreeMap::new(),
             frozen: BTreeMap::new(),
             due: BinaryHeap::new(),

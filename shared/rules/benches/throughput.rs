@@ -154,7 +154,7 @@ fn main() {
     let mut counts = Counts::default();
     // Contacts whose incrementally kept memberships differ from a full decision.
     let mut delta_mismatches = 0usize;
-    let engine = Engine { rules: &rules };
+    let engine = Engine::new(&rules);
     for contact in &contacts {
         let mut record = Contact::default();
         if budget.is_none_or(|b| elapsed < b) {

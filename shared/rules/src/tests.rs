@@ -794,9 +794,10 @@ segments:
     .unwrap();
     let (mut state, now) = at_the_cap(&rules);
     assert_eq!(state.members().len(), 1);
-    // Dated an hour ahead (a skewed clock): not counted yet, and the oldest
-    // view's move into its bucket (whose hour starts before the window) drops the count.
-    let ahead = ev("ahead", "page.viewed", now + H, json!({"url": "https://x.test/"}));
+    // Dated ahead (a skewed clock, within the allowed skew): not counted yet, and the
+    // oldest view's move into its bucket (whose hour starts before the window) drops the count.
+    let skew = kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS;
+    let ahead = ev("ahead", "page.viewed", now + skew, json!({"url": "https://x.test/"}));
     let delta = applied_at(&rules, &mut state, &ahead, now);
     let decisions = rules.decide(&state, now, Some(&delta));
     assert_eq!(decisions.members, [(0, false)]);
@@ -1114,4 +1115,20 @@ segments:
             decided_step(&rules, &mut state, &view, false);
         }
     }
+}
+
+#[test]
+fn a_rules_file_holds_at_most_max_segments() {
+    let segment = |i: usize| format!("  - {{ id: s{i}, name: S, rule: {{ consent: subscribed }} }}\n");
+    let file = |n: usize| format!("segments:\n{}", (0..n).map(segment).collect::<String>());
+    assert!(RuleSet::from_yaml(&file(kairos_state::MAX_SEGMENTS)).is_ok());
+    let got = issues(&file(kairos_state::MAX_SEGMENTS + 1));
+    assert_issues_start_with(&got, &["segments: expected at most 256 segments"]);
+}
+
+#[test]
+fn the_schema_caps_segments_as_the_compiler_does() {
+    let schema = RuleSet::json_schema();
+    let max = &schema["properties"]["segments"]["maxItems"];
+    assert_eq!(max.as_u64(), Some(kairos_state::MAX_SEGMENTS as u64), "{schema}");
 }

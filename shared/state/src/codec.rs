@@ -1,26 +1,115 @@
-use crate::ContactState;
+//! The stored encoding of a [`ContactState`], versioned.
+//!
+//! Format 1 is what the first release wrote; format 2 ([`STATE_FORMAT`])
+//! keeps each remembered event id with its time to the second and the
+//! dedupe floor. A state's format is stored beside it (the contact item's
+//! `format` attribute, absent for format 1): [`ContactState::decode`] reads
+//! every format up to this build's, and refuses a newer one with
+//! [`CodecError::Newer`], a permanent error. A change of layout takes a new
+//! format number and keeps a decoder for the old one; fixtures of every
+//! format are in `tests/fixtures/`.
 
-/// Why stored state bytes could not be decoded.
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use crate::seen::Seen;
+use crate::{Consent, ContactState, SignalState, TraitValue};
+
+/// The newest state format this build reads, and the one it writes.
+pub const STATE_FORMAT: u32 = 2;
+
+/// Why stored state bytes could not be decoded. Both are permanent: the same
+/// bytes fail the same way every time.
 #[derive(Debug, thiserror::Error)]
-#[error("contact state is not decodable: {0}")]
-pub struct CodecError(#[from] postcard::Error);
+pub enum CodecError {
+    /// The state was written by a newer build than this one.
+    #[error("contact state format {found} is newer than this build reads (up to {supported}): deploy the newer build")]
+    Newer {
+        /// The stored format.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// The bytes are not a state of their format.
+    #[error("contact state (format {format}) is not decodable: {source}")]
+    Invalid {
+        /// The stored format.
+        format: u32,
+        /// What postcard found.
+        source: postcard::Error,
+    },
+}
 
 impl ContactState {
-    /// Encodes the state compactly (postcard: varints, no field names).
+    /// Encodes the state compactly in [`STATE_FORMAT`] (postcard: varints, no field names).
     pub fn to_bytes(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("contact state always encodes")
     }
 
-    /// Decodes state written by [`ContactState::to_bytes`], also by builds that
-    /// did not keep holds yet (their states end before it: none recorded).
+    /// Decodes a state written by [`ContactState::to_bytes`] of this build.
     pub fn from_bytes(bytes: &[u8]) -> Result<ContactState, CodecError> {
+        ContactState::decode(bytes, STATE_FORMAT)
+    }
+
+    /// Decodes a state stored in `format` (1 up to [`STATE_FORMAT`]).
+    pub fn decode(bytes: &[u8], format: u32) -> Result<ContactState, CodecError> {
+        let invalid = |source| CodecError::Invalid { format, source };
+        match format {
+            1 => V1::decode(bytes).map(ContactState::from).map_err(invalid),
+            STATE_FORMAT => postcard::from_bytes(bytes).map_err(invalid),
+            found if found > STATE_FORMAT => Err(CodecError::Newer {
+                found,
+                supported: STATE_FORMAT,
+            }),
+            _ => Err(invalid(postcard::Error::DeserializeBadEncoding)),
+        }
+    }
+}
+
+/// Format 1: event ids with their hour, no floor.
+#[derive(Deserialize)]
+struct V1 {
+    signals: Vec<SignalState>,
+    traits: BTreeMap<String, (i64, TraitValue)>,
+    consent: Consent,
+    /// (id hash, event hour).
+    seen: Vec<([u8; 6], i64)>,
+    members: Vec<(String, i64)>,
+    rules: u32,
+    deadlines: Vec<(u32, i64)>,
+    merged: Vec<([u8; 6], i64)>,
+    holds: Vec<u8>,
+}
+
+impl V1 {
+    /// Also reads states from before holds were kept (they end before it: none recorded).
+    fn decode(bytes: &[u8]) -> Result<V1, postcard::Error> {
         match postcard::from_bytes(bytes) {
             Err(postcard::Error::DeserializeUnexpectedEnd) => {
                 let mut with_no_holds = bytes.to_vec();
                 with_no_holds.push(0);
-                postcard::from_bytes(&with_no_holds).map_err(|_| postcard::Error::DeserializeUnexpectedEnd.into())
+                postcard::from_bytes(&with_no_holds).map_err(|_| postcard::Error::DeserializeUnexpectedEnd)
             }
-            decoded => Ok(decoded?),
+            decoded => decoded,
+        }
+    }
+}
+
+impl From<V1> for ContactState {
+    fn from(v1: V1) -> ContactState {
+        // An id is remembered until its hour's end: never forgotten earlier than it was.
+        let ids = v1.seen.into_iter().map(|(id, hour)| (id, hour * 3600 + 3599)).collect();
+        ContactState {
+            signals: v1.signals,
+            traits: v1.traits,
+            consent: v1.consent,
+            seen: Seen::from_ids(ids, 0),
+            members: v1.members,
+            rules: v1.rules,
+            deadlines: v1.deadlines,
+            merged: v1.merged,
+            holds: v1.holds,
+            coarse: 0,
         }
     }
 }

@@ -51,6 +51,35 @@ pub struct Consent {
 }
 
 impl Consent {
+    /// The status `status`, set at `at` (unix seconds).
+    pub fn new(status: ConsentStatus, at: i64) -> Consent {
+        Consent { status, at }
+    }
+
+    /// Its place in last-writer-wins order, as one number: a later consent, or
+    /// at the same time a more restrictive one, is greater; 0 for the default
+    /// (never set). [`Consent::from_order`] reads it back.
+    pub fn order(&self) -> i64 {
+        let rank = match self.status {
+            ConsentStatus::Subscribed => 0,
+            ConsentStatus::Bounced => 1,
+            ConsentStatus::Unsubscribed => 2,
+            ConsentStatus::Complained => 3,
+        };
+        self.at.saturating_mul(4).saturating_add(rank)
+    }
+
+    /// The consent whose [`Consent::order`] is `order`.
+    pub fn from_order(order: i64) -> Consent {
+        let status = match order.rem_euclid(4) {
+            0 => ConsentStatus::Subscribed,
+            1 => ConsentStatus::Bounced,
+            2 => ConsentStatus::Unsubscribed,
+            _ => ConsentStatus::Complained,
+        };
+        Consent::new(status, order.div_euclid(4))
+    }
+
     /// The current status.
     pub fn status(&self) -> ConsentStatus {
         self.status
@@ -69,14 +98,17 @@ impl Consent {
         }
     }
 
-    pub(crate) fn observe(&mut self, event: &Event, at: i64) {
+    /// Records the event's status change if it is the latest; returns whether it was.
+    pub(crate) fn observe(&mut self, event: &Event, at: i64) -> bool {
         let Some(status) = status_of(event) else {
-            return;
+            return false;
         };
-        if (at, status) > (self.at, self.status) {
+        let newer = (at, status) > (self.at, self.status);
+        if newer {
             self.status = status;
             self.at = at;
         }
+        newer
     }
 }
 

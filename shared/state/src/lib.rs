@@ -18,6 +18,13 @@
 //! [`EXACT_HORIZON_SECS`] (48 h) keep their exact second; older ones are counted in
 //! hourly buckets kept for [`RETENTION_SECS`] (90 days).
 //!
+//! Bounds: an event dated beyond the allowed clock skew is refused
+//! ([`Applied::Future`]); every list is capped (the table in [`limits`]) and
+//! [`ContactState::fit`] holds the encoding to [`STATE_BUDGET_BYTES`],
+//! degrading it deliberately ([`Fitted`] says how). How long each piece is kept:
+//! [`retention`]. The stored encoding is versioned ([`STATE_FORMAT`],
+//! [`ContactState::decode`]).
+//!
 //! ```
 //! use kairos_event::Event;
 //! use kairos_state::{Applied, ContactState};
@@ -31,19 +38,33 @@
 //! assert_eq!(state.signal(7).unwrap().count_since(now - 3600, now), 1);
 //! ```
 
+mod budget;
 mod codec;
 mod consent;
 mod delta;
+pub mod limits;
 mod merge;
+pub mod retention;
+mod seen;
 mod signal;
 mod traits;
 
-pub use codec::CodecError;
+pub use budget::Fitted;
+pub use codec::{CodecError, STATE_FORMAT};
 pub use consent::{affects_consent, Consent, ConsentStatus};
+pub use limits::{
+    MAX_CLOCK_SKEW_LIMIT_SECS, MAX_MERGED, MAX_SEEN_IDS, MAX_SEGMENTS, MAX_TRAITS, MAX_TRAIT_NAME_BYTES,
+    MAX_TRAIT_VALUE_BYTES, STATE_BUDGET_BYTES,
+};
+pub use retention::{
+    DEAD_LETTER_RETENTION_SECS, DEDUPE_HORIZON_SECS, EVENTS_QUEUE_RETENTION_SECS, LEDGER_TTL_SECS, PROVIDER_DELAY_SECS,
+    RECORD_TTL_SECS, RETENTION_SECS,
+};
 pub use signal::SignalState;
-pub use traits::TraitValue;
+pub use traits::{refused_traits, TraitValue};
 
 use kairos_event::{Event, EventType};
+use seen::Seen;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -56,14 +77,6 @@ pub const BUCKET_SECS: i64 = 3600;
 pub const EXACT_HORIZON_SECS: i64 = 48 * 3600;
 /// At most this many exact occurrences are kept per signal; older ones go to buckets.
 pub const EXACT_CAP: usize = 64;
-/// Hourly buckets and recency older than this are dropped (seconds; 90 days).
-pub const RETENTION_SECS: i64 = 90 * 86_400;
-/// Event ids are remembered this long (seconds; 7 days, counted from the
-/// event's hour, plus up to an hour): a copy of an applied `(source, id)`
-/// within it is a duplicate, and one after it a new event, whatever was
-/// applied between. Events older than this at apply time are refused as
-/// stale, so a redelivery can never double count.
-pub const DEDUPE_HORIZON_SECS: i64 = 7 * 86_400;
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +87,14 @@ pub enum Applied {
     Duplicate,
     /// The event is older than [`DEDUPE_HORIZON_SECS`]: refused, nothing changed.
     Stale,
+    /// The event is older than [`DEDUPE_HORIZON_SECS`]: its occurrence is not
+    /// counted (it could be a repeat), but its consent change or traits were
+    /// applied: last-writer-wins registers, which a repeat cannot change again.
+    Late,
+    /// The event is dated further ahead of `now` than the allowed clock skew:
+    /// refused, nothing changed (a future-dated event would win every
+    /// last-writer-wins register and never leave the state).
+    Future,
 }
 
 /// Everything Kairos keeps about one contact.
@@ -85,8 +106,8 @@ pub struct ContactState {
     traits: BTreeMap<String, (i64, TraitValue)>,
     /// Subscription state.
     consent: Consent,
-    /// Recently applied event ids (48-bit hash, event hour), sorted by hash.
-    seen: Vec<([u8; 6], i64)>,
+    /// Recently applied event ids, and the dedupe floor.
+    seen: Seen,
     /// Current segment memberships: (segment id, entered at (unix seconds)),
     /// sorted by id.
     members: Vec<(String, i64)>,
@@ -100,26 +121,38 @@ pub struct ContactState {
     merged: Vec<([u8; 6], i64)>,
     /// Per segment (by index in those rules), which of its conditions held its
     /// answer when it was last decided: written and read by the rules crate,
-    /// opaque here. Trailing zeros are dropped. Last, so that states written
-    /// before it decode ([`ContactState::from_bytes`]).
+    /// opaque here. Trailing zeros are dropped.
     holds: Vec<u8>,
+    /// The width (hours) of the buckets occurrences move into, when the state
+    /// was degraded to fit its budget ([`ContactState::fit`]); 0: hourly.
+    coarse: u32,
 }
 
 impl ContactState {
-    /// Applies one event that matched the given signals, as of `now` (unix seconds).
+    /// Applies one event that matched the given signals, as of `now` (unix
+    /// seconds), refusing events dated more than
+    /// [`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS) ahead of it.
     pub fn apply(&mut self, event: &Event, signals: &[SignalKey], now: i64) -> Applied {
+        self.apply_with_skew(event, signals, now, kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS)
+    }
+
+    /// [`ContactState::apply`], refusing events dated more than `max_skew_secs` ahead of `now`.
+    pub fn apply_with_skew(&mut self, event: &Event, signals: &[SignalKey], now: i64, max_skew_secs: i64) -> Applied {
         let at = event.at.timestamp();
-        if at < now - DEDUPE_HORIZON_SECS {
-            return Applied::Stale;
+        if at > now.saturating_add(max_skew_secs) {
+            return Applied::Future;
         }
-        let id = id_hash(&event.source, &event.id);
-        let hour = at.div_euclid(3600);
-        match self.seen.binary_search_by_key(&id, |(h, _)| *h) {
-            Ok(pos) if self.seen[pos].1 >= oldest_seen_hour(now) => return Applied::Duplicate,
-            // Past the horizon the id is forgotten, whether or not a
-            // compaction dropped it yet: this is a new event.
-            Ok(pos) => self.seen[pos].1 = hour,
-            Err(pos) => self.seen.insert(pos, (id, hour)),
+        let oldest = now - DEDUPE_HORIZON_SECS;
+        if at < self.stale_before(now) {
+            return match self.observe_registers(event, at) {
+                true => Applied::Late,
+                false => Applied::Stale,
+            };
+        }
+        // Past the horizon an id is forgotten, whether or not a compaction
+        // dropped it yet: a copy after that is a new event.
+        if !self.seen.insert(id_hash(&event.source, &event.id), at, oldest) {
+            return Applied::Duplicate;
         }
         for &key in signals {
             let pos = match self.signals.binary_search_by_key(&key, |s| s.key) {
@@ -131,40 +164,43 @@ impl ContactState {
             };
             self.signals[pos].record(at);
         }
-        match event.kind {
-            EventType::ContactIdentified => self.set_traits(event, at),
-            _ => self.consent.observe(event, at),
-        }
+        self.observe_registers(event, at);
         self.compact(now);
         Applied::Applied
     }
 
-    fn set_traits(&mut self, event: &Event, at: i64) {
-        for (name, value) in &event.traits {
-            self.set_trait(name, at, TraitValue::from_json(value));
-        }
-    }
-
-    /// Sets a trait unless a later value (or, at the same time, a larger one) is set.
-    fn set_trait(&mut self, name: &str, at: i64, value: TraitValue) {
-        let newer = match self.traits.get(name) {
-            None => true,
-            Some((old_at, old)) => (at, &value) > (*old_at, old),
-        };
-        if newer {
-            self.traits.insert(name.to_string(), (at, value));
+    /// Applies the event's last-writer-wins registers (traits, consent), as
+    /// of its time `at`; returns whether one changed.
+    fn observe_registers(&mut self, event: &Event, at: i64) -> bool {
+        match event.kind {
+            EventType::ContactIdentified => self.set_traits(event, at),
+            _ => self.consent.observe(event, at),
         }
     }
 
     /// Moves aged occurrences to buckets and drops what is past retention.
     pub fn compact(&mut self, now: i64) {
-        let oldest_hour = oldest_seen_hour(now);
-        self.seen.retain(|(_, hour)| *hour >= oldest_hour);
+        self.seen.forget_before(now - DEDUPE_HORIZON_SECS);
+        self.seen.cap(MAX_SEEN_IDS);
+        let width = self.bucket_hours();
         for signal in &mut self.signals {
-            signal.compact(now);
+            signal.compact(now, width);
         }
         self.signals.retain(|s| !s.is_empty());
         self.compact_merged(now);
+    }
+
+    /// Events dated before this are refused as stale at `now`: older than the
+    /// dedupe horizon, or than the ids forgotten to stay under
+    /// [`MAX_SEEN_IDS`] (unix seconds).
+    pub fn stale_before(&self, now: i64) -> i64 {
+        (now - DEDUPE_HORIZON_SECS).max(self.seen.floor())
+    }
+
+    /// The width (hours) of the buckets aged occurrences are counted in: 1,
+    /// or more once the state was degraded to fit its budget.
+    pub fn bucket_hours(&self) -> i64 {
+        i64::from(self.coarse.max(1))
     }
 
     /// Every signal with occurrences, sorted by key.
@@ -188,6 +224,12 @@ impl ContactState {
     /// The contact's subscription state.
     pub fn consent(&self) -> &Consent {
         &self.consent
+    }
+
+    /// Takes `consent` if it is later (last writer wins): a consent kept apart
+    /// from the record, which outlives the record's expiry.
+    pub fn keep_consent(&mut self, consent: &Consent) {
+        self.consent.merge(consent);
     }
 
     /// The segments the contact is a member of, with their entry times.
@@ -256,10 +298,18 @@ impl ContactState {
     }
 }
 
-/// The oldest event hour whose ids are remembered at `now`: the dedupe
-/// horizon, one hour longer because `seen` holds event hours, not seconds.
-fn oldest_seen_hour(now: i64) -> i64 {
-    (now - DEDUPE_HORIZON_SECS).div_euclid(3600) - 1
+/// The version a record takes at a write at `now_ms` (unix milliseconds)
+/// after `version`: one more, or for a record's first write (version 0) the
+/// time in milliseconds, so a record recreated after its expiry continues
+/// above every version it had (DynamoDB takes at most 1,000 writes a second
+/// on one item:
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html>),
+/// and write-back never drops its transitions as stale.
+pub fn next_version(version: u64, now_ms: i64) -> u64 {
+    match version {
+        0 => u64::try_from(now_ms).unwrap_or(0).max(1),
+        v => v + 1,
+    }
 }
 
 /// A stable 48-bit hash of (source, id): FNV-1a, so it never changes between
@@ -274,5 +324,7 @@ fn id_hash(source: &str, id: &str) -> [u8; 6] {
     [bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

@@ -25,16 +25,14 @@ impl ContactState {
             self.set_trait(name, *at, value.clone());
         }
         self.consent.merge(&other.consent);
-        for &(id, hour) in &other.seen {
-            if let Err(pos) = self.seen.binary_search_by_key(&id, |(h, _)| *h) {
-                self.seen.insert(pos, (id, hour));
-            }
-        }
+        self.seen.merge(&other.seen);
     }
 
     /// Merges `other`, the frozen state of anonymous contact `anonymous`, unless
     /// this state already merged it; remembers it until `keep_until` (unix
-    /// seconds). Returns whether it merged.
+    /// seconds). Returns whether it merged: not when it already did, nor when
+    /// [`MAX_MERGED`](crate::MAX_MERGED) anonymous ids are remembered (see
+    /// [`ContactState::merged_full`]).
     ///
     /// `keep_until` must be at least [`RETENTION_SECS`](crate::RETENTION_SECS) after `other`'s newest
     /// occurrence, so that merging it again after it is forgotten adds only
@@ -43,11 +41,18 @@ impl ContactState {
         let id = id_hash("anonymous", anonymous);
         let pos = match self.merged.binary_search_by_key(&id, |(h, _)| *h) {
             Ok(_) => return false,
+            Err(_) if self.merged_full() => return false,
             Err(pos) => pos,
         };
         self.merged.insert(pos, (id, keep_until.div_euclid(3600)));
         self.merge(other);
         true
+    }
+
+    /// Whether no further anonymous contact can be merged until a merged one
+    /// is forgotten ([`MAX_MERGED`](crate::MAX_MERGED) are remembered).
+    pub fn merged_full(&self) -> bool {
+        self.merged.len() >= crate::MAX_MERGED
     }
 
     /// Whether anonymous contact `anonymous` is already merged into this state.

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
-use crate::{SignalKey, BUCKET_SECS as HOUR, EXACT_CAP, EXACT_HORIZON_SECS, RETENTION_SECS};
+use crate::{SignalKey, BUCKET_SECS as HOUR, EXACT_CAP, EXACT_HORIZON_SECS, MAX_CLOCK_SKEW_LIMIT_SECS, RETENTION_SECS};
 
 /// The occurrences of one signal: exact recent times, hourly counts, and the latest time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,20 +34,27 @@ impl SignalState {
         self.exact.insert(pos, at);
     }
 
-    pub(crate) fn compact(&mut self, now: i64) {
+    /// Moves aged or surplus exact times into buckets `width` hours wide (1
+    /// unless the state was degraded to fit its budget) and drops what is past
+    /// retention.
+    pub(crate) fn compact(&mut self, now: i64, width: i64) {
         let horizon = now - EXACT_HORIZON_SECS;
         let oldest_hour = (now - RETENTION_SECS).div_euclid(HOUR);
+        let latest = now + MAX_CLOCK_SKEW_LIMIT_SECS;
         let settled = self.exact.first().is_none_or(|t| *t >= horizon)
             && self.exact.len() <= EXACT_CAP
             && self.hours.first().is_none_or(|(h, _)| *h >= oldest_hour);
-        if settled && self.last_at >= now - RETENTION_SECS {
+        if settled && self.last_at >= now - RETENTION_SECS && self.last_at <= latest {
             // Nothing aged, nothing over the cap, nothing expired (the usual case).
             return;
+        }
+        if self.last_at > latest {
+            self.drop_after(latest);
         }
         let aged = self.exact.partition_point(|t| *t < horizon);
         let spill = aged.max(self.exact.len().saturating_sub(EXACT_CAP));
         for at in self.exact.drain(..spill).collect::<Vec<_>>() {
-            self.add_to_hour(at.div_euclid(HOUR));
+            self.add_to_bucket(at.div_euclid(HOUR), width);
         }
         // Sorted by hour: the expired buckets are a prefix (usually empty).
         let expired = self.hours.partition_point(|(h, _)| *h < oldest_hour);
@@ -70,11 +77,57 @@ impl SignalState {
         }
     }
 
-    fn add_to_hour(&mut self, hour: i64) {
+    /// Counts an occurrence in the bucket `width` hours wide holding `hour`.
+    fn add_to_bucket(&mut self, hour: i64, width: i64) {
+        let hour = hour - hour.rem_euclid(width);
         match self.hours.binary_search_by_key(&hour, |(h, _)| *h) {
-            Ok(pos) => self.hours[pos].1 += 1,
+            Ok(pos) => self.hours[pos].1 = self.hours[pos].1.saturating_add(1),
             Err(pos) => self.hours.insert(pos, (hour, 1)),
         }
+    }
+
+    /// Drops occurrences dated after `latest`: only a state written before
+    /// events were bounded in time holds such (they would count in some
+    /// distant year, and never leave).
+    fn drop_after(&mut self, latest: i64) {
+        self.exact.truncate(self.exact.partition_point(|t| *t <= latest));
+        let hours = self.hours.partition_point(|(h, _)| h * HOUR <= latest);
+        self.hours.truncate(hours);
+        let last_bucket = self.hours.last().map(|(h, _)| h * HOUR);
+        self.last_at = self
+            .exact
+            .last()
+            .copied()
+            .into_iter()
+            .chain(last_bucket)
+            .max()
+            .unwrap_or(i64::MIN);
+    }
+
+    /// Moves all but the newest `keep` exact occurrences into their buckets
+    /// `width` hours wide.
+    pub(crate) fn spill_exact(&mut self, keep: usize, width: i64) {
+        let spill = self.exact.len().saturating_sub(keep);
+        for at in self.exact.drain(..spill).collect::<Vec<_>>() {
+            self.add_to_bucket(at.div_euclid(HOUR), width);
+        }
+    }
+
+    /// Merges the hourly buckets into buckets `width` hours wide, each counted
+    /// at its first hour (occurrences read up to `width` hours older than
+    /// they were; none is lost). Returns whether anything merged.
+    pub(crate) fn coarsen(&mut self, width: i64) -> bool {
+        let before = self.hours.len();
+        let mut merged: Vec<(i64, u32)> = Vec::with_capacity(before);
+        for &(hour, count) in &self.hours {
+            let start = hour - hour.rem_euclid(width);
+            match merged.last_mut() {
+                Some((h, c)) if *h == start => *c = c.saturating_add(count),
+                _ => merged.push((start, count)),
+            }
+        }
+        self.hours = merged;
+        self.hours.len() < before
     }
 
     pub(crate) fn is_empty(&self) -> bool {

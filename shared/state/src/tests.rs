@@ -193,21 +193,19 @@ fn holds_lose_trailing_zeros_and_round_trip() {
 }
 
 #[test]
-fn states_written_before_holds_and_member_lists_still_decode() {
-    let mut state = ContactState::default();
-    state.apply(&event(1, EventType::EmailOpened, T0), &[7], T0);
-    state.set_membership("s", true, T0);
-    state.record_decision(vec![(0, T0 + 60)], Vec::new());
-    // Such a state ended where holds now start (an empty list is one 0 byte)...
-    let bytes = state.to_bytes();
+fn format_1_states_written_before_holds_and_member_lists_still_decode() {
+    // A state ended where holds now start (an empty list is one 0 byte)...
+    let bytes = include_bytes!("../tests/fixtures/v1/empty.bin");
+    let state = ContactState::decode(bytes, 1).unwrap();
+    assert!(state.holds().is_empty());
     let (before_holds, no_holds) = bytes.split_at(bytes.len() - 1);
     assert_eq!(no_holds, [0]);
-    assert_eq!(ContactState::from_bytes(before_holds).unwrap(), state);
+    assert_eq!(ContactState::decode(before_holds, 1).unwrap(), state);
     // ...and kept memberships in a map, encoded as the list is.
     let map = std::collections::BTreeMap::from([("a".to_string(), 1i64), ("b".to_string(), 2)]);
     let list = vec![("a".to_string(), 1i64), ("b".to_string(), 2)];
     assert_eq!(postcard::to_stdvec(&map).unwrap(), postcard::to_stdvec(&list).unwrap());
-    assert!(ContactState::from_bytes(&before_holds[..before_holds.len() - 1]).is_err());
+    assert!(ContactState::decode(&before_holds[..before_holds.len() - 1], 1).is_err());
 }
 
 #[test]
@@ -264,4 +262,54 @@ fn merge_keeps_the_latest_trait_and_consent_from_either_side() {
     assert_eq!(known.trait_value("plan"), Some(&TraitValue::Text("p2".into())));
     assert_eq!(known.consent().status(), ConsentStatus::Unsubscribed);
     assert_eq!(known.consent().since(), T0 + 50);
+}
+
+#[test]
+fn an_event_dated_beyond_the_skew_is_refused_and_changes_nothing() {
+    let mut state = ContactState::default();
+    let skew = kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS;
+    let mut future = event(1, EventType::ContactIdentified, T0 + skew + 1);
+    assert_eq!(state.apply(&future, &[3], T0), Applied::Future);
+    future.at = DateTime::from_timestamp(4_102_444_800, 0).unwrap(); // 2100
+    assert_eq!(state.apply(&future, &[3], T0), Applied::Future);
+    assert_eq!(state, ContactState::default());
+    // Within the skew it counts; a deployment may allow less.
+    let near = event(2, EventType::EmailOpened, T0 + skew);
+    assert_eq!(state.apply_with_skew(&near, &[3], T0, 60), Applied::Future);
+    assert_eq!(state.apply(&near, &[3], T0), Applied::Applied);
+}
+
+#[test]
+fn a_stale_event_still_sets_consent_and_traits_but_counts_nothing() {
+    let mut state = ContactState::default();
+    let now = T0 + DEDUPE_HORIZON_SECS + 86_400;
+    let unsubscribe = event(1, EventType::EmailUnsubscribed, T0);
+    assert_eq!(state.apply(&unsubscribe, &[3], now), Applied::Late);
+    assert_eq!(state.consent().status(), ConsentStatus::Unsubscribed);
+    assert!(state.signal(3).is_none(), "a stale event's occurrence is not counted");
+    let identify = event(2, EventType::ContactIdentified, T0);
+    assert_eq!(state.apply(&identify, &[3], now), Applied::Late);
+    assert_eq!(state.trait_value("plan"), Some(&TraitValue::Text("p2".into())));
+    // Applying them again changes nothing: they are registers, not counts.
+    assert_eq!(state.apply(&unsubscribe, &[3], now), Applied::Stale);
+    assert_eq!(state.apply(&identify, &[3], now), Applied::Stale);
+}
+
+#[test]
+fn a_consent_reads_back_from_its_order_which_follows_last_writer_wins() {
+    let statuses = ConsentStatus::ALL;
+    let mut all: Vec<Consent> = statuses
+        .iter()
+        .flat_map(|s| [Consent::new(*s, T0), Consent::new(*s, T0 + 1)])
+        .collect();
+    for c in &all {
+        assert_eq!(Consent::from_order(c.order()), *c);
+    }
+    all.sort_by_key(Consent::order);
+    for pair in all.windows(2) {
+        let mut merged = pair[1];
+        merged.merge(&pair[0]);
+        assert_eq!(merged, pair[1], "the greater order wins a merge");
+    }
+    assert_eq!(Consent::default().order(), 0);
 }

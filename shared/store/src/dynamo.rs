@@ -1,7 +1,13 @@
 //! DynamoDB adapters. One table, partition key `pk` (S):
-//! - `contact#<key>`: `version` (N), `state` (B, compact encoding), `outbox` (L of S,
-//!   absent when empty), `next_change_at` (N, optional), `expires_at` (N, TTL),
-//!   `merged_into` (S, optional: on a frozen `anon:` record, the contact it is linked to);
+//! - `contact#<key>`: `format` (N: the item's format, [`STATE_FORMAT`]; absent
+//!   on items of the first release, format 1), `version` (N), `state` (B, compact
+//!   encoding of that format), `outbox` (L of S, absent when empty), `next_change_at`
+//!   (N, optional), `expires_at` (N, TTL), `merged_into` (S, optional: on a frozen
+//!   `anon:` record, the contact it is linked to), `consent_kept` (N, optional:
+//!   the [`Consent::order`] of the consent last kept apart);
+//! - `consent#<key>`: `consent` (N, a [`Consent::order`]), `status` (S, for
+//!   people reading the table): the contact's consent, kept apart from its
+//!   record and never expiring, raised by last writer wins;
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `lookup#<key>`: `value` (S), `expires_at` (N) (`dynamo_lookup.rs`);
 //! - `claim#<key>`: `expires_at` (N), a one-time webhook token.
@@ -9,16 +15,13 @@
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
-use kairos_state::ContactState;
+use kairos_state::{CodecError, Consent, ContactState, LEDGER_TTL_SECS, STATE_FORMAT};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{Claims, ContactStore, DeliveryLedger, StoreError, StoredContact};
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Ledger entries live this long after their last delivery (seconds; 180 days).
-const LEDGER_TTL_SECS: i64 = 180 * 86_400;
 
 /// Contact records in DynamoDB, written with a version condition.
 #[derive(Debug, Clone)]
@@ -65,6 +68,7 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
 fn to_item(contact: &str, record: &StoredContact) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), key("contact", contact));
+    item.insert("format".into(), n(STATE_FORMAT));
     item.insert("version".into(), n(record.version));
     item.insert("state".into(), AttributeValue::B(Blob::new(record.state.to_bytes())));
     item.insert("expires_at".into(), n(record.expires_at));
@@ -77,6 +81,9 @@ fn to_item(contact: &str, record: &StoredContact) -> Item {
     }
     if let Some(target) = &record.merged_into {
         item.insert("merged_into".into(), AttributeValue::S(target.clone()));
+    }
+    if let Some(kept) = record.consent_to_keep().or(record.consent_kept) {
+        item.insert("consent_kept".into(), n(kept.order()));
     }
     item
 }
@@ -106,9 +113,15 @@ impl TryFrom<&Item> for StoredContact {
     fn try_from(item: &Item) -> Result<StoredContact, StoreError> {
         let version =
             number(item, "version")?.ok_or_else(|| StoreError::Corrupt("attribute `version` is missing".into()))?;
+        let format = match number(item, "format")? {
+            None => 1,
+            Some(f) => u32::try_from(f).map_err(|_| StoreError::Corrupt(format!("attribute `format` is {f}")))?,
+        };
         let state = match item.get("state") {
-            Some(AttributeValue::B(blob)) => ContactState::from_bytes(blob.as_ref())
-                .map_err(|e| StoreError::Corrupt(format!("attribute `state`: {e}")))?,
+            Some(AttributeValue::B(blob)) => ContactState::decode(blob.as_ref(), format).map_err(|e| match e {
+                CodecError::Newer { found, supported } => StoreError::Newer { found, supported },
+                invalid => StoreError::Corrupt(format!("attribute `state`: {invalid}")),
+            })?,
             _ => return Err(StoreError::Corrupt("attribute `state` is missing or not binary".into())),
         };
         let outbox = match item.get("outbox") {
@@ -131,25 +144,28 @@ impl TryFrom<&Item> for StoredContact {
             next_change_at: number(item, "next_change_at")?,
             expires_at: number(item, "expires_at")?.unwrap_or(0),
             merged_into: text(item, "merged_into")?,
+            consent_kept: number(item, "consent_kept")?.map(Consent::from_order),
         })
     }
 }
 
 impl ContactStore for DynamoContacts {
     async fn load(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", key("contact", contact))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item().map(StoredContact::try_from).transpose()
+        if let Some(item) = self.get(key("contact", contact)).await? {
+            return StoredContact::try_from(&item).map(Some);
+        }
+        let Some(kept) = self.get(key("consent", contact)).await? else {
+            return Ok(None);
+        };
+        let order =
+            number(&kept, "consent")?.ok_or_else(|| StoreError::Corrupt("attribute `consent` is missing".into()))?;
+        Ok(Some(StoredContact::with_kept_consent(&Consent::from_order(order))))
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
+        if let Some(consent) = record.consent_to_keep() {
+            self.keep_consent(contact, &consent).await?;
+        }
         let request = self
             .client
             .put_item()
@@ -157,7 +173,7 @@ impl ContactStore for DynamoContacts {
             .set_item(Some(to_item(contact, record)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let request = match expected {
-            None => request.condition_expression("attribute_not_exists(pk)"),
+            None | Some(0) => request.condition_expression("attribute_not_exists(pk)"),
             Some(v) => request
                 .condition_expression("#v = :v")
                 .expression_attribute_names("#v", "version")
@@ -195,6 +211,42 @@ impl ContactStore for DynamoContacts {
             }
             Err(err) => match err.into_service_error() {
                 e if e.is_conditional_check_failed_exception() => Ok(false),
+                e => Err(backend(e)),
+            },
+        }
+    }
+}
+
+impl DynamoContacts {
+    /// The item under `pk`, read consistently.
+    async fn get(&self, pk: AttributeValue) -> Result<Option<Item>, StoreError> {
+        let get = self.client.get_item().table_name(&self.table).key("pk", pk);
+        let out = get.consistent_read(true).send().await.map_err(backend)?;
+        Ok(out.item)
+    }
+
+    /// Raises the contact's kept consent to `consent` unless a later one is kept.
+    async fn keep_consent(&self, contact: &str, consent: &Consent) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", key("consent", contact))
+            .item("consent", n(consent.order()))
+            .item("status", AttributeValue::S(consent.status().as_str().into()))
+            .condition_expression("attribute_not_exists(pk) OR #c < :c")
+            .expression_attribute_names("#c", "consent")
+            .expression_attribute_values(":c", n(consent.order()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.count(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                Ok(())
+            }
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(()),
                 e => Err(backend(e)),
             },
         }
@@ -316,3 +368,6 @@ impl Claims for DynamoClaims {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

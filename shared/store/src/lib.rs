@@ -15,6 +15,11 @@
 //!   with its reason, and a received message's next delivery put off
 //!   ([`SqsQueue`] / [`MemoryDeadLetters`], [`MemoryRedelivery`]).
 //!
+//! Every write is held to [`ITEM_BUDGET_BYTES`] first ([`StoredContact::fit`],
+//! which reports what it gave up in a [`FitReport`]); a contact's consent is
+//! kept apart from its record and outlives it, and versions keep rising past
+//! a record's expiry ([`StoredContact::advance_version`]).
+//!
 //! DynamoDB attribute values and SQS types never leave this crate.
 //!
 //! ```
@@ -31,6 +36,7 @@
 //! # }) }
 //! ```
 
+mod budget;
 #[cfg(feature = "aws")]
 mod dynamo;
 #[cfg(feature = "aws")]
@@ -41,6 +47,7 @@ mod secret;
 #[cfg(feature = "aws")]
 mod sqs;
 
+pub use budget::{FitReport, ITEM_BUDGET_BYTES, SUMMARY_BYTES};
 #[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
 #[cfg(feature = "aws")]
@@ -53,7 +60,7 @@ pub use secret::{parameters_under, resolve_secret, SecretError};
 #[cfg(feature = "aws")]
 pub use sqs::SqsQueue;
 
-use kairos_state::ContactState;
+use kairos_state::{Consent, ContactState};
 use std::future::Future;
 
 /// What is stored for one contact: state, pending transitions and version.
@@ -74,6 +81,35 @@ pub struct StoredContact {
     /// alias telling where this anonymous id's events now go. The first link
     /// wins: it is set with the version condition, only on an unlinked record.
     pub merged_into: Option<String>,
+    /// The consent last kept apart from the record (see [`ContactStore::save`]),
+    /// if any: a save keeps the state's consent again only when it differs.
+    pub consent_kept: Option<Consent>,
+}
+
+impl StoredContact {
+    /// Moves the version on for a write at `now_ms` (unix milliseconds), by
+    /// the one rule of [`kairos_state::next_version`].
+    pub fn advance_version(&mut self, now_ms: i64) {
+        self.version = kairos_state::next_version(self.version, now_ms);
+    }
+
+    /// The state's consent, if it must be kept apart on save: it was set by
+    /// an event and is not the one the record kept.
+    pub(crate) fn consent_to_keep(&self) -> Option<Consent> {
+        let consent = *self.state.consent();
+        (consent.order() > 0 && Some(consent) != self.consent_kept).then_some(consent)
+    }
+
+    /// A record at version 0 holding a kept consent: a contact whose record
+    /// expired, or was never written.
+    pub(crate) fn with_kept_consent(consent: &Consent) -> StoredContact {
+        let mut record = StoredContact {
+            consent_kept: Some(*consent),
+            ..StoredContact::default()
+        };
+        record.state.keep_consent(consent);
+        record
+    }
 }
 
 /// A storage failure.
@@ -82,12 +118,28 @@ pub enum StoreError {
     /// The conditional write lost a race: someone else wrote first. Reload and retry.
     #[error("conditional write failed: the record changed since it was read")]
     Conflict,
-    /// The stored record could not be decoded (names the attribute).
+    /// The stored record could not be decoded (names the attribute). Permanent.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The stored record was written by a newer build, in a format this one
+    /// does not read. Permanent until that build is deployed again.
+    #[error("stored record format {found} is newer than this build reads (up to {supported}): deploy the newer build")]
+    Newer {
+        /// The record's format.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
     /// The backend failed (throttling, network, permissions); usually retryable.
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether retrying cannot help: the stored record itself is unreadable.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::Corrupt(_) | StoreError::Newer { .. })
+    }
 }
 
 /// A queue failure: which messages were not accepted.
@@ -110,11 +162,21 @@ pub struct Message {
 }
 
 /// Persistence of contact records with optimistic concurrency.
+///
+/// A record expires (the table's TTL) some time after its contact's last
+/// event; its consent does not. Every save whose state holds a consent other
+/// than the one the record kept also keeps it apart, in a small record that
+/// never expires (raised by last writer wins), and a contact with no record
+/// loads as a new one (version 0) holding that consent: an unsubscribe or a
+/// bounce holds until the contact re-subscribes.
 pub trait ContactStore: Send + Sync {
-    /// Reads a contact's record; `None` if it has none yet.
+    /// Reads a contact's record; `None` if it has none and no kept consent.
+    /// Without a record but with a kept consent: a record at version 0 that
+    /// holds it.
     fn load(&self, contact: &str) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
 
-    /// Writes the record if the stored version is still `expected` (`None`: no record).
+    /// Writes the record if the stored version is still `expected` (`None` or
+    /// `Some(0)`: no record), keeping its consent apart first if it changed.
     fn save(
         &self,
         contact: &str,

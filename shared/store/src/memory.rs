@@ -3,15 +3,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use kairos_state::Consent;
+
 use crate::{
     Attribute, Claims, ContactStore, DeadLetters, DeliveryLedger, Lookups, Message, Queue, QueueError, Redelivery,
     StoreError, StoredContact,
 };
 
-/// Contact records in a map, with the same conditional-write rules as DynamoDB.
+/// Contact records in a map, with the same conditional-write rules as
+/// DynamoDB, and kept consents in another.
 #[derive(Debug, Default)]
 pub struct MemoryContacts {
     records: Mutex<HashMap<String, StoredContact>>,
+    consents: Mutex<HashMap<String, Consent>>,
 }
 
 impl MemoryContacts {
@@ -21,19 +25,40 @@ impl MemoryContacts {
         keys.sort();
         keys
     }
+
+    /// Deletes the records expired at `now` (unix seconds), as the table's TTL
+    /// does; kept consents stay. Returns how many it deleted.
+    pub fn expire(&self, now: i64) -> usize {
+        let mut records = lock(&self.records);
+        let before = records.len();
+        records.retain(|_, r| r.expires_at == 0 || r.expires_at >= now);
+        before - records.len()
+    }
 }
 
 impl ContactStore for MemoryContacts {
     async fn load(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
-        Ok(lock(&self.records).get(contact).cloned())
+        if let Some(record) = lock(&self.records).get(contact) {
+            return Ok(Some(record.clone()));
+        }
+        Ok(lock(&self.consents).get(contact).map(StoredContact::with_kept_consent))
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
+        if let Some(consent) = record.consent_to_keep() {
+            let mut consents = lock(&self.consents);
+            let kept = consents.entry(contact.to_string()).or_default();
+            if consent.order() > kept.order() {
+                *kept = consent;
+            }
+        }
         let mut records = lock(&self.records);
-        if records.get(contact).map(|r| r.version) != expected {
+        if records.get(contact).map(|r| r.version) != expected.filter(|v| *v > 0) {
             return Err(StoreError::Conflict);
         }
-        records.insert(contact.to_string(), record.clone());
+        let mut stored = record.clone();
+        stored.consent_kept = record.consent_to_keep().or(record.consent_kept);
+        records.insert(contact.to_string(), stored);
         Ok(())
     }
 

@@ -84,6 +84,12 @@ impl Compiler {
         if file.segments.is_empty() {
             self.issue("segments", "expected at least one segment");
         }
+        if file.segments.len() > kairos_state::MAX_SEGMENTS {
+            let (found, max) = (file.segments.len(), kairos_state::MAX_SEGMENTS);
+            let message =
+                format!("expected at most {max} segments (each contact's record holds them all), found {found}");
+            self.issue("segments", message);
+        }
         let scores = file
             .scores
             .iter()

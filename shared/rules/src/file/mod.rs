@@ -24,8 +24,9 @@ pub struct RulesFile {
     /// Decaying engagement scores, usable in `score` conditions and reported per contact.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scores: Vec<ScoreDef>,
-    /// The segments, evaluated for every contact.
-    #[schemars(length(min = 1))]
+    /// The segments, evaluated for every contact (at most
+    /// [`MAX_SEGMENTS`](kairos_state::MAX_SEGMENTS): each contact's record holds them all).
+    #[schemars(length(min = 1, max = 256))]
     pub segments: Vec<SegmentDef>,
 }
 

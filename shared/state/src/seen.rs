@@ -1,0 +1,199 @@
+//! The event ids a contact's state has applied, for deduplication: a 48-bit
+//! hash of each id with the event's time, kept for the dedupe horizon and at
+//! most [`MAX_SEEN_IDS`](crate::MAX_SEEN_IDS) of them.
+//!
+//! When more ids arrive within the horizon than the cap holds, the oldest are
+//! forgotten and the *floor* moves past them: an event dated before the floor
+//! is then refused as stale, exactly as one older than the horizon, so a
+//! forgotten id can never be counted twice.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A 48-bit hash of an event's (source, id).
+pub(crate) type IdHash = [u8; 6];
+
+/// Applied event ids and the floor below which events are refused.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Seen {
+    /// (id hash, event time in unix seconds), sorted by hash.
+    ids: Vec<(IdHash, i64)>,
+    /// Events dated before this are refused as stale (unix seconds; 0: none).
+    floor: i64,
+}
+
+impl Seen {
+    /// From ids in any order.
+    pub(crate) fn from_ids(mut ids: Vec<(IdHash, i64)>, floor: i64) -> Seen {
+        ids.sort_unstable();
+        ids.dedup_by_key(|(hash, _)| *hash);
+        Seen { ids, floor }
+    }
+
+    /// How many ids are remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Events dated before this are refused (0: only the horizon applies).
+    pub(crate) fn floor(&self) -> i64 {
+        self.floor
+    }
+
+    /// Records `id` (of an event at `at`); false if it is already recorded
+    /// for an event at or after `oldest` (the horizon). One recorded before
+    /// it is forgotten, whether or not a compaction dropped it yet: it is
+    /// recorded anew.
+    pub(crate) fn insert(&mut self, id: IdHash, at: i64, oldest: i64) -> bool {
+        match self.ids.binary_search_by_key(&id, |(h, _)| *h) {
+            Ok(pos) if self.ids[pos].1 >= oldest => false,
+            Ok(pos) => {
+                self.ids[pos].1 = at;
+                true
+            }
+            Err(pos) => {
+                self.ids.insert(pos, (id, at));
+                true
+            }
+        }
+    }
+
+    /// Forgets ids of events before `oldest` (the horizon).
+    pub(crate) fn forget_before(&mut self, oldest: i64) {
+        self.ids.retain(|(_, at)| *at >= oldest);
+    }
+
+    /// Over `cap`, forgets the oldest ids (an eighth of the cap more, so that
+    /// a flood does not trim on every event) and raises the floor past them.
+    /// Returns the new floor if it moved.
+    pub(crate) fn cap(&mut self, cap: usize) -> Option<i64> {
+        if self.ids.len() <= cap {
+            return None;
+        }
+        let keep = cap - cap / 8;
+        let mut times: Vec<i64> = self.ids.iter().map(|(_, at)| *at).collect();
+        let cut = times.len() - keep;
+        let (_, newest_dropped, _) = times.select_nth_unstable(cut - 1);
+        let floor = *newest_dropped + 1;
+        // Everything before the floor goes, ties with the cut included: those
+        // events are refused from now on anyway.
+        self.ids.retain(|(_, at)| *at >= floor);
+        self.floor = self.floor.max(floor);
+        Some(self.floor)
+    }
+
+    /// Adds `other`'s ids; the higher floor holds (an id forgotten on either side
+    /// must stay refused).
+    pub(crate) fn merge(&mut self, other: &Seen) {
+        for &(id, at) in &other.ids {
+            self.insert(id, at, i64::MIN);
+        }
+        self.floor = self.floor.max(other.floor);
+    }
+}
+
+/// Encoded as the floor, then one byte string: the ids ascending by time,
+/// each as its time's gap from the previous one (a zigzag LEB128 varint,
+/// usually 1 to 3 bytes) and its 6 hash bytes.
+impl Serialize for Seen {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut by_time: Vec<(i64, IdHash)> = self.ids.iter().map(|(h, at)| (*at, *h)).collect();
+        by_time.sort_unstable();
+        let mut bytes = Vec::with_capacity(by_time.len() * 9);
+        let mut prev = 0i64;
+        for (at, hash) in by_time {
+            let gap = at.wrapping_sub(prev);
+            prev = at;
+            let mut zigzag = ((gap << 1) ^ (gap >> 63)) as u64;
+            while zigzag >= 0x80 {
+                bytes.push(zigzag as u8 | 0x80);
+                zigzag >>= 7;
+            }
+            bytes.push(zigzag as u8);
+            bytes.extend_from_slice(&hash);
+        }
+        let bytes = Bytes(&bytes);
+        (self.floor, bytes).serialize(s)
+    }
+}
+
+/// A byte slice that serializes as bytes (one length and the raw bytes in
+/// postcard), not as a sequence of numbers.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Seen, D::Error> {
+        let (floor, bytes) = <(i64, ByteBuf)>::deserialize(d)?;
+        let ids = parse(&bytes.0).ok_or_else(|| serde::de::Error::custom("malformed event ids"))?;
+        Ok(Seen::from_ids(ids, floor))
+    }
+}
+
+/// Reads the byte string [`Seen`] serializes to.
+fn parse(mut bytes: &[u8]) -> Option<Vec<(IdHash, i64)>> {
+    let mut ids = Vec::with_capacity(bytes.len() / 7);
+    let mut at = 0i64;
+    while !bytes.is_empty() {
+        let mut zigzag = 0u64;
+        let mut shift = 0;
+        loop {
+            let (&byte, rest) = bytes.split_first()?;
+            bytes = rest;
+            zigzag |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let gap = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        at = at.wrapping_add(gap);
+        let (hash, rest) = bytes.split_first_chunk::<6>()?;
+        bytes = rest;
+        ids.push((*hash, at));
+    }
+    Some(ids)
+}
+
+/// Owned bytes, deserialized from a byte string.
+struct ByteBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_byte_string() {
+        let ids = vec![
+            ([1; 6], -5),
+            ([9; 6], 1_795_000_000),
+            ([3; 6], 1_795_000_000),
+            ([7; 6], i64::MAX),
+        ];
+        let seen = Seen::from_ids(ids, 1_794_000_000);
+        let bytes = postcard::to_stdvec(&seen).unwrap();
+        assert_eq!(postcard::from_bytes::<Seen>(&bytes).unwrap(), seen);
+        assert!(postcard::from_bytes::<Seen>(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(parse(&[0x80]), None);
+    }
+}

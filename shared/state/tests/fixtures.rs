@@ -1,0 +1,103 @@
+//! States written by earlier releases (`tests/fixtures/v*/`) decode, keep what
+//! they held, and carry forward: apply an event, encode in this build's
+//! format, decode again.
+
+use kairos_event::{Event, EventsMessage};
+use kairos_state::{Applied, CodecError, ConsentStatus, ContactState, TraitValue, STATE_FORMAT};
+
+const V1: [(&str, &[u8]); 6] = [
+    ("empty", include_bytes!("fixtures/v1/empty.bin")),
+    ("ada@acme.test", include_bytes!("fixtures/v1/ada.bin")),
+    ("bob@globex.test", include_bytes!("fixtures/v1/bob.bin")),
+    ("carol@initech.test", include_bytes!("fixtures/v1/carol.bin")),
+    ("dave@hooli.test", include_bytes!("fixtures/v1/dave.bin")),
+    ("anon:v-42", include_bytes!("fixtures/v1/anon.bin")),
+];
+
+/// The events the fixtures were written from, as the events queue carried them.
+fn written_from() -> Vec<Event> {
+    let lines = include_str!("../../event/tests/fixtures/events-v1.jsonl").lines();
+    lines
+        .map(|line| match EventsMessage::decode(line.as_bytes()) {
+            Ok(EventsMessage::Event(event)) => event,
+            Err(err) => panic!("{line}: {err}"),
+        })
+        .collect()
+}
+
+fn now() -> i64 {
+    "2026-11-28T12:00:00Z"
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap()
+        .timestamp()
+}
+
+fn v1(contact: &str) -> ContactState {
+    let (_, bytes) = V1.iter().find(|(c, _)| *c == contact).unwrap();
+    ContactState::decode(bytes, 1).unwrap_or_else(|e| panic!("{contact}: {e}"))
+}
+
+#[test]
+fn format_1_states_keep_what_they_held() {
+    assert_eq!(v1("empty"), ContactState::default());
+    let bob = v1("bob@globex.test");
+    assert_eq!(
+        bob.trait_value("job_title"),
+        Some(&TraitValue::Text("VP Marketing".into()))
+    );
+    assert_eq!(bob.trait_value("company_size"), Some(&TraitValue::Number(250.0)));
+    assert_eq!(bob.trait_value("tags"), Some(&TraitValue::Json(r#"["a","b"]"#.into())));
+    assert!(bob.has_merged("anon:v-42"));
+    assert!(bob.member_since("cross-channel-hot").is_some());
+    assert!(!bob.signals().is_empty() && bob.rules_fingerprint() != 0);
+    assert_eq!(v1("carol@initech.test").consent().status(), ConsentStatus::Unsubscribed);
+    assert!(v1("dave@hooli.test").member_since("engaged-reader").is_some());
+}
+
+#[test]
+fn format_1_states_still_know_every_event_they_applied() {
+    let mut states: Vec<(&str, ContactState)> = V1.iter().map(|(c, _)| (*c, v1(c))).collect();
+    for event in written_from() {
+        // The anonymous visitor's events were merged into bob's state too.
+        let merged_into = (event.contact == "anon:v-42").then_some("bob@globex.test");
+        for key in std::iter::once(event.contact.as_str()).chain(merged_into) {
+            let (_, state) = states.iter_mut().find(|(c, _)| *c == key).unwrap();
+            assert_eq!(
+                state.apply(&event, &[1], now()),
+                Applied::Duplicate,
+                "{} in {key}",
+                event.id
+            );
+        }
+    }
+}
+
+#[test]
+fn format_1_states_carry_forward() {
+    let open = Event::from_json(
+        br#"{"id":"new-1","contact":"x","type":"email.opened","at":"2026-11-28T11:59:00Z","source":"sendgrid"}"#,
+    )
+    .unwrap();
+    for (contact, _) in V1 {
+        let mut state = v1(contact);
+        assert_eq!(state.apply(&open, &[77], now()), Applied::Applied, "{contact}");
+        let bytes = state.to_bytes();
+        let again = ContactState::decode(&bytes, STATE_FORMAT).unwrap();
+        assert_eq!(again, state, "{contact}");
+        assert_eq!(again.signal(77).unwrap().count_since(now() - 3600, now()), 1);
+    }
+}
+
+#[test]
+fn a_newer_format_is_refused_by_name() {
+    let bytes = ContactState::default().to_bytes();
+    let err = ContactState::decode(&bytes, STATE_FORMAT + 1).unwrap_err();
+    assert!(
+        matches!(err, CodecError::Newer { found, supported } if found == STATE_FORMAT + 1 && supported == STATE_FORMAT)
+    );
+    assert!(err.to_string().contains("newer than this build reads"), "{err}");
+    assert!(matches!(
+        ContactState::decode(&[0xff; 3], 1),
+        Err(CodecError::Invalid { format: 1, .. })
+    ));
+}
