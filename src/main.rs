@@ -219,6 +219,7 @@ async fn main() -> ExitCode {
                     replay_window_secs: kairos_ingest::DEFAULT_REPLAY_WINDOW_SECS,
                 },
                 now: now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
                 skip_verify,
                 body,
             });

@@ -64,8 +64,11 @@ pub fn webhook(name: &str, data: &[u8]) {
         headers: &headers,
         body: data,
     };
-    let _ = providers::parse(name, &req);
-    if let Ok(Some(hook)) = providers::build(name, &settings(name)) {
+    let Ok(provider) = providers::known(name) else {
+        return;
+    };
+    let _ = (provider.parse)(&req);
+    if let Ok(Some(hook)) = (provider.build)(&settings(name)) {
         let _ = RUNTIME.with(|rt| rt.block_on(hook.verify(&req, 1_700_000_000)));
     }
 }

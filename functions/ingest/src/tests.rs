@@ -8,7 +8,7 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde_json::Value;
 use std::sync::Arc;
 
-const NOW: i64 = 1_795_000_000;
+const NOW: i64 = 1_796_000_000;
 const VECTOR: &str = include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.json");
 const VECTOR_BODY: &str = include_str!("../../../tests/fixtures/esp/sendgrid_signed_minimal_testvector.body");
 
@@ -277,9 +277,15 @@ fn config_validates_keys_and_numbers_without_echoing_secrets() {
     let env = |pairs: &'static [(&'static str, &'static str)]| {
         move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     };
-    let config = IngestConfig::from_env(&env(&[("KAIROS_API_KEYS", " a, b ,,")])).unwrap();
+    const BASE: [(&str, &str); 2] = [("KAIROS_EVENTS_QUEUE_URL", "https://q"), ("KAIROS_TABLE", "t")];
+    let config = IngestConfig::from_env(&env(&[BASE[0], BASE[1], ("KAIROS_API_KEYS", " a, b ,,")])).unwrap();
     assert_eq!(config.api_keys, ["a", "b"]);
     assert!(config.webhook("sendgrid").is_none());
+    assert_eq!(config.max_clock_skew_secs, kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS);
+    let config = IngestConfig::from_env(&env(&[BASE[0], BASE[1], ("KAIROS_MAX_CLOCK_SKEW_SECS", "60")])).unwrap();
+    assert_eq!((config.events_queue_url.as_str(), config.max_clock_skew_secs), ("https://q", 60));
+    let err = IngestConfig::from_env(&env(&[("KAIROS_TABLE", "t")])).unwrap_err();
+    assert!(err.to_string().contains("KAIROS_EVENTS_QUEUE_URL"), "{err}");
     let err = IngestConfig::from_env(&env(&[("KAIROS_SENDGRID_PUBLIC_KEY", "c2VjcmV0LXZhbHVl")]))
         .unwrap_err()
         .to_string();

@@ -22,6 +22,7 @@
 mod error;
 pub mod key;
 mod kind;
+pub mod log;
 mod message;
 pub mod strict;
 mod transition;

@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::shared::{finish, from_float_seconds};
+use super::shared::{finish, from_float_seconds, strict_json};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{checked, Claim, Parsed, Policy, Request, Verification, Verified, Webhook};
+use crate::webhook::{Claim, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook, checked};
 
 /// Why a Mailgun request's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,28 +160,22 @@ impl Webhook for Mailgun {
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
         checked(self.check(req, now))
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// Mailgun retries every answer but 200 and 406 for 8 hours, and stops on 406
-    /// ("Not Acceptable": the POST is rejected, no retry):
-    /// <https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-retries>.
-    /// A request carries one event, so an unreadable one will never become readable:
-    /// 406 stops the pointless retries. There is no partial case; 200 if one arises.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 406,
-        }
-    }
 }
 
+/// Mailgun retries every answer but 200 and 406 for 8 hours, and stops on 406
+/// ("Not Acceptable": the POST is rejected, no retry):
+/// <https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-retries>.
+/// A request carries one event, so an unreadable one will never become readable:
+/// 406 stops the pointless retries. There is no partial case; 200 if one arises.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 406,
+};
+
 /// Parses a Mailgun webhook body: one event in `event-data`.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
-    let body: Value = serde_json::from_slice(req.body).map_err(|e| format!("body is not JSON: {e}"))?;
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
+    let body = strict_json(req.body)?;
     let data = body
         .get("event-data")
         .filter(|d| d.is_object())

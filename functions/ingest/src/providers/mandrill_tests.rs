@@ -70,7 +70,7 @@ fn parse_body(body: &str) -> Result<Parsed, String> {
         headers: &headers,
         body: body.as_bytes(),
     };
-    Mandrill::new(KEY, URL).parse(&req)
+    parse(&req).map_err(|e| e.to_string())
 }
 
 #[test]

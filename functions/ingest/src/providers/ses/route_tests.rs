@@ -11,7 +11,7 @@ use kairos_store::{MemoryClaims, MemoryQueue, Message, Queue, QueueError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const NOW: i64 = 1_795_000_000;
+const NOW: i64 = 1_796_000_000;
 
 fn request(kind: &str, body: &str) -> ApiGatewayV2httpRequest {
     let mut req = ApiGatewayV2httpRequest::default();
