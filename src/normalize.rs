@@ -42,7 +42,12 @@ pub async fn normalize(input: &Input) -> Result<Parsed, String> {
     if !input.skip_verify {
         let hook = (provider.build)(&input.settings)
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("provider `{}` needs its credential to verify: {}", provider.name, provider.flags))?;
+            .ok_or_else(|| {
+                format!(
+                    "provider `{}` needs its credential to verify: {}",
+                    provider.name, provider.flags
+                )
+            })?;
         let verified = hook
             .verify(&req, input.now)
             .await

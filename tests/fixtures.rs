@@ -91,7 +91,10 @@ async fn ingest_accepts_the_official_apigw_v2_fixture() {
             queue: &queue,
             claims: &kairos_store::MemoryClaims::default(),
         },
-        "2026-11-27T10:00:01Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp(),
+        "2026-11-27T10:00:01Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp(),
     )
     .await;
     assert_eq!(response.status_code, 202);

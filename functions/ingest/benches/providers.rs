@@ -46,7 +46,9 @@ fn main() {
             body: &case.body,
         };
         let hook: &dyn Webhook = case.hook.as_ref();
-        let parse = kairos_ingest::providers::find(hook.name()).expect("a registered provider").parse;
+        let parse = kairos_ingest::providers::find(hook.name())
+            .expect("a registered provider")
+            .parse;
         let verified = rt.block_on(hook.verify(&req, case.now));
         assert!(
             verified.is_ok(),

@@ -25,7 +25,10 @@ pub const CLAIM_PENDING_SECS: i64 = 15;
 /// replayed token (401), one still pending (503), or a store failure (503).
 pub(crate) async fn take<C: Claims>(claims: &C, wanted: &[Claim], now: i64, provider: &str) -> Result<(), Reply> {
     for (taken, claim) in wanted.iter().enumerate() {
-        let held = match claims.claim(&claim.key, now.saturating_add(CLAIM_PENDING_SECS), now).await {
+        let held = match claims
+            .claim(&claim.key, now.saturating_add(CLAIM_PENDING_SECS), now)
+            .await
+        {
             Ok(Claimed::Fresh) => continue,
             Ok(held) => held_answer(held, claim, provider),
             Err(err) => {
@@ -55,7 +58,10 @@ pub(crate) async fn settle<C: Claims>(claims: &C, taken: &[Claim], enqueued: boo
 fn held_answer(held: Claimed, claim: &Claim, provider: &str) -> Reply {
     match (held, claim.covers_body) {
         (Claimed::Done, true) => {
-            tracing::info!(provider, "repeat of an accepted webhook; acknowledged, not enqueued again");
+            tracing::info!(
+                provider,
+                "repeat of an accepted webhook; acknowledged, not enqueued again"
+            );
             json_response(200, json!({"accepted": 0, "duplicate": true}))
         }
         (Claimed::Done, false) => {
@@ -63,7 +69,10 @@ fn held_answer(held: Claimed, claim: &Claim, provider: &str) -> Reply {
             unauthorized()
         }
         _ => {
-            tracing::warn!(provider, "a delivery of this request is in progress; asking for a retry");
+            tracing::warn!(
+                provider,
+                "a delivery of this request is in progress; asking for a retry"
+            );
             retry_later()
         }
     }

@@ -57,7 +57,9 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8], config: &IngestConfig) -> 
     for (index, item) in items.into_iter().enumerate() {
         let id = item.get("id").and_then(Value::as_str).map(str::to_string);
         let duplicate = match prefix {
-            Some(key) => doc.item_duplicate(&[Step::Key(key.into()), Step::Index(index)]).map(|d| d.message(2)),
+            Some(key) => doc
+                .item_duplicate(&[Step::Key(key.into()), Step::Index(index)])
+                .map(|d| d.message(2)),
             None => doc.duplicates.first().map(|d| d.message(0)),
         };
         let size = item.to_string().len();

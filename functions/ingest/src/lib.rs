@@ -50,9 +50,7 @@ pub mod webhook;
 pub use claim::CLAIM_PENDING_SECS;
 pub use config::{ConfigError, IngestConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_SECS};
 pub use providers::sendgrid::{normalize as normalize_sendgrid, verify as verify_sendgrid, SignatureError};
-pub use webhook::{
-    Claim, NormalizeError, Parsed, Policy, Refusal, Rejected, Request, Unauthorized, Verified, Webhook,
-};
+pub use webhook::{Claim, NormalizeError, Parsed, Policy, Refusal, Rejected, Request, Unauthorized, Verified, Webhook};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::Method;
@@ -260,10 +258,12 @@ async fn enqueue<Q: Queue, C>(ingest: &Ingest<'_, Q, C>, mut parsed: Parsed, pol
         let sent = match at.deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, ingest.queue.send(&messages))
                 .await
-                .unwrap_or_else(|_| Err(kairos_store::QueueError {
-                    failed: messages.iter().map(|m| m.id.clone()).collect(),
-                    reason: "the invocation's deadline came first".into(),
-                })),
+                .unwrap_or_else(|_| {
+                    Err(kairos_store::QueueError {
+                        failed: messages.iter().map(|m| m.id.clone()).collect(),
+                        reason: "the invocation's deadline came first".into(),
+                    })
+                }),
             None => ingest.queue.send(&messages).await,
         };
         if let Err(err) = sent {

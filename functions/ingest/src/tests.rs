@@ -283,7 +283,10 @@ fn config_validates_keys_and_numbers_without_echoing_secrets() {
     assert!(config.webhook("sendgrid").is_none());
     assert_eq!(config.max_clock_skew_secs, kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS);
     let config = IngestConfig::from_env(&env(&[BASE[0], BASE[1], ("KAIROS_MAX_CLOCK_SKEW_SECS", "60")])).unwrap();
-    assert_eq!((config.events_queue_url.as_str(), config.max_clock_skew_secs), ("https://q", 60));
+    assert_eq!(
+        (config.events_queue_url.as_str(), config.max_clock_skew_secs),
+        ("https://q", 60)
+    );
     let err = IngestConfig::from_env(&env(&[("KAIROS_TABLE", "t")])).unwrap_err();
     assert!(err.to_string().contains("KAIROS_EVENTS_QUEUE_URL"), "{err}");
     let err = IngestConfig::from_env(&env(&[("KAIROS_SENDGRID_PUBLIC_KEY", "c2VjcmV0LXZhbHVl")]))
@@ -349,4 +352,94 @@ async fn a_sendgrid_batch_with_a_bad_event_answers_200_and_keeps_the_good_ones()
     );
     assert!(json["errors"][0]["error"].as_str().unwrap().contains("teleport"));
     assert_eq!(queued(&queue)[0].contact, "ada@example.com");
+}
+
+async fn post_events(body: &str, at: i64) -> (ApiGatewayV2httpResponse, Vec<Event>) {
+    let (config, queue) = (config(None), MemoryQueue::default());
+    let mut req = request("/v1/events", body);
+    req.headers.insert("x-api-key", "secret-key".parse().unwrap());
+    let ingest = Ingest {
+        config: &config,
+        queue: &queue,
+        claims: &kairos_store::MemoryClaims::default(),
+    };
+    let resp = handle(req, &ingest, at).await;
+    (resp, queued(&queue))
+}
+
+/// Before, nothing refused an event dated in the future: a few of them could
+/// grow one contact's record past DynamoDB's item limit.
+#[tokio::test]
+async fn events_dated_beyond_the_clock_skew_are_refused_naming_at() {
+    let body = r#"{"batch":[
+        {"id":"now","contact":"u1","type":"page.viewed","at":"2026-11-30T00:58:20Z","source":"web"},
+        {"id":"later","contact":"u1","type":"page.viewed","at":"2100-01-01T00:00:00Z","source":"web"}]}"#;
+    let (resp, events) = post_events(body, NOW).await;
+    assert_eq!(resp.status_code, 400);
+    assert_eq!(
+        events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["now"],
+        "5 minutes ahead is allowed"
+    );
+    let json = body_json(&resp);
+    assert_eq!(
+        (json["errors"][0]["index"].as_u64(), json["errors"][0]["id"].as_str()),
+        (Some(1), Some("later"))
+    );
+    assert!(json["errors"][0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("field `at` is "));
+}
+
+#[tokio::test]
+async fn a_key_given_twice_refuses_its_event_by_name() {
+    let body = r#"{"batch":[
+        {"id":"a","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web"},
+        {"id":"b","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web","properties":{"plan":"pro","plan":"free"}},
+        {"id":"c","contact":"u1","contact":"u2","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web"}]}"#;
+    let (resp, events) = post_events(body, NOW).await;
+    assert_eq!(events.len(), 1);
+    let json = body_json(&resp);
+    assert_eq!(
+        json["errors"][0]["error"],
+        "duplicate key `properties.plan`: a key may be given only once"
+    );
+    assert_eq!(
+        json["errors"][1]["error"],
+        "duplicate key `contact`: a key may be given only once"
+    );
+    let (resp, events) = post_events(r#"{"batch":[],"batch":[]}"#, NOW).await;
+    assert_eq!((resp.status_code, events.len()), (400, 0));
+    assert_eq!(
+        body_json(&resp)["error"],
+        "duplicate key `batch`: a key may be given only once"
+    );
+}
+
+/// Before, `email` given twice kept the last one silently.
+#[tokio::test]
+async fn a_sendgrid_item_with_email_twice_is_refused_alone() {
+    let signing = SigningKey::from_slice(&[9u8; 32]).unwrap();
+    let config = config(Some(*signing.verifying_key()));
+    let (queue, claims) = (MemoryQueue::default(), kairos_store::MemoryClaims::default());
+    let ingest = Ingest {
+        config: &config,
+        queue: &queue,
+        claims: &claims,
+    };
+    let body = r#"[{"email":"ada@example.com","timestamp":1795000000,"event":"open","sg_event_id":"g1"},
+                   {"email":"ada@example.com","email":"eve@example.com","timestamp":1795000000,"event":"open","sg_event_id":"g2"}]"#;
+    let resp = handle(signed(&signing, body, NOW), &ingest, NOW).await;
+    assert_eq!(resp.status_code, 200);
+    let json = body_json(&resp);
+    assert_eq!(
+        (json["errors"][0]["index"].as_u64(), json["errors"][0]["id"].as_str()),
+        (Some(1), None)
+    );
+    assert_eq!(
+        json["errors"][0]["error"],
+        "duplicate key `email`: a key may be given only once"
+    );
+    assert_eq!(queued(&queue).iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["g1"]);
 }

@@ -1,12 +1,12 @@
 use super::*;
 use crate::{handle, Ingest, IngestConfig};
-use aws_lambda_events::http::HeaderMap;
-use serde_json::json;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::HeaderMap;
 use aws_lambda_events::http::Method;
 use base64::Engine;
 use kairos_store::{MemoryClaims, MemoryQueue};
+use serde_json::json;
 
 const NOW: i64 = 1_795_000_000;
 const KEY: &str = "YOUR_WRITE_KEY";
@@ -101,7 +101,11 @@ fn spec_page_example_is_a_page_view_with_its_url_and_name() {
     assert_eq!(event.name.as_deref(), Some("Home"));
     assert_eq!(event.id, "022bb90c-bbac-11e4-8dfc-aa07a5b093db");
     assert_eq!(event.contact, "97980cfea0067");
-    assert_eq!(event.at, envelope().now, "sent when it happened: received when it happened");
+    assert_eq!(
+        event.at,
+        envelope().now,
+        "sent when it happened: received when it happened"
+    );
     assert_eq!(event.url.as_deref(), Some("http://www.example.com"));
     assert!(!event.properties.contains_key("url"), "url is consumed");
     assert_eq!(event.properties["title"], "Welcome | Initech");
@@ -236,9 +240,15 @@ async fn calls_dated_beyond_the_clock_skew_are_refused_naming_at() {
     assert_eq!(resp.status_code, 400);
     assert_eq!(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["ok"]);
     let error = &body(&resp)["errors"][0];
-    assert_eq!((error["index"].as_u64(), error["id"].as_str()), (Some(1), Some("future")));
+    assert_eq!(
+        (error["index"].as_u64(), error["id"].as_str()),
+        (Some(1), Some("future"))
+    );
     let text = error["error"].as_str().unwrap();
-    assert!(text.starts_with("field `at` is ") && text.ends_with("at most 300 s of clock skew is allowed"), "{text}");
+    assert!(
+        text.starts_with("field `at` is ") && text.ends_with("at most 300 s of clock skew is allowed"),
+        "{text}"
+    );
 }
 
 /// A key given twice in a call refuses that call, naming the key; one given twice
@@ -253,14 +263,21 @@ async fn a_key_given_twice_refuses_its_call_or_the_batch() {
     assert_eq!(events.len(), 1);
     let error = body_error(&resp, 0);
     assert!(error.starts_with("duplicate key `properties.plan`"), "{error}");
-    let text = format!(r#"{{"writeKey":"{KEY}","sentAt":"2026-11-18T11:00:00Z","sentAt":"2100-01-01T00:00:00Z","batch":[]}}"#);
+    let text =
+        format!(r#"{{"writeKey":"{KEY}","sentAt":"2026-11-18T11:00:00Z","sentAt":"2100-01-01T00:00:00Z","batch":[]}}"#);
     let (resp, _) = send(&config(), request("/v1/batch", &text)).await;
     assert_eq!(resp.status_code, 400);
-    assert!(body(&resp)["error"].as_str().unwrap().starts_with("duplicate key `sentAt`"));
+    assert!(body(&resp)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("duplicate key `sentAt`"));
 }
 
 fn body_error(resp: &ApiGatewayV2httpResponse, i: usize) -> String {
-    body(resp)["errors"][i]["error"].as_str().unwrap_or_default().to_string()
+    body(resp)["errors"][i]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -424,7 +441,11 @@ async fn batch_sent_at_times_calls_without_their_own() {
         "sentAt": "2026-11-27T08:00:00.000Z", "writeKey": KEY});
     let (resp, events) = send(&config(), request("/v1/batch", &doc.to_string())).await;
     assert_eq!(resp.status_code, 202);
-    assert_eq!(events[0].at, envelope().now, "a call without a time is dated when received");
+    assert_eq!(
+        events[0].at,
+        envelope().now,
+        "a call without a time is dated when received"
+    );
     assert_eq!(events[0].contact, "anon:a");
 }
 
@@ -481,7 +502,14 @@ fn a_batch_context_counts_towards_each_calls_size() {
         .map(|i| json!({"type": "track", "event": "e", "messageId": format!("m{i}"), "userId": "u"}))
         .collect();
     let body = serde_json::to_vec(&json!({"batch": calls, "context": context, "writeKey": KEY})).unwrap();
-    let parsed = parse(Route::Batch, &HeaderMap::new(), &body, &config().write_keys, envelope().now).unwrap();
+    let parsed = parse(
+        Route::Batch,
+        &HeaderMap::new(),
+        &body,
+        &config().write_keys,
+        envelope().now,
+    )
+    .unwrap();
     assert!(parsed.events.is_empty(), "{:?}", parsed.events);
     assert_eq!(parsed.rejected.len(), 3);
     assert!(

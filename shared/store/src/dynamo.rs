@@ -348,7 +348,10 @@ impl DynamoClaims {
             .send()
             .await
             .map_err(backend)?;
-        let state = out.item().and_then(|item| item.get("state")).and_then(|v| v.as_s().ok());
+        let state = out
+            .item()
+            .and_then(|item| item.get("state"))
+            .and_then(|v| v.as_s().ok());
         Ok(match (out.item(), state.map(String::as_str)) {
             // Released between the two requests: its holder failed; retry soon.
             (None, _) | (Some(_), Some(PENDING)) => Claimed::Pending,

@@ -149,7 +149,12 @@ pub enum Claimed {
 pub trait Claims: Send + Sync {
     /// Records `key` as pending until `pending_until` (unix seconds) unless it is
     /// recorded and not yet expired at `now`; says what it found.
-    fn claim(&self, key: &str, pending_until: i64, now: i64) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
+    fn claim(
+        &self,
+        key: &str,
+        pending_until: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
 
     /// Marks a claimed `key` done until `expires_at`: its request's events are enqueued.
     fn confirm(&self, key: &str, expires_at: i64) -> impl Future<Output = Result<(), StoreError>> + Send;

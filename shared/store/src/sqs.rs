@@ -88,7 +88,10 @@ fn chunks(messages: &[Message]) -> Vec<&[Message]> {
 
 impl Queue for SqsQueue {
     async fn send(&self, messages: &[Message]) -> Result<(), QueueError> {
-        let sends: Vec<_> = chunks(messages).into_iter().map(|chunk| self.send_chunk(chunk)).collect();
+        let sends: Vec<_> = chunks(messages)
+            .into_iter()
+            .map(|chunk| self.send_chunk(chunk))
+            .collect();
         let failed: Vec<(String, String)> = stream::iter(sends)
             .buffer_unordered(CONCURRENT_CHUNKS)
             .flat_map(stream::iter)

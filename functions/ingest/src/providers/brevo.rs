@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::shared::{basic_auth_matches, bearer_matches, credential, derived_id, finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook, ready};
+use crate::webhook::{ready, NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
 
 /// The Brevo route, configured with its token or `user:password`.
 #[derive(Clone)]

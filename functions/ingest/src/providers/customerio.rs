@@ -21,7 +21,7 @@ use sha2::Sha256;
 use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook, checked};
+use crate::webhook::{checked, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-cio-signature";
 const TIMESTAMP_HEADER: &str = "x-cio-timestamp";
@@ -137,8 +137,16 @@ pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let items = json_items(req.body, true, "expected a Customer.io event object")?;
     let mut parsed = Parsed::default();
     for (index, item) in items.into_iter().enumerate() {
-        let id = item.as_ref().ok().and_then(|i| i.get("event_id")).and_then(Value::as_str);
-        parsed.push(index, id.map(str::to_string), item.as_ref().map_err(Clone::clone).and_then(normalize));
+        let id = item
+            .as_ref()
+            .ok()
+            .and_then(|i| i.get("event_id"))
+            .and_then(Value::as_str);
+        parsed.push(
+            index,
+            id.map(str::to_string),
+            item.as_ref().map_err(Clone::clone).and_then(normalize),
+        );
     }
     Ok(parsed)
 }

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use super::shared::{finish, from_float_seconds, strict_json};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{Claim, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook, checked};
+use crate::webhook::{checked, Claim, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 /// Why a Mailgun request's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook, checked};
+use crate::webhook::{checked, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-mandrill-signature";
 /// The form parameter that carries the JSON array of events.

@@ -83,7 +83,9 @@ pub struct Provider {
 
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::shared::{basic_auth_matches, credential, derived_id, finish, from_rfc3339, secret_matches, strict_json};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook, ready};
+use crate::webhook::{ready, NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
 
 /// The custom header Postmark can be told to send with the secret.
 pub const SECRET_HEADER: &str = "x-kairos-webhook-secret";

@@ -181,3 +181,18 @@ fn build_needs_a_secret_and_never_echoes_it() {
     assert!(err.contains("KAIROS_POSTMARK_SECRET") && !err.contains("a:b"), "{err}");
     assert!(!format!("{:?}", Postmark::new(SECRET)).contains(SECRET));
 }
+
+/// Before, only `email.*` events were lowercased: the unsubscribe was filed under
+/// `Ada@Example.COM` while the person's email events live under `ada@example.com`.
+#[test]
+fn a_subscription_change_lands_on_the_lowercase_key() {
+    let mut change = fixture(SUBSCRIPTION);
+    change["Recipient"] = json!(" Ada@Example.COM ");
+    change["SuppressSending"] = json!(true);
+    change["SuppressionReason"] = json!("HardBounce");
+    let event = normalize(&change).unwrap();
+    assert_eq!(
+        (event.kind, event.contact.as_str()),
+        (EventType::ConsentChanged, "ada@example.com")
+    );
+}

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use super::shared::{finish, strict_json};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{Claim, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook, checked};
+use crate::webhook::{checked, Claim, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 /// Header names: Svix's, then the Standard Webhooks ones.
 const HEADER_SETS: [[&str; 3]; 2] = [

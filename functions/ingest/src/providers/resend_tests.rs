@@ -182,7 +182,10 @@ fn clicks_carry_the_link_and_non_email_kinds_give_nothing() {
         assert_eq!(normalize(&body, "m").unwrap(), Parsed::default(), "{kind}");
     }
     let unknown = json!({"type": "email.teleported", "created_at": "2024-11-22T23:41:12.126Z", "data": {}});
-    assert!(normalize(&unknown, "m").unwrap_err().to_string().contains("email.teleported"));
+    assert!(normalize(&unknown, "m")
+        .unwrap_err()
+        .to_string()
+        .contains("email.teleported"));
 }
 
 #[test]

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook, checked};
+use crate::webhook::{checked, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
@@ -120,8 +120,16 @@ pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let items = json_items(req.body, false, "expected a JSON array of SendGrid events")?;
     let mut parsed = Parsed::default();
     for (index, item) in items.into_iter().enumerate() {
-        let id = item.as_ref().ok().and_then(|i| i.get("sg_event_id")).and_then(Value::as_str);
-        parsed.push(index, id.map(str::to_string), item.as_ref().map_err(Clone::clone).and_then(normalize));
+        let id = item
+            .as_ref()
+            .ok()
+            .and_then(|i| i.get("sg_event_id"))
+            .and_then(Value::as_str);
+        parsed.push(
+            index,
+            id.map(str::to_string),
+            item.as_ref().map_err(Clone::clone).and_then(normalize),
+        );
     }
     Ok(parsed)
 }

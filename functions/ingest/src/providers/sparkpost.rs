@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::shared::{basic_auth_matches, credential, finish, invalid_credential, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook, ready};
+use crate::webhook::{ready, NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
 
 /// The SparkPost route, configured with its basic-auth `user:password`.
 #[derive(Clone)]

@@ -1,4 +1,3 @@
-use serde_json::Value;
 use super::*;
 use crate::webhook::Request;
 use aws_lambda_events::http::{HeaderMap, Method};
@@ -7,6 +6,7 @@ use kairos_event::EventType;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::sha2::{Digest, Sha256};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -471,4 +471,19 @@ async fn vector_verifies_through_the_route_check_when_its_certificate_is_served_
     env["Subject"] = json!("This is the subjecT");
     assert!(check(&ses, "Notification", &env.to_string()).await.is_err());
     assert_eq!(source.calls(), [CERT_URL]);
+}
+
+#[test]
+fn subscription_notifications_file_consent_under_the_lowercase_address() {
+    let record = json!({
+        "eventType": "Subscription",
+        "mail": {"timestamp": "2026-11-27T10:00:00Z", "messageId": "m", "destination": ["Ada Lovelace <Ada@Example.COM>"]},
+        "subscription": {"timestamp": "2026-11-27T10:01:00Z", "newTopicPreferences": {"unsubscribeAll": false}}
+    });
+    let outcomes = normalize(&record, "sns-1").unwrap();
+    let event = outcomes[0].1.as_ref().unwrap();
+    assert_eq!(
+        (event.kind, event.contact.as_str()),
+        (EventType::ConsentChanged, "ada@example.com")
+    );
 }
