@@ -6,7 +6,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use kairos::local::{self as infra, Infra};
 use kairos_evaluate::Evaluator;
 use kairos_rules::RuleSet;
-use kairos_store::{DynamoContacts, DynamoLedger, SqsQueue};
+use kairos_store::{DynamoClaims, DynamoContacts, DynamoLedger, SqsQueue};
 
 /// moto server with every table and queue of `infra/template.yaml`, and
 /// clients over it. The server stops when the stack drops.
@@ -50,6 +50,26 @@ impl Stack {
     /// The delivery ledger over the template's table.
     pub fn ledger(&self) -> DynamoLedger {
         DynamoLedger::new(self.dynamodb.clone(), &self.infra.table)
+    }
+
+    /// The one-time-token claims over the template's table.
+    pub fn claims(&self) -> DynamoClaims {
+        DynamoClaims::new(self.dynamodb.clone(), &self.infra.table)
+    }
+
+    /// How many messages the queue with this logical name holds.
+    pub async fn depth(&self, queue: &str) -> usize {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(self.url(queue))
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("queue attributes");
+        let attributes = out.attributes().cloned().unwrap_or_default();
+        let depth = attributes.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages);
+        depth.and_then(|d| d.parse().ok()).unwrap_or(0)
     }
 
     /// The SQS adapter for the queue with this logical name.
