@@ -71,6 +71,10 @@ enum Command {
         /// The webhook URL as configured at the provider (mandrill signs it).
         #[arg(long)]
         url: Option<String>,
+        /// The `user:password` of the webhook URL (mailgun's second factor; give the
+        /// request's Authorization header with --header).
+        #[arg(long)]
+        basic_auth: Option<String>,
         /// Check timestamps as of this unix time (default: now).
         #[arg(long)]
         now: Option<i64>,
@@ -205,6 +209,7 @@ async fn main() -> ExitCode {
             secret,
             public_key,
             url,
+            basic_auth,
             now,
             skip_verify,
             body,
@@ -216,6 +221,7 @@ async fn main() -> ExitCode {
                     secret,
                     public_key,
                     url,
+                    basic_auth,
                     replay_window_secs: kairos_ingest::DEFAULT_REPLAY_WINDOW_SECS,
                 },
                 now: now.unwrap_or_else(|| chrono::Utc::now().timestamp()),

@@ -36,6 +36,7 @@ fn settings(name: &str) -> Settings {
         secret: Some(secret.into()),
         public_key: Some("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into()),
         url: Some("https://example.test/webhooks/fuzz".into()),
+        basic_auth: Some("fuzz-user:fuzz-password".into()),
         replay_window_secs: 300,
     }
 }

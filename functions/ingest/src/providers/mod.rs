@@ -28,6 +28,9 @@ pub struct Settings {
     pub public_key: Option<String>,
     /// The URL the provider was given (Mandrill signs it).
     pub url: Option<String>,
+    /// `user:password` that the provider sends as HTTP basic auth, from the
+    /// credentials in its webhook URL (Mailgun's second factor).
+    pub basic_auth: Option<String>,
     /// Accepted distance between a signed timestamp and now, in seconds.
     pub replay_window_secs: i64,
 }
@@ -38,13 +41,14 @@ impl std::fmt::Debug for Settings {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("public_key", &self.public_key.is_some())
             .field("url", &self.url)
+            .field("basic_auth", &self.basic_auth.as_ref().map(|_| "<redacted>"))
             .field("replay_window_secs", &self.replay_window_secs)
             .finish()
     }
 }
 
 impl Settings {
-    /// Reads `KAIROS_<NAME>_SECRET`, `KAIROS_<NAME>_PUBLIC_KEY` and `KAIROS_<NAME>_URL`.
+    /// Reads `KAIROS_<NAME>_SECRET`, `_PUBLIC_KEY`, `_URL` and `_BASIC_AUTH`.
     pub fn from_env(name: &str, replay_window_secs: i64, var: &dyn Fn(&str) -> Option<String>) -> Settings {
         let prefix = format!("KAIROS_{}_", name.to_uppercase());
         let get = |suffix: &str| var(&format!("{prefix}{suffix}")).filter(|v| !v.trim().is_empty());
@@ -52,6 +56,7 @@ impl Settings {
             secret: get("SECRET"),
             public_key: get("PUBLIC_KEY"),
             url: get("URL"),
+            basic_auth: get("BASIC_AUTH"),
             replay_window_secs,
         }
     }
@@ -109,7 +114,7 @@ pub const PROVIDERS: [Provider; 9] = [
         name: "mailgun",
         docs: "docs/providers/mailgun.md",
         policy: mailgun::POLICY,
-        flags: SECRET,
+        flags: "give --secret and --basic-auth, with the Authorization header (or --skip-verify)",
         build: |s| built(mailgun::Mailgun::build(s)),
         parse: mailgun::parse,
     },
