@@ -84,6 +84,13 @@ enum Command {
         /// The request body file, bytes exactly as sent.
         body: PathBuf,
     },
+    /// Print the hash that stands for a contact key in the functions' logs
+    /// (the key is normalized first, as ingest does), with the key in
+    /// KAIROS_LOG_HASH_KEY: what to search the logs for.
+    LogHash {
+        /// The contact key or email address.
+        contact: String,
+    },
     /// Create the table and queues of infra/template.yaml on a local endpoint
     /// (moto server) and print them as KEY=value lines for the functions'
     /// environment. Used by `make watch`.
@@ -168,6 +175,16 @@ async fn local_infra(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn log_hash(contact: &str) -> Result<(), String> {
+    let key = std::env::var("KAIROS_LOG_HASH_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .ok_or("set KAIROS_LOG_HASH_KEY to the functions' log hash key")?;
+    let contact = kairos_event::key::normalize_contact(contact).map_err(|e| format!("the contact {e}"))?;
+    println!("{}", kairos_event::log::hash_with(key.trim().as_bytes(), &contact));
+    Ok(())
+}
+
 fn read(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -231,6 +248,7 @@ async fn main() -> ExitCode {
             });
             normalize(input).await
         }
+        Command::LogHash { contact } => log_hash(&contact),
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
     };
     match result {

@@ -132,3 +132,23 @@ fn normalize_prints_canonical_events_of_an_unsigned_sample() {
     assert_eq!(code, 1);
     assert!(stderr.contains("unknown provider `nope`"), "{stderr}");
 }
+
+#[test]
+fn log_hash_prints_the_hash_logs_carry_for_a_contact() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["log-hash", " Ada@Example.com "])
+        .env("KAIROS_LOG_HASH_KEY", "cli-test-key")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        printed.trim(),
+        kairos_event::log::hash_with(b"cli-test-key", "ada@example.com")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["log-hash", "ada@example.com"])
+        .env_remove("KAIROS_LOG_HASH_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

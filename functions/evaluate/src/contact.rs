@@ -160,9 +160,11 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                         trigger = Some(event);
                     }
                 }
-                Applied::Duplicate => tracing::debug!(event_id = %event.id, "duplicate event ignored"),
+                Applied::Duplicate => {
+                    tracing::debug!(event_id = %kairos_event::log::id(&event.id), "duplicate event ignored")
+                }
                 Applied::Stale => {
-                    tracing::warn!(event_id = %event.id, at = %event.at, "stale event refused: older than the dedupe horizon")
+                    tracing::warn!(event_id = %kairos_event::log::id(&event.id), at = %event.at, "stale event refused: older than the dedupe horizon")
                 }
             }
         }

@@ -89,11 +89,11 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
-                tracing::info!(contact = %contact, applied = outcome.applied, transitions = outcome.transitions.len(), "evaluated");
+                tracing::info!(contact = %kairos_event::log::hashed(contact), applied = outcome.applied, transitions = outcome.transitions.len(), "evaluated");
                 Vec::new()
             }
             Err(err) => {
-                tracing::error!(contact = %contact, error = %err, "contact failed; its messages will be retried");
+                tracing::error!(contact = %kairos_event::log::hashed(contact), error = %err, "contact failed; its messages will be retried");
                 items.iter().map(|(id, _)| id.clone()).collect()
             }
         }

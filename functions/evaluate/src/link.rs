@@ -78,7 +78,7 @@ pub(crate) fn absorb(key: &str, record: &mut StoredContact, frozen: &[Frozen], n
     for f in frozen.iter().filter(|f| f.record.merged_into.as_deref() == Some(key)) {
         let keep_until = f.record.expires_at - FORGET_BEFORE_EXPIRY_SECS;
         if keep_until >= now && record.state.absorb(&f.key, &f.record.state, keep_until) {
-            tracing::info!(contact = key, anonymous = %f.key, "anonymous contact merged");
+            tracing::info!(contact = %kairos_event::log::hashed(key), anonymous = %kairos_event::log::hashed(&f.key), "anonymous contact merged");
             record.expires_at = record.expires_at.max(f.record.expires_at);
             merged += 1;
         }
@@ -122,9 +122,9 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             let target = record.merged_into.as_deref().unwrap_or_default();
             if target != contact {
                 tracing::warn!(
-                    anonymous,
-                    linked_to = target,
-                    ignored = contact,
+                    anonymous = %kairos_event::log::hashed(anonymous),
+                    linked_to = %kairos_event::log::hashed(target),
+                    ignored = %kairos_event::log::hashed(contact),
                     "anonymous id already linked to another contact; the first link wins"
                 );
                 return Ok(None);
@@ -152,7 +152,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         record.next_change_at = None;
         record.expires_at = record.expires_at.max(now.timestamp() + TTL_AFTER_LAST_EVENT_SECS);
         self.store.save(anonymous, loaded.map(|r| r.version), &record).await?;
-        tracing::info!(anonymous, contact, "anonymous id linked");
+        tracing::info!(anonymous = %kairos_event::log::hashed(anonymous), contact = %kairos_event::log::hashed(contact), "anonymous id linked");
         self.flush(anonymous, &record).await?;
         Ok(record)
     }

@@ -46,7 +46,7 @@ pub async fn handle<D: Destination, L: DeliveryLedger>(batch: SqsEvent, wb: &Wri
                 let key = format!("{}:{}:{}", wb.destination.name(), t.contact, t.segment);
                 match wb.ledger.delivered(&key).await {
                     Ok(Some(done)) if done >= t.state_version => {
-                        tracing::info!(transition = %t.key(), delivered = done, "repeated or stale transition dropped");
+                        tracing::info!(contact = %kairos_event::log::hashed(&t.contact), segment = %t.segment, version = t.state_version, delivered = done, "repeated or stale transition dropped");
                     }
                     Ok(_) => pending.push((id, key, t)),
                     Err(err) => {
@@ -68,11 +68,11 @@ pub async fn handle<D: Destination, L: DeliveryLedger>(batch: SqsEvent, wb: &Wri
             Ok(()) => {
                 if let Err(err) = wb.ledger.record(&key, t.state_version).await {
                     // Delivered; a redelivery may repeat it, which the receiver dedupes by webhook-id.
-                    tracing::warn!(transition = %t.key(), error = %err, "delivered but not recorded in the ledger");
+                    tracing::warn!(contact = %kairos_event::log::hashed(&t.contact), segment = %t.segment, version = t.state_version, error = %err, "delivered but not recorded in the ledger");
                 }
             }
             Err(err) => {
-                tracing::error!(transition = %t.key(), error = %err, permanent = err.is_permanent(), "delivery failed");
+                tracing::error!(contact = %kairos_event::log::hashed(&t.contact), segment = %t.segment, version = t.state_version, error = %err, permanent = err.is_permanent(), "delivery failed");
                 failed.push(id);
             }
         }

@@ -7,6 +7,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let mut config = Config::from_env(|name| std::env::var(name).ok())?;
     let aws = aws_config::load_from_env().await;
+    kairos_store::init_log_hashing(&aws).await?;
     config.webhook_secret = resolve_secret(&config.webhook_secret, &aws_sdk_ssm::Client::new(&aws)).await?;
     let destination = WebhookDestination::new(
         config.http_client(),

@@ -79,7 +79,7 @@ impl<R: RetryPolicy> WebhookDestination<R> {
             };
             match self.retry.wait(attempt, *retry_after) {
                 Some(wait) => {
-                    tracing::warn!(webhook_id = %id, attempt, error = %err, wait_ms = wait.as_millis() as u64, "retrying webhook");
+                    tracing::warn!(webhook_id = %kairos_event::log::hashed(&id), attempt, error = %err, wait_ms = wait.as_millis() as u64, "retrying webhook");
                     tokio::time::sleep(wait).await;
                 }
                 None => return Err(err),

@@ -38,7 +38,7 @@ mod sqs;
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
 pub use memory::{MemoryClaims, MemoryContacts, MemoryLedger, MemoryQueue};
 #[cfg(feature = "aws")]
-pub use secret::{parameters_under, resolve_secret, SecretError};
+pub use secret::{init_log_hashing, parameters_under, resolve_secret, SecretError};
 #[cfg(feature = "aws")]
 pub use sqs::SqsQueue;
 
