@@ -81,16 +81,6 @@ fn variable_name(relative: &str) -> String {
     format!("KAIROS_{upper}")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn parameter_names_become_variable_names() {
-        assert_eq!(super::variable_name("mailgun-secret"), "KAIROS_MAILGUN_SECRET");
-        assert_eq!(super::variable_name("ses/secret"), "KAIROS_SES_SECRET");
-        assert_eq!(super::variable_name("api-keys"), "KAIROS_API_KEYS");
-    }
-}
-
 /// Sets the key of the hashes that stand for contacts in this function's logs
 /// ([`kairos_event::log`]) from `KAIROS_LOG_HASH_KEY` (a value, or `ssm:<name>`);
 /// unset, each process draws a random key. Called once at cold start.
@@ -104,4 +94,14 @@ pub async fn init_log_hashing(aws: &aws_config::SdkConfig) -> Result<(), SecretE
     };
     kairos_event::log::init(key.as_deref());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameter_names_become_variable_names() {
+        assert_eq!(super::variable_name("mailgun-secret"), "KAIROS_MAILGUN_SECRET");
+        assert_eq!(super::variable_name("ses/secret"), "KAIROS_SES_SECRET");
+        assert_eq!(super::variable_name("api-keys"), "KAIROS_API_KEYS");
+    }
 }

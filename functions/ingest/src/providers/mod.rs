@@ -67,6 +67,9 @@ impl Settings {
     }
 }
 
+/// A configured provider's verifier: `None` when its settings are absent.
+pub type Built = Result<Option<Arc<dyn Webhook>>, ConfigError>;
+
 /// One provider, registered once: its route name, how it is built from its
 /// settings, how its bodies are parsed, the statuses it gets and its guide.
 pub struct Provider {
@@ -80,7 +83,7 @@ pub struct Provider {
     pub flags: &'static str,
     /// Builds its verifier from its settings: `None` when not configured
     /// (its route answers 404), an error when a setting is unusable.
-    pub build: fn(&Settings) -> Result<Option<Arc<dyn Webhook>>, ConfigError>,
+    pub build: fn(&Settings) -> Built,
     /// Parses a verified request (also used unverified by `kairos normalize
     /// --skip-verify` and the fuzz targets).
     pub parse: fn(&Request<'_>) -> Result<Parsed, NormalizeError>,
@@ -94,7 +97,7 @@ impl std::fmt::Debug for Provider {
     }
 }
 
-fn built<W: Webhook + 'static>(w: Result<Option<W>, ConfigError>) -> Result<Option<Arc<dyn Webhook>>, ConfigError> {
+fn built<W: Webhook + 'static>(w: Result<Option<W>, ConfigError>) -> Built {
     Ok(w?.map(|w| Arc::new(w) as Arc<dyn Webhook>))
 }
 
