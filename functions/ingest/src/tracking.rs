@@ -557,5 +557,4 @@ fn add_utm(properties: &mut Map<String, Value>, context: Context<'_>) {
 }
 
 #[cfg(test)]
-#[path = "tracking_tests.rs"]
 mod tests;

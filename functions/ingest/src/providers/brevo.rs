@@ -169,5 +169,4 @@ fn kind_of(name: &str) -> Option<(EventType, bool)> {
 }
 
 #[cfg(test)]
-#[path = "brevo_tests.rs"]
 mod tests;

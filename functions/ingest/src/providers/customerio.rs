@@ -254,5 +254,4 @@ fn kind_of(object_type: &str, metric: &str) -> Result<(EventType, Option<&'stati
 }
 
 #[cfg(test)]
-#[path = "customerio_tests.rs"]
 mod tests;

@@ -300,5 +300,4 @@ fn kind_of(obj: &Map<String, Value>) -> Result<EventType, String> {
 }
 
 #[cfg(test)]
-#[path = "mailgun_tests.rs"]
 mod tests;

@@ -286,5 +286,4 @@ fn kind_of(event: &str) -> Option<EventType> {
 }
 
 #[cfg(test)]
-#[path = "mandrill_tests.rs"]
 mod tests;

@@ -13,6 +13,8 @@ pub mod sendgrid;
 pub mod ses;
 pub mod shared;
 pub mod sparkpost;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 

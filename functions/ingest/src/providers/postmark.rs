@@ -219,5 +219,4 @@ fn subscription_change(obj: &Map<String, Value>) -> Result<(EventType, Option<&'
 }
 
 #[cfg(test)]
-#[path = "postmark_tests.rs"]
 mod tests;

@@ -319,5 +319,4 @@ fn kind_of(kind: &str) -> Option<EventType> {
 }
 
 #[cfg(test)]
-#[path = "resend_tests.rs"]
 mod tests;

@@ -219,3 +219,6 @@ fn kind_of(event: &str) -> Option<EventType> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests;

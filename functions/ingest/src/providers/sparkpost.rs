@@ -215,5 +215,4 @@ fn bounce(obj: &Map<String, Value>) -> Kind {
 }
 
 #[cfg(test)]
-#[path = "sparkpost_tests.rs"]
 mod tests;

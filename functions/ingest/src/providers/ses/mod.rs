@@ -196,6 +196,4 @@ pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
 }
 
 #[cfg(test)]
-mod route_tests;
-#[cfg(test)]
 mod tests;

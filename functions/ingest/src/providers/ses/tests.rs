@@ -1,3 +1,7 @@
+//! SES: the SNS envelope, signatures, certificates and records; [`route`]: the route's statuses and claims.
+
+mod route;
+
 use super::*;
 use crate::webhook::Request;
 use aws_lambda_events::http::{HeaderMap, Method};

@@ -10,12 +10,12 @@ use serde_json::json;
 
 const NOW: i64 = 1_795_000_000;
 const KEY: &str = "YOUR_WRITE_KEY";
-const TRACK: &str = include_str!("../../../tests/fixtures/segment/track_spec_example.json");
-const PAGE: &str = include_str!("../../../tests/fixtures/segment/page_spec_example.json");
-const IDENTIFY: &str = include_str!("../../../tests/fixtures/segment/identify_spec_example.json");
-const BATCH: &str = include_str!("../../../tests/fixtures/segment/batch_http_api_example.json");
-const ALIAS: &str = include_str!("../../../tests/fixtures/segment/alias_http_api_example.json");
-const CHAT: &str = include_str!("../../../tests/fixtures/segment/live_chat_message_sent.json");
+const TRACK: &str = include_str!("../../../../tests/fixtures/segment/track_spec_example.json");
+const PAGE: &str = include_str!("../../../../tests/fixtures/segment/page_spec_example.json");
+const IDENTIFY: &str = include_str!("../../../../tests/fixtures/segment/identify_spec_example.json");
+const BATCH: &str = include_str!("../../../../tests/fixtures/segment/batch_http_api_example.json");
+const ALIAS: &str = include_str!("../../../../tests/fixtures/segment/alias_http_api_example.json");
+const CHAT: &str = include_str!("../../../../tests/fixtures/segment/live_chat_message_sent.json");
 
 fn object(json: &str) -> Map<String, Value> {
     serde_json::from_str(json).unwrap()

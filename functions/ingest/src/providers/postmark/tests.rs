@@ -6,16 +6,16 @@ use kairos_store::MemoryClaims;
 use serde_json::json;
 
 use super::*;
-use crate::providers::shared::testing::{fixture, post, route};
+use crate::providers::testing::{fixture, post, route};
 
 const SECRET: &str = "kairos:pm-hook-pass";
 const NOW: i64 = 1_795_000_000;
 
-const BOUNCE: &str = include_str!("../../../../tests/fixtures/esp/postmark_bounce.json");
-const DELIVERY: &str = include_str!("../../../../tests/fixtures/esp/postmark_delivery.json");
-const OPEN: &str = include_str!("../../../../tests/fixtures/esp/postmark_open.json");
-const SPAM: &str = include_str!("../../../../tests/fixtures/esp/postmark_spamcomplaint.json");
-const SUBSCRIPTION: &str = include_str!("../../../../tests/fixtures/esp/postmark_subscriptionchange.json");
+const BOUNCE: &str = include_str!("../../../../../tests/fixtures/esp/postmark_bounce.json");
+const DELIVERY: &str = include_str!("../../../../../tests/fixtures/esp/postmark_delivery.json");
+const OPEN: &str = include_str!("../../../../../tests/fixtures/esp/postmark_open.json");
+const SPAM: &str = include_str!("../../../../../tests/fixtures/esp/postmark_spamcomplaint.json");
+const SUBSCRIPTION: &str = include_str!("../../../../../tests/fixtures/esp/postmark_subscriptionchange.json");
 
 fn basic(user_password: &str) -> String {
     format!(

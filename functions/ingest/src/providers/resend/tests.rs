@@ -16,9 +16,9 @@ const VECTOR_BODY: &str = r#"{"test": 2432232314}"#;
 const VECTOR_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
 const NOW: i64 = 1_795_000_000;
-const SENT: &str = include_str!("../../../../tests/fixtures/esp/resend_email.sent.json");
-const BOUNCED: &str = include_str!("../../../../tests/fixtures/esp/resend_email.bounced.json");
-const OPENED: &str = include_str!("../../../../tests/fixtures/esp/resend_email.opened.json");
+const SENT: &str = include_str!("../../../../../tests/fixtures/esp/resend_email.sent.json");
+const BOUNCED: &str = include_str!("../../../../../tests/fixtures/esp/resend_email.bounced.json");
+const OPENED: &str = include_str!("../../../../../tests/fixtures/esp/resend_email.opened.json");
 
 fn key() -> Vec<u8> {
     decode_secret(VECTOR_SECRET).unwrap()

@@ -1,7 +1,7 @@
 //! The ses route through [`crate::handle`]: statuses, claims and enqueueing.
 
-use super::tests::{signed, Recording, OPEN, TOPIC};
 use super::Ses;
+use super::{signed, Recording, OPEN, TOPIC};
 use crate::{handle, Ingest, IngestConfig, Webhook};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -260,7 +260,14 @@ async fn an_unfetchable_certificate_answers_503_and_is_not_fetched_again_for_a_w
         assert_eq!(resp.status_code, 503, "at {at}");
     }
     assert_eq!(source.calls().len(), 1, "a failed fetch is remembered");
-    let later = send_at(&config, &queue, &claims, &body, NOW + super::cert::FAILED_FETCH_SECS).await;
+    let later = send_at(
+        &config,
+        &queue,
+        &claims,
+        &body,
+        NOW + crate::providers::ses::cert::FAILED_FETCH_SECS,
+    )
+    .await;
     assert_eq!(later.status_code, 503);
     assert_eq!(source.calls().len(), 2, "and retried once it is old");
     assert!(queue.is_empty());

@@ -7,17 +7,17 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::*;
-use crate::providers::shared::testing::{fixture, post, route};
+use crate::providers::testing::{fixture, post, route};
 
 const KEY: &str = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
 const NOW: i64 = 1_795_000_000;
 const TOKEN: &str = "651869375b9df3c98fc15c4889b102119add1235c38fc92824";
 
-const DELIVERED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_delivered_full_envelope.json");
-const OPENED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_opened.json");
-const FAILED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_failed_permanent.json");
-const COMPLAINED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_complained.json");
-const DOC_BLOCK: &str = include_str!("../../../../tests/fixtures/esp/mailgun_signature_block.json");
+const DELIVERED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_delivered_full_envelope.json");
+const OPENED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_opened.json");
+const FAILED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_failed_permanent.json");
+const COMPLAINED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_complained.json");
+const DOC_BLOCK: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_signature_block.json");
 
 /// Signs as Mailgun documents: hex HMAC-SHA256(key, timestamp + token).
 fn sign(key: &str, timestamp: &str, token: &str) -> String {

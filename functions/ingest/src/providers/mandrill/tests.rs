@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 const KEY: &str = "k3y-From-Mandrill";
 const URL: &str = "https://api.example.com/webhooks/mandrill";
-const BATCH: &str = include_str!("../../../../tests/fixtures/esp/mandrill_events_batch.json");
+const BATCH: &str = include_str!("../../../../../tests/fixtures/esp/mandrill_events_batch.json");
 /// Independent vector: Python's `hmac`/`base64` over URL + "mandrill_events" + SMALL_EVENTS with KEY.
 const SMALL_EVENTS: &str =
     r#"[{"event":"open","_id":"abc","ts":1420303407,"msg":{"email":"A@Example.com","_id":"abc"}}]"#;
