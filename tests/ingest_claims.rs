@@ -86,3 +86,63 @@ async fn a_full_segment_batch_reaches_sqs_in_concurrent_chunks() {
         kairos_ingest::tracking::MAX_BATCH_CALLS
     );
 }
+
+/// An SQS endpoint that answers `SendMessageBatch` only once a second request is
+/// in flight (or after a second alone), recording the most requests in flight.
+async fn counting_sqs() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = most.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let (now, most) = (now.clone(), most.clone());
+        async move {
+            let here = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(here, Ordering::SeqCst);
+            for _ in 0..100 {
+                if now.load(Ordering::SeqCst) >= 2 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let request: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+            let ok: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| serde_json::json!({"Id": e["Id"], "MessageId": "m", "MD5OfMessageBody": "x"}))
+                .collect();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            (
+                [("content-type", "application/x-amz-json-1.0")],
+                serde_json::json!({"Successful": ok, "Failed": []}).to_string(),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+/// Before, chunks were sent one after another: never two requests in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_chunks_are_sent_concurrently() {
+    let (endpoint, most) = counting_sqs().await;
+    let aws = kairos::local::sdk_config(&endpoint).await;
+    let queue = kairos_store::SqsQueue::new(
+        aws_sdk_sqs::Client::new(&aws),
+        format!("{endpoint}/000000000000/events"),
+    );
+    let messages: Vec<kairos_store::Message> = (0..30)
+        .map(|i| kairos_store::Message {
+            id: i.to_string(),
+            body: format!("{{\"n\":{i}}}"),
+        })
+        .collect();
+    kairos_store::Queue::send(&queue, &messages).await.unwrap();
+    assert!(
+        most.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "three chunks, sent at once"
+    );
+}

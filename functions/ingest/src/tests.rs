@@ -283,3 +283,36 @@ async fn a_key_given_twice_refuses_its_event_by_name() {
         "duplicate key `batch`: a key may be given only once"
     );
 }
+
+/// A queue whose send never completes.
+struct Hangs;
+
+impl Queue for Hangs {
+    async fn send(&self, _: &[Message]) -> Result<(), QueueError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// Enqueueing stops at the invocation's deadline and asks for a retry, instead of
+/// the function timing out with no answer.
+#[tokio::test]
+async fn enqueueing_stops_at_the_deadline_with_a_503() {
+    let config = config();
+    let mut req = request(
+        "/v1/events",
+        r#"{"id":"a","contact":"u1","type":"ad.clicked","at":"2026-11-27T10:00:00Z","source":"ads"}"#,
+    );
+    req.headers.insert("x-api-key", "secret-key".parse().unwrap());
+    let ingest = Ingest {
+        config: &config,
+        queue: &Hangs,
+        claims: &kairos_store::MemoryClaims::default(),
+    };
+    let received = Received {
+        at: NOW,
+        deadline: Some(tokio::time::Instant::now() + std::time::Duration::from_millis(20)),
+    };
+    let resp = handle(req, &ingest, received).await;
+    assert_eq!(resp.status_code, 503);
+}
