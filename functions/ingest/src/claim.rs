@@ -16,8 +16,9 @@ use crate::webhook::Claim;
 
 /// How long a claim stays pending (seconds): longer than the function's timeout
 /// (10 s in the template), so a request still running is never doubled, and
-/// shorter than the first retry of the providers that claim (SNS retries after
-/// 20 s by default, Svix after 5 s then 5 min, Mailgun after 5 min).
+/// short enough for the retries of the providers that claim: SNS retries after
+/// 20 s by default; Svix (Resend) at once, after 5 s, then after 5 min; Mailgun
+/// after 5 min. A retry that finds the claim pending gets 503 and comes again.
 pub const CLAIM_PENDING_SECS: i64 = 15;
 
 /// Claims every value as pending. `Err` is the answer when one is held: a
