@@ -146,10 +146,9 @@ pub const POLICY: Policy = Policy {
 /// A form parameter given twice refuses the body, and a key given twice refuses its event.
 pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let params = form_params(req.body);
-    for (i, (name, _)) in params.iter().enumerate() {
-        if params[..i].iter().any(|(earlier, _)| earlier == name) {
-            return Err(format!("form parameter `{name}` is given twice: a parameter may be given only once").into());
-        }
+    let mut names = std::collections::HashSet::with_capacity(params.len());
+    if let Some((name, _)) = params.iter().find(|(name, _)| !names.insert(name.as_str())) {
+        return Err(format!("form parameter `{name}` is given twice: a parameter may be given only once").into());
     }
     let json = params
         .iter()
