@@ -166,7 +166,13 @@ impl Pipeline<'_> {
         summary: &mut Summary,
         out: &mut impl Write,
     ) -> std::io::Result<()> {
-        let response = kairos_ingest::handle(request(line), &self.ingest, clock.map_or(0, |c| c.timestamp())).await;
+        // The story's events arrive as they happen: each is received at its own time.
+        let own = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["at"].as_str().and_then(|at| DateTime::parse_from_rfc3339(at).ok()))
+            .map(|at| at.timestamp());
+        let received = own.or(clock.map(|c| c.timestamp())).unwrap_or(0);
+        let response = kairos_ingest::handle(request(line), &self.ingest, received).await;
         if response.status_code != 202 {
             summary.rejected += 1;
             let reason = match &response.body {

@@ -85,6 +85,10 @@ enum Command {
         /// The webhook URL as configured at the provider (mandrill signs it).
         #[arg(long)]
         url: Option<String>,
+        /// The `user:password` of the webhook URL (mailgun's second factor; give the
+        /// request's Authorization header with --header).
+        #[arg(long)]
+        basic_auth: Option<String>,
         /// Check timestamps as of this unix time (default: now).
         #[arg(long)]
         now: Option<i64>,
@@ -93,6 +97,13 @@ enum Command {
         skip_verify: bool,
         /// The request body file, bytes exactly as sent.
         body: PathBuf,
+    },
+    /// Print the hash that stands for a contact key in the functions' logs
+    /// (the key is normalized first, as ingest does), with the key in
+    /// KAIROS_LOG_HASH_KEY: what to search the logs for.
+    LogHash {
+        /// The contact key or email address.
+        contact: String,
     },
     /// Create the table and queues of infra/template.yaml on a local endpoint
     /// (moto server), and the local webhook's secret parameter, and print them
@@ -296,6 +307,16 @@ async fn demo(rules: Option<PathBuf>, events: Option<PathBuf>, destinations: Opt
     kairos::demo::run(&rules, &events, &destinations, out).await.map(|_| ())
 }
 
+fn log_hash(contact: &str) -> Result<(), String> {
+    let key = std::env::var("KAIROS_LOG_HASH_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .ok_or("set KAIROS_LOG_HASH_KEY to the functions' log hash key")?;
+    let contact = kairos_event::key::normalize_contact(contact).map_err(|e| format!("the contact {e}"))?;
+    println!("{}", kairos_event::log::hash_with(key.trim().as_bytes(), &contact));
+    Ok(())
+}
+
 fn read(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -328,6 +349,7 @@ async fn main() -> ExitCode {
             secret,
             public_key,
             url,
+            basic_auth,
             now,
             skip_verify,
             body,
@@ -339,14 +361,17 @@ async fn main() -> ExitCode {
                     secret,
                     public_key,
                     url,
+                    basic_auth,
                     replay_window_secs: kairos_ingest::DEFAULT_REPLAY_WINDOW_SECS,
                 },
                 now: now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
                 skip_verify,
                 body,
             });
             normalize(input).await
         }
+        Command::LogHash { contact } => log_hash(&contact),
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
     };
     match result {

@@ -16,26 +16,23 @@ pub struct Input {
     pub provider: String,
     /// Request headers, each `Name: value`.
     pub headers: Vec<String>,
-    /// Credentials and options (`--secret`, `--public-key`, `--url`).
+    /// Credentials and options (`--secret`, `--public-key`, `--url`, `--basic-auth`).
     pub settings: Settings,
-    /// Check the request as of this unix time.
+    /// Check the request as of this unix time (and take it as the receive time).
     pub now: i64,
+    /// How far ahead of `now` an event may be dated (`KAIROS_MAX_CLOCK_SKEW_SECS`).
+    pub max_clock_skew_secs: i64,
     /// Parse without checking the signature or credential.
     pub skip_verify: bool,
     /// The raw body, exactly as the provider sent it.
     pub body: Vec<u8>,
 }
 
-/// Verifies (unless skipped) and parses: the events and the rejected items, or
+/// Verifies (unless skipped) and parses as the ingest route does, refusing
+/// events dated beyond the clock skew: the events and the rejected items, or
 /// why the whole request is refused (bad signature, stale timestamp, malformed payload).
 pub async fn normalize(input: &Input) -> Result<Parsed, String> {
-    let name = input.provider.as_str();
-    if !providers::NAMES.contains(&name) {
-        return Err(format!(
-            "unknown provider `{name}` (known: {})",
-            providers::NAMES.join(", ")
-        ));
-    }
+    let provider = providers::known(&input.provider)?;
     let headers = header_map(&input.headers)?;
     let req = Request {
         method: &Method::POST,
@@ -43,12 +40,12 @@ pub async fn normalize(input: &Input) -> Result<Parsed, String> {
         body: &input.body,
     };
     if !input.skip_verify {
-        let hook = providers::build(name, &input.settings)
+        let hook = (provider.build)(&input.settings)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| {
                 format!(
-                    "provider `{name}` needs its credential to verify: {}",
-                    credential_flag(name)
+                    "provider `{}` needs its credential to verify: {}",
+                    provider.name, provider.flags
                 )
             })?;
         let verified = hook
@@ -59,17 +56,10 @@ pub async fn normalize(input: &Input) -> Result<Parsed, String> {
             return Err(format!("not an event delivery: the route would answer {status} {body}"));
         }
     }
-    providers::parse(name, &req).map_err(|e| format!("malformed payload: {e}"))
-}
-
-/// Which flag carries the provider's credential.
-fn credential_flag(name: &str) -> &'static str {
-    match name {
-        "sendgrid" => "give --public-key (or --skip-verify)",
-        "mandrill" => "give --secret and --url (or --skip-verify)",
-        "ses" => "give --secret with the SNS topic ARN (or --skip-verify)",
-        _ => "give --secret (or --skip-verify)",
-    }
+    let mut parsed = (provider.parse)(&req).map_err(|e| format!("malformed payload: {e}"))?;
+    let received = chrono::DateTime::from_timestamp(input.now, 0).unwrap_or_default();
+    parsed.refuse_ahead(received, input.max_clock_skew_secs);
+    Ok(parsed)
 }
 
 /// Parses `Name: value` lines into a header map.

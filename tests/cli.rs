@@ -185,3 +185,54 @@ fn destinations_schema_is_the_committed_schema() {
     let committed = std::fs::read_to_string("functions/writeback/destinations.schema.json").unwrap();
     assert_eq!(stdout, committed);
 }
+
+#[test]
+fn log_hash_prints_the_hash_logs_carry_for_a_contact() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["log-hash", " Ada@Example.com "])
+        .env("KAIROS_LOG_HASH_KEY", "cli-test-key")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        printed.trim(),
+        kairos_event::log::hash_with(b"cli-test-key", "ada@example.com")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["log-hash", "ada@example.com"])
+        .env_remove("KAIROS_LOG_HASH_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `kairos normalize` runs the route's clock-skew bound: the SendGrid sample,
+/// dated 2017-12-15T00:59:29Z, checked as if received a minute and an hour earlier.
+#[test]
+fn normalize_refuses_events_dated_beyond_the_clock_skew() {
+    let sample = "tests/fixtures/esp/sendgrid_open.json";
+    let at = 1_513_299_569;
+    let minute = (at - 60).to_string();
+    let (code, _, stderr) = kairos(&[
+        "normalize",
+        "--provider",
+        "sendgrid",
+        "--skip-verify",
+        "--now",
+        &minute,
+        sample,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let hour = (at - 3600).to_string();
+    let (code, stdout, stderr) = kairos(&[
+        "normalize",
+        "--provider",
+        "sendgrid",
+        "--skip-verify",
+        "--now",
+        &hour,
+        sample,
+    ]);
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert!(stderr.contains("field `at` is 3600 s ahead"), "{stderr}");
+}

@@ -90,7 +90,10 @@ async fn ingest_accepts_the_official_apigw_v2_fixture() {
             queue: &queue,
             claims: &kairos_store::MemoryClaims::default(),
         },
-        0,
+        "2026-11-27T10:00:01Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp(),
     )
     .await;
     assert_eq!(response.status_code, 202);
@@ -106,7 +109,13 @@ fn local_var(name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_sample_payloads_in_events_are_accepted() {
-    let config = IngestConfig::from_env(&local_var).unwrap();
+    // `make watch` adds the queue and table it creates on moto to events/local.env's.
+    let made = |name: &str| match name {
+        "KAIROS_EVENTS_QUEUE_URL" => Some("http://127.0.0.1:5005/000000000000/events".to_string()),
+        "KAIROS_TABLE" => Some("kairos".to_string()),
+        _ => None,
+    };
+    let config = IngestConfig::from_env(&|name| local_var(name).or_else(|| made(name))).unwrap();
     let queue = MemoryQueue::default();
     let now = chrono::Utc::now().timestamp();
     for (file, status, expected) in [

@@ -41,6 +41,7 @@ fn settings(name: &str) -> Settings {
         secret: Some(secret.into()),
         public_key: Some("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into()),
         url: Some("https://example.test/webhooks/fuzz".into()),
+        basic_auth: Some("fuzz-user:fuzz-password".into()),
         replay_window_secs: 300,
     }
 }
@@ -69,8 +70,11 @@ pub fn webhook(name: &str, data: &[u8]) {
         headers: &headers,
         body: data,
     };
-    let _ = providers::parse(name, &req);
-    if let Ok(Some(hook)) = providers::build(name, &settings(name)) {
+    let Ok(provider) = providers::known(name) else {
+        return;
+    };
+    let _ = (provider.parse)(&req);
+    if let Ok(Some(hook)) = (provider.build)(&settings(name)) {
         let _ = RUNTIME.with(|rt| rt.block_on(hook.verify(&req, 1_700_000_000)));
     }
 }

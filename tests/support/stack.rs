@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use kairos::local::{self as infra, Infra};
 use kairos_evaluate::Evaluator;
 use kairos_rules::RuleSet;
-use kairos_store::{DynamoContacts, DynamoLedger, SqsQueue};
+use kairos_store::{DynamoClaims, DynamoContacts, DynamoLedger, SqsQueue};
 use std::collections::HashMap;
 
 /// moto server with every table and queue of `infra/template.yaml`, and
@@ -53,6 +53,26 @@ impl Stack {
     /// The delivery ledger over the template's table.
     pub fn ledger(&self) -> DynamoLedger {
         DynamoLedger::new(self.dynamodb.clone(), &self.infra.table)
+    }
+
+    /// The one-time-token claims over the template's table.
+    pub fn claims(&self) -> DynamoClaims {
+        DynamoClaims::new(self.dynamodb.clone(), &self.infra.table)
+    }
+
+    /// How many messages the queue with this logical name holds.
+    pub async fn depth(&self, queue: &str) -> usize {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(self.url(queue))
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("queue attributes");
+        let attributes = out.attributes().cloned().unwrap_or_default();
+        let depth = attributes.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages);
+        depth.and_then(|d| d.parse().ok()).unwrap_or(0)
     }
 
     /// The SQS adapter for the queue with this logical name.

@@ -142,7 +142,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             .collect();
         self.queue.send(&messages).await?;
         if !self.store.clear_outbox(contact, record.version).await? {
-            tracing::debug!(contact, "outbox not cleared: a newer write carries it");
+            tracing::debug!(contact = %kairos_event::log::hashed(contact), "outbox not cleared: a newer write carries it");
         }
         Ok(())
     }
@@ -153,16 +153,20 @@ fn log(contact: &str, events: &[Event], outcome: &Outcome) {
     for refused in &outcome.refused {
         let (event, why) = (&events[refused.index], refused.why);
         match why {
-            Applied::Duplicate => tracing::debug!(event_id = %event.id, "duplicate event ignored"),
-            _ => tracing::warn!(event_id = %event.id, at = %event.at, refused = ?why, "event refused"),
+            Applied::Duplicate => {
+                tracing::debug!(event_id = %kairos_event::log::id(&event.id), "duplicate event ignored")
+            }
+            _ => {
+                tracing::warn!(event_id = %kairos_event::log::id(&event.id), at = %event.at, refused = ?why, "event refused")
+            }
         }
     }
     for anonymous in &outcome.merged {
-        tracing::info!(contact, anonymous = %anonymous, "anonymous contact merged");
+        tracing::info!(contact = %kairos_event::log::hashed(contact), anonymous = %kairos_event::log::hashed(anonymous), "anonymous contact merged");
     }
     for event in events {
         for name in kairos_state::refused_traits(event) {
-            tracing::warn!(event_id = %event.id, trait_name = %name, "trait not stored: its name or value is too long");
+            tracing::warn!(event_id = %kairos_event::log::id(&event.id), trait_name = %name, "trait not stored: its name or value is too long");
         }
     }
 }
@@ -175,7 +179,7 @@ fn log_unmerged(contact: &str, stored: &StoredContact, frozen: &[Frozen], now: i
         .filter(|f| f.into == contact && !stored.state.has_merged(&f.key));
     for f in unmerged.filter(|f| identity::keep_until(f) >= now) {
         let max = kairos_state::MAX_MERGED;
-        tracing::warn!(contact, anonymous = %f.key, max, "anonymous history not merged: the contact holds the most merged visitors");
+        tracing::warn!(contact = %kairos_event::log::hashed(contact), anonymous = %kairos_event::log::hashed(&f.key), max, "anonymous history not merged: the contact holds the most merged visitors");
     }
 }
 
@@ -184,12 +188,12 @@ fn fit_budget(contact: &str, record: &mut StoredContact) {
     let report = record.fit(contact);
     if !report.fits() {
         tracing::error!(
-            contact,
+            contact = %kairos_event::log::hashed(contact),
             bytes = report.after,
             budget = ITEM_BUDGET_BYTES,
             "record over its size budget even degraded: too many memberships or transitions at once"
         );
     } else if report.degraded() {
-        tracing::warn!(contact, ?report, "record over its size budget: degraded to fit");
+        tracing::warn!(contact = %kairos_event::log::hashed(contact), ?report, "record over its size budget: degraded to fit");
     }
 }

@@ -91,7 +91,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
                 tracing::info!(
-                    contact = %contact,
+                    contact = %kairos_event::log::hashed(contact),
                     applied = outcome.applied,
                     decided = outcome.decided,
                     duplicate = outcome.refused_as(Applied::Duplicate),
@@ -105,7 +105,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
             }
             Err(err) => {
                 let permanent = err.is_permanent();
-                tracing::error!(contact = %contact, error = %err, permanent, "contact failed; its messages will be retried, then dead-lettered");
+                tracing::error!(contact = %kairos_event::log::hashed(contact), error = %err, permanent, "contact failed; its messages will be retried, then dead-lettered");
                 items.iter().map(|(id, _)| id.clone()).collect()
             }
         }

@@ -67,9 +67,9 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             let target = record.merged_into.as_deref().unwrap_or_default();
             if target != contact {
                 tracing::warn!(
-                    anonymous,
-                    linked_to = target,
-                    ignored = contact,
+                    anonymous = %kairos_event::log::hashed(anonymous),
+                    linked_to = %kairos_event::log::hashed(target),
+                    ignored = %kairos_event::log::hashed(contact),
                     "anonymous id already linked to another contact; the first link wins"
                 );
                 return Ok(None);
@@ -96,7 +96,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         record.next_change_at = None;
         record.expires_at = identity::frozen_until(record.expires_at, now.timestamp());
         self.store.save(anonymous, loaded.map(|r| r.version), &record).await?;
-        tracing::info!(anonymous, contact, "anonymous id linked");
+        tracing::info!(anonymous = %kairos_event::log::hashed(anonymous), contact = %kairos_event::log::hashed(contact), "anonymous id linked");
         self.flush(anonymous, &record).await?;
         Ok(record)
     }

@@ -13,6 +13,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let aws = aws_config::load_from_env().await;
+    kairos_store::init_log_hashing(&aws).await?;
     let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.writeback_queue_url);
     let evaluator = Evaluator {

@@ -33,12 +33,13 @@
 //! req.headers.insert("x-api-key", "k1".parse().unwrap());
 //! req.body = Some(r#"{"id":"e1","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web"}"#.into());
 //! let claims = MemoryClaims::default();
-//! let response = handle(req, &Ingest { config: &config, queue: &queue, claims: &claims }, 1_795_000_000).await;
+//! let response = handle(req, &Ingest { config: &config, queue: &queue, claims: &claims }, 1_796_000_000).await;
 //! assert_eq!(response.status_code, 202);
 //! assert_eq!(queue.len(), 1);
 //! # });
 //! ```
 
+mod claim;
 mod config;
 mod events;
 pub mod providers;
@@ -46,17 +47,20 @@ mod response;
 pub mod tracking;
 pub mod webhook;
 
+pub use claim::CLAIM_PENDING_SECS;
 pub use config::{ConfigError, IngestConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_SECS};
 pub use providers::sendgrid::{normalize as normalize_sendgrid, verify as verify_sendgrid, SignatureError};
-pub use webhook::{Claim, Parsed, Policy, Rejected, Request, Unauthorized, Verified, Webhook};
+pub use webhook::{Claim, NormalizeError, Parsed, Policy, Refusal, Rejected, Request, Unauthorized, Verified, Webhook};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::Method;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use kairos_event::EventsMessage;
 use kairos_store::{Claims, Message, Queue};
 use response::{json_response, unauthorized, Reply};
 use serde_json::json;
+use tokio::time::Instant;
 
 /// The ingest handler's borrowed dependencies.
 pub struct Ingest<'a, Q, C> {
@@ -68,16 +72,40 @@ pub struct Ingest<'a, Q, C> {
     pub claims: &'a C,
 }
 
-/// Handles one HTTP API request as of `now` (unix seconds, for replay windows).
+/// When a request was received, and when its answer is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Unix seconds: the receive time (replay windows, clock skew, Segment's `receivedAt`).
+    pub at: i64,
+    /// Enqueueing stops at this instant and the request is answered 503 (the
+    /// invocation's deadline less a margin to answer); `None`: no deadline.
+    pub deadline: Option<Instant>,
+}
+
+impl From<i64> for Received {
+    /// Received at `at` (unix seconds), with no deadline.
+    fn from(at: i64) -> Received {
+        Received { at, deadline: None }
+    }
+}
+
+impl Received {
+    /// The receive time as a UTC date-time.
+    pub fn time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.at, 0).unwrap_or_default()
+    }
+}
+
+/// Handles one HTTP API request received at `received` (unix seconds, or a [`Received`]).
 pub async fn handle<Q: Queue, C: Claims>(
     req: ApiGatewayV2httpRequest,
     ingest: &Ingest<'_, Q, C>,
-    now: i64,
+    received: impl Into<Received>,
 ) -> ApiGatewayV2httpResponse {
-    receive(&req, ingest, now).await.into_response()
+    receive(&req, ingest, received.into()).await.into_response()
 }
 
-async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &Ingest<'_, Q, C>, now: i64) -> Reply {
+async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &Ingest<'_, Q, C>, at: Received) -> Reply {
     let path = req
         .raw_path
         .as_deref()
@@ -87,53 +115,59 @@ async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &In
     let not_found = || json_response(404, json!({"error": format!("no route for {method} {path}")}));
     if let Some(name) = path.strip_prefix("/webhooks/") {
         return match ingest.config.webhook(name) {
-            Some(hook) => webhook(hook, req, ingest, now).await,
+            Some(hook) => webhook(hook, req, ingest, at).await,
             // A provider's URL check (Mandrill's HEAD) may come before its secret is configured.
-            None if method == Method::HEAD && providers::NAMES.contains(&name) => json_response(200, json!({})),
+            None if method == Method::HEAD && providers::find(name).is_some() => json_response(200, json!({})),
             None => not_found(),
         };
     }
-    if let Some(route) = tracking::route(path).filter(|_| !ingest.config.write_keys.is_empty()) {
-        return track(route, req, ingest, now).await;
-    }
-    if path != "/v1/events" {
+    let config = ingest.config;
+    let (parsed, policy) = if let Some(route) = tracking::route(path).filter(|_| !config.write_keys.is_empty()) {
+        if method != Method::POST {
+            return json_response(405, json!({"error": "tracking calls accept POST only"}));
+        }
+        let parsed = body_bytes(req, config.max_body_bytes)
+            .map(|body| tracking::parse(route, &req.headers, &body, &config.write_keys, at.time()));
+        (parsed, tracking::POLICY)
+    } else if path == "/v1/events" {
+        if method != Method::POST {
+            return json_response(405, json!({"error": format!("{path} accepts POST only")}));
+        }
+        let parsed = body_bytes(req, config.max_body_bytes).map(|body| events::parse(&req.headers, &body, config));
+        (parsed, events::POLICY)
+    } else {
         return not_found();
-    }
-    if method != Method::POST {
-        return json_response(405, json!({"error": format!("{path} accepts POST only")}));
-    }
-    let parsed = body_bytes(req, ingest.config.max_body_bytes)
-        .and_then(|body| events::parse(&req.headers, &body, ingest.config));
+    };
     match parsed {
-        Ok(parsed) => enqueue(ingest.queue, parsed, events::POLICY).await,
+        Ok(Ok(parsed)) => enqueue(ingest, parsed, policy, at).await,
+        Ok(Err(error)) => refused(path, error, policy),
         Err(reply) => reply,
     }
 }
 
-/// A Segment-spec tracking route: write key, normalize, enqueue.
-async fn track<Q: Queue, C: Claims>(
-    route: tracking::Route,
-    req: &ApiGatewayV2httpRequest,
-    ingest: &Ingest<'_, Q, C>,
-    now: i64,
-) -> Reply {
-    if req.request_context.http.method != Method::POST {
-        return json_response(405, json!({"error": "tracking calls accept POST only"}));
-    }
-    let parsed = body_bytes(req, ingest.config.max_body_bytes)
-        .and_then(|body| tracking::parse(route, &req.headers, &body, ingest.config, now));
-    match parsed {
-        Ok(parsed) => enqueue(ingest.queue, parsed, tracking::POLICY).await,
-        Err(reply) => reply,
+/// The answer to a request that could not be normalized.
+fn refused(route: &str, error: NormalizeError, policy: Policy) -> Reply {
+    match error {
+        NormalizeError::Unauthorized(reason) => {
+            tracing::warn!(route, %reason, "rejected request");
+            unauthorized()
+        }
+        NormalizeError::NotConfigured(what) => json_response(404, json!({"error": what})),
+        NormalizeError::Malformed(error) => {
+            tracing::warn!(route, %error, "malformed request body");
+            json_response(policy.malformed, json!({"error": error}))
+        }
+        NormalizeError::TooLarge(error) => json_response(413, json!({"error": error})),
     }
 }
 
-/// A provider route: verify, record one-time tokens, parse, enqueue.
+/// A provider route: verify, claim one-time tokens as pending, parse, enqueue,
+/// then confirm the claims (or release them when the events were not enqueued).
 async fn webhook<Q: Queue, C: Claims>(
     hook: &dyn Webhook,
     req: &ApiGatewayV2httpRequest,
     ingest: &Ingest<'_, Q, C>,
-    now: i64,
+    at: Received,
 ) -> Reply {
     let method = &req.request_context.http.method;
     if method == Method::HEAD {
@@ -142,6 +176,9 @@ async fn webhook<Q: Queue, C: Claims>(
     if method != Method::POST {
         return json_response(405, json!({"error": "webhooks accept POST (and HEAD for checks) only"}));
     }
+    let Some(provider) = providers::find(hook.name()) else {
+        return json_response(404, json!({"error": format!("no provider {}", hook.name())}));
+    };
     let body = match body_bytes(req, ingest.config.max_body_bytes) {
         Ok(body) => body,
         Err(reply) => return reply,
@@ -151,71 +188,29 @@ async fn webhook<Q: Queue, C: Claims>(
         headers: &req.headers,
         body: &body,
     };
-    let verified = match hook.verify(&request, now).await {
+    let verified = match hook.verify(&request, at.at).await {
         Ok(verified) => verified,
-        Err(why) => {
-            tracing::warn!(provider = hook.name(), reason = %why, "rejected webhook");
+        Err(Refusal::Unauthorized(why)) => {
+            tracing::warn!(provider = provider.name, reason = %why, "rejected webhook");
             return unauthorized();
         }
-    };
-    match claim_all(ingest.claims, &verified.claims, now, hook.name()).await {
-        Ok(Fresh::Yes) => {}
-        Ok(Fresh::Repeat) => return json_response(200, json!({"accepted": 0, "duplicate": true})),
-        Err(reply) => return reply,
-    }
-    if let Some((status, body)) = verified.reply {
-        return json_response(status, body);
-    }
-    let reply = match hook.parse(&request) {
-        Ok(parsed) => enqueue(ingest.queue, parsed, hook.policy()).await,
-        Err(error) => {
-            tracing::warn!(provider = hook.name(), %error, "malformed webhook body");
-            json_response(hook.policy().malformed, json!({"error": error}))
+        Err(Refusal::Unavailable(why)) => {
+            tracing::error!(provider = provider.name, reason = %why, "could not verify the webhook now");
+            return json_response(503, json!({"error": "temporarily unavailable; retry the request"}));
         }
     };
-    if reply.status >= 500 {
-        for claim in &verified.claims {
-            if let Err(err) = ingest.claims.release(&claim.key).await {
-                tracing::error!(error = %err, "could not release a one-time token; the sender's retry will be refused");
-            }
-        }
+    if let Err(reply) = claim::take(ingest.claims, &verified.claims, at.at, provider.name).await {
+        return reply;
     }
+    let reply = match verified.reply {
+        Some((status, body)) => json_response(status, body),
+        None => match (provider.parse)(&request) {
+            Ok(parsed) => enqueue(ingest, parsed, provider.policy, at).await,
+            Err(error) => refused(provider.name, error, provider.policy),
+        },
+    };
+    claim::settle(ingest.claims, &verified.claims, reply.status < 500).await;
     reply
-}
-
-/// Whether a verified request is new or an exact repeat of an accepted one.
-enum Fresh {
-    Yes,
-    Repeat,
-}
-
-/// Records each one-time token. A token seen before makes the request an exact
-/// repeat (when the signature covers the body) or a replay (401).
-async fn claim_all<C: Claims>(claims: &C, wanted: &[Claim], now: i64, provider: &str) -> Result<Fresh, Reply> {
-    for claim in wanted {
-        match claims.claim(&claim.key, claim.expires_at, now).await {
-            Ok(true) => {}
-            Ok(false) if claim.covers_body => {
-                tracing::info!(
-                    provider,
-                    "repeat of an accepted webhook; acknowledged, not enqueued again"
-                );
-                return Ok(Fresh::Repeat);
-            }
-            Ok(false) => {
-                tracing::warn!(provider, "rejected webhook: one-time token already used (replay)");
-                return Err(unauthorized());
-            }
-            Err(err) => {
-                tracing::error!(provider, error = %err, "could not record a one-time token");
-                return Err(json_response(
-                    503,
-                    json!({"error": "temporarily unavailable; retry the request"}),
-                ));
-            }
-        }
-    }
-    Ok(Fresh::Yes)
 }
 
 /// The raw body bytes (base64-decoded if API Gateway encoded them), within the limit.
@@ -246,9 +241,11 @@ fn body_bytes(req: &ApiGatewayV2httpRequest, limit: usize) -> Result<Vec<u8>, Re
     Ok(bytes)
 }
 
-/// Enqueues the valid events, then answers with the policy's status.
-async fn enqueue<Q: Queue>(queue: &Q, parsed: Parsed, policy: Policy) -> Reply {
-    let Parsed { events, rejected } = parsed;
+/// Refuses the events dated beyond the clock skew, enqueues the valid ones
+/// (before the deadline), then answers with the policy's status.
+async fn enqueue<Q: Queue, C>(ingest: &Ingest<'_, Q, C>, mut parsed: Parsed, policy: Policy, at: Received) -> Reply {
+    parsed.refuse_ahead(at.time(), ingest.config.max_clock_skew_secs);
+    let Parsed { events, rejected, .. } = parsed;
     let messages: Vec<Message> = events
         .iter()
         .enumerate()
@@ -258,7 +255,18 @@ async fn enqueue<Q: Queue>(queue: &Q, parsed: Parsed, policy: Policy) -> Reply {
         })
         .collect();
     if !messages.is_empty() {
-        if let Err(err) = queue.send(&messages).await {
+        let sent = match at.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, ingest.queue.send(&messages))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(kairos_store::QueueError {
+                        failed: messages.iter().map(|m| m.id.clone()).collect(),
+                        reason: "the invocation's deadline came first".into(),
+                    })
+                }),
+            None => ingest.queue.send(&messages).await,
+        };
+        if let Err(err) = sent {
             tracing::error!(error = %err, "enqueueing failed; asking the sender to retry");
             return json_response(503, json!({"error": "could not enqueue events; retry the request"}));
         }

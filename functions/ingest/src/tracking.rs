@@ -23,10 +23,15 @@
 //! - `id` = `messageId` (required: every Segment library sets one; it is the dedupe key);
 //! - `contact` = `userId`, else `anon:<anonymousId>`; neither → the call is rejected. A
 //!   `userId` may not itself start with `anon:`. Numbers are accepted as ids (as text).
-//! - `at` = the first present of `timestamp`, `originalTimestamp`, `sentAt` (the call's, then
-//!   the batch's), `receivedAt`, each RFC 3339 with any offset (stored in UTC); none → the time
-//!   the request was received (as Segment's servers do). A present but unreadable one rejects
-//!   the call, naming the field. No clock-skew correction is applied.
+//! - `at` = the call's `timestamp` (else `originalTimestamp`), corrected for the client's
+//!   clock skew as Segment documents it: `timestamp = receivedAt - (sentAt - originalTimestamp)`
+//!   (<https://segment.com/docs/connections/spec/common/#timestamps>), where `receivedAt` is
+//!   when ingest received the request and `sentAt` the call's (else the batch's) `sentAt`.
+//!   Without `sentAt` the time is taken as sent; without either time field it is the receive
+//!   time. Each is RFC 3339 with any offset (stored in UTC); a present but unreadable one
+//!   rejects the call, naming the field. A body's own `receivedAt` is ignored: the receive
+//!   time is ingest's. The route then refuses a call dated (after correction) more than
+//!   `KAIROS_MAX_CLOCK_SKEW_SECS` after it was received, naming `at`.
 //! - `source` = `segment`;
 //! - `track` → `type` from [`NAMED_EVENTS`] when `event` is one of those names (compared
 //!   case-insensitively), else `track`; `name` = `event` either way;
@@ -61,13 +66,12 @@
 
 use aws_lambda_events::http::HeaderMap;
 use chrono::{DateTime, Utc};
+use kairos_event::strict::{self, Document, Step};
 use kairos_event::{Event, EventType, ANONYMOUS_PREFIX};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::providers::shared::{basic_credentials, key_matches};
-use crate::response::{json_response, unauthorized, Reply};
-use crate::webhook::{Parsed, Policy};
-use crate::IngestConfig;
+use crate::webhook::{NormalizeError, Parsed, Policy};
 
 /// Partial batches and unreadable bodies both get 400: neither library retries it.
 pub(crate) const POLICY: Policy = Policy {
@@ -162,39 +166,37 @@ pub struct Envelope<'a> {
     pub context: Option<&'a Map<String, Value>>,
     /// The batch's top-level `sentAt`.
     pub sent_at: Option<&'a Value>,
-    /// When the request was received: the time of a call that carries none.
+    /// When ingest received the request (Segment's `receivedAt`): the time of a
+    /// call that carries none, and the reference of the clock-skew correction.
     pub now: DateTime<Utc>,
 }
 
-/// Authorizes and parses one request on a tracking route (`now` in unix seconds).
+/// Authorizes and parses one request on a tracking route received at `now`.
 pub(crate) fn parse(
     route: Route,
     headers: &HeaderMap,
     body: &[u8],
-    config: &IngestConfig,
-    now: i64,
-) -> Result<Parsed, Reply> {
+    write_keys: &[String],
+    now: DateTime<Utc>,
+) -> Result<Parsed, NormalizeError> {
     let limit = match route {
         Route::One(_) => MAX_CALL_BYTES,
         Route::Batch => MAX_BATCH_BYTES,
     };
     if body.len() > limit {
-        return Err(json_response(
-            413,
-            json!({"error": format!("request body is {} bytes, over the {limit}-byte limit", body.len())}),
-        ));
+        return Err(NormalizeError::TooLarge(format!(
+            "request body is {} bytes, over the {limit}-byte limit",
+            body.len()
+        )));
     }
-    let value = serde_json::from_slice::<Value>(body);
-    if !authorized(headers, value.as_ref().ok(), &config.write_keys) {
-        return Err(unauthorized());
-    }
-    let mut map = match value {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(bad_request("expected a JSON object".into())),
-        Err(e) => return Err(bad_request(format!("body is not JSON: {e}"))),
+    let doc = strict::parse(body);
+    authorized(headers, doc.as_ref().ok().map(|d| &d.value), write_keys)?;
+    let mut doc = doc.map_err(|e| format!("body is not JSON: {e}"))?;
+    let mut map = match std::mem::take(&mut doc.value) {
+        Value::Object(map) => map,
+        _ => return Err("expected a JSON object".into()),
     };
     map.remove("writeKey");
-    let now = DateTime::from_timestamp(now, 0).unwrap_or_default();
     match route {
         Route::One(call) => {
             let envelope = Envelope {
@@ -203,24 +205,34 @@ pub(crate) fn parse(
                 now,
             };
             let mut parsed = Parsed::default();
-            parsed.push(0, message_id_of(&map), normalize(Some(call), map, &envelope));
+            let id = message_id_of(&map);
+            let result = match doc.duplicates.first() {
+                Some(duplicate) => Err(duplicate.message(0)),
+                None => normalize(Some(call), map, &envelope),
+            };
+            parsed.push(0, id, result);
             Ok(parsed)
         }
-        Route::Batch => batch(map, now),
+        Route::Batch => batch(map, &doc, now),
     }
 }
 
-/// Normalizes each call of a batch body.
-fn batch(mut map: Map<String, Value>, now: DateTime<Utc>) -> Result<Parsed, Reply> {
+/// Normalizes each call of a batch body; a key given twice refuses its call,
+/// or the body when it is in the batch's own fields.
+fn batch(mut map: Map<String, Value>, doc: &Document, now: DateTime<Utc>) -> Result<Parsed, NormalizeError> {
+    let in_call = |path: &[Step]| matches!(path, [Step::Key(k), Step::Index(_), ..] if k == "batch");
+    if let Some(duplicate) = doc.duplicates.iter().find(|d| !in_call(&d.path)) {
+        return Err(duplicate.message(0).into());
+    }
     let items = match map.remove("batch") {
         Some(Value::Array(items)) => items,
-        _ => return Err(bad_request("`batch` must be an array of calls".into())),
+        _ => return Err("`batch` must be an array of calls".into()),
     };
     if items.len() > MAX_BATCH_CALLS {
-        return Err(json_response(
-            413,
-            json!({"error": format!("batch has {} calls, over the limit of {MAX_BATCH_CALLS}", items.len())}),
-        ));
+        return Err(NormalizeError::TooLarge(format!(
+            "batch has {} calls, over the limit of {MAX_BATCH_CALLS}",
+            items.len()
+        )));
     }
     let envelope = Envelope {
         context: map.get("context").and_then(Value::as_object),
@@ -238,10 +250,13 @@ fn batch(mut map: Map<String, Value>, now: DateTime<Utc>) -> Result<Parsed, Repl
             Value::Object(call) => {
                 let id = message_id_of(&call);
                 let size = serde_json::to_vec(&call).map_or(0, |b| b.len()) + inherited;
-                let result = if size > MAX_CALL_BYTES {
-                    Err(format!("call is {size} bytes, over the {MAX_CALL_BYTES}-byte limit"))
-                } else {
-                    normalize(None, call, &envelope)
+                let duplicate = doc.item_duplicate(&[Step::Key("batch".into()), Step::Index(index)]);
+                let result = match duplicate {
+                    Some(duplicate) => Err(duplicate.message(2)),
+                    None if size > MAX_CALL_BYTES => {
+                        Err(format!("call is {size} bytes, over the {MAX_CALL_BYTES}-byte limit"))
+                    }
+                    None => normalize(None, call, &envelope),
                 };
                 (id, result)
             }
@@ -252,21 +267,21 @@ fn batch(mut map: Map<String, Value>, now: DateTime<Utc>) -> Result<Parsed, Repl
     Ok(parsed)
 }
 
-/// True if the basic-auth user name or the body's `writeKey` is a configured write key.
-fn authorized(headers: &HeaderMap, body: Option<&Value>, keys: &[String]) -> bool {
+/// Ok if the basic-auth user name or the body's `writeKey` is a configured write key;
+/// else why not (for the logs; never the key).
+fn authorized(headers: &HeaderMap, body: Option<&Value>, keys: &[String]) -> Result<(), NormalizeError> {
     if basic_user(headers).is_some_and(|user| key_matches(&user, keys)) {
-        return true;
+        return Ok(());
     }
     let in_body = body.and_then(|b| b.get("writeKey")).and_then(Value::as_str);
     if in_body.is_some_and(|key| key_matches(key.as_bytes(), keys)) {
-        return true;
+        return Ok(());
     }
     let how = match (basic_user(headers).is_some(), in_body.is_some()) {
         (false, false) => "no write key (neither basic auth nor a body writeKey)",
         _ => "unknown write key",
     };
-    tracing::warn!(reason = how, "rejected tracking request");
-    false
+    Err(NormalizeError::Unauthorized(how.into()))
 }
 
 /// The user name of an `Authorization: Basic` header (the bytes before the first colon).
@@ -275,10 +290,6 @@ fn basic_user(headers: &HeaderMap) -> Option<Vec<u8>> {
     let end = decoded.iter().position(|&b| b == b':').unwrap_or(decoded.len());
     decoded.truncate(end);
     Some(decoded)
-}
-
-fn bad_request(error: String) -> Reply {
-    json_response(400, json!({"error": error}))
 }
 
 /// A call's `messageId`, to name it in a rejection (if short enough to echo).
@@ -429,18 +440,24 @@ fn id_field(item: &Map<String, Value>, field: &str) -> Result<Option<String>, St
     Ok(Some(text).filter(|t| !t.is_empty()))
 }
 
-/// When the call happened: see the module docs for the order of fields.
+/// When the call happened: its `timestamp` (else `originalTimestamp`) corrected by
+/// `receivedAt - sentAt` (see the module docs); the receive time when it has none.
 fn event_time(item: &Map<String, Value>, envelope: &Envelope<'_>) -> Result<DateTime<Utc>, String> {
-    let candidates = [
-        ("timestamp", present(item.get("timestamp"))),
-        ("originalTimestamp", present(item.get("originalTimestamp"))),
-        ("sentAt", present(item.get("sentAt"))),
-        ("the batch's sentAt", present(envelope.sent_at)),
-        ("receivedAt", present(item.get("receivedAt"))),
-    ];
-    match candidates.into_iter().find_map(|(field, v)| v.map(|v| (field, v))) {
-        Some((field, value)) => rfc3339(field, value),
-        None => Ok(envelope.now),
+    let time = |field: &str, value: Option<&Value>| present(value).map(|v| rfc3339(field, v)).transpose();
+    let original = match time("timestamp", item.get("timestamp"))? {
+        Some(t) => Some(("timestamp", t)),
+        None => time("originalTimestamp", item.get("originalTimestamp"))?.map(|t| ("originalTimestamp", t)),
+    };
+    let sent = match time("sentAt", item.get("sentAt"))? {
+        Some(t) => Some(t),
+        None => time("the batch's sentAt", envelope.sent_at)?,
+    };
+    match (original, sent) {
+        (None, _) => Ok(envelope.now),
+        (Some((_, original)), None) => Ok(original),
+        (Some((field, original)), Some(sent)) => original
+            .checked_add_signed(envelope.now - sent)
+            .ok_or_else(|| format!("`{field}` corrected by `sentAt` to the receive time is out of range")),
     }
 }
 
@@ -460,85 +477,9 @@ fn rfc3339(field: &str, value: &Value) -> Result<DateTime<Utc>, String> {
         })
 }
 
-/// A call's context with its batch's context under it, read in place (not copied
-/// into each call): a value is the call's own when it has one, else the batch's,
-/// nested objects merged key by key.
-#[derive(Clone, Copy)]
-struct Context<'a> {
-    own: Option<&'a Map<String, Value>>,
-    batch: Option<&'a Map<String, Value>>,
-}
+mod context;
 
-impl<'a> Context<'a> {
-    /// The value at `path` in the merged context.
-    fn get(self, path: &[&str]) -> Option<&'a Value> {
-        let (key, rest) = path.split_first()?;
-        let own = self.own.and_then(|m| m.get(*key));
-        let batch = self.batch.and_then(|m| m.get(*key));
-        if rest.is_empty() {
-            return own.or(batch);
-        }
-        let own = match own {
-            Some(Value::Object(map)) => Some(map),
-            Some(_) => return None,
-            None => None,
-        };
-        Context {
-            own,
-            batch: batch.and_then(Value::as_object),
-        }
-        .get(rest)
-    }
-
-    /// The keys of the object at `key` in either context.
-    fn keys(self, key: &str) -> impl Iterator<Item = &'a String> {
-        let object = |m: Option<&'a Map<String, Value>>| m.and_then(|m| m.get(key)).and_then(Value::as_object);
-        object(self.own)
-            .into_iter()
-            .chain(object(self.batch))
-            .flat_map(Map::keys)
-    }
-}
-
-/// Removes and returns an object field; absent or null is empty, another type an error.
-fn take_object(item: &mut Map<String, Value>, field: &str) -> Result<Map<String, Value>, String> {
-    match item.remove(field) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(format!("`{field}` must be an object")),
-    }
-}
-
-/// Removes and returns a non-blank text field; leaves any other value in place.
-fn take_text(map: &mut Map<String, Value>, field: &str) -> Option<String> {
-    match map.get(field) {
-        Some(Value::String(s)) if !s.trim().is_empty() => match map.remove(field) {
-            Some(Value::String(s)) => Some(s),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn page_url(context: Context<'_>) -> Option<String> {
-    let url = context.get(&["page", "url"])?.as_str()?;
-    Some(url.to_string()).filter(|u| !u.trim().is_empty())
-}
-
-fn utm_campaign(context: Context<'_>) -> Option<String> {
-    let name = context.get(&["campaign", "name"])?.as_str()?;
-    Some(name.to_string()).filter(|n| !n.trim().is_empty())
-}
-
-/// `context.campaign` values other than `name` as `properties.utm_<key>`, unless set.
-fn add_utm(properties: &mut Map<String, Value>, context: Context<'_>) {
-    for key in context.keys("campaign").filter(|key| *key != "name") {
-        if let Some(value @ Value::String(_)) = context.get(&["campaign", key]) {
-            properties.entry(format!("utm_{key}")).or_insert_with(|| value.clone());
-        }
-    }
-}
+use context::{add_utm, page_url, take_object, take_text, utm_campaign, Context};
 
 #[cfg(test)]
-#[path = "tracking_tests.rs"]
 mod tests;

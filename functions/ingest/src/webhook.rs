@@ -1,13 +1,16 @@
-//! What every provider route implements: verify the request, then parse it.
+//! What every provider route implements ([`Webhook`]: verify the request), what
+//! every normalizer returns ([`Parsed`], or a [`NormalizeError`] with no HTTP in
+//! it), and the status codes a route answers with ([`Policy`]).
 //!
 //! The generic route ([`crate::handle`]) owns everything else: the size limit,
-//! one-time-token claims, enqueueing, and turning the outcome into the status
-//! code the provider's retry behaviour needs ([`Policy`]).
+//! one-time-token claims, the clock-skew bound, enqueueing, and turning the
+//! outcome into the status code the provider's retry behaviour needs.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use aws_lambda_events::http::{HeaderMap, Method};
+use chrono::{DateTime, Utc};
 use kairos_event::Event;
 use serde::Serialize;
 use serde_json::Value;
@@ -63,12 +66,32 @@ pub struct Verified {
 #[error("{0}")]
 pub struct Unauthorized(pub String);
 
+/// Why a request was not verified. The text goes to the logs only (it never
+/// contains a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The credential or signature is wrong, missing or replayed: 401, which
+    /// the sender should not retry.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The request could not be checked now (the SNS signing certificate could
+    /// not be fetched): 503, so the sender retries it.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<Unauthorized> for Refusal {
+    fn from(Unauthorized(reason): Unauthorized) -> Self {
+        Refusal::Unauthorized(reason)
+    }
+}
+
 /// The future returned by [`Webhook::verify`].
-pub type Verification<'a> = Pin<Box<dyn Future<Output = Result<Verified, Unauthorized>> + Send + 'a>>;
+pub type Verification<'a> = Pin<Box<dyn Future<Output = Result<Verified, Refusal>> + Send + 'a>>;
 
 /// An already-computed verification, for providers whose check needs no I/O.
 pub fn ready<'a>(result: Result<Verified, Unauthorized>) -> Verification<'a> {
-    Box::pin(std::future::ready(result))
+    Box::pin(std::future::ready(result.map_err(Refusal::from)))
 }
 
 /// As [`ready`], with the check's own error (which names no secret) as the log reason.
@@ -95,15 +118,74 @@ pub struct Parsed {
     pub events: Vec<Event>,
     /// Items that could not be normalized.
     pub rejected: Vec<Rejected>,
+    /// Each event's position in the request (parallel to `events`).
+    positions: Vec<usize>,
 }
 
 impl Parsed {
     /// Adds one item's outcome; `id` names the item in the report.
     pub fn push(&mut self, index: usize, id: Option<String>, result: Result<Event, String>) {
         match result {
-            Ok(event) => self.events.push(event),
+            Ok(event) => {
+                self.events.push(event);
+                self.positions.push(index);
+            }
             Err(error) => self.rejected.push(Rejected { index, id, error }),
         }
+    }
+
+    /// Moves every event dated more than `max_skew_secs` after `received` to the
+    /// rejected items, naming `at` ([`Event::check_not_ahead`]). Every route and
+    /// `kairos normalize` apply it to what they parsed.
+    pub fn refuse_ahead(&mut self, received: DateTime<Utc>, max_skew_secs: i64) {
+        let events = std::mem::take(&mut self.events);
+        let positions = std::mem::take(&mut self.positions);
+        for (event, index) in events.into_iter().zip(positions) {
+            match event.check_not_ahead(received, max_skew_secs) {
+                Ok(()) => {
+                    self.events.push(event);
+                    self.positions.push(index);
+                }
+                Err(err) => self.rejected.push(Rejected {
+                    index,
+                    id: Some(event.id),
+                    error: err.to_string(),
+                }),
+            }
+        }
+        self.rejected.sort_by_key(|r| r.index);
+    }
+}
+
+/// Why a request as a whole was not normalized. Carries no HTTP: the route
+/// maps each variant to the status its sender needs (see [`Policy`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NormalizeError {
+    /// The credential (API key, write key) is missing or wrong. The reason goes
+    /// to the logs only; the caller learns nothing more.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The route is not configured (no keys for it).
+    #[error("{0}")]
+    NotConfigured(String),
+    /// Nothing in the body can be read: not JSON, the wrong shape, a required
+    /// part missing; names what was expected.
+    #[error("{0}")]
+    Malformed(String),
+    /// The body is over a documented size or count limit.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl From<String> for NormalizeError {
+    fn from(reason: String) -> Self {
+        NormalizeError::Malformed(reason)
+    }
+}
+
+impl From<&str> for NormalizeError {
+    fn from(reason: &str) -> Self {
+        NormalizeError::Malformed(reason.to_string())
     }
 }
 
@@ -139,13 +221,6 @@ pub trait Webhook: Send + Sync {
 
     /// Checks the credential or signature (and the replay window) before the
     /// body is parsed beyond what the check needs. Comparisons are constant-time.
+    /// Parsing is the provider's entry in [`crate::providers::PROVIDERS`].
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a>;
-
-    /// Parses a verified request. `Err` means nothing in it could be read and names why.
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String>;
-
-    /// The status codes for partial and malformed requests.
-    fn policy(&self) -> Policy {
-        Policy::default()
-    }
 }

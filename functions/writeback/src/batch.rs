@@ -180,7 +180,7 @@ where
             }
             Ok(_) => {}
             Err(err) => {
-                tracing::error!(destination = dest.name(), contact, error = %err, "ledger read failed");
+                tracing::error!(destination = dest.name(), contact = %kairos_event::log::hashed(contact), error = %err, "ledger read failed");
                 current
                     .into_iter()
                     .for_each(|i| drop(ends.insert(i, Final::Pending(None))));
@@ -225,7 +225,7 @@ where
     L: DeliveryLedger,
     Q: DeadLetters,
 {
-    tracing::error!(destination = dest.name(), contact = %write.contact, version = write.version, reason, "permanent failure: dead-lettered");
+    tracing::error!(destination = dest.name(), contact = %kairos_event::log::hashed(&write.contact), version = write.version, reason, "permanent failure: dead-lettered");
     let attributes = [
         (DESTINATION_ATTRIBUTE.to_string(), dest.name().to_string()),
         (REASON_ATTRIBUTE.to_string(), reason.chars().take(1000).collect()),

@@ -210,7 +210,7 @@ impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
         self.finals[i] = Some(match outcome {
             Outcome::Written | Outcome::Skipped(_) => {
                 if let Outcome::Skipped(why) = &outcome {
-                    tracing::info!(destination = name, contact = %w.contact, version = w.version, why = %why, "skipped");
+                    tracing::info!(destination = name, contact = %kairos_event::log::hashed(&w.contact), version = w.version, why = %why, "skipped");
                 }
                 record(self.ledger, name, w).await;
                 Final::Done
@@ -218,7 +218,7 @@ impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
             Outcome::Permanent(reason) => Final::Dead(reason),
             Outcome::Retry { reason, after } => {
                 self.attempts[i] += 1;
-                tracing::warn!(destination = name, contact = %w.contact, attempt = self.attempts[i], reason = %reason, "retryable failure");
+                tracing::warn!(destination = name, contact = %kairos_event::log::hashed(&w.contact), attempt = self.attempts[i], reason = %reason, "retryable failure");
                 match self.dest.policy().backoff.wait(self.attempts[i], after) {
                     // Not settled yet: tried again after the wait.
                     Some(wait) if self.room(wait) => return Some(wait),
@@ -234,7 +234,7 @@ impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
 pub(crate) async fn record<L: DeliveryLedger>(ledger: &L, destination: &str, w: &Write) {
     let mark = ledger_mark(w.version, true);
     if let Err(err) = ledger.record(&ledger_key(destination, &w.contact), mark).await {
-        tracing::warn!(destination, contact = %w.contact, error = %err, "written but not recorded in the ledger");
+        tracing::warn!(destination, contact = %kairos_event::log::hashed(&w.contact), error = %err, "written but not recorded in the ledger");
     }
 }
 
@@ -243,7 +243,7 @@ async fn attempt<L: DeliveryLedger>(ledger: &L, destination: &str, writes: &[Wri
     let marks = writes.iter().map(|w| async move {
         let key = ledger_key(destination, &w.contact);
         if let Err(err) = ledger.record(&key, ledger_mark(w.version, false)).await {
-            tracing::warn!(destination, contact = %w.contact, error = %err, "attempt not recorded in the ledger");
+            tracing::warn!(destination, contact = %kairos_event::log::hashed(&w.contact), error = %err, "attempt not recorded in the ledger");
         }
     });
     futures_util::future::join_all(marks).await;

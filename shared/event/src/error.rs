@@ -27,6 +27,26 @@ pub enum EventError {
         /// What the event has (JSON, or `nothing`).
         found: String,
     },
+    /// A contact key (`contact`, `properties.anonymous_id`) cannot be a key;
+    /// the message never repeats the key.
+    #[error("field `{field}` {problem}")]
+    Key {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: crate::KeyError,
+    },
+    /// The event is dated further ahead of the time it was received than the
+    /// allowed clock skew (`KAIROS_MAX_CLOCK_SKEW_SECS`).
+    #[error("field `{field}` is {seconds} s ahead of the time the event was received; at most {max} s of clock skew is allowed")]
+    Ahead {
+        /// The field (`at`).
+        field: &'static str,
+        /// How far ahead, in seconds.
+        seconds: i64,
+        /// The allowed skew, in seconds.
+        max: i64,
+    },
     /// The serialized event exceeds [`crate::MAX_EVENT_BYTES`].
     #[error("event is {bytes} bytes, over the {max}-byte limit", max = crate::MAX_EVENT_BYTES)]
     TooLarge {
@@ -50,8 +70,8 @@ impl EventError {
         let message = text
             .strip_suffix(&format!(" at line {line} column {column}"))
             .unwrap_or(&text);
-        // An unknown field's message names it already.
-        let named = path == "." || message.contains(&format!("`{path}`"));
+        // An unknown field's message names it already, and so does a duplicate key's.
+        let named = path == "." || message.contains(&format!("`{path}`")) || message.starts_with("duplicate key `");
         let mut out = match named {
             true => message.to_string(),
             false => format!("`{path}`: {message}"),

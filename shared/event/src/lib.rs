@@ -5,6 +5,8 @@
 //! [`EventType`] (the closed list of kinds), [`EventError`] (why a JSON
 //! document is not a valid event, naming the field), and [`Transition`] (a
 //! segment entry or exit, the contract between evaluate and write-back).
+//! Contact keys are normalized in one place ([`key`]), and JSON is read
+//! strictly, a key given twice being an error ([`strict`]).
 //!
 //! ```
 //! use kairos_event::{Event, EventType};
@@ -18,11 +20,15 @@
 //! ```
 
 mod error;
+pub mod key;
 mod kind;
+pub mod log;
 mod message;
+pub mod strict;
 mod transition;
 
 pub use error::EventError;
+pub use key::{KeyError, MAX_CONTACT_BYTES};
 pub use kind::{EventType, UnknownEventType};
 pub use message::{EventsMessage, MessageError, WritebackMessage, EVENTS_FORMAT, WRITEBACK_FORMAT};
 pub use transition::{Change, Transition, Trigger};
@@ -52,7 +58,8 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 pub struct Event {
     /// Dedupe key, unique per source event (the provider's event id).
     pub id: String,
-    /// Contact key: the lowercased email for email events, else the user id.
+    /// Contact key: normalized by [`key::normalize_contact`] (an email address
+    /// lowercased, every key trimmed and in Unicode NFC).
     pub contact: String,
     /// What happened.
     #[serde(rename = "type")]
@@ -76,13 +83,29 @@ pub struct Event {
     /// The provider's message id, for email events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    /// Free-form event properties.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    /// Free-form event properties (a key given twice, at any depth, is refused).
+    #[serde(
+        default,
+        skip_serializing_if = "Map::is_empty",
+        deserialize_with = "strict_properties"
+    )]
     pub properties: Map<String, Value>,
-    /// Contact traits, for `contact.identified` events.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    /// Contact traits, for `contact.identified` events (a key given twice is refused).
+    #[serde(default, skip_serializing_if = "Map::is_empty", deserialize_with = "strict_traits")]
     pub traits: Map<String, Value>,
 }
+
+fn strict_properties<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+    strict::object("properties", d)
+}
+
+fn strict_traits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+    strict::object("traits", d)
+}
+
+/// The earliest and latest years an event may be dated in: RFC 3339 has four-digit years,
+/// and nothing Kairos tracks happened before the unix epoch.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
 
 /// The values of a `consent.changed` event's `properties.status`.
 const CONSENT_STATUSES: [&str; 4] = ["subscribed", "unsubscribed", "bounced", "complained"];
@@ -99,19 +122,31 @@ impl Event {
         event.validated()
     }
 
-    /// Converts an already-parsed JSON value into a validated event.
+    /// Converts an already-parsed JSON value into a validated event. The value's
+    /// objects can no longer show a key given twice: read untrusted text with
+    /// [`Event::from_json`] or [`strict::parse`].
     pub fn from_value(value: Value) -> Result<Event, EventError> {
         let event: Event = serde_path_to_error::deserialize(value).map_err(EventError::from_path)?;
         event.validated()
     }
 
-    /// Checks the rules serde cannot express and normalizes the contact key.
+    /// Checks the rules serde cannot express and normalizes the contact key
+    /// (and `properties.anonymous_id`) with [`key`].
     pub fn validated(mut self) -> Result<Event, EventError> {
         if self.id.trim().is_empty() {
             return Err(EventError::Empty { field: "id" });
         }
-        if self.contact.trim().is_empty() {
-            return Err(EventError::Empty { field: "contact" });
+        self.contact = key::normalize_contact(&self.contact).map_err(|problem| EventError::Key {
+            field: "contact",
+            problem,
+        })?;
+        self.normalize_anonymous_id()?;
+        if !YEARS.contains(&chrono::Datelike::year(&self.at)) {
+            return Err(EventError::Invalid {
+                field: "at",
+                expected: "a time in the years 1970 to 9999",
+                found: self.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            });
         }
         if self.source.trim().is_empty() {
             return Err(EventError::Empty { field: "source" });
@@ -134,10 +169,38 @@ impl Event {
                 });
             }
         }
-        if self.kind.is_email() {
-            self.contact = self.contact.trim().to_lowercase();
-        }
         Ok(self)
+    }
+
+    /// `properties.anonymous_id` becomes the key `anon:<id>`: a string, normalized as one.
+    fn normalize_anonymous_id(&mut self) -> Result<(), EventError> {
+        const FIELD: &str = "properties.anonymous_id";
+        let Some(value) = self.properties.get_mut("anonymous_id") else {
+            return Ok(());
+        };
+        let Value::String(id) = value else {
+            return Err(EventError::Invalid {
+                field: FIELD,
+                expected: "a string (the anonymous id to link)",
+                found: value.to_string().chars().take(40).collect(),
+            });
+        };
+        *id = key::normalize_anonymous_id(id).map_err(|problem| EventError::Key { field: FIELD, problem })?;
+        Ok(())
+    }
+
+    /// Refuses an event dated more than `max_skew_secs` after `received` (when it
+    /// was received): ingest checks it for every route and provider, evaluate again.
+    pub fn check_not_ahead(&self, received: DateTime<Utc>, max_skew_secs: i64) -> Result<(), EventError> {
+        let ahead = (self.at - received).num_seconds();
+        if ahead > max_skew_secs {
+            return Err(EventError::Ahead {
+                field: "at",
+                seconds: ahead,
+                max: max_skew_secs,
+            });
+        }
+        Ok(())
     }
 
     /// Serializes the event as compact JSON (the queue message body).

@@ -139,3 +139,102 @@ fn a_consent_change_needs_a_known_status() {
     let missing = consent("").unwrap_err().to_string();
     assert!(missing.ends_with("found nothing"), "{missing}");
 }
+
+#[test]
+fn times_outside_the_years_1970_to_9999_are_refused_naming_at() {
+    let at = |at: &str| {
+        parse(&format!(
+            r#"{{"id":"e","contact":"c","type":"page.viewed","at":"{at}","source":"s"}}"#
+        ))
+    };
+    let err = at("+10000-01-01T00:00:00Z").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "field `at` must be a time in the years 1970 to 9999, found +10000-01-01T00:00:00Z"
+    );
+    assert!(at("1969-12-31T23:59:59Z")
+        .unwrap_err()
+        .to_string()
+        .starts_with("field `at`"));
+    assert!(at("9999-12-31T23:59:59Z").is_ok() && at("1970-01-01T00:00:00Z").is_ok());
+}
+
+#[test]
+fn a_key_given_twice_is_refused_by_name_at_any_depth() {
+    let with = |rest: &str| {
+        parse(&format!(
+            r#"{{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s",{rest}}}"#
+        ))
+    };
+    let err = with(r#""properties":{"plan":"pro","plan":"free"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("duplicate key `properties.plan`"), "{err}");
+    let err = with(r#""traits":{"address":{"city":"A","city":"B"}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("duplicate key `traits.address.city`"), "{err}");
+    let err = with(r#""properties":{"list":[{"a":1,"a":1}]}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("duplicate key `properties.list[0].a`"), "{err}");
+    let err = with(r#""contact":"d""#).unwrap_err().to_string();
+    assert!(err.starts_with("duplicate field `contact`"), "{err}");
+    assert!(
+        with(r#""properties":{"a":{"x":1},"b":{"x":1}}"#).is_ok(),
+        "same key in two objects"
+    );
+}
+
+#[test]
+fn every_event_type_gets_one_contact_key() {
+    let consent = parse(
+        r#"{"id":"e","contact":" Ada@Example.COM ","type":"consent.changed","at":"2026-01-01T00:00:00Z",
+            "source":"postmark","properties":{"status":"unsubscribed"}}"#,
+    )
+    .unwrap();
+    assert_eq!(consent.contact, "ada@example.com");
+    let identified = parse(
+        r#"{"id":"e","contact":"Ada@Example.com","type":"contact.identified","at":"2026-01-01T00:00:00Z",
+            "source":"segment","properties":{"anonymous_id":" Visitor-1 "}}"#,
+    )
+    .unwrap();
+    assert_eq!(identified.contact, "ada@example.com");
+    assert_eq!(identified.properties["anonymous_id"], "Visitor-1");
+    let control =
+        parse(r#"{"id":"e","contact":"u\u0007","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}"#);
+    assert_eq!(
+        control.unwrap_err().to_string(),
+        "field `contact` has the control or invisible character U+0007 at character 1"
+    );
+    let number = parse(
+        r#"{"id":"e","contact":"u","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s","properties":{"anonymous_id":7}}"#,
+    );
+    assert!(number
+        .unwrap_err()
+        .to_string()
+        .starts_with("field `properties.anonymous_id` must be a string"));
+    let long = format!(
+        r#"{{"id":"e","contact":"{}","type":"page.viewed","at":"2026-01-01T00:00:00Z","source":"s"}}"#,
+        "x".repeat(60_000)
+    );
+    assert_eq!(
+        parse(&long).unwrap_err().to_string(),
+        "field `contact` is 60000 bytes, over the 512-byte limit for contact keys"
+    );
+}
+
+#[test]
+fn an_event_dated_beyond_the_skew_is_refused_naming_at() {
+    let event =
+        parse(r#"{"id":"e","contact":"c","type":"page.viewed","at":"2026-01-01T00:05:01Z","source":"s"}"#).unwrap();
+    let received = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let err = event.check_not_ahead(received, 300).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "field `at` is 301 s ahead of the time the event was received; at most 300 s of clock skew is allowed"
+    );
+    assert!(event.check_not_ahead(received, 301).is_ok());
+}

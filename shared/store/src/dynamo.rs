@@ -10,7 +10,7 @@
 //!   record and never expiring, raised by last writer wins;
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `lookup#<key>`: `value` (S), `expires_at` (N) (`dynamo_lookup.rs`);
-//! - `claim#<key>`: `expires_at` (N), a one-time webhook token.
+//! - `claim#<key>`: `expires_at` (N) and `state` (S, `pending` or `done`), a one-time webhook token.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -19,7 +19,7 @@ use kairos_state::{CodecError, Consent, ContactState, LEDGER_TTL_SECS, STATE_FOR
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Claims, ContactStore, DeliveryLedger, StoreError, StoredContact};
+use crate::{Claimed, Claims, ContactStore, DeliveryLedger, StoreError, StoredContact};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -337,24 +337,38 @@ impl DynamoClaims {
 }
 
 impl Claims for DynamoClaims {
-    async fn claim(&self, id: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn claim(&self, id: &str, pending_until: i64, now: i64) -> Result<Claimed, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", key("claim", id))
-            .item("expires_at", n(expires_at))
+            .item("expires_at", n(pending_until))
+            .item("state", AttributeValue::S(PENDING.into()))
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Claimed::Fresh),
             Err(err) => match err.into_service_error() {
-                e if e.is_conditional_check_failed_exception() => Ok(false),
+                e if e.is_conditional_check_failed_exception() => self.held(id).await,
                 e => Err(backend(e)),
             },
         }
+    }
+
+    async fn confirm(&self, id: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", key("claim", id))
+            .item("expires_at", n(expires_at))
+            .item("state", AttributeValue::S(DONE.into()))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn release(&self, id: &str) -> Result<(), StoreError> {
@@ -366,6 +380,36 @@ impl Claims for DynamoClaims {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+/// `state` of a claim whose request is still enqueueing.
+const PENDING: &str = "pending";
+/// `state` of a claim whose request's events are enqueued.
+const DONE: &str = "done";
+
+impl DynamoClaims {
+    /// What holds a claim that could not be taken. A claim written before
+    /// claims had a `state` was taken after its events were enqueued: done.
+    async fn held(&self, id: &str) -> Result<Claimed, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", key("claim", id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let state = out
+            .item()
+            .and_then(|item| item.get("state"))
+            .and_then(|v| v.as_s().ok());
+        Ok(match (out.item(), state.map(String::as_str)) {
+            // Released between the two requests: its holder failed; retry soon.
+            (None, _) | (Some(_), Some(PENDING)) => Claimed::Pending,
+            (Some(_), _) => Claimed::Done,
+        })
     }
 }
 

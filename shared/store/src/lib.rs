@@ -7,8 +7,8 @@
 //! - [`Queue`]: send message batches ([`SqsQueue`] / [`MemoryQueue`]);
 //! - [`DeliveryLedger`]: the highest state version delivered per key, so a repeated
 //!   or stale transition is dropped ([`DynamoLedger`] / [`MemoryLedger`]);
-//! - [`Claims`]: one-time webhook tokens recorded so a replay is refused
-//!   ([`DynamoClaims`] / [`MemoryClaims`]);
+//! - [`Claims`]: one-time webhook tokens, pending then confirmed, so a replay is
+//!   refused but a retry after a crash is not ([`DynamoClaims`] / [`MemoryClaims`]);
 //! - [`Lookups`]: small cached answers of other systems, such as a CRM's record
 //!   ids for an email ([`DynamoLookups`] / [`MemoryLookups`]);
 //! - [`DeadLetters`] and [`Redelivery`]: a message sent to a dead-letter queue
@@ -56,7 +56,7 @@ pub use memory::{
     MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue, MemoryRedelivery,
 };
 #[cfg(feature = "aws")]
-pub use secret::{parameters_under, resolve_secret, SecretError};
+pub use secret::{init_log_hashing, parameters_under, resolve_secret, SecretError};
 #[cfg(feature = "aws")]
 pub use sqs::SqsQueue;
 
@@ -203,11 +203,34 @@ pub trait DeliveryLedger: Send + Sync {
     fn record(&self, key: &str, version: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// One-time values (webhook tokens, message ids), each accepted once until it expires.
+/// What [`Claims::claim`] found for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    /// The key was free (or expired): it is now recorded as pending.
+    Fresh,
+    /// Another request holds it as pending: its events may not be enqueued yet.
+    Pending,
+    /// A request holding it was confirmed: its events were enqueued.
+    Done,
+}
+
+/// One-time values (webhook tokens, message ids), each accepted once until it
+/// expires. A request first claims its values as *pending* for a short time,
+/// enqueues its events, then confirms them: a request that dies in between
+/// leaves only a pending claim, which expires soon, so the sender's retry is
+/// accepted rather than answered as a repeat (and its events lost).
 pub trait Claims: Send + Sync {
-    /// Records `key` until `expires_at` (unix seconds): true if this is its first
-    /// use, false if it is already recorded and not yet expired at `now`.
-    fn claim(&self, key: &str, expires_at: i64, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records `key` as pending until `pending_until` (unix seconds) unless it is
+    /// recorded and not yet expired at `now`; says what it found.
+    fn claim(
+        &self,
+        key: &str,
+        pending_until: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
+
+    /// Marks a claimed `key` done until `expires_at`: its request's events are enqueued.
+    fn confirm(&self, key: &str, expires_at: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Forgets `key`, so a request whose events could not be enqueued can be retried.
     fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use kairos_state::Consent;
 
 use crate::{
-    Attribute, Claims, ContactStore, DeadLetters, DeliveryLedger, Lookups, Message, Queue, QueueError, Redelivery,
-    StoreError, StoredContact,
+    Attribute, Claimed, Claims, ContactStore, DeadLetters, DeliveryLedger, Lookups, Message, Queue, QueueError,
+    Redelivery, StoreError, StoredContact,
 };
 
 /// Contact records in a map, with the same conditional-write rules as
@@ -122,21 +122,29 @@ impl DeliveryLedger for MemoryLedger {
     }
 }
 
-/// Claimed keys and their expiry in a map.
+/// Claimed keys, their expiry and whether they are confirmed, in a map.
 #[derive(Debug, Default)]
 pub struct MemoryClaims {
-    keys: Mutex<HashMap<String, i64>>,
+    keys: Mutex<HashMap<String, (i64, bool)>>,
 }
 
 impl Claims for MemoryClaims {
-    async fn claim(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn claim(&self, key: &str, pending_until: i64, now: i64) -> Result<Claimed, StoreError> {
         let mut keys = lock(&self.keys);
-        keys.retain(|_, expiry| *expiry >= now);
-        if keys.contains_key(key) {
-            return Ok(false);
+        keys.retain(|_, (expiry, _)| *expiry >= now);
+        match keys.get(key) {
+            Some((_, true)) => Ok(Claimed::Done),
+            Some((_, false)) => Ok(Claimed::Pending),
+            None => {
+                keys.insert(key.to_string(), (pending_until, false));
+                Ok(Claimed::Fresh)
+            }
         }
-        keys.insert(key.to_string(), expires_at);
-        Ok(true)
+    }
+
+    async fn confirm(&self, key: &str, expires_at: i64) -> Result<(), StoreError> {
+        lock(&self.keys).insert(key.to_string(), (expires_at, true));
+        Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {

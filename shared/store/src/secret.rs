@@ -81,6 +81,21 @@ fn variable_name(relative: &str) -> String {
     format!("KAIROS_{upper}")
 }
 
+/// Sets the key of the hashes that stand for contacts in this function's logs
+/// ([`kairos_event::log`]) from `KAIROS_LOG_HASH_KEY` (a value, or `ssm:<name>`);
+/// unset, each process draws a random key. Called once at cold start.
+pub async fn init_log_hashing(aws: &aws_config::SdkConfig) -> Result<(), SecretError> {
+    let key = match std::env::var("KAIROS_LOG_HASH_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    {
+        Some(value) => Some(resolve_secret(&value, &Client::new(aws)).await?),
+        None => None,
+    };
+    kairos_event::log::init(key.as_deref());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

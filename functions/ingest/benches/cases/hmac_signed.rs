@@ -50,8 +50,14 @@ pub fn mailgun() -> Case {
         "signature": {"timestamp": NOW.to_string(), "token": token, "signature": signature},
         "event-data": fixture(include_str!("../../../../tests/fixtures/esp/mailgun_opened.json")),
     });
-    let hook = Arc::new(mailgun::Mailgun::new(KEY, 300));
-    case("mailgun", hook, HeaderMap::new(), body.to_string().into_bytes())
+    let hook = Arc::new(mailgun::Mailgun::new(KEY, USER_PASSWORD, 300));
+    let basic = basic();
+    case(
+        "mailgun",
+        hook,
+        headers(&[("authorization", &basic)]),
+        body.to_string().into_bytes(),
+    )
 }
 
 /// Postmark: basic auth.

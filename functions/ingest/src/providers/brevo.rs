@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::shared::{basic_auth_matches, bearer_matches, credential, derived_id, finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{ready, NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
 
 /// The Brevo route, configured with its token or `user:password`.
 #[derive(Clone)]
@@ -59,31 +59,25 @@ impl Webhook for Brevo {
             false => Err(Unauthorized("missing or wrong Authorization (bearer or basic)".into())),
         })
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// Brevo retries only 429 (and unanswered requests); any other 4xx stops the
-    /// retries and discards the request: <https://developers.brevo.com/docs/retry-mechanism>.
-    /// An unreadable body gets 400 (not resent). A partial batch gets 200: its good
-    /// events are enqueued, and 200 is safe whatever Brevo does with other codes
-    /// (the page's wording about 5xx is ambiguous); the bad items are named in the reply.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 400,
-        }
-    }
 }
 
+/// Brevo retries only 429 (and unanswered requests); any other 4xx stops the
+/// retries and discards the request: <https://developers.brevo.com/docs/retry-mechanism>.
+/// An unreadable body gets 400 (not resent). A partial batch gets 200: its good
+/// events are enqueued, and 200 is safe whatever Brevo does with other codes
+/// (the page's wording about 5xx is ambiguous); the bad items are named in the reply.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 400,
+};
+
 /// Parses a Brevo webhook body: one event object or an array of them.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let items = json_items(req.body, true, "expected a Brevo event object or an array of them")?;
     let mut parsed = Parsed::default();
-    for (index, item) in items.iter().enumerate() {
-        let result = normalize(item);
+    for (index, item) in items.into_iter().enumerate() {
+        let result = item.and_then(|item| normalize(&item));
         let id = result.as_ref().ok().map(|e| e.id.clone());
         parsed.push(index, id, result);
     }
@@ -175,5 +169,4 @@ fn kind_of(name: &str) -> Option<(EventType, bool)> {
 }
 
 #[cfg(test)]
-#[path = "brevo_tests.rs"]
 mod tests;

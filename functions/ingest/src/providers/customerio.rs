@@ -21,7 +21,7 @@ use sha2::Sha256;
 use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{checked, Parsed, Policy, Request, Verification, Verified, Webhook};
+use crate::webhook::{checked, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-cio-signature";
 const TIMESTAMP_HEADER: &str = "x-cio-timestamp";
@@ -118,33 +118,35 @@ impl Webhook for CustomerIo {
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
         checked(self.check(req, now))
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// Customer.io retries any non-2xx (400 included) for up to seven days and holds
-    /// back every later webhook call until the failed one succeeds
-    /// (<https://docs.customer.io/api/webhooks/>, "Timeouts and failures"). A body we
-    /// cannot use will never become usable, so answering 4xx would only stall the good
-    /// events behind it: partial and malformed requests both get 200 (the reasons are
-    /// in the response body and the logs).
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 200,
-        }
-    }
 }
 
+/// Customer.io retries any non-2xx (400 included) for up to seven days and holds
+/// back every later webhook call until the failed one succeeds
+/// (<https://docs.customer.io/api/webhooks/>, "Timeouts and failures"). A body we
+/// cannot use will never become usable, so answering 4xx would only stall the good
+/// events behind it: partial and malformed requests both get 200 (the reasons are
+/// in the response body and the logs).
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 200,
+};
+
 /// Parses a Customer.io reporting webhook body: one event object (or an array of them).
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let items = json_items(req.body, true, "expected a Customer.io event object")?;
     let mut parsed = Parsed::default();
-    for (index, item) in items.iter().enumerate() {
-        let id = item.get("event_id").and_then(Value::as_str).map(str::to_string);
-        parsed.push(index, id, normalize(item));
+    for (index, item) in items.into_iter().enumerate() {
+        let id = item
+            .as_ref()
+            .ok()
+            .and_then(|i| i.get("event_id"))
+            .and_then(Value::as_str);
+        parsed.push(
+            index,
+            id.map(str::to_string),
+            item.as_ref().map_err(Clone::clone).and_then(normalize),
+        );
     }
     Ok(parsed)
 }
@@ -174,7 +176,6 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
         .filter(|r| r.contains('@'))
         .or_else(|| text(identifiers, "email"))
         .or_else(|| text(data, "email_address"))
-        .map(|address| address.trim().to_lowercase())
         .ok_or("no email address: expected `data.recipient` or `data.identifiers.email`")?;
     let mut properties: Map<String, Value> = data
         .iter()
@@ -253,5 +254,4 @@ fn kind_of(object_type: &str, metric: &str) -> Result<(EventType, Option<&'stati
 }
 
 #[cfg(test)]
-#[path = "customerio_tests.rs"]
 mod tests;

@@ -2,10 +2,15 @@
 //!
 //! The body is `{"signature": {"timestamp", "token", "signature"}, "event-data": {...}}`.
 //! The signature is HMAC-SHA256, keyed with the account's HTTP webhook signing key,
-//! over `timestamp + token`; it does NOT cover `event-data`. So the check also
-//! requires the timestamp to be within the replay window and returns the token as
-//! a one-time [`Claim`]: a second request with the same signature block (replayed,
-//! or with swapped `event-data`) is refused by the route.
+//! over `timestamp + token`; it does NOT cover `event-data`. Anyone holding a fresh
+//! signature block (any other receiver of the same account's webhooks) could attach
+//! any event data to it, so a second factor is required: HTTP basic auth, from
+//! credentials in the webhook URL (`https://user:password@host/webhooks/mailgun`;
+//! Mailgun sends them as an `Authorization: Basic` header, as django-anymail's
+//! Mailgun guide relies on), checked in constant time against
+//! `KAIROS_MAILGUN_BASIC_AUTH`. The check also requires the timestamp to be within
+//! the replay window and returns the token as a one-time [`Claim`]: a second request
+//! with the same signature block (replayed, or with swapped `event-data`) is refused.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -14,10 +19,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::shared::{finish, from_float_seconds};
+use super::shared::{basic_auth_matches, finish, from_float_seconds, strict_json};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{checked, Claim, Parsed, Policy, Request, Verification, Verified, Webhook};
+use crate::webhook::{checked, Claim, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 /// Why a Mailgun request's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +42,9 @@ pub enum SignatureError {
     /// The signature does not verify with the configured key.
     #[error("signature does not verify")]
     Invalid,
+    /// The basic-auth credentials (the second factor) are missing or wrong.
+    #[error("missing or wrong basic auth (the credentials in the webhook URL)")]
+    BasicAuth,
 }
 
 /// The `signature` object of a Mailgun webhook body.
@@ -103,10 +111,12 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The Mailgun route, configured with the HTTP webhook signing key.
+/// The Mailgun route, configured with the HTTP webhook signing key and the
+/// basic-auth credentials of its URL.
 #[derive(Clone)]
 pub struct Mailgun {
     key: Vec<u8>,
+    user_password: String,
     window_secs: i64,
 }
 
@@ -119,15 +129,19 @@ impl std::fmt::Debug for Mailgun {
 }
 
 impl Mailgun {
-    /// Verifies with `signing_key`, accepting timestamps within `window_secs` of now.
-    pub fn new(signing_key: &str, window_secs: i64) -> Mailgun {
+    /// Verifies basic auth `user_password` (`user:password`), then the signature
+    /// with `signing_key`, accepting timestamps within `window_secs` of now.
+    pub fn new(signing_key: &str, user_password: &str, window_secs: i64) -> Mailgun {
         Mailgun {
             key: signing_key.as_bytes().to_vec(),
+            user_password: user_password.to_string(),
             window_secs,
         }
     }
 
-    /// Built from `secret` (`KAIROS_MAILGUN_SECRET`: the HTTP webhook signing key).
+    /// Built from `secret` (`KAIROS_MAILGUN_SECRET`: the HTTP webhook signing key)
+    /// and `basic_auth` (`KAIROS_MAILGUN_BASIC_AUTH`: the `user:password` of the
+    /// webhook URL), both required: the signature alone does not cover the body.
     pub fn build(settings: &Settings) -> Result<Option<Mailgun>, ConfigError> {
         let Some(secret) = &settings.secret else {
             return Ok(None);
@@ -139,10 +153,27 @@ impl Mailgun {
                 reason: "expected the HTTP webhook signing key (one word, no spaces)".into(),
             });
         }
-        Ok(Some(Mailgun::new(key, settings.replay_window_secs)))
+        let auth = settings.basic_auth.as_deref().map(str::trim).unwrap_or_default();
+        let usable = auth.len() >= 8
+            && auth
+                .split_once(':')
+                .is_some_and(|(user, pass)| !user.is_empty() && !pass.is_empty());
+        if !usable {
+            return Err(ConfigError::Invalid {
+                name: Settings::variable("mailgun", "BASIC_AUTH"),
+                reason: "required with KAIROS_MAILGUN_SECRET: `user:password` (at least 8 characters), \
+                         the credentials of the webhook URL https://user:password@<host>/webhooks/mailgun \
+                         (Mailgun's signature does not cover the event data; see docs/providers/mailgun.md)"
+                    .into(),
+            });
+        }
+        Ok(Some(Mailgun::new(key, auth, settings.replay_window_secs)))
     }
 
     fn check(&self, req: &Request<'_>, now: i64) -> Result<Verified, SignatureError> {
+        if !basic_auth_matches(req.header("authorization"), &self.user_password) {
+            return Err(SignatureError::BasicAuth);
+        }
         let envelope: Envelope = serde_json::from_slice(req.body).map_err(|_| SignatureError::Missing)?;
         let claim = verify(&self.key, &envelope.signature, now, self.window_secs)?;
         Ok(Verified {
@@ -160,28 +191,22 @@ impl Webhook for Mailgun {
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
         checked(self.check(req, now))
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// Mailgun retries every answer but 200 and 406 for 8 hours, and stops on 406
-    /// ("Not Acceptable": the POST is rejected, no retry):
-    /// <https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-retries>.
-    /// A request carries one event, so an unreadable one will never become readable:
-    /// 406 stops the pointless retries. There is no partial case; 200 if one arises.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 406,
-        }
-    }
 }
 
+/// Mailgun retries every answer but 200 and 406 for 8 hours, and stops on 406
+/// ("Not Acceptable": the POST is rejected, no retry):
+/// <https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-retries>.
+/// A request carries one event, so an unreadable one will never become readable:
+/// 406 stops the pointless retries. There is no partial case; 200 if one arises.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 406,
+};
+
 /// Parses a Mailgun webhook body: one event in `event-data`.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
-    let body: Value = serde_json::from_slice(req.body).map_err(|e| format!("body is not JSON: {e}"))?;
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
+    let body = strict_json(req.body)?;
     let data = body
         .get("event-data")
         .filter(|d| d.is_object())
@@ -275,5 +300,4 @@ fn kind_of(obj: &Map<String, Value>) -> Result<EventType, String> {
 }
 
 #[cfg(test)]
-#[path = "mailgun_tests.rs"]
 mod tests;

@@ -21,10 +21,10 @@ use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::shared::finish;
+use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{checked, Parsed, Policy, Request, Verification, Verified, Webhook};
+use crate::webhook::{checked, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-mandrill-signature";
 /// The form parameter that carries the JSON array of events.
@@ -130,44 +130,45 @@ impl Webhook for Mandrill {
     fn verify<'a>(&'a self, req: &'a Request<'a>, _now: i64) -> Verification<'a> {
         checked(self.check(req))
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// Mandrill retries a batch that gets a non-2xx answer
-    /// (<https://mandrill.zendesk.com/hc/en-us/articles/205583277>), so a batch with
-    /// some bad events must get 200 or its good events would be resent. A batch with
-    /// nothing usable gets 400: its retries resend nothing good.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 400,
-        }
-    }
 }
 
+/// Mandrill retries a batch that gets a non-2xx answer
+/// (<https://mandrill.zendesk.com/hc/en-us/articles/205583277>), so a batch with
+/// some bad events must get 200 or its good events would be resent. A batch with
+/// nothing usable gets 400: its retries resend nothing good.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 400,
+};
+
 /// Parses a Mandrill webhook body: form-encoded `mandrill_events`, a JSON array.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+/// A form parameter given twice refuses the body, and a key given twice refuses its event.
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let params = form_params(req.body);
+    let mut names = std::collections::HashSet::with_capacity(params.len());
+    if let Some((name, _)) = params.iter().find(|(name, _)| !names.insert(name.as_str())) {
+        return Err(format!("form parameter `{name}` is given twice: a parameter may be given only once").into());
+    }
     let json = params
         .iter()
         .find(|(k, _)| k == EVENTS_PARAM)
         .map(|(_, v)| v)
         .ok_or("missing form parameter `mandrill_events`")?;
-    let items = match serde_json::from_str::<Value>(json) {
-        Ok(Value::Array(items)) => items,
-        Ok(_) => return Err("`mandrill_events` is not a JSON array".into()),
-        Err(e) => return Err(format!("`mandrill_events` is not JSON: {e}")),
-    };
+    let items = json_items(json.as_bytes(), false, "`mandrill_events` is not a JSON array")
+        .map_err(|e| e.replace("body is not JSON", "`mandrill_events` is not JSON"))?;
     let mut parsed = Parsed::default();
-    for (index, item) in items.iter().enumerate() {
-        if is_skipped(item) {
-            continue;
-        }
+    for (index, item) in items.into_iter().enumerate() {
+        let item = match item {
+            Ok(item) if is_skipped(&item) => continue,
+            Ok(item) => item,
+            Err(duplicate) => {
+                parsed.push(index, None, Err(duplicate));
+                continue;
+            }
+        };
         let id = item.get("_id").and_then(Value::as_str).map(str::to_string);
-        parsed.push(index, id, normalize(item));
+        parsed.push(index, id, normalize(&item));
     }
     Ok(parsed)
 }
@@ -284,5 +285,4 @@ fn kind_of(event: &str) -> Option<EventType> {
 }
 
 #[cfg(test)]
-#[path = "mandrill_tests.rs"]
 mod tests;

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use kairos_event::{Event, EventType};
 use serde_json::{json, Map, Value};
 
-use super::shared::{basic_auth_matches, credential, derived_id, finish, from_rfc3339, secret_matches};
+use super::shared::{basic_auth_matches, credential, derived_id, finish, from_rfc3339, secret_matches, strict_json};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{ready, NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
 
 /// The custom header Postmark can be told to send with the secret.
 pub const SECRET_HEADER: &str = "x-kairos-webhook-secret";
@@ -68,29 +68,23 @@ impl Webhook for Postmark {
             )),
         })
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// Postmark retries every answer but 200 (10 times over about 10.5 hours) and
-    /// stops at once on 403 Forbidden:
-    /// <https://postmarkapp.com/support/article/understanding-inbound-webhook-retries-in-postmark>
-    /// (the article describes inbound webhooks; the outbound ones are documented to
-    /// retry the same way). One event per request: an unreadable one never becomes
-    /// readable, so 403 stops the retries. There is no partial case; 200 if one arises.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 403,
-        }
-    }
 }
 
+/// Postmark retries every answer but 200 (10 times over about 10.5 hours) and
+/// stops at once on 403 Forbidden:
+/// <https://postmarkapp.com/support/article/understanding-inbound-webhook-retries-in-postmark>
+/// (the article describes inbound webhooks; the outbound ones are documented to
+/// retry the same way). One event per request: an unreadable one never becomes
+/// readable, so 403 stops the retries. There is no partial case; 200 if one arises.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 403,
+};
+
 /// Parses a Postmark webhook body: one record, dispatched by `RecordType`.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
-    let item: Value = serde_json::from_slice(req.body).map_err(|e| format!("body is not JSON: {e}"))?;
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
+    let item = strict_json(req.body)?;
     if !item.is_object() {
         return Err("expected one Postmark event object".into());
     }
@@ -225,5 +219,4 @@ fn subscription_change(obj: &Map<String, Value>) -> Result<(EventType, Option<&'
 }
 
 #[cfg(test)]
-#[path = "postmark_tests.rs"]
 mod tests;

@@ -20,10 +20,10 @@ use kairos_event::{Event, EventType};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::shared::finish;
+use super::shared::{finish, strict_json};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{checked, Claim, Parsed, Policy, Request, Verification, Verified, Webhook};
+use crate::webhook::{checked, Claim, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 /// Header names: Svix's, then the Standard Webhooks ones.
 const HEADER_SETS: [[&str; 3]; 2] = [
@@ -173,37 +173,31 @@ impl Webhook for Resend {
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
         checked(self.check(req, now))
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// Svix retries every non-2xx answer on a schedule over about 28 hours
-    /// (<https://resend.com/docs/webhooks/retries-and-replays>): a message with some
-    /// bad recipients gets 200 so its good ones are not resent. An unusable message
-    /// gets 400; its retries (with the same svix-id) are acknowledged as repeats.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 400,
-        }
-    }
 }
 
+/// Svix retries every non-2xx answer on a schedule over about 28 hours
+/// (<https://resend.com/docs/webhooks/retries-and-replays>): a message with some
+/// bad recipients gets 200 so its good ones are not resent. An unusable message
+/// gets 400; its retries (with the same svix-id) are acknowledged as repeats.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 400,
+};
+
 /// Parses a Resend webhook body: one event, one canonical event per recipient (ids from `svix-id`).
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let message_id = SvixHeaders::from_request(req)
         .map(|h| h.id)
         .ok_or("missing svix-id header")?;
-    let body: Value = serde_json::from_slice(req.body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let body = strict_json(req.body)?;
     normalize(&body, message_id)
 }
 
 /// Maps one Resend event to canonical events, one per recipient. `message_id` is the
 /// `svix-id` header. Kinds that are not about a recipient's email (`contact.*`,
 /// `domain.*`, `email.received`, `email.scheduled`, `email.queued`) give no events.
-pub fn normalize(body: &Value, message_id: &str) -> Result<Parsed, String> {
+pub fn normalize(body: &Value, message_id: &str) -> Result<Parsed, NormalizeError> {
     let obj = body.as_object().ok_or("expected a JSON object")?;
     let kind_name = obj
         .get("type")
@@ -325,5 +319,4 @@ fn kind_of(kind: &str) -> Option<EventType> {
 }
 
 #[cfg(test)]
-#[path = "resend_tests.rs"]
 mod tests;

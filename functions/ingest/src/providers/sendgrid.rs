@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::shared::{finish, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{checked, Parsed, Policy, Request, Verification, Verified, Webhook};
+use crate::webhook::{checked, NormalizeError, Parsed, Policy, Request, Verification, Verified, Webhook};
 
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
@@ -104,14 +104,6 @@ impl Webhook for SendGrid {
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
         checked(self.check(req, now))
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    fn policy(&self) -> Policy {
-        POLICY
-    }
 }
 
 /// SendGrid retries any non-2xx for 24 hours, so a batch with some bad events
@@ -124,12 +116,20 @@ pub const POLICY: Policy = Policy {
 };
 
 /// Parses a SendGrid request body: a JSON array of events.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let items = json_items(req.body, false, "expected a JSON array of SendGrid events")?;
     let mut parsed = Parsed::default();
-    for (index, item) in items.iter().enumerate() {
-        let id = item.get("sg_event_id").and_then(Value::as_str).map(str::to_string);
-        parsed.push(index, id, normalize(item));
+    for (index, item) in items.into_iter().enumerate() {
+        let id = item
+            .as_ref()
+            .ok()
+            .and_then(|i| i.get("sg_event_id"))
+            .and_then(Value::as_str);
+        parsed.push(
+            index,
+            id.map(str::to_string),
+            item.as_ref().map_err(Clone::clone).and_then(normalize),
+        );
     }
     Ok(parsed)
 }
@@ -176,8 +176,7 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
     }
     let event = Event {
         id: required("sg_event_id")?,
-        // Lowercased here too: `validated` lowercases only `email.*` kinds.
-        contact: required("email")?.trim().to_lowercase(),
+        contact: required("email")?,
         kind,
         name: None,
         at,
@@ -220,3 +219,6 @@ fn kind_of(event: &str) -> Option<EventType> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests;

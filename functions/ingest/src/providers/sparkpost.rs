@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::shared::{basic_auth_matches, credential, finish, invalid_credential, json_items};
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{ready, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{ready, NormalizeError, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
 
 /// The SparkPost route, configured with its basic-auth `user:password`.
 #[derive(Clone)]
@@ -63,36 +63,37 @@ impl Webhook for SparkPost {
         let reply = is_test_batch(req.body).then(|| (200, json!({"accepted": 0, "rejected": 0})));
         ready(Ok(Verified { claims: vec![], reply }))
     }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// SparkPost retries any batch not answered 200 for 8 hours, then discards it:
-    /// <https://developers.sparkpost.com/api/webhooks/>. A partial batch gets 200 so
-    /// its good events are not resent (and its bad ones not retried for nothing).
-    /// An unreadable body gets 400: it shows as failed in SparkPost's batch status, and
-    /// the 8 hours of retries let a fixed deployment still take it.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 400,
-        }
-    }
 }
 
+/// SparkPost retries any batch not answered 200 for 8 hours, then discards it:
+/// <https://developers.sparkpost.com/api/webhooks/>. A partial batch gets 200 so
+/// its good events are not resent (and its bad ones not retried for nothing).
+/// An unreadable body gets 400: it shows as failed in SparkPost's batch status, and
+/// the 8 hours of retries let a fixed deployment still take it.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 400,
+};
+
 /// Parses a SparkPost webhook body: an array of `msys` events.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let items = json_items(req.body, false, "expected a JSON array of SparkPost events")?;
     let mut parsed = Parsed::default();
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in items.into_iter().enumerate() {
+        let item = match item {
+            Ok(item) => item,
+            Err(duplicate) => {
+                parsed.push(index, None, Err(duplicate));
+                continue;
+            }
+        };
         let result = match item.get("msys") {
             // The creation test's empty items carry no event: nothing to accept or reject.
             Some(Value::Object(msys)) if msys.is_empty() => continue,
-            _ => normalize(item),
+            _ => normalize(&item),
         };
-        let id = item_event(item)
+        let id = item_event(&item)
             .and_then(|(_, e)| e.get("event_id"))
             .and_then(Value::as_str);
         parsed.push(index, id.map(str::to_string), result);
@@ -214,5 +215,4 @@ fn bounce(obj: &Map<String, Value>) -> Kind {
 }
 
 #[cfg(test)]
-#[path = "sparkpost_tests.rs"]
 mod tests;

@@ -1,6 +1,9 @@
 //! SNS signing certificates: which URLs may be fetched, how they are fetched
 //! (HTTPS only, no redirects, short timeout) and the per-URL in-memory cache,
-//! so a warm Lambda fetches each certificate once.
+//! so a warm Lambda fetches each certificate once. A failed fetch is remembered
+//! for [`FAILED_FETCH_SECS`] (and at most [`MAX_FAILED`] URLs may be failing at
+//! once), so a caller cannot make ingest fetch again and again; the request is
+//! answered 503, which SNS retries.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,6 +15,8 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::RsaPublicKey;
 use x509_cert::der::{DecodePem, Encode};
 use x509_cert::Certificate;
+
+use crate::webhook::Refusal;
 
 /// The future of one HTTPS GET: the response body, or why there is none.
 pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
@@ -27,6 +32,10 @@ pub trait HttpsGet: Send + Sync {
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Most certificates cached; SNS rotates its certificate rarely, so this is never reached in practice.
 const MAX_CACHED: usize = 32;
+/// How long a failed fetch is not retried (seconds).
+pub const FAILED_FETCH_SECS: i64 = 60;
+/// Most URLs whose fetch failed within [`FAILED_FETCH_SECS`]; beyond, no new URL is fetched.
+pub const MAX_FAILED: usize = 8;
 
 /// The real [`HttpsGet`]: reqwest with rustls, HTTPS only, no redirects, 5 s timeout.
 #[derive(Debug, Clone)]
@@ -131,6 +140,8 @@ fn is_region(region: &str) -> bool {
 pub struct CertCache {
     source: Arc<dyn HttpsGet>,
     keys: Mutex<HashMap<String, RsaPublicKey>>,
+    /// URLs whose fetch failed, and when (unix seconds).
+    failed: Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for CertCache {
@@ -146,6 +157,7 @@ impl CertCache {
         CertCache {
             source,
             keys: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,25 +166,57 @@ impl CertCache {
         self.source.as_ref()
     }
 
-    /// The RSA key of the certificate at `url` (checked with [`cert_url`] first), cached.
-    pub async fn key(&self, url: &str) -> Result<RsaPublicKey, String> {
-        cert_url(url).map_err(str::to_string)?;
+    /// The RSA key of the certificate at `url` (checked with [`cert_url`] first),
+    /// cached. A refused URL is [`Refusal::Unauthorized`]; a fetch that failed, now
+    /// or within [`FAILED_FETCH_SECS`] of `now`, is [`Refusal::Unavailable`].
+    pub async fn key(&self, url: &str, now: i64) -> Result<RsaPublicKey, Refusal> {
+        cert_url(url).map_err(|e| Refusal::Unauthorized(format!("SigningCertURL refused: {e}")))?;
         if let Some(key) = self.keys.lock().ok().and_then(|keys| keys.get(url).cloned()) {
             return Ok(key);
         }
-        let pem = self
-            .source
-            .get(url)
-            .await
-            .map_err(|e| format!("cannot fetch the signing certificate: {e}"))?;
-        let key = public_key(&pem)?;
-        if let Ok(mut keys) = self.keys.lock() {
-            if keys.len() >= MAX_CACHED {
-                keys.clear();
+        self.may_fetch(url, now)?;
+        let fetched = self.source.get(url).await;
+        let key = fetched
+            .map_err(|e| format!("cannot fetch the signing certificate: {e}"))
+            .and_then(|pem| public_key(&pem));
+        match key {
+            Ok(key) => {
+                if let Ok(mut keys) = self.keys.lock() {
+                    if keys.len() >= MAX_CACHED {
+                        keys.clear();
+                    }
+                    keys.insert(url.to_string(), key.clone());
+                }
+                Ok(key)
             }
-            keys.insert(url.to_string(), key.clone());
+            Err(why) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    failed.insert(url.to_string(), now);
+                }
+                Err(Refusal::Unavailable(why))
+            }
         }
-        Ok(key)
+    }
+
+    /// Refuses a fetch of a URL that failed recently, or of a new one while
+    /// [`MAX_FAILED`] others did.
+    fn may_fetch(&self, url: &str, now: i64) -> Result<(), Refusal> {
+        let Ok(mut failed) = self.failed.lock() else {
+            return Ok(());
+        };
+        failed.retain(|_, at| now.saturating_sub(*at) < FAILED_FETCH_SECS);
+        if let Some(at) = failed.get(url) {
+            return Err(Refusal::Unavailable(format!(
+                "the signing certificate could not be fetched {} s ago; not fetched again before {FAILED_FETCH_SECS} s",
+                now.saturating_sub(*at)
+            )));
+        }
+        if failed.len() >= MAX_FAILED {
+            return Err(Refusal::Unavailable(format!(
+                "{MAX_FAILED} signing certificate fetches failed in the last {FAILED_FETCH_SECS} s; not fetching another"
+            )));
+        }
+        Ok(())
     }
 }
 

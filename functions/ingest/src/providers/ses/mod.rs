@@ -22,12 +22,12 @@ pub use sns::{string_to_sign, verify, Envelope, MessageType, SignatureError};
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::Settings;
 use crate::config::ConfigError;
-use crate::webhook::{Claim, Parsed, Policy, Request, Unauthorized, Verification, Verified, Webhook};
+use crate::webhook::{Claim, NormalizeError, Parsed, Policy, Refusal, Request, Verification, Verified, Webhook};
 
 /// The SES route: the accepted SNS topics and where signing certificates come from.
 #[derive(Debug)]
@@ -103,11 +103,12 @@ impl Ses {
     }
 
     /// Prechecks, then verifies the signature with the (cached) certificate and
-    /// acts on the message type.
-    async fn check(&self, req: &Request<'_>, now: i64) -> Result<Verified, String> {
-        let (env, kind) = self.precheck(req)?;
-        let key = self.certs.key(&env.signing_cert_url).await?;
-        verify(&key, &env).map_err(|e| e.to_string())?;
+    /// acts on the message type. A certificate that cannot be fetched now is
+    /// [`Refusal::Unavailable`] (503: SNS retries server errors, not client errors).
+    async fn check(&self, req: &Request<'_>, now: i64) -> Result<Verified, Refusal> {
+        let (env, kind) = self.precheck(req).map_err(Refusal::Unauthorized)?;
+        let key = self.certs.key(&env.signing_cert_url, now).await?;
+        verify(&key, &env).map_err(|e| Refusal::Unauthorized(e.to_string()))?;
         Ok(match kind {
             MessageType::Notification => Verified {
                 claims: vec![Claim {
@@ -162,37 +163,31 @@ impl Webhook for Ses {
     }
 
     fn verify<'a>(&'a self, req: &'a Request<'a>, now: i64) -> Verification<'a> {
-        Box::pin(async move { self.check(req, now).await.map_err(Unauthorized) })
-    }
-
-    fn parse(&self, req: &Request<'_>) -> Result<Parsed, String> {
-        parse(req)
-    }
-
-    /// SNS retries an HTTP(S) delivery on 5xx and timeouts, and treats a 4xx as
-    /// a client error it does not retry (it discards the message, or moves it to
-    /// the subscription's dead-letter queue): "Amazon SNS message delivery
-    /// retries" and "Amazon SNS dead-letter queues" in the SNS Developer Guide.
-    /// One message is one SES record, so an unreadable one will never read
-    /// better: 400 (kept in a DLQ when one is attached). A record with several
-    /// recipients where some are invalid: 200, so the good ones are not resent.
-    fn policy(&self) -> Policy {
-        Policy {
-            accepted: 200,
-            partial: 200,
-            malformed: 400,
-        }
+        Box::pin(self.check(req, now))
     }
 }
 
+/// SNS retries an HTTP(S) delivery on 5xx and timeouts, and treats a 4xx as
+/// a client error it does not retry (it discards the message, or moves it to
+/// the subscription's dead-letter queue): "Amazon SNS message delivery
+/// retries" and "Amazon SNS dead-letter queues" in the SNS Developer Guide.
+/// One message is one SES record, so an unreadable one will never read
+/// better: 400 (kept in a DLQ when one is attached). A record with several
+/// recipients where some are invalid: 200, so the good ones are not resent.
+pub const POLICY: Policy = Policy {
+    accepted: 200,
+    partial: 200,
+    malformed: 400,
+};
+
 /// Parses an SNS Notification carrying one SES record: one event per recipient.
-pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
+pub fn parse(req: &Request<'_>) -> Result<Parsed, NormalizeError> {
     let env = Envelope::from_slice(req.body)?;
     if env.message_type() != Some(MessageType::Notification) {
         return Err("not an SNS Notification".into());
     }
-    let record: Value =
-        serde_json::from_str(&env.message).map_err(|e| format!("SNS Message is not an SES JSON record: {e}"))?;
+    let record = crate::providers::shared::strict_json(env.message.as_bytes())
+        .map_err(|e| format!("SNS Message is not an SES JSON record: {e}"))?;
     let mut parsed = Parsed::default();
     for (index, (id, event)) in normalize(&record, &env.message_id)?.into_iter().enumerate() {
         parsed.push(index, id, event);
@@ -200,7 +195,5 @@ pub fn parse(req: &Request<'_>) -> Result<Parsed, String> {
     Ok(parsed)
 }
 
-#[cfg(test)]
-mod route_tests;
 #[cfg(test)]
 mod tests;

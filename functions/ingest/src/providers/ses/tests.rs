@@ -1,3 +1,7 @@
+//! SES: the SNS envelope, signatures, certificates and records; [`route`]: the route's statuses and claims.
+
+mod route;
+
 use super::*;
 use crate::webhook::Request;
 use aws_lambda_events::http::{HeaderMap, Method};
@@ -6,6 +10,7 @@ use kairos_event::EventType;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::sha2::{Digest, Sha256};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -88,7 +93,7 @@ fn headers(kind: &str) -> HeaderMap {
     headers
 }
 
-async fn check(ses: &Ses, kind: &str, body: &str) -> Result<Verified, Unauthorized> {
+async fn check(ses: &Ses, kind: &str, body: &str) -> Result<Verified, crate::Refusal> {
     let headers = headers(kind);
     let req = Request {
         method: &Method::POST,
@@ -214,7 +219,7 @@ async fn other_topics_and_non_aws_certificates_are_refused_without_any_fetch() {
     assert!(check(&ses, "Notification", &other).await.is_err());
     let vector = VECTOR.replace("arn:aws:sns:eu-west-1:12345:test", TOPIC);
     let refused = check(&ses, "Notification", &vector).await.unwrap_err();
-    assert!(refused.0.contains("SigningCertURL"), "{refused}");
+    assert!(refused.to_string().contains("SigningCertURL"), "{refused}");
     let mut env: Value = serde_json::from_str(&signed("Notification", TOPIC, "m-1", OPEN)).unwrap();
     env["SigningCertURL"] = json!("https://sns.us-east-1.amazonaws.com.evil.com/x.pem");
     sign(&mut env);
@@ -225,7 +230,7 @@ async fn other_topics_and_non_aws_certificates_are_refused_without_any_fetch() {
     let refused = check(&ses, "SubscriptionConfirmation", &confirm.to_string())
         .await
         .unwrap_err();
-    assert!(refused.0.contains("SubscribeURL"), "{refused}");
+    assert!(refused.to_string().contains("SubscribeURL"), "{refused}");
     assert_eq!(source.calls(), Vec::<String>::new());
 }
 
@@ -244,7 +249,7 @@ async fn header_type_must_agree_with_the_body() {
             body: body.as_bytes(),
         };
         assert!(ses.verify(&req, NOW).await.is_err());
-        assert!(ses.parse(&req).is_err());
+        assert!(super::parse(&req).is_err());
     }
     assert_eq!(source.calls(), Vec::<String>::new());
 }
@@ -324,7 +329,7 @@ fn parse(message: &str) -> Result<Parsed, String> {
         headers: &headers,
         body: body.as_bytes(),
     };
-    Ses::new(vec![TOPIC.into()], Arc::new(Recording::default()), 300).parse(&req)
+    super::parse(&req).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -470,4 +475,19 @@ async fn vector_verifies_through_the_route_check_when_its_certificate_is_served_
     env["Subject"] = json!("This is the subjecT");
     assert!(check(&ses, "Notification", &env.to_string()).await.is_err());
     assert_eq!(source.calls(), [CERT_URL]);
+}
+
+#[test]
+fn subscription_notifications_file_consent_under_the_lowercase_address() {
+    let record = json!({
+        "eventType": "Subscription",
+        "mail": {"timestamp": "2026-11-27T10:00:00Z", "messageId": "m", "destination": ["Ada Lovelace <Ada@Example.COM>"]},
+        "subscription": {"timestamp": "2026-11-27T10:01:00Z", "newTopicPreferences": {"unsubscribeAll": false}}
+    });
+    let outcomes = normalize(&record, "sns-1").unwrap();
+    let event = outcomes[0].1.as_ref().unwrap();
+    assert_eq!(
+        (event.kind, event.contact.as_str()),
+        (EventType::ConsentChanged, "ada@example.com")
+    );
 }

@@ -1,19 +1,21 @@
 use super::*;
-use crate::{handle, Ingest};
+use crate::{handle, Ingest, IngestConfig};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::HeaderMap;
 use aws_lambda_events::http::Method;
 use base64::Engine;
 use kairos_store::{MemoryClaims, MemoryQueue};
+use serde_json::json;
 
 const NOW: i64 = 1_795_000_000;
 const KEY: &str = "YOUR_WRITE_KEY";
-const TRACK: &str = include_str!("../../../tests/fixtures/segment/track_spec_example.json");
-const PAGE: &str = include_str!("../../../tests/fixtures/segment/page_spec_example.json");
-const IDENTIFY: &str = include_str!("../../../tests/fixtures/segment/identify_spec_example.json");
-const BATCH: &str = include_str!("../../../tests/fixtures/segment/batch_http_api_example.json");
-const ALIAS: &str = include_str!("../../../tests/fixtures/segment/alias_http_api_example.json");
-const CHAT: &str = include_str!("../../../tests/fixtures/segment/live_chat_message_sent.json");
+const TRACK: &str = include_str!("../../../../tests/fixtures/segment/track_spec_example.json");
+const PAGE: &str = include_str!("../../../../tests/fixtures/segment/page_spec_example.json");
+const IDENTIFY: &str = include_str!("../../../../tests/fixtures/segment/identify_spec_example.json");
+const BATCH: &str = include_str!("../../../../tests/fixtures/segment/batch_http_api_example.json");
+const ALIAS: &str = include_str!("../../../../tests/fixtures/segment/alias_http_api_example.json");
+const CHAT: &str = include_str!("../../../../tests/fixtures/segment/live_chat_message_sent.json");
 
 fn object(json: &str) -> Map<String, Value> {
     serde_json::from_str(json).unwrap()
@@ -83,7 +85,8 @@ fn spec_track_example_is_a_track_event_linked_to_its_anonymous_id() {
     assert_eq!(event.name.as_deref(), Some("Course Clicked"));
     assert_eq!(event.id, "ajs-f8ca1e4de5024d9430b3928bd8ac6b96");
     assert_eq!(event.contact, "AiUGstSDIg");
-    assert_eq!(event.at, time("2015-12-12T19:11:01.249Z"));
+    // Segment's skew correction: timestamp (…01.249) + receivedAt - sentAt (…01.169).
+    assert_eq!(event.at, envelope().now + chrono::Duration::milliseconds(80));
     assert_eq!(event.source, "segment");
     assert_eq!(event.url.as_deref(), Some("https://segment.com/academy/"));
     assert_eq!(event.properties["title"], "Intro to Analytics");
@@ -98,7 +101,11 @@ fn spec_page_example_is_a_page_view_with_its_url_and_name() {
     assert_eq!(event.name.as_deref(), Some("Home"));
     assert_eq!(event.id, "022bb90c-bbac-11e4-8dfc-aa07a5b093db");
     assert_eq!(event.contact, "97980cfea0067");
-    assert_eq!(event.at, time("2015-02-23T22:28:55.111Z"));
+    assert_eq!(
+        event.at,
+        envelope().now,
+        "sent when it happened: received when it happened"
+    );
     assert_eq!(event.url.as_deref(), Some("http://www.example.com"));
     assert!(!event.properties.contains_key("url"), "url is consumed");
     assert_eq!(event.properties["title"], "Welcome | Initech");
@@ -192,8 +199,10 @@ fn ad_click_takes_url_and_campaign_from_properties_then_context() {
     assert_eq!(event.properties["utm_medium"], "email");
 }
 
+/// Segment: `timestamp = receivedAt - (sentAt - originalTimestamp)`
+/// (<https://segment.com/docs/connections/spec/common/#timestamps>).
 #[test]
-fn timestamps_fall_back_in_order_and_convert_offsets_to_utc() {
+fn timestamps_are_corrected_for_the_clients_clock_skew_as_segment_does() {
     let with = |fields: Value| {
         let mut call = json!({"messageId": "m1", "userId": "u1", "event": "E"});
         call.as_object_mut()
@@ -201,16 +210,74 @@ fn timestamps_fall_back_in_order_and_convert_offsets_to_utc() {
             .extend(fields.as_object().unwrap().clone());
         normalize(Some(Call::Track), object(&call.to_string()), &envelope())
     };
-    let at = with(json!({"timestamp": "2026-11-27T12:00:00+02:00", "sentAt": "2026-11-27T11:00:00Z"}));
-    assert_eq!(at.unwrap().at, time("2026-11-27T10:00:00Z"));
+    let received = envelope().now;
+    let hour = chrono::Duration::hours(1);
+    // A client clock far in the future: what counts is how long before sending it happened.
+    let at = with(json!({"timestamp": "2100-01-01T12:00:00+02:00", "sentAt": "2100-01-01T11:00:00Z"}));
+    assert_eq!(at.unwrap().at, received - hour);
     let at = with(json!({"originalTimestamp": "2026-11-27T09:00:00Z", "sentAt": "2026-11-27T11:00:00Z"}));
-    assert_eq!(at.unwrap().at, time("2026-11-27T09:00:00Z"));
+    assert_eq!(at.unwrap().at, received - hour * 2);
     let at = with(json!({"sentAt": "2026-11-27T11:00:00Z", "receivedAt": "2026-11-27T11:00:01Z"}));
-    assert_eq!(at.unwrap().at, time("2026-11-27T11:00:00Z"));
+    assert_eq!(at.unwrap().at, received, "no time of its own: when it was received");
+    let at = with(json!({"timestamp": "2026-11-01T10:00:00Z"}));
+    assert_eq!(at.unwrap().at, time("2026-11-01T10:00:00Z"), "no sentAt: taken as sent");
     let err = with(json!({"timestamp": "2015-2-02T00:30:08.276Z"})).unwrap_err();
     assert!(err.contains("`timestamp`") && err.contains("RFC 3339"), "{err}");
     let err = with(json!({"timestamp": 1_700_000_000})).unwrap_err();
     assert!(err.contains("`timestamp`"), "{err}");
+    let err = with(json!({"timestamp": "2026-11-01T10:00:00Z", "sentAt": "soon"})).unwrap_err();
+    assert!(err.contains("`sentAt`"), "{err}");
+}
+
+/// The issue's attack: a browser's public write key and calls dated 2100 (no
+/// `sentAt`, so nothing corrects them) are refused, naming `at`; the good call stays.
+#[tokio::test]
+async fn calls_dated_beyond_the_clock_skew_are_refused_naming_at() {
+    let doc = json!({"writeKey": KEY, "batch": [
+        {"type": "track", "messageId": "ok", "userId": "u1", "event": "E"},
+        {"type": "track", "messageId": "future", "userId": "u1", "event": "E", "timestamp": "2100-01-01T00:00:00Z"}]});
+    let (resp, events) = send(&config(), request("/v1/batch", &doc.to_string())).await;
+    assert_eq!(resp.status_code, 400);
+    assert_eq!(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["ok"]);
+    let error = &body(&resp)["errors"][0];
+    assert_eq!(
+        (error["index"].as_u64(), error["id"].as_str()),
+        (Some(1), Some("future"))
+    );
+    let text = error["error"].as_str().unwrap();
+    assert!(
+        text.starts_with("field `at` is ") && text.ends_with("at most 300 s of clock skew is allowed"),
+        "{text}"
+    );
+}
+
+/// A key given twice in a call refuses that call, naming the key; one given twice
+/// in the batch's own fields refuses the body.
+#[tokio::test]
+async fn a_key_given_twice_refuses_its_call_or_the_batch() {
+    let text = format!(
+        r#"{{"writeKey":"{KEY}","batch":[{{"type":"track","messageId":"a","userId":"u","event":"E"}},
+            {{"type":"track","messageId":"b","userId":"u","event":"E","properties":{{"plan":"pro","plan":"free"}}}}]}}"#
+    );
+    let (resp, events) = send(&config(), request("/v1/batch", &text)).await;
+    assert_eq!(events.len(), 1);
+    let error = body_error(&resp, 0);
+    assert!(error.starts_with("duplicate key `properties.plan`"), "{error}");
+    let text =
+        format!(r#"{{"writeKey":"{KEY}","sentAt":"2026-11-18T11:00:00Z","sentAt":"2100-01-01T00:00:00Z","batch":[]}}"#);
+    let (resp, _) = send(&config(), request("/v1/batch", &text)).await;
+    assert_eq!(resp.status_code, 400);
+    assert!(body(&resp)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("duplicate key `sentAt`"));
+}
+
+fn body_error(resp: &ApiGatewayV2httpResponse, i: usize) -> String {
+    body(resp)["errors"][i]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -374,7 +441,11 @@ async fn batch_sent_at_times_calls_without_their_own() {
         "sentAt": "2026-11-27T08:00:00.000Z", "writeKey": KEY});
     let (resp, events) = send(&config(), request("/v1/batch", &doc.to_string())).await;
     assert_eq!(resp.status_code, 202);
-    assert_eq!(events[0].at, time("2026-11-27T08:00:00Z"));
+    assert_eq!(
+        events[0].at,
+        envelope().now,
+        "a call without a time is dated when received"
+    );
     assert_eq!(events[0].contact, "anon:a");
 }
 
@@ -431,7 +502,14 @@ fn a_batch_context_counts_towards_each_calls_size() {
         .map(|i| json!({"type": "track", "event": "e", "messageId": format!("m{i}"), "userId": "u"}))
         .collect();
     let body = serde_json::to_vec(&json!({"batch": calls, "context": context, "writeKey": KEY})).unwrap();
-    let parsed = parse(Route::Batch, &HeaderMap::new(), &body, &config(), NOW).unwrap();
+    let parsed = parse(
+        Route::Batch,
+        &HeaderMap::new(),
+        &body,
+        &config().write_keys,
+        envelope().now,
+    )
+    .unwrap();
     assert!(parsed.events.is_empty(), "{:?}", parsed.events);
     assert_eq!(parsed.rejected.len(), 3);
     assert!(

@@ -6,16 +6,16 @@ use kairos_store::MemoryClaims;
 use serde_json::json;
 
 use super::*;
-use crate::providers::shared::testing::{fixture, post, route};
+use crate::providers::testing::{fixture, post, route};
 
 const SECRET: &str = "kairos:pm-hook-pass";
 const NOW: i64 = 1_795_000_000;
 
-const BOUNCE: &str = include_str!("../../../../tests/fixtures/esp/postmark_bounce.json");
-const DELIVERY: &str = include_str!("../../../../tests/fixtures/esp/postmark_delivery.json");
-const OPEN: &str = include_str!("../../../../tests/fixtures/esp/postmark_open.json");
-const SPAM: &str = include_str!("../../../../tests/fixtures/esp/postmark_spamcomplaint.json");
-const SUBSCRIPTION: &str = include_str!("../../../../tests/fixtures/esp/postmark_subscriptionchange.json");
+const BOUNCE: &str = include_str!("../../../../../tests/fixtures/esp/postmark_bounce.json");
+const DELIVERY: &str = include_str!("../../../../../tests/fixtures/esp/postmark_delivery.json");
+const OPEN: &str = include_str!("../../../../../tests/fixtures/esp/postmark_open.json");
+const SPAM: &str = include_str!("../../../../../tests/fixtures/esp/postmark_spamcomplaint.json");
+const SUBSCRIPTION: &str = include_str!("../../../../../tests/fixtures/esp/postmark_subscriptionchange.json");
 
 fn basic(user_password: &str) -> String {
     format!(
@@ -180,4 +180,19 @@ fn build_needs_a_secret_and_never_echoes_it() {
     let err = Postmark::build(&settings(Some("a:b"))).unwrap_err().to_string();
     assert!(err.contains("KAIROS_POSTMARK_SECRET") && !err.contains("a:b"), "{err}");
     assert!(!format!("{:?}", Postmark::new(SECRET)).contains(SECRET));
+}
+
+/// Before, only `email.*` events were lowercased: the unsubscribe was filed under
+/// `Ada@Example.COM` while the person's email events live under `ada@example.com`.
+#[test]
+fn a_subscription_change_lands_on_the_lowercase_key() {
+    let mut change = fixture(SUBSCRIPTION);
+    change["Recipient"] = json!(" Ada@Example.COM ");
+    change["SuppressSending"] = json!(true);
+    change["SuppressionReason"] = json!("HardBounce");
+    let event = normalize(&change).unwrap();
+    assert_eq!(
+        (event.kind, event.contact.as_str()),
+        (EventType::ConsentChanged, "ada@example.com")
+    );
 }

@@ -16,9 +16,9 @@ const VECTOR_BODY: &str = r#"{"test": 2432232314}"#;
 const VECTOR_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
 const NOW: i64 = 1_795_000_000;
-const SENT: &str = include_str!("../../../../tests/fixtures/esp/resend_email.sent.json");
-const BOUNCED: &str = include_str!("../../../../tests/fixtures/esp/resend_email.bounced.json");
-const OPENED: &str = include_str!("../../../../tests/fixtures/esp/resend_email.opened.json");
+const SENT: &str = include_str!("../../../../../tests/fixtures/esp/resend_email.sent.json");
+const BOUNCED: &str = include_str!("../../../../../tests/fixtures/esp/resend_email.bounced.json");
+const OPENED: &str = include_str!("../../../../../tests/fixtures/esp/resend_email.opened.json");
 
 fn key() -> Vec<u8> {
     decode_secret(VECTOR_SECRET).unwrap()
@@ -182,7 +182,10 @@ fn clicks_carry_the_link_and_non_email_kinds_give_nothing() {
         assert_eq!(normalize(&body, "m").unwrap(), Parsed::default(), "{kind}");
     }
     let unknown = json!({"type": "email.teleported", "created_at": "2024-11-22T23:41:12.126Z", "data": {}});
-    assert!(normalize(&unknown, "m").unwrap_err().contains("email.teleported"));
+    assert!(normalize(&unknown, "m")
+        .unwrap_err()
+        .to_string()
+        .contains("email.teleported"));
 }
 
 #[test]
@@ -193,7 +196,7 @@ fn garbage_bodies_are_errors_not_panics() {
         headers: &hdrs,
         body: b"{}",
     };
-    assert!(Resend::new(key(), 300).parse(&req).is_err(), "no svix-id header");
+    assert!(parse(&req).is_err(), "no svix-id header");
     for body in [
         json!(null),
         json!([]),

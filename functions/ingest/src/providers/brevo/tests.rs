@@ -6,14 +6,14 @@ use kairos_store::MemoryClaims;
 use serde_json::json;
 
 use super::*;
-use crate::providers::shared::testing::{fixture, post, route};
+use crate::providers::testing::{fixture, post, route};
 
 const TOKEN: &str = "brevo-token-0123456789";
 const NOW: i64 = 1_795_000_000;
 
-const HARD_BOUNCE: &str = include_str!("../../../../tests/fixtures/esp/brevo_hard_bounce.json");
-const PROXY_OPEN: &str = include_str!("../../../../tests/fixtures/esp/brevo_proxy_open.json");
-const SENT: &str = include_str!("../../../../tests/fixtures/esp/brevo_request_sent.json");
+const HARD_BOUNCE: &str = include_str!("../../../../../tests/fixtures/esp/brevo_hard_bounce.json");
+const PROXY_OPEN: &str = include_str!("../../../../../tests/fixtures/esp/brevo_proxy_open.json");
+const SENT: &str = include_str!("../../../../../tests/fixtures/esp/brevo_request_sent.json");
 
 fn hook(secret: &str) -> Arc<dyn Webhook> {
     Arc::new(Brevo::new(secret))

@@ -1,7 +1,7 @@
 //! The ses route through [`crate::handle`]: statuses, claims and enqueueing.
 
-use super::tests::{signed, Recording, OPEN, TOPIC};
 use super::Ses;
+use super::{signed, Recording, OPEN, TOPIC};
 use crate::{handle, Ingest, IngestConfig, Webhook};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -11,7 +11,7 @@ use kairos_store::{MemoryClaims, MemoryQueue, Message, Queue, QueueError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const NOW: i64 = 1_795_000_000;
+const NOW: i64 = 1_796_000_000;
 
 fn request(kind: &str, body: &str) -> ApiGatewayV2httpRequest {
     let mut req = ApiGatewayV2httpRequest::default();
@@ -165,4 +165,110 @@ async fn after_a_503_the_sns_redelivery_is_accepted() {
     let retry = send(&config, &queue, &claims, "Notification", &body).await;
     assert_eq!(retry.status_code, 200);
     assert_eq!(queue.len(), 1);
+}
+
+async fn send_at<Q: Queue>(
+    config: &IngestConfig,
+    queue: &Q,
+    claims: &MemoryClaims,
+    body: &str,
+    at: i64,
+) -> ApiGatewayV2httpResponse {
+    let ingest = Ingest { config, queue, claims };
+    handle(request("Notification", body), &ingest, at).await
+}
+
+/// A queue whose send never completes: the invocation dies (times out) before
+/// its events are enqueued, and the handler's future is dropped.
+struct Hangs;
+
+impl Queue for Hangs {
+    async fn send(&self, _: &[Message]) -> Result<(), QueueError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// Before, the claim outlived the dead request and SNS's redelivery was
+/// answered `200 duplicate`: the notification was never enqueued.
+#[tokio::test]
+async fn a_request_that_dies_before_enqueueing_does_not_make_the_retry_a_duplicate() {
+    let source = Arc::new(Recording::with_test_cert());
+    let (config, queue, claims) = (config(&source), MemoryQueue::default(), MemoryClaims::default());
+    let body = signed("Notification", TOPIC, "sns-dies", OPEN);
+    let dying = send_at(&config, &Hangs, &claims, &body, NOW);
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), dying)
+        .await
+        .is_err());
+    let early = send_at(&config, &queue, &claims, &body, NOW + 1).await;
+    assert_eq!(early.status_code, 503, "still pending: SNS retries a 5xx later");
+    let retry = send_at(&config, &queue, &claims, &body, NOW + crate::CLAIM_PENDING_SECS + 1).await;
+    assert_eq!(
+        (retry.status_code, body_json(&retry)),
+        (200, json!({"accepted": 1, "rejected": 0}))
+    );
+    assert_eq!(queue.len(), 1);
+    let repeat = send_at(&config, &queue, &claims, &body, NOW + 60).await;
+    assert_eq!(
+        body_json(&repeat),
+        json!({"accepted": 0, "duplicate": true}),
+        "confirmed after the enqueue"
+    );
+}
+
+/// A queue that takes the messages, then reports a failure (a lost answer).
+#[derive(Default)]
+struct AcceptsThenFails(MemoryQueue);
+
+impl Queue for AcceptsThenFails {
+    async fn send(&self, messages: &[Message]) -> Result<(), QueueError> {
+        self.0.send(messages).await?;
+        Err(QueueError {
+            failed: messages.iter().map(|m| m.id.clone()).collect(),
+            reason: "connection reset after the request was sent".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_queue_that_fails_after_accepting_gets_the_retry_enqueued_again() {
+    let source = Arc::new(Recording::with_test_cert());
+    let (config, claims, flaky) = (config(&source), MemoryClaims::default(), AcceptsThenFails::default());
+    let body = signed("Notification", TOPIC, "sns-flaky", OPEN);
+    assert_eq!(send_at(&config, &flaky, &claims, &body, NOW).await.status_code, 503);
+    let retry = send_at(&config, &flaky.0, &claims, &body, NOW + 1).await;
+    assert_eq!(retry.status_code, 200);
+    let ids: Vec<String> = flaky
+        .0
+        .drain()
+        .into_iter()
+        .map(|m| Event::from_json(m.body.as_bytes()).unwrap().id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "the same event twice: evaluate dedupes it by id");
+}
+
+/// Before, a failed certificate fetch answered 401 and SNS, which does not retry
+/// client errors, dropped the notification; and every request fetched again.
+#[tokio::test]
+async fn an_unfetchable_certificate_answers_503_and_is_not_fetched_again_for_a_while() {
+    let source = Arc::new(Recording::default());
+    let (config, queue, claims) = (config(&source), MemoryQueue::default(), MemoryClaims::default());
+    let body = signed("Notification", TOPIC, "sns-cert", OPEN);
+    for at in [NOW, NOW + 1, NOW + 30] {
+        let resp = send_at(&config, &queue, &claims, &body, at).await;
+        assert_eq!(resp.status_code, 503, "at {at}");
+    }
+    assert_eq!(source.calls().len(), 1, "a failed fetch is remembered");
+    let later = send_at(
+        &config,
+        &queue,
+        &claims,
+        &body,
+        NOW + crate::providers::ses::cert::FAILED_FETCH_SECS,
+    )
+    .await;
+    assert_eq!(later.status_code, 503);
+    assert_eq!(source.calls().len(), 2, "and retried once it is old");
+    assert!(queue.is_empty());
 }

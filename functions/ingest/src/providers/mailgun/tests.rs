@@ -7,17 +7,17 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::*;
-use crate::providers::shared::testing::{fixture, post, route};
+use crate::providers::testing::{fixture, post, route};
 
 const KEY: &str = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
 const NOW: i64 = 1_795_000_000;
 const TOKEN: &str = "651869375b9df3c98fc15c4889b102119add1235c38fc92824";
 
-const DELIVERED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_delivered_full_envelope.json");
-const OPENED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_opened.json");
-const FAILED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_failed_permanent.json");
-const COMPLAINED: &str = include_str!("../../../../tests/fixtures/esp/mailgun_complained.json");
-const DOC_BLOCK: &str = include_str!("../../../../tests/fixtures/esp/mailgun_signature_block.json");
+const DELIVERED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_delivered_full_envelope.json");
+const OPENED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_opened.json");
+const FAILED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_failed_permanent.json");
+const COMPLAINED: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_complained.json");
+const DOC_BLOCK: &str = include_str!("../../../../../tests/fixtures/esp/mailgun_signature_block.json");
 
 /// Signs as Mailgun documents: hex HMAC-SHA256(key, timestamp + token).
 fn sign(key: &str, timestamp: &str, token: &str) -> String {
@@ -34,8 +34,12 @@ fn body(signature: Value, event_data: Value) -> String {
     json!({"signature": signature, "event-data": event_data}).to_string()
 }
 
+const USER_PASSWORD: &str = "kairos:mg-hook-pass";
+/// `Basic` + base64 of [`USER_PASSWORD`]: Mailgun sends the webhook URL's credentials so.
+const AUTH: (&str, &str) = ("authorization", "Basic a2Fpcm9zOm1nLWhvb2stcGFzcw==");
+
 fn hook() -> Arc<dyn Webhook> {
-    Arc::new(Mailgun::new(KEY, 300))
+    Arc::new(Mailgun::new(KEY, USER_PASSWORD, 300))
 }
 
 fn signature_block(v: Value) -> SignatureBlock {
@@ -172,7 +176,7 @@ fn bad_event_data_names_the_problem() {
 async fn signed_event_is_enqueued_and_its_token_cannot_be_reused() {
     let claims = MemoryClaims::default();
     let data = fixture(DELIVERED)["event-data"].clone();
-    let req = post("mailgun", &body(block(NOW, TOKEN), data.clone()), &[]);
+    let req = post("mailgun", &body(block(NOW, TOKEN), data.clone()), &[AUTH]);
     let first = route(hook(), req, &claims, NOW + 5).await;
     assert_eq!(first.status, 200, "{:?}", first.body);
     assert_eq!(first.events.len(), 1);
@@ -180,7 +184,7 @@ async fn signed_event_is_enqueued_and_its_token_cannot_be_reused() {
 
     let replay = route(
         hook(),
-        post("mailgun", &body(block(NOW, TOKEN), data), &[]),
+        post("mailgun", &body(block(NOW, TOKEN), data), &[AUTH]),
         &claims,
         NOW + 6,
     )
@@ -189,7 +193,7 @@ async fn signed_event_is_enqueued_and_its_token_cannot_be_reused() {
 
     // The signature does not cover event-data: only the claimed token stops a swap.
     let swapped = body(block(NOW, TOKEN), fixture(COMPLAINED));
-    let forged = route(hook(), post("mailgun", &swapped, &[]), &claims, NOW + 7).await;
+    let forged = route(hook(), post("mailgun", &swapped, &[AUTH]), &claims, NOW + 7).await;
     assert_eq!((forged.status, forged.events.len()), (401, 0));
     assert_eq!(forged.body, json!({"error": "unauthorized"}));
 }
@@ -207,7 +211,7 @@ async fn wrong_key_stale_or_unsigned_requests_are_refused() {
         "not json".to_string(),
     ];
     for case in cases {
-        let out = route(hook(), post("mailgun", &case, &[]), &claims, NOW).await;
+        let out = route(hook(), post("mailgun", &case, &[AUTH]), &claims, NOW).await;
         assert_eq!((out.status, out.events.len()), (401, 0), "{case}");
     }
 }
@@ -219,7 +223,7 @@ async fn verified_but_unreadable_event_gets_406_so_mailgun_stops_retrying() {
     data["event"] = json!("stored");
     let out = route(
         hook(),
-        post("mailgun", &body(block(NOW, "t-1"), data), &[]),
+        post("mailgun", &body(block(NOW, "t-1"), data), &[AUTH]),
         &claims,
         NOW,
     )
@@ -227,24 +231,48 @@ async fn verified_but_unreadable_event_gets_406_so_mailgun_stops_retrying() {
     assert_eq!((out.status, out.events.len()), (406, 0));
     assert!(out.body["errors"][0]["error"].as_str().unwrap().contains("stored"));
     let no_data = json!({"signature": block(NOW, "t-2")}).to_string();
-    let out = route(hook(), post("mailgun", &no_data, &[]), &claims, NOW).await;
+    let out = route(hook(), post("mailgun", &no_data, &[AUTH]), &claims, NOW).await;
     assert_eq!(out.status, 406);
     assert!(out.body["error"].as_str().unwrap().contains("event-data"));
 }
 
 #[test]
-fn build_needs_a_usable_signing_key_and_never_echoes_it() {
-    let settings = |secret: Option<&str>| Settings {
+fn build_needs_a_usable_signing_key_and_basic_auth_and_never_echoes_them() {
+    let settings = |secret: Option<&str>, auth: Option<&str>| Settings {
         secret: secret.map(str::to_string),
+        basic_auth: auth.map(str::to_string),
         replay_window_secs: 300,
         ..Settings::default()
     };
-    assert!(Mailgun::build(&settings(None)).unwrap().is_none());
-    assert!(Mailgun::build(&settings(Some(KEY))).unwrap().is_some());
-    let err = Mailgun::build(&settings(Some("two words"))).unwrap_err().to_string();
+    assert!(Mailgun::build(&settings(None, None)).unwrap().is_none());
+    assert!(Mailgun::build(&settings(Some(KEY), Some(USER_PASSWORD)))
+        .unwrap()
+        .is_some());
+    let err = Mailgun::build(&settings(Some("two words"), Some(USER_PASSWORD)))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("KAIROS_MAILGUN_SECRET") && !err.contains("two words"),
         "{err}"
     );
-    assert!(!format!("{:?}", Mailgun::new(KEY, 300)).contains(KEY));
+    for auth in [None, Some("nocolon-password"), Some(":password"), Some("u:p")] {
+        let err = Mailgun::build(&settings(Some(KEY), auth)).unwrap_err().to_string();
+        assert!(err.contains("KAIROS_MAILGUN_BASIC_AUTH"), "{auth:?}: {err}");
+    }
+    let debug = format!("{:?}", Mailgun::new(KEY, USER_PASSWORD, 300));
+    assert!(!debug.contains(KEY) && !debug.contains("mg-hook-pass"));
+}
+
+/// Before, a fresh signature block from any other receiver of the account's
+/// webhooks carried any event data in: the signature does not cover the body.
+#[tokio::test]
+async fn a_valid_signature_without_the_basic_auth_second_factor_is_refused() {
+    let claims = MemoryClaims::default();
+    let forged = body(block(NOW, "fresh-token-from-elsewhere"), fixture(COMPLAINED));
+    for headers in [vec![], vec![("authorization", "Basic a2Fpcm9zOndyb25n")]] {
+        let out = route(hook(), post("mailgun", &forged, &headers), &claims, NOW).await;
+        assert_eq!((out.status, out.events.len()), (401, 0), "{headers:?}");
+    }
+    let out = route(hook(), post("mailgun", &forged, &[AUTH]), &claims, NOW).await;
+    assert_eq!((out.status, out.events.len()), (200, 1), "with both factors");
 }

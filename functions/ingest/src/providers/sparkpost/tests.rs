@@ -6,11 +6,11 @@ use kairos_store::MemoryClaims;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::providers::shared::testing::{fixture, post, route};
+use crate::providers::testing::{fixture, post, route};
 
 const USER_PASSWORD: &str = "kairos:sp-hook-pass";
 const NOW: i64 = 1_795_000_000;
-const BOUNCE_BATCH: &str = include_str!("../../../../tests/fixtures/esp/sparkpost_bounce_batch.json");
+const BOUNCE_BATCH: &str = include_str!("../../../../../tests/fixtures/esp/sparkpost_bounce_batch.json");
 
 fn hook() -> Arc<dyn Webhook> {
     Arc::new(SparkPost::new(USER_PASSWORD))

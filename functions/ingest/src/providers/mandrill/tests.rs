@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 const KEY: &str = "k3y-From-Mandrill";
 const URL: &str = "https://api.example.com/webhooks/mandrill";
-const BATCH: &str = include_str!("../../../../tests/fixtures/esp/mandrill_events_batch.json");
+const BATCH: &str = include_str!("../../../../../tests/fixtures/esp/mandrill_events_batch.json");
 /// Independent vector: Python's `hmac`/`base64` over URL + "mandrill_events" + SMALL_EVENTS with KEY.
 const SMALL_EVENTS: &str =
     r#"[{"event":"open","_id":"abc","ts":1420303407,"msg":{"email":"A@Example.com","_id":"abc"}}]"#;
@@ -70,7 +70,7 @@ fn parse_body(body: &str) -> Result<Parsed, String> {
         headers: &headers,
         body: body.as_bytes(),
     };
-    Mandrill::new(KEY, URL).parse(&req)
+    parse(&req).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -240,4 +240,31 @@ fn config_needs_the_url_with_the_key_and_never_echoes_the_key() {
     );
     let built = Mandrill::build(&settings(Some(KEY), Some(URL))).unwrap().unwrap();
     assert!(!format!("{built:?}").contains(KEY));
+}
+
+/// Before, a parameter given twice kept the first silently (and the signature,
+/// over every parameter, still verified).
+#[tokio::test]
+async fn a_form_parameter_given_twice_is_refused_by_name() {
+    let first = form_urlencoded::Serializer::new(String::new())
+        .append_pair(EVENTS_PARAM, SMALL_EVENTS)
+        .append_pair(EVENTS_PARAM, "[]")
+        .finish();
+    let queue = MemoryQueue::default();
+    let resp = send(request(Method::POST, &first, Some(&sign(KEY, &first))), &queue).await;
+    assert_eq!(resp.status_code, 400);
+    assert_eq!(
+        json_body(&resp)["error"],
+        "form parameter `mandrill_events` is given twice: a parameter may be given only once"
+    );
+    assert!(queue.is_empty());
+    let twice = r#"[{"event":"open","_id":"m1","_id":"m2","ts":1795000000,"msg":{"email":"a@b.test"}}]"#;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair(EVENTS_PARAM, twice)
+        .finish();
+    let parsed = parse_body(&body).unwrap();
+    assert_eq!(
+        parsed.rejected[0].error,
+        "duplicate key `_id`: a key may be given only once"
+    );
 }
