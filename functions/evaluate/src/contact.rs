@@ -157,7 +157,7 @@ fn log(contact: &str, events: &[Event], outcome: &Outcome) {
                 tracing::debug!(event_id = %kairos_event::log::id(&event.id), "duplicate event ignored")
             }
             _ => {
-                tracing::warn!(event_id = %kairos_event::log::id(&event.id), at = %event.at, refused = ?why, "event refused")
+                tracing::debug!(event_id = %kairos_event::log::id(&event.id), at = %event.at, refused = ?why, "event refused")
             }
         }
     }

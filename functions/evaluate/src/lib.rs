@@ -38,6 +38,7 @@ mod config;
 mod contact;
 mod link;
 mod record;
+mod summary;
 
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator};
@@ -69,6 +70,10 @@ pub async fn handle<S: ContactStore, Q: Queue>(
     now: DateTime<Utc>,
 ) -> SqsBatchResponse {
     let mut failed: Vec<String> = Vec::new();
+    let mut summary = summary::Summary {
+        messages: batch.records.len(),
+        ..Default::default()
+    };
     let mut by_contact: BTreeMap<String, Vec<(String, Event)>> = BTreeMap::new();
     for record in batch.records {
         let id = record.message_id.unwrap_or_default();
@@ -90,7 +95,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
-                tracing::info!(
+                tracing::debug!(
                     contact = %kairos_event::log::hashed(contact),
                     applied = outcome.applied,
                     decided = outcome.decided,
@@ -101,18 +106,26 @@ pub async fn handle<S: ContactStore, Q: Queue>(
                     transitions = outcome.transitions.len(),
                     "evaluated"
                 );
-                Vec::new()
+                Ok(outcome)
             }
             Err(err) => {
                 let permanent = err.is_permanent();
                 tracing::error!(contact = %kairos_event::log::hashed(contact), error = %err, permanent, "contact failed; its messages will be retried, then dead-lettered");
-                items.iter().map(|(id, _)| id.clone()).collect()
+                Err(items.iter().map(|(id, _)| id.clone()))
             }
         }
     });
-    for ids in futures_util::future::join_all(jobs).await {
-        failed.extend(ids);
+    summary.malformed = failed.len();
+    for result in futures_util::future::join_all(jobs).await {
+        match result {
+            Ok(outcome) => summary.add(&outcome),
+            Err(ids) => {
+                summary.failed_contacts += 1;
+                failed.extend(ids);
+            }
+        }
     }
+    summary.log(evaluator.max_clock_skew_secs);
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()

@@ -102,7 +102,24 @@ pub async fn handle<Q: Queue, C: Claims>(
     ingest: &Ingest<'_, Q, C>,
     received: impl Into<Received>,
 ) -> ApiGatewayV2httpResponse {
-    receive(&req, ingest, received.into()).await.into_response()
+    let reply = receive(&req, ingest, received.into()).await;
+    log_summary(&req, &reply);
+    reply.into_response()
+}
+
+/// Logs the invocation's one info line: the route, the answer's status, and
+/// how many events were accepted (enqueued) and refused.
+fn log_summary(req: &ApiGatewayV2httpRequest, reply: &Reply) {
+    let route = req.raw_path.as_deref().or(req.request_context.http.path.as_deref());
+    let count = |field: &str| reply.body.get(field).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    tracing::info!(
+        method = %req.request_context.http.method,
+        route = route.unwrap_or_default(),
+        status = reply.status,
+        accepted = count("accepted"),
+        refused = count("rejected"),
+        "request handled"
+    );
 }
 
 async fn receive<Q: Queue, C: Claims>(req: &ApiGatewayV2httpRequest, ingest: &Ingest<'_, Q, C>, at: Received) -> Reply {

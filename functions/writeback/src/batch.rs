@@ -49,6 +49,7 @@ where
 {
     let mut failed = Vec::new();
     let mut items = Vec::new();
+    let messages = batch.records.len();
     for record in batch.records {
         match read(record, wb).await {
             Ok(item) => items.push(item),
@@ -57,6 +58,11 @@ where
         }
     }
     let shares = join_all(wb.destinations.iter().map(|d| serve(d, &items, wb, deadline_ms))).await;
+    log_summary(
+        messages,
+        messages - items.len(),
+        wb.destinations.iter().map(|d| d.name()).zip(&shares),
+    );
     for (i, item) in items.iter().enumerate() {
         let pending: Vec<Option<Duration>> = shares
             .iter()
@@ -87,6 +93,28 @@ where
         })
         .collect();
     response
+}
+
+/// Logs the invocation's one info line: per destination, how many messages
+/// were delivered (written, or already done), failed permanently
+/// (dead-lettered) and left for a retry; and how many were unreadable.
+fn log_summary<'a>(
+    messages: usize,
+    unreadable: usize,
+    shares: impl Iterator<Item = (&'a str, &'a BTreeMap<usize, Final>)>,
+) {
+    let per_destination: Vec<String> = shares
+        .map(|(name, ends)| {
+            let count = |f: fn(&Final) -> bool| ends.values().filter(|e| f(e)).count();
+            format!(
+                "{name}: {} delivered, {} failed, {} to retry",
+                count(|e| matches!(e, Final::Done)),
+                count(|e| matches!(e, Final::Dead(_))),
+                count(|e| matches!(e, Final::Pending(_)))
+            )
+        })
+        .collect();
+    tracing::info!(messages, unreadable, destinations = %per_destination.join("; "), "batch written back");
 }
 
 /// Reads a message. A malformed one is dead-lettered with its reason and

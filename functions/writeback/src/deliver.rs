@@ -210,7 +210,7 @@ impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
         self.finals[i] = Some(match outcome {
             Outcome::Written | Outcome::Skipped(_) => {
                 if let Outcome::Skipped(why) = &outcome {
-                    tracing::info!(destination = name, contact = %kairos_event::log::hashed(&w.contact), version = w.version, why = %why, "skipped");
+                    tracing::debug!(destination = name, contact = %kairos_event::log::hashed(&w.contact), version = w.version, why = %why, "skipped");
                 }
                 record(self.ledger, name, w).await;
                 Final::Done
