@@ -20,3 +20,4 @@ pub mod dlq;
 pub mod local;
 pub mod normalize;
 pub mod replay;
+pub mod samples;

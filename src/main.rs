@@ -113,6 +113,18 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:5005")]
         endpoint: String,
     },
+    /// Write the sample Lambda events of `events/` (ingest-sendgrid.json,
+    /// ingest-events.json, evaluate-sqs.json, writeback-sqs.json) for the
+    /// current time, so they are never stale; the SendGrid one signed with the
+    /// local test key (NOT FOR PRODUCTION). `make watch` runs it.
+    Samples {
+        /// The folder to write them to.
+        #[arg(long, default_value = "events")]
+        out: PathBuf,
+        /// Date them as of this time instead of now (RFC 3339).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +319,25 @@ async fn demo(rules: Option<PathBuf>, events: Option<PathBuf>, destinations: Opt
     kairos::demo::run(&rules, &events, &destinations, out).await.map(|_| ())
 }
 
+async fn samples(out: &std::path::Path, at: Option<chrono::DateTime<chrono::Utc>>) -> Result<(), String> {
+    let samples = kairos::samples::generate(at.unwrap_or_else(chrono::Utc::now))
+        .await
+        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    for sample in samples {
+        let path = out.join(sample.file);
+        let text = serde_json::to_string_pretty(&sample.payload).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "{}  (cargo lambda invoke {} --data-file {})",
+            path.display(),
+            sample.function,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn log_hash(contact: &str) -> Result<(), String> {
     let key = std::env::var("KAIROS_LOG_HASH_KEY")
         .ok()
@@ -373,6 +404,7 @@ async fn main() -> ExitCode {
         }
         Command::LogHash { contact } => log_hash(&contact),
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
+        Command::Samples { out, at } => samples(&out, at).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use serde_norway::Value;
 use std::collections::HashMap;
 
 /// The SAM template, embedded.
-pub const TEMPLATE: &str = include_str!("../infra/template.yaml");
+pub const TEMPLATE: &str = include_str!("../../infra/template.yaml");
 
 /// What was created: the table name and queue URLs by logical resource name
 /// (`EventsQueue`, `EventsDeadLetterQueue`, `WritebackQueue`, ...).
