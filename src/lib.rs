@@ -17,6 +17,7 @@
 
 pub mod demo;
 pub mod dlq;
+pub mod inspect;
 pub mod local;
 pub mod normalize;
 pub mod replay;

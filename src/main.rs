@@ -113,6 +113,23 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:5005")]
         endpoint: String,
     },
+    /// Print a stored contact as JSON: memberships, next change, consent,
+    /// traits, signals (named as the rules count them, with counts over the
+    /// last 24 hours, 7 and 30 days), version. Exits 1 if there is none.
+    Inspect {
+        /// The DynamoDB endpoint (e.g. `make watch`'s http://127.0.0.1:5005,
+        /// with dummy credentials); default: AWS as configured in the environment.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The table (the stack's table name; KairosTable locally).
+        #[arg(long, env = "KAIROS_TABLE")]
+        table: String,
+        /// The rules file that names the signals (default: the embedded rules/segments.yaml).
+        #[arg(long, env = "KAIROS_RULES_FILE")]
+        rules: Option<PathBuf>,
+        /// The contact key or email address.
+        contact: String,
+    },
     /// Write the sample Lambda events of `events/` (ingest-sendgrid.json,
     /// ingest-events.json, evaluate-sqs.json, writeback-sqs.json) for the
     /// current time, so they are never stale; the SendGrid one signed with the
@@ -338,6 +355,23 @@ async fn samples(out: &std::path::Path, at: Option<chrono::DateTime<chrono::Utc>
     Ok(())
 }
 
+async fn inspect(endpoint: Option<String>, table: &str, rules: Option<PathBuf>, contact: &str) -> Result<(), String> {
+    let rules_text = rules
+        .as_ref()
+        .map_or(Ok(kairos_evaluate::DEFAULT_RULES.to_string()), read)?;
+    let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("rules: {e}"))?;
+    let config = match endpoint {
+        Some(endpoint) => kairos::local::sdk_config(&endpoint).await,
+        None => aws_config::load_from_env().await,
+    };
+    let store = kairos_store::DynamoContacts::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let shown = kairos::inspect::inspect(&store, &rules, contact, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}", serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 fn log_hash(contact: &str) -> Result<(), String> {
     let key = std::env::var("KAIROS_LOG_HASH_KEY")
         .ok()
@@ -404,6 +438,12 @@ async fn main() -> ExitCode {
         }
         Command::LogHash { contact } => log_hash(&contact),
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
+        Command::Inspect {
+            endpoint,
+            table,
+            rules,
+            contact,
+        } => inspect(endpoint, &table, rules, &contact).await,
         Command::Samples { out, at } => samples(&out, at).await,
     };
     match result {

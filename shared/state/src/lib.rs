@@ -221,6 +221,13 @@ impl ContactState {
         self.traits.get(name).map(|(_, v)| v)
     }
 
+    /// Every stored trait: (name, set at (unix seconds), value), by name.
+    pub fn traits(&self) -> impl Iterator<Item = (&str, i64, &TraitValue)> {
+        self.traits
+            .iter()
+            .map(|(name, (at, value))| (name.as_str(), *at, value))
+    }
+
     /// The contact's subscription state.
     pub fn consent(&self) -> &Consent {
         &self.consent

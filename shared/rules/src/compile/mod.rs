@@ -204,6 +204,15 @@ impl RuleSet {
             .collect()
     }
 
+    /// What signal `key` counts, in words (`email.opened where url ...`), if
+    /// these rules read it: for showing a stored state to a person.
+    pub fn signal_text(&self, key: SignalKey) -> Option<&str> {
+        self.signals
+            .iter()
+            .find(|(sig, _, _)| sig.key == key)
+            .map(|(_, _, text)| text.as_str())
+    }
+
     /// A hash of the whole rules file (and of what decisions record): memberships
     /// recorded under another fingerprint need a full [`RuleSet::decide`].
     pub fn fingerprint(&self) -> u32 {
