@@ -113,6 +113,28 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:5005")]
         endpoint: String,
     },
+    /// Pass messages from the template's queues on a local endpoint to the
+    /// functions in `cargo lambda watch`, as Lambda's SQS event source
+    /// mappings do (batch size, batching window, ReportBatchItemFailures;
+    /// successes deleted, failures left for redelivery). Used by `make watch`.
+    LocalPoll {
+        /// The endpoint speaking SQS (moto server).
+        #[arg(long, default_value = "http://127.0.0.1:5005")]
+        endpoint: String,
+        /// The runtime emulator's invoke address (`cargo lambda watch`).
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        invoke: String,
+    },
+    /// Receive write-back's webhook on 127.0.0.1: verify each delivery's
+    /// Standard Webhooks signature and print it readably. Used by `make watch`.
+    LocalReceive {
+        /// The port on 127.0.0.1 (the path is /kairos).
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        /// The signing secret (whsec_...): default, the local one `kairos local-infra` stores.
+        #[arg(long, env = "KAIROS_LOCAL_WEBHOOK_SECRET", default_value = kairos::local::LOCAL_WEBHOOK_SECRET, hide_default_value = true)]
+        secret: String,
+    },
     /// Print a stored contact as JSON: memberships, next change, consent,
     /// traits, signals (named as the rules count them, with counts over the
     /// last 24 hours, 7 and 30 days), version. Exits 1 if there is none.
@@ -355,6 +377,34 @@ async fn samples(out: &std::path::Path, at: Option<chrono::DateTime<chrono::Utc>
     Ok(())
 }
 
+/// Prints a line to stdout at once (`make watch` interleaves several programs).
+fn printer() -> kairos::local::receive::Printer {
+    std::sync::Arc::new(|line: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    })
+}
+
+async fn local_poll(endpoint: &str, invoke: &str) -> Result<(), String> {
+    let config = kairos::local::sdk_config(endpoint).await;
+    kairos::local::poll::run(&config, invoke.trim_end_matches('/'), printer())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn local_receive(port: u16, secret: &str) -> Result<(), String> {
+    let key = kairos_writeback::secret_bytes(secret)
+        .ok_or("the receiver's secret is not a whsec_ base64 key of 16 bytes or more")?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    printer()(format!("receiver: listening on http://127.0.0.1:{port}/kairos"));
+    kairos::local::receive::serve(listener, key, printer())
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn inspect(endpoint: Option<String>, table: &str, rules: Option<PathBuf>, contact: &str) -> Result<(), String> {
     let rules_text = rules
         .as_ref()
@@ -438,6 +488,8 @@ async fn main() -> ExitCode {
         }
         Command::LogHash { contact } => log_hash(&contact),
         Command::LocalInfra { endpoint } => local_infra(&endpoint).await,
+        Command::LocalPoll { endpoint, invoke } => local_poll(&endpoint, &invoke).await,
+        Command::LocalReceive { port, secret } => local_receive(port, &secret).await,
         Command::Inspect {
             endpoint,
             table,

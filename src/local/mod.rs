@@ -4,6 +4,9 @@
 //! the AWS protocols, such as moto server. Used by `kairos local-infra` (for
 //! `make watch`) and by the integration tests.
 
+pub mod poll;
+pub mod receive;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };

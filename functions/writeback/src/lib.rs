@@ -50,7 +50,7 @@ pub use pipedrive::{Field as PipedriveField, Pipedrive};
 pub use retry::{Backoff, RetryPolicy};
 pub use salesforce::{signing_key, Salesforce, LIMIT_PAUSE};
 pub use setup::{build, dry_run, policy, read_credentials, AnyDestination, Parts, SetupError};
-pub use webhook::{envelope, secret_bytes, sign, WebhookDestination};
+pub use webhook::{envelope, secret_bytes, sign, verify, WebhookDestination};
 
 /// The write-back handler's borrowed dependencies.
 pub struct Writeback<'a, D, L, C, Q, R> {

@@ -63,6 +63,19 @@ pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     )
 }
 
+/// Whether `signature` (a `webhook-signature` header: space-separated
+/// `v1,<base64>` entries) holds a valid signature of the message by `secret`,
+/// compared in constant time: what a receiver checks ([`sign`]'s inverse).
+pub fn verify(secret: &[u8], id: &str, timestamp: i64, body: &str, signature: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    signature
+        .split_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .any(|tag| mac.clone().verify_slice(&tag).is_ok())
+}
+
 /// The signing key: the base64 after `whsec_` (the prefix is optional), at least 16 bytes.
 pub fn secret_bytes(secret: &str) -> Option<Vec<u8>> {
     let encoded = secret.trim();
@@ -179,6 +192,25 @@ impl<T: Transport> Destination for WebhookDestination<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verify_accepts_its_own_signature_among_others_and_nothing_altered() {
+        let secret = b"0123456789abcdef";
+        let good = sign(secret, "msg_1", 1_700_000_000, "{}");
+        assert!(verify(secret, "msg_1", 1_700_000_000, "{}", &good));
+        assert!(verify(secret, "msg_1", 1_700_000_000, "{}", &format!("v1,AAAA {good}")));
+        assert!(!verify(secret, "msg_1", 1_700_000_000, "{ }", &good));
+        assert!(!verify(secret, "msg_2", 1_700_000_000, "{}", &good));
+        assert!(!verify(secret, "msg_1", 1_700_000_001, "{}", &good));
+        assert!(!verify(b"another-secret-16", "msg_1", 1_700_000_000, "{}", &good));
+        assert!(!verify(
+            secret,
+            "msg_1",
+            1_700_000_000,
+            "{}",
+            &good.replacen("v1,", "v2,", 1)
+        ));
+    }
 
     #[test]
     fn signature_matches_the_standard_webhooks_reference_vector() {

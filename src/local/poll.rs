@@ -1,0 +1,286 @@
+//! The local poller (`kairos local-poll`, started by `make watch`): what
+//! Lambda's SQS event source mappings do on AWS, done against moto and the
+//! cargo-lambda runtime emulator. For each SQS event of a function in
+//! `infra/template.yaml` it receives up to the mapping's `BatchSize` within
+//! its `MaximumBatchingWindowInSeconds`, invokes the function through the
+//! emulator's invoke endpoint with an SQS event of the official shape, and
+//! deletes the messages that succeeded: with `ReportBatchItemFailures`, all
+//! but the reported ones; a failed invocation deletes none. What is not
+//! deleted comes back after the queue's visibility timeout, and after
+//! `maxReceiveCount` receives moto's redrive moves it to the dead-letter
+//! queue, as on AWS.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use serde_norway::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::{text, InfraError, TEMPLATE};
+
+/// One SQS event source mapping of the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    /// The function's binary (its `Metadata.BuildProperties.Binary`), as the emulator names it.
+    pub function: String,
+    /// The queue's logical name.
+    pub queue: String,
+    /// At most this many messages per invocation.
+    pub batch_size: usize,
+    /// How long to gather a batch.
+    pub window: Duration,
+    /// Whether the function reports failed items (else any failure fails the batch).
+    pub report_failures: bool,
+}
+
+/// The template's SQS event source mappings.
+pub fn mappings() -> Result<Vec<Mapping>, InfraError> {
+    let template: Value = serde_norway::from_str(TEMPLATE).map_err(|e| InfraError(format!("template: {e}")))?;
+    let resources = template["Resources"]
+        .as_mapping()
+        .ok_or_else(|| InfraError("template has no Resources".into()))?;
+    let mut out = Vec::new();
+    for (_, resource) in resources {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let function = text(&resource["Metadata"]["BuildProperties"]["Binary"])?;
+        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"] != "SQS" {
+                continue;
+            }
+            let props = &event["Properties"];
+            let queue = text(&props["Queue"])?;
+            let number = |key: &str, default: u64| props[key].as_u64().unwrap_or(default);
+            out.push(Mapping {
+                function: function.clone(),
+                queue: queue.trim_end_matches(".Arn").to_string(),
+                batch_size: number("BatchSize", 10) as usize,
+                window: Duration::from_secs(number("MaximumBatchingWindowInSeconds", 0)),
+                report_failures: props["FunctionResponseTypes"]
+                    .as_sequence()
+                    .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures")),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What one poll of a mapping did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Polled {
+    /// Messages passed to the function.
+    pub received: usize,
+    /// Messages deleted (handled).
+    pub deleted: usize,
+    /// Messages left for redelivery, and why.
+    pub left: usize,
+    /// Why messages were left, if the invocation itself failed.
+    pub error: Option<String>,
+}
+
+/// Polls one mapping's queue (at `url`, ARN `arn`) once and invokes `invoke`
+/// (the emulator's base URL) with what it received.
+pub async fn poll_once(
+    sqs: &aws_sdk_sqs::Client,
+    http: &reqwest::Client,
+    invoke: &str,
+    mapping: &Mapping,
+    (url, arn): (&str, &str),
+) -> Result<Polled, InfraError> {
+    let messages = gather(sqs, mapping, url).await?;
+    if messages.is_empty() {
+        return Ok(Polled::default());
+    }
+    let event = sqs_event(&messages, arn);
+    let endpoint = format!("{invoke}/2015-03-31/functions/{}/invocations", mapping.function);
+    let answer = http.post(&endpoint).json(&event).send().await;
+    let failed: Result<Vec<String>, String> = match answer {
+        Ok(r) if r.status().is_success() => match r.json::<SqsBatchResponse>().await {
+            Ok(response) if mapping.report_failures => Ok(response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect()),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(format!("the answer is not an SQS batch response: {e}")),
+        },
+        Ok(r) => Err(format!(
+            "invocation answered HTTP {}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        )),
+        Err(e) => Err(format!("cannot invoke {endpoint}: {e}")),
+    };
+    let (failed, error) = match failed {
+        Ok(ids) => (ids, None),
+        // The whole batch is retried, as Lambda does when the invocation fails.
+        Err(why) => (
+            messages
+                .iter()
+                .filter_map(|m| m.message_id().map(str::to_string))
+                .collect(),
+            Some(why),
+        ),
+    };
+    let mut deleted = 0;
+    for m in &messages {
+        if m.message_id().is_some_and(|id| failed.iter().any(|f| f == id)) {
+            continue;
+        }
+        if let Some(receipt) = m.receipt_handle() {
+            let delete = sqs.delete_message().queue_url(url).receipt_handle(receipt);
+            delete.send().await.map_err(|e| InfraError(format!("delete: {e}")))?;
+            deleted += 1;
+        }
+    }
+    Ok(Polled {
+        received: messages.len(),
+        deleted,
+        left: messages.len() - deleted,
+        error,
+    })
+}
+
+/// Receives up to the batch size within the batching window (at least one long poll).
+async fn gather(
+    sqs: &aws_sdk_sqs::Client,
+    mapping: &Mapping,
+    url: &str,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, InfraError> {
+    let until = Instant::now() + mapping.window;
+    let mut out: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+    loop {
+        let want = (mapping.batch_size - out.len()).min(10) as i32;
+        let wait = if out.is_empty() { 1 } else { 0 };
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(want)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .wait_time_seconds(wait)
+            .send()
+            .await
+            .map_err(|e| InfraError(format!("receive: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))?;
+        let n = got.messages().len();
+        out.extend(got.messages().iter().cloned());
+        if out.is_empty() || out.len() >= mapping.batch_size || Instant::now() >= until {
+            return Ok(out);
+        }
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An SQS event of the official shape, as Lambda's poller passes these messages.
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], arn: &str) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_string();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id().map(str::to_string);
+            r.receipt_handle = m.receipt_handle().map(str::to_string);
+            r.body = m.body().map(str::to_string);
+            r.md5_of_body = m.md5_of_body().map(str::to_string);
+            r.event_source = Some("aws:sqs".into());
+            r.event_source_arn = Some(arn.to_string());
+            r.aws_region = Some(region.clone());
+            r.attributes = m
+                .attributes()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                .collect::<HashMap<_, _>>();
+            for (name, value) in m.message_attributes().into_iter().flatten() {
+                let mut a = SqsMessageAttribute::default();
+                a.string_value = value.string_value().map(str::to_string);
+                a.data_type = Some(value.data_type().to_string());
+                r.message_attributes.insert(name.clone(), a);
+            }
+            r
+        })
+        .collect();
+    event
+}
+
+/// A mapping with its queue's URL and ARN on the local endpoint.
+async fn locate(sqs: &aws_sdk_sqs::Client, mapping: &Mapping) -> Result<(String, String), InfraError> {
+    let name = mapping.queue.to_lowercase();
+    let url = sqs
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await
+        .map_err(|e| InfraError(format!("queue {name} (run `kairos local-infra` first): {e}")))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| InfraError(format!("queue {name}: {e}")))?;
+    let arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    Ok((url, arn))
+}
+
+/// Polls every mapping of the template until the process ends, printing one
+/// line per batch passed on.
+pub async fn run(
+    config: &aws_config::SdkConfig,
+    invoke: &str,
+    print: super::receive::Printer,
+) -> Result<(), InfraError> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let http = reqwest::Client::new();
+    let mut loops = Vec::new();
+    for mapping in mappings()? {
+        let queue = locate(&sqs, &mapping).await?;
+        print(format!(
+            "poller: {} → {} (batch {}, window {} s{})",
+            mapping.queue,
+            mapping.function,
+            mapping.batch_size,
+            mapping.window.as_secs(),
+            if mapping.report_failures {
+                ", ReportBatchItemFailures"
+            } else {
+                ""
+            }
+        ));
+        let (sqs, http, print, invoke) = (sqs.clone(), http.clone(), print.clone(), invoke.to_string());
+        loops.push(tokio::spawn(async move {
+            loop {
+                match poll_once(&sqs, &http, &invoke, &mapping, (&queue.0, &queue.1)).await {
+                    Ok(p) if p.received == 0 => {}
+                    Ok(p) => print(format!(
+                        "poller: {} → {}: {} message(s), {} done, {} left for redelivery{}",
+                        mapping.queue,
+                        mapping.function,
+                        p.received,
+                        p.deleted,
+                        p.left,
+                        p.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                    )),
+                    Err(e) => {
+                        print(format!("poller: {}: {e}", mapping.queue));
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            }
+        }));
+    }
+    for l in loops {
+        let _ = l.await;
+    }
+    Ok(())
+}
