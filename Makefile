@@ -81,15 +81,36 @@ build: $(TOOLS)
 	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback
 	ls -l target/lambda/*/bootstrap
 
-## The Lambda runtime emulator with local endpoints: moto on 127.0.0.1:$(WATCH_PORT)
-## holding the template's table and queues. Invoke with `cargo lambda invoke`.
+## Everything on this machine, on loopback only: moto (DynamoDB, SQS, SSM) on
+## 127.0.0.1:$(WATCH_PORT) with the template's table and queues, fresh samples in events/,
+## the webhook receiver on 127.0.0.1:$(RECEIVER_PORT), `cargo lambda watch` on
+## [::1]:$(INVOKE_PORT) (where `cargo lambda invoke` sends), and the poller chaining the queues to the functions.
+## Prints a READY line; Ctrl-C stops it all.
+INVOKE_PORT := 9000
+RECEIVER_PORT := 8787
+KAIROS := target/debug/kairos
 watch: $(TOOLS)
+	@mkdir -p build
+	echo "==> [1/5] building the functions and the kairos CLI (the first time takes several minutes)"
+	cargo build --bin kairos --bin ingest --bin evaluate --bin writeback
+	trap 'echo "==> stopping"; kill $$(jobs -p) 2>/dev/null; wait' EXIT
+	echo "==> [2/5] moto on 127.0.0.1:$(WATCH_PORT) (log: build/moto-watch.log)"
 	python tests/support/moto_server.py -H 127.0.0.1 -p $(WATCH_PORT) > build/moto-watch.log 2>&1 &
-	moto=$$!
-	trap 'kill $$moto' EXIT
 	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(WATCH_PORT)) 2>/dev/null && break; sleep 0.1; done
-	{ cat events/local.env; cargo run --quiet --bin kairos -- local-infra --endpoint http://127.0.0.1:$(WATCH_PORT); } > build/local.env
-	cargo lambda watch --env-file build/local.env
+	{ cat events/local.env; $(KAIROS) local-infra --endpoint http://127.0.0.1:$(WATCH_PORT); } > build/local.env
+	echo "==> [3/5] samples for now in events/"
+	$(KAIROS) samples --out events
+	echo "==> [4/5] receiver on 127.0.0.1:$(RECEIVER_PORT), runtime emulator on [::1]:$(INVOKE_PORT)"
+	$(KAIROS) local-receive --port $(RECEIVER_PORT) &
+	cargo lambda watch --invoke-address ::1 --invoke-port $(INVOKE_PORT) --env-file build/local.env &
+	for _ in $$(seq 600); do (exec 3<>/dev/tcp/::1/$(INVOKE_PORT)) 2>/dev/null && break; sleep 0.2; done
+	echo "==> [5/5] poller: events queue → evaluate, write-back queue → writeback"
+	$(KAIROS) local-poll --endpoint http://127.0.0.1:$(WATCH_PORT) --invoke http://[::1]:$(INVOKE_PORT) &
+	sleep 1
+	echo "READY  invoke: http://[::1]:$(INVOKE_PORT) (cargo lambda invoke ingest --data-file events/ingest-sendgrid.json)" \
+	  " | AWS endpoint: http://127.0.0.1:$(WATCH_PORT) (table ContactsTable)" \
+	  " | receiver: http://127.0.0.1:$(RECEIVER_PORT)/kairos | stop: Ctrl-C"
+	wait
 
 clean:
 	cargo clean

@@ -23,7 +23,7 @@ fn local_var(name: &str) -> Option<String> {
 fn local_ingest_config() -> IngestConfig {
     let made = |name: &str| match name {
         "KAIROS_EVENTS_QUEUE_URL" => Some("http://127.0.0.1:5005/000000000000/eventsqueue".to_string()),
-        "KAIROS_TABLE" => Some("KairosTable".to_string()),
+        "KAIROS_TABLE" => Some("ContactsTable".to_string()),
         _ => None,
     };
     IngestConfig::from_env(&|name| local_var(name).or_else(|| made(name))).unwrap()

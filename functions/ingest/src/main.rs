@@ -22,8 +22,12 @@ async fn main() -> Result<(), Error> {
         claims: &claims,
     };
     run(service_fn(move |event: LambdaEvent<_>| async move {
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        let now = SystemTime::now();
+        let now_ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let deadline_ms = kairos_event::invocation_deadline_ms(event.context.deadline, now_ms);
+        let left = (UNIX_EPOCH + Duration::from_millis(deadline_ms))
+            .duration_since(now)
+            .unwrap_or_default();
         let received = Received {
             at: chrono::Utc::now().timestamp(),
             deadline: Some(tokio::time::Instant::now() + left.saturating_sub(ANSWER_MARGIN)),

@@ -1,6 +1,6 @@
 use kairos_store::{DynamoContacts, DynamoLedger, DynamoLookups, SqsQueue};
 use kairos_writeback::http::ReqwestTransport;
-use kairos_writeback::{build, handle, read_credentials, Config, Parts, SystemClock, Writeback};
+use kairos_writeback::{build, handle, read_credentials, Clock, Config, Parts, SystemClock, Writeback};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
@@ -34,7 +34,8 @@ async fn main() -> Result<(), Error> {
         clock: &SystemClock,
     };
     run(service_fn(move |event: LambdaEvent<_>| async move {
-        Ok::<_, Error>(handle(event.payload, event.context.deadline, wb).await)
+        let deadline = kairos_event::invocation_deadline_ms(event.context.deadline, SystemClock.now_ms());
+        Ok::<_, Error>(handle(event.payload, deadline, wb).await)
     }))
     .await
 }

@@ -19,6 +19,7 @@
 //! assert!(event.machine);
 //! ```
 
+mod deadline;
 mod error;
 pub mod key;
 mod kind;
@@ -27,6 +28,7 @@ mod message;
 pub mod strict;
 mod transition;
 
+pub use deadline::invocation_deadline_ms;
 pub use error::EventError;
 pub use key::{KeyError, MAX_CONTACT_BYTES};
 pub use kind::{EventType, UnknownEventType};
