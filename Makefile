@@ -8,8 +8,10 @@ TOOLS := $(VENV)/.installed
 WATCH_PORT := 5005
 export KAIROS_MOTO_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The SAM CLI sends no usage telemetry from here.
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test lint lint-infra tools node-tools build watch bench flood fuzz clean
+.PHONY: demo test lint lint-infra tools node-tools build watch deploy bench flood fuzz clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
@@ -25,9 +27,12 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-## cfn-lint (with the SAM transform) on the deployable template.
+## cfn-lint (with the SAM transform) and `sam validate --lint` on the deployable
+## template (offline; SAM wants a region set, any will do).
 lint-infra: $(TOOLS)
 	cfn-lint infra/template.yaml
+	AWS_REGION=$${AWS_REGION:-us-east-1} AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	  sam validate --lint --template-file infra/template.yaml --config-file $(SAMCONFIG)
 
 ## Pinned Python tools (moto, cargo-lambda, cfn-lint) in build/venv.
 tools: $(TOOLS)
@@ -111,6 +116,22 @@ watch: $(TOOLS)
 	  " | AWS endpoint: http://127.0.0.1:$(WATCH_PORT) (table ContactsTable)" \
 	  " | receiver: http://127.0.0.1:$(RECEIVER_PORT)/kairos | stop: Ctrl-C"
 	wait
+
+## Build the three arm64 functions with SAM (cargo-lambda from build/venv), then
+## deploy the stack `kairos`: `sam deploy --guided` the first time (it asks for the
+## parameters and saves them in infra/samconfig.toml), without questions after.
+## Needs AWS credentials and a region (README: Deploying).
+SAMCONFIG := $(CURDIR)/infra/samconfig.toml
+deploy: $(TOOLS)
+	rustup target add aarch64-unknown-linux-gnu
+	echo "==> sam build (cargo lambda build --release --arm64 for each function; several minutes)"
+	sam build --template-file infra/template.yaml --config-file $(SAMCONFIG)
+	if grep -q '^parameter_overrides' $(SAMCONFIG); then
+	  sam deploy --config-file $(SAMCONFIG)
+	else
+	  echo "==> first deploy: sam deploy --guided (answers saved in infra/samconfig.toml)"
+	  sam deploy --guided --config-file $(SAMCONFIG)
+	fi
 
 clean:
 	cargo clean

@@ -207,3 +207,30 @@ pub async fn put_local_secrets(config: &aws_config::SdkConfig) -> Result<(), Inf
         .map_err(sdk_fail("put parameter"))?;
     Ok(())
 }
+
+/// The HTTP API routes of the template's functions, as `METHOD /path`, sorted.
+pub fn http_routes() -> Result<Vec<String>, InfraError> {
+    let template: Value = serde_norway::from_str(TEMPLATE).map_err(|e| fail("template")(e.to_string()))?;
+    let resources = template["Resources"]
+        .as_mapping()
+        .ok_or_else(|| InfraError("template has no Resources".into()))?;
+    let mut routes = Vec::new();
+    for (_, resource) in resources {
+        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"] == "HttpApi" {
+                let props = &event["Properties"];
+                routes.push(format!("{} {}", text(&props["Method"])?, text(&props["Path"])?));
+            }
+        }
+    }
+    routes.sort();
+    Ok(routes)
+}
+
+/// A template parameter's `AllowedPattern`, if it has one.
+pub fn allowed_pattern(parameter: &str) -> Option<String> {
+    let template: Value = serde_norway::from_str(TEMPLATE).ok()?;
+    template["Parameters"][parameter]["AllowedPattern"]
+        .as_str()
+        .map(str::to_string)
+}
