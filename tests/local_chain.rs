@@ -172,3 +172,49 @@ async fn the_receiver_verifies_and_prints_each_delivery() {
     assert_eq!(forged.status(), 401);
     assert_eq!(lines.lock().unwrap()[1], "receiver: refused ✗ bad signature");
 }
+
+#[test]
+fn the_poller_simulates_the_templates_rate_schedules() {
+    assert_eq!(poll::rate("rate(1 minute)"), Some(std::time::Duration::from_secs(60)));
+    assert_eq!(poll::rate("rate(5 minutes)"), Some(std::time::Duration::from_secs(300)));
+    assert_eq!(poll::rate("rate(2 hours)"), Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(poll::rate("rate(0 minutes)"), None);
+    assert_eq!(poll::rate("cron(0 12 * * ? *)"), None);
+    let template = r#"
+Resources:
+  SweepFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: sweep}}
+    Properties:
+      Events:
+        EveryMinute:
+          Type: ScheduleV2
+          Properties: {ScheduleExpression: rate(1 minute)}
+        Hourly:
+          Type: Schedule
+          Properties: {Schedule: rate(1 hour), Input: '{"mode":"backfill"}'}
+"#;
+    let schedules = poll::schedules_in(template).unwrap();
+    assert_eq!(schedules.len(), 2);
+    assert_eq!(
+        (
+            schedules[0].function.as_str(),
+            schedules[0].every.as_secs(),
+            schedules[0].input.as_deref()
+        ),
+        ("sweep", 60, None)
+    );
+    assert_eq!(
+        (schedules[1].every.as_secs(), schedules[1].input.as_deref()),
+        (3600, Some(r#"{"mode":"backfill"}"#))
+    );
+    let cron = template.replace("rate(1 minute)", "cron(0 12 * * ? *)");
+    assert!(poll::schedules_in(&cron)
+        .unwrap_err()
+        .to_string()
+        .contains("not simulated"));
+    // The scheduled event has the shape the official fixture has.
+    let event: aws_lambda_events::eventbridge::EventBridgeEvent =
+        serde_json::from_value(poll::scheduled_event(Utc::now())).unwrap();
+    assert_eq!(event.detail_type, "Scheduled Event");
+}

@@ -8,7 +8,8 @@
 //! but the reported ones; a failed invocation deletes none. What is not
 //! deleted comes back after the queue's visibility timeout, and after
 //! `maxReceiveCount` receives moto's redrive moves it to the dead-letter
-//! queue, as on AWS.
+//! queue, as on AWS. Each `Schedule`/`ScheduleV2` event with a `rate(...)`
+//! expression is simulated too: the function is invoked at that period.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use serde_norway::Value;
@@ -34,17 +35,9 @@ pub struct Mapping {
 
 /// The template's SQS event source mappings.
 pub fn mappings() -> Result<Vec<Mapping>, InfraError> {
-    let template: Value = serde_norway::from_str(TEMPLATE).map_err(|e| InfraError(format!("template: {e}")))?;
-    let resources = template["Resources"]
-        .as_mapping()
-        .ok_or_else(|| InfraError("template has no Resources".into()))?;
     let mut out = Vec::new();
-    for (_, resource) in resources {
-        if resource["Type"] != "AWS::Serverless::Function" {
-            continue;
-        }
-        let function = text(&resource["Metadata"]["BuildProperties"]["Binary"])?;
-        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+    for (function, event) in function_events(TEMPLATE)? {
+        {
             if event["Type"] != "SQS" {
                 continue;
             }
@@ -63,6 +56,104 @@ pub fn mappings() -> Result<Vec<Mapping>, InfraError> {
         }
     }
     Ok(out)
+}
+
+/// Each event of each function of `template`: (the function's binary, the event).
+fn function_events(template: &str) -> Result<Vec<(String, Value)>, InfraError> {
+    let template: Value = serde_norway::from_str(template).map_err(|e| InfraError(format!("template: {e}")))?;
+    let resources = template["Resources"]
+        .as_mapping()
+        .ok_or_else(|| InfraError("template has no Resources".into()))?;
+    let mut out = Vec::new();
+    for (_, resource) in resources {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let function = text(&resource["Metadata"]["BuildProperties"]["Binary"])?;
+        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            out.push((function.clone(), event.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// A scheduled invocation of the template (`Schedule` or `ScheduleV2` event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// The function's binary.
+    pub function: String,
+    /// The period of its `rate(...)` expression.
+    pub every: Duration,
+    /// The event sent: the schedule's `Input`, or an EventBridge "Scheduled Event".
+    pub input: Option<String>,
+}
+
+/// The template's schedules; a `cron(...)` one is reported as not simulated.
+pub fn schedules_in(template: &str) -> Result<Vec<Schedule>, InfraError> {
+    let mut out = Vec::new();
+    for (function, event) in function_events(template)? {
+        if event["Type"] != "Schedule" && event["Type"] != "ScheduleV2" {
+            continue;
+        }
+        let props = &event["Properties"];
+        let expression = text(props.get("ScheduleExpression").unwrap_or(&props["Schedule"]))?;
+        let every = rate(&expression).ok_or_else(|| {
+            InfraError(format!(
+                "{function}: schedule {expression:?} is not simulated locally (only rate(...) is)"
+            ))
+        })?;
+        let input = props.get("Input").map(text).transpose()?;
+        out.push(Schedule { function, every, input });
+    }
+    Ok(out)
+}
+
+/// The period of a `rate(N minute|minutes|hour|hours|day|days)` expression.
+pub fn rate(expression: &str) -> Option<Duration> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3_600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n * secs))
+}
+
+/// The EventBridge "Scheduled Event" a schedule without `Input` sends, as of now.
+pub fn scheduled_event(now: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("local-{}", now.timestamp_millis()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/local-schedule"],
+        "detail": {}
+    })
+}
+
+/// Invokes `schedule`'s function once through the emulator at `invoke`.
+pub async fn fire(http: &reqwest::Client, invoke: &str, schedule: &Schedule) -> Result<(), String> {
+    let event = match &schedule.input {
+        Some(input) => serde_json::from_str(input).map_err(|e| format!("the schedule's Input is not JSON: {e}"))?,
+        None => scheduled_event(chrono::Utc::now()),
+    };
+    let endpoint = format!("{invoke}/2015-03-31/functions/{}/invocations", schedule.function);
+    let answer = http
+        .post(&endpoint)
+        .json(&event)
+        .send()
+        .await
+        .map_err(|e| format!("cannot invoke {endpoint}: {e}"))?;
+    match answer.status().is_success() {
+        true => Ok(()),
+        false => Err(format!("invocation answered HTTP {}", answer.status())),
+    }
 }
 
 /// What one poll of a mapping did.
@@ -275,6 +366,29 @@ pub async fn run(
                         print(format!("poller: {}: {e}", mapping.queue));
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }
+                }
+            }
+        }));
+    }
+    let schedules = schedules_in(TEMPLATE).unwrap_or_else(|e| {
+        print(format!("poller: schedules not simulated: {e}"));
+        Vec::new()
+    });
+    for schedule in schedules {
+        print(format!(
+            "poller: every {} s → {} (the template's schedule)",
+            schedule.every.as_secs(),
+            schedule.function
+        ));
+        let (http, print, invoke) = (http.clone(), print.clone(), invoke.to_string());
+        loops.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(schedule.every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match fire(&http, &invoke, &schedule).await {
+                    Ok(()) => print(format!("poller: schedule → {}: invoked", schedule.function)),
+                    Err(e) => print(format!("poller: schedule → {}: {e}", schedule.function)),
                 }
             }
         }));
