@@ -1,11 +1,15 @@
-//! The `kairos` command line's library: the embedded demo.
+//! The `kairos` command line's library: the embedded demo and the operator and local-development tools.
 //!
 //! Main items: [`demo::run`], which drives the real ingest, evaluate and
 //! write-back handlers over in-memory adapters and writes a timeline, and
 //! [`local::create`], which creates the template's table and queues on a
 //! local endpoint (moto server), [`replay::replay`], the backtest, and
-//! [`normalize::normalize`], a provider webhook body to canonical events, and
-//! [`dlq`], the write-back dead letters (show, redrive).
+//! [`normalize::normalize`], a provider webhook body to canonical events,
+//! [`dlq`], the write-back dead letters (show, redrive), [`samples::generate`],
+//! the `events/` payloads for a given time, [`inspect::inspect`], a stored
+//! contact in human terms, and for `make watch` [`local::poll`] (the queues
+//! chained to the functions as on AWS) and [`local::receive`] (the webhook
+//! receiver).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
