@@ -97,7 +97,7 @@ KAIROS := target/debug/kairos
 watch: $(TOOLS)
 	@mkdir -p build
 	echo "==> [1/5] building the functions and the kairos CLI (the first time takes several minutes)"
-	cargo build --bin kairos --bin ingest --bin evaluate --bin writeback
+	cargo build --bin kairos --bin ingest --bin evaluate --bin writeback --bin sweep
 	trap 'echo "==> stopping"; kill $$(jobs -p) 2>/dev/null; wait' EXIT
 	echo "==> [2/5] moto on 127.0.0.1:$(WATCH_PORT) (log: build/moto-watch.log)"
 	python tests/support/moto_server.py -H 127.0.0.1 -p $(WATCH_PORT) > build/moto-watch.log 2>&1 &
@@ -109,7 +109,7 @@ watch: $(TOOLS)
 	$(KAIROS) local-receive --port $(RECEIVER_PORT) &
 	cargo lambda watch --invoke-address ::1 --invoke-port $(INVOKE_PORT) --env-file build/local.env &
 	for _ in $$(seq 600); do (exec 3<>/dev/tcp/::1/$(INVOKE_PORT)) 2>/dev/null && break; sleep 0.2; done
-	echo "==> [5/5] poller: events queue → evaluate, write-back queue → writeback"
+	echo "==> [5/5] poller: events queue → evaluate, write-back queue → writeback, the sweep every minute"
 	$(KAIROS) local-poll --endpoint http://127.0.0.1:$(WATCH_PORT) --invoke http://[::1]:$(INVOKE_PORT) &
 	sleep 1
 	echo "READY  invoke: http://[::1]:$(INVOKE_PORT) (cargo lambda invoke ingest --data-file events/ingest-sendgrid.json)" \

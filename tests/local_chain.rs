@@ -217,4 +217,21 @@ Resources:
     let event: aws_lambda_events::eventbridge::EventBridgeEvent =
         serde_json::from_value(poll::scheduled_event(Utc::now())).unwrap();
     assert_eq!(event.detail_type, "Scheduled Event");
+
+    // The template's own schedules (the sweep's, every minute), their Input filled in as on AWS.
+    let now: chrono::DateTime<Utc> = "2026-12-05T10:00:00Z".parse().unwrap();
+    let schedules = poll::schedules_in(kairos::local::TEMPLATE).unwrap();
+    assert!(
+        schedules
+            .iter()
+            .any(|s| s.function == "sweep" && s.every.as_secs() == 60),
+        "{schedules:?}"
+    );
+    for schedule in schedules {
+        let event = poll::schedule_event(&schedule, now).unwrap();
+        let event: aws_lambda_events::eventbridge::EventBridgeEvent = serde_json::from_value(event).unwrap();
+        assert_eq!(event.time, Some(now), "{}", schedule.function);
+        assert_eq!(event.account.as_deref(), Some("123456789012"));
+        assert!(event.resources.unwrap()[0].contains(&schedule.function));
+    }
 }

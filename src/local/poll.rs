@@ -137,12 +137,36 @@ pub fn scheduled_event(now: chrono::DateTime<chrono::Utc>) -> serde_json::Value 
     })
 }
 
+/// The event `schedule` sends at `now`: its `Input` with the `${AWS::...}`
+/// pseudo parameters and EventBridge Scheduler's `<aws.scheduler.*>` context
+/// attributes filled in as on AWS, or [`scheduled_event`] without one.
+pub fn schedule_event(schedule: &Schedule, now: chrono::DateTime<chrono::Utc>) -> Result<serde_json::Value, String> {
+    let Some(input) = &schedule.input else {
+        return Ok(scheduled_event(now));
+    };
+    let arn = format!(
+        "arn:aws:scheduler:us-east-1:123456789012:schedule/default/local-{}",
+        schedule.function
+    );
+    let filled = input
+        .replace("${AWS::AccountId}", "123456789012")
+        .replace("${AWS::Region}", "us-east-1")
+        .replace(
+            "<aws.scheduler.execution-id>",
+            &format!("local-{}", now.timestamp_millis()),
+        )
+        .replace(
+            "<aws.scheduler.scheduled-time>",
+            &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+        .replace("<aws.scheduler.schedule-arn>", &arn)
+        .replace("<aws.scheduler.attempt-number>", "1");
+    serde_json::from_str(&filled).map_err(|e| format!("the schedule's Input is not JSON: {e}"))
+}
+
 /// Invokes `schedule`'s function once through the emulator at `invoke`.
 pub async fn fire(http: &reqwest::Client, invoke: &str, schedule: &Schedule) -> Result<(), String> {
-    let event = match &schedule.input {
-        Some(input) => serde_json::from_str(input).map_err(|e| format!("the schedule's Input is not JSON: {e}"))?,
-        None => scheduled_event(chrono::Utc::now()),
-    };
+    let event = schedule_event(schedule, chrono::Utc::now())?;
     let endpoint = format!("{invoke}/2015-03-31/functions/{}/invocations", schedule.function);
     let answer = http
         .post(&endpoint)

@@ -12,6 +12,8 @@ pub(crate) struct Summary {
     pub messages: usize,
     /// Messages that were not readable events (failed, retried, then dead-lettered).
     pub malformed: usize,
+    /// Sweep messages (re-decide a contact as of now, no event).
+    pub swept: usize,
     /// Contacts evaluated successfully.
     pub contacts: usize,
     /// Contacts whose storage or send failed (their messages are retried).
@@ -73,6 +75,7 @@ impl Summary {
         tracing::info!(
             messages = self.messages,
             malformed = self.malformed,
+            swept = self.swept,
             contacts = self.contacts,
             failed_contacts = self.failed_contacts,
             applied = self.applied,
