@@ -53,9 +53,12 @@ pub enum SweepError {
 }
 
 /// When a run must stop: `DEADLINE_MARGIN` before the invocation's deadline
-/// (`deadline_ms`, unix milliseconds, as the Lambda context gives it).
+/// (`deadline_ms`, unix milliseconds, as the Lambda context gives it; the
+/// `cargo lambda watch` emulator's relative value is read as time left:
+/// [`kairos_event::invocation_deadline_ms`]).
 pub fn stop_at(deadline_ms: u64) -> Instant {
     let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+    let deadline_ms = kairos_event::invocation_deadline_ms(deadline_ms, now_ms);
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
