@@ -19,4 +19,5 @@ pub mod demo;
 pub mod dlq;
 pub mod local;
 pub mod normalize;
+pub mod publish;
 pub mod replay;
