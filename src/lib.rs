@@ -24,5 +24,6 @@ pub mod dlq;
 pub mod inspect;
 pub mod local;
 pub mod normalize;
+pub mod publish;
 pub mod replay;
 pub mod samples;

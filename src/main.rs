@@ -175,6 +175,40 @@ enum RulesCommand {
     },
     /// Print the JSON Schema of rules files, for editor autocompletion.
     Schema,
+    /// Validate a rules file, then publish it to the versioned bucket the
+    /// evaluate function reads (KAIROS_RULES_URI); prints the new version id.
+    Publish {
+        /// The rules file (YAML or JSON).
+        file: PathBuf,
+        /// Where: s3://bucket/key (the template's `RulesUri` output).
+        #[arg(long)]
+        uri: String,
+        /// Why, recorded with the version.
+        #[arg(long, short, default_value = "")]
+        message: String,
+        /// Who, recorded with the version. Default: $USER.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
+    /// List the published versions, newest first: one JSON object a line
+    /// {"version", "at", "by", "message", "fingerprint", "latest"}.
+    History {
+        /// s3://bucket/key.
+        #[arg(long)]
+        uri: String,
+    },
+    /// Republish an older version as the newest (validated again); prints the new version id.
+    Rollback {
+        /// s3://bucket/key.
+        #[arg(long)]
+        uri: String,
+        /// The version id to bring back (from `history`).
+        #[arg(long)]
+        to: String,
+        /// Who, recorded with the version. Default: $USER.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,7 +316,7 @@ async fn dlq(command: DlqCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn rules(command: RulesCommand) -> Result<(), String> {
+async fn rules(command: RulesCommand) -> Result<(), String> {
     match command {
         RulesCommand::Validate { file } => {
             let text = read(&file)?;
@@ -296,7 +330,31 @@ fn rules(command: RulesCommand) -> Result<(), String> {
             println!("{}", serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?);
             Ok(())
         }
+        published => publish(published).await,
     }
+}
+
+/// `kairos rules publish|history|rollback`.
+async fn publish(command: RulesCommand) -> Result<(), String> {
+    use kairos::publish;
+    let s3 = publish::client().await;
+    match command {
+        RulesCommand::Publish { file, uri, message, by } => {
+            let text = read(&file)?;
+            let version = publish::publish(&s3, &uri, &text, &by, &message)
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("{version}");
+        }
+        RulesCommand::History { uri } => {
+            for v in publish::history(&s3, &uri).await? {
+                println!("{}", serde_json::to_string(&v).map_err(|e| e.to_string())?);
+            }
+        }
+        RulesCommand::Rollback { uri, to, by } => println!("{}", publish::rollback(&s3, &uri, &to, &by).await?),
+        RulesCommand::Validate { .. } | RulesCommand::Schema => {}
+    }
+    Ok(())
 }
 
 fn replay(
@@ -451,7 +509,7 @@ async fn main() -> ExitCode {
         } => demo(rules, events, destinations).await,
         Command::Destinations { command } => destinations(command),
         Command::Dlq { command } => dlq(command).await,
-        Command::Rules { command } => rules(command),
+        Command::Rules { command } => rules(command).await,
         Command::Replay {
             rules,
             events,

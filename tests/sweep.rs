@@ -6,6 +6,7 @@ mod support;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
 use kairos_evaluate::Evaluator;
 use kairos_event::{Change, Event, Transition, WritebackMessage};
 use kairos_rules::RuleSet;
@@ -93,7 +94,11 @@ async fn a_contact_leaves_a_24_hour_segment_when_the_sweep_runs_and_the_crm_hear
     // The run scheduled 30 s after it ends sends the contact; evaluate re-decides it.
     let at = t0 + Duration::hours(24) + Duration::seconds(30);
     let run = stack.sweep(at).await;
-    assert_eq!((run.sent, run.lateness.max, run.more), (1, 30, false));
+    assert_eq!((run.sent, run.more), (1, false));
+    assert!(
+        run.lateness.max >= 30,
+        "30 s after it was due, and the run's own time: {run:?}"
+    );
     assert_eq!(evaluate_queue(&stack, &rules, at).await, 1);
     let exited = stack.receive("WritebackQueue", 10).await;
     assert!(failed(&stack.writeback(&destinations, &exited).await).is_empty());
@@ -274,4 +279,47 @@ async fn a_sweep_racing_events_for_the_same_contact_loses_nothing() {
         let members: Vec<&str> = record.state.members().iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(members, ["clicked"], "{c}: the click applied, the window closed");
     }
+}
+
+/// Lateness with many contacts due: 2,000 contacts whose due times are spread
+/// over the minute before the run. Prints the run's figures (and its rate
+/// against moto); asserts what it sent and lower bounds only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_due_contacts_are_sent_by_one_run_which_reports_their_lateness() {
+    let stack = Stack::start().await;
+    let store = stack.store();
+    let at = Utc::now() + Duration::hours(1);
+    let n = 2_000;
+    let puts = (0..n).map(|i| {
+        let store = &store;
+        async move {
+            let due = at.timestamp() - 60 + (i as i64 * 60 / n as i64);
+            let record = kairos_store::StoredContact {
+                version: 1,
+                next_change_at: Some(due),
+                due_at: Some(due),
+                ..Default::default()
+            };
+            store.save(&format!("m{i}@x.test"), None, &record).await.unwrap();
+        }
+    });
+    futures_util::stream::iter(puts)
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let started = std::time::Instant::now();
+    let run = stack.sweep(at).await;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "sweep over moto: {} due contacts sent in {secs:.2}s ({:.0}/s); lateness p50 {} s, p99 {} s, max {} s",
+        run.sent,
+        run.sent as f64 / secs,
+        run.lateness.p50,
+        run.lateness.p99,
+        run.lateness.max
+    );
+    assert_eq!((run.sent, run.more), (n, false));
+    // Due over the minute before the run: at least that late, plus the run's own time.
+    assert!(run.lateness.p50 >= 29 && run.lateness.max >= 59, "{run:?}");
+    assert_eq!(stack.depth("EventsQueue").await, n);
 }

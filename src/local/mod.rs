@@ -1,6 +1,6 @@
 //! Local infrastructure: creates the DynamoDB table and SQS queues exactly as
 //! `infra/template.yaml` defines them (key schema, global secondary indexes, TTL, visibility timeouts,
-//! retention, redrive to the dead-letter queues) on any endpoint that speaks
+//! retention, redrive to the dead-letter queues), and its versioned buckets, on any endpoint that speaks
 //! the AWS protocols, such as moto server. Used by `kairos local-infra` (for
 //! `make watch`) and by the integration tests.
 
@@ -26,6 +26,8 @@ pub struct Infra {
     pub table: String,
     /// Queue URLs by logical name.
     pub queues: HashMap<String, String>,
+    /// Versioned bucket names by logical name (`RulesBucket`), each its logical name lowercased.
+    pub buckets: HashMap<String, String>,
 }
 
 impl Infra {
@@ -91,9 +93,17 @@ pub async fn create(config: &aws_config::SdkConfig) -> Result<Infra, InfraError>
         }
     }
     let queues = create_queues(config, resources).await?;
+    let mut buckets = HashMap::new();
+    for (name, resource) in resources {
+        if resource["Type"] == "AWS::S3::Bucket" {
+            let name = text(name)?;
+            buckets.insert(name.clone(), create_bucket(config, &name).await?);
+        }
+    }
     Ok(Infra {
         table: table.ok_or_else(|| InfraError("template defines no table".into()))?,
         queues,
+        buckets,
     })
 }
 
@@ -146,6 +156,33 @@ async fn create_table(config: &aws_config::SdkConfig, name: &str, props: &Value)
         .time_to_live_specification(spec);
     ttl.send().await.map_err(sdk_fail("update ttl"))?;
     Ok(name.to_string())
+}
+
+/// An S3 client for a local endpoint: path-style addressing (no bucket host names).
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// A versioned bucket named after the logical name, lowercased.
+async fn create_bucket(config: &aws_config::SdkConfig, logical: &str) -> Result<String, InfraError> {
+    let client = s3_client(config);
+    let name = logical.to_lowercase();
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .map_err(sdk_fail("create bucket"))?;
+    let versioning = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    let put = client
+        .put_bucket_versioning()
+        .bucket(&name)
+        .versioning_configuration(versioning);
+    put.send().await.map_err(sdk_fail("bucket versioning"))?;
+    Ok(name)
 }
 
 /// A table's or an index's `KeySchema`.

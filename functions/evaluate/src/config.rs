@@ -13,8 +13,17 @@ pub struct Config {
     /// `KAIROS_RULES_FILE` (optional): the rules file the segments come from;
     /// `None` for the embedded `rules/segments.yaml`.
     pub rules_file: Option<PathBuf>,
-    /// The compiled segments, from that file.
+    /// The compiled segments, from that file: the rules in force until a
+    /// published object's are read (with `rules_uri`).
     pub rules: RuleSet,
+    /// `KAIROS_RULES_URI` (optional): `s3://bucket/key` of the published
+    /// rules (`kairos rules publish`), re-read at most every
+    /// `rules_refresh_secs`; `None`: the rules above, for good.
+    pub rules_uri: Option<String>,
+    /// `KAIROS_RULES_REFRESH_SECS` (optional): seconds between two reads of
+    /// the published rules, 1 to 3600; default
+    /// [`DEFAULT_REFRESH_SECS`](crate::DEFAULT_REFRESH_SECS).
+    pub rules_refresh_secs: i64,
     /// `KAIROS_MAX_CLOCK_SKEW_SECS` (optional): events dated more than this
     /// ahead of the evaluation's clock are refused; default
     /// [`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS),
@@ -54,6 +63,11 @@ impl Config {
             rules: rules(rules_file.as_deref())?,
             rules_file,
             max_clock_skew_secs: max_clock_skew(get("KAIROS_MAX_CLOCK_SKEW_SECS"))?,
+            rules_uri: match get("KAIROS_RULES_URI") {
+                None => None,
+                Some(uri) => Some(rules_uri(uri)?),
+            },
+            rules_refresh_secs: refresh_secs(get("KAIROS_RULES_REFRESH_SECS"))?,
             due_shards: match get("KAIROS_DUE_SHARDS") {
                 None => kairos_store::DEFAULT_DUE_SHARDS,
                 Some(v) => kairos_store::parse_due_shards(&v).map_err(|reason| ConfigError::Invalid {
@@ -75,6 +89,31 @@ fn max_clock_skew(value: Option<String>) -> Result<i64, ConfigError> {
         _ => Err(ConfigError::Invalid {
             name: "KAIROS_MAX_CLOCK_SKEW_SECS",
             reason: format!("`{value}`: expected whole seconds from 0 to {MAX_CLOCK_SKEW_LIMIT_SECS}"),
+        }),
+    }
+}
+
+/// `KAIROS_RULES_URI`: `s3://bucket/key`.
+fn rules_uri(uri: String) -> Result<String, ConfigError> {
+    match kairos_store::parse_s3_uri(&uri) {
+        Ok(_) => Ok(uri),
+        Err(reason) => Err(ConfigError::Invalid {
+            name: "KAIROS_RULES_URI",
+            reason,
+        }),
+    }
+}
+
+/// `KAIROS_RULES_REFRESH_SECS`: 1 to 3600 seconds, or the default when unset.
+fn refresh_secs(value: Option<String>) -> Result<i64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(crate::DEFAULT_REFRESH_SECS);
+    };
+    match value.trim().parse::<i64>() {
+        Ok(secs) if (1..=3600).contains(&secs) => Ok(secs),
+        _ => Err(ConfigError::Invalid {
+            name: "KAIROS_RULES_REFRESH_SECS",
+            reason: format!("`{value}`: expected whole seconds from 1 to 3600"),
         }),
     }
 }

@@ -2,7 +2,8 @@
 //! updates and segment transitions out.
 //!
 //! Main items: [`handle`] (the Lambda handler, reporting only failed message
-//! ids), [`Evaluator`] (the per-contact logic over borrowed ports), [`Config`].
+//! ids), [`Evaluator`] (the per-contact logic over borrowed ports), [`Config`],
+//! [`LiveRules`] (rules published to S3, switched to without a redeploy).
 //!
 //! Per contact: load → the engine step (`kairos_engine`: merge, apply
 //! deduplicated events, decide, diff into transitions) → one conditional write
@@ -37,12 +38,14 @@
 mod config;
 mod contact;
 mod link;
+mod live;
 mod record;
 mod summary;
 
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator};
 pub use kairos_engine::Outcome;
+pub use live::{LiveRules, DEFAULT_REFRESH_SECS};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};

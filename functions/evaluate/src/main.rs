@@ -1,5 +1,5 @@
-use kairos_evaluate::{handle, Config, Evaluator};
-use kairos_store::{DynamoContacts, SqsQueue};
+use kairos_evaluate::{handle, Config, Evaluator, LiveRules};
+use kairos_store::{DynamoContacts, S3Rules, SqsQueue};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 /// mimalloc: each event allocates small, short-lived vectors and strings
@@ -17,12 +17,29 @@ async fn main() -> Result<(), Error> {
     let store =
         DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table).with_due_shards(config.due_shards);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.writeback_queue_url);
-    let evaluator = Evaluator {
-        max_clock_skew_secs: config.max_clock_skew_secs,
-        ..Evaluator::new(&config.rules, &store, &queue)
+    let published = match &config.rules_uri {
+        Some(uri) => {
+            // A local endpoint (AWS_ENDPOINT_URL) has no bucket host names.
+            let local = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+            let s3 = aws_sdk_s3::config::Builder::from(&aws).force_path_style(local).build();
+            Some(S3Rules::new(aws_sdk_s3::Client::from_conf(s3), uri)?)
+        }
+        None => None,
     };
-    run(service_fn(|event: LambdaEvent<_>| async {
-        Ok::<_, Error>(handle(event.payload, &evaluator, chrono::Utc::now()).await)
+    let live = published.map(|object| LiveRules::new(object, config.rules.clone(), config.rules_refresh_secs));
+    let fixed = std::sync::Arc::new(config.rules.clone());
+    let (live, fixed, config, store, queue) = (&live, &fixed, &config, &store, &queue);
+    run(service_fn(|event: LambdaEvent<_>| async move {
+        let now = chrono::Utc::now();
+        let rules = match live {
+            Some(live) => live.current(now.timestamp()).await,
+            None => fixed.clone(),
+        };
+        let evaluator = Evaluator {
+            max_clock_skew_secs: config.max_clock_skew_secs,
+            ..Evaluator::new(&rules, store, queue)
+        };
+        Ok::<_, Error>(handle(event.payload, &evaluator, now).await)
     }))
     .await
 }

@@ -208,7 +208,13 @@ fn config_names_the_missing_variable() {
         err.to_string(),
         "environment variable KAIROS_WRITEBACK_QUEUE_URL is required"
     );
-    let optional = ["KAIROS_RULES_FILE", "KAIROS_MAX_CLOCK_SKEW_SECS", "KAIROS_DUE_SHARDS"];
+    let optional = [
+        "KAIROS_RULES_FILE",
+        "KAIROS_MAX_CLOCK_SKEW_SECS",
+        "KAIROS_DUE_SHARDS",
+        "KAIROS_RULES_URI",
+        "KAIROS_RULES_REFRESH_SECS",
+    ];
     let env = |name: &str| (!optional.contains(&name)).then(|| format!("{name}-value"));
     let ok = Config::from_env(env).unwrap();
     assert_eq!(ok.table, "KAIROS_TABLE-value");

@@ -32,8 +32,9 @@ impl<'a, I, Q> Sweeper<'a, I, Q> {
 pub struct Report {
     /// Contacts found due and sent to the events queue.
     pub sent: usize,
-    /// Lateness at sending (the run's time minus the indexed due time,
-    /// seconds): median, 99th percentile and maximum; 0 when none was due.
+    /// Lateness at sending (the run's time plus the time it had run when it
+    /// sent the contact, minus the indexed due time; seconds): median, 99th
+    /// percentile and maximum; 0 when none was due.
     pub lateness: Lateness,
     /// The run stopped before the end of the index (its time or
     /// `max_per_run` ran out): the next run carries on.
@@ -93,8 +94,9 @@ impl<I: DueIndex, Q: Queue> Sweeper<'_, I, Q> {
         let shards = self.index.shards().max(1);
         let first = (now.timestamp().div_euclid(60) % i64::from(shards)) as u32;
         let (mut report, mut late) = (Report::default(), Vec::new());
+        let started = Instant::now();
         for shard in (0..shards).map(|i| (first + i) % shards) {
-            match self.shard(shard, now, stop_at, &mut late).await {
+            match self.shard(shard, (now, started), stop_at, &mut late).await {
                 Ok(done) if done => {}
                 Ok(_) => {
                     report.more = true;
@@ -115,7 +117,7 @@ impl<I: DueIndex, Q: Queue> Sweeper<'_, I, Q> {
     async fn shard(
         &self,
         shard: u32,
-        now: DateTime<Utc>,
+        (now, started): (DateTime<Utc>, Instant),
         stop_at: Instant,
         late: &mut Vec<i64>,
     ) -> Result<bool, ShardError> {
@@ -141,7 +143,8 @@ impl<I: DueIndex, Q: Queue> Sweeper<'_, I, Q> {
                 })
                 .collect();
             self.queue.send(&messages).await?;
-            late.extend(page.due.iter().map(|d| now.timestamp() - d.due_at));
+            let sent_at = now.timestamp() + started.elapsed().as_secs() as i64;
+            late.extend(page.due.iter().map(|d| sent_at - d.due_at));
             match page.next {
                 Some(next) => after = Some(next),
                 None => return Ok(true),

@@ -10,6 +10,8 @@
 //! `KAIROS_BENCH_BUDGET_SECS` (default 90, 0 for none) bounds the timed
 //! pass through the engine step: contacts past it are applied untimed, for state sizes only.
 //! `KAIROS_BENCH_DUMP=DIR` writes the generated rules (YAML and JSON Logic) there.
+//! `KAIROS_BENCH_UPKEEP_CONTACTS` (default 20000) bounds the contacts of the
+//! due index's upkeep count (untimed; `throughput/upkeep.rs`).
 //!
 //! Single thread throughout: the figures are per core. The global allocator is
 //! mimalloc, as in the evaluate function.
@@ -18,6 +20,8 @@
 mod features;
 #[path = "throughput/segments.rs"]
 mod segments;
+#[path = "throughput/upkeep.rs"]
+mod upkeep;
 #[path = "throughput/workload.rs"]
 mod workload;
 
@@ -192,6 +196,14 @@ fn main() {
     );
     sizes.sort_unstable();
 
+    // ---- Due index upkeep (untimed): write units per event, with and without the rule
+    let upkeep_n = env_usize("KAIROS_BENCH_UPKEEP_CONTACTS", 20_000).min(contacts.len());
+    let (upkeep_events, cheap, plain) = upkeep::simulate(&engine, &contacts[..upkeep_n]);
+    // The same events under the example rules file (6 segments and a score).
+    let example = RuleSet::from_yaml(include_str!("../../../rules/segments.yaml")).expect("the example rules compile");
+    let (_, example_cheap, example_plain) = upkeep::simulate(&Engine::new(&example), &contacts[..upkeep_n]);
+    let per_event = |units: u64| units as f64 / upkeep_events.max(1) as f64;
+
     // ---- Sample: states, Kairos answers and peer features (untimed) ---------------
     // Every k-th contact, all its evaluation points, up to about `sample_cap` points.
     let stride = events.div_ceil(sample_cap).max(1);
@@ -320,6 +332,31 @@ fn main() {
         "  (contacts where delta != full decision)", delta_mismatches
     );
     println!("{:<44}{:>20}", "sampled evaluation points", sampled);
+    println!(
+        "{:<44}{:>20}",
+        "due index upkeep: contacts / events",
+        format!("{upkeep_n} / {upkeep_events}")
+    );
+    let ways = [
+        ("bench rules, with the cheap-upkeep rule", cheap),
+        ("bench rules, without (index = next change)", plain),
+        ("example rules, with the cheap-upkeep rule", example_cheap),
+        ("example rules, without", example_plain),
+    ];
+    for (name, u) in ways {
+        println!("{:<44}{:>20}", format!("  {name}"), "");
+        println!("{:<44}{:>20.3}", "    index write units / event", per_event(u.index));
+        println!(
+            "{:<44}{:>20.3}",
+            "    table write units / event (sweeps incl.)",
+            per_event(u.table)
+        );
+        println!(
+            "{:<44}{:>20}",
+            "    sweep visits / of them reindex-only",
+            format!("{} / {}", u.sweeps, u.reindexes)
+        );
+    }
     println!(
         "{:<44}{:>20}",
         "Kairos evaluate only, evaluations/s (median)",

@@ -6,6 +6,8 @@
 //!   carries its link ([`StoredContact::merged_into`]);
 //! - [`DueIndex`]: contacts by the time their answers may next change, for
 //!   the sweep ([`DynamoContacts`] / [`MemoryContacts`]);
+//! - [`RulesObject`]: the published rules file, read on its ETag
+//!   ([`S3Rules`] / [`MemoryRules`]);
 //! - [`Queue`]: send message batches ([`SqsQueue`] / [`MemoryQueue`]);
 //! - [`DeliveryLedger`]: the highest state version delivered per key, so a repeated
 //!   or stale transition is dropped ([`DynamoLedger`] / [`MemoryLedger`]);
@@ -45,6 +47,8 @@ mod dynamo;
 mod dynamo_lookup;
 mod memory;
 #[cfg(feature = "aws")]
+mod s3;
+#[cfg(feature = "aws")]
 mod secret;
 #[cfg(feature = "aws")]
 mod sqs;
@@ -56,7 +60,10 @@ pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
 pub use dynamo_lookup::DynamoLookups;
 pub use memory::{
     MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue, MemoryRedelivery,
+    MemoryRules,
 };
+#[cfg(feature = "aws")]
+pub use s3::{parse_uri as parse_s3_uri, S3Rules};
 #[cfg(feature = "aws")]
 pub use secret::{init_log_hashing, parameters_under, resolve_secret, SecretError};
 #[cfg(feature = "aws")]
@@ -257,6 +264,36 @@ pub trait DueIndex: Send + Sync {
         after: Option<&Due>,
         limit: usize,
     ) -> impl Future<Output = Result<DuePage, StoreError>> + Send;
+}
+
+/// What reading the rules object found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The object still has the ETag given: nothing downloaded.
+    Unchanged,
+    /// There is no object (nothing published yet).
+    Missing,
+    /// The object's text and ETag.
+    Object {
+        /// The rules file.
+        text: String,
+        /// Its ETag, for the next conditional read.
+        etag: String,
+    },
+}
+
+/// The published rules file, read conditionally (an S3 object: [`S3Rules`] /
+/// [`MemoryRules`]).
+pub trait RulesObject: Send + Sync {
+    /// Reads the object unless its ETag is still `etag`.
+    fn fetch(&self, etag: Option<&str>) -> impl Future<Output = Result<Fetched, StoreError>> + Send;
+}
+
+/// A borrowed rules object.
+impl<T: RulesObject> RulesObject for &T {
+    fn fetch(&self, etag: Option<&str>) -> impl Future<Output = Result<Fetched, StoreError>> + Send {
+        (**self).fetch(etag)
+    }
 }
 
 /// Sending messages to a queue.

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use kairos_state::Consent;
 
 use crate::{
-    Attribute, Claimed, Claims, ContactStore, DeadLetters, DeliveryLedger, Due, DueIndex, DuePage, Lookups, Message,
-    Queue, QueueError, Redelivery, StoreError, StoredContact,
+    Attribute, Claimed, Claims, ContactStore, DeadLetters, DeliveryLedger, Due, DueIndex, DuePage, Fetched, Lookups,
+    Message, Queue, QueueError, Redelivery, RulesObject, StoreError, StoredContact,
 };
 
 /// Contact records in a map, with the same conditional-write rules as
@@ -99,6 +99,34 @@ impl DueIndex for MemoryContacts {
         due.truncate(limit);
         let next = more.then(|| due.last().cloned()).flatten();
         Ok(DuePage { due, next })
+    }
+}
+
+/// A rules object in memory: [`MemoryRules::publish`] replaces it with a new ETag.
+#[derive(Debug, Default)]
+pub struct MemoryRules {
+    object: Mutex<Option<(String, String)>>,
+}
+
+impl MemoryRules {
+    /// Publishes `text` under a new ETag.
+    pub fn publish(&self, text: &str) {
+        let mut object = lock(&self.object);
+        let n = object.as_ref().map_or(0, |(etag, _)| etag.parse::<u64>().unwrap_or(0)) + 1;
+        *object = Some((n.to_string(), text.to_string()));
+    }
+}
+
+impl RulesObject for MemoryRules {
+    async fn fetch(&self, etag: Option<&str>) -> Result<Fetched, StoreError> {
+        Ok(match lock(&self.object).as_ref() {
+            None => Fetched::Missing,
+            Some((current, _)) if Some(current.as_str()) == etag => Fetched::Unchanged,
+            Some((current, text)) => Fetched::Object {
+                text: text.clone(),
+                etag: current.clone(),
+            },
+        })
     }
 }
 

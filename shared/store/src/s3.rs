@@ -1,0 +1,63 @@
+//! The rules file in S3: a versioned bucket's object, read conditionally on
+//! its ETag so an unchanged file costs one small request and no download.
+
+use aws_sdk_s3::Client;
+
+use crate::{Fetched, RulesObject, StoreError};
+
+/// The rules object `s3://<bucket>/<key>`.
+#[derive(Debug, Clone)]
+pub struct S3Rules {
+    client: Client,
+    bucket: String,
+    key: String,
+}
+
+impl S3Rules {
+    /// The object at `uri` (`s3://bucket/key`) through `client`; the error
+    /// says what is wrong with the URI.
+    pub fn new(client: Client, uri: &str) -> Result<S3Rules, String> {
+        let (bucket, key) = parse_uri(uri)?;
+        Ok(S3Rules {
+            client,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// `s3://bucket/key` into its bucket and key, both non-empty.
+pub fn parse_uri(uri: &str) -> Result<(&str, &str), String> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("`{uri}`: expected s3://bucket/key"))?;
+    match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok((bucket, key)),
+        _ => Err(format!("`{uri}`: expected s3://bucket/key")),
+    }
+}
+
+impl RulesObject for S3Rules {
+    async fn fetch(&self, etag: Option<&str>) -> Result<Fetched, StoreError> {
+        let get = self.client.get_object().bucket(&self.bucket).key(&self.key);
+        let result = get.set_if_none_match(etag.map(str::to_string)).send().await;
+        let out = match result {
+            Ok(out) => out,
+            Err(err) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                if status == Some(304) {
+                    return Ok(Fetched::Unchanged);
+                }
+                return match err.into_service_error() {
+                    e if e.is_no_such_key() => Ok(Fetched::Missing),
+                    e => Err(StoreError::Backend(Box::new(e))),
+                };
+            }
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("s3://{}/{}: not UTF-8", self.bucket, self.key)))?;
+        Ok(Fetched::Object { text, etag })
+    }
+}

@@ -1,0 +1,138 @@
+//! Rules published without a redeploy (issue 16 item 4, the evaluate side):
+//! the template's versioned rules bucket on moto, read by the evaluate
+//! function's live rules through the S3 adapter, decisions changing at the
+//! next refresh without a restart, an invalid upload refused.
+
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use kairos_evaluate::LiveRules;
+use kairos_store::{ContactStore, S3Rules};
+use support::{event_json, failed, Stack};
+
+const CLICKED: &str =
+    "segments:\n  - { id: clicked, name: Clicked, rule: { event: { type: email.clicked, within: 7d } } }\n";
+const TWICE: &str =
+    "segments:\n  - { id: clicked-twice, name: Clicked twice, rule: { event: { type: email.clicked, count: { gte: 2 }, within: 7d } } }\n";
+
+async fn publish(stack: &Stack, text: &str) {
+    let s3 = kairos::local::s3_client(&stack.aws);
+    let put = s3
+        .put_object()
+        .bucket(stack.infra.buckets["RulesBucket"].as_str())
+        .key("segments.yaml");
+    put.body(text.as_bytes().to_vec().into())
+        .send()
+        .await
+        .expect("rules uploaded");
+}
+
+/// Evaluates these events (one message each) under the rules in force at `now`.
+async fn evaluate(stack: &Stack, live: &LiveRules<S3Rules>, bodies: &[String], now: DateTime<Utc>) {
+    stack.send("EventsQueue", bodies).await;
+    let messages = stack.receive("EventsQueue", bodies.len()).await;
+    let rules = live.current(now.timestamp()).await;
+    let response = stack.evaluate(&rules, &messages, now).await;
+    assert!(failed(&response).is_empty());
+    stack.ack("EventsQueue", &messages, &response).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_changes_decisions_at_the_next_refresh_and_an_invalid_upload_keeps_the_rules() {
+    let stack = Stack::start().await;
+    let uri = format!("s3://{}/segments.yaml", stack.infra.buckets["RulesBucket"]);
+    let object = S3Rules::new(kairos::local::s3_client(&stack.aws), &uri).unwrap();
+    let embedded = kairos_rules::RuleSet::from_yaml(CLICKED).unwrap();
+    let live = LiveRules::new(object, embedded, 30);
+    let t0 = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let click = |id: &str, contact: &str, at| event_json(id, contact, "email.clicked", at);
+
+    // Nothing published: the rules given at start.
+    evaluate(&stack, &live, &[click("a1", "ada@x.test", t0)], t0).await;
+    let members =
+        |r: kairos_store::StoredContact| r.state.members().iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        members(stack.store().load("ada@x.test").await.unwrap().unwrap()),
+        ["clicked"]
+    );
+
+    // Published: not read within the interval, read at the next refresh (no restart).
+    publish(&stack, TWICE).await;
+    let soon = t0 + Duration::seconds(10);
+    evaluate(&stack, &live, &[click("b1", "bo@x.test", soon)], soon).await;
+    assert_eq!(
+        members(stack.store().load("bo@x.test").await.unwrap().unwrap()),
+        ["clicked"]
+    );
+    let next = t0 + Duration::seconds(31);
+    evaluate(
+        &stack,
+        &live,
+        &[click("c1", "cy@x.test", next), click("c2", "cy@x.test", next)],
+        next,
+    )
+    .await;
+    assert_eq!(
+        members(stack.store().load("cy@x.test").await.unwrap().unwrap()),
+        ["clicked-twice"]
+    );
+
+    // An invalid upload is refused: the rules in force stay.
+    publish(&stack, "segments:\n  - { id: broken }\n").await;
+    let later = t0 + Duration::seconds(62);
+    let rules = live.current(later.timestamp()).await;
+    assert_eq!(rules.segments().map(|s| s.id).collect::<Vec<_>>(), ["clicked-twice"]);
+    // And an unchanged object is not downloaded again (a conditional read answers 304).
+    let again = live.current((later + Duration::seconds(31)).timestamp()).await;
+    assert_eq!(again.fingerprint(), rules.fingerprint());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_validates_records_who_and_why_and_history_and_rollback_work_on_versions() {
+    let stack = Stack::start().await;
+    let uri = format!("s3://{}/segments.yaml", stack.infra.buckets["RulesBucket"]);
+    let s3 = kairos::local::s3_client(&stack.aws);
+    let first = kairos::publish::publish(&s3, &uri, CLICKED, "ada", "first rules")
+        .await
+        .unwrap();
+    let second = kairos::publish::publish(&s3, &uri, TWICE, "bo", "two clicks")
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    // Nothing invalid is uploaded.
+    let err = kairos::publish::publish(&s3, &uri, "segments:\n  - { id: broken }\n", "cy", "oops")
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("not published: ") && err.contains("broken"), "{err}");
+
+    let history = kairos::publish::history(&s3, &uri).await.unwrap();
+    let seen: Vec<(&str, &str, &str, bool)> = history
+        .iter()
+        .map(|v| (v.version.as_str(), v.by.as_str(), v.message.as_str(), v.latest))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (second.as_str(), "bo", "two clicks", true),
+            (first.as_str(), "ada", "first rules", false)
+        ]
+    );
+    let fingerprint = kairos_rules::RuleSet::from_yaml(TWICE).unwrap().fingerprint();
+    assert_eq!(history[0].fingerprint, format!("{fingerprint:016x}"));
+
+    let third = kairos::publish::rollback(&s3, &uri, &first, "dee").await.unwrap();
+    let history = kairos::publish::history(&s3, &uri).await.unwrap();
+    assert_eq!(
+        (history.len(), history[0].version.as_str(), history[0].latest),
+        (3, third.as_str(), true)
+    );
+    assert_eq!(history[0].message, format!("rollback to {first}"));
+    let object = S3Rules::new(s3.clone(), &uri).unwrap();
+    let live = LiveRules::new(object, kairos_rules::RuleSet::from_yaml(TWICE).unwrap(), 30);
+    let rules = live.current(0).await;
+    assert_eq!(
+        rules.segments().map(|s| s.id).collect::<Vec<_>>(),
+        ["clicked"],
+        "the rolled-back rules are in force"
+    );
+}
