@@ -1,0 +1,233 @@
+use chrono::DateTime;
+use kairos_engine::{Contact, Engine, Input};
+use kairos_event::Event;
+use kairos_rules::RuleSet;
+
+use crate::*;
+
+const RULES: &str = r#"
+segments:
+  - id: signed-up
+    name: Signed up
+    rule: { event: { type: form.submitted, where: { form: { eq: signup } }, within: 30d } }
+  - id: comparing
+    name: Comparing
+    rule: { event: { type: page.viewed, where: { url: { contains: /compare } }, within: 7d } }
+sending:
+  caps: [ { channel: email, max: 2, per: 1d } ]
+  quiet_hours: { from: "21:00", to: "08:00", default_zone: Europe/London }
+  learning: { min_sends: 10, exploration: 0.0 }
+sequences:
+  - id: pricing
+    name: Pricing
+    priority: 20
+    entry: { segment: comparing }
+    exits: [ { goal: { type: track, name: Demo Booked } } ]
+    steps:
+      - id: compare
+        content: [ { variant: a, template: p-a }, { variant: b, template: p-b } ]
+      - id: pinned
+        wait: 1d
+        variant: fixed
+        content: [ { variant: direct, template: p-direct }, { variant: soft, template: p-soft } ]
+  - id: onboarding
+    name: Onboarding
+    priority: 10
+    entry: { segment: signed-up }
+    steps:
+      - id: welcome
+        content: [ { variant: a, template: o-a } ]
+      - id: tips
+        wait: 2d
+        content: [ { variant: a, template: o-tips } ]
+"#;
+
+fn rules() -> RuleSet {
+    RuleSet::from_yaml(RULES).unwrap()
+}
+
+fn at(text: &str) -> i64 {
+    DateTime::parse_from_rfc3339(text).unwrap().timestamp()
+}
+
+fn event(id: &str, kind: &str, when: &str, extra: &str) -> Event {
+    let json =
+        format!(r#"{{"id":"{id}","contact":"ada@x.test","type":"{kind}","at":"{when}","source":"test"{extra}}}"#);
+    Event::from_json(json.as_bytes()).unwrap()
+}
+
+fn state(rules: &RuleSet, events: &[Event], now: i64) -> Contact {
+    let mut contact = Contact::default();
+    let now = DateTime::from_timestamp(now, 0).unwrap();
+    Engine::new(rules).step("ada@x.test", &mut contact, &Input::events(events, now));
+    contact
+}
+
+fn decide(rules: &RuleSet, events: &[Event], sends: &[Sent], now: &str) -> Decision {
+    let now = at(now);
+    let contact = state(rules, events, now);
+    let history = History {
+        state: &contact.state,
+        sends,
+    };
+    let request = Request {
+        contact: "ada@x.test",
+        channel: "email",
+        now,
+        key: None,
+        seed: Some(3),
+    };
+    Decider::new(rules).decide(&request, &history, &CountsTable::new())
+}
+
+fn sent(decision: &Decision) -> Sent {
+    decision.sent().expect("a send")
+}
+
+#[test]
+fn a_signup_starts_onboarding_and_a_comparison_click_switches_the_thread() {
+    let rules = rules();
+    let signup = event(
+        "f1",
+        "form.submitted",
+        "2026-11-24T10:00:00Z",
+        r#","properties":{"form":"signup"}"#,
+    );
+    let first = decide(&rules, std::slice::from_ref(&signup), &[], "2026-11-24T10:01:00Z");
+    assert_eq!(
+        first.send.as_ref().unwrap().sequence,
+        "onboarding",
+        "{}",
+        first.explanation
+    );
+    let sends = vec![sent(&first)];
+    // Waiting for the second onboarding step.
+    let waiting = decide(&rules, std::slice::from_ref(&signup), &sends, "2026-11-25T10:00:00Z");
+    assert_eq!(
+        waiting.reason,
+        Reason::Waiting(at("2026-11-26T10:01:00Z")),
+        "{}",
+        waiting.explanation
+    );
+    // A comparison-page view: the pricing thread outranks onboarding at the next decision.
+    let compare = event(
+        "w1",
+        "page.viewed",
+        "2026-11-25T11:00:00Z",
+        r#","url":"https://x.test/compare""#,
+    );
+    let switched = decide(&rules, &[signup, compare], &sends, "2026-11-25T11:00:05Z");
+    let send = switched.send.as_ref().expect(&switched.explanation);
+    assert_eq!((send.sequence.as_str(), send.step.as_str()), ("pricing", "compare"));
+    assert!(
+        switched.explanation.contains("`onboarding` (priority 10) outranked"),
+        "{}",
+        switched.explanation
+    );
+}
+
+#[test]
+fn consent_comes_first() {
+    let rules = rules();
+    let signup = event(
+        "f1",
+        "form.submitted",
+        "2026-11-24T10:00:00Z",
+        r#","properties":{"form":"signup"}"#,
+    );
+    let unsub = event("u1", "email.unsubscribed", "2026-11-24T10:30:00Z", "");
+    let d = decide(&rules, &[signup, unsub], &[], "2026-11-24T11:00:00Z");
+    assert_eq!((d.send.is_none(), d.reason), (true, Reason::NoConsent));
+    assert_eq!(d.to_json()["reason"], "no consent");
+}
+
+#[test]
+fn nothing_applies_without_an_entry() {
+    let d = decide(&rules(), &[], &[], "2026-11-24T11:00:00Z");
+    assert_eq!(d.reason, Reason::NoSequence);
+    assert_eq!(d.to_json()["send"], serde_json::Value::Null);
+}
+
+#[test]
+fn quiet_hours_defer_to_the_contact_s_morning() {
+    let rules = rules();
+    let signup = event(
+        "f1",
+        "form.submitted",
+        "2026-11-24T22:00:00Z",
+        r#","properties":{"form":"signup"}"#,
+    );
+    let tz = event(
+        "i1",
+        "contact.identified",
+        "2026-11-24T22:00:00Z",
+        r#","traits":{"timezone":"America/New_York"}"#,
+    );
+    // 22:30 London is 17:30 in New York: allowed.
+    let d = decide(&rules, &[signup.clone(), tz], &[], "2026-11-24T22:30:00Z");
+    assert_eq!(d.reason, Reason::Send, "{}", d.explanation);
+    // Without the trait, London's quiet hours: until 08:00 London.
+    let d = decide(&rules, &[signup], &[], "2026-11-24T22:30:00Z");
+    assert_eq!(
+        d.reason,
+        Reason::QuietHours(at("2026-11-25T08:00:00Z")),
+        "{}",
+        d.explanation
+    );
+    assert!(
+        d.explanation.contains("Europe/London (the default zone)"),
+        "{}",
+        d.explanation
+    );
+}
+
+#[test]
+fn a_goal_exits_the_sequence() {
+    let rules = rules();
+    let compare = event(
+        "w1",
+        "page.viewed",
+        "2026-11-25T11:00:00Z",
+        r#","url":"https://x.test/compare""#,
+    );
+    let first = decide(&rules, std::slice::from_ref(&compare), &[], "2026-11-25T11:00:05Z");
+    let booked = event("t1", "track", "2026-11-25T12:00:00Z", r#","name":"Demo Booked""#);
+    let after = decide(&rules, &[compare, booked], &[sent(&first)], "2026-11-27T12:00:00Z");
+    assert_eq!(after.reason, Reason::NoSequence, "{}", after.explanation);
+    assert!(
+        after.explanation.contains("`pricing` exited (goal"),
+        "{}",
+        after.explanation
+    );
+}
+
+#[test]
+fn a_pinned_step_always_sends_its_first_variant() {
+    let rules = rules();
+    let compare = event(
+        "w1",
+        "page.viewed",
+        "2026-11-25T11:00:00Z",
+        r#","url":"https://x.test/compare""#,
+    );
+    let first = decide(&rules, std::slice::from_ref(&compare), &[], "2026-11-25T11:00:05Z");
+    let second = decide(&rules, &[compare], &[sent(&first)], "2026-11-26T12:00:00Z");
+    let send = second.send.as_ref().expect(&second.explanation);
+    assert_eq!((send.step.as_str(), send.variant.as_str()), ("pinned", "direct"));
+    assert!(second.explanation.contains("learning off"), "{}", second.explanation);
+}
+
+#[test]
+fn the_same_question_gets_the_same_decision_id() {
+    let rules = rules();
+    let compare = event(
+        "w1",
+        "page.viewed",
+        "2026-11-25T11:00:00Z",
+        r#","url":"https://x.test/compare""#,
+    );
+    let a = decide(&rules, std::slice::from_ref(&compare), &[], "2026-11-25T11:00:05Z");
+    let b = decide(&rules, &[compare], &[], "2026-11-25T11:03:00Z");
+    assert_eq!(a.decision_id, b.decision_id);
+    assert_eq!(a.send, b.send);
+}
