@@ -5,7 +5,8 @@
 //! [`local::create`], which creates the template's table and queues on a
 //! local endpoint (moto server), [`replay::replay`], the backtest, and
 //! [`normalize::normalize`], a provider webhook body to canonical events, and
-//! [`dlq`], the write-back dead letters (show, redrive).
+//! [`dlq`], the write-back dead letters (show, redrive), and [`sequences`],
+//! send-time decisions on a history (`kairos decide`, `kairos sequences report`).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -20,3 +21,4 @@ pub mod dlq;
 pub mod local;
 pub mod normalize;
 pub mod replay;
+pub mod sequences;
