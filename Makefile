@@ -42,10 +42,12 @@ node-tools: $(NODE_TOOLS)
 $(NODE_TOOLS): tests/segment_node/package-lock.json
 	npm ci --prefix tests/segment_node --no-audit --no-fund
 
-## The rules engine's throughput and state size, beside datalogic-rs on the same rules.
+## The rules engine's throughput and state size, beside datalogic-rs on the same rules; the send-time
+## learning against uniform random and the oracle, and decide latency.
 bench:
 	cargo bench -p kairos-rules --bench throughput
 	cargo bench -p kairos-ingest --bench providers
+	cargo bench -p kairos-decide --bench simulate
 
 ## One contact flooded with a million events, hostile ones among them, through the
 ## real evaluate path (release): prints the item budget and the largest record written.

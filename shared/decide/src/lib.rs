@@ -45,6 +45,7 @@
 mod guards;
 mod history;
 mod learn;
+pub mod simulation;
 mod thread;
 
 pub use guards::{cap_until, holdout_draw, in_holdout, quiet_until, zone};

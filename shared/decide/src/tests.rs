@@ -231,3 +231,13 @@ fn the_same_question_gets_the_same_decision_id() {
     assert_eq!(a.decision_id, b.decision_id);
     assert_eq!(a.send, b.send);
 }
+
+#[test]
+fn learning_converges_to_the_best_variant_in_the_simulation() {
+    let rates = [0.04, 0.05, 0.08];
+    let out = crate::simulation::run(&rates, 20_000, 0.05, 100, 11);
+    let late: u64 = out.chosen_late.iter().sum();
+    assert!(out.chosen_late[2] as f64 > 0.85 * late as f64, "{out:?}");
+    assert!(out.thompson as f64 >= 0.9 * out.oracle as f64, "{out:?}");
+    assert!(out.thompson > out.uniform, "{out:?}");
+}
