@@ -80,7 +80,7 @@ fuzz: $(CARGO_FUZZ)
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)
 	rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback
+	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin decide
 	ls -l target/lambda/*/bootstrap
 
 ## The Lambda runtime emulator with local endpoints: moto on 127.0.0.1:$(WATCH_PORT)
