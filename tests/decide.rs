@@ -8,7 +8,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::encodings::Body;
 use chrono::{DateTime, Utc};
 use kairos_decide::in_holdout;
-use kairos_decide_fn::{handle, reconcile, Decide, DecideConfig, DecisionStore};
+use kairos_decide_fn::{handle, reconcile, reconcile_batch, Decide, DecideConfig, DecisionStore};
 use kairos_event::Event;
 use kairos_rules::RuleSet;
 use serde_json::Value;
@@ -123,12 +123,20 @@ async fn a_comparison_click_switches_threads_retries_record_once_and_esp_reports
             &format!(r#","properties":{{"template_id":"{template}"}}"#),
         ),
     ];
+    // Through the events queue, the evaluate handler, then reconciliation, as the evaluate function runs them.
+    stack.send("EventsQueue", &reports).await;
+    let messages = stack.receive("EventsQueue", reports.len()).await;
+    let batch = support::sqs_event(&messages);
+    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+    let evaluator = kairos_evaluate::Evaluator::new(&rules, &store, &queue);
+    let mut response = kairos_evaluate::handle(batch.clone(), &evaluator, at("2026-11-24T15:00:01Z")).await;
+    let done = reconcile_batch(&rules, &stack.decisions(), &batch, &mut response).await;
+    assert_eq!((done.confirmed, done.goals), (1, 1));
+    assert!(response.batch_item_failures.is_empty());
     let parsed: Vec<Event> = reports
         .iter()
         .map(|r| Event::from_json(r.as_bytes()).unwrap())
         .collect();
-    let done = reconcile(&rules, &stack.decisions(), &parsed).await.unwrap();
-    assert_eq!((done.confirmed, done.goals), (1, 1));
     let again = reconcile(&rules, &stack.decisions(), &parsed).await.unwrap();
     assert_eq!(again.goals, 0, "a redelivered click counts nothing twice");
     assert_eq!(counter(&stack, &pk, "goals").await, 1);

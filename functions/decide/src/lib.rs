@@ -42,7 +42,7 @@ mod tests;
 
 pub use config::{ConfigError, DecideConfig};
 pub use dynamo::DynamoDecisions;
-pub use reconcile::{reconcile, Reconciled};
+pub use reconcile::{reconcile, reconcile_batch, Reconciled};
 pub use store::{DecisionStore, MemoryDecisions, Recorded, SendLog, VariantKey};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};

@@ -85,3 +85,46 @@ async fn decision_for<D: DecisionStore>(
         })
         .map(|s| s.decision_id.clone()))
 }
+
+/// Reconciles the events of an events-queue batch after the evaluate handler
+/// ran on it: each message it did not report as failed is matched to the
+/// recorded decisions; a message whose reconciliation fails (storage) is added
+/// to the failures, so SQS redelivers it (the engine skips it as a duplicate,
+/// and nothing here counts twice).
+pub async fn reconcile_batch<D: DecisionStore>(
+    rules: &RuleSet,
+    store: &D,
+    batch: &aws_lambda_events::sqs::SqsEvent,
+    response: &mut aws_lambda_events::sqs::SqsBatchResponse,
+) -> Reconciled {
+    let mut total = Reconciled::default();
+    if rules.sequences().is_empty() {
+        return total;
+    }
+    for record in &batch.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        if response.batch_item_failures.iter().any(|f| f.item_identifier == id) {
+            continue;
+        }
+        let Some(Ok(kairos_event::EventsMessage::Event(event))) = record
+            .body
+            .as_deref()
+            .map(|b| kairos_event::EventsMessage::decode(b.as_bytes()))
+        else {
+            continue;
+        };
+        match reconcile(rules, store, std::slice::from_ref(&event)).await {
+            Ok(done) => {
+                total.confirmed += done.confirmed;
+                total.goals += done.goals;
+            }
+            Err(e) => {
+                tracing::warn!(message_id = %id, error = %e, "reconciling with decisions failed; redelivering");
+                let mut failure = aws_lambda_events::sqs::BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    total
+}

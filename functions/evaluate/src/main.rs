@@ -20,8 +20,15 @@ async fn main() -> Result<(), Error> {
         max_clock_skew_secs: config.max_clock_skew_secs,
         ..Evaluator::new(&config.rules, &store, &queue)
     };
-    run(service_fn(|event: LambdaEvent<_>| async {
-        Ok::<_, Error>(handle(event.payload, &evaluator, chrono::Utc::now()).await)
-    }))
+    // Send-time decisions: ESP reports and goals in these events reconcile them.
+    let decisions = kairos_decide_fn::DynamoDecisions::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    run(service_fn(
+        |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async {
+            let batch = event.payload;
+            let mut response = handle(batch.clone(), &evaluator, chrono::Utc::now()).await;
+            kairos_decide_fn::reconcile_batch(&config.rules, &decisions, &batch, &mut response).await;
+            Ok::<_, Error>(response)
+        },
+    ))
     .await
 }

@@ -241,3 +241,54 @@ fn learning_converges_to_the_best_variant_in_the_simulation() {
     assert!(out.thompson as f64 >= 0.9 * out.oracle as f64, "{out:?}");
     assert!(out.thompson > out.uniform, "{out:?}");
 }
+
+#[test]
+fn the_holdout_keeps_the_same_contacts_across_reruns_and_rules_edits() {
+    let with = |extra: &str| {
+        let text = format!("{RULES}{extra}").replace("sending:\n", "sending:\n  holdout: { percent: 10, salt: q4 }\n");
+        RuleSet::from_yaml(&text).unwrap()
+    };
+    let (before, edited) = (
+        with(""),
+        with("      - id: extra\n        content: [ { variant: a, template: o-extra } ]\n"),
+    );
+    assert_ne!(before.fingerprint(), edited.fingerprint(), "the edit changes the rules");
+    let signup = event(
+        "f1",
+        "form.submitted",
+        "2026-11-24T10:00:00Z",
+        r#","properties":{"form":"signup"}"#,
+    );
+    let held = |rules: &RuleSet| -> Vec<bool> {
+        let contact = state(rules, std::slice::from_ref(&signup), at("2026-11-24T10:01:00Z"));
+        (0..400)
+            .map(|i| {
+                let key = format!("c{i}@x.test");
+                let request = Request {
+                    contact: &key,
+                    channel: "email",
+                    now: at("2026-11-24T10:01:00Z"),
+                    key: None,
+                    seed: Some(1),
+                };
+                let history = History {
+                    state: &contact.state,
+                    sends: &[],
+                };
+                Decider::new(rules)
+                    .decide(&request, &history, &CountsTable::new())
+                    .reason
+                    == Reason::Holdout
+            })
+            .collect()
+    };
+    let first = held(&before);
+    assert_eq!(first, held(&before), "a rerun holds out the same contacts");
+    assert_eq!(
+        first,
+        held(&edited),
+        "an edit that keeps the salt holds out the same contacts"
+    );
+    let share = first.iter().filter(|h| **h).count();
+    assert!((20..=60).contains(&share), "{share} of 400 at 10%");
+}
