@@ -113,7 +113,7 @@ async fn a_comparison_click_switches_threads_retries_record_once_and_esp_reports
             eve,
             "email.sent",
             "2026-11-24T14:01:02Z",
-            &format!(r#","properties":{{"decision_id":"{id}"}}"#),
+            &format!(r#","message_id":"m-eve-1","properties":{{"decision_id":"{id}"}}"#),
         ),
         event(
             "c1",
@@ -140,6 +140,8 @@ async fn a_comparison_click_switches_threads_retries_record_once_and_esp_reports
     let again = reconcile(&rules, &stack.decisions(), &parsed).await.unwrap();
     assert_eq!(again.goals, 0, "a redelivered click counts nothing twice");
     assert_eq!(counter(&stack, &pk, "goals").await, 1);
+    let log = stack.decisions().sends(eve).await.unwrap();
+    assert_eq!(log.sends[0].message_id.as_deref(), Some("m-eve-1"));
     let decision = stack.raw_item(&format!("decision#{id}")).await.unwrap();
     assert!(
         decision.contains_key("sent_at") && decision.contains_key("goal_at"),

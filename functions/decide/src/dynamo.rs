@@ -268,6 +268,40 @@ impl DecisionStore for DynamoDecisions {
         }
     }
 
+    async fn note_message(&self, contact: &str, decision_id: &str, message_id: &str) -> Result<bool, StoreError> {
+        // Read, change, write back conditioned on the version; a decide racing it wins and we retry.
+        for _ in 0..3 {
+            let mut log = self.sends(contact).await?;
+            if !crate::store::with_message(&mut log.sends, decision_id, message_id) {
+                return Ok(false);
+            }
+            let sends = serde_json::to_string(&log.sends).expect("sends serialize");
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("sends#{contact}")))
+                .item("sends", s(sends))
+                .item("version", n(log.version + 1))
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(log.version))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
     async fn confirm(&self, decision_id: &str, status: &str, at: i64) -> Result<bool, StoreError> {
         let result = self
             .client

@@ -20,7 +20,8 @@ pub struct Reconciled {
 
 /// Matches `events` to recorded decisions: an `email.sent` or
 /// `email.delivered` carrying a decision id, or naming a content template of
-/// the rules, confirms that decision; a goal event (`sending.learning.goal`)
+/// the rules, confirms that decision (and notes its ESP message id in the
+/// contact's send log, so a click naming only the message id is attributed); a goal event (`sending.learning.goal`)
 /// within the attribution window of a send counts one goal on its variant.
 /// Events are idempotent here as in the engine: a redelivered one counts nothing twice.
 pub async fn reconcile<D: DecisionStore>(
@@ -41,6 +42,9 @@ pub async fn reconcile<D: DecisionStore>(
         if let Some(status) = status.filter(|_| names_ours) {
             if let Some(id) = decision_for(rules, store, event).await? {
                 done.confirmed += usize::from(store.confirm(&id, status, at).await?);
+                if let Some(message) = &event.message_id {
+                    store.note_message(&event.contact, &id, message).await?;
+                }
             }
         }
         if rules.is_goal(event) {

@@ -59,6 +59,16 @@ pub trait DecisionStore: Send + Sync {
     /// such decision is recorded.
     fn goal(&self, decision_id: &str, at: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Notes the ESP's message id on the contact's logged send of a decision,
+    /// so that a goal carrying only the message id is attributed; false if
+    /// the log has no such send or it already has one.
+    fn note_message(
+        &self,
+        contact: &str,
+        decision_id: &str,
+        message_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Notes the ESP's report on a recorded decision (`sent`, `delivered`) at `at`; false if unknown.
     fn confirm(
         &self,
@@ -103,6 +113,20 @@ impl MemoryDecisions {
                 .map(|d| d.statuses.clone())
                 .unwrap_or_default()
         })
+    }
+}
+
+/// Sets the message id of a decision's send in `sends`, if it has none yet.
+pub(crate) fn with_message(sends: &mut [Sent], decision_id: &str, message_id: &str) -> bool {
+    match sends
+        .iter_mut()
+        .find(|s| s.decision_id == decision_id && s.message_id.is_none())
+    {
+        Some(sent) => {
+            sent.message_id = Some(message_id.to_string());
+            true
+        }
+        None => false,
     }
 }
 
@@ -163,6 +187,17 @@ impl DecisionStore for MemoryDecisions {
             let key = d.sent.as_ref().map(key_of).unwrap_or_default();
             m.counts.entry(key).or_default().goals += 1;
             true
+        }))
+    }
+
+    async fn note_message(&self, contact: &str, decision_id: &str, message_id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|m| {
+            let Some(log) = m.logs.get_mut(contact) else {
+                return false;
+            };
+            let noted = with_message(&mut log.sends, decision_id, message_id);
+            log.version += u64::from(noted);
+            noted
         }))
     }
 

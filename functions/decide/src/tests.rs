@@ -146,7 +146,7 @@ async fn esp_reports_confirm_the_decision_and_a_click_counts_one_goal() {
     let variant = first["send"]["variant"].as_str().unwrap().to_string();
     let event = |json: String| Event::from_json(json.as_bytes()).unwrap();
     let events = [
-        event(format!(r#"{{"id":"s1","contact":"ada@x.test","type":"email.sent","at":"2026-11-27T10:00:01Z","source":"sendgrid","properties":{{"decision_id":"{id}"}}}}"#)),
+        event(format!(r#"{{"id":"s1","contact":"ada@x.test","type":"email.sent","at":"2026-11-27T10:00:01Z","source":"sendgrid","message_id":"m-9","properties":{{"decision_id":"{id}"}}}}"#)),
         event(format!(r#"{{"id":"d1","contact":"ada@x.test","type":"email.delivered","at":"2026-11-27T10:00:03Z","source":"sendgrid","properties":{{"template_id":"{template}"}}}}"#)),
         event(r#"{"id":"c1","contact":"ada@x.test","type":"email.clicked","at":"2026-11-27T11:00:00Z","source":"sendgrid"}"#.to_string()),
         event(r#"{"id":"c2","contact":"ada@x.test","type":"email.clicked","at":"2026-11-27T12:00:00Z","source":"sendgrid"}"#.to_string()),
@@ -177,6 +177,7 @@ fn the_send_log_stays_bounded_and_keeps_each_sequence_s_first_and_last() {
         variant: "a".into(),
         channel: "email".into(),
         at: i * 86_400,
+        message_id: None,
     };
     let old: Vec<Sent> = (0..100)
         .map(|i| sent(i, if i == 0 { "once" } else { "many" }))

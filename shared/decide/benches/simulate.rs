@@ -93,6 +93,7 @@ fn latency() {
         variant: "short".into(),
         channel: "email".into(),
         at: at("2026-11-24T14:01:00Z").timestamp(),
+        message_id: None,
     }];
     let mut counts = CountsTable::new();
     for (v, n) in [("table", 900), ("story", 1100)] {

@@ -28,6 +28,9 @@ pub struct Sent {
     pub channel: String,
     /// When it was decided (or sent), unix seconds.
     pub at: i64,
+    /// The ESP's message id, once an ESP report named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// Each variant's counts, keyed by (sequence, step, variant).
@@ -84,6 +87,7 @@ pub fn send_of_event(rules: &RuleSet, event: &Event) -> Option<Sent> {
         variant: sequence.steps[s].content[v].variant.clone(),
         channel: sequence.channel.clone(),
         at: event.at.timestamp(),
+        message_id: event.message_id.clone(),
     })
 }
 
@@ -106,14 +110,22 @@ pub fn sends_from_events(rules: &RuleSet, events: &[Event]) -> BTreeMap<String, 
 }
 
 /// Which send a goal event counts for: the send whose decision id it carries,
-/// else the one whose template it names, else the contact's latest send
-/// before it, each within the attribution window.
+/// else the one with its ESP message id, else the latest whose template it
+/// names, else the contact's latest send before it, each within the
+/// attribution window.
 pub fn attribute<'s>(rules: &RuleSet, goal: &Event, sends: &'s [Sent]) -> Option<&'s Sent> {
     let at = goal.at.timestamp();
     let window = rules.sending().learning.attribution_secs;
     let open = |s: &&Sent| s.at <= at && at - s.at <= window;
     if let Some(id) = decision_of(goal) {
         return sends.iter().find(|s| s.decision_id == id).filter(open);
+    }
+    if let Some(sent) = goal
+        .message_id
+        .as_deref()
+        .and_then(|m| sends.iter().find(|s| s.message_id.as_deref() == Some(m)))
+    {
+        return Some(sent).filter(open);
     }
     if let Some((q, s, v)) = template_of(goal).and_then(|t| rules.content_of_template(t)) {
         let seq = &rules.sequences()[q];

@@ -197,6 +197,7 @@ impl Decision {
             variant: send.variant.clone(),
             channel: self.channel.clone(),
             at: self.at,
+            message_id: None,
         })
     }
 }

@@ -292,3 +292,31 @@ fn the_holdout_keeps_the_same_contacts_across_reruns_and_rules_edits() {
     let share = first.iter().filter(|h| **h).count();
     assert!((20..=60).contains(&share), "{share} of 400 at 10%");
 }
+
+#[test]
+fn a_goal_is_attributed_by_decision_id_then_message_id_then_template_then_recency() {
+    let rules = rules();
+    let send = |id: &str, template_step: (&str, &str), at_: &str, message: Option<&str>| Sent {
+        decision_id: id.into(),
+        sequence: "pricing".into(),
+        step: template_step.0.into(),
+        variant: template_step.1.into(),
+        channel: "email".into(),
+        at: at(at_),
+        message_id: message.map(str::to_string),
+    };
+    let sends = [
+        send("d1", ("compare", "a"), "2026-11-24T10:00:00Z", Some("m-1")),
+        send("d2", ("compare", "b"), "2026-11-25T10:00:00Z", None),
+        send("d3", ("pinned", "direct"), "2026-11-26T10:00:00Z", None),
+    ];
+    let click = |extra: &str| event("c", "email.clicked", "2026-11-26T12:00:00Z", extra);
+    let id = |e: &Event| attribute(&rules, e, &sends).map(|s| s.decision_id.clone());
+    assert_eq!(id(&click(r#","properties":{"decision_id":"d2"}"#)), Some("d2".into()));
+    assert_eq!(id(&click(r#","message_id":"m-1""#)), Some("d1".into()));
+    assert_eq!(id(&click(r#","properties":{"template_id":"p-b"}"#)), Some("d2".into()));
+    assert_eq!(id(&click("")), Some("d3".into()));
+    // Outside the attribution window (7 days by default): nothing.
+    let late = event("c", "email.clicked", "2026-12-20T12:00:00Z", r#","message_id":"m-1""#);
+    assert_eq!(id(&late), None);
+}
