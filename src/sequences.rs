@@ -58,11 +58,13 @@ impl Played<'_> {
     pub fn decide(&self, contact: &str, channel: &str, seed: Option<u64>) -> Result<Value, String> {
         let key = kairos_event::key::normalize_contact(contact).map_err(|e| format!("the contact {e}"))?;
         let blank = Contact::default();
-        let record = self.contacts.get(&key).unwrap_or(&blank);
+        let mut state = self.contacts.get(&key).unwrap_or(&blank).state.clone();
+        // As of the history's time, as the sweep would find it then.
+        state.compact(self.at.timestamp());
         let sends = sends_from_events(self.rules, &self.events);
         let counts = counts_from_events(self.rules, &self.events);
         let history = History {
-            state: &record.state,
+            state: &state,
             sends: sends.get(&key).map_or(&[], Vec::as_slice),
         };
         let request = Request {

@@ -208,7 +208,9 @@ async fn decided<C: ContactStore, D: DecisionStore>(
         key,
         seed: None,
     };
-    let record = decide.contacts.load(&asked.contact).await?.unwrap_or_default();
+    let mut record = decide.contacts.load(&asked.contact).await?.unwrap_or_default();
+    // As of `now`, as the sweep would find it then.
+    record.state.compact(asked.now);
     for _ in 0..3 {
         let log = decide.decisions.sends(&asked.contact).await?;
         let history = History {
