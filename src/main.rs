@@ -283,7 +283,14 @@ fn rules(command: RulesCommand) -> Result<(), String> {
             let text = read(&file)?;
             let rules = kairos_rules::RuleSet::from_yaml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             let n = rules.segments().count();
-            println!("{}: ok, {n} segment{}", file.display(), if n == 1 { "" } else { "s" });
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            // Sequences, when the file has any.
+            let q = rules.sequences().len();
+            let sequences = match q {
+                0 => String::new(),
+                q => format!(", {q} sequence{}", plural(q)),
+            };
+            println!("{}: ok, {n} segment{}{sequences}", file.display(), plural(n));
             Ok(())
         }
         RulesCommand::Schema => {

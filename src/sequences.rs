@@ -82,25 +82,18 @@ impl Played<'_> {
     /// against the other contacts: contacts, those with a goal event, the rate.
     pub fn report(&self) -> Value {
         let rules = self.rules;
-        let sends = sends_from_events(rules, &self.events);
         let mut by_segment: BTreeMap<(String, String, String, String), (u64, u64)> = BTreeMap::new();
-        let table = counts_from_contacts(rules, &self.events, &sends);
-        for ((contact, seq, step, variant), (sent, won)) in &table {
-            let segments = self
-                .contacts
-                .get(contact)
-                .map(|c| c.state.members().to_vec())
+        for outcome in kairos_decide::outcomes(rules, &self.events) {
+            let sent = &outcome.sent;
+            let record = self.contacts.get(&outcome.contact);
+            let segments: Vec<String> = record
+                .map(|c| c.state.members().iter().map(|(s, _)| s.clone()).collect())
                 .unwrap_or_default();
-            for (segment, _) in segments
-                .iter()
-                .map(|(s, t)| (s.clone(), *t))
-                .chain([("(all)".to_string(), 0)])
-            {
-                let e = by_segment
-                    .entry((seq.clone(), step.clone(), variant.clone(), segment))
-                    .or_default();
-                e.0 += sent;
-                e.1 += won;
+            for segment in segments.into_iter().chain(["(all)".to_string()]) {
+                let key = (sent.sequence.clone(), sent.step.clone(), sent.variant.clone(), segment);
+                let e = by_segment.entry(key).or_default();
+                e.0 += 1;
+                e.1 += u64::from(outcome.goal);
             }
         }
         let rate = |goals: u64, sends: u64| if sends == 0 { 0.0 } else { goals as f64 / sends as f64 };
@@ -161,31 +154,4 @@ impl Played<'_> {
             "lift": treated - held,
         })
     }
-}
-
-/// Per (contact, sequence, step, variant): sends, and sends with a goal.
-type PerContact = BTreeMap<(String, String, String, String), (u64, u64)>;
-
-fn counts_from_contacts(
-    rules: &RuleSet,
-    events: &[Event],
-    sends: &BTreeMap<String, Vec<kairos_decide::Sent>>,
-) -> PerContact {
-    let mut out = PerContact::new();
-    let key = |c: &str, s: &kairos_decide::Sent| (c.to_string(), s.sequence.clone(), s.step.clone(), s.variant.clone());
-    for (contact, list) in sends {
-        for s in list {
-            out.entry(key(contact, s)).or_default().0 += 1;
-        }
-    }
-    let mut won = std::collections::BTreeSet::new();
-    for e in events.iter().filter(|e| rules.is_goal(e)) {
-        let Some(list) = sends.get(&e.contact) else { continue };
-        if let Some(s) = kairos_decide::attribute(rules, e, list) {
-            if won.insert((e.contact.clone(), s.decision_id.clone())) {
-                out.entry(key(&e.contact, s)).or_default().1 += 1;
-            }
-        }
-    }
-    out
 }

@@ -79,7 +79,7 @@ pub struct Decide<'a, C: ContactStore, D: DecisionStore> {
 /// The request body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Body_ {
+struct Question {
     contact: String,
     #[serde(default = "email")]
     channel: String,
@@ -165,7 +165,7 @@ fn parse(req: &ApiGatewayV2httpRequest, config: &DecideConfig, received: i64) ->
             config.max_body_bytes
         ));
     }
-    let body: Body_ = serde_json::from_str(text).map_err(|e| format!("body: {e}"))?;
+    let body: Question = serde_json::from_str(text).map_err(|e| format!("body: {e}"))?;
     let contact = kairos_event::key::normalize_contact(&body.contact).map_err(|e| format!("`contact`: {e}"))?;
     let now = body.now.map_or(received, |t| t.timestamp());
     if now > received + config.max_clock_skew_secs {

@@ -139,24 +139,50 @@ pub fn attribute<'s>(rules: &RuleSet, goal: &Event, sends: &'s [Sent]) -> Option
     sends.iter().rev().find(open)
 }
 
-/// Each variant's sends and goals over `events` (all contacts): a send counts
-/// a goal once however many goal events are attributed to it.
-pub fn counts_from_events(rules: &RuleSet, events: &[Event]) -> CountsTable {
+/// One sequence send found in a history, and whether a goal was attributed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The contact.
+    pub contact: String,
+    /// The send.
+    pub sent: Sent,
+    /// A goal event was attributed to it ([`attribute`]; at most one counts).
+    pub goal: bool,
+}
+
+/// Every sequence send in `events` (all contacts), with its goal: the one
+/// attribution that the counts, `kairos sequences report` and the decide
+/// function's reconciliation share.
+pub fn outcomes(rules: &RuleSet, events: &[Event]) -> Vec<Outcome> {
     let sends = sends_from_events(rules, events);
-    let mut table = CountsTable::new();
-    for sent in sends.values().flatten() {
-        table.entry(key(sent)).or_default().sends += 1;
-    }
     let mut won = BTreeSet::new();
     for event in events.iter().filter(|e| rules.is_goal(e)) {
         let Some(mine) = sends.get(&event.contact) else {
             continue;
         };
         if let Some(sent) = attribute(rules, event, mine) {
-            if won.insert((event.contact.clone(), sent.decision_id.clone())) {
-                table.entry(key(sent)).or_default().goals += 1;
-            }
+            won.insert((event.contact.clone(), sent.decision_id.clone()));
         }
+    }
+    sends
+        .into_iter()
+        .flat_map(|(contact, list)| list.into_iter().map(move |sent| (contact.clone(), sent)))
+        .map(|(contact, sent)| Outcome {
+            goal: won.contains(&(contact.clone(), sent.decision_id.clone())),
+            contact,
+            sent,
+        })
+        .collect()
+}
+
+/// Each variant's sends and goals over `events` (all contacts): a send counts
+/// a goal once however many goal events are attributed to it.
+pub fn counts_from_events(rules: &RuleSet, events: &[Event]) -> CountsTable {
+    let mut table = CountsTable::new();
+    for outcome in outcomes(rules, events) {
+        let counts = table.entry(key(&outcome.sent)).or_default();
+        counts.sends += 1;
+        counts.goals += u64::from(outcome.goal);
     }
     table
 }

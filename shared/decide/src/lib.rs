@@ -50,8 +50,8 @@ mod thread;
 
 pub use guards::{cap_until, holdout_draw, in_holdout, quiet_until, zone};
 pub use history::{
-    attribute, counts_from_events, decision_of, send_of_event, sends_from_events, template_of, CountsTable, Posteriors,
-    Sent, DECISION_PROPERTY, TEMPLATE_PROPERTY,
+    attribute, counts_from_events, decision_of, outcomes, send_of_event, sends_from_events, template_of, CountsTable,
+    Outcome, Posteriors, Sent, DECISION_PROPERTY, TEMPLATE_PROPERTY,
 };
 pub use learn::{beta, Counts};
 
