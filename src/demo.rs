@@ -11,9 +11,10 @@ use kairos_event::{Change, Event, EventsMessage, WritebackMessage};
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_rules::RuleSet;
 use kairos_store::{
-    ContactStore, MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue,
+    ContactStore, DueIndex, MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue,
     MemoryRedelivery, Message,
 };
+use kairos_sweep::Sweeper;
 use kairos_writeback::http::DryRun;
 use kairos_writeback::{AnyDestination, Clock, SystemClock, Writeback};
 use std::io::Write;
@@ -231,11 +232,10 @@ impl Pipeline<'_> {
             .map(|r| r.version)
     }
 
-    /// Time passes after the last event: each contact is re-decided, in time
-    /// order, when its `next_change_at` comes. Finding who is due is the
-    /// demo's own walk of the memory store; re-deciding one contact as of
-    /// then, with no events, is one call of the engine step through the
-    /// evaluate function ([`Evaluator::redecide`]), as a sweep does.
+    /// Time passes after the last event: the sweep function's run
+    /// ([`kairos_sweep::Sweeper`], over the memory store's due index) at each
+    /// next due time sends the contacts due to the events queue, and the
+    /// evaluate function's handler re-decides each with no events, as on AWS.
     async fn sweep(
         &self,
         store: &MemoryContacts,
@@ -244,17 +244,34 @@ impl Pipeline<'_> {
         out: &mut impl Write,
     ) -> std::io::Result<()> {
         let horizon = end.timestamp() + SWEEP_HORIZON_SECS;
-        while let Some((at, contact)) = next_due(store, horizon).await {
-            let now = DateTime::from_timestamp(at, 0).unwrap_or(end);
-            if let Err(err) = self.evaluator.redecide(&contact, now).await {
-                writeln!(out, "{:21}✗ sweep failed: {err}", "")?;
+        let sweeper = Sweeper::new(store, self.events);
+        let mut last = None;
+        while let Some(at) = next_due(store, horizon).await {
+            if last == Some(at) {
+                writeln!(out, "{:21}✗ sweep made no progress at {at}", "")?;
                 return Ok(());
             }
-            // Only sweeps that changed an answer are worth a line.
-            if !self.transitions.is_empty() {
-                let what = "(sweep: a window edge, deadline or decay threshold passed)";
-                writeln!(out, "{}  {:<20} {what}", when(now), contact)?;
-                self.write_back(summary, out).await?;
+            last = Some(at);
+            let now = DateTime::from_timestamp(at, 0).unwrap_or(end);
+            let far = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            sweeper.sweep(now, far).await;
+            let mut swept = self.events.drain();
+            swept.sort_by(|a, b| a.body.cmp(&b.body));
+            for message in swept {
+                let Ok(EventsMessage::Sweep(sweep)) = EventsMessage::decode(message.body.as_bytes()) else {
+                    continue;
+                };
+                let response = kairos_evaluate::handle(sqs(&[message]), &self.evaluator, now).await;
+                if !response.batch_item_failures.is_empty() {
+                    writeln!(out, "{:21}✗ sweep failed for {} (see logs)", "", sweep.contact)?;
+                    return Ok(());
+                }
+                // Only sweeps that changed an answer are worth a line.
+                if !self.transitions.is_empty() {
+                    let what = "(sweep: a window edge, deadline or decay threshold passed)";
+                    writeln!(out, "{}  {:<20} {what}", when(now), sweep.contact)?;
+                    self.write_back(summary, out).await?;
+                }
             }
         }
         Ok(())
@@ -297,18 +314,16 @@ impl Pipeline<'_> {
     }
 }
 
-/// The contact due soonest (then by key) no later than `horizon`, and when.
-async fn next_due(store: &MemoryContacts, horizon: i64) -> Option<(i64, String)> {
-    let mut due: Option<(i64, String)> = None;
-    for contact in store.contacts() {
-        let next = store.load(&contact).await.ok().flatten().and_then(|r| r.next_change_at);
-        if let Some(t) = next.filter(|t| *t <= horizon) {
-            if due.as_ref().is_none_or(|(d, _)| t < *d) {
-                due = Some((t, contact));
-            }
+/// The soonest time the due index holds, if no later than `horizon`.
+async fn next_due(store: &MemoryContacts, horizon: i64) -> Option<i64> {
+    let mut soonest: Option<i64> = None;
+    for shard in 0..store.shards() {
+        let page = store.due(shard, horizon, None, 1).await.ok()?;
+        if let Some(first) = page.due.first() {
+            soonest = Some(soonest.map_or(first.due_at, |s| s.min(first.due_at)));
         }
     }
-    due
+    soonest
 }
 
 fn request(body: &str) -> ApiGatewayV2httpRequest {

@@ -1,11 +1,12 @@
 //! Local infrastructure: creates the DynamoDB table and SQS queues exactly as
-//! `infra/template.yaml` defines them (key schema, TTL, visibility timeouts,
+//! `infra/template.yaml` defines them (key schema, global secondary indexes, TTL, visibility timeouts,
 //! retention, redrive to the dead-letter queues) on any endpoint that speaks
 //! the AWS protocols, such as moto server. Used by `kairos local-infra` (for
 //! `make watch`) and by the integration tests.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_norway::Value;
@@ -103,19 +104,29 @@ async fn create_table(config: &aws_config::SdkConfig, name: &str, props: &Value)
             .build();
         attributes.push(def.map_err(sdk_fail("attribute definition"))?);
     }
-    let mut keys = Vec::new();
-    for k in list(props, "KeySchema")? {
-        let key = KeySchemaElement::builder()
-            .attribute_name(text(&k["AttributeName"])?)
-            .key_type(KeyType::from(text(&k["KeyType"])?.as_str()))
+    let mut indexes = Vec::new();
+    for index in props
+        .get("GlobalSecondaryIndexes")
+        .map_or(Ok(Vec::new()), |_| list(props, "GlobalSecondaryIndexes"))?
+    {
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::from(
+                text(&index["Projection"]["ProjectionType"])?.as_str(),
+            ))
             .build();
-        keys.push(key.map_err(sdk_fail("key schema"))?);
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(text(&index["IndexName"])?)
+            .set_key_schema(Some(key_schema(&index)?))
+            .projection(projection)
+            .build();
+        indexes.push(index.map_err(sdk_fail("global secondary index"))?);
     }
     client
         .create_table()
         .table_name(name)
         .set_attribute_definitions(Some(attributes))
-        .set_key_schema(Some(keys))
+        .set_key_schema(Some(key_schema(props)?))
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
         .billing_mode(BillingMode::from(text(&props["BillingMode"])?.as_str()))
         .send()
         .await
@@ -132,6 +143,19 @@ async fn create_table(config: &aws_config::SdkConfig, name: &str, props: &Value)
         .time_to_live_specification(spec);
     ttl.send().await.map_err(sdk_fail("update ttl"))?;
     Ok(name.to_string())
+}
+
+/// A table's or an index's `KeySchema`.
+fn key_schema(props: &Value) -> Result<Vec<KeySchemaElement>, InfraError> {
+    let mut keys = Vec::new();
+    for k in list(props, "KeySchema")? {
+        let key = KeySchemaElement::builder()
+            .attribute_name(text(&k["AttributeName"])?)
+            .key_type(KeyType::from(text(&k["KeyType"])?.as_str()))
+            .build();
+        keys.push(key.map_err(sdk_fail("key schema"))?);
+    }
+    Ok(keys)
 }
 
 async fn create_queues(

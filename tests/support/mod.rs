@@ -6,6 +6,7 @@
 pub mod crm;
 pub mod moto;
 mod stack;
+pub mod sweep;
 pub mod writeback;
 
 #[allow(unused_imports)] // each test file uses its own part

@@ -20,6 +20,9 @@ pub struct Config {
     /// [`DEFAULT_MAX_CLOCK_SKEW_SECS`](kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS),
     /// at most [`MAX_CLOCK_SKEW_LIMIT_SECS`].
     pub max_clock_skew_secs: i64,
+    /// `KAIROS_DUE_SHARDS` (optional): the due index's shard count, the same
+    /// as the sweep function's; default [`kairos_store::DEFAULT_DUE_SHARDS`].
+    pub due_shards: u32,
 }
 
 /// Why the configuration is unusable; names the variable (and the file).
@@ -51,6 +54,13 @@ impl Config {
             rules: rules(rules_file.as_deref())?,
             rules_file,
             max_clock_skew_secs: max_clock_skew(get("KAIROS_MAX_CLOCK_SKEW_SECS"))?,
+            due_shards: match get("KAIROS_DUE_SHARDS") {
+                None => kairos_store::DEFAULT_DUE_SHARDS,
+                Some(v) => kairos_store::parse_due_shards(&v).map_err(|reason| ConfigError::Invalid {
+                    name: "KAIROS_DUE_SHARDS",
+                    reason,
+                })?,
+            },
         })
     }
 }

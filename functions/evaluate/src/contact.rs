@@ -103,7 +103,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 now,
             };
             let outcome = record::step(&engine, &key, &mut stored, &input);
-            if outcome.version.is_some() {
+            // A reindex (only the due index time moved) is saved at the same version.
+            if outcome.save() {
                 fit_budget(&key, &mut stored);
                 match self.store.save(&key, expected, &stored).await {
                     Ok(()) => {}

@@ -56,7 +56,9 @@ pub const DEFAULT_RULES: &str = include_str!("../../../rules/segments.yaml");
 /// Handles one SQS batch as of `now`: returns the ids of the messages to retry.
 ///
 /// Messages are grouped by the event's contact key, one evaluation per group,
-/// run concurrently. An anonymous contact's events form their own group; if it
+/// run concurrently. A sweep message (no event: re-decide the contact as of
+/// now) joins its contact's group: a contact swept and sent events in the
+/// same batch is evaluated once, with those events. An anonymous contact's events form their own group; if it
 /// is linked, they are processed as the known contact's, and a write conflict
 /// with that contact's own group is resolved by the usual reload and retry.
 ///
@@ -69,13 +71,16 @@ pub async fn handle<S: ContactStore, Q: Queue>(
     now: DateTime<Utc>,
 ) -> SqsBatchResponse {
     let mut failed: Vec<String> = Vec::new();
-    let mut by_contact: BTreeMap<String, Vec<(String, Event)>> = BTreeMap::new();
+    // Each contact's messages: its events, and its sweeps (no event).
+    let mut by_contact: BTreeMap<String, Vec<(String, Option<Event>)>> = BTreeMap::new();
     for record in batch.records {
         let id = record.message_id.unwrap_or_default();
         match record.body.as_deref().map(|b| EventsMessage::decode(b.as_bytes())) {
-            Some(Ok(EventsMessage::Event(event))) => {
-                by_contact.entry(event.contact.clone()).or_default().push((id, event))
-            }
+            Some(Ok(EventsMessage::Event(event))) => by_contact
+                .entry(event.contact.clone())
+                .or_default()
+                .push((id, Some(event))),
+            Some(Ok(EventsMessage::Sweep(sweep))) => by_contact.entry(sweep.contact).or_default().push((id, None)),
             Some(Err(err)) => {
                 tracing::error!(message_id = %id, error = %err, "malformed event message");
                 failed.push(id);
@@ -87,7 +92,7 @@ pub async fn handle<S: ContactStore, Q: Queue>(
         }
     }
     let jobs = by_contact.iter().map(|(contact, items)| async move {
-        let events: Vec<Event> = items.iter().map(|(_, e)| e.clone()).collect();
+        let events: Vec<Event> = items.iter().filter_map(|(_, e)| e.clone()).collect();
         match evaluator.contact(contact, &events, now).await {
             Ok(outcome) => {
                 tracing::info!(
@@ -99,6 +104,8 @@ pub async fn handle<S: ContactStore, Q: Queue>(
                     late = outcome.late,
                     future = outcome.refused_as(Applied::Future),
                     transitions = outcome.transitions.len(),
+                    swept = items.len() - events.len(),
+                    reindex = outcome.reindex,
                     "evaluated"
                 );
                 Vec::new()

@@ -94,6 +94,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         record.merged_into = Some(contact.to_string());
         // Never evaluated again: no deadline for a sweep to act on.
         record.next_change_at = None;
+        record.due_at = None;
         record.expires_at = identity::frozen_until(record.expires_at, now.timestamp());
         self.store.save(anonymous, loaded.map(|r| r.version), &record).await?;
         tracing::info!(anonymous = %kairos_event::log::hashed(anonymous), contact = %kairos_event::log::hashed(contact), "anonymous id linked");

@@ -14,7 +14,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let aws = aws_config::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;
-    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    let store =
+        DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table).with_due_shards(config.due_shards);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.writeback_queue_url);
     let evaluator = Evaluator {
         max_clock_skew_secs: config.max_clock_skew_secs,

@@ -13,12 +13,14 @@ pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input
         state: std::mem::take(&mut stored.state),
         version: stored.version,
         next_change_at: stored.next_change_at,
+        due_at: stored.due_at,
         expires_at: stored.expires_at,
     };
     let outcome = engine.step(key, &mut contact, input);
     stored.state = contact.state;
     stored.version = contact.version;
     stored.next_change_at = contact.next_change_at;
+    stored.due_at = contact.due_at;
     stored.expires_at = contact.expires_at;
     let bodies = outcome.transitions.iter().map(WritebackMessage::transition_body);
     stored.outbox.extend(bodies);

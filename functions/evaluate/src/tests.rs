@@ -208,12 +208,24 @@ fn config_names_the_missing_variable() {
         err.to_string(),
         "environment variable KAIROS_WRITEBACK_QUEUE_URL is required"
     );
-    let env = |name: &str| {
-        (name != "KAIROS_RULES_FILE" && name != "KAIROS_MAX_CLOCK_SKEW_SECS").then(|| format!("{name}-value"))
-    };
+    let optional = ["KAIROS_RULES_FILE", "KAIROS_MAX_CLOCK_SKEW_SECS", "KAIROS_DUE_SHARDS"];
+    let env = |name: &str| (!optional.contains(&name)).then(|| format!("{name}-value"));
     let ok = Config::from_env(env).unwrap();
     assert_eq!(ok.table, "KAIROS_TABLE-value");
     assert_eq!(ok.rules.fingerprint(), rules().fingerprint(), "the embedded rules");
+    assert_eq!(ok.due_shards, kairos_store::DEFAULT_DUE_SHARDS);
+    let shards = |value: &'static str| {
+        Config::from_env(move |name| match name {
+            "KAIROS_DUE_SHARDS" => Some(value.to_string()),
+            _ => env(name),
+        })
+    };
+    assert_eq!(shards("32").unwrap().due_shards, 32);
+    let err = shards("1001").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "environment variable KAIROS_DUE_SHARDS is invalid: `1001`: expected a whole number from 1 to 1000"
+    );
 }
 
 #[test]

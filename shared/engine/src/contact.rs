@@ -11,7 +11,7 @@ pub const KEEP_AFTER_LAST_EVENT_SECS: i64 = RECORD_TTL_SECS;
 
 /// One contact's record, as the engine reads and updates it.
 ///
-/// The store's item (`kairos_store::StoredContact`) holds these four fields,
+/// The store's item (`kairos_store::StoredContact`) holds these fields,
 /// plus the outbox (the transitions' queue bodies, written with the record and
 /// cleared once sent) and, on an anonymous visitor's record, the contact it is
 /// linked to (then it is [`Frozen`]). The evaluate function moves the fields
@@ -27,6 +27,11 @@ pub struct Contact {
     /// When an answer could next change without an event (unix seconds);
     /// `None` if never. Never late, possibly early.
     pub next_change_at: Option<i64>,
+    /// The due time the store indexes the record under (unix seconds), for
+    /// the sweep to find it: never later than [`Contact::next_change_at`],
+    /// possibly earlier, rewritten only when that moves earlier or this one
+    /// passes ([`crate::indexed_due`]). `None`: not in the due index.
+    pub due_at: Option<i64>,
     /// Until when the record must be kept (unix seconds): its last event plus
     /// [`KEEP_AFTER_LAST_EVENT_SECS`], or longer for what it merged.
     pub expires_at: i64,

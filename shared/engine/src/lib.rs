@@ -22,7 +22,15 @@
 //!    (a segment removed from the rules ends with an exit);
 //! 5. records the memberships, each segment's deadline and
 //!    [`Contact::next_change_at`], and raises [`Contact::version`]
-//!    ([`kairos_state::next_version`]).
+//!    ([`kairos_state::next_version`]);
+//! 6. moves the due index's time [`Contact::due_at`] only when the rule of
+//!    [`indexed_due`] says so.
+//!
+//! A step with nothing to decide may still have to rewrite the due index: a
+//! sweep woke the contact at an indexed time earlier than its real one. That
+//! is a *reindex* ([`Outcome::reindex`]): only [`Contact::due_at`] changes,
+//! and the record keeps its version, so no transition and no write-back sees
+//! it; the caller saves it conditioned on that same version.
 //!
 //! No I/O and no AWS types: the outcome depends only on (record, frozen
 //! links, events, now, rules). The evaluate function runs load → step →
@@ -61,10 +69,12 @@
 mod apply;
 mod contact;
 mod diff;
+mod due;
 pub mod identity;
 mod timeline;
 
 pub use contact::{Contact, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
+pub use due::indexed_due;
 pub use kairos_state::Applied;
 pub use timeline::Timeline;
 
@@ -159,9 +169,18 @@ pub struct Outcome {
     /// The record's new version if the step changed it (the caller saves it,
     /// conditioned on the version it read); `None` if nothing changed.
     pub version: Option<u64>,
+    /// Only [`Contact::due_at`] changed (`version` is `None`): the caller
+    /// saves the record at its unchanged version, for the due index alone.
+    pub reindex: bool,
 }
 
 impl Outcome {
+    /// Whether the caller must save the record: it changed, or only its due
+    /// index time did (a reindex).
+    pub fn save(&self) -> bool {
+        self.version.is_some() || self.reindex
+    }
+
     /// How many events were refused for this reason.
     pub fn refused_as(&self, why: Applied) -> usize {
         self.refused.iter().filter(|r| r.why == why).count()
@@ -171,8 +190,8 @@ impl Outcome {
 impl Engine<'_> {
     /// Runs the step for contact `key` on its record as of `input.now`:
     /// merge, apply, decide, diff, record (see the crate docs). `contact` is
-    /// updated in place; when [`Outcome::version`] is `None` it is unchanged
-    /// in everything a caller saves.
+    /// updated in place; when [`Outcome::save`] is false it is unchanged in
+    /// everything a caller saves.
     pub fn step(&self, key: &str, contact: &mut Contact, input: &Input<'_>) -> Outcome {
         let now = input.now.timestamp();
         let merged = identity::absorb(key, contact, input.frozen, now);
@@ -194,6 +213,9 @@ impl Engine<'_> {
         // A record never written (version 0) has nothing the rules decided yet.
         let rules_changed = contact.version > 0 && contact.state.rules_fingerprint() != self.rules.fingerprint();
         if batch.applied.is_empty() && outcome.merged.is_empty() && !due && !rules_changed {
+            let indexed = indexed_due(contact.next_change_at, contact.due_at, now);
+            outcome.reindex = indexed != contact.due_at;
+            contact.due_at = indexed;
             return outcome;
         }
         contact.state.compact(now);
@@ -209,6 +231,7 @@ impl Engine<'_> {
         let decided = (&decisions, verdicts);
         outcome.transitions = diff::transitions(self.rules, key, contact, decided, full, &batch, input.now);
         contact.next_change_at = decisions.next_change_at;
+        contact.due_at = indexed_due(contact.next_change_at, contact.due_at, now);
         contact.state.record_decision(decisions.deadlines, decisions.holds);
         if let Some(latest) = batch.latest() {
             let keep = latest.at.timestamp() + KEEP_AFTER_LAST_EVENT_SECS;

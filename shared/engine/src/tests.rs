@@ -230,3 +230,49 @@ fn each_transition_is_triggered_by_the_latest_event_its_segment_reads() {
         ]
     );
 }
+
+#[test]
+fn a_contact_woken_before_its_real_time_is_reindexed_at_the_same_version() {
+    let rules = rules(CLICKED);
+    let engine = Engine::new(&rules);
+    let mut ada = Contact::default();
+    let day = 24 * 60;
+    engine.step(
+        "ada",
+        &mut ada,
+        &Input::events(&[event("c1", "email.clicked", 0, "")], at(0)),
+    );
+    let real = (at(0) + Duration::days(7)).timestamp();
+    assert_eq!((ada.next_change_at, ada.due_at), (Some(real), Some(real)));
+
+    // Indexed earlier than its real time (as after an event that moved the
+    // real time later): a sweep wakes it early, nothing is decided, and only
+    // the index moves, to the real time.
+    ada.due_at = Some((at(0) + Duration::days(2)).timestamp());
+    let before = ada.clone();
+    let woken = engine.step("ada", &mut ada, &Input::at(at(2 * day)));
+    assert_eq!((woken.version, woken.reindex, woken.transitions.len()), (None, true, 0));
+    assert!(woken.save());
+    assert_eq!((ada.version, ada.due_at), (before.version, Some(real)));
+    assert_eq!((&ada.state, ada.next_change_at), (&before.state, before.next_change_at));
+    // Woken again (a second sweep message): nothing to save.
+    assert!(!engine.step("ada", &mut ada, &Input::at(at(2 * day))).save());
+    // An event before the indexed time keeps it (no index write)...
+    ada.due_at = Some((at(0) + Duration::days(3)).timestamp());
+    let click = [event("c2", "email.clicked", 2 * day + 1, "")];
+    let out = engine.step("ada", &mut ada, &Input::events(&click, at(2 * day + 1)));
+    assert!(out.version.is_some() && !out.reindex);
+    assert_eq!(ada.due_at, Some((at(0) + Duration::days(3)).timestamp()));
+    // ...and sweeps at each indexed time bring the exit a week after the
+    // last click (at the window's resolution), the index emptied with it.
+    let mut woken = Vec::new();
+    while let Some(t) = ada.due_at {
+        let now = DateTime::from_timestamp(t, 0).unwrap();
+        woken.extend(engine.step("ada", &mut ada, &Input::at(now)).transitions);
+        assert!(ada.due_at.is_none_or(|next| next > t), "the index moves on");
+    }
+    assert_eq!(woken.len(), 1);
+    assert_eq!(woken[0].change, Change::Exited);
+    assert!(woken[0].at >= at(9 * day) && woken[0].at <= at(9 * day + 1));
+    assert_eq!((ada.next_change_at, ada.due_at), (None, None));
+}

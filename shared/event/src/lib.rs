@@ -30,7 +30,7 @@ mod transition;
 pub use error::EventError;
 pub use key::{KeyError, MAX_CONTACT_BYTES};
 pub use kind::{EventType, UnknownEventType};
-pub use message::{EventsMessage, MessageError, WritebackMessage, EVENTS_FORMAT, WRITEBACK_FORMAT};
+pub use message::{EventsMessage, MessageError, Sweep, WritebackMessage, EVENTS_FORMAT, WRITEBACK_FORMAT};
 pub use transition::{Change, Transition, Trigger};
 
 use chrono::{DateTime, Utc};

@@ -10,6 +10,10 @@
 //! dead-letter queue with that reason, to be redriven once the newer build is
 //! deployed). Fixtures of every format live in `shared/event/tests/fixtures/`.
 //!
+//! Events formats: 1 is a bare [`Event`]; 2 adds the sweep message,
+//! `{"v":2,"kind":"sweep","contact":"…"}` (optionally `"rules_seq"`): no
+//! event, re-decide this contact as of the evaluation's time ([`Sweep`]).
+//!
 //! Write-back formats: 1 is a bare [`Transition`] without `members`; 2 is the
 //! same object with `"v": 2` and `members` (the contact's full membership),
 //! what evaluate writes since destinations write absolute state.
@@ -19,7 +23,7 @@ use serde_json::Value;
 use crate::{Event, EventError, Transition};
 
 /// The newest events-queue format this build reads.
-pub const EVENTS_FORMAT: u64 = 1;
+pub const EVENTS_FORMAT: u64 = 2;
 /// The newest write-back-queue format this build reads.
 pub const WRITEBACK_FORMAT: u64 = 2;
 
@@ -54,21 +58,62 @@ impl From<EventError> for MessageError {
 pub enum EventsMessage {
     /// A canonical event to apply (format 1).
     Event(Event),
+    /// A contact to re-decide with no event (format 2): sent by the sweep
+    /// when the contact is due, and by a backfill after a rules publish.
+    Sweep(Sweep),
+}
+
+/// "Re-decide this contact as of now, no events": the body of an
+/// [`EventsMessage::Sweep`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// The contact's key, as stored.
+    pub contact: String,
+    /// Set by a backfill: the rules sequence the contact must be decided
+    /// under; an evaluate function on older rules refreshes them first or
+    /// leaves the message for a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_seq: Option<u64>,
 }
 
 impl EventsMessage {
     /// Reads an events-queue body of any format up to [`EVENTS_FORMAT`].
     pub fn decode(body: &[u8]) -> Result<EventsMessage, MessageError> {
-        // Later formats branch on the version read here.
-        format_of(body, EVENTS_FORMAT)?;
-        Ok(EventsMessage::Event(Event::from_json(body)?))
+        if format_of(body, EVENTS_FORMAT)? == 1 {
+            return Ok(EventsMessage::Event(Event::from_json(body)?));
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+        enum Format2 {
+            Sweep {
+                #[allow(dead_code)]
+                v: Value,
+                contact: String,
+                #[serde(default)]
+                rules_seq: Option<u64>,
+            },
+        }
+        let invalid = |e: serde_json::Error| MessageError::Invalid(format!("events message v2: {e}"));
+        let Format2::Sweep { contact, rules_seq, .. } = serde_json::from_slice(body).map_err(invalid)?;
+        if contact.trim().is_empty() {
+            return Err(MessageError::Invalid("sweep: `contact` is empty".into()));
+        }
+        Ok(EventsMessage::Sweep(Sweep { contact, rules_seq }))
     }
 
     /// The body to send, in the lowest format that carries this message.
     pub fn encode(&self) -> String {
         match self {
             EventsMessage::Event(event) => EventsMessage::event_body(event),
+            EventsMessage::Sweep(sweep) => EventsMessage::sweep_body(sweep),
         }
+    }
+
+    /// The body of an [`EventsMessage::Sweep`] (format 2).
+    pub fn sweep_body(sweep: &Sweep) -> String {
+        let fields = serde_json::to_string(sweep).unwrap_or_default();
+        format!("{{\"v\":2,\"kind\":\"sweep\",{}", &fields[1..])
     }
 
     /// The body of an [`EventsMessage::Event`] for a borrowed event (format 1).
@@ -180,6 +225,29 @@ mod tests {
         assert!(err.to_string().contains("v99 is newer"), "{err}");
         let err = WritebackMessage::decode(br#"{"v":"two"}"#).unwrap_err();
         assert_eq!(err, MessageError::BadVersion("\"two\"".into()));
+    }
+
+    #[test]
+    fn a_sweep_is_format_2_and_round_trips() {
+        for rules_seq in [None, Some(7)] {
+            let sweep = EventsMessage::Sweep(Sweep {
+                contact: "ada@example.com".into(),
+                rules_seq,
+            });
+            let body = sweep.encode();
+            assert!(
+                body.starts_with(r#"{"v":2,"kind":"sweep","contact":"ada@example.com""#),
+                "{body}"
+            );
+            assert_eq!(body.contains("rules_seq"), rules_seq.is_some(), "{body}");
+            assert_eq!(EventsMessage::decode(body.as_bytes()).unwrap(), sweep);
+        }
+        let err = EventsMessage::decode(br#"{"v":2,"kind":"nap","contact":"a"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `nap`"), "{err}");
+        let err = EventsMessage::decode(br#"{"v":2,"kind":"sweep"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `contact`"), "{err}");
+        let err = EventsMessage::decode(br#"{"v":2,"kind":"sweep","contact":" "}"#).unwrap_err();
+        assert!(err.to_string().contains("`contact` is empty"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ fn written_from() -> Vec<Event> {
     lines
         .map(|line| match EventsMessage::decode(line.as_bytes()) {
             Ok(EventsMessage::Event(event)) => event,
+            Ok(other) => panic!("{line}: not an event: {other:?}"),
             Err(err) => panic!("{line}: {err}"),
         })
         .collect()

@@ -96,6 +96,9 @@ impl StoredContact {
         }
         if let Some(target) = &self.merged_into {
             size += text("merged_into", target.len());
+        } else if let Some(t) = self.due_at {
+            // The shard counted at its largest (below `MAX_DUE_SHARDS`).
+            size += number("due_at", t.into()) + text("due_shard", number_size(999));
         }
         if let Some(kept) = self.consent_to_keep().or(self.consent_kept) {
             size += number("consent_kept", kept.order().into());

@@ -4,7 +4,9 @@
 //!   encoding of that format), `outbox` (L of S, absent when empty), `next_change_at`
 //!   (N, optional), `expires_at` (N, TTL), `merged_into` (S, optional: on a frozen
 //!   `anon:` record, the contact it is linked to), `consent_kept` (N, optional:
-//!   the [`Consent::order`] of the consent last kept apart);
+//!   the [`Consent::order`] of the consent last kept apart), and, when the record
+//!   is due some time (never on a frozen one), `due_at` (N) and `due_shard` (N,
+//!   [`crate::due_shard`]): the keys of the sparse, keys-only index [`DUE_INDEX`];
 //! - `consent#<key>`: `consent` (N, a [`Consent::order`]), `status` (S, for
 //!   people reading the table): the contact's consent, kept apart from its
 //!   record and never expiring, raised by last writer wins;
@@ -19,15 +21,21 @@ use kairos_state::{CodecError, Consent, ContactState, LEDGER_TTL_SECS, STATE_FOR
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Claimed, Claims, ContactStore, DeliveryLedger, StoreError, StoredContact};
+use crate::{Claimed, Claims, ContactStore, DeliveryLedger, Due, DueIndex, DuePage, StoreError, StoredContact};
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The due index's name: a global secondary index of the table, partition
+/// `due_shard` (N), sort `due_at` (N), keys only; sparse (only items with
+/// both attributes are in it).
+pub const DUE_INDEX: &str = "due";
 
 /// Contact records in DynamoDB, written with a version condition.
 #[derive(Debug, Clone)]
 pub struct DynamoContacts {
     client: Client,
     table: String,
+    due_shards: u32,
     consumed_milli_wcu: std::sync::Arc<AtomicU64>,
 }
 
@@ -37,8 +45,16 @@ impl DynamoContacts {
         DynamoContacts {
             client,
             table: table.into(),
+            due_shards: crate::DEFAULT_DUE_SHARDS,
             consumed_milli_wcu: Default::default(),
         }
+    }
+
+    /// The same store, writing and reading the due index over `shards`
+    /// shards (`KAIROS_DUE_SHARDS`; at least 1, at most [`crate::MAX_DUE_SHARDS`]).
+    pub fn with_due_shards(mut self, shards: u32) -> DynamoContacts {
+        self.due_shards = shards.clamp(1, crate::MAX_DUE_SHARDS);
+        self
     }
 
     /// Write capacity units consumed by this adapter's writes so far (from
@@ -65,7 +81,7 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
     StoreError::Backend(Box::new(err))
 }
 
-fn to_item(contact: &str, record: &StoredContact) -> Item {
+fn to_item(contact: &str, record: &StoredContact, due_shards: u32) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), key("contact", contact));
     item.insert("format".into(), n(STATE_FORMAT));
@@ -81,6 +97,9 @@ fn to_item(contact: &str, record: &StoredContact) -> Item {
     }
     if let Some(target) = &record.merged_into {
         item.insert("merged_into".into(), AttributeValue::S(target.clone()));
+    } else if let Some(t) = record.due_at {
+        item.insert("due_at".into(), n(t));
+        item.insert("due_shard".into(), n(crate::due_shard(contact, due_shards)));
     }
     if let Some(kept) = record.consent_to_keep().or(record.consent_kept) {
         item.insert("consent_kept".into(), n(kept.order()));
@@ -142,6 +161,7 @@ impl TryFrom<&Item> for StoredContact {
             state,
             outbox,
             next_change_at: number(item, "next_change_at")?,
+            due_at: number(item, "due_at")?,
             expires_at: number(item, "expires_at")?.unwrap_or(0),
             merged_into: text(item, "merged_into")?,
             consent_kept: number(item, "consent_kept")?.map(Consent::from_order),
@@ -170,7 +190,7 @@ impl ContactStore for DynamoContacts {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(contact, record)))
+            .set_item(Some(to_item(contact, record, self.due_shards)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let request = match expected {
             None | Some(0) => request.condition_expression("attribute_not_exists(pk)"),
@@ -214,6 +234,46 @@ impl ContactStore for DynamoContacts {
                 e => Err(backend(e)),
             },
         }
+    }
+}
+
+impl DueIndex for DynamoContacts {
+    fn shards(&self) -> u32 {
+        self.due_shards
+    }
+
+    async fn due(&self, shard: u32, until: i64, after: Option<&Due>, limit: usize) -> Result<DuePage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_shard = :s AND due_at <= :t")
+            .expression_attribute_values(":s", n(shard))
+            .expression_attribute_values(":t", n(until))
+            .limit(limit.clamp(1, i32::MAX as usize) as i32);
+        if let Some(after) = after {
+            query = query
+                .exclusive_start_key("pk", key("contact", &after.contact))
+                .exclusive_start_key("due_shard", n(shard))
+                .exclusive_start_key("due_at", n(after.due_at));
+        }
+        let out = query.send().await.map_err(backend)?;
+        let mut due = Vec::new();
+        for item in out.items() {
+            let pk = text(item, "pk")?.unwrap_or_default();
+            let Some(contact) = pk.strip_prefix("contact#") else {
+                return Err(StoreError::Corrupt(format!("due index entry `{pk}` is not a contact")));
+            };
+            let due_at = number(item, "due_at")?
+                .ok_or_else(|| StoreError::Corrupt("due index entry without `due_at`".into()))?;
+            due.push(Due {
+                contact: contact.to_string(),
+                due_at,
+            });
+        }
+        let next = out.last_evaluated_key().and(due.last().cloned());
+        Ok(DuePage { due, next })
     }
 }
 

@@ -4,6 +4,8 @@
 //! - [`ContactStore`]: a contact's state, outbox and version, written conditionally
 //!   ([`DynamoContacts`] / [`MemoryContacts`]); an anonymous contact's record also
 //!   carries its link ([`StoredContact::merged_into`]);
+//! - [`DueIndex`]: contacts by the time their answers may next change, for
+//!   the sweep ([`DynamoContacts`] / [`MemoryContacts`]);
 //! - [`Queue`]: send message batches ([`SqsQueue`] / [`MemoryQueue`]);
 //! - [`DeliveryLedger`]: the highest state version delivered per key, so a repeated
 //!   or stale transition is dropped ([`DynamoLedger`] / [`MemoryLedger`]);
@@ -49,7 +51,7 @@ mod sqs;
 
 pub use budget::{FitReport, ITEM_BUDGET_BYTES, SUMMARY_BYTES};
 #[cfg(feature = "aws")]
-pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger};
+pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
 #[cfg(feature = "aws")]
 pub use dynamo_lookup::DynamoLookups;
 pub use memory::{
@@ -74,6 +76,10 @@ pub struct StoredContact {
     pub outbox: Vec<String>,
     /// When the contact's segments could next change without an event (unix seconds).
     pub next_change_at: Option<i64>,
+    /// The time the due index holds the record under (unix seconds), never
+    /// later than `next_change_at` (`kairos_engine::indexed_due`); `None`
+    /// keeps it out of the index. Never indexed on a frozen record.
+    pub due_at: Option<i64>,
     /// When the record may be deleted by the table's TTL (unix seconds).
     pub expires_at: i64,
     /// Set on an anonymous contact's record when it is linked to a known
@@ -186,6 +192,71 @@ pub trait ContactStore: Send + Sync {
 
     /// Empties the outbox if the record is still at `version`; false if it moved on.
     fn clear_outbox(&self, contact: &str, version: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// How many due-index shards there are unless configured
+/// (`KAIROS_DUE_SHARDS`): one sweep query each per run.
+pub const DEFAULT_DUE_SHARDS: u32 = 8;
+/// The most due-index shards.
+pub const MAX_DUE_SHARDS: u32 = 1000;
+
+/// Reads a `KAIROS_DUE_SHARDS` value: a whole number from 1 to
+/// [`MAX_DUE_SHARDS`]; the error says what was expected.
+pub fn parse_due_shards(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_DUE_SHARDS).contains(&n) => Ok(n),
+        _ => Err(format!("`{value}`: expected a whole number from 1 to {MAX_DUE_SHARDS}")),
+    }
+}
+
+/// The due-index shard of a contact among `shards`: FNV-1a (64-bit) of its
+/// key, modulo `shards`. Stable across builds and platforms, so a record is
+/// always found in the shard it was written to (as long as `shards` does
+/// not change; see the README on changing it).
+pub fn due_shard(contact: &str, shards: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in contact.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(shards.max(1))) as u32
+}
+
+/// A contact found in the due index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The contact's key.
+    pub contact: String,
+    /// The time it is indexed under (unix seconds).
+    pub due_at: i64,
+}
+
+/// One page of a due-index query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuePage {
+    /// The contacts due, soonest first (then by key).
+    pub due: Vec<Due>,
+    /// Where the next page starts (pass it back as `after`); `None` when the
+    /// shard has no more.
+    pub next: Option<Due>,
+}
+
+/// The due index: contact records by the time their answers may next change
+/// ([`StoredContact::due_at`]), spread over shards so no index partition runs
+/// hot. The sweep reads it.
+pub trait DueIndex: Send + Sync {
+    /// How many shards the index has (`0..shards`).
+    fn shards(&self) -> u32;
+
+    /// Up to `limit` contacts of `shard` due at or before `until` (unix
+    /// seconds), after the cursor `after` (a page's [`DuePage::next`]).
+    fn due(
+        &self,
+        shard: u32,
+        until: i64,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> impl Future<Output = Result<DuePage, StoreError>> + Send;
 }
 
 /// Sending messages to a queue.

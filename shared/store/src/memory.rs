@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use kairos_state::Consent;
 
 use crate::{
-    Attribute, Claimed, Claims, ContactStore, DeadLetters, DeliveryLedger, Lookups, Message, Queue, QueueError,
-    Redelivery, StoreError, StoredContact,
+    Attribute, Claimed, Claims, ContactStore, DeadLetters, DeliveryLedger, Due, DueIndex, DuePage, Lookups, Message,
+    Queue, QueueError, Redelivery, StoreError, StoredContact,
 };
 
 /// Contact records in a map, with the same conditional-write rules as
@@ -70,6 +70,35 @@ impl ContactStore for MemoryContacts {
             }
             _ => Ok(false),
         }
+    }
+}
+
+/// The due index over the map, as the table's index holds it: records with
+/// a `due_at` that are not frozen, in [`crate::DEFAULT_DUE_SHARDS`] shards.
+impl DueIndex for MemoryContacts {
+    fn shards(&self) -> u32 {
+        crate::DEFAULT_DUE_SHARDS
+    }
+
+    async fn due(&self, shard: u32, until: i64, after: Option<&Due>, limit: usize) -> Result<DuePage, StoreError> {
+        let records = lock(&self.records);
+        let mut due: Vec<Due> = records
+            .iter()
+            .filter(|(key, r)| r.merged_into.is_none() && crate::due_shard(key, self.shards()) == shard)
+            .filter_map(|(key, r)| {
+                let due_at = r.due_at.filter(|t| *t <= until)?;
+                Some(Due {
+                    contact: key.clone(),
+                    due_at,
+                })
+            })
+            .filter(|d| after.is_none_or(|a| (d.due_at, &d.contact) > (a.due_at, &a.contact)))
+            .collect();
+        due.sort_by(|a, b| (a.due_at, &a.contact).cmp(&(b.due_at, &b.contact)));
+        let more = due.len() > limit;
+        due.truncate(limit);
+        let next = more.then(|| due.last().cloned()).flatten();
+        Ok(DuePage { due, next })
     }
 }
 
