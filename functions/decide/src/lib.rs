@@ -226,6 +226,10 @@ async fn decided<C: ContactStore, D: DecisionStore>(
                 return Ok(serde_json::from_str(&stored).unwrap_or(Value::String(stored)));
             }
         }
+        if probe.send.is_none() {
+            // No variant to choose: the probe is the answer (nothing to record).
+            return Ok(probe.to_json());
+        }
         let keys = asking.0.into_inner().expect("the asked keys' lock");
         let counts: CountsTable = keys
             .iter()

@@ -5,6 +5,7 @@ use kairos_store::MemoryContacts;
 use serde_json::Value;
 
 use super::*;
+use std::sync::Mutex;
 
 const RULES: &str = r#"
 segments:
@@ -188,4 +189,74 @@ fn the_send_log_stays_bounded_and_keeps_each_sequence_s_first_and_last() {
         .iter()
         .all(|s| s.at > 200 * 86_400 - LOG_KEEP_SECS || s.sequence == "once" || s.decision_id == "d1"));
     assert_eq!(log.last().unwrap().decision_id, "d200");
+}
+
+/// Counts the store calls a decision makes (each is one DynamoDB request in `DynamoDecisions`).
+#[derive(Default)]
+struct Counting {
+    inner: MemoryDecisions,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl Counting {
+    fn note(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut self.calls.lock().unwrap())
+    }
+}
+
+impl DecisionStore for Counting {
+    async fn sends(&self, contact: &str) -> Result<SendLog, StoreError> {
+        self.note("GetItem sends");
+        self.inner.sends(contact).await
+    }
+    async fn counts(&self, keys: &[VariantKey]) -> Result<Vec<kairos_decide::Counts>, StoreError> {
+        self.note("BatchGetItem variants");
+        self.inner.counts(keys).await
+    }
+    async fn answer(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.note("GetItem decision");
+        self.inner.answer(id).await
+    }
+    async fn record(&self, c: &str, s: &Sent, a: &str, l: &SendLog, e: u64) -> Result<Recorded, StoreError> {
+        self.note("TransactWriteItems");
+        self.inner.record(c, s, a, l, e).await
+    }
+    async fn goal(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        self.inner.goal(id, at).await
+    }
+    async fn note_message(&self, c: &str, id: &str, m: &str) -> Result<bool, StoreError> {
+        self.inner.note_message(c, id, m).await
+    }
+    async fn confirm(&self, id: &str, status: &str, at: i64) -> Result<bool, StoreError> {
+        self.inner.confirm(id, status, at).await
+    }
+}
+
+#[tokio::test]
+async fn a_decision_costs_three_reads_and_one_transaction() {
+    let world = World::new();
+    let counting = Counting::default();
+    let decide = Decide {
+        config: &world.config,
+        rules: &world.rules,
+        contacts: &world.contacts,
+        decisions: &counting,
+    };
+    let ask = |key: Option<&'static str>| request(r#"{"contact": "ada@x.test"}"#, Some("k1"), key);
+    assert_eq!(handle(ask(None), &decide, NOW).await.status_code, 200);
+    // Besides the contact's record (ContactStore::load: 1 GetItem, 2 for a contact with only a kept consent).
+    assert_eq!(
+        counting.take(),
+        ["GetItem sends", "BatchGetItem variants", "TransactWriteItems"]
+    );
+    // A `send: null` (the next step waits a day) writes nothing.
+    assert_eq!(handle(ask(None), &decide, NOW).await.status_code, 200);
+    assert_eq!(counting.take(), ["GetItem sends"]);
+    // With an Idempotency-Key, the decision is looked up first (here a new one, still waiting).
+    assert_eq!(handle(ask(Some("k-9")), &decide, NOW).await.status_code, 200);
+    assert_eq!(counting.take(), ["GetItem sends", "GetItem decision"]);
 }
