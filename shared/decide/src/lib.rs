@@ -313,7 +313,10 @@ impl<'r> Decider<'r> {
             .chain(sequence.caps.iter().map(|cap| (*cap, &own, "sequence")));
         let zone = sending.quiet_hours.as_ref().map(|q| (q, zone(history.state, q)));
         // The first time every guard allows a send (caps and waits only move
-        // forward; quiet hours may push a time past a cap's, so repeat).
+        // forward; quiet hours may push a time past a cap's, so repeat). Each
+        // guard that holds a send back is noted once, when it first does.
+        let caps: Vec<_> = caps.collect();
+        let mut noted = vec![false; caps.len() + 1];
         let mut t = request.now;
         let mut first: Option<Reason> = None;
         let mut notes = Vec::new();
@@ -323,14 +326,14 @@ impl<'r> Decider<'r> {
                 t = w;
                 first.get_or_insert(Reason::Waiting(0));
             }
-            for (cap, times, kind) in caps.clone() {
-                if let Some(u) = cap_until(times, cap, t).filter(|u| *u > t) {
-                    if first.is_none() {
+            for (i, (cap, times, kind)) in caps.iter().enumerate() {
+                if let Some(u) = cap_until(times, *cap, t).filter(|u| *u > t) {
+                    if !std::mem::replace(&mut noted[i], true) {
+                        let inside = times.iter().filter(|x| **x > t - cap.per_secs && **x <= t).count();
+                        let per = kairos_rules::format_secs(cap.per_secs);
                         notes.push(format!(
-                            "{kind} cap {} per {} reached ({} in the window)",
-                            cap.max,
-                            kairos_rules::format_secs(cap.per_secs),
-                            times.iter().filter(|x| **x > t - cap.per_secs && **x <= t).count()
+                            "{kind} cap {} per {per} reached ({inside} in the window)",
+                            cap.max
                         ));
                     }
                     t = u;
@@ -339,19 +342,15 @@ impl<'r> Decider<'r> {
             }
             if let Some((q, (tz, own_zone))) = &zone {
                 if let Some(u) = quiet_until(q, *tz, t) {
-                    if first.is_none() {
+                    if !std::mem::replace(&mut noted[caps.len()], true) {
                         let whose = if *own_zone {
                             "the contact's zone"
                         } else {
                             "the default zone"
                         };
-                        notes.push(format!(
-                            "quiet hours {:02}:{:02}-{:02}:{:02} in {tz} ({whose})",
-                            q.from_min / 60,
-                            q.from_min % 60,
-                            q.to_min / 60,
-                            q.to_min % 60
-                        ));
+                        let (from, to) = (q.from_min, q.to_min);
+                        let hours = format!("{:02}:{:02}-{:02}:{:02}", from / 60, from % 60, to / 60, to % 60);
+                        notes.push(format!("quiet hours {hours} in {tz} ({whose})"));
                     }
                     t = u;
                     first.get_or_insert(Reason::QuietHours(0));

@@ -320,3 +320,48 @@ fn a_goal_is_attributed_by_decision_id_then_message_id_then_template_then_recenc
     let late = event("c", "email.clicked", "2026-12-20T12:00:00Z", r#","message_id":"m-1""#);
     assert_eq!(id(&late), None);
 }
+
+#[test]
+fn a_wait_that_ends_at_night_is_pushed_to_the_morning_and_says_both() {
+    let rules = rules();
+    let signup = event(
+        "f1",
+        "form.submitted",
+        "2026-11-24T21:30:00Z",
+        r#","properties":{"form":"signup"}"#,
+    );
+    // The welcome went out at 21:45 London on the 24th; `tips` waits 2 days after it:
+    // until 21:45 on the 26th, inside quiet hours.
+    let first = Sent {
+        decision_id: "d1".into(),
+        sequence: "onboarding".into(),
+        step: "welcome".into(),
+        variant: "a".into(),
+        channel: "email".into(),
+        at: at("2026-11-24T21:45:00Z"),
+        message_id: None,
+    };
+    let d = decide(
+        &rules,
+        std::slice::from_ref(&signup),
+        std::slice::from_ref(&first),
+        "2026-11-26T20:00:00Z",
+    );
+    // The wait ends at 21:45, inside quiet hours: the first allowed time is 08:00 the next morning.
+    assert_eq!(
+        d.reason,
+        Reason::Waiting(at("2026-11-27T08:00:00Z")),
+        "{}",
+        d.explanation
+    );
+    assert!(
+        d.explanation.contains("waits 2d after the previous send"),
+        "{}",
+        d.explanation
+    );
+    assert!(
+        d.explanation.contains("quiet hours 21:00-08:00 in Europe/London"),
+        "{}",
+        d.explanation
+    );
+}
