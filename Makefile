@@ -47,10 +47,12 @@ node-tools: $(NODE_TOOLS)
 $(NODE_TOOLS): tests/segment_node/package-lock.json
 	npm ci --prefix tests/segment_node --no-audit --no-fund
 
-## The rules engine's throughput and state size, beside datalogic-rs on the same rules.
+## The rules engine's throughput and state size, beside datalogic-rs on the same rules; the send-time
+## learning against uniform random and the oracle, and decide latency.
 bench:
 	cargo bench -p kairos-rules --bench throughput
 	cargo bench -p kairos-ingest --bench providers
+	cargo bench -p kairos-decide --bench simulate
 
 ## One contact flooded with a million events, hostile ones among them, through the
 ## real evaluate path (release): prints the item budget and the largest record written.
@@ -83,7 +85,7 @@ fuzz: $(CARGO_FUZZ)
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)
 	rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback
+	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin decide
 	ls -l target/lambda/*/bootstrap
 
 ## Everything on this machine, on loopback only: moto (DynamoDB, SQS, SSM) on

@@ -21,6 +21,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 mod crm;
+mod decide;
 
 pub use crm::{dry_run_destinations, DryRunDestinations, DEFAULT_DESTINATIONS};
 
@@ -46,6 +47,8 @@ pub struct Summary {
     pub transitions: usize,
     /// Requests the destinations would have received (dry run).
     pub requests: usize,
+    /// Send-time decisions asked of the decide handler (when the rules have sequences).
+    pub decisions: usize,
 }
 
 struct Pipeline<'a> {
@@ -149,10 +152,11 @@ pub async fn run(
         .map_err(w)?;
         pipeline.sweep(&store, end, &mut summary, out).await.map_err(w)?;
     }
+    summary.decisions = decide::run(&rules, out).await.map_err(w)?;
     writeln!(
         out,
-        "\n{} events accepted, {} rejected, {} duplicates ignored; {} segment changes; {} write-back requests.",
-        summary.accepted, summary.rejected, summary.duplicates, summary.transitions, summary.requests
+        "\n{} events accepted, {} rejected, {} duplicates ignored; {} segment changes; {} write-back requests; {} send-time decisions.",
+        summary.accepted, summary.rejected, summary.duplicates, summary.transitions, summary.requests, summary.decisions
     )
     .map_err(w)?;
     Ok(summary)

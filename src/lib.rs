@@ -5,7 +5,8 @@
 //! [`local::create`], which creates the template's table and queues on a
 //! local endpoint (moto server), [`replay::replay`], the backtest, and
 //! [`normalize::normalize`], a provider webhook body to canonical events,
-//! [`dlq`], the write-back dead letters (show, redrive), [`samples::generate`],
+//! [`dlq`], the write-back dead letters (show, redrive), [`sequences`],
+//! send-time decisions on a history (`kairos decide`, `kairos sequences report`), [`samples::generate`],
 //! the `events/` payloads for a given time, [`inspect::inspect`], a stored
 //! contact in human terms, and for `make watch` [`local::poll`] (the queues
 //! chained to the functions as on AWS) and [`local::receive`] (the webhook
@@ -27,3 +28,4 @@ pub mod normalize;
 pub mod publish;
 pub mod replay;
 pub mod samples;
+pub mod sequences;

@@ -65,6 +65,35 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Decide a send for one contact as `POST /v1/decide` would on this history
+    /// of canonical events (JSON lines), as of `--at` (default: the latest
+    /// event's time): prints {"send", "reason", "explanation", "decision_id"}.
+    Decide {
+        /// The rules file (YAML or JSON) with the sequences.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Canonical events, one JSON object per line: the contact's state, its
+        /// sequence sends (`email.sent` with a template id of the rules) and everyone's goals.
+        #[arg(long)]
+        events: PathBuf,
+        /// The contact key.
+        #[arg(long)]
+        contact: String,
+        /// Decide as of this time (RFC 3339; default: the latest event's time).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The channel.
+        #[arg(long, default_value = "email")]
+        channel: String,
+        /// Seed the variant choice (default: derived from the decision id, as the API does).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Send-time sequences on a history of events.
+    Sequences {
+        #[command(subcommand)]
+        command: SequencesCommand,
+    },
     /// Verify and normalize one provider webhook body as the ingest function
     /// would: print its canonical events as JSON lines and exit 0, or exit 1
     /// with the error (bad signature, stale timestamp, malformed payload, or
@@ -161,6 +190,23 @@ enum Command {
         #[arg(long, default_value = "events")]
         out: PathBuf,
         /// Date them as of this time instead of now (RFC 3339).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SequencesCommand {
+    /// The bias check, as JSON: per content variant (and per segment) sends,
+    /// goals and goal rate, and the holdout group against everyone else.
+    Report {
+        /// The rules file (YAML or JSON) with the sequences.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Canonical events, one JSON object per line.
+        #[arg(long)]
+        events: PathBuf,
+        /// Report as of this time (RFC 3339; default: the latest event's time).
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
@@ -322,7 +368,14 @@ async fn rules(command: RulesCommand) -> Result<(), String> {
             let text = read(&file)?;
             let rules = kairos_rules::RuleSet::from_yaml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             let n = rules.segments().count();
-            println!("{}: ok, {n} segment{}", file.display(), if n == 1 { "" } else { "s" });
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            // Sequences, when the file has any.
+            let q = rules.sequences().len();
+            let sequences = match q {
+                0 => String::new(),
+                q => format!(", {q} sequence{}", plural(q)),
+            };
+            println!("{}: ok, {n} segment{}{sequences}", file.display(), plural(n));
             Ok(())
         }
         RulesCommand::Schema => {
@@ -374,6 +427,28 @@ fn replay(
         eprintln!("kairos: {}: {reason}", events.display());
     }
     match out.rejected.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} line(s) of {} were not valid events", events.display())),
+    }
+}
+
+fn load_rules(path: &PathBuf) -> Result<kairos_rules::RuleSet, String> {
+    kairos_rules::RuleSet::from_yaml(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn played_json(
+    rules: &PathBuf,
+    events: &PathBuf,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    answer: impl FnOnce(&kairos::sequences::Played) -> Result<serde_json::Value, String>,
+) -> Result<(), String> {
+    let rules = load_rules(rules)?;
+    let played = kairos::sequences::play(&rules, &read_bytes(events)?, at);
+    for reason in &played.rejected {
+        eprintln!("kairos: {}: {reason}", events.display());
+    }
+    println!("{}", answer(&played)?);
+    match played.rejected.len() {
         0 => Ok(()),
         n => Err(format!("{n} line(s) of {} were not valid events", events.display())),
     }
@@ -516,6 +591,17 @@ async fn main() -> ExitCode {
             at,
             explain,
         } => replay(&rules, &events, at, explain),
+        Command::Decide {
+            rules,
+            events,
+            contact,
+            at,
+            channel,
+            seed,
+        } => played_json(&rules, &events, at, |p| p.decide(&contact, &channel, seed)),
+        Command::Sequences {
+            command: SequencesCommand::Report { rules, events, at },
+        } => played_json(&rules, &events, at, |p| Ok(p.report())),
         Command::Normalize {
             provider,
             headers,

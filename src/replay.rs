@@ -65,7 +65,7 @@ pub fn replay(rules: &RuleSet, events: &[u8], at: Option<DateTime<Utc>>, explain
 }
 
 /// The events of JSON lines, and the lines rejected (`line N: reason`).
-fn read(events: &[u8]) -> (Vec<Event>, Vec<String>) {
+pub(crate) fn read(events: &[u8]) -> (Vec<Event>, Vec<String>) {
     let mut rejected = Vec::new();
     let mut out = Vec::new();
     let events = events.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(events);

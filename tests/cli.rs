@@ -15,7 +15,10 @@ fn kairos(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn rules_validate_exits_0_for_the_example_and_1_with_every_problem() {
     let (code, stdout, _) = kairos(&["rules", "validate", "rules/segments.yaml"]);
-    assert_eq!((code, stdout.trim()), (0, "rules/segments.yaml: ok, 6 segments"));
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, "rules/segments.yaml: ok, 6 segments, 3 sequences")
+    );
     let dir = std::env::temp_dir().join(format!("kairos-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.yaml");
@@ -235,4 +238,82 @@ fn normalize_refuses_events_dated_beyond_the_clock_skew() {
     ]);
     assert_eq!((code, stdout.as_str()), (1, ""));
     assert!(stderr.contains("field `at` is 3600 s ahead"), "{stderr}");
+}
+
+/// `kairos decide` on the sequences history: Eve's comparison-page click moves
+/// her from onboarding to the pricing thread; at night in her zone she waits.
+#[test]
+fn decide_answers_the_api_s_json_on_a_history() {
+    let decide = |at: &str| {
+        let args = [
+            "decide",
+            "--rules",
+            "rules/segments.yaml",
+            "--events",
+            "events/demo/sequences.jsonl",
+            "--contact",
+            "Eve@Initech.test",
+            "--at",
+            at,
+        ];
+        let (code, stdout, stderr) = kairos(&args);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    // Before the click: onboarding's second step waits a day after the welcome.
+    let before = decide("2026-11-25T12:00:00Z");
+    assert_eq!(before["send"], serde_json::Value::Null);
+    assert_eq!(before["reason"], "waiting until 2026-11-25T14:01:00Z", "{before}");
+    let after = decide("2026-11-25T15:15:00Z");
+    assert_eq!(after["send"]["sequence"], "pricing-intent", "{after}");
+    assert_eq!(after["send"]["step"], "comparison");
+    assert_eq!(after["reason"], "send");
+    assert!(after["decision_id"].as_str().unwrap().starts_with("d-"));
+    assert!(
+        after["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("`onboarding` (priority 10) outranked"),
+        "{after}"
+    );
+    // 22:00 in New York: quiet hours until 08:00 there (13:00 UTC).
+    let night = decide("2026-11-26T03:00:00Z");
+    assert_eq!(night["reason"], "quiet hours until 2026-11-26T13:00:00Z", "{night}");
+    assert_eq!(night["until"], "2026-11-26T13:00:00Z");
+}
+
+#[test]
+fn sequences_report_shows_variant_goal_rates_and_the_holdout() {
+    let args = [
+        "sequences",
+        "report",
+        "--rules",
+        "rules/segments.yaml",
+        "--events",
+        "events/demo/sequences.jsonl",
+    ];
+    let (code, stdout, stderr) = kairos(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let variant = |v: &str| {
+        report["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["variant"] == v && x["step"] == "welcome")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (variant("long")["sends"].as_u64(), variant("long")["goals"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (variant("short")["sends"].as_u64(), variant("short")["goals"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(report["holdout"]["percent"], 5.0);
+    let contacts = report["holdout"]["treated"]["contacts"].as_u64().unwrap()
+        + report["holdout"]["held_out"]["contacts"].as_u64().unwrap();
+    assert_eq!(contacts, 2);
 }

@@ -84,3 +84,25 @@ async fn destinations_naming_unknown_segments_are_refused() {
         .unwrap_err();
     assert!(err.contains("unknown segment `salesready`"), "{err}");
 }
+
+#[tokio::test]
+async fn the_demo_moves_a_signup_onto_the_pricing_thread_and_defers_a_night_send() {
+    let (summary, text) = demo().await;
+    assert_eq!(summary.decisions, 4, "{text}");
+    let order = [
+        "eve@initech.test     decide → SEND onboarding/welcome",
+        "https://kairos.example/compare",
+        "eve@initech.test     decide → SEND pricing-intent/comparison",
+        "`onboarding` (priority 10) outranked",
+        "dan@hooli.test       decide → NO SEND: quiet hours until 2026-11-26T08:00:00Z",
+        "quiet hours 21:00-08:00 in Europe/London (the default zone)",
+        "dan@hooli.test       decide → SEND onboarding/welcome",
+    ];
+    let mut from = 0;
+    for needle in order {
+        let at = text[from..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not found after byte {from}:\n{text}"));
+        from += at + needle.len();
+    }
+}

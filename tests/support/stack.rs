@@ -161,6 +161,28 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// The decide function's store (decisions, send logs, counters) over the template's table.
+    pub fn decisions(&self) -> kairos_decide_fn::DynamoDecisions {
+        kairos_decide_fn::DynamoDecisions::new(self.dynamodb.clone(), &self.infra.table)
+    }
+
+    /// Applies canonical events (JSON) through the events queue and the real
+    /// evaluate handler, as the pipeline does, at `now`.
+    pub async fn apply(&self, rules: &RuleSet, bodies: &[String], now: chrono::DateTime<chrono::Utc>) {
+        self.send("EventsQueue", bodies).await;
+        let messages = self.receive("EventsQueue", bodies.len()).await;
+        assert_eq!(messages.len(), bodies.len(), "every event is received");
+        let response = self.evaluate(rules, &messages, now).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{:?}",
+            response.batch_item_failures
+        );
+        self.ack("EventsQueue", &messages, &response).await;
+    }
+}
+
 /// An attribute value from its DynamoDB JSON (`{"S": ...}`, `{"N": ...}`,
 /// `{"B": <base64>}`, `{"L": [...]}`, `{"M": {...}}`, `{"BOOL": ...}`, `{"NULL": true}`).
 fn attribute(value: &serde_json::Value) -> AttributeValue {

@@ -26,20 +26,27 @@ async fn main() -> Result<(), Error> {
         }
         None => None,
     };
+    // Send-time decisions: ESP reports and goals in these events reconcile them.
+    let decisions = kairos_decide_fn::DynamoDecisions::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     let live = published.map(|object| LiveRules::new(object, config.rules.clone(), config.rules_refresh_secs));
     let fixed = std::sync::Arc::new(config.rules.clone());
-    let (live, fixed, config, store, queue) = (&live, &fixed, &config, &store, &queue);
-    run(service_fn(|event: LambdaEvent<_>| async move {
-        let now = chrono::Utc::now();
-        let rules = match live {
-            Some(live) => live.current(now.timestamp()).await,
-            None => fixed.clone(),
-        };
-        let evaluator = Evaluator {
-            max_clock_skew_secs: config.max_clock_skew_secs,
-            ..Evaluator::new(&rules, store, queue)
-        };
-        Ok::<_, Error>(handle(event.payload, &evaluator, now).await)
-    }))
+    let (live, fixed, config, store, queue, decisions) = (&live, &fixed, &config, &store, &queue, &decisions);
+    run(service_fn(
+        |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            let now = chrono::Utc::now();
+            let rules = match live {
+                Some(live) => live.current(now.timestamp()).await,
+                None => fixed.clone(),
+            };
+            let evaluator = Evaluator {
+                max_clock_skew_secs: config.max_clock_skew_secs,
+                ..Evaluator::new(&rules, store, queue)
+            };
+            let batch = event.payload;
+            let mut response = handle(batch.clone(), &evaluator, now).await;
+            kairos_decide_fn::reconcile_batch(&rules, decisions, &batch, &mut response).await;
+            Ok::<_, Error>(response)
+        },
+    ))
     .await
 }

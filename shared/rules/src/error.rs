@@ -55,14 +55,18 @@ impl RulesError {
 }
 
 /// Where the item a path is in comes in the file: `scores[i]` before
-/// `segments[j]`, each by index, then anything else.
+/// `segments[j]`, each by index, then `sending`, `sequences[k]`, then anything else.
 fn item_order(path: &str) -> (u8, usize) {
     let index = |rest: &str| rest.split(']').next().and_then(|i| i.parse().ok());
     if let Some(i) = path.strip_prefix("scores[").and_then(index) {
         (0, i)
     } else if let Some(i) = path.strip_prefix("segments[").and_then(index) {
         (1, i)
-    } else {
+    } else if path.starts_with("sending") {
         (2, 0)
+    } else if let Some(i) = path.strip_prefix("sequences[").and_then(index) {
+        (3, i)
+    } else {
+        (4, 0)
     }
 }

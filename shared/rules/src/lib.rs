@@ -37,11 +37,19 @@ mod evaluate;
 mod explain;
 mod file;
 
+pub use compile::sending::{
+    Cap, Cond, Content, Exit, Holdout, Learning, QuietHours, Sending, Sequence, Step, DEFAULT_ATTRIBUTION_SECS,
+    DEFAULT_EXPLORATION, DEFAULT_MIN_SENDS,
+};
 pub use compile::{RuleSet, SegmentInfo};
 pub use error::{RuleIssue, RulesError};
 pub use evaluate::{Decisions, Delta};
 pub use explain::{Evaluation, Explanation, Observation, Verdict};
 pub use file::duration::{format_secs, parse_duration};
+pub use file::sending::{
+    ChannelCapDef, ContentDef, ExitDef, HoldoutDef, LearningDef, QuietHoursDef, SendSequenceDef, SendingDef,
+    SequenceCapDef, StepDef,
+};
 pub use file::yaml::read as read_yaml;
 pub use file::{
     BoundsDef, Condition, ConsentDef, CountDef, EventDef, FilterDef, LastDef, MatcherDef, RulesFile, ScoreBoundDef,

@@ -45,7 +45,7 @@ pub(crate) struct Compiler {
     /// Each distinct trait check (name, canonical filter), and its memo slot.
     pub checks: BTreeMap<(String, String), u32>,
     segment: Option<String>,
-    segment_ids: BTreeMap<String, usize>,
+    pub(crate) segment_ids: BTreeMap<String, usize>,
     score_ids: BTreeMap<String, usize>,
     /// What the condition being compiled reads.
     reads: Reads,
@@ -56,6 +56,8 @@ pub(crate) struct Compiled {
     pub segments: Vec<Segment>,
     pub scores: Vec<Score>,
     pub order: Vec<usize>,
+    pub sending: crate::compile::sending::Sending,
+    pub sequences: Vec<crate::compile::sending::Sequence>,
 }
 
 impl Compiler {
@@ -72,7 +74,7 @@ impl Compiler {
         }
     }
 
-    fn issue(&mut self, path: &str, message: impl Into<String>) {
+    pub(crate) fn issue(&mut self, path: &str, message: impl Into<String>) {
         self.issues.push(RuleIssue {
             segment: self.segment.clone(),
             path: path.to_string(),
@@ -140,10 +142,15 @@ impl Compiler {
             );
         }
         self.segment = None;
+        let sending = self.sending(file.sending.as_ref());
+        let sequences = self.sequences(&file.sequences);
+        self.reads = Reads::default();
         Compiled {
             segments,
             scores,
             order,
+            sending,
+            sequences,
         }
     }
 
@@ -176,7 +183,7 @@ impl Compiler {
         Score::new(def.id.clone(), half_life, terms)
     }
 
-    fn condition(&mut self, cond: &Condition, path: &str) -> Node {
+    pub(crate) fn condition(&mut self, cond: &Condition, path: &str) -> Node {
         match cond {
             Condition::All(children) | Condition::Any(children) => {
                 let all = matches!(cond, Condition::All(_));

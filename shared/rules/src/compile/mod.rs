@@ -18,6 +18,7 @@ pub(crate) mod matcher;
 pub(crate) mod polarity;
 pub(crate) mod score;
 pub(crate) mod segset;
+pub(crate) mod sending;
 
 use kairos_event::Event;
 use kairos_state::{ConsentStatus, SignalKey};
@@ -62,6 +63,9 @@ pub struct RuleSet {
     /// How many distinct trait checks they make ([`TraitCheck::memo`]).
     pub(crate) checks: usize,
     pub(crate) fingerprint: u32,
+    /// The send-time sequences and their guards.
+    pub(crate) sequences: Vec<sending::Sequence>,
+    pub(crate) sending: sending::Sending,
 }
 
 /// A compiled segment.
@@ -192,6 +196,8 @@ impl RuleSet {
             traits: compiler.traits.len(),
             checks: compiler.checks.len(),
             fingerprint,
+            sequences: compiled.sequences,
+            sending: compiled.sending,
         })
     }
 

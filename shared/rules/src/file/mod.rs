@@ -10,6 +10,7 @@
 pub(crate) mod duration;
 pub(crate) mod parse;
 pub(crate) mod schema;
+pub(crate) mod sending;
 pub(crate) mod yaml;
 
 use schemars::JsonSchema;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A rules file: named scores and a list of segments.
+/// A rules file: named scores, a list of segments, and optional send-time sequences.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulesFile {
@@ -28,6 +29,12 @@ pub struct RulesFile {
     /// [`MAX_SEGMENTS`](kairos_state::MAX_SEGMENTS): each contact's record holds them all).
     #[schemars(length(min = 1, max = 256))]
     pub segments: Vec<SegmentDef>,
+    /// The guards of sequence sends (caps, quiet hours, holdout) and the learning's controls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<sending::SendingDef>,
+    /// Send-time sequences: what `POST /v1/decide` chooses from (`docs/sequences.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequences: Vec<sending::SendSequenceDef>,
 }
 
 /// One segment: an id, a human name and description, and a condition tree.

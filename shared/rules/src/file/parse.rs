@@ -62,11 +62,18 @@ impl Parsed {
 
 /// The file's top level, its items still unread.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a rules file: `segments`, and optional `scores`")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rules file: `segments`, and optional `scores`, `sending` and `sequences`"
+)]
 struct Items {
     #[serde(default)]
     scores: Vec<Value>,
     segments: Vec<Value>,
+    #[serde(default)]
+    sending: Option<Value>,
+    #[serde(default)]
+    sequences: Vec<Value>,
 }
 
 /// Reads a rules file (YAML; JSON is valid YAML). Fails only when the text is
@@ -97,6 +104,8 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, RulesError> {
         file: RulesFile {
             scores: Vec::new(),
             segments: Vec::new(),
+            sending: None,
+            sequences: Vec::new(),
         },
         issues: Vec::new(),
         placeholders: Vec::new(),
@@ -110,6 +119,18 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, RulesError> {
         let stand_in = |id| json!({"id": id, "name": "-", "rule": {"consent": "subscribed"}});
         let segment = parsed.item(item, &format!("segments[{i}]"), true, stand_in);
         parsed.file.segments.push(segment);
+    }
+    if let Some(sending) = items.sending {
+        let stand_in = |_| json!({});
+        parsed.file.sending = Some(parsed.item(sending, "sending", false, stand_in));
+    }
+    for (i, item) in items.sequences.into_iter().enumerate() {
+        let stand_in = |id| {
+            let step = json!({"id": "-", "content": [{"variant": "-", "template": "-"}]});
+            json!({"id": id, "name": "-", "entry": {"consent": "subscribed"}, "steps": [step]})
+        };
+        let sequence = parsed.item(item, &format!("sequences[{i}]"), false, stand_in);
+        parsed.file.sequences.push(sequence);
     }
     Ok(parsed)
 }

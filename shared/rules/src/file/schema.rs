@@ -60,6 +60,23 @@ impl JsonSchema for MachineName {
     }
 }
 
+/// How a step's variant is chosen, by name.
+pub(crate) struct VariantChoiceName;
+
+impl JsonSchema for VariantChoiceName {
+    fn schema_name() -> Cow<'static, str> {
+        "VariantChoice".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let all = ["learn", "fixed"].into_iter();
+        names(
+            "`learn` (Thompson sampling, the default) or `fixed` (the first variant, always).",
+            all,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DURATION;

@@ -13,7 +13,7 @@ use crate::file::duration::{format_secs, parse_duration};
 use crate::file::{BoundsDef, CountDef, FilterDef, Machine, MatcherDef};
 
 impl Compiler {
-    pub(super) fn matcher(&mut self, def: &MatcherDef, path: &str) -> Sig {
+    pub(crate) fn matcher(&mut self, def: &MatcherDef, path: &str) -> Sig {
         let kind = def.kind.parse::<EventType>().unwrap_or_else(|e| {
             self.issue(&format!("{path}.type"), e.to_string());
             EventType::Track
@@ -148,7 +148,7 @@ impl Compiler {
         self.bounds(def, path)
     }
 
-    pub(super) fn duration(&mut self, text: &str, path: &str) -> i64 {
+    pub(crate) fn duration(&mut self, text: &str, path: &str) -> i64 {
         parse_duration(text).unwrap_or_else(|e| {
             self.issue(path, e);
             1

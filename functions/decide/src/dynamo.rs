@@ -1,0 +1,338 @@
+//! The DynamoDB adapter of [`DecisionStore`], in the contacts table (partition key `pk`):
+//! - `decision#<id>`: `contact`, `sequence`, `step`, `variant`, `channel` (S),
+//!   `at` (N), `answer` (S, the JSON answered), `goal_at`, `sent_at`,
+//!   `delivered_at` (N, once known), `expires_at` (N, TTL);
+//! - `sends#<contact>`: `sends` (S, the send log as JSON), `version` (N);
+//! - `variant#<sequence>#<step>#<variant>`: `sends`, `goals` (N), atomic counters.
+//!
+//! A send is recorded in one `TransactWriteItems` (decision, log, counter);
+//! a goal in another (the decision's `goal_at`, once, and the counter).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use kairos_decide::{Counts, Sent};
+use kairos_store::StoreError;
+
+use crate::store::{DecisionStore, Recorded, SendLog, VariantKey};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Decision records are kept this long (seconds: 180 days), for reconciliation and reports.
+pub const DECISION_TTL_SECS: i64 = 180 * 86_400;
+
+/// Decisions, send logs and variant counters in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDecisions {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDecisions {
+    /// Uses `table` through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoDecisions {
+        DynamoDecisions {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+    StoreError::Backend(Box::new(err))
+}
+
+fn variant_pk((sequence, step, variant): &VariantKey) -> String {
+    format!("variant#{sequence}#{step}#{variant}")
+}
+
+fn text(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute `{name}` is missing or not a string"
+        ))),
+    }
+}
+
+fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("attribute `{name}` is not an integer"))),
+        Some(_) => Err(StoreError::Corrupt(format!("attribute `{name}` is not a number"))),
+    }
+}
+
+fn counter(item: Option<&Item>, name: &str) -> Result<u64, StoreError> {
+    Ok(item.map(|i| number(i, name)).transpose()?.flatten().unwrap_or(0).max(0) as u64)
+}
+
+impl DecisionStore for DynamoDecisions {
+    async fn sends(&self, contact: &str) -> Result<SendLog, StoreError> {
+        let Some(item) = self.get(format!("sends#{contact}")).await? else {
+            return Ok(SendLog::default());
+        };
+        let sends = serde_json::from_str(&text(&item, "sends")?)
+            .map_err(|e| StoreError::Corrupt(format!("attribute `sends`: {e}")))?;
+        let version = number(&item, "version")?.unwrap_or(0) as u64;
+        Ok(SendLog { sends, version })
+    }
+
+    async fn counts(&self, keys: &[VariantKey]) -> Result<Vec<Counts>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut wanted: Vec<String> = keys.iter().map(variant_pk).collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut found: HashMap<String, Item> = HashMap::new();
+        let mut pending: Vec<Item> = wanted
+            .into_iter()
+            .map(|pk| HashMap::from([("pk".to_string(), s(pk))]))
+            .collect();
+        // BatchGetItem takes 100 keys; a step has a handful of variants.
+        for _ in 0..5 {
+            if pending.is_empty() {
+                break;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(backend)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                found.insert(text(&item, "pk")?, item);
+            }
+            if let Some(mut left) = out.unprocessed_keys {
+                pending = left.remove(&self.table).map(|k| k.keys).unwrap_or_default();
+            }
+        }
+        keys.iter()
+            .map(|k| {
+                let item = found.get(&variant_pk(k));
+                Ok(Counts {
+                    sends: counter(item, "sends")?,
+                    goals: counter(item, "goals")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn answer(&self, decision_id: &str) -> Result<Option<String>, StoreError> {
+        match self.get(format!("decision#{decision_id}")).await? {
+            Some(item) => text(&item, "answer").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn record(
+        &self,
+        contact: &str,
+        sent: &Sent,
+        answer: &str,
+        log: &SendLog,
+        expected: u64,
+    ) -> Result<Recorded, StoreError> {
+        let decision = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("decision#{}", sent.decision_id)))
+            .item("contact", s(contact))
+            .item("sequence", s(&sent.sequence))
+            .item("step", s(&sent.step))
+            .item("variant", s(&sent.variant))
+            .item("channel", s(&sent.channel))
+            .item("at", n(sent.at))
+            .item("answer", s(answer))
+            .item("expires_at", n(sent.at + DECISION_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(backend)?;
+        let sends = serde_json::to_string(&log.sends).expect("sends serialize");
+        let log_put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("sends#{contact}")))
+            .item("sends", s(sends))
+            .item("version", n(log.version));
+        let log_put = match expected {
+            0 => log_put.condition_expression("attribute_not_exists(pk)"),
+            v => log_put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+        }
+        .build()
+        .map_err(backend)?;
+        let key = (sent.sequence.clone(), sent.step.clone(), sent.variant.clone());
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(variant_pk(&key)))
+            .update_expression("ADD sends :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(backend)?;
+        let items = [
+            TransactWriteItem::builder().put(decision).build(),
+            TransactWriteItem::builder().put(log_put).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.to_vec()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Recorded::New),
+            Err(e) if is_cancelled(&e) => match self.answer(&sent.decision_id).await? {
+                Some(stored) => Ok(Recorded::Existing(stored)),
+                None => Ok(Recorded::LogMoved),
+            },
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn goal(&self, decision_id: &str, at: i64) -> Result<bool, StoreError> {
+        let Some(item) = self.get(format!("decision#{decision_id}")).await? else {
+            return Ok(false);
+        };
+        if item.contains_key("goal_at") {
+            return Ok(false);
+        }
+        let key = (text(&item, "sequence")?, text(&item, "step")?, text(&item, "variant")?);
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("decision#{decision_id}")))
+            .update_expression("SET goal_at = :t")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(goal_at)")
+            .expression_attribute_values(":t", n(at))
+            .build()
+            .map_err(backend)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(variant_pk(&key)))
+            .update_expression("ADD goals :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(backend)?;
+        let items = [
+            TransactWriteItem::builder().update(mark).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.to_vec()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_cancelled(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn note_message(&self, contact: &str, decision_id: &str, message_id: &str) -> Result<bool, StoreError> {
+        // Read, change, write back conditioned on the version; a decide racing it wins and we retry.
+        for _ in 0..3 {
+            let mut log = self.sends(contact).await?;
+            if !crate::store::with_message(&mut log.sends, decision_id, message_id) {
+                return Ok(false);
+            }
+            let sends = serde_json::to_string(&log.sends).expect("sends serialize");
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("sends#{contact}")))
+                .item("sends", s(sends))
+                .item("version", n(log.version + 1))
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(log.version))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn confirm(&self, decision_id: &str, status: &str, at: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("decision#{decision_id}")))
+            .update_expression("SET #s = if_not_exists(#s, :t)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#s", format!("{status}_at"))
+            .expression_attribute_values(":t", n(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+fn is_cancelled<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception())
+}
