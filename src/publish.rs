@@ -40,7 +40,9 @@ pub async fn client() -> Client {
 pub async fn publish(s3: &Client, uri: &str, text: &str, by: &str, message: &str) -> Result<String, String> {
     let rules = RuleSet::from_yaml(text).map_err(|e| format!("not published: {e}"))?;
     let (bucket, key) = kairos_store::parse_s3_uri(uri)?;
+    let seq = next_seq(s3, bucket, key).await?;
     let metadata = HashMap::from([
+        (kairos_store::RULES_SEQ_METADATA.to_string(), seq.to_string()),
         (BY.to_string(), ascii(by)),
         (MESSAGE.to_string(), ascii(message)),
         (FINGERPRINT.to_string(), format!("{:016x}", rules.fingerprint())),
@@ -52,6 +54,26 @@ pub async fn publish(s3: &Client, uri: &str, text: &str, by: &str, message: &str
         .await
         .map_err(|e| format!("uploading to {uri}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
     Ok(out.version_id().unwrap_or("null").to_string())
+}
+
+/// The sequence of the next version: the time in milliseconds, raised above
+/// the current version's so it only grows (even with a clock behind).
+async fn next_seq(s3: &Client, bucket: &str, key: &str) -> Result<u64, String> {
+    let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    let head = match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(head) => head,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => return Ok(now),
+        Err(err) => {
+            let err = aws_sdk_s3::error::DisplayErrorContext(err);
+            return Err(format!("reading the current version of s3://{bucket}/{key}: {err}"));
+        }
+    };
+    let meta = head.metadata().and_then(|m| m.get(kairos_store::RULES_SEQ_METADATA));
+    let modified = head.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0);
+    let current = meta
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::try_from(modified).unwrap_or(0));
+    Ok(now.max(current + 1))
 }
 
 /// The versions of `uri`, newest first.

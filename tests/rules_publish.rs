@@ -99,6 +99,13 @@ async fn publish_validates_records_who_and_why_and_history_and_rollback_work_on_
         .await
         .unwrap();
     assert_ne!(first, second);
+    let seq = |s3: &aws_sdk_s3::Client| {
+        let object = S3Rules::new(s3.clone(), &uri).unwrap();
+        let embedded = kairos_rules::RuleSet::from_yaml(CLICKED).unwrap();
+        async move { LiveRules::new(object, embedded, 30).versioned(0).await.1 }
+    };
+    let second_seq = seq(&s3).await;
+    assert!(second_seq > 0, "a published version has a sequence");
     // Nothing invalid is uploaded.
     let err = kairos::publish::publish(&s3, &uri, "segments:\n  - { id: broken }\n", "cy", "oops")
         .await
@@ -127,6 +134,7 @@ async fn publish_validates_records_who_and_why_and_history_and_rollback_work_on_
         (3, third.as_str(), true)
     );
     assert_eq!(history[0].message, format!("rollback to {first}"));
+    assert!(seq(&s3).await > second_seq, "a rollback is a newer version");
     let object = S3Rules::new(s3.clone(), &uri).unwrap();
     let live = LiveRules::new(object, kairos_rules::RuleSet::from_yaml(TWICE).unwrap(), 30);
     let rules = live.current(0).await;
@@ -135,4 +143,14 @@ async fn publish_validates_records_who_and_why_and_history_and_rollback_work_on_
         ["clicked"],
         "the rolled-back rules are in force"
     );
+
+    // The table keeps the version that decided a record.
+    let record = kairos_store::StoredContact {
+        version: 1,
+        rules_seq: second_seq,
+        ..Default::default()
+    };
+    stack.store().save("ada@x.test", None, &record).await.unwrap();
+    let loaded = stack.store().load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(loaded.rules_seq, second_seq);
 }

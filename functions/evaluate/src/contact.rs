@@ -21,6 +21,16 @@ pub enum ContactError {
     /// The transitions were written but could not be sent; they stay in the outbox.
     #[error("sending transitions: {0}")]
     Send(#[from] QueueError),
+    /// The record was decided under a newer published rules version than the
+    /// one in force here: evaluating it would move it back to older rules.
+    /// Retryable: the redelivery finds this instance (or another) refreshed.
+    #[error("record decided under rules version {record}, newer than the {ours} in force here")]
+    RulesBehind {
+        /// The version that decided the record.
+        record: u64,
+        /// The version in force here.
+        ours: u64,
+    },
 }
 
 impl ContactError {
@@ -43,6 +53,10 @@ pub struct Evaluator<'a, S, Q> {
     /// Events dated more than this ahead of `now` are refused (seconds;
     /// `KAIROS_MAX_CLOCK_SKEW_SECS`).
     pub max_clock_skew_secs: i64,
+    /// The sequence of the published rules version [`Evaluator::rules`] is
+    /// (`0`: the embedded rules). A record decided under a newer one is not
+    /// evaluated ([`ContactError::RulesBehind`]).
+    pub rules_seq: u64,
 }
 
 impl<'a, S, Q> Evaluator<'a, S, Q> {
@@ -54,6 +68,7 @@ impl<'a, S, Q> Evaluator<'a, S, Q> {
             store,
             queue,
             max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
+            rules_seq: 0,
         }
     }
 }
@@ -74,6 +89,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let engine = Engine {
             rules: self.rules,
             max_clock_skew_secs: self.max_clock_skew_secs,
+            rules_seq: self.rules_seq,
         };
         let mut key = contact.to_string();
         let mut links = identity::links(contact, events);
@@ -96,6 +112,12 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             // The outbox holds one write's transitions: what an earlier one left goes first.
             self.flush(&key, &stored).await?;
             stored.outbox.clear();
+            if engine.behind(stored.rules_seq) {
+                return Err(ContactError::RulesBehind {
+                    record: stored.rules_seq,
+                    ours: self.rules_seq,
+                });
+            }
             self.freeze_links(&key, &stored.state, &links, &mut frozen, now).await?;
             let input = Input {
                 events,

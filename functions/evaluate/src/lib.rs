@@ -47,12 +47,14 @@ pub use contact::{ContactError, Evaluator};
 pub use kairos_engine::Outcome;
 pub use live::{LiveRules, DEFAULT_REFRESH_SECS};
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use kairos_engine::Applied;
 use kairos_event::{Event, EventsMessage};
-use kairos_store::{ContactStore, Queue};
+use kairos_rules::RuleSet;
+use kairos_store::{ContactStore, Queue, RulesObject};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The example rules file, embedded at build time (`rules/segments.yaml`).
 pub const DEFAULT_RULES: &str = include_str!("../../../rules/segments.yaml");
@@ -74,14 +76,86 @@ pub async fn handle<S: ContactStore, Q: Queue>(
     evaluator: &Evaluator<'_, S, Q>,
     now: DateTime<Utc>,
 ) -> SqsBatchResponse {
+    let (mut failed, behind) = evaluate(batch.records, evaluator, now).await;
+    failed.extend(behind);
+    response(failed)
+}
+
+/// [`handle`] under the rules in force in `live` (with their version), as the
+/// deployed function runs: a contact whose record was decided under newer
+/// rules than those in force is never evaluated under older ones. The rules
+/// are re-read at once (whatever the refresh interval) and, if they caught
+/// up, its messages are evaluated again under them; if not, they fail for a
+/// retry ([`ContactError::RulesBehind`]) and SQS redelivers them. Returns the
+/// response and the rules last in force.
+pub async fn handle_live<O: RulesObject, S: ContactStore, Q: Queue>(
+    batch: SqsEvent,
+    live: &LiveRules<O>,
+    store: &S,
+    queue: &Q,
+    max_clock_skew_secs: i64,
+    now: DateTime<Utc>,
+) -> (SqsBatchResponse, Arc<RuleSet>) {
+    let (rules, seq) = live.versioned(now.timestamp()).await;
+    let evaluator = |rules, rules_seq| Evaluator {
+        max_clock_skew_secs,
+        rules_seq,
+        ..Evaluator::new(rules, store, queue)
+    };
+    let records = batch.records;
+    let (mut failed, behind) = evaluate(records.clone(), &evaluator(&rules, seq), now).await;
+    if behind.is_empty() {
+        return (response(failed), rules);
+    }
+    let (newer, newer_seq) = live.refresh(now.timestamp()).await;
+    if newer_seq <= seq {
+        tracing::warn!(
+            seq,
+            contacts_messages = behind.len(),
+            "records decided under newer rules than published here: left for a retry"
+        );
+        failed.extend(behind);
+        return (response(failed), rules);
+    }
+    let again = records
+        .into_iter()
+        .filter(|r| behind.contains(&r.message_id.clone().unwrap_or_default()));
+    let again = again.collect();
+    let (retried, still_behind) = evaluate(again, &evaluator(&newer, newer_seq), now).await;
+    failed.extend(retried);
+    failed.extend(still_behind);
+    (response(failed), newer)
+}
+
+/// The response asking SQS to redeliver these message ids.
+fn response(failed: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}
+
+/// Evaluates the messages: returns the ids of those that failed, and apart
+/// those of contacts decided under newer rules than the evaluator's.
+async fn evaluate<S: ContactStore, Q: Queue>(
+    records: Vec<SqsMessage>,
+    evaluator: &Evaluator<'_, S, Q>,
+    now: DateTime<Utc>,
+) -> (Vec<String>, Vec<String>) {
     let mut failed: Vec<String> = Vec::new();
     let mut summary = summary::Summary {
-        messages: batch.records.len(),
+        messages: records.len(),
         ..Default::default()
     };
     // Each contact's messages: its events, and its sweeps (no event).
     let mut by_contact: BTreeMap<String, Vec<(String, Option<Event>)>> = BTreeMap::new();
-    for record in batch.records {
+    for record in records {
         let id = record.message_id.unwrap_or_default();
         match record.body.as_deref().map(|b| EventsMessage::decode(b.as_bytes())) {
             Some(Ok(EventsMessage::Event(event))) => by_contact
@@ -119,36 +193,36 @@ pub async fn handle<S: ContactStore, Q: Queue>(
                 Ok((outcome, items.len() - events.len()))
             }
             Err(err) => {
-                let permanent = err.is_permanent();
-                tracing::error!(contact = %kairos_event::log::hashed(contact), error = %err, permanent, "contact failed; its messages will be retried, then dead-lettered");
-                Err(items.iter().map(|(id, _)| id.clone()))
+                let ids = items.iter().map(|(id, _)| id.clone());
+                let behind = matches!(err, ContactError::RulesBehind { .. });
+                if behind {
+                    tracing::warn!(contact = %kairos_event::log::hashed(contact), error = %err, "contact decided under newer rules");
+                } else {
+                    let permanent = err.is_permanent();
+                    tracing::error!(contact = %kairos_event::log::hashed(contact), error = %err, permanent, "contact failed; its messages will be retried, then dead-lettered");
+                }
+                Err((behind, ids))
             }
         }
     });
     summary.malformed = failed.len();
+    let mut behind = Vec::new();
     for result in futures_util::future::join_all(jobs).await {
         match result {
             Ok((outcome, swept)) => {
                 summary.add(&outcome);
                 summary.swept += swept;
             }
-            Err(ids) => {
+            Err((true, ids)) => behind.extend(ids),
+            Err((false, ids)) => {
                 summary.failed_contacts += 1;
                 failed.extend(ids);
             }
         }
     }
+    summary.behind = behind.len();
     summary.log(evaluator.max_clock_skew_secs);
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
+    (failed, behind)
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct LiveRules<O> {
 
 struct State {
     rules: Arc<RuleSet>,
+    /// The published version's sequence of `rules` (`0`: the initial rules).
+    seq: u64,
     /// The ETag of the object last read (valid or not), for the conditional read.
     etag: Option<String>,
     /// When the object was last read (unix seconds).
@@ -37,6 +39,7 @@ impl<O: RulesObject> LiveRules<O> {
             refresh_secs,
             state: Mutex::new(State {
                 rules: Arc::new(initial),
+                seq: 0,
                 etag: None,
                 checked_at: None,
             }),
@@ -47,19 +50,39 @@ impl<O: RulesObject> LiveRules<O> {
     /// if the refresh interval has passed. A failed read keeps the rules in
     /// force (logged) and is retried at the next interval.
     pub async fn current(&self, now: i64) -> Arc<RuleSet> {
+        self.versioned(now).await.0
+    }
+
+    /// [`LiveRules::current`] with its published version's sequence (`0`:
+    /// the initial rules), which the records it decides carry.
+    pub async fn versioned(&self, now: i64) -> (Arc<RuleSet>, u64) {
         let mut state = self.state.lock().await;
-        if state.checked_at.is_some_and(|t| now - t < self.refresh_secs) {
-            return state.rules.clone();
+        if state.checked_at.is_none_or(|t| now - t >= self.refresh_secs) {
+            self.read(&mut state, now).await;
         }
+        (state.rules.clone(), state.seq)
+    }
+
+    /// Re-reads the object now, whatever the interval: an evaluation that
+    /// met a record decided under newer rules than those in force calls it
+    /// before giving up on that record.
+    pub async fn refresh(&self, now: i64) -> (Arc<RuleSet>, u64) {
+        let mut state = self.state.lock().await;
+        self.read(&mut state, now).await;
+        (state.rules.clone(), state.seq)
+    }
+
+    async fn read(&self, state: &mut State, now: i64) {
         state.checked_at = Some(now);
         match self.object.fetch(state.etag.as_deref()).await {
             Ok(Fetched::Unchanged) | Ok(Fetched::Missing) => {}
-            Ok(Fetched::Object { text, etag }) => {
+            Ok(Fetched::Object { text, etag, seq }) => {
                 match RuleSet::from_yaml(&text) {
                     Ok(rules) => {
                         let (from, to) = (state.rules.fingerprint(), rules.fingerprint());
-                        tracing::info!(etag = %etag, from = format!("{from:016x}"), to = format!("{to:016x}"), "rules switched");
+                        tracing::info!(etag = %etag, seq, from = format!("{from:016x}"), to = format!("{to:016x}"), "rules switched");
                         state.rules = Arc::new(rules);
+                        state.seq = seq;
                     }
                     Err(err) => {
                         let kept = state.rules.fingerprint();
@@ -70,7 +93,6 @@ impl<O: RulesObject> LiveRules<O> {
             }
             Err(err) => tracing::warn!(error = %err, "reading the published rules failed; the rules in force stay"),
         }
-        state.rules.clone()
     }
 }
 

@@ -1,4 +1,4 @@
-use kairos_evaluate::{handle, Config, Evaluator, LiveRules};
+use kairos_evaluate::{handle, handle_live, Config, Evaluator, LiveRules};
 use kairos_store::{DynamoContacts, S3Rules, SqsQueue};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -34,16 +34,20 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
             let now = chrono::Utc::now();
-            let rules = match live {
-                Some(live) => live.current(now.timestamp()).await,
-                None => fixed.clone(),
-            };
-            let evaluator = Evaluator {
-                max_clock_skew_secs: config.max_clock_skew_secs,
-                ..Evaluator::new(&rules, store, queue)
-            };
             let batch = event.payload;
-            let mut response = handle(batch.clone(), &evaluator, now).await;
+            let (mut response, rules) = match live {
+                Some(live) => {
+                    let skew = config.max_clock_skew_secs;
+                    handle_live(batch.clone(), live, store, queue, skew, now).await
+                }
+                None => {
+                    let evaluator = Evaluator {
+                        max_clock_skew_secs: config.max_clock_skew_secs,
+                        ..Evaluator::new(fixed, store, queue)
+                    };
+                    (handle(batch.clone(), &evaluator, now).await, fixed.clone())
+                }
+            };
             kairos_decide_fn::reconcile_batch(&rules, decisions, &batch, &mut response).await;
             Ok::<_, Error>(response)
         },

@@ -15,6 +15,7 @@ pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input
         next_change_at: stored.next_change_at,
         due_at: stored.due_at,
         expires_at: stored.expires_at,
+        rules_seq: stored.rules_seq,
     };
     let outcome = engine.step(key, &mut contact, input);
     stored.state = contact.state;
@@ -22,6 +23,7 @@ pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input
     stored.next_change_at = contact.next_change_at;
     stored.due_at = contact.due_at;
     stored.expires_at = contact.expires_at;
+    stored.rules_seq = contact.rules_seq;
     let bodies = outcome.transitions.iter().map(WritebackMessage::transition_body);
     stored.outbox.extend(bodies);
     outcome

@@ -18,6 +18,9 @@ pub(crate) struct Summary {
     pub contacts: usize,
     /// Contacts whose storage or send failed (their messages are retried).
     pub failed_contacts: usize,
+    /// Messages of contacts decided under newer rules than those in force
+    /// (evaluated again after a refresh, or retried).
+    pub behind: usize,
     /// Events applied in full.
     pub applied: usize,
     /// Events already applied before (redeliveries).
@@ -78,6 +81,7 @@ impl Summary {
             swept = self.swept,
             contacts = self.contacts,
             failed_contacts = self.failed_contacts,
+            behind = self.behind,
             applied = self.applied,
             duplicates = self.duplicates,
             stale = self.stale,

@@ -404,3 +404,99 @@ async fn a_rules_change_re_decides_a_stored_contact_in_full() {
     let again = new.redecide("ada@x.test", at("2026-11-27T10:03:00Z")).await.unwrap();
     assert_eq!(again, Outcome::default(), "decided once under the new rules");
 }
+
+const CLICKED_7D: &str =
+    "segments:\n  - { id: clicked, name: C, rule: { event: { type: email.clicked, within: 7d } } }\n";
+const CLICKED_TWICE: &str =
+    "segments:\n  - { id: clicked, name: C, rule: { event: { type: email.clicked, count: { gte: 2 }, within: 7d } } }\n";
+
+#[tokio::test]
+async fn a_record_decided_under_newer_rules_is_refused_retryably_and_left_as_it_is() {
+    let (old, new) = (
+        RuleSet::from_yaml(CLICKED_7D).unwrap(),
+        RuleSet::from_yaml(CLICKED_TWICE).unwrap(),
+    );
+    let (store, queue) = (MemoryContacts::default(), MemoryQueue::default());
+    let newer = Evaluator {
+        rules_seq: 2,
+        ..Evaluator::new(&new, &store, &queue)
+    };
+    let click =
+        Event::from_json(event("e1", "ada@x.test", "email.clicked", "2026-11-27T10:00:00Z").as_bytes()).unwrap();
+    let now = at("2026-11-27T10:01:00Z");
+    newer.contact("ada@x.test", &[click], now).await.unwrap();
+    let before = store.load("ada@x.test").await.unwrap().unwrap();
+    assert_eq!(before.rules_seq, 2);
+
+    let older = Evaluator {
+        rules_seq: 1,
+        ..Evaluator::new(&old, &store, &queue)
+    };
+    let err = older.redecide("ada@x.test", now).await.unwrap_err();
+    assert!(matches!(err, ContactError::RulesBehind { record: 2, ours: 1 }), "{err}");
+    assert!(!err.is_permanent(), "a retry (after a refresh) can succeed");
+    assert_eq!(
+        store.load("ada@x.test").await.unwrap().unwrap(),
+        before,
+        "nothing written"
+    );
+    // Through the handler: the contact's message fails for a retry.
+    let input = batch(vec![message(
+        "m1",
+        &event("e2", "ada@x.test", "email.clicked", "2026-11-27T10:00:30Z"),
+    )]);
+    let response = handle(input, &older, now).await;
+    assert_eq!(failed_ids(&response), ["m1"]);
+    assert_eq!(store.load("ada@x.test").await.unwrap().unwrap(), before);
+}
+
+#[tokio::test]
+async fn an_instance_behind_refreshes_its_rules_first_and_retries_only_if_still_behind() {
+    let (store, queue) = (MemoryContacts::default(), MemoryQueue::default());
+    let published = kairos_store::MemoryRules::default();
+    published.publish(CLICKED_7D);
+    let t0 = at("2026-11-27T10:00:00Z");
+    let (a, b) = (
+        LiveRules::new(&published, rules(), 30),
+        LiveRules::new(&published, rules(), 30),
+    );
+    assert_eq!(a.versioned(t0.timestamp()).await.1, 1, "instance A reads version 1");
+    published.publish(CLICKED_TWICE);
+    let click = |id: &str, at: &str| batch(vec![message(id, &event(id, "ada@x.test", "email.clicked", at))]);
+
+    // Instance B reads version 2 and decides ada under it.
+    let now = t0 + chrono::Duration::seconds(5);
+    let (response, _) = handle_live(click("m1", "2026-11-27T10:00:01Z"), &b, &store, &queue, 300, now).await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(store.load("ada@x.test").await.unwrap().unwrap().rules_seq, 2);
+    assert!(sent(&queue).is_empty(), "one click: not in `clicked` under version 2");
+
+    // Instance A, within its refresh interval, meets that record: it refreshes
+    // at once and evaluates under version 2, never under version 1.
+    let (response, in_force) = handle_live(click("m2", "2026-11-27T10:00:02Z"), &a, &store, &queue, 300, now).await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(
+        in_force.fingerprint(),
+        RuleSet::from_yaml(CLICKED_TWICE).unwrap().fingerprint()
+    );
+    let entered: Vec<_> = sent(&queue).into_iter().map(|t| (t.segment, t.change)).collect();
+    assert_eq!(
+        entered,
+        [("clicked".to_string(), Change::Entered)],
+        "two clicks under version 2"
+    );
+
+    // An instance whose object lags (nothing newer to read) leaves the message for a retry.
+    let lagging = kairos_store::MemoryRules::default();
+    lagging.publish(CLICKED_7D);
+    let c = LiveRules::new(&lagging, rules(), 30);
+    let before = store.load("ada@x.test").await.unwrap().unwrap();
+    let (response, _) = handle_live(click("m3", "2026-11-27T10:00:03Z"), &c, &store, &queue, 300, now).await;
+    assert_eq!(failed_ids(&response), ["m3"]);
+    assert_eq!(
+        store.load("ada@x.test").await.unwrap().unwrap(),
+        before,
+        "nothing written"
+    );
+    assert!(sent(&queue).is_empty());
+}

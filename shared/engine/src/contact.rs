@@ -35,6 +35,10 @@ pub struct Contact {
     /// Until when the record must be kept (unix seconds): its last event plus
     /// [`KEEP_AFTER_LAST_EVENT_SECS`], or longer for what it merged.
     pub expires_at: i64,
+    /// The sequence of the published rules version that last decided the
+    /// record (`0`: the embedded rules). Never lowered: an engine on older
+    /// rules does not step it ([`crate::Engine::behind`]).
+    pub rules_seq: u64,
 }
 
 /// A frozen anonymous visitor's record (`anon:<id>`), linked to a known

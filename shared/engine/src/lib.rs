@@ -90,6 +90,9 @@ pub struct Engine<'r> {
     /// Events dated more than this ahead of a step's `now` are refused
     /// (seconds; `KAIROS_MAX_CLOCK_SKEW_SECS` in the functions).
     pub max_clock_skew_secs: i64,
+    /// The sequence of the published rules version `rules` is (`0`: the
+    /// embedded rules); a step records it on the contact it decides.
+    pub rules_seq: u64,
 }
 
 impl<'r> Engine<'r> {
@@ -99,7 +102,17 @@ impl<'r> Engine<'r> {
         Engine {
             rules,
             max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
+            rules_seq: 0,
         }
+    }
+
+    /// Whether a contact decided under rules version `rules_seq`
+    /// ([`Contact::rules_seq`]) is newer than this engine's rules: stepping it
+    /// would move it back to older rules, so the caller must not (it
+    /// refreshes its rules, or leaves the work for a retry). A contact never
+    /// goes back to an older version.
+    pub fn behind(&self, rules_seq: u64) -> bool {
+        rules_seq > self.rules_seq
     }
 }
 
@@ -211,7 +224,8 @@ impl Engine<'_> {
         };
         let due = contact.next_change_at.is_some_and(|t| t <= now);
         // A record never written (version 0) has nothing the rules decided yet.
-        let rules_changed = contact.version > 0 && contact.state.rules_fingerprint() != self.rules.fingerprint();
+        let rules_changed = contact.version > 0
+            && (contact.state.rules_fingerprint() != self.rules.fingerprint() || contact.rules_seq < self.rules_seq);
         if batch.applied.is_empty() && outcome.merged.is_empty() && !due && !rules_changed {
             let indexed = indexed_due(contact.next_change_at, contact.due_at, now);
             outcome.reindex = indexed != contact.due_at;
@@ -237,6 +251,7 @@ impl Engine<'_> {
             let keep = latest.at.timestamp() + KEEP_AFTER_LAST_EVENT_SECS;
             contact.expires_at = contact.expires_at.max(keep);
         }
+        contact.rules_seq = contact.rules_seq.max(self.rules_seq);
         outcome.version = Some(contact.version);
         outcome
     }

@@ -276,3 +276,38 @@ fn a_contact_woken_before_its_real_time_is_reindexed_at_the_same_version() {
     assert!(woken[0].at >= at(9 * day) && woken[0].at <= at(9 * day + 1));
     assert_eq!((ada.next_change_at, ada.due_at), (None, None));
 }
+
+#[test]
+fn a_contact_carries_the_rules_version_that_decided_it_and_never_goes_back() {
+    let rules = rules(CLICKED);
+    let v1 = Engine {
+        rules_seq: 1,
+        ..Engine::new(&rules)
+    };
+    let mut ada = Contact::default();
+    v1.step(
+        "ada",
+        &mut ada,
+        &Input::events(&[event("c1", "email.clicked", 0, "")], at(1)),
+    );
+    assert_eq!(ada.rules_seq, 1);
+
+    // The same rules republished (a rollback, say) as version 2: decided once
+    // more, so the contact records it, with no transition since no answer moved.
+    let v2 = Engine { rules_seq: 2, ..v1 };
+    let out = v2.step("ada", &mut ada, &Input::at(at(2)));
+    assert!(out.version.is_some() && out.transitions.is_empty(), "{out:?}");
+    assert_eq!(ada.rules_seq, 2);
+    assert_eq!(
+        v2.step("ada", &mut ada, &Input::at(at(3))),
+        Outcome::default(),
+        "decided once"
+    );
+
+    assert!(
+        v1.behind(ada.rules_seq),
+        "version 1 must not step a contact decided under 2"
+    );
+    assert!(!v2.behind(ada.rules_seq));
+    assert!(!Engine::new(&rules).behind(0), "the embedded rules are version 0");
+}

@@ -4,7 +4,8 @@
 //!   encoding of that format), `outbox` (L of S, absent when empty), `next_change_at`
 //!   (N, optional), `expires_at` (N, TTL), `merged_into` (S, optional: on a frozen
 //!   `anon:` record, the contact it is linked to), `consent_kept` (N, optional:
-//!   the [`Consent::order`] of the consent last kept apart), and, when the record
+//!   the [`Consent::order`] of the consent last kept apart), `rules_seq` (N,
+//!   optional: the published rules version that last decided it), and, when the record
 //!   is due some time (never on a frozen one), `due_at` (N) and `due_shard` (N,
 //!   [`crate::due_shard`]): the keys of the sparse, keys-only index [`DUE_INDEX`];
 //! - `consent#<key>`: `consent` (N, a [`Consent::order`]), `status` (S, for
@@ -95,6 +96,9 @@ fn to_item(contact: &str, record: &StoredContact, due_shards: u32) -> Item {
     if let Some(t) = record.next_change_at {
         item.insert("next_change_at".into(), n(t));
     }
+    if record.rules_seq > 0 {
+        item.insert("rules_seq".into(), n(record.rules_seq));
+    }
     if let Some(target) = &record.merged_into {
         item.insert("merged_into".into(), AttributeValue::S(target.clone()));
     } else if let Some(t) = record.due_at {
@@ -165,6 +169,11 @@ impl TryFrom<&Item> for StoredContact {
             expires_at: number(item, "expires_at")?.unwrap_or(0),
             merged_into: text(item, "merged_into")?,
             consent_kept: number(item, "consent_kept")?.map(Consent::from_order),
+            rules_seq: number(item, "rules_seq")?
+                .map(u64::try_from)
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("attribute `rules_seq` is negative".into()))?
+                .unwrap_or(0),
         })
     }
 }

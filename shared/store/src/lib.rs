@@ -63,7 +63,7 @@ pub use memory::{
     MemoryRules,
 };
 #[cfg(feature = "aws")]
-pub use s3::{parse_uri as parse_s3_uri, S3Rules};
+pub use s3::{parse_uri as parse_s3_uri, S3Rules, SEQ_METADATA as RULES_SEQ_METADATA};
 #[cfg(feature = "aws")]
 pub use secret::{init_log_hashing, parameters_under, resolve_secret, SecretError};
 #[cfg(feature = "aws")]
@@ -97,6 +97,9 @@ pub struct StoredContact {
     /// The consent last kept apart from the record (see [`ContactStore::save`]),
     /// if any: a save keeps the state's consent again only when it differs.
     pub consent_kept: Option<Consent>,
+    /// The sequence of the published rules version that last decided the
+    /// record (`0`, the embedded rules, when absent); never lowered.
+    pub rules_seq: u64,
 }
 
 impl StoredContact {
@@ -279,6 +282,10 @@ pub enum Fetched {
         text: String,
         /// Its ETag, for the next conditional read.
         etag: String,
+        /// The published version's sequence, raised by every publish
+        /// ([`RULES_SEQ_METADATA`]); records carry it as the version that
+        /// decided them.
+        seq: u64,
     },
 }
 

@@ -102,7 +102,8 @@ impl DueIndex for MemoryContacts {
     }
 }
 
-/// A rules object in memory: [`MemoryRules::publish`] replaces it with a new ETag.
+/// A rules object in memory: [`MemoryRules::publish`] replaces it with a new
+/// ETag, which is also its sequence (1, 2, …).
 #[derive(Debug, Default)]
 pub struct MemoryRules {
     object: Mutex<Option<(String, String)>>,
@@ -125,6 +126,7 @@ impl RulesObject for MemoryRules {
             Some((current, text)) => Fetched::Object {
                 text: text.clone(),
                 etag: current.clone(),
+                seq: current.parse().unwrap_or(0),
             },
         })
     }

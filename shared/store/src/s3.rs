@@ -5,6 +5,13 @@ use aws_sdk_s3::Client;
 
 use crate::{Fetched, RulesObject, StoreError};
 
+/// The object metadata holding a published version's sequence (S3 stores it
+/// as `x-amz-meta-kairos-seq`): a number raised by every publish
+/// (`kairos rules publish` writes it), which records carry as the version
+/// that decided them. An object without it has its `LastModified` in
+/// milliseconds.
+pub const SEQ_METADATA: &str = "kairos-seq";
+
 /// The rules object `s3://<bucket>/<key>`.
 #[derive(Debug, Clone)]
 pub struct S3Rules {
@@ -55,9 +62,15 @@ impl RulesObject for S3Rules {
             }
         };
         let etag = out.e_tag().unwrap_or_default().to_string();
+        let seq = out
+            .metadata()
+            .and_then(|m| m.get(SEQ_METADATA))
+            .and_then(|s| s.parse().ok());
+        let modified = out.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0);
+        let seq = seq.unwrap_or(u64::try_from(modified).unwrap_or(0));
         let bytes = out.body.collect().await.map_err(|e| StoreError::Backend(Box::new(e)))?;
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| StoreError::Corrupt(format!("s3://{}/{}: not UTF-8", self.bucket, self.key)))?;
-        Ok(Fetched::Object { text, etag })
+        Ok(Fetched::Object { text, etag, seq })
     }
 }
