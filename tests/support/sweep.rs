@@ -29,3 +29,40 @@ impl Stack {
             .expect("every shard swept")
     }
 }
+
+impl Stack {
+    /// One backfill run for rules version `seq` over the template's table and
+    /// events queue (`segments` segments, `page` items a scan), with a minute to go.
+    pub async fn backfill(&self, seq: Option<u64>, segments: u32, page: usize) -> kairos_sweep::BackfillReport {
+        let (store, queue) = (self.store(), self.queue("EventsQueue"));
+        let backfill = kairos_sweep::Backfiller {
+            segments,
+            page,
+            ..kairos_sweep::Backfiller::new(&store, &queue)
+        };
+        let stop_at = Instant::now() + Duration::from_secs(60);
+        backfill.run(seq, stop_at).await.expect("backfill run")
+    }
+
+    /// Evaluates what the events queue holds, batch by batch, under the
+    /// live rules (as the deployed evaluate function does), until it is empty.
+    pub async fn evaluate_queue<O: kairos_store::RulesObject>(
+        &self,
+        live: &kairos_evaluate::LiveRules<O>,
+        now: DateTime<Utc>,
+    ) -> usize {
+        let (store, writeback) = (self.store(), self.queue("WritebackQueue"));
+        let mut evaluated = 0;
+        loop {
+            let messages = self.receive("EventsQueue", 10).await;
+            if messages.is_empty() {
+                return evaluated;
+            }
+            let batch = super::sqs_event(&messages);
+            let (response, _) = kairos_evaluate::handle_live(batch, live, &store, &writeback, 300, now).await;
+            assert!(super::failed(&response).is_empty(), "{response:?}");
+            self.ack("EventsQueue", &messages, &response).await;
+            evaluated += messages.len();
+        }
+    }
+}

@@ -22,7 +22,8 @@ pub enum ContactError {
     #[error("sending transitions: {0}")]
     Send(#[from] QueueError),
     /// The record was decided under a newer published rules version than the
-    /// one in force here: evaluating it would move it back to older rules.
+    /// one in force here (or a backfill's sweep asks for one): evaluating it
+    /// would move it back to, or leave it under, older rules.
     /// Retryable: the redelivery finds this instance (or another) refreshed.
     #[error("record decided under rules version {record}, newer than the {ours} in force here")]
     RulesBehind {

@@ -155,6 +155,7 @@ async fn evaluate<S: ContactStore, Q: Queue>(
     };
     // Each contact's messages: its events, and its sweeps (no event).
     let mut by_contact: BTreeMap<String, Vec<(String, Option<Event>)>> = BTreeMap::new();
+    let mut needs: BTreeMap<String, u64> = BTreeMap::new();
     for record in records {
         let id = record.message_id.unwrap_or_default();
         match record.body.as_deref().map(|b| EventsMessage::decode(b.as_bytes())) {
@@ -162,7 +163,12 @@ async fn evaluate<S: ContactStore, Q: Queue>(
                 .entry(event.contact.clone())
                 .or_default()
                 .push((id, Some(event))),
-            Some(Ok(EventsMessage::Sweep(sweep))) => by_contact.entry(sweep.contact).or_default().push((id, None)),
+            Some(Ok(EventsMessage::Sweep(sweep))) => {
+                // A backfill's sweep: to be decided under at least its rules version.
+                let need = needs.entry(sweep.contact.clone()).or_default();
+                *need = (*need).max(sweep.rules_seq.unwrap_or(0));
+                by_contact.entry(sweep.contact).or_default().push((id, None))
+            }
             Some(Err(err)) => {
                 tracing::error!(message_id = %id, error = %err, "malformed event message");
                 failed.push(id);
@@ -173,9 +179,17 @@ async fn evaluate<S: ContactStore, Q: Queue>(
             }
         }
     }
+    let needs = &needs;
     let jobs = by_contact.iter().map(|(contact, items)| async move {
         let events: Vec<Event> = items.iter().filter_map(|(_, e)| e.clone()).collect();
-        match evaluator.contact(contact, &events, now).await {
+        let result = match needs.get(contact) {
+            Some(&record) if record > evaluator.rules_seq => Err(ContactError::RulesBehind {
+                record,
+                ours: evaluator.rules_seq,
+            }),
+            _ => evaluator.contact(contact, &events, now).await,
+        };
+        match result {
             Ok(outcome) => {
                 tracing::debug!(
                     contact = %kairos_event::log::hashed(contact),

@@ -246,6 +246,85 @@ impl ContactStore for DynamoContacts {
     }
 }
 
+/// The backfill's progress item's key.
+const BACKFILL_PK: &str = "backfill#rules";
+
+/// A parallel scan of the table's contact records (`Segment`/`TotalSegments`,
+/// keys only, frozen records filtered out); the backfill's progress is the
+/// item `backfill#rules`.
+impl crate::ContactScan for DynamoContacts {
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::ScanPage, StoreError> {
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(segment as i32)
+            .total_segments(segments.max(1) as i32)
+            .projection_expression("pk")
+            .filter_expression("begins_with(pk, :c) AND attribute_not_exists(merged_into)")
+            .expression_attribute_values(":c", AttributeValue::S("contact#".into()))
+            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .set_exclusive_start_key(after.map(|pk| [("pk".to_string(), AttributeValue::S(pk.to_string()))].into()));
+        let out = scan.send().await.map_err(backend)?;
+        let mut contacts = Vec::new();
+        for item in out.items() {
+            let pk = text(item, "pk")?.unwrap_or_default();
+            if let Some(contact) = pk.strip_prefix("contact#") {
+                contacts.push(contact.to_string());
+            }
+        }
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("pk"))
+            .and_then(|v| v.as_s().ok());
+        Ok(crate::ScanPage {
+            contacts,
+            scanned: usize::try_from(out.scanned_count()).unwrap_or(0),
+            next: next.cloned(),
+        })
+    }
+
+    async fn progress(&self) -> Result<Option<crate::BackfillProgress>, StoreError> {
+        let Some(item) = self.get(AttributeValue::S(BACKFILL_PK.into())).await? else {
+            return Ok(None);
+        };
+        let num = |name: &str| -> Result<u64, StoreError> {
+            let value = number(&item, name)?.unwrap_or(0);
+            u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("backfill attribute `{name}` is negative")))
+        };
+        Ok(Some(crate::BackfillProgress {
+            seq: num("seq")?,
+            segment: u32::try_from(num("segment")?).unwrap_or(u32::MAX),
+            segments: u32::try_from(num("segments")?).unwrap_or(u32::MAX),
+            cursor: text(&item, "cursor")?,
+            scanned: num("scanned")?,
+            sent: num("sent")?,
+        }))
+    }
+
+    async fn record_progress(&self, progress: &crate::BackfillProgress) -> Result<(), StoreError> {
+        let mut item = Item::new();
+        item.insert("pk".into(), AttributeValue::S(BACKFILL_PK.into()));
+        item.insert("seq".into(), n(progress.seq));
+        item.insert("segment".into(), n(progress.segment));
+        item.insert("segments".into(), n(progress.segments));
+        item.insert("scanned".into(), n(progress.scanned));
+        item.insert("sent".into(), n(progress.sent));
+        if let Some(cursor) = &progress.cursor {
+            item.insert("cursor".into(), AttributeValue::S(cursor.clone()));
+        }
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        put.send().await.map_err(backend)?;
+        Ok(())
+    }
+}
+
 impl DueIndex for DynamoContacts {
     fn shards(&self) -> u32 {
         self.due_shards

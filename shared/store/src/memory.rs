@@ -16,6 +16,7 @@ use crate::{
 pub struct MemoryContacts {
     records: Mutex<HashMap<String, StoredContact>>,
     consents: Mutex<HashMap<String, Consent>>,
+    backfill: Mutex<Option<crate::BackfillProgress>>,
 }
 
 impl MemoryContacts {
@@ -75,6 +76,46 @@ impl ContactStore for MemoryContacts {
 
 /// The due index over the map, as the table's index holds it: records with
 /// a `due_at` that are not frozen, in [`crate::DEFAULT_DUE_SHARDS`] shards.
+/// A segment holds the keys whose due shard over `segments` shards is its number.
+impl crate::ContactScan for MemoryContacts {
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::ScanPage, StoreError> {
+        let records = lock(&self.records);
+        let mut keys: Vec<(&String, bool)> = records
+            .iter()
+            .filter(|(key, _)| crate::due_shard(key, segments.max(1)) == segment)
+            .filter(|(key, _)| after.is_none_or(|a| key.as_str() > a))
+            .map(|(key, r)| (key, r.merged_into.is_none()))
+            .collect();
+        keys.sort();
+        let more = keys.len() > limit;
+        keys.truncate(limit.max(1));
+        Ok(crate::ScanPage {
+            contacts: keys
+                .iter()
+                .filter(|(_, live)| *live)
+                .map(|(k, _)| (*k).clone())
+                .collect(),
+            scanned: keys.len(),
+            next: more.then(|| keys.last().map(|(k, _)| (*k).clone())).flatten(),
+        })
+    }
+
+    async fn progress(&self) -> Result<Option<crate::BackfillProgress>, StoreError> {
+        Ok(lock(&self.backfill).clone())
+    }
+
+    async fn record_progress(&self, progress: &crate::BackfillProgress) -> Result<(), StoreError> {
+        *lock(&self.backfill) = Some(progress.clone());
+        Ok(())
+    }
+}
+
 impl DueIndex for MemoryContacts {
     fn shards(&self) -> u32 {
         crate::DEFAULT_DUE_SHARDS
