@@ -3,7 +3,7 @@
 //! new rules version, so idle contacts are re-decided under it too.
 
 use kairos_event::{EventsMessage, Sweep};
-use kairos_store::{BackfillProgress, ContactScan, Message, Queue, QueueError, StoreError};
+use kairos_store::{BackfillProgress, ContactScan, Fetched, Message, Queue, QueueError, RulesObject, StoreError};
 use std::time::Instant;
 
 /// Segments of the parallel scan unless configured.
@@ -114,6 +114,30 @@ impl<S: ContactScan, Q: Queue> Backfiller<'_, S, Q> {
     }
 }
 
+/// Starts the backfill of the rules just published in `rules` (the sweep
+/// function on the bucket's "Object Created" event), then runs it until
+/// `stop_at`; the scheduled runs continue it. Rules that do not compile are
+/// never backfilled (no evaluate function takes them, so their sweep
+/// messages could only be retried): the error is logged and the backfill in
+/// progress, if any, continues.
+pub async fn after_publish<S: ContactScan, Q: Queue, O: RulesObject>(
+    backfiller: &Backfiller<'_, S, Q>,
+    rules: &O,
+    stop_at: Instant,
+) -> Result<BackfillReport, BackfillError> {
+    let seq = match rules.fetch(None).await? {
+        Fetched::Object { text, seq, etag } => match kairos_rules::RuleSet::from_yaml(&text) {
+            Ok(_) => Some(seq),
+            Err(err) => {
+                tracing::error!(etag = %etag, error = %err, "published rules invalid: not backfilled");
+                None
+            }
+        },
+        Fetched::Missing | Fetched::Unchanged => None,
+    };
+    backfiller.run(seq, stop_at).await
+}
+
 /// The sweep message for `contact`, to be decided under rules version `seq`.
 fn sweep(contact: &str, seq: u64) -> Message {
     let body = EventsMessage::sweep_body(&Sweep {
@@ -172,7 +196,16 @@ mod tests {
         assert_eq!(backfill.run(None, later).await.unwrap().sent, 0);
         assert_eq!(backfill.run(Some(7), later).await.unwrap().sent, 0);
         assert!(queue.drain().is_empty());
-        // A newer publish starts over.
+        // A newer publish starts over; an invalid one is not backfilled.
         assert_eq!(backfill.run(Some(8), later).await.unwrap().sent, 25);
+        let published = kairos_store::MemoryRules::default();
+        published.publish("segments:\n  - { id: broken }\n");
+        assert_eq!(after_publish(&backfill, &published, later).await.unwrap().sent, 0);
+        for _ in 0..7 {
+            published.publish("segments: []\n");
+        }
+        published.publish("segments:\n  - { id: c, name: C, rule: { event: { type: email.clicked, within: 7d } } }\n");
+        let report = after_publish(&backfill, &published, later).await.unwrap();
+        assert_eq!((report.seq, report.sent), (9, 25));
     }
 }

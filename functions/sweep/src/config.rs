@@ -17,6 +17,9 @@ pub struct Config {
     /// `KAIROS_SWEEP_MAX_PER_RUN` (optional): most contacts one run sends;
     /// the rest wait for the next run. Default [`DEFAULT_MAX_PER_RUN`].
     pub max_per_run: usize,
+    /// `KAIROS_RULES_URI` (optional, `s3://bucket/key`): the published rules;
+    /// their "Object Created" event starts a backfill under the new version.
+    pub rules_uri: Option<String>,
 }
 
 /// Why the configuration is unusable; names the variable.
@@ -51,6 +54,7 @@ impl Config {
                 })?,
             },
             max_per_run: max_per_run(get("KAIROS_SWEEP_MAX_PER_RUN"))?,
+            rules_uri: get("KAIROS_RULES_URI"),
         })
     }
 }

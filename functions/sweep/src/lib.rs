@@ -33,7 +33,7 @@ mod backfill;
 mod config;
 mod run;
 
-pub use backfill::{BackfillError, BackfillReport, Backfiller, DEFAULT_SEGMENTS, SCAN_PAGE};
+pub use backfill::{after_publish, BackfillError, BackfillReport, Backfiller, DEFAULT_SEGMENTS, SCAN_PAGE};
 
 pub use config::{Config, ConfigError, DEFAULT_MAX_PER_RUN};
 pub use run::{Lateness, Report, Sweeper, PAGE};

@@ -1,5 +1,5 @@
-use kairos_store::{DynamoContacts, SqsQueue};
-use kairos_sweep::{handle, Config, Sweeper};
+use kairos_store::{DynamoContacts, S3Rules, SqsQueue};
+use kairos_sweep::{handle, Backfiller, Config, Sweeper};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -15,10 +15,30 @@ async fn main() -> Result<(), Error> {
         max_per_run: config.max_per_run,
         ..Sweeper::new(&index, &queue)
     };
-    let sweeper = &sweeper;
-    run(service_fn(|event: LambdaEvent<_>| async move {
-        let stop_at = kairos_sweep::stop_at(event.context.deadline);
-        Ok::<_, Error>(handle(event.payload, sweeper, chrono::Utc::now(), stop_at).await?)
-    }))
+    let rules = match &config.rules_uri {
+        Some(uri) => {
+            // A local endpoint (AWS_ENDPOINT_URL) has no bucket host names.
+            let local = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+            let s3 = aws_sdk_s3::config::Builder::from(&aws).force_path_style(local).build();
+            Some(S3Rules::new(aws_sdk_s3::Client::from_conf(s3), uri)?)
+        }
+        None => None,
+    };
+    let backfiller = Backfiller::new(&index, &queue);
+    let (sweeper, backfiller, rules) = (&sweeper, &backfiller, &rules);
+    run(service_fn(
+        |event: LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent>| async move {
+            let stop_at = kairos_sweep::stop_at(event.context.deadline);
+            // The rules bucket's "Object Created" event: a publish, backfilled.
+            if let (Some(rules), "aws.s3") = (rules, event.payload.source.as_str()) {
+                let report = kairos_sweep::after_publish(backfiller, rules, stop_at).await?;
+                return Ok::<_, Error>(serde_json::to_value(report)?);
+            }
+            let report = handle(event.payload, sweeper, chrono::Utc::now(), stop_at).await?;
+            // What time leaves after the due contacts continues a backfill in progress.
+            backfiller.run(None, stop_at).await?;
+            Ok(serde_json::to_value(report)?)
+        },
+    ))
     .await
 }
