@@ -85,7 +85,7 @@ fuzz: $(CARGO_FUZZ)
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)
 	rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin decide
+	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin sweep --bin decide
 	ls -l target/lambda/*/bootstrap
 
 ## Everything on this machine, on loopback only: moto (DynamoDB, SQS, SSM) on
@@ -119,7 +119,7 @@ watch: $(TOOLS)
 	  " | receiver: http://127.0.0.1:$(RECEIVER_PORT)/kairos | stop: Ctrl-C"
 	wait
 
-## Build the three arm64 functions with SAM (cargo-lambda from build/venv), then
+## Build every arm64 function with SAM (cargo-lambda from build/venv), then
 ## deploy the stack `kairos`: `sam deploy --guided` the first time (it asks for the
 ## parameters and saves them in infra/samconfig.toml), without questions after.
 ## Needs AWS credentials and a region (README: Deploying).
