@@ -48,6 +48,7 @@ mod dynamo_lookup;
 mod memory;
 #[cfg(feature = "aws")]
 mod s3;
+mod scan;
 #[cfg(feature = "aws")]
 mod secret;
 #[cfg(feature = "aws")]
@@ -63,7 +64,6 @@ pub use memory::{
     MemoryRules,
 };
 #[cfg(feature = "aws")]
-mod scan;
 pub use s3::{parse_uri as parse_s3_uri, S3Rules, SEQ_METADATA as RULES_SEQ_METADATA};
 pub use scan::{BackfillProgress, ContactScan, ScanPage};
 #[cfg(feature = "aws")]
