@@ -31,9 +31,7 @@ pub struct Version {
 
 /// An S3 client for `kairos` commands: path-style on a local endpoint (`AWS_ENDPOINT_URL`).
 pub async fn client() -> Client {
-    let aws = aws_config::load_from_env().await;
-    let local = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(local).build())
+    kairos_store::s3_client(&aws_config::load_from_env().await)
 }
 
 /// Compiles `text`, then uploads it to `uri` with who and why; returns the new version id.

@@ -7,7 +7,7 @@ mod support;
 
 use chrono::{DateTime, Duration, Utc};
 use kairos_evaluate::LiveRules;
-use kairos_event::{Change, WritebackMessage};
+use kairos_event::Change;
 use kairos_store::{BackfillProgress, ContactScan, ContactStore, S3Rules};
 use std::collections::BTreeMap;
 use support::{event_json, Stack};
@@ -19,19 +19,10 @@ const CONTACTS: usize = 60;
 
 /// The transitions the write-back queue holds (taken off it): (contact, change, rule version, has trigger).
 async fn transitions(stack: &Stack) -> Vec<(String, Change, String, bool)> {
-    let mut out = Vec::new();
-    loop {
-        let messages = stack.receive("WritebackQueue", 10).await;
-        if messages.is_empty() {
-            return out;
-        }
-        for m in &messages {
-            let WritebackMessage::Transition(t) = WritebackMessage::decode(m.body().unwrap().as_bytes()).unwrap();
-            out.push((t.contact, t.change, t.rule_version, t.trigger.is_some()));
-        }
-        let response = aws_lambda_events::sqs::SqsBatchResponse::default();
-        stack.ack("WritebackQueue", &messages, &response).await;
-    }
+    let drained = stack.drain_transitions().await.into_iter();
+    drained
+        .map(|t| (t.contact, t.change, t.rule_version, t.trigger.is_some()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 use kairos_evaluate::Evaluator;
-use kairos_event::{Change, Event, Transition, WritebackMessage};
+use kairos_event::{Change, Event};
 use kairos_rules::RuleSet;
 use kairos_store::{due_shard, ContactStore, DueIndex, DEFAULT_DUE_SHARDS};
 use std::collections::BTreeSet;
@@ -47,22 +47,6 @@ async fn evaluate_queue(stack: &Stack, rules: &RuleSet, now: DateTime<Utc>) -> u
         assert!(failed(&response).is_empty(), "{response:?}");
         stack.ack("EventsQueue", &messages, &response).await;
         handled += messages.len();
-    }
-}
-
-/// The transitions on the write-back queue, taken off it.
-async fn transitions(stack: &Stack) -> Vec<Transition> {
-    let mut out = Vec::new();
-    loop {
-        let messages = stack.receive("WritebackQueue", 10).await;
-        if messages.is_empty() {
-            return out;
-        }
-        for m in &messages {
-            let WritebackMessage::Transition(t) = WritebackMessage::decode(m.body().unwrap().as_bytes()).unwrap();
-            out.push(t);
-        }
-        stack.ack("WritebackQueue", &messages, &Default::default()).await;
     }
 }
 
@@ -141,7 +125,7 @@ async fn the_index_finds_due_contacts_across_shards_never_later_than_their_real_
             .await
             .unwrap();
     }
-    assert_eq!(transitions(&stack).await.len(), 40, "each entered");
+    assert_eq!(stack.drain_transitions().await.len(), 40, "each entered");
     let shards: BTreeSet<u32> = contacts.iter().map(|c| due_shard(c, DEFAULT_DUE_SHARDS)).collect();
     assert!(shards.len() >= 6, "40 contacts over {} shards", shards.len());
     let day = Duration::hours(24);
@@ -190,13 +174,13 @@ async fn the_index_finds_due_contacts_across_shards_never_later_than_their_real_
     let after = store.load(&contacts[0]).await.unwrap().unwrap();
     assert_eq!(after.version, before.version, "a reindex keeps the version");
     assert_eq!(after.due_at, after.next_change_at);
-    assert!(transitions(&stack).await.is_empty());
+    assert!(stack.drain_transitions().await.is_empty());
     assert_eq!(stack.sweep(early).await.sent, 0, "nobody is due early any more");
     // Then everyone, at their real time.
     let at = t0 + day + Duration::hours(1);
     assert_eq!(stack.sweep(at).await.sent, 40);
     assert_eq!(evaluate_queue(&stack, &rules, at).await, 40);
-    let exits = transitions(&stack).await;
+    let exits = stack.drain_transitions().await;
     assert_eq!(exits.len(), 40);
     assert!(exits
         .iter()
@@ -213,7 +197,7 @@ async fn a_contact_swept_twice_emits_its_transitions_once() {
         .send("EventsQueue", &[event_json("v1", "bo@x.test", "page.viewed", t0)])
         .await;
     evaluate_queue(&stack, &rules, t0).await;
-    assert_eq!(transitions(&stack).await.len(), 1);
+    assert_eq!(stack.drain_transitions().await.len(), 1);
     let at = t0 + Duration::hours(24);
     // Two runs before evaluate gets to it (an overlapping or retried run).
     assert_eq!(stack.sweep(at).await.sent, 1);
@@ -223,7 +207,7 @@ async fn a_contact_swept_twice_emits_its_transitions_once() {
     assert!(failed(&stack.evaluate(&rules, &first, at).await).is_empty());
     stack.ack("EventsQueue", &first, &Default::default()).await;
     assert_eq!(evaluate_queue(&stack, &rules, at + Duration::seconds(5)).await, 1);
-    let exits = transitions(&stack).await;
+    let exits = stack.drain_transitions().await;
     assert_eq!(exits.len(), 1, "{exits:?}");
     assert_eq!(
         (exits[0].segment.as_str(), exits[0].change),
@@ -244,7 +228,7 @@ async fn a_sweep_racing_events_for_the_same_contact_loses_nothing() {
             .await
             .unwrap();
     }
-    assert_eq!(transitions(&stack).await.len(), contacts.len());
+    assert_eq!(stack.drain_transitions().await.len(), contacts.len());
     let at = t0 + Duration::hours(24);
     // Each contact's sweep and a click for it, evaluated at once, twice each.
     let jobs = contacts.iter().flat_map(|c| {
@@ -262,7 +246,7 @@ async fn a_sweep_racing_events_for_the_same_contact_loses_nothing() {
     // A loser of the race that reloads a record whose outbox is not cleared
     // yet sends it again: the same transition, the same state version, which
     // write-back drops as a repeat. In effect, each change is sent once.
-    let sent = transitions(&stack).await;
+    let sent = stack.drain_transitions().await;
     for c in &contacts {
         let theirs: BTreeSet<(&str, bool, u64)> = sent
             .iter()

@@ -19,6 +19,24 @@ pub fn schedule(at: DateTime<Utc>) -> EventBridgeEvent {
 }
 
 impl Stack {
+    /// The transitions the write-back queue holds, taken off it.
+    pub async fn drain_transitions(&self) -> Vec<kairos_event::Transition> {
+        let mut out = Vec::new();
+        loop {
+            let messages = self.receive("WritebackQueue", 10).await;
+            if messages.is_empty() {
+                return out;
+            }
+            for m in &messages {
+                let body = m.body().expect("a write-back message body");
+                let kairos_event::WritebackMessage::Transition(t) =
+                    kairos_event::WritebackMessage::decode(body.as_bytes()).expect("a write-back message");
+                out.push(t);
+            }
+            self.ack("WritebackQueue", &messages, &Default::default()).await;
+        }
+    }
+
     /// One sweep run scheduled at `at`, with a minute to go.
     pub async fn sweep(&self, at: DateTime<Utc>) -> Report {
         let (index, queue) = (self.store(), self.queue("EventsQueue"));

@@ -16,12 +16,7 @@ async fn main() -> Result<(), Error> {
         ..Sweeper::new(&index, &queue)
     };
     let rules = match &config.rules_uri {
-        Some(uri) => {
-            // A local endpoint (AWS_ENDPOINT_URL) has no bucket host names.
-            let local = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-            let s3 = aws_sdk_s3::config::Builder::from(&aws).force_path_style(local).build();
-            Some(S3Rules::new(aws_sdk_s3::Client::from_conf(s3), uri)?)
-        }
+        Some(uri) => Some(S3Rules::new(kairos_store::s3_client(&aws), uri)?),
         None => None,
     };
     let backfiller = Backfiller::new(&index, &queue);

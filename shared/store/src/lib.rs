@@ -64,7 +64,7 @@ pub use memory::{
     MemoryRules,
 };
 #[cfg(feature = "aws")]
-pub use s3::{parse_uri as parse_s3_uri, S3Rules, SEQ_METADATA as RULES_SEQ_METADATA};
+pub use s3::{client as s3_client, parse_uri as parse_s3_uri, S3Rules, SEQ_METADATA as RULES_SEQ_METADATA};
 pub use scan::{BackfillProgress, ContactScan, ScanPage};
 #[cfg(feature = "aws")]
 pub use secret::{init_log_hashing, parameters_under, resolve_secret, SecretError};

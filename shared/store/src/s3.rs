@@ -33,6 +33,13 @@ impl S3Rules {
     }
 }
 
+/// An S3 client on `aws`: path-style when a local endpoint is set
+/// (`AWS_ENDPOINT_URL`: moto and other local servers have no bucket host names).
+pub fn client(aws: &aws_config::SdkConfig) -> Client {
+    let local = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    Client::from_conf(aws_sdk_s3::config::Builder::from(aws).force_path_style(local).build())
+}
+
 /// `s3://bucket/key` into its bucket and key, both non-empty.
 pub fn parse_uri(uri: &str) -> Result<(&str, &str), String> {
     let rest = uri
