@@ -4,9 +4,8 @@
 
 mod support;
 
-use kairos_evaluate::Evaluator;
 use kairos_rules::RuleSet;
-use kairos_store::{ContactStore, DynamoContacts, MemoryQueue};
+use kairos_store::{ContactStore, DynamoContacts};
 use support::{batch, Stack};
 
 const RULES: &str = "segments:\n  - id: browsing\n    name: Browsing\n    rule: { event: { type: page.viewed, count: { gte: 3 }, within: 1d } }\n";
@@ -39,9 +38,8 @@ async fn views(store: &DynamoContacts, rules: &RuleSet, contact: &str, now: i64)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
     let stack = Stack::start().await;
-    let store = stack.store();
-    let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
-    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let evaluation = stack.evaluation(RULES);
+    let (store, rules, evaluator) = (&evaluation.store, &evaluation.rules, evaluation.evaluator());
     let now = chrono::Utc::now();
     let min = |m: i64| now - chrono::Duration::minutes(m);
     let before = batch(&[view("v1", "anon:x", min(40)), view("v2", "anon:x", min(30))]);
@@ -53,7 +51,7 @@ async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
         assert!(response.batch_item_failures.is_empty());
     }
     assert_eq!(
-        views(&store, &rules, "ada@x.test", now.timestamp()).await,
+        views(store, rules, "ada@x.test", now.timestamp()).await,
         serde_json::json!(3)
     );
     let anonymous = store.load("anon:x").await.unwrap().unwrap();
@@ -78,9 +76,8 @@ async fn anonymous_views_before_and_after_identify_count_for_the_contact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_link_and_anonymous_views_lose_nothing() {
     let stack = Stack::start().await;
-    let store = stack.store();
-    let (rules, queue) = (RuleSet::from_yaml(RULES).unwrap(), MemoryQueue::default());
-    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let evaluation = stack.evaluation(RULES);
+    let (store, rules, evaluator) = (&evaluation.store, &evaluation.rules, evaluation.evaluator());
     let now = chrono::Utc::now();
     let min = |m: i64| now - chrono::Duration::minutes(m);
     for round in 0..5 {
@@ -99,7 +96,7 @@ async fn racing_link_and_anonymous_views_lose_nothing() {
         );
         assert!([a, b, c].iter().all(|r| r.batch_item_failures.is_empty()));
         assert_eq!(
-            views(&store, &rules, &contact, now.timestamp()).await,
+            views(store, rules, &contact, now.timestamp()).await,
             serde_json::json!(4),
             "round {round}"
         );

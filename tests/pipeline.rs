@@ -6,11 +6,9 @@ mod support;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine;
-use kairos_evaluate::Evaluator;
 use kairos_event::Change;
 use kairos_ingest::providers::sendgrid::SendGrid;
 use kairos_ingest::{Ingest, IngestConfig};
-use kairos_rules::RuleSet;
 use kairos_store::ContactStore;
 use p256::ecdsa::SigningKey;
 use support::{apigw_post, event_json, failed, serve_webhook, sign_sendgrid, Stack};
@@ -59,7 +57,7 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
     // Evaluate: what Lambda's SQS poller would hand the function.
     let messages = stack.receive("EventsQueue", 4).await;
     assert_eq!(messages.len(), 4);
-    let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+    let rules = support::default_rules();
     let store = stack.store();
     let result = stack.evaluate(&rules, &messages, now).await;
     assert!(failed(&result).is_empty());
@@ -117,7 +115,7 @@ async fn the_same_batch_twice_changes_nothing() {
     stack.send("EventsQueue", &bodies).await;
     let messages = stack.receive("EventsQueue", 2).await;
 
-    let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+    let rules = support::default_rules();
     let store = stack.store();
     assert!(failed(&stack.evaluate(&rules, &messages, now).await).is_empty());
     let first = store.load("bob@x.test").await.unwrap().unwrap();
@@ -144,7 +142,7 @@ async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
             &[event_json("g1", "cy@x.test", "email.clicked", now), bad],
         )
         .await;
-    let rules = RuleSet::from_yaml(kairos_evaluate::DEFAULT_RULES).unwrap();
+    let rules = support::default_rules();
     let store = stack.store();
 
     let messages = stack.receive("EventsQueue", 2).await;
@@ -205,13 +203,12 @@ async fn a_malformed_message_fails_only_itself_and_reaches_the_dlq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_evaluations_of_one_contact_lose_no_event() {
     let stack = Stack::start().await;
-    let rules = RuleSet::from_yaml(
+    let evaluation = stack.evaluation(
         "segments:\n  - id: eight-clicks\n    name: Eight clicks\n    rule: { event: { type: email.clicked, count: { gte: 8 }, within: 1d } }\n",
-    )
-    .unwrap();
-    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+    );
+    let (rules, store) = (&evaluation.rules, &evaluation.store);
     let now = chrono::Utc::now();
-    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let evaluator = evaluation.evaluator();
     let jobs = (0..8).map(|i| {
         let evaluator = &evaluator;
         async move {
@@ -228,9 +225,9 @@ async fn racing_evaluations_of_one_contact_lose_no_event() {
         now.timestamp_millis() as u64 + 7,
         "eight writes, none lost"
     );
-    let evaluation = rules.evaluate(&record.state, now.timestamp());
+    let verdicts = rules.evaluate(&record.state, now.timestamp()).verdicts;
     assert_eq!(
-        evaluation.verdicts[0].explanation.observed,
+        verdicts[0].explanation.observed,
         Some(kairos_rules::Observation::Count(8))
     );
     let entered: Vec<_> = outcomes

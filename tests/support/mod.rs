@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 pub mod crm;
+mod evaluation;
 pub mod moto;
 mod stack;
 pub mod sweep;
 pub mod writeback;
 
 #[allow(unused_imports)] // each test file uses its own part
+pub use evaluation::{default_rules, Evaluation};
+#[allow(unused_imports)]
 pub use stack::{batch, event_json, failed, Stack};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
