@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # The SAM CLI sends no usage telemetry from here.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test lint lint-infra tools node-tools build watch deploy bench flood fuzz clean
+.PHONY: demo test lint lint-infra tools node-tools build watch deploy bench flood soak fuzz clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
@@ -59,6 +59,14 @@ bench:
 FLOOD_EVENTS ?= 1000000
 flood:
 	KAIROS_FLOOD_EVENTS=$(FLOOD_EVENTS) cargo test --release --locked -p kairos-evaluate --test flood -- --nocapture
+
+## The soak: the rules bench's workload (SOAK_CONTACTS contacts, about ten events each) through
+## ingest → evaluate → write-back and the sweep on memory adapters under injected faults, checked
+## exactly against `kairos replay`; prints events/s, faults, retries, dead letters, mismatches and
+## the cost per million events (docs/soak.md). `make test` runs a small one.
+SOAK_CONTACTS ?= 100000
+soak:
+	KAIROS_SOAK_CONTACTS=$(SOAK_CONTACTS) cargo test --release --locked --test soak -- --nocapture
 
 ## Each provider parser, the /v1 routes and the contact state under libFuzzer,
 ## FUZZ_SECS seconds each, seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets

@@ -5,7 +5,9 @@
 
 pub mod crm;
 mod evaluation;
+pub mod faults;
 pub mod moto;
+pub mod sim;
 mod stack;
 pub mod sweep;
 pub mod writeback;

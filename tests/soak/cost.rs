@@ -1,0 +1,226 @@
+//! What AWS would bill for the soak, counted as it runs: DynamoDB request
+//! units by item size (a write unit per started KiB of the larger of the
+//! item before and after, failed conditions included; a strongly consistent
+//! read unit per started 4 KiB; the keys-only due index's writes), SQS
+//! requests (the simulated queues' bills), Lambda invocations and the
+//! measured time of each, API Gateway requests; priced at us-east-1's
+//! on-demand list prices.
+
+use kairos_store::{
+    Claimed, Claims, ContactStore, DeliveryLedger, Due, DueIndex, DuePage, MemoryContacts, MemoryLedger, StoreError,
+    StoredContact,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Request units counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Units {
+    /// Read request units, in halves (an eventually consistent read of up to 4 KiB is one half).
+    pub read_halves: u64,
+    /// Write request units on the table.
+    pub write: u64,
+    /// Write request units on the due index.
+    pub index_write: u64,
+}
+
+impl Units {
+    /// Read request units.
+    pub fn read(&self) -> f64 {
+        self.read_halves as f64 / 2.0
+    }
+}
+
+/// A port over a memory adapter, counting what DynamoDB would bill for each call.
+#[derive(Default)]
+pub struct Metered<P> {
+    /// The adapter.
+    pub inner: P,
+    units: Mutex<Units>,
+    /// Each contact item's size and due-index key as last written.
+    items: Mutex<HashMap<String, (usize, Option<i64>)>>,
+}
+
+impl<P> Metered<P> {
+    /// The units counted so far.
+    pub fn units(&self) -> Units {
+        *self.units.lock().unwrap()
+    }
+
+    fn add(&self, f: impl FnOnce(&mut Units)) {
+        f(&mut self.units.lock().unwrap());
+    }
+}
+
+/// Write units for an item of `bytes`.
+fn wru(bytes: usize) -> u64 {
+    bytes.div_ceil(1024).max(1) as u64
+}
+
+/// Strongly consistent read units, in halves, for an item of `bytes`.
+fn rru_halves(bytes: usize) -> u64 {
+    2 * bytes.div_ceil(4096).max(1) as u64
+}
+
+/// The due index's key of a record: absent on a frozen record.
+fn index_key(record: &StoredContact) -> Option<i64> {
+    record.merged_into.is_none().then_some(record.due_at).flatten()
+}
+
+/// Index writes to move an entry from `before` to `after` (keys only).
+fn index_writes(before: Option<i64>, after: Option<i64>) -> u64 {
+    match (before, after) {
+        (None, None) => 0,
+        (Some(a), Some(b)) if a == b => 0,
+        (Some(_), Some(_)) => 2,
+        _ => 1,
+    }
+}
+
+/// Whether a save also keeps the consent apart (the adapter's rule).
+fn keeps_consent(record: &StoredContact) -> bool {
+    let consent = *record.state.consent();
+    consent.order() > 0 && Some(consent) != record.consent_kept
+}
+
+impl ContactStore for Metered<MemoryContacts> {
+    async fn load(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
+        let loaded = self.inner.load(contact).await?;
+        // No record: the miss, then the kept consent's item.
+        let halves = match &loaded {
+            Some(r) if r.version > 0 => rru_halves(r.item_size(contact)),
+            _ => 2 * rru_halves(0),
+        };
+        self.add(|u| u.read_halves += halves);
+        Ok(loaded)
+    }
+
+    async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
+        let (old_size, old_key) = self.items.lock().unwrap().get(contact).copied().unwrap_or_default();
+        let size = record.item_size(contact);
+        let consent = u64::from(keeps_consent(record));
+        let result = self.inner.save(contact, expected, record).await;
+        // A failed condition is billed too.
+        let index = match &result {
+            Ok(()) => index_writes(old_key, index_key(record)),
+            Err(_) => 0,
+        };
+        self.add(|u| {
+            u.write += wru(old_size.max(size)) + consent;
+            u.index_write += index;
+        });
+        if result.is_ok() {
+            self.items
+                .lock()
+                .unwrap()
+                .insert(contact.to_string(), (size, index_key(record)));
+        }
+        result
+    }
+
+    async fn clear_outbox(&self, contact: &str, version: u64) -> Result<bool, StoreError> {
+        let cleared = self.inner.clear_outbox(contact, version).await?;
+        let current = self.inner.load(contact).await?.filter(|r| r.version > 0);
+        let after = current.as_ref().map_or(0, |r| r.item_size(contact));
+        let mut items = self.items.lock().unwrap();
+        let before = items.get(contact).map_or(after, |(size, _)| *size);
+        if let (true, Some(r)) = (cleared, &current) {
+            items.insert(contact.to_string(), (after, index_key(r)));
+        }
+        drop(items);
+        self.add(|u| u.write += wru(before.max(after)));
+        Ok(cleared)
+    }
+}
+
+/// The due index: an eventually consistent query on a keys-only index,
+/// billed by the bytes of the entries returned (at least half a unit).
+impl DueIndex for Metered<MemoryContacts> {
+    fn shards(&self) -> u32 {
+        self.inner.shards()
+    }
+
+    async fn due(&self, shard: u32, until: i64, after: Option<&Due>, limit: usize) -> Result<DuePage, StoreError> {
+        let page = self.inner.due(shard, until, after, limit).await?;
+        // pk, due_shard and due_at of each entry.
+        let bytes: usize = page.due.iter().map(|d| 2 + 8 + d.contact.len() + 9 + 4 + 6 + 7).sum();
+        self.add(|u| u.read_halves += bytes.div_ceil(4096).max(1) as u64);
+        Ok(page)
+    }
+}
+
+/// The ledger: a strongly consistent read and a conditional put of a small item.
+impl DeliveryLedger for Metered<MemoryLedger> {
+    async fn delivered(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.add(|u| u.read_halves += rru_halves(0));
+        self.inner.delivered(key).await
+    }
+
+    async fn record(&self, key: &str, version: u64) -> Result<(), StoreError> {
+        self.add(|u| u.write += 1);
+        self.inner.record(key, version).await
+    }
+}
+
+/// Claims: a conditional put each (ingest's webhooks with one-time tokens).
+impl<C: Claims> Claims for Metered<C> {
+    async fn claim(&self, key: &str, pending_until: i64, now: i64) -> Result<Claimed, StoreError> {
+        self.add(|u| u.write += 1);
+        self.inner.claim(key, pending_until, now).await
+    }
+
+    async fn confirm(&self, key: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.add(|u| u.write += 1);
+        self.inner.confirm(key, expires_at).await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.add(|u| u.write += 1);
+        self.inner.release(key).await
+    }
+}
+
+/// One function's invocations and the time they ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lambda {
+    /// Invocations.
+    pub invocations: u64,
+    /// Measured time, summed.
+    pub busy: Duration,
+    /// Billed milliseconds (each invocation rounded up to the next ms).
+    pub billed_ms: u64,
+}
+
+impl Lambda {
+    /// Counts one invocation that ran `took`.
+    pub fn add(&mut self, took: Duration) {
+        self.invocations += 1;
+        self.busy += took;
+        self.billed_ms += (took.as_micros() as u64).div_ceil(1000).max(1);
+    }
+
+    /// GB-seconds at `memory_mb`.
+    pub fn gb_seconds(&self, memory_mb: u64) -> f64 {
+        self.billed_ms as f64 / 1000.0 * memory_mb as f64 / 1024.0
+    }
+}
+
+/// us-east-1 on-demand list prices (USD), read on 2026-12-05 from
+/// <https://aws.amazon.com/dynamodb/pricing/on-demand/>,
+/// <https://aws.amazon.com/sqs/pricing/>, <https://aws.amazon.com/lambda/pricing/>
+/// and <https://aws.amazon.com/api-gateway/pricing/> (docs/cost.md).
+pub mod price {
+    /// DynamoDB Standard table class, per million write request units.
+    pub const WRU_PER_MILLION: f64 = 0.625;
+    /// DynamoDB Standard table class, per million read request units.
+    pub const RRU_PER_MILLION: f64 = 0.125;
+    /// SQS standard queue, per million requests (first 100 billion a month).
+    pub const SQS_PER_MILLION: f64 = 0.40;
+    /// Lambda, per million requests.
+    pub const LAMBDA_REQUESTS_PER_MILLION: f64 = 0.20;
+    /// Lambda on Arm (arm64), per GB-second (first 7.5 billion GB-s a month).
+    pub const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
+    /// API Gateway HTTP API, per million requests (first 300 million a month; 512 KiB each).
+    pub const HTTP_API_PER_MILLION: f64 = 1.00;
+}
