@@ -23,6 +23,12 @@ pub struct Units {
     pub write: u64,
     /// Write request units on the due index.
     pub index_write: u64,
+    /// Conditional writes of a whole record (failed conditions included).
+    pub saves: u64,
+    /// Outbox clears.
+    pub clears: u64,
+    /// Bytes of the records written (the larger of before and after), summed.
+    pub saved_bytes: u64,
 }
 
 impl Units {
@@ -109,6 +115,8 @@ impl ContactStore for Metered<MemoryContacts> {
         self.add(|u| {
             u.write += wru(old_size.max(size)) + consent;
             u.index_write += index;
+            u.saves += 1;
+            u.saved_bytes += old_size.max(size) as u64;
         });
         if result.is_ok() {
             self.items
@@ -129,7 +137,10 @@ impl ContactStore for Metered<MemoryContacts> {
             items.insert(contact.to_string(), (after, index_key(r)));
         }
         drop(items);
-        self.add(|u| u.write += wru(before.max(after)));
+        self.add(|u| {
+            u.write += wru(before.max(after));
+            u.clears += 1;
+        });
         Ok(cleared)
     }
 }

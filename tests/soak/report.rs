@@ -21,6 +21,18 @@ pub fn print(deployment: &Deployment, traffic: &Traffic, run: &Run, findings: &F
         "pipeline (ingest → evaluate → write-back, sweep every simulated hour) on one core: {secs:.1} s, {:.0} events/s",
         traffic.events as f64 / secs
     );
+    eprintln!(
+        "  of which the sweep {:.1} s (the memory due index scans every record per query)",
+        counters.sweep.busy.as_secs_f64()
+    );
+    let units = deployment.contacts.units();
+    eprintln!(
+        "contact writes: {} saves ({:.2} per event, {:.0} bytes on average), {} outbox clears",
+        units.saves,
+        units.saves as f64 / traffic.events.max(1) as f64,
+        units.saved_bytes as f64 / units.saves.max(1) as f64,
+        units.clears
+    );
     eprintln!("faults injected:");
     for (kind, n) in &run.faults {
         eprintln!("  {:<48} {n:>9}", kind.name());
