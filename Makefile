@@ -60,7 +60,7 @@ FLOOD_EVENTS ?= 1000000
 flood:
 	KAIROS_FLOOD_EVENTS=$(FLOOD_EVENTS) cargo test --release --locked -p kairos-evaluate --test flood -- --nocapture
 
-## The soak: the rules bench's workload (SOAK_CONTACTS contacts, about ten events each) through
+## The soak: the rules bench's workload (SOAK_CONTACTS contacts, about twenty events each) through
 ## ingest → evaluate → write-back and the sweep on memory adapters under injected faults, checked
 ## exactly against `kairos replay`; prints events/s, faults, retries, dead letters, mismatches and
 ## the cost per million events (docs/soak.md). `make test` runs a small one.
