@@ -50,20 +50,24 @@ enum Command {
     /// Backtest: replay canonical events (JSON lines; any order, duplicates
     /// allowed) through the engine in memory and print one JSON line per
     /// contact, sorted by contact: {"contact", "segments", "next_change_at"}.
+    /// The events come from a file (--events) or from the event archive
+    /// (--archive, read day by day; --since, --until).
     /// Exits 1 if some input lines were not valid events (reported on stderr).
     Replay {
         /// The rules file (YAML or JSON).
         #[arg(long)]
         rules: PathBuf,
         /// Canonical events, one JSON object per line.
-        #[arg(long)]
-        events: PathBuf,
+        #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+        events: Option<PathBuf>,
         /// Evaluate as of this time (RFC 3339; default: the latest event's time).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "archive")]
         at: Option<chrono::DateTime<chrono::Utc>>,
         /// Add each segment's explanation.
         #[arg(long)]
         explain: bool,
+        #[command(flatten)]
+        archive: ArchiveArgs,
     },
     /// Decide a send for one contact as `POST /v1/decide` would on this history
     /// of canonical events (JSON lines), as of `--at` (default: the latest
@@ -410,25 +414,66 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn replay(
+/// Where and which part of the event archive to read (README, "Event archive").
+#[derive(Debug, clap::Args)]
+struct ArchiveArgs {
+    /// The event archive: s3://bucket/prefix (the stack's ArchiveUri output) or a folder.
+    #[arg(long, env = "KAIROS_ARCHIVE")]
+    archive: Option<String>,
+    /// The earliest event read: a duration back from now (30d, 12h) or an RFC 3339 time.
+    #[arg(long, requires = "archive")]
+    since: Option<String>,
+    /// The latest event read, and the evaluation time (default: the latest event's time).
+    #[arg(long, requires = "archive")]
+    until: Option<String>,
+}
+
+impl ArchiveArgs {
+    /// The archive's source and window; `None` without `--archive`.
+    async fn open(&self) -> Result<Option<(kairos::archive::Source, kairos::archive::Window)>, String> {
+        let Some(uri) = &self.archive else {
+            return Ok(None);
+        };
+        let now = chrono::Utc::now();
+        let time = |t: &Option<String>| t.as_deref().map(|t| kairos::archive::parse_time(t, now)).transpose();
+        let window = kairos::archive::Window {
+            since: time(&self.since).map_err(|e| format!("--since {e}"))?,
+            until: time(&self.until).map_err(|e| format!("--until {e}"))?,
+        };
+        let s3 = kairos::publish::client().await;
+        Ok(Some((kairos::archive::Source::parse(uri, || s3)?, window)))
+    }
+}
+
+async fn replay(
     rules: &PathBuf,
-    events: &PathBuf,
+    events: Option<&PathBuf>,
+    archive: &ArchiveArgs,
     at: Option<chrono::DateTime<chrono::Utc>>,
     explain: bool,
 ) -> Result<(), String> {
-    let rules_text = read(rules)?;
-    let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
-    let out = kairos::replay::replay(&rules, &read_bytes(events)?, at, explain);
+    let rules = load_rules(rules)?;
+    let (out, origin) = match (events, archive.open().await?) {
+        (Some(events), _) => (
+            kairos::replay::replay(&rules, &read_bytes(events)?, at, explain),
+            events.display().to_string(),
+        ),
+        (None, Some((source, window))) => (
+            kairos::replay::replay_archive(&rules, &source, window, explain).await?,
+            "the archive".to_string(),
+        ),
+        (None, None) => return Err("give --events or --archive".to_string()),
+    };
     let mut stdout = std::io::stdout().lock();
     for line in &out.lines {
         writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
     }
     for reason in &out.rejected {
-        eprintln!("kairos: {}: {reason}", events.display());
+        eprintln!("kairos: {origin}: {reason}");
     }
     match out.rejected.len() {
         0 => Ok(()),
-        n => Err(format!("{n} line(s) of {} were not valid events", events.display())),
+        n => Err(format!("{n} line(s) of {origin} were not valid events")),
     }
 }
 
@@ -590,7 +635,8 @@ async fn main() -> ExitCode {
             events,
             at,
             explain,
-        } => replay(&rules, &events, at, explain),
+            archive,
+        } => replay(&rules, events.as_ref(), &archive, at, explain).await,
         Command::Decide {
             rules,
             events,

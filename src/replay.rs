@@ -43,6 +43,31 @@ pub fn replay(rules: &RuleSet, events: &[u8], at: Option<DateTime<Utc>>, explain
     }
 }
 
+/// Replays the event archive's events inside `window` day by day
+/// ([`crate::archive::play`]) through the same [`Backtest`] as [`replay`],
+/// as of `window.until` (default: the latest event's time). Memory holds
+/// the contacts and one day's events; transitions are not kept
+/// ([`Replay::transitions`] is empty). Errors name the object that could not
+/// be listed or read.
+pub async fn replay_archive(
+    rules: &RuleSet,
+    source: &crate::archive::Source,
+    window: crate::archive::Window,
+    explain: bool,
+) -> Result<Replay, String> {
+    let mut backtest = Backtest::new(rules, window.until);
+    let read = crate::archive::play(source, window, |events| {
+        backtest.play(events);
+        backtest.take_transitions();
+    })
+    .await?;
+    Ok(Replay {
+        lines: backtest.lines(explain),
+        rejected: read.rejected,
+        transitions: Vec::new(),
+    })
+}
+
 /// A replay fed in pieces (a file at once, an archive day by day): each
 /// piece's events are sorted and played through the engine's [`Timeline`]
 /// after those of the pieces before. Pieces that follow each other in time

@@ -1,0 +1,145 @@
+//! The event archive (issue 18) over moto's Firehose and S3: every event the
+//! evaluate function applies reaches the archive, through an archive outage;
+//! a replay from the archive equals one from the same events as a file, in
+//! both layouts.
+
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use kairos::archive::Window;
+use kairos_evaluate::DEFAULT_RULES;
+use kairos_rules::RuleSet;
+use kairos_store::{Archive, ArchiveRecord, ContactStore};
+use std::collections::BTreeSet;
+use support::archive::{archived, create_stream, firehose};
+use support::{event_json, failed, sqs_event, Stack};
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+/// Events over several days and contacts, with a redelivered duplicate.
+fn history(start: DateTime<Utc>) -> Vec<String> {
+    let kinds = ["email.opened", "email.clicked", "page.viewed", "email.opened"];
+    let contacts = ["ada@acme.test", "bob@globex.test", "cy@initech.test"];
+    let mut events: Vec<String> = (0..24)
+        .map(|i| {
+            let when = start + Duration::hours(7 * i as i64);
+            event_json(&format!("e{i}"), contacts[i % 3], kinds[i % 4], when)
+        })
+        .collect();
+    events.push(events[5].clone());
+    events
+}
+
+#[tokio::test]
+async fn every_applied_event_reaches_the_archive_through_an_outage() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(DEFAULT_RULES).unwrap();
+    let now = at("2026-11-30T12:00:00Z");
+    let bodies = history(now - Duration::days(7));
+    stack.send("EventsQueue", &bodies).await;
+    let messages = stack.receive("EventsQueue", bodies.len()).await;
+    assert_eq!(messages.len(), bodies.len());
+    let archive = firehose(&stack, "kairos-archive");
+    let deadline = || tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+
+    // The stream does not exist yet: the archive is down.
+    let mut response = stack.evaluate(&rules, &messages, now).await;
+    assert!(
+        failed(&response).is_empty(),
+        "the state write does not wait for the archive"
+    );
+    kairos_evaluate::archive_batch(&sqs_event(&messages), &mut response, &archive, deadline()).await;
+    let ids: BTreeSet<String> = messages.iter().filter_map(|m| m.message_id.clone()).collect();
+    assert_eq!(
+        failed(&response).into_iter().collect::<BTreeSet<_>>(),
+        ids,
+        "every message is redelivered"
+    );
+    let ada = stack
+        .store()
+        .load("ada@acme.test")
+        .await
+        .unwrap()
+        .expect("ada's state is written");
+    assert!(ada.version > 0);
+    assert!(archived(&stack).await.is_empty());
+
+    // The archive is back; SQS redelivers the batch: the state dedupes, the archive gets it.
+    create_stream(&stack, "kairos-archive").await;
+    let mut response = stack.evaluate(&rules, &messages, now).await;
+    kairos_evaluate::archive_batch(&sqs_event(&messages), &mut response, &archive, deadline()).await;
+    assert!(failed(&response).is_empty(), "{:?}", failed(&response));
+    let again = stack.store().load("ada@acme.test").await.unwrap().unwrap();
+    assert_eq!(again.version, ada.version, "the redelivery changed no state");
+    stack.ack("EventsQueue", &messages, &response).await;
+
+    let got: BTreeSet<String> = archived(&stack).await.into_iter().map(|e| e.id).collect();
+    let sent: BTreeSet<String> = (0..24).map(|i| format!("e{i}")).collect();
+    assert_eq!(got, sent, "every applied event is in the archive");
+}
+
+/// The events as JSON lines, a file's bytes.
+fn file(bodies: &[String]) -> Vec<u8> {
+    bodies.join("\n").into_bytes()
+}
+
+#[tokio::test]
+async fn a_replay_from_the_archive_equals_one_from_the_file_in_both_layouts() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(DEFAULT_RULES).unwrap();
+    let bodies = history(at("2026-11-20T08:00:00Z"));
+    let expected = kairos::replay::replay(&rules, &file(&bodies), None, true);
+    assert!(expected.lines.len() == 3 && expected.rejected.is_empty());
+
+    // Firehose's default layout, as moto writes it (by arrival hour, uncompressed).
+    create_stream(&stack, "kairos-archive").await;
+    let records: Vec<ArchiveRecord> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| ArchiveRecord {
+            id: i.to_string(),
+            line: format!("{b}\n").into_bytes(),
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    for half in records.chunks(13) {
+        firehose(&stack, "kairos-archive").put(half, deadline).await.unwrap();
+    }
+    let source = support::archive::source(&stack);
+    let from_s3 = kairos::replay::replay_archive(&rules, &source, Window::default(), true)
+        .await
+        .unwrap();
+    assert_eq!(from_s3.lines, expected.lines);
+
+    // The template's layout: gzip objects by event date.
+    let dir = std::env::temp_dir().join(format!("kairos-archive-{}", std::process::id()));
+    let events: Vec<kairos_event::Event> = bodies
+        .iter()
+        .map(|b| kairos_event::Event::from_json(b.as_bytes()).unwrap())
+        .collect();
+    let files = kairos::archive::write_dir(&dir, "part-0", &events).unwrap();
+    assert!(files.len() > 5, "one object per event date");
+    let source = kairos::archive::Source::Dir(dir.clone());
+    let from_dir = kairos::replay::replay_archive(&rules, &source, Window::default(), true).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(from_dir.unwrap().lines, expected.lines);
+
+    // A window: the same as the file's events inside it, as of its end.
+    let window = Window {
+        since: Some(at("2026-11-22T00:00:00Z")),
+        until: Some(at("2026-11-25T12:00:00Z")),
+    };
+    let inside: Vec<String> = bodies
+        .iter()
+        .filter(|b| window.holds(kairos_event::Event::from_json(b.as_bytes()).unwrap().at))
+        .cloned()
+        .collect();
+    let expected = kairos::replay::replay(&rules, &file(&inside), window.until, false);
+    let source = support::archive::source(&stack);
+    let windowed = kairos::replay::replay_archive(&rules, &source, window, false)
+        .await
+        .unwrap();
+    assert_eq!(windowed.lines, expected.lines);
+}
