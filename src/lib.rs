@@ -4,7 +4,8 @@
 //! write-back handlers over in-memory adapters and writes a timeline, and
 //! [`local::create`], which creates the template's table and queues on a
 //! local endpoint (moto server), [`replay::replay`], the backtest (over a file or,
-//! day by day, the event archive: [`archive::play`]), and
+//! day by day, the event archive: [`archive::play`]), [`diff`], who a rules change
+//! moves in and out of each segment on that history, and
 //! [`normalize::normalize`], a provider webhook body to canonical events,
 //! [`dlq`], the write-back dead letters (show, redrive), [`sequences`],
 //! send-time decisions on a history (`kairos decide`, `kairos sequences report`), [`samples::generate`],
@@ -23,6 +24,7 @@
 
 pub mod archive;
 pub mod demo;
+pub mod diff;
 pub mod dlq;
 pub mod inspect;
 pub mod local;

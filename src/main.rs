@@ -239,6 +239,31 @@ enum RulesCommand {
         /// Who, recorded with the version. Default: $USER.
         #[arg(long, env = "USER", default_value = "unknown")]
         by: String,
+        /// First show who the file would move in and out of each segment on
+        /// the archive's history (as `rules diff` from the rules published
+        /// now), then ask for confirmation.
+        #[arg(long, requires = "archive")]
+        backtest: bool,
+        /// Publish after the backtest without asking.
+        #[arg(long, requires = "backtest")]
+        yes: bool,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+    },
+    /// Who a rules change would move: replays the archive's events under OLD
+    /// and NEW and prints, per segment, one JSON line {"segment", "old",
+    /// "new", "entering", "leaving", "examples": [{"contact", "change",
+    /// "old", "new"}]} (member counts; examples with both explanations).
+    Diff {
+        /// The rules in force (YAML or JSON).
+        old: PathBuf,
+        /// The changed rules.
+        new: PathBuf,
+        /// Example contacts listed per change.
+        #[arg(long, default_value_t = kairos::diff::DEFAULT_EXAMPLES)]
+        examples: usize,
+        #[command(flatten)]
+        archive: ArchiveArgs,
     },
     /// List the published versions, newest first: one JSON object a line
     /// {"version", "at", "by", "message", "fingerprint", "latest"}.
@@ -387,6 +412,12 @@ async fn rules(command: RulesCommand) -> Result<(), String> {
             println!("{}", serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?);
             Ok(())
         }
+        RulesCommand::Diff {
+            old,
+            new,
+            examples,
+            archive,
+        } => print_diff(&load_rules(&old)?, &load_rules(&new)?, &archive, examples).await,
         published => publish(published).await,
     }
 }
@@ -396,8 +427,24 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
     use kairos::publish;
     let s3 = publish::client().await;
     match command {
-        RulesCommand::Publish { file, uri, message, by } => {
+        RulesCommand::Publish {
+            file,
+            uri,
+            message,
+            by,
+            backtest,
+            yes,
+            archive,
+        } => {
             let text = read(&file)?;
+            if backtest {
+                let current = published_rules(&s3, &uri).await?;
+                let changed = load_rules(&file)?;
+                print_diff(&current, &changed, &archive, kairos::diff::DEFAULT_EXAMPLES).await?;
+                if !yes && !confirm(&format!("publish {} to {uri}?", file.display()))? {
+                    return Err("not published".to_string());
+                }
+            }
             let version = publish::publish(&s3, &uri, &text, &by, &message)
                 .await
                 .map_err(|e| format!("{}: {e}", file.display()))?;
@@ -409,9 +456,52 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
             }
         }
         RulesCommand::Rollback { uri, to, by } => println!("{}", publish::rollback(&s3, &uri, &to, &by).await?),
-        RulesCommand::Validate { .. } | RulesCommand::Schema => {}
+        RulesCommand::Validate { .. } | RulesCommand::Schema | RulesCommand::Diff { .. } => {}
     }
     Ok(())
+}
+
+/// The rules published at `uri` now; the embedded rules if none are.
+async fn published_rules(s3: &aws_sdk_s3::Client, uri: &str) -> Result<kairos_rules::RuleSet, String> {
+    use kairos_store::RulesObject;
+    let object = kairos_store::S3Rules::new(s3.clone(), uri)?;
+    let text = match object.fetch(None).await.map_err(|e| format!("reading {uri}: {e}"))? {
+        kairos_store::Fetched::Object { text, .. } => text,
+        _ => kairos_evaluate::DEFAULT_RULES.to_string(),
+    };
+    kairos_rules::RuleSet::from_yaml(&text).map_err(|e| format!("the rules published at {uri}: {e}"))
+}
+
+/// Prints `rules diff`'s lines for OLD and NEW on the archive.
+async fn print_diff(
+    old: &kairos_rules::RuleSet,
+    new: &kairos_rules::RuleSet,
+    archive: &ArchiveArgs,
+    examples: usize,
+) -> Result<(), String> {
+    let (source, window) = archive.open().await?.ok_or("give --archive (or KAIROS_ARCHIVE)")?;
+    let (segments, read) = kairos::diff::diff_archive(old, new, &source, window, examples).await?;
+    let mut stdout = std::io::stdout().lock();
+    for segment in &segments {
+        let line = serde_json::to_string(segment).map_err(|e| e.to_string())?;
+        writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
+    }
+    for reason in &read.rejected {
+        eprintln!("kairos: the archive: {reason}");
+    }
+    eprintln!(
+        "kairos: {} event(s) from {} object(s) of the archive",
+        read.events, read.objects
+    );
+    Ok(())
+}
+
+/// Asks `question` on stderr; true for an answer starting with y.
+fn confirm(question: &str) -> Result<bool, String> {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| e.to_string())?;
+    Ok(answer.trim().to_ascii_lowercase().starts_with('y'))
 }
 
 /// Where and which part of the event archive to read (README, "Event archive").

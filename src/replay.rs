@@ -191,18 +191,7 @@ fn contact_line(rules: &RuleSet, key: &str, contact: &Contact, at: DateTime<Utc>
         .map(|t| t.min(LAST_RFC3339))
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
-    let explain = explain.then(|| {
-        // As of `at`: the state as the sweep would find it then.
-        let mut state = contact.state.clone();
-        state.compact(at.timestamp());
-        let evaluation = rules.evaluate(&state, at.timestamp());
-        let why: Map<String, Value> = evaluation
-            .verdicts
-            .iter()
-            .map(|v| (v.segment.to_string(), json!(v.explanation)))
-            .collect();
-        Value::Object(why)
-    });
+    let explain = explain.then(|| Value::Object(explanations(rules, contact, at)));
     let line = Line {
         contact: key,
         segments,
@@ -210,6 +199,18 @@ fn contact_line(rules: &RuleSet, key: &str, contact: &Contact, at: DateTime<Utc>
         explain,
     };
     serde_json::to_string(&line).expect("a replay line serializes")
+}
+
+/// Each segment's explanation for `contact` under `rules` as of `at` (the
+/// state as the sweep would find it then), by segment id.
+pub fn explanations(rules: &RuleSet, contact: &Contact, at: DateTime<Utc>) -> Map<String, Value> {
+    let mut state = contact.state.clone();
+    state.compact(at.timestamp());
+    let evaluation = rules.evaluate(&state, at.timestamp());
+    let verdicts = evaluation.verdicts.iter();
+    verdicts
+        .map(|v| (v.segment.to_string(), json!(v.explanation)))
+        .collect()
 }
 
 /// One output line; fields in this order, `explain` only when asked for.

@@ -143,3 +143,140 @@ async fn a_replay_from_the_archive_equals_one_from_the_file_in_both_layouts() {
         .unwrap();
     assert_eq!(windowed.lines, expected.lines);
 }
+
+/// Runs the `kairos` binary against the stack's moto with `stdin`.
+fn kairos(stack: &Stack, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", &stack.moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("KAIROS_ARCHIVE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kairos runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+/// Contacts who opened in the last 30 hours, replacing the example rules.
+const CLICKED: &str =
+    "segments:\n  - { id: engaged-reader, name: Clicked, rule: { event: { type: email.opened, within: 30h } } }\n";
+
+#[tokio::test]
+async fn a_backtested_publish_shows_who_would_enter_and_leave_and_asks_first() {
+    let stack = Stack::start().await;
+    create_stream(&stack, "kairos-archive").await;
+    let bodies = history(at("2026-11-20T08:00:00Z"));
+    let records: Vec<ArchiveRecord> = (bodies.iter().enumerate())
+        .map(|(i, b)| ArchiveRecord {
+            id: i.to_string(),
+            line: format!("{b}\n").into_bytes(),
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    firehose(&stack, "kairos-archive")
+        .put(&records, deadline)
+        .await
+        .unwrap();
+
+    // Who is in what under each file, replayed from the file of the same events.
+    let members = |rules: &str| -> BTreeSet<(String, String)> {
+        let rules = RuleSet::from_yaml(rules).unwrap();
+        let out = kairos::replay::replay(&rules, &file(&bodies), None, false);
+        let lines = out
+            .lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
+        lines
+            .flat_map(|l| {
+                let contact = l["contact"].as_str().unwrap().to_string();
+                let segments = l["segments"].as_array().unwrap().clone();
+                segments
+                    .into_iter()
+                    .map(move |s| (s.as_str().unwrap().to_string(), contact.clone()))
+            })
+            .collect()
+    };
+    let (old, new) = (members(DEFAULT_RULES), members(CLICKED));
+    let entering: BTreeSet<_> = new.difference(&old).cloned().collect();
+    let leaving: BTreeSet<_> = old.difference(&new).cloned().collect();
+    assert!(
+        !entering.is_empty() && !leaving.is_empty(),
+        "the change moves someone both ways"
+    );
+
+    let dir = std::env::temp_dir().join(format!("kairos-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let new_file = dir.join("clicked.yaml");
+    std::fs::write(&new_file, CLICKED).unwrap();
+    let rules_uri = format!("s3://{}/segments.yaml", stack.infra.buckets["RulesBucket"]);
+    let archive_uri = format!("s3://{}/events/", support::archive::bucket(&stack));
+    let publish = |extra: &[&str], stdin: &str| {
+        let mut args = vec!["rules", "publish", new_file.to_str().unwrap(), "--uri", &rules_uri];
+        args.extend([
+            "--backtest",
+            "--archive",
+            &archive_uri,
+            "--since",
+            "2026-11-01T00:00:00Z",
+        ]);
+        args.extend(extra);
+        kairos(&stack, &args, stdin)
+    };
+
+    let (code, stdout, stderr) = publish(&[], "n\n");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("[y/N]") && stderr.contains("not published"), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut listed = (BTreeSet::new(), BTreeSet::new());
+    for line in &lines {
+        let segment = line["segment"].as_str().unwrap().to_string();
+        let count = |field: &str| line[field].as_u64().unwrap() as usize;
+        let n = |set: &BTreeSet<(String, String)>| set.iter().filter(|(s, _)| *s == segment).count();
+        assert_eq!(
+            (count("entering"), count("leaving")),
+            (n(&entering), n(&leaving)),
+            "{line}"
+        );
+        assert_eq!((count("old"), count("new")), (n(&old), n(&new)), "{line}");
+        for example in line["examples"].as_array().unwrap() {
+            let pair = (segment.clone(), example["contact"].as_str().unwrap().to_string());
+            match example["change"].as_str().unwrap() {
+                "enter" => listed.0.insert(pair),
+                _ => listed.1.insert(pair),
+            };
+            assert!(
+                !example["new"].is_null() || !example["old"].is_null(),
+                "explained: {example}"
+            );
+        }
+    }
+    // Three examples a change at most: here every contact that moves.
+    assert_eq!(listed, (entering, leaving), "the diff lists the contacts that move");
+    let object = kairos_store::S3Rules::new(kairos::local::s3_client(&stack.aws), &rules_uri).unwrap();
+    use kairos_store::RulesObject;
+    assert_eq!(
+        object.fetch(None).await.unwrap(),
+        kairos_store::Fetched::Missing,
+        "not published"
+    );
+
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&new_file, CLICKED).unwrap();
+    let (code, stdout, stderr) = publish(&["--yes"], "");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), lines.len() + 1, "the diff, then the version id");
+    assert!(matches!(
+        object.fetch(None).await.unwrap(),
+        kairos_store::Fetched::Object { .. }
+    ));
+}
