@@ -5,7 +5,8 @@
 //! [`local::create`], which creates the template's table and queues on a
 //! local endpoint (moto server), [`replay::replay`], the backtest (over a file or,
 //! day by day, the event archive: [`archive::play`]), [`diff`], who a rules change
-//! moves in and out of each segment on that history, and
+//! moves in and out of each segment on that history, [`rebuild`], contact states
+//! recomputed from the archive into a table, and
 //! [`normalize::normalize`], a provider webhook body to canonical events,
 //! [`dlq`], the write-back dead letters (show, redrive), [`sequences`],
 //! send-time decisions on a history (`kairos decide`, `kairos sequences report`), [`samples::generate`],
@@ -30,6 +31,7 @@ pub mod inspect;
 pub mod local;
 pub mod normalize;
 pub mod publish;
+pub mod rebuild;
 pub mod replay;
 pub mod samples;
 pub mod sequences;

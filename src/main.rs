@@ -69,6 +69,23 @@ enum Command {
         #[command(flatten)]
         archive: ArchiveArgs,
     },
+    /// Recompute contact states from the event archive into a table (after a
+    /// bug; runbook: docs/rebuild.md): each record written above its stored
+    /// version, conditioned on it. Prints {"objects", "events", "contacts",
+    /// "conflicts", "rejected"}.
+    Rebuild {
+        /// The rules in force (YAML or JSON): the published version's file.
+        #[arg(long)]
+        rules: PathBuf,
+        /// The DynamoDB table to write (the live one, or a new one of the template's schema).
+        #[arg(long)]
+        table: String,
+        /// The table's due-index shard count (the template's DueShards).
+        #[arg(long, env = "KAIROS_DUE_SHARDS", default_value_t = kairos_store::DEFAULT_DUE_SHARDS)]
+        due_shards: u32,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+    },
     /// Decide a send for one contact as `POST /v1/decide` would on this history
     /// of canonical events (JSON lines), as of `--at` (default: the latest
     /// event's time): prints {"send", "reason", "explanation", "decision_id"}.
@@ -567,6 +584,17 @@ async fn replay(
     }
 }
 
+async fn rebuild(rules: &PathBuf, table: &str, due_shards: u32, archive: &ArchiveArgs) -> Result<(), String> {
+    let rules = load_rules(rules)?;
+    let (source, window) = archive.open().await?.ok_or("give --archive (or KAIROS_ARCHIVE)")?;
+    let aws = aws_config::load_from_env().await;
+    let store =
+        kairos_store::DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), table).with_due_shards(due_shards);
+    let done = kairos::rebuild::rebuild(&rules, &source, window, &store, chrono::Utc::now()).await?;
+    println!("{}", serde_json::to_string(&done).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 fn load_rules(path: &PathBuf) -> Result<kairos_rules::RuleSet, String> {
     kairos_rules::RuleSet::from_yaml(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -727,6 +755,12 @@ async fn main() -> ExitCode {
             explain,
             archive,
         } => replay(&rules, events.as_ref(), &archive, at, explain).await,
+        Command::Rebuild {
+            rules,
+            table,
+            due_shards,
+            archive,
+        } => rebuild(&rules, &table, due_shards, &archive).await,
         Command::Decide {
             rules,
             events,
