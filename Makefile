@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # The SAM CLI sends no usage telemetry from here.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test lint lint-infra tools node-tools build watch deploy bench flood soak fuzz clean
+.PHONY: demo test lint lint-infra tools node-tools build watch deploy bench bench-archive flood soak fuzz clean
 
 ## The engine on the embedded default: in memory, no AWS account, no server.
 demo:
@@ -53,6 +53,13 @@ bench:
 	cargo bench -p kairos-rules --bench throughput
 	cargo bench -p kairos-ingest --bench providers
 	cargo bench -p kairos-decide --bench simulate
+
+## Replay throughput from the event archive (events/s on one thread, peak memory) over a
+## generated archive of BENCH_EVENTS events in build/bench-archive (deleted after), and the
+## archive's cost per million events at list prices.
+BENCH_EVENTS ?= 10000000
+bench-archive:
+	KAIROS_BENCH_EVENTS=$(BENCH_EVENTS) cargo bench --locked -p kairos --bench archive_replay
 
 ## One contact flooded with a million events, hostile ones among them, through the
 ## real evaluate path (release): prints the item budget and the largest record written.

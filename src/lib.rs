@@ -3,7 +3,10 @@
 //! Main items: [`demo::run`], which drives the real ingest, evaluate and
 //! write-back handlers over in-memory adapters and writes a timeline, and
 //! [`local::create`], which creates the template's table and queues on a
-//! local endpoint (moto server), [`replay::replay`], the backtest, and
+//! local endpoint (moto server), [`replay::replay`], the backtest (over a file or,
+//! day by day, the event archive: [`archive::play`]), [`diff`], who a rules change
+//! moves in and out of each segment on that history, [`rebuild`], contact states
+//! recomputed from the archive into a table, and
 //! [`normalize::normalize`], a provider webhook body to canonical events,
 //! [`dlq`], the write-back dead letters (show, redrive), [`sequences`],
 //! send-time decisions on a history (`kairos decide`, `kairos sequences report`), [`samples::generate`],
@@ -20,12 +23,15 @@
 //! # });
 //! ```
 
+pub mod archive;
 pub mod demo;
+pub mod diff;
 pub mod dlq;
 pub mod inspect;
 pub mod local;
 pub mod normalize;
 pub mod publish;
+pub mod rebuild;
 pub mod replay;
 pub mod samples;
 pub mod sequences;

@@ -50,20 +50,41 @@ enum Command {
     /// Backtest: replay canonical events (JSON lines; any order, duplicates
     /// allowed) through the engine in memory and print one JSON line per
     /// contact, sorted by contact: {"contact", "segments", "next_change_at"}.
+    /// The events come from a file (--events) or from the event archive
+    /// (--archive, read day by day; --since, --until).
     /// Exits 1 if some input lines were not valid events (reported on stderr).
     Replay {
         /// The rules file (YAML or JSON).
         #[arg(long)]
         rules: PathBuf,
         /// Canonical events, one JSON object per line.
-        #[arg(long)]
-        events: PathBuf,
+        #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+        events: Option<PathBuf>,
         /// Evaluate as of this time (RFC 3339; default: the latest event's time).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "archive")]
         at: Option<chrono::DateTime<chrono::Utc>>,
         /// Add each segment's explanation.
         #[arg(long)]
         explain: bool,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+    },
+    /// Recompute contact states from the event archive into a table (after a
+    /// bug; runbook: docs/rebuild.md): each record written above its stored
+    /// version, conditioned on it. Prints {"objects", "events", "contacts",
+    /// "conflicts", "rejected"}.
+    Rebuild {
+        /// The rules in force (YAML or JSON): the published version's file.
+        #[arg(long)]
+        rules: PathBuf,
+        /// The DynamoDB table to write (the live one, or a new one of the template's schema).
+        #[arg(long)]
+        table: String,
+        /// The table's due-index shard count (the template's DueShards).
+        #[arg(long, env = "KAIROS_DUE_SHARDS", default_value_t = kairos_store::DEFAULT_DUE_SHARDS)]
+        due_shards: u32,
+        #[command(flatten)]
+        archive: ArchiveArgs,
     },
     /// Decide a send for one contact as `POST /v1/decide` would on this history
     /// of canonical events (JSON lines), as of `--at` (default: the latest
@@ -235,6 +256,31 @@ enum RulesCommand {
         /// Who, recorded with the version. Default: $USER.
         #[arg(long, env = "USER", default_value = "unknown")]
         by: String,
+        /// First show who the file would move in and out of each segment on
+        /// the archive's history (as `rules diff` from the rules published
+        /// now), then ask for confirmation.
+        #[arg(long, requires = "archive")]
+        backtest: bool,
+        /// Publish after the backtest without asking.
+        #[arg(long, requires = "backtest")]
+        yes: bool,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+    },
+    /// Who a rules change would move: replays the archive's events under OLD
+    /// and NEW and prints, per segment, one JSON line {"segment", "old",
+    /// "new", "entering", "leaving", "examples": [{"contact", "change",
+    /// "old", "new"}]} (member counts; examples with both explanations).
+    Diff {
+        /// The rules in force (YAML or JSON).
+        old: PathBuf,
+        /// The changed rules.
+        new: PathBuf,
+        /// Example contacts listed per change.
+        #[arg(long, default_value_t = kairos::diff::DEFAULT_EXAMPLES)]
+        examples: usize,
+        #[command(flatten)]
+        archive: ArchiveArgs,
     },
     /// List the published versions, newest first: one JSON object a line
     /// {"version", "at", "by", "message", "fingerprint", "latest"}.
@@ -383,6 +429,12 @@ async fn rules(command: RulesCommand) -> Result<(), String> {
             println!("{}", serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?);
             Ok(())
         }
+        RulesCommand::Diff {
+            old,
+            new,
+            examples,
+            archive,
+        } => print_diff(&load_rules(&old)?, &load_rules(&new)?, &archive, examples).await,
         published => publish(published).await,
     }
 }
@@ -392,8 +444,24 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
     use kairos::publish;
     let s3 = publish::client().await;
     match command {
-        RulesCommand::Publish { file, uri, message, by } => {
+        RulesCommand::Publish {
+            file,
+            uri,
+            message,
+            by,
+            backtest,
+            yes,
+            archive,
+        } => {
             let text = read(&file)?;
+            if backtest {
+                let current = published_rules(&s3, &uri).await?;
+                let changed = load_rules(&file)?;
+                print_diff(&current, &changed, &archive, kairos::diff::DEFAULT_EXAMPLES).await?;
+                if !yes && !confirm(&format!("publish {} to {uri}?", file.display()))? {
+                    return Err("not published".to_string());
+                }
+            }
             let version = publish::publish(&s3, &uri, &text, &by, &message)
                 .await
                 .map_err(|e| format!("{}: {e}", file.display()))?;
@@ -405,31 +473,126 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
             }
         }
         RulesCommand::Rollback { uri, to, by } => println!("{}", publish::rollback(&s3, &uri, &to, &by).await?),
-        RulesCommand::Validate { .. } | RulesCommand::Schema => {}
+        RulesCommand::Validate { .. } | RulesCommand::Schema | RulesCommand::Diff { .. } => {}
     }
     Ok(())
 }
 
-fn replay(
+/// The rules published at `uri` now; the embedded rules if none are.
+async fn published_rules(s3: &aws_sdk_s3::Client, uri: &str) -> Result<kairos_rules::RuleSet, String> {
+    use kairos_store::RulesObject;
+    let object = kairos_store::S3Rules::new(s3.clone(), uri)?;
+    let text = match object.fetch(None).await.map_err(|e| format!("reading {uri}: {e}"))? {
+        kairos_store::Fetched::Object { text, .. } => text,
+        _ => kairos_evaluate::DEFAULT_RULES.to_string(),
+    };
+    kairos_rules::RuleSet::from_yaml(&text).map_err(|e| format!("the rules published at {uri}: {e}"))
+}
+
+/// Prints `rules diff`'s lines for OLD and NEW on the archive.
+async fn print_diff(
+    old: &kairos_rules::RuleSet,
+    new: &kairos_rules::RuleSet,
+    archive: &ArchiveArgs,
+    examples: usize,
+) -> Result<(), String> {
+    let (source, window) = archive.open().await?.ok_or("give --archive (or KAIROS_ARCHIVE)")?;
+    let (segments, read) = kairos::diff::diff_archive(old, new, &source, window, examples).await?;
+    let mut stdout = std::io::stdout().lock();
+    for segment in &segments {
+        let line = serde_json::to_string(segment).map_err(|e| e.to_string())?;
+        writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
+    }
+    for reason in &read.rejected {
+        eprintln!("kairos: the archive: {reason}");
+    }
+    eprintln!(
+        "kairos: {} event(s) from {} object(s) of the archive",
+        read.events, read.objects
+    );
+    Ok(())
+}
+
+/// Asks `question` on stderr; true for an answer starting with y.
+fn confirm(question: &str) -> Result<bool, String> {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| e.to_string())?;
+    Ok(answer.trim().to_ascii_lowercase().starts_with('y'))
+}
+
+/// Where and which part of the event archive to read (README, "Event archive").
+#[derive(Debug, clap::Args)]
+struct ArchiveArgs {
+    /// The event archive: s3://bucket/prefix (the stack's ArchiveUri output) or a folder.
+    #[arg(long, env = "KAIROS_ARCHIVE")]
+    archive: Option<String>,
+    /// The earliest event read: a duration back from now (30d, 12h) or an RFC 3339 time.
+    #[arg(long, requires = "archive")]
+    since: Option<String>,
+    /// The latest event read, and the evaluation time (default: the latest event's time).
+    #[arg(long, requires = "archive")]
+    until: Option<String>,
+}
+
+impl ArchiveArgs {
+    /// The archive's source and window; `None` without `--archive`.
+    async fn open(&self) -> Result<Option<(kairos::archive::Source, kairos::archive::Window)>, String> {
+        let Some(uri) = &self.archive else {
+            return Ok(None);
+        };
+        let now = chrono::Utc::now();
+        let time = |t: &Option<String>| t.as_deref().map(|t| kairos::archive::parse_time(t, now)).transpose();
+        let window = kairos::archive::Window {
+            since: time(&self.since).map_err(|e| format!("--since {e}"))?,
+            until: time(&self.until).map_err(|e| format!("--until {e}"))?,
+        };
+        let s3 = kairos::publish::client().await;
+        Ok(Some((kairos::archive::Source::parse(uri, || s3)?, window)))
+    }
+}
+
+async fn replay(
     rules: &PathBuf,
-    events: &PathBuf,
+    events: Option<&PathBuf>,
+    archive: &ArchiveArgs,
     at: Option<chrono::DateTime<chrono::Utc>>,
     explain: bool,
 ) -> Result<(), String> {
-    let rules_text = read(rules)?;
-    let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
-    let out = kairos::replay::replay(&rules, &read_bytes(events)?, at, explain);
+    let rules = load_rules(rules)?;
+    let (out, origin) = match (events, archive.open().await?) {
+        (Some(events), _) => (
+            kairos::replay::replay(&rules, &read_bytes(events)?, at, explain),
+            events.display().to_string(),
+        ),
+        (None, Some((source, window))) => (
+            kairos::replay::replay_archive(&rules, &source, window, explain).await?,
+            "the archive".to_string(),
+        ),
+        (None, None) => return Err("give --events or --archive".to_string()),
+    };
     let mut stdout = std::io::stdout().lock();
     for line in &out.lines {
         writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
     }
     for reason in &out.rejected {
-        eprintln!("kairos: {}: {reason}", events.display());
+        eprintln!("kairos: {origin}: {reason}");
     }
     match out.rejected.len() {
         0 => Ok(()),
-        n => Err(format!("{n} line(s) of {} were not valid events", events.display())),
+        n => Err(format!("{n} line(s) of {origin} were not valid events")),
     }
+}
+
+async fn rebuild(rules: &PathBuf, table: &str, due_shards: u32, archive: &ArchiveArgs) -> Result<(), String> {
+    let rules = load_rules(rules)?;
+    let (source, window) = archive.open().await?.ok_or("give --archive (or KAIROS_ARCHIVE)")?;
+    let aws = aws_config::load_from_env().await;
+    let store =
+        kairos_store::DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), table).with_due_shards(due_shards);
+    let done = kairos::rebuild::rebuild(&rules, &source, window, &store, chrono::Utc::now()).await?;
+    println!("{}", serde_json::to_string(&done).map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 fn load_rules(path: &PathBuf) -> Result<kairos_rules::RuleSet, String> {
@@ -590,7 +753,14 @@ async fn main() -> ExitCode {
             events,
             at,
             explain,
-        } => replay(&rules, &events, at, explain),
+            archive,
+        } => replay(&rules, events.as_ref(), &archive, at, explain).await,
+        Command::Rebuild {
+            rules,
+            table,
+            due_shards,
+            archive,
+        } => rebuild(&rules, &table, due_shards, &archive).await,
         Command::Decide {
             rules,
             events,

@@ -31,36 +31,126 @@ pub struct Replay {
 /// (`docs/identity.md`). Lines are read one at a time: a line that is not
 /// UTF-8 is rejected alone, and a leading byte-order mark is skipped.
 pub fn replay(rules: &RuleSet, events: &[u8], at: Option<DateTime<Utc>>, explain: bool) -> Replay {
-    let (mut events, rejected) = read(events);
-    let Some(at) = at.or_else(|| events.iter().map(|e| e.at).max()) else {
-        return Replay {
-            rejected,
-            ..Replay::default()
-        };
-    };
-    events.retain(|e| e.at <= at);
-    // The state keeps the first of an id; with two versions of one event at
-    // the same time, which comes first is their content's, not the file's.
-    let content = |e: &Event| serde_json::to_vec(e).expect("an event serializes");
-    events.sort_by(|a, b| {
-        (a.at, &a.id)
-            .cmp(&(b.at, &b.id))
-            .then_with(|| content(a).cmp(&content(b)))
-    });
-    let mut timeline = Timeline::new(rules);
-    for event in &events {
-        timeline.event(event);
-    }
-    timeline.advance(at);
-    let lines = timeline
-        .contacts()
-        .iter()
-        .map(|(key, contact)| contact_line(rules, key, contact, at, explain))
-        .collect();
+    let (events, rejected) = read(events);
+    let mut backtest = Backtest::new(rules, at);
+    backtest.play(events);
+    backtest.finish();
+    let transitions = backtest.take_transitions();
     Replay {
-        lines,
+        lines: backtest.lines(explain),
         rejected,
-        transitions: timeline.transitions().to_vec(),
+        transitions,
+    }
+}
+
+/// Replays the event archive's events inside `window` day by day
+/// ([`crate::archive::play`]) through the same [`Backtest`] as [`replay`],
+/// as of `window.until` (default: the latest event's time). Memory holds
+/// the contacts and one day's events; transitions are not kept
+/// ([`Replay::transitions`] is empty). Errors name the object that could not
+/// be listed or read.
+pub async fn replay_archive(
+    rules: &RuleSet,
+    source: &crate::archive::Source,
+    window: crate::archive::Window,
+    explain: bool,
+) -> Result<Replay, String> {
+    let mut backtest = Backtest::new(rules, window.until);
+    let read = crate::archive::play(source, window, |events| {
+        backtest.play(events);
+        backtest.take_transitions();
+    })
+    .await?;
+    Ok(Replay {
+        lines: backtest.lines(explain),
+        rejected: read.rejected,
+        transitions: Vec::new(),
+    })
+}
+
+/// A replay fed in pieces (a file at once, an archive day by day): each
+/// piece's events are sorted and played through the engine's [`Timeline`]
+/// after those of the pieces before. Pieces that follow each other in time
+/// give the same result as one piece holding them all; memory holds the
+/// contacts' states, not the events played.
+#[derive(Debug, Clone)]
+pub struct Backtest<'r> {
+    rules: &'r RuleSet,
+    timeline: Timeline<'r>,
+    /// The evaluation time asked for; events after it are ignored.
+    at: Option<DateTime<Utc>>,
+    /// The latest event's time so far (the default evaluation time).
+    latest: Option<DateTime<Utc>>,
+}
+
+impl<'r> Backtest<'r> {
+    /// An empty backtest over `rules`, evaluated as of `at` (default: the
+    /// latest event's time).
+    pub fn new(rules: &'r RuleSet, at: Option<DateTime<Utc>>) -> Backtest<'r> {
+        Backtest {
+            rules,
+            timeline: Timeline::new(rules),
+            at,
+            latest: None,
+        }
+    }
+
+    /// Plays a piece of events, in time order (then by id, then content, so
+    /// the order within the piece never matters); events after the
+    /// evaluation time are ignored.
+    pub fn play(&mut self, mut events: Vec<Event>) {
+        if let Some(at) = self.at {
+            events.retain(|e| e.at <= at);
+        }
+        // The state keeps the first of an id; with two versions of one event at
+        // the same time, which comes first is their content's, not the file's.
+        let content = |e: &Event| serde_json::to_vec(e).expect("an event serializes");
+        events.sort_by(|a, b| {
+            (a.at, &a.id)
+                .cmp(&(b.at, &b.id))
+                .then_with(|| content(a).cmp(&content(b)))
+        });
+        for event in &events {
+            self.latest = self.latest.max(Some(event.at));
+            self.timeline.event(event);
+        }
+    }
+
+    /// The evaluation time: the one asked for, else the latest event's
+    /// (`None` with neither).
+    pub fn at(&self) -> Option<DateTime<Utc>> {
+        self.at.or(self.latest)
+    }
+
+    /// Lets time pass to the evaluation time (the sweeps due by then).
+    pub fn finish(&mut self) {
+        if let Some(at) = self.at() {
+            self.timeline.advance(at);
+        }
+    }
+
+    /// The transitions announced since the last call.
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        self.timeline.take_transitions()
+    }
+
+    /// The contacts' records so far, by key.
+    pub fn contacts(&self) -> &std::collections::BTreeMap<String, Contact> {
+        self.timeline.contacts()
+    }
+
+    /// One JSON line per contact, sorted by contact, as of the evaluation
+    /// time (after [`Backtest::finish`]); none before any event.
+    pub fn lines(&mut self, explain: bool) -> Vec<String> {
+        let Some(at) = self.at() else {
+            return Vec::new();
+        };
+        self.finish();
+        let rules = self.rules;
+        self.contacts()
+            .iter()
+            .map(|(key, contact)| contact_line(rules, key, contact, at, explain))
+            .collect()
     }
 }
 
@@ -101,18 +191,7 @@ fn contact_line(rules: &RuleSet, key: &str, contact: &Contact, at: DateTime<Utc>
         .map(|t| t.min(LAST_RFC3339))
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
-    let explain = explain.then(|| {
-        // As of `at`: the state as the sweep would find it then.
-        let mut state = contact.state.clone();
-        state.compact(at.timestamp());
-        let evaluation = rules.evaluate(&state, at.timestamp());
-        let why: Map<String, Value> = evaluation
-            .verdicts
-            .iter()
-            .map(|v| (v.segment.to_string(), json!(v.explanation)))
-            .collect();
-        Value::Object(why)
-    });
+    let explain = explain.then(|| Value::Object(explanations(rules, contact, at)));
     let line = Line {
         contact: key,
         segments,
@@ -120,6 +199,18 @@ fn contact_line(rules: &RuleSet, key: &str, contact: &Contact, at: DateTime<Utc>
         explain,
     };
     serde_json::to_string(&line).expect("a replay line serializes")
+}
+
+/// Each segment's explanation for `contact` under `rules` as of `at` (the
+/// state as the sweep would find it then), by segment id.
+pub fn explanations(rules: &RuleSet, contact: &Contact, at: DateTime<Utc>) -> Map<String, Value> {
+    let mut state = contact.state.clone();
+    state.compact(at.timestamp());
+    let evaluation = rules.evaluate(&state, at.timestamp());
+    let verdicts = evaluation.verdicts.iter();
+    verdicts
+        .map(|v| (v.segment.to_string(), json!(v.explanation)))
+        .collect()
 }
 
 /// One output line; fields in this order, `explain` only when asked for.

@@ -32,6 +32,10 @@ pub struct Config {
     /// `KAIROS_DUE_SHARDS` (optional): the due index's shard count, the same
     /// as the sweep function's; default [`kairos_store::DEFAULT_DUE_SHARDS`].
     pub due_shards: u32,
+    /// `KAIROS_ARCHIVE_STREAM` (optional): the Firehose delivery stream the
+    /// batch's events are archived to after the state write
+    /// ([`archive_batch`](crate::archive_batch)); `None`: no archive.
+    pub archive_stream: Option<String>,
 }
 
 /// Why the configuration is unusable; names the variable (and the file).
@@ -75,6 +79,7 @@ impl Config {
                     reason,
                 })?,
             },
+            archive_stream: get("KAIROS_ARCHIVE_STREAM").map(|v| v.trim().to_string()),
         })
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Main items: [`handle`] (the Lambda handler, reporting only failed message
 //! ids), [`Evaluator`] (the per-contact logic over borrowed ports), [`Config`],
-//! [`LiveRules`] (rules published to S3, switched to without a redeploy).
+//! [`LiveRules`] (rules published to S3, switched to without a redeploy),
+//! [`archive_batch`] (the batch's events to the event archive, after the state).
 //!
 //! Per contact: load → the engine step (`kairos_engine`: merge, apply
 //! deduplicated events, decide, diff into transitions) → one conditional write
@@ -35,6 +36,7 @@
 //! # });
 //! ```
 
+mod archive;
 mod config;
 mod contact;
 mod link;
@@ -42,6 +44,7 @@ mod live;
 mod record;
 mod summary;
 
+pub use archive::archive_batch;
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator};
 pub use kairos_engine::Outcome;

@@ -1,6 +1,9 @@
 use kairos_evaluate::{handle, handle_live, Config, Evaluator, LiveRules};
-use kairos_store::{DynamoContacts, S3Rules, SqsQueue};
+use kairos_store::{DynamoContacts, FirehoseArchive, S3Rules, SqsQueue};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+/// Time kept back from the invocation's deadline for answering after the archive gives up.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// mimalloc: each event allocates small, short-lived vectors and strings
 /// (decisions, explanations, summaries), which it serves faster than the
@@ -25,6 +28,9 @@ async fn main() -> Result<(), Error> {
     let decisions = kairos_decide_fn::DynamoDecisions::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     let live = published.map(|object| LiveRules::new(object, config.rules.clone(), config.rules_refresh_secs));
     let fixed = std::sync::Arc::new(config.rules.clone());
+    let archive = (config.archive_stream.as_ref())
+        .map(|stream| FirehoseArchive::new(aws_sdk_firehose::Client::new(&aws), stream));
+    let archive = &archive;
     let (live, fixed, config, store, queue, decisions) = (&live, &fixed, &config, &store, &queue, &decisions);
     run(service_fn(
         |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
@@ -44,8 +50,23 @@ async fn main() -> Result<(), Error> {
                 }
             };
             kairos_decide_fn::reconcile_batch(&rules, decisions, &batch, &mut response).await;
+            if let Some(archive) = archive {
+                let deadline = deadline(event.context.deadline).checked_sub(ANSWER_MARGIN);
+                let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
+                kairos_evaluate::archive_batch(&batch, &mut response, archive, deadline).await;
+            }
             Ok::<_, Error>(response)
         },
     ))
     .await
+}
+
+/// The invocation's deadline as a monotonic instant.
+fn deadline(header_ms: u64) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now();
+    let now_ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = kairos_event::invocation_deadline_ms(header_ms, now_ms).saturating_sub(now_ms);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(left)
 }

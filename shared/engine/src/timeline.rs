@@ -96,6 +96,12 @@ impl<'r> Timeline<'r> {
         &self.transitions
     }
 
+    /// The transitions announced since the last call, leaving none held: a
+    /// long replay (an archive's) takes them as it goes instead of keeping all.
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        std::mem::take(&mut self.transitions)
+    }
+
     /// The step for `key`; its transitions recorded and its next due time scheduled.
     fn step(&mut self, key: &str, input: &Input) {
         let contact = self.contacts.entry(key.to_string()).or_default();

@@ -15,6 +15,8 @@
 //!   refused but a retry after a crash is not ([`DynamoClaims`] / [`MemoryClaims`]);
 //! - [`Lookups`]: small cached answers of other systems, such as a CRM's record
 //!   ids for an email ([`DynamoLookups`] / [`MemoryLookups`]);
+//! - [`Archive`]: the event archive, every accepted event as a JSON line
+//!   (`FirehoseArchive` / [`MemoryArchive`]), its retries bounded by a deadline ([`deliver`]);
 //! - [`DeadLetters`] and [`Redelivery`]: a message sent to a dead-letter queue
 //!   with its reason, and a received message's next delivery put off
 //!   ([`SqsQueue`] / [`MemoryDeadLetters`], [`MemoryRedelivery`]).
@@ -40,11 +42,14 @@
 //! # }) }
 //! ```
 
+mod archive;
 mod budget;
 #[cfg(feature = "aws")]
 mod dynamo;
 #[cfg(feature = "aws")]
 mod dynamo_lookup;
+#[cfg(feature = "aws")]
+mod firehose;
 mod memory;
 #[cfg(feature = "aws")]
 mod s3;
@@ -54,11 +59,14 @@ mod secret;
 #[cfg(feature = "aws")]
 mod sqs;
 
+pub use archive::{deliver, Archive, ArchiveError, ArchiveRecord, Attempt, Backoff, MemoryArchive, DEFAULT_BACKOFF};
 pub use budget::{FitReport, ITEM_BUDGET_BYTES, SUMMARY_BYTES};
 #[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
 #[cfg(feature = "aws")]
 pub use dynamo_lookup::DynamoLookups;
+#[cfg(feature = "aws")]
+pub use firehose::FirehoseArchive;
 pub use memory::{
     MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue, MemoryRedelivery,
     MemoryRules,
