@@ -54,3 +54,195 @@ fn the_webhook_url_parameter_accepts_only_https_urls() {
         assert!(!re.is_match(bad), "{bad} is accepted");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Operations (issue 22): least-privilege table access, alarms, dashboard.
+
+use serde_norway::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn template() -> Value {
+    serde_norway::from_str(kairos::local::TEMPLATE).expect("the template parses")
+}
+
+/// A tagged value's inner value (`!Ref X` is `X`), or the value itself.
+fn untag(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => &t.value,
+        other => other,
+    }
+}
+
+/// The item key prefixes (`contact` of `contact#...`) a piece of adapter code builds.
+fn prefixes_in(code: &str) -> BTreeSet<String> {
+    // `key("contact", ..)`, the store's key builder (not a request's `.key("pk", ..)`), or a literal `"contact#..`.
+    let re = regex::Regex::new(r#"(?:^|[^.\w])key\("(\w+)"|"(\w+)#"#).unwrap();
+    re.captures_iter(code)
+        .filter_map(|c| c.get(1).or(c.get(2)))
+        .map(|m| m.as_str().to_string())
+        .collect()
+}
+
+/// Each DynamoDB adapter's key prefixes, read from its code: in the store's
+/// `dynamo.rs`, the `impl` blocks of each adapter; the other files hold one adapter each.
+fn adapter_prefixes() -> BTreeMap<String, BTreeSet<String>> {
+    let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let dynamo = include_str!("../shared/store/src/dynamo.rs");
+    let head = regex::Regex::new(r"(?m)^impl(?:<[^>]*>)? (?:[\w:&<>]+ for )?(Dynamo\w+) \{").unwrap();
+    for c in head.captures_iter(dynamo) {
+        let start = c.get(0).unwrap().start();
+        let end = dynamo[start..].find("\n}\n").map_or(dynamo.len(), |e| start + e);
+        map.entry(c[1].to_string())
+            .or_default()
+            .extend(prefixes_in(&dynamo[start..end]));
+    }
+    let whole = [
+        ("DynamoLookups", include_str!("../shared/store/src/dynamo_lookup.rs")),
+        ("DynamoDecisions", include_str!("../functions/decide/src/dynamo.rs")),
+    ];
+    for (adapter, code) in whole {
+        map.entry(adapter.to_string()).or_default().extend(prefixes_in(code));
+    }
+    map
+}
+
+/// The key prefixes a function's `main` can touch: those of every DynamoDB adapter it builds.
+fn used_prefixes(main: &str) -> BTreeSet<String> {
+    let adapters = adapter_prefixes();
+    let built = regex::Regex::new(r"(Dynamo\w+)::new").unwrap();
+    let mut used = BTreeSet::new();
+    for c in built.captures_iter(main) {
+        let known = adapters
+            .get(&c[1])
+            .unwrap_or_else(|| panic!("no code found for adapter {}", &c[1]));
+        assert!(!known.is_empty(), "{} builds no key", &c[1]);
+        used.extend(known.iter().cloned());
+    }
+    used
+}
+
+/// The prefixes a role may touch in the table (`contact` of `contact#*`), asserting
+/// that every one of its statements on the table is limited by `dynamodb:LeadingKeys`.
+fn role_prefixes(role: &str) -> BTreeSet<String> {
+    let template = template();
+    let policies = template["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap();
+    let mut allowed = BTreeSet::new();
+    for policy in policies {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            let resource = untag(&statement["Resource"]);
+            if resource.as_str() != Some("ContactsTable.Arn") {
+                continue;
+            }
+            let keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{role}: a statement on the table has no LeadingKeys condition"));
+            for key in keys {
+                let key = key.as_str().unwrap();
+                let prefix = key
+                    .strip_suffix("#*")
+                    .unwrap_or_else(|| panic!("{role}: {key} is not a prefix#*"));
+                allowed.insert(prefix.to_string());
+            }
+        }
+    }
+    allowed
+}
+
+#[test]
+fn the_evaluate_and_writeback_roles_reach_exactly_the_item_prefixes_their_code_uses() {
+    let evaluate = used_prefixes(include_str!("../functions/evaluate/src/main.rs"));
+    let writeback = used_prefixes(include_str!("../functions/writeback/src/main.rs"));
+    // The scan found the adapters' keys (a regression in it would pass anything).
+    assert!(
+        evaluate.contains("contact") && evaluate.contains("decision"),
+        "{evaluate:?}"
+    );
+    assert!(
+        writeback.contains("delivery") && writeback.contains("lookup"),
+        "{writeback:?}"
+    );
+    assert!(!evaluate.contains("claim") && !writeback.contains("claim"));
+    assert_eq!(role_prefixes("EvaluateRole"), evaluate);
+    assert_eq!(role_prefixes("WritebackRole"), writeback);
+    assert_eq!(role_prefixes("IngestRole"), BTreeSet::from(["claim".to_string()]));
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_and_the_operations_settings_are_parameters() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let alarms: Vec<_> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    assert!(alarms.len() >= 5, "queue age, lag, error rate and the two DLQ alarms");
+    for (name, alarm) in &alarms {
+        let actions = alarm["Properties"]["AlarmActions"].as_sequence();
+        let actions = actions.unwrap_or_else(|| panic!("{name:?} has no action"));
+        assert!(actions.iter().any(|a| untag(a) == "AlarmTopic"), "{name:?}");
+    }
+    let metric_of = |name: &str| template["Resources"][name]["Properties"]["MetricName"].clone();
+    assert_eq!(metric_of("EventsQueueAgeAlarm"), "ApproximateAgeOfOldestMessage");
+    assert_eq!(metric_of("EvaluationLagAlarm"), "LagToEvaluationMs");
+    let writeback = &template["Resources"]["WritebackFunction"]["Properties"];
+    assert_eq!(
+        untag(&writeback["ReservedConcurrentExecutions"]),
+        "WritebackConcurrency"
+    );
+    let scaling = &writeback["Events"]["Transitions"]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+    assert_eq!(untag(scaling), "WritebackConcurrency");
+    let routes = &template["Resources"]["Api"]["Properties"]["DefaultRouteSettings"];
+    assert_eq!(untag(&routes["ThrottlingRateLimit"]), "ApiThrottlingRateLimit");
+    assert_eq!(untag(&routes["ThrottlingBurstLimit"]), "ApiThrottlingBurstLimit");
+    for parameter in [
+        "WritebackConcurrency",
+        "ApiThrottlingRateLimit",
+        "ApiThrottlingBurstLimit",
+        "LagAlarmMs",
+    ] {
+        assert!(template["Parameters"][parameter]["Default"].is_number(), "{parameter}");
+    }
+}
+
+#[test]
+fn the_dashboard_is_json_and_shows_only_metrics_the_functions_emit() {
+    let template = template();
+    let body = untag(&template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]);
+    let body = body[0].as_str().expect("Fn::Sub's text");
+    // As CloudFormation substitutes it (numbers for the numeric parameter).
+    let filled = regex::Regex::new(r"\$\{[^}]+\}")
+        .unwrap()
+        .replace_all(body, |c: &regex::Captures| {
+            if &c[0] == "${LagAlarmMs}" {
+                "60000".to_string()
+            } else {
+                "x".to_string()
+            }
+        });
+    let dashboard: serde_json::Value = serde_json::from_str(&filled).expect("the dashboard body is JSON");
+    assert!(dashboard["widgets"].as_array().unwrap().len() >= 5);
+    let code = [
+        include_str!("../functions/ingest/src/metrics.rs"),
+        include_str!("../functions/evaluate/src/summary.rs"),
+        include_str!("../functions/writeback/src/batch.rs"),
+        include_str!("../functions/sweep/src/run.rs"),
+    ]
+    .concat();
+    // Every metric of ours the dashboard names: a row under our namespace (or
+    // repeating its namespace and dimension, "."), or a SEARCH's MetricName.
+    let ours = regex::Regex::new(r#"\["\$\{NS\}", "(\w+)"|MetricName=\\"(\w+)\\"|\[".", "(\w+)", ".", "."\]"#).unwrap();
+    let names: BTreeSet<&str> = ours
+        .captures_iter(body)
+        .filter_map(|c| c.get(1).or(c.get(2)).or(c.get(3)))
+        .map(|m| m.as_str())
+        .collect();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        assert!(
+            code.contains(&format!("\"{name}\"")),
+            "the dashboard shows {name}, which no function emits"
+        );
+    }
+}

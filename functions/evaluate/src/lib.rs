@@ -207,7 +207,9 @@ async fn evaluate<S: ContactStore, Q: Queue>(
                     reindex = outcome.reindex,
                     "evaluated"
                 );
-                Ok((outcome, items.len() - events.len()))
+                log_transitions(&outcome);
+                let lags: Vec<f64> = events.iter().map(|e| kairos_event::metrics::lag_ms(e.at, now)).collect();
+                Ok((outcome, items.len() - events.len(), lags))
             }
             Err(err) => {
                 let ids = items.iter().map(|(id, _)| id.clone());
@@ -226,9 +228,10 @@ async fn evaluate<S: ContactStore, Q: Queue>(
     let mut behind = Vec::new();
     for result in futures_util::future::join_all(jobs).await {
         match result {
-            Ok((outcome, swept)) => {
+            Ok((outcome, swept, lags)) => {
                 summary.add(&outcome);
                 summary.swept += swept;
+                summary.lags_ms.extend(lags);
             }
             Err((true, ids)) => behind.extend(ids),
             Err((false, ids)) => {
@@ -239,7 +242,24 @@ async fn evaluate<S: ContactStore, Q: Queue>(
     }
     summary.behind = behind.len();
     summary.log(evaluator.max_clock_skew_secs);
+    summary.metrics().emit();
     (failed, behind)
+}
+
+/// Logs each transition at info with the event that caused it, so one grep
+/// for an event id finds its ingest, its transitions and their deliveries.
+fn log_transitions(outcome: &Outcome) {
+    for t in &outcome.transitions {
+        let event_id = t.trigger.as_ref().map(|e| kairos_event::log::id(&e.id));
+        tracing::info!(
+            event_id = event_id.as_ref().map(tracing::field::display),
+            contact = %kairos_event::log::hashed(&t.contact),
+            segment = %t.segment,
+            change = ?t.change,
+            state_version = t.state_version,
+            "transition"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The one info line each invocation logs: what the batch did, with the
 //! reason for every refusal, so a refused batch is never silent. Per-contact
-//! detail is logged at debug.
+//! detail is logged at debug. The same counts are the invocation's metrics
+//! ([`Summary::metrics`]).
 
 use kairos_engine::{Applied, Outcome};
+use kairos_event::metrics::{Metrics, Unit};
 use kairos_event::Change;
 
 /// Counts over one batch.
@@ -35,6 +37,8 @@ pub(crate) struct Summary {
     pub entered: usize,
     /// Segment exits.
     pub exited: usize,
+    /// Each evaluated event's lag, from its time to the evaluation (ms).
+    pub lags_ms: Vec<f64>,
 }
 
 impl Summary {
@@ -73,6 +77,35 @@ impl Summary {
         reasons.join("; ")
     }
 
+    /// The invocation's metrics (EMF, dimension `Function=evaluate`):
+    /// `Messages`, `MessagesMalformed`, `ContactsFailed`, `EventsApplied`,
+    /// `EventsDuplicate`, `EventsStale`, `EventsLate`, `EventsFuture`,
+    /// `TransitionsEntered`, `TransitionsExited`, `Swept`, and the samples
+    /// `LagToEvaluationMs` (event time to evaluation, each event).
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics::new("evaluate");
+        let counts = [
+            ("Messages", self.messages),
+            ("MessagesMalformed", self.malformed),
+            ("ContactsFailed", self.failed_contacts),
+            ("EventsApplied", self.applied),
+            ("EventsDuplicate", self.duplicates),
+            ("EventsStale", self.stale),
+            ("EventsLate", self.late),
+            ("EventsFuture", self.future),
+            ("TransitionsEntered", self.entered),
+            ("TransitionsExited", self.exited),
+            ("Swept", self.swept),
+        ];
+        for (name, n) in counts {
+            m.count(name, &[], n as u64);
+        }
+        for lag in &self.lags_ms {
+            m.sample("LagToEvaluationMs", Unit::Milliseconds, &[], *lag);
+        }
+        m
+    }
+
     /// Logs the summary line at info.
     pub fn log(&self, max_clock_skew_secs: i64) {
         tracing::info!(
@@ -98,6 +131,35 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::Summary;
+
+    #[test]
+    fn the_metrics_carry_every_count_and_each_lag() {
+        let summary = Summary {
+            messages: 4,
+            malformed: 1,
+            applied: 2,
+            duplicates: 1,
+            entered: 1,
+            lags_ms: vec![120.0, 3000.0],
+            ..Default::default()
+        };
+        let lines = summary.metrics().lines(0);
+        assert_eq!(lines.len(), 1);
+        let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(doc["Function"], "evaluate");
+        assert_eq!((&doc["Messages"], &doc["MessagesMalformed"]), (&4.into(), &1.into()));
+        assert_eq!(
+            (&doc["EventsApplied"], &doc["EventsDuplicate"], &doc["EventsStale"]),
+            (&2.into(), &1.into(), &0.into())
+        );
+        assert_eq!(
+            (&doc["TransitionsEntered"], &doc["TransitionsExited"]),
+            (&1.into(), &0.into())
+        );
+        assert_eq!(doc["LagToEvaluationMs"], serde_json::json!([120, 3000]));
+        let names = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len();
+        assert_eq!(names, 12);
+    }
 
     #[test]
     fn the_refusal_reasons_name_each_kind_and_its_bound() {

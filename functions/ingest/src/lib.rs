@@ -42,6 +42,7 @@
 mod claim;
 mod config;
 mod events;
+mod metrics;
 pub mod providers;
 mod response;
 pub mod tracking;
@@ -104,6 +105,7 @@ pub async fn handle<Q: Queue, C: Claims>(
 ) -> ApiGatewayV2httpResponse {
     let reply = receive(&req, ingest, received.into()).await;
     log_summary(&req, &reply);
+    metrics::of_request(&req, &reply).emit();
     reply.into_response()
 }
 
@@ -261,8 +263,14 @@ fn body_bytes(req: &ApiGatewayV2httpRequest, limit: usize) -> Result<Vec<u8>, Re
 /// Refuses the events dated beyond the clock skew, enqueues the valid ones
 /// (before the deadline), then answers with the policy's status.
 async fn enqueue<Q: Queue, C>(ingest: &Ingest<'_, Q, C>, mut parsed: Parsed, policy: Policy, at: Received) -> Reply {
+    let invalid = parsed.rejected.len() as u64;
     parsed.refuse_ahead(at.time(), ingest.config.max_clock_skew_secs);
     let Parsed { events, rejected, .. } = parsed;
+    let refused = [
+        (metrics::INVALID, invalid),
+        (metrics::FUTURE, rejected.len() as u64 - invalid),
+    ];
+    let refused = refused.into_iter().filter(|(_, n)| *n > 0).collect();
     let messages: Vec<Message> = events
         .iter()
         .enumerate()
@@ -287,6 +295,12 @@ async fn enqueue<Q: Queue, C>(ingest: &Ingest<'_, Q, C>, mut parsed: Parsed, pol
             tracing::error!(error = %err, "enqueueing failed; asking the sender to retry");
             return json_response(503, json!({"error": "could not enqueue events; retry the request"}));
         }
+        // Each event id, so one grep follows an event to its transitions and deliveries.
+        let ids: Vec<String> = events
+            .iter()
+            .map(|e| kairos_event::log::id(&e.id).to_string())
+            .collect();
+        tracing::info!(event_id = %ids.join(","), "enqueued");
     }
     let accepted = events.len();
     if rejected.is_empty() {
@@ -300,10 +314,12 @@ async fn enqueue<Q: Queue, C>(ingest: &Ingest<'_, Q, C>, mut parsed: Parsed, pol
     } else {
         policy.partial
     };
-    json_response(
+    let mut reply = json_response(
         status,
         json!({"accepted": accepted, "rejected": rejected.len(), "errors": rejected}),
-    )
+    );
+    reply.refused = refused;
+    reply
 }
 
 #[cfg(test)]

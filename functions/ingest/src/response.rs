@@ -8,6 +8,8 @@ use serde_json::Value;
 pub(crate) struct Reply {
     pub status: u16,
     pub body: Value,
+    /// Items refused one by one, by reason (for the metrics; the body names each).
+    pub refused: Vec<(&'static str, u64)>,
 }
 
 impl Reply {
@@ -25,7 +27,11 @@ impl Reply {
 
 /// A JSON reply with the given status.
 pub(crate) fn json_response(status: u16, body: Value) -> Reply {
-    Reply { status, body }
+    Reply {
+        status,
+        body,
+        refused: Vec::new(),
+    }
 }
 
 /// The generic 401: details go to the logs, never to the caller.

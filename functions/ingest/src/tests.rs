@@ -316,3 +316,24 @@ async fn enqueueing_stops_at_the_deadline_with_a_503() {
     let resp = handle(req, &ingest, received).await;
     assert_eq!(resp.status_code, 503);
 }
+
+#[tokio::test]
+async fn refused_items_are_counted_by_reason_for_the_metrics() {
+    let config = config();
+    let queue = MemoryQueue::default();
+    let body = r#"{"batch":[
+        {"id":"a","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web"},
+        {"id":"b","contact":"u1","type":"page.viewed","at":"2026-11-27T10:00:00Z","source":"web","colour":"red"},
+        {"id":"c","contact":"u1","type":"page.viewed","at":"2027-11-27T10:00:00Z","source":"web"}]}"#;
+    let mut req = request("/v1/events", body);
+    req.headers.insert("x-api-key", "secret-key".parse().unwrap());
+    let claims = kairos_store::MemoryClaims::default();
+    let ingest = Ingest {
+        config: &config,
+        queue: &queue,
+        claims: &claims,
+    };
+    let reply = receive(&req, &ingest, Received::from(NOW)).await;
+    assert_eq!(reply.body["accepted"], 1);
+    assert_eq!(reply.refused, vec![("invalid", 1), ("future", 1)]);
+}

@@ -85,6 +85,7 @@ pub async fn handle<I: DueIndex, Q: Queue>(
         failed_shards = report.failed_shards.len(),
         "swept"
     );
+    report.metrics().emit();
     match report.failed_shards.is_empty() {
         true => Ok(report),
         false => Err(SweepError::Shards(report.failed_shards)),

@@ -5,6 +5,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    kairos_event::metrics::enable();
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let aws = aws_config::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;

@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use kairos_event::metrics::{Metrics, Unit};
 use kairos_event::{EventsMessage, Sweep};
 use kairos_store::{Due, DueIndex, Message, Queue, QueueError, StoreError};
 use std::time::Instant;
@@ -41,6 +42,31 @@ pub struct Report {
     pub more: bool,
     /// Shards whose query or send failed (logged); the next run retries them.
     pub failed_shards: Vec<u32>,
+}
+
+impl Report {
+    /// The run's metrics (EMF, `Function=sweep`): `SweepSent`, `SweepMore`
+    /// (1 when the run left due contacts for the next one),
+    /// `SweepFailedShards`, and the lateness figures `SweepLatenessP50`,
+    /// `SweepLatenessP99` and `SweepLatenessMax` (seconds; one value each per
+    /// run, since a run may send thousands).
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics::new("sweep");
+        m.count("SweepSent", &[], self.sent as u64);
+        m.count("SweepMore", &[], u64::from(self.more));
+        m.count("SweepFailedShards", &[], self.failed_shards.len() as u64);
+        if self.sent > 0 {
+            let figures = [
+                ("SweepLatenessP50", self.lateness.p50),
+                ("SweepLatenessP99", self.lateness.p99),
+                ("SweepLatenessMax", self.lateness.max),
+            ];
+            for (name, secs) in figures {
+                m.sample(name, Unit::Seconds, &[], secs as f64);
+            }
+        }
+        m
+    }
 }
 
 /// Lateness figures of one run, seconds.

@@ -150,3 +150,27 @@ fn the_configuration_is_read_and_checked_in_one_place() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_runs_metrics_carry_what_it_sent_and_how_late() {
+    let (store, queue) = (MemoryContacts::default(), MemoryQueue::default());
+    due(&store, "ada@example.com", 1_000).await;
+    due(&store, "bob@example.com", 1_040).await;
+    let report = Sweeper::new(&store, &queue).sweep(at(1_100), later()).await;
+    let lines = report.metrics().lines(0);
+    assert_eq!(lines.len(), 1);
+    let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        (&doc["Function"], &doc["SweepSent"], &doc["SweepMore"]),
+        (&"sweep".into(), &2.into(), &0.into())
+    );
+    assert_eq!(doc["SweepLatenessMax"], 100);
+    assert_eq!(doc["SweepLatenessP50"], 60);
+    let quiet = Sweeper::new(&store, &queue).sweep(at(900), later()).await.metrics();
+    let quiet: serde_json::Value = serde_json::from_str(&quiet.lines(0)[0]).unwrap();
+    assert_eq!(quiet["SweepSent"], 0);
+    assert!(
+        quiet.get("SweepLatenessMax").is_none(),
+        "no lateness without a due contact"
+    );
+}

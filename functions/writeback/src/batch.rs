@@ -6,6 +6,7 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
+use kairos_event::metrics::{Metrics, Unit};
 use kairos_event::{Transition, WritebackMessage};
 use kairos_store::{ContactStore, DeadLetters, DeliveryLedger, Redelivery, MAX_VISIBILITY_SECS};
 use std::collections::BTreeMap;
@@ -58,15 +59,17 @@ where
         }
     }
     let shares = join_all(wb.destinations.iter().map(|d| serve(d, &items, wb, deadline_ms))).await;
+    let names = || wb.destinations.iter().map(|d| d.name());
     log_summary(
         messages,
         messages - items.len(),
-        wb.destinations.iter().map(|d| d.name()).zip(&shares),
+        names().zip(shares.iter().map(|s| &s.ends)),
     );
+    metrics(messages, messages - items.len(), names().zip(&shares)).emit();
     for (i, item) in items.iter().enumerate() {
         let pending: Vec<Option<Duration>> = shares
             .iter()
-            .filter_map(|share| match share.get(&i) {
+            .filter_map(|share| match share.ends.get(&i) {
                 Some(Final::Pending(after)) => Some(*after),
                 _ => None,
             })
@@ -115,6 +118,29 @@ fn log_summary<'a>(
         })
         .collect();
     tracing::info!(messages, unreadable, destinations = %per_destination.join("; "), "batch written back");
+}
+
+/// The invocation's metrics (EMF): `Messages` and `MessagesUnreadable`; per
+/// `Destination`: `Deliveries` (written, or already done), `Failures`
+/// (dead-lettered), `Pending` (left for SQS to redeliver), `Retries`
+/// (retryable failures met, each retried now or later); and the samples
+/// `LagToDeliveryMs`, from the triggering event's time to its delivery.
+fn metrics<'a>(messages: usize, unreadable: usize, shares: impl Iterator<Item = (&'a str, &'a Share)>) -> Metrics {
+    let mut m = Metrics::new("writeback");
+    m.count("Messages", &[], messages as u64);
+    m.count("MessagesUnreadable", &[], unreadable as u64);
+    for (name, share) in shares {
+        let count = |f: fn(&Final) -> bool| share.ends.values().filter(|e| f(e)).count() as u64;
+        let dims = [("Destination", name)];
+        m.count("Deliveries", &dims, count(|e| matches!(e, Final::Done)));
+        m.count("Failures", &dims, count(|e| matches!(e, Final::Dead(_))));
+        m.count("Pending", &dims, count(|e| matches!(e, Final::Pending(_))));
+        m.count("Retries", &dims, share.retries);
+        for lag in &share.lags_ms {
+            m.sample("LagToDeliveryMs", Unit::Milliseconds, &[], *lag);
+        }
+    }
+    m
 }
 
 /// Reads a message. A malformed one is dead-lettered with its reason and
@@ -170,15 +196,19 @@ async fn read<D, L, C: ContactStore, Q: DeadLetters, R>(
     })
 }
 
+/// What one destination made of a batch.
+struct Share {
+    /// Each message's end for this destination (absent: nothing to do).
+    ends: BTreeMap<usize, Final>,
+    /// Retryable failures met.
+    retries: u64,
+    /// For each transition written with a triggering event: ms from the event to now.
+    lags_ms: Vec<f64>,
+}
+
 /// One destination's share: the newest state per contact among the messages
-/// it receives, minus what the ledger has; driven; dead letters sent. Returns
-/// each message's end for this destination (absent: nothing to do).
-async fn serve<D, L, C, Q, R>(
-    dest: &D,
-    items: &[Item],
-    wb: &Writeback<'_, D, L, C, Q, R>,
-    deadline_ms: u64,
-) -> BTreeMap<usize, Final>
+/// it receives, minus what the ledger has; driven; dead letters sent.
+async fn serve<D, L, C, Q, R>(dest: &D, items: &[Item], wb: &Writeback<'_, D, L, C, Q, R>, deadline_ms: u64) -> Share
 where
     D: Destination,
     L: DeliveryLedger,
@@ -225,15 +255,40 @@ where
         writes.push((write, current));
     }
     let batch: Vec<Write> = writes.iter().map(|(w, _)| w.clone()).collect();
-    let finals = drive(dest, &batch, wb.ledger, wb.clock, deadline_ms).await;
+    let (finals, retries) = drive(dest, &batch, wb.ledger, wb.clock, deadline_ms).await;
+    let mut lags_ms = Vec::new();
     for ((write, indexes), end) in writes.into_iter().zip(finals) {
         let end = match end {
             Final::Dead(reason) => dead_letter(dest, &write, &indexes, items, &reason, wb).await,
+            Final::Done => {
+                lags_ms.extend(delivered(dest.name(), &write, wb.clock.now_ms()));
+                Final::Done
+            }
             other => other,
         };
         indexes.into_iter().for_each(|i| drop(ends.insert(i, end.clone())));
     }
-    ends
+    Share { ends, retries, lags_ms }
+}
+
+/// Logs a write delivered, with the events that caused its transitions (one
+/// grep for an event id follows it from ingest to here); returns the lag of
+/// each of them, from the event's time to `now_ms`.
+fn delivered(destination: &str, write: &Write, now_ms: u64) -> Vec<f64> {
+    let triggers: Vec<_> = write.transitions.iter().filter_map(|t| t.trigger.as_ref()).collect();
+    let ids: Vec<String> = triggers
+        .iter()
+        .map(|e| kairos_event::log::id(&e.id).to_string())
+        .collect();
+    tracing::info!(
+        destination,
+        contact = %kairos_event::log::hashed(&write.contact),
+        version = write.version,
+        event_id = %ids.join(","),
+        "delivered"
+    );
+    let lag = |at: i64| (now_ms as i64).saturating_sub(at).max(0) as f64;
+    triggers.iter().map(|e| lag(e.at.timestamp_millis())).collect()
 }
 
 /// Sends a permanently failed write's messages to the dead-letter queue, named
@@ -266,4 +321,74 @@ where
     }
     record(wb.ledger, dest.name(), write).await;
     Final::Dead(reason.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kairos_event::{Change, Trigger};
+    use serde_json::{json, Value};
+
+    fn write(triggered_at_ms: &[i64]) -> Write {
+        let transition = |at: Option<i64>| Transition {
+            contact: "ada@example.com".into(),
+            segment: "engaged".into(),
+            change: Change::Entered,
+            rule_version: "r1".into(),
+            state_version: 7,
+            at: chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap(),
+            trigger: at.map(|ms| Trigger {
+                id: format!("evt-{ms}"),
+                kind: kairos_event::EventType::EmailClicked,
+                at: chrono::DateTime::from_timestamp_millis(ms).unwrap(),
+            }),
+            summary: String::new(),
+            explanation: Value::Null,
+            members: Some(vec!["engaged".into()]),
+        };
+        let mut transitions: Vec<Transition> = triggered_at_ms.iter().map(|&ms| transition(Some(ms))).collect();
+        transitions.push(transition(None));
+        Write {
+            contact: "ada@example.com".into(),
+            version: 7,
+            members: vec!["engaged".into()],
+            transitions,
+        }
+    }
+
+    #[test]
+    fn a_delivery_lags_each_triggering_event_and_not_the_time_based_ones() {
+        let lags = delivered("hook", &write(&[1_000, 4_500]), 5_000);
+        assert_eq!(lags, vec![4_000.0, 500.0]);
+    }
+
+    #[test]
+    fn the_metrics_count_each_destination_apart_and_pool_the_lags() {
+        let hubspot = Share {
+            ends: BTreeMap::from([
+                (0, Final::Done),
+                (1, Final::Dead("400".into())),
+                (2, Final::Pending(None)),
+            ]),
+            retries: 3,
+            lags_ms: vec![250.0],
+        };
+        let hook = Share {
+            ends: BTreeMap::from([(0, Final::Done), (1, Final::Done)]),
+            retries: 0,
+            lags_ms: vec![90.0, 40.0],
+        };
+        let m = metrics(4, 1, [("hubspot", &hubspot), ("hook", &hook)].into_iter());
+        let docs: Vec<Value> = m.lines(0).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let of = |d: &str| docs.iter().find(|doc| doc["Destination"] == d).unwrap().clone();
+        let h = of("hubspot");
+        assert_eq!(
+            [&h["Deliveries"], &h["Failures"], &h["Pending"], &h["Retries"]],
+            [&json!(1), &json!(1), &json!(1), &json!(3)]
+        );
+        assert_eq!(of("hook")["Deliveries"], 2);
+        let all = docs.iter().find(|doc| doc.get("Destination").is_none()).unwrap();
+        assert_eq!((&all["Messages"], &all["MessagesUnreadable"]), (&json!(4), &json!(1)));
+        assert_eq!(all["LagToDeliveryMs"], json!([250, 90, 40]));
+    }
 }

@@ -120,13 +120,14 @@ pub fn ledger_mark(version: u64, written: bool) -> u64 {
 }
 
 /// Drives `writes` to `dest` until done or until `deadline_ms` leaves no time.
+/// Returns each write's end, and how many retryable failures were met on the way.
 pub async fn drive<D: Destination, L: DeliveryLedger>(
     dest: &D,
     writes: &[Write],
     ledger: &L,
     clock: &dyn Clock,
     deadline_ms: u64,
-) -> Vec<Final> {
+) -> (Vec<Final>, u64) {
     let shared = share_pause(dest, ledger, None).await;
     let mut run = Run {
         dest,
@@ -156,10 +157,9 @@ pub async fn drive<D: Destination, L: DeliveryLedger>(
         }
     }
     share_pause(dest, ledger, Some(shared)).await;
-    run.finals
-        .into_iter()
-        .map(|f| f.unwrap_or(Final::Pending(None)))
-        .collect()
+    let retries = run.attempts.iter().map(|&n| u64::from(n)).sum();
+    let finals = run.finals.into_iter().map(|f| f.unwrap_or(Final::Pending(None)));
+    (finals.collect(), retries)
 }
 
 /// One destination's writes under way.

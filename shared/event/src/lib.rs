@@ -25,6 +25,7 @@ pub mod key;
 mod kind;
 pub mod log;
 mod message;
+pub mod metrics;
 pub mod strict;
 mod transition;
 

@@ -99,7 +99,7 @@ async fn posts_signed_with_the_destinations_members_and_waits_out_retry_after() 
     let clock = Arc::new(ManualClock::at(1_795_773_600_000));
     let hook = webhook(serve(receiver.clone()).await, clock.clone());
     let start = clock.now_ms();
-    let finals = drive(
+    let (finals, retries) = drive(
         &hook,
         &[write("vip", 4)],
         &MemoryLedger::default(),
@@ -108,6 +108,7 @@ async fn posts_signed_with_the_destinations_members_and_waits_out_retry_after() 
     )
     .await;
     assert_eq!(finals, [Final::Done]);
+    assert_eq!(retries, 2, "the 429 and the 503 were each retried");
     assert!(clock.now_ms() >= start + 3_000, "Retry-After: 3 was honoured");
     let received = receiver.received.lock().unwrap().clone();
     assert_eq!(received.len(), 1);
