@@ -376,6 +376,9 @@ async fn rules(command: RulesCommand) -> Result<(), String> {
                 q => format!(", {q} sequence{}", plural(q)),
             };
             println!("{}: ok, {n} segment{}{sequences}", file.display(), plural(n));
+            for warning in rules.warnings() {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
             Ok(())
         }
         RulesCommand::Schema => {

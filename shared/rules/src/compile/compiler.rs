@@ -125,7 +125,9 @@ impl Compiler {
                 id: def.id.as_str().into(),
                 name: def.name.clone(),
                 description: def.description.clone(),
-                version: content_hash(def).into(),
+                version: rule_version(def).into(),
+                purpose: def.purpose,
+                paused: def.paused,
                 rule,
                 reads,
                 texts: Vec::new(),
@@ -377,5 +379,17 @@ mod tests {
             let pattern = Regex::new(crate::file::schema::ID).unwrap();
             prop_assert_eq!(pattern.is_match(&text), super::valid_id(&text), "{:?}", text);
         }
+    }
+}
+
+/// A segment's rule version: the content hash of its definition, pausing
+/// aside (a paused segment's rule is the same rule).
+fn rule_version(def: &crate::file::SegmentDef) -> String {
+    match def.paused {
+        false => content_hash(def),
+        true => content_hash(&crate::file::SegmentDef {
+            paused: false,
+            ..def.clone()
+        }),
     }
 }
