@@ -32,6 +32,13 @@ pub struct Config {
     /// `KAIROS_DUE_SHARDS` (optional): the due index's shard count, the same
     /// as the sweep function's; default [`kairos_store::DEFAULT_DUE_SHARDS`].
     pub due_shards: u32,
+    /// `KAIROS_AUDIT_TABLE` (optional): the table of the audit trail
+    /// (`AuditTable` in the template), written with each record change;
+    /// `None`: no audit trail is kept (the embedded demo keeps it in memory).
+    pub audit_table: Option<String>,
+    /// `KAIROS_AUDIT_RETENTION_DAYS` (optional): how long audit entries are
+    /// kept, 1 to 3650 days; default [`kairos_store::DEFAULT_AUDIT_RETENTION_DAYS`].
+    pub audit_retention_days: i64,
 }
 
 /// Why the configuration is unusable; names the variable (and the file).
@@ -72,6 +79,14 @@ impl Config {
                 None => kairos_store::DEFAULT_DUE_SHARDS,
                 Some(v) => kairos_store::parse_due_shards(&v).map_err(|reason| ConfigError::Invalid {
                     name: "KAIROS_DUE_SHARDS",
+                    reason,
+                })?,
+            },
+            audit_table: get("KAIROS_AUDIT_TABLE"),
+            audit_retention_days: match get("KAIROS_AUDIT_RETENTION_DAYS") {
+                None => kairos_store::DEFAULT_AUDIT_RETENTION_DAYS,
+                Some(v) => kairos_store::parse_retention_days(&v).map_err(|reason| ConfigError::Invalid {
+                    name: "KAIROS_AUDIT_RETENTION_DAYS",
                     reason,
                 })?,
             },

@@ -367,6 +367,18 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// A segment's rule version: the content hash of its definition, pausing
+/// aside (a paused segment's rule is the same rule).
+fn rule_version(def: &crate::file::SegmentDef) -> String {
+    match def.paused {
+        false => content_hash(def),
+        true => content_hash(&crate::file::SegmentDef {
+            paused: false,
+            ..def.clone()
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -379,17 +391,5 @@ mod tests {
             let pattern = Regex::new(crate::file::schema::ID).unwrap();
             prop_assert_eq!(pattern.is_match(&text), super::valid_id(&text), "{:?}", text);
         }
-    }
-}
-
-/// A segment's rule version: the content hash of its definition, pausing
-/// aside (a paused segment's rule is the same rule).
-fn rule_version(def: &crate::file::SegmentDef) -> String {
-    match def.paused {
-        false => content_hash(def),
-        true => content_hash(&crate::file::SegmentDef {
-            paused: false,
-            ..def.clone()
-        }),
     }
 }
