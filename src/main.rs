@@ -422,6 +422,9 @@ async fn rules(command: RulesCommand) -> Result<(), String> {
                 q => format!(", {q} sequence{}", plural(q)),
             };
             println!("{}: ok, {n} segment{}{sequences}", file.display(), plural(n));
+            for warning in rules.warnings() {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
             Ok(())
         }
         RulesCommand::Schema => {
@@ -636,6 +639,10 @@ async fn local_infra(endpoint: &str) -> Result<(), String> {
     let config = kairos::local::sdk_config(endpoint).await;
     let infra = kairos::local::create(&config).await.map_err(|e| e.to_string())?;
     println!("KAIROS_TABLE={}", infra.table);
+    println!(
+        "KAIROS_AUDIT_TABLE={}",
+        infra.tables.get("AuditTable").map_or("", String::as_str)
+    );
     println!("KAIROS_EVENTS_QUEUE_URL={}", infra.queue("EventsQueue"));
     println!("KAIROS_WRITEBACK_QUEUE_URL={}", infra.queue("WritebackQueue"));
     println!("KAIROS_WRITEBACK_DLQ_URL={}", infra.queue("WritebackDeadLetterQueue"));

@@ -14,11 +14,17 @@ fn kairos(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn rules_validate_exits_0_for_the_example_and_1_with_every_problem() {
-    let (code, stdout, _) = kairos(&["rules", "validate", "rules/segments.yaml"]);
+    let (code, stdout, stderr) = kairos(&["rules", "validate", "rules/segments.yaml"]);
     assert_eq!(
         (code, stdout.trim()),
         (0, "rules/segments.yaml: ok, 6 segments, 3 sequences")
     );
+    // Marketing segments with no consent condition are warned about, not refused.
+    assert!(
+        stderr.contains("rules/segments.yaml: warning: segment `engaged-reader`: segments[2].rule: a marketing segment with no consent condition"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`pricing-intent`"), "{stderr}");
     let dir = std::env::temp_dir().join(format!("kairos-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.yaml");

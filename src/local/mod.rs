@@ -22,8 +22,10 @@ pub const TEMPLATE: &str = include_str!("../../infra/template.yaml");
 /// (`EventsQueue`, `EventsDeadLetterQueue`, `WritebackQueue`, ...).
 #[derive(Debug, Clone)]
 pub struct Infra {
-    /// The table's name (its logical name in the template).
+    /// The contacts table's name (its logical name in the template, `ContactsTable`).
     pub table: String,
+    /// Every table's name by logical name (`ContactsTable`, `AuditTable`).
+    pub tables: HashMap<String, String>,
     /// Queue URLs by logical name.
     pub queues: HashMap<String, String>,
     /// Versioned bucket names by logical name (`RulesBucket`), each its logical name lowercased.
@@ -86,10 +88,14 @@ pub async fn create(config: &aws_config::SdkConfig) -> Result<Infra, InfraError>
     let resources = template["Resources"]
         .as_mapping()
         .ok_or_else(|| InfraError("template has no Resources".into()))?;
-    let mut table = None;
+    let mut tables = HashMap::new();
     for (name, resource) in resources {
         if resource["Type"] == "AWS::DynamoDB::Table" {
-            table = Some(create_table(config, &text(name)?, &resource["Properties"]).await?);
+            let name = text(name)?;
+            tables.insert(
+                name.clone(),
+                create_table(config, &name, &resource["Properties"]).await?,
+            );
         }
     }
     let queues = create_queues(config, resources).await?;
@@ -101,7 +107,11 @@ pub async fn create(config: &aws_config::SdkConfig) -> Result<Infra, InfraError>
         }
     }
     Ok(Infra {
-        table: table.ok_or_else(|| InfraError("template defines no table".into()))?,
+        table: tables
+            .get("ContactsTable")
+            .cloned()
+            .ok_or_else(|| InfraError("template defines no ContactsTable".into()))?,
+        tables,
         queues,
         buckets,
     })

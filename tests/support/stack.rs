@@ -45,9 +45,16 @@ impl Stack {
         url
     }
 
-    /// The contact store over the template's table.
+    /// The contact store over the template's table, keeping the audit trail
+    /// in its audit table (as the evaluate function does).
     pub fn store(&self) -> DynamoContacts {
-        DynamoContacts::new(self.dynamodb.clone(), &self.infra.table)
+        let store = DynamoContacts::new(self.dynamodb.clone(), &self.infra.table);
+        store.with_audit(self.audit_table(), kairos_store::DEFAULT_AUDIT_RETENTION_DAYS)
+    }
+
+    /// The template's audit table.
+    pub fn audit_table(&self) -> &str {
+        self.infra.tables.get("AuditTable").map_or("", String::as_str)
     }
 
     /// The delivery ledger over the template's table.

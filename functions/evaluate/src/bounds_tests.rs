@@ -55,7 +55,11 @@ fn the_clock_skew_is_configured_in_whole_seconds_up_to_a_day() {
         let skew = skew.to_string();
         Config::from_env(move |name| match name {
             "KAIROS_MAX_CLOCK_SKEW_SECS" => Some(skew.clone()),
-            "KAIROS_RULES_FILE" | "KAIROS_DUE_SHARDS" | "KAIROS_RULES_URI" | "KAIROS_RULES_REFRESH_SECS" => None,
+            "KAIROS_RULES_FILE"
+            | "KAIROS_DUE_SHARDS"
+            | "KAIROS_RULES_URI"
+            | "KAIROS_RULES_REFRESH_SECS"
+            | "KAIROS_AUDIT_RETENTION_DAYS" => None,
             _ => Some("x".into()),
         })
     };

@@ -36,6 +36,13 @@ pub struct Config {
     /// batch's events are archived to after the state write
     /// ([`archive_batch`](crate::archive_batch)); `None`: no archive.
     pub archive_stream: Option<String>,
+    /// `KAIROS_AUDIT_TABLE` (optional): the table of the audit trail
+    /// (`AuditTable` in the template), written with each record change;
+    /// `None`: no audit trail is kept (the embedded demo keeps it in memory).
+    pub audit_table: Option<String>,
+    /// `KAIROS_AUDIT_RETENTION_DAYS` (optional): how long audit entries are
+    /// kept, 1 to 3650 days; default [`kairos_store::DEFAULT_AUDIT_RETENTION_DAYS`].
+    pub audit_retention_days: i64,
 }
 
 /// Why the configuration is unusable; names the variable (and the file).
@@ -80,6 +87,14 @@ impl Config {
                 })?,
             },
             archive_stream: get("KAIROS_ARCHIVE_STREAM").map(|v| v.trim().to_string()),
+            audit_table: get("KAIROS_AUDIT_TABLE"),
+            audit_retention_days: match get("KAIROS_AUDIT_RETENTION_DAYS") {
+                None => kairos_store::DEFAULT_AUDIT_RETENTION_DAYS,
+                Some(v) => kairos_store::parse_retention_days(&v).map_err(|reason| ConfigError::Invalid {
+                    name: "KAIROS_AUDIT_RETENTION_DAYS",
+                    reason,
+                })?,
+            },
         })
     }
 }

@@ -18,8 +18,11 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let aws = aws_config::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;
-    let store =
+    let mut store =
         DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table).with_due_shards(config.due_shards);
+    if let Some(audit) = &config.audit_table {
+        store = store.with_audit(audit, config.audit_retention_days);
+    }
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.writeback_queue_url);
     let published = match &config.rules_uri {
         Some(uri) => Some(S3Rules::new(kairos_store::s3_client(&aws), uri)?),

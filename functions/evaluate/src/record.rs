@@ -16,6 +16,8 @@ pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input
         due_at: stored.due_at,
         expires_at: stored.expires_at,
         rules_seq: stored.rules_seq,
+        overrides: std::mem::take(&mut stored.overrides),
+        written: stored.written.take(),
     };
     let outcome = engine.step(key, &mut contact, input);
     stored.state = contact.state;
@@ -24,6 +26,9 @@ pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input
     stored.due_at = contact.due_at;
     stored.expires_at = contact.expires_at;
     stored.rules_seq = contact.rules_seq;
+    stored.overrides = contact.overrides;
+    stored.written = contact.written;
+    stored.audit.extend(outcome.audit.iter().cloned());
     let bodies = outcome.transitions.iter().map(WritebackMessage::transition_body);
     stored.outbox.extend(bodies);
     outcome

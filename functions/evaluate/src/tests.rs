@@ -214,12 +214,16 @@ fn config_names_the_missing_variable() {
         "KAIROS_DUE_SHARDS",
         "KAIROS_RULES_URI",
         "KAIROS_RULES_REFRESH_SECS",
+        "KAIROS_AUDIT_TABLE",
+        "KAIROS_AUDIT_RETENTION_DAYS",
     ];
     let env = |name: &str| (!optional.contains(&name)).then(|| format!("{name}-value"));
     let ok = Config::from_env(env).unwrap();
     assert_eq!(ok.table, "KAIROS_TABLE-value");
     assert_eq!(ok.rules.fingerprint(), rules().fingerprint(), "the embedded rules");
     assert_eq!(ok.due_shards, kairos_store::DEFAULT_DUE_SHARDS);
+    assert_eq!(ok.audit_table, None);
+    assert_eq!(ok.audit_retention_days, 400);
     let shards = |value: &'static str| {
         Config::from_env(move |name| match name {
             "KAIROS_DUE_SHARDS" => Some(value.to_string()),

@@ -60,6 +60,20 @@ impl Batch<'_> {
         latest(self.applied.iter().map(|(e, _)| *e))
     }
 
+    /// The latest applied event that can change consent, as a trigger.
+    pub fn consent_trigger(&self) -> Option<kairos_event::Trigger> {
+        let consent = self
+            .applied
+            .iter()
+            .map(|(e, _)| *e)
+            .filter(|e| kairos_state::affects_consent(e));
+        latest(consent).map(|e| kairos_event::Trigger {
+            id: e.id.clone(),
+            kind: e.kind,
+            at: e.at,
+        })
+    }
+
     /// What changed segment `i`'s answer: the latest applied event it reads
     /// (none when time, a rules change or a merge did).
     pub fn trigger(&self, rules: &RuleSet, i: usize) -> Option<&Event> {

@@ -39,6 +39,15 @@ pub struct Contact {
     /// record (`0`: the embedded rules). Never lowered: an engine on older
     /// rules does not step it ([`crate::Engine::behind`]).
     pub rules_seq: u64,
+    /// The human overrides in force, sorted by segment, one per segment at
+    /// most ([`crate::Override`]); their expiries count among the record's
+    /// deadlines.
+    pub overrides: Vec<crate::Override>,
+    /// What destinations were last told the contact is a member of (sorted
+    /// segment ids), when that differs from the recorded rule answers
+    /// (`state.members()`): overrides, the consent guard or a paused segment
+    /// made it differ. `None`: the same.
+    pub written: Option<Vec<String>>,
 }
 
 /// A frozen anonymous visitor's record (`anon:<id>`), linked to a known

@@ -70,16 +70,19 @@ mod apply;
 mod contact;
 mod diff;
 mod due;
+mod govern;
 pub mod identity;
 mod timeline;
 
 pub use contact::{Contact, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
 pub use due::indexed_due;
+pub use govern::{effective, Manual, MAX_ACTOR_BYTES, MAX_OVERRIDES, MAX_REASON_BYTES};
 pub use kairos_state::Applied;
+pub use kairos_state::Override;
 pub use timeline::Timeline;
 
 use chrono::{DateTime, Utc};
-use kairos_event::{Event, Transition};
+use kairos_event::{AuditEntry, Event, Transition};
 use kairos_rules::RuleSet;
 
 /// The engine: the step over one compiled rule set.
@@ -176,9 +179,16 @@ pub struct Outcome {
     /// How many segments the step decided; the others kept their answers
     /// (nothing they read changed and no deadline of theirs passed).
     pub decided: usize,
-    /// The segment entries and exits, segments in rules-file order, then the
-    /// exits from segments no longer in the rules.
+    /// What destinations are told: the changes of the written membership
+    /// (the effective one, overrides applied, held back for paused segments
+    /// and by the consent guard), segments in rules-file order, then the
+    /// exits from segments no longer in the rules. Each carries the whole
+    /// written membership.
     pub transitions: Vec<Transition>,
+    /// The audit entries of this step: each effective transition (written
+    /// or not), override set, removed or lapsed, consent-guard action, and
+    /// the first decision under newly published rules. Saved with the record.
+    pub audit: Vec<AuditEntry>,
     /// The record's new version if the step changed it (the caller saves it,
     /// conditioned on the version it read); `None` if nothing changed.
     pub version: Option<u64>,
@@ -206,7 +216,23 @@ impl Engine<'_> {
     /// updated in place; when [`Outcome::save`] is false it is unchanged in
     /// everything a caller saves.
     pub fn step(&self, key: &str, contact: &mut Contact, input: &Input<'_>) -> Outcome {
+        self.run(key, contact, input, None)
+    }
+
+    /// A human's change to the contact's overrides ([`Manual`]), as a step as
+    /// of `now` with no events: the override is recorded with the state, and
+    /// the transition it causes says "override by <actor>: <reason>".
+    /// Unpinning a segment with no override changes nothing.
+    pub fn manual(&self, key: &str, contact: &mut Contact, manual: &Manual, now: DateTime<Utc>) -> Outcome {
+        self.run(key, contact, &Input::at(now), Some(manual))
+    }
+
+    fn run(&self, key: &str, contact: &mut Contact, input: &Input<'_>, manual: Option<&Manual>) -> Outcome {
         let now = input.now.timestamp();
+        let before = govern::Before::of(self.rules, contact);
+        let replaced = manual.map(|m| govern::apply_manual(contact, m));
+        let manual = manual.filter(|m| matches!(m, Manual::Pin(_)) || replaced.as_ref().is_some_and(Option::is_some));
+        let lapsed = govern::lift_expired(contact, now);
         let merged = identity::absorb(key, contact, input.frozen, now);
         let mut batch = apply::apply(
             self.rules,
@@ -226,7 +252,8 @@ impl Engine<'_> {
         // A record never written (version 0) has nothing the rules decided yet.
         let rules_changed = contact.version > 0
             && (contact.state.rules_fingerprint() != self.rules.fingerprint() || contact.rules_seq < self.rules_seq);
-        if batch.applied.is_empty() && outcome.merged.is_empty() && !due && !rules_changed {
+        let governed = manual.is_some() || !lapsed.is_empty();
+        if batch.applied.is_empty() && outcome.merged.is_empty() && !due && !rules_changed && !governed {
             let indexed = indexed_due(contact.next_change_at, contact.due_at, now);
             outcome.reindex = indexed != contact.due_at;
             contact.due_at = indexed;
@@ -243,8 +270,16 @@ impl Engine<'_> {
         contact.version = kairos_state::next_version(contact.version, input.now.timestamp_millis());
         outcome.decided = decisions.members.len();
         let decided = (&decisions, verdicts);
-        outcome.transitions = diff::transitions(self.rules, key, contact, decided, full, &batch, input.now);
-        contact.next_change_at = decisions.next_change_at;
+        let ruled = diff::transitions(self.rules, key, contact, decided, full, &batch, input.now);
+        let step = govern::Step {
+            manual,
+            lapsed: &lapsed,
+            rules_changed,
+            now: input.now,
+            consent_event: batch.consent_trigger(),
+        };
+        (outcome.transitions, outcome.audit) = govern::settle(self.rules, key, contact, &before, ruled, &step);
+        contact.next_change_at = earliest(decisions.next_change_at, govern::next_expiry(contact));
         contact.due_at = indexed_due(contact.next_change_at, contact.due_at, now);
         contact.state.record_decision(decisions.deadlines, decisions.holds);
         if let Some(latest) = batch.latest() {
@@ -257,5 +292,16 @@ impl Engine<'_> {
     }
 }
 
+/// The earlier of two optional times.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod govern_tests;
 #[cfg(test)]
 mod tests;

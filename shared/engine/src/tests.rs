@@ -209,7 +209,8 @@ fn each_transition_is_triggered_by_the_latest_event_its_segment_reads() {
   - { id: either, name: E, rule: { any: [ { segment: clicked }, { segment: pro } ] } }
   - { id: gone, name: G, rule: { consent: unsubscribed } }
 ";
-    let rules = rules(&format!("{CLICKED}{more}"));
+    // Operational segments: written whatever the consent (the guard is tested in govern_tests).
+    let rules = rules(&format!("{CLICKED}{more}").replace("name:", "purpose: operational, name:"));
     let engine = Engine::new(&rules);
     let events = [
         event("u1", "email.unsubscribed", 2, ""),

@@ -19,6 +19,7 @@
 //! assert!(event.machine);
 //! ```
 
+mod audit;
 mod deadline;
 mod error;
 pub mod key;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod strict;
 mod transition;
 
+pub use audit::{AuditEntry, AuditKind};
 pub use deadline::invocation_deadline_ms;
 pub use error::EventError;
 pub use key::{KeyError, MAX_CONTACT_BYTES};

@@ -52,8 +52,8 @@ pub use file::sending::{
 };
 pub use file::yaml::read as read_yaml;
 pub use file::{
-    BoundsDef, Condition, ConsentDef, CountDef, EventDef, FilterDef, LastDef, MatcherDef, RulesFile, ScoreBoundDef,
-    ScoreDef, SegmentDef, SequenceDef, TermDef, VelocityDef,
+    BoundsDef, Condition, ConsentDef, CountDef, EventDef, FilterDef, LastDef, MatcherDef, Purpose, RulesFile,
+    ScoreBoundDef, ScoreDef, SegmentDef, SequenceDef, TermDef, VelocityDef,
 };
 
 impl RuleSet {
@@ -93,5 +93,7 @@ impl RuleSet {
     }
 }
 
+#[cfg(test)]
+mod governance_tests;
 #[cfg(test)]
 mod tests;

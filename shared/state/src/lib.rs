@@ -44,6 +44,7 @@ mod consent;
 mod delta;
 pub mod limits;
 mod merge;
+mod overrides;
 pub mod retention;
 mod seen;
 mod signal;
@@ -56,6 +57,7 @@ pub use limits::{
     MAX_CLOCK_SKEW_LIMIT_SECS, MAX_MERGED, MAX_SEEN_IDS, MAX_SEGMENTS, MAX_TRAITS, MAX_TRAIT_NAME_BYTES,
     MAX_TRAIT_VALUE_BYTES, STATE_BUDGET_BYTES,
 };
+pub use overrides::Override;
 pub use retention::{
     DEAD_LETTER_RETENTION_SECS, DEDUPE_HORIZON_SECS, EVENTS_QUEUE_RETENTION_SECS, LEDGER_TTL_SECS, PROVIDER_DELAY_SECS,
     RECORD_TTL_SECS, RETENTION_SECS,

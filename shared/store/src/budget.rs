@@ -103,6 +103,13 @@ impl StoredContact {
         if let Some(kept) = self.consent_to_keep().or(self.consent_kept) {
             size += number("consent_kept", kept.order().into());
         }
+        if !self.overrides.is_empty() {
+            let json = serde_json::to_string(&self.overrides).map_or(0, |j| j.len());
+            size += text("overrides", json);
+        }
+        if let Some(written) = &self.written {
+            size += text("written", 3) + written.iter().map(|m| 1 + m.len()).sum::<usize>();
+        }
         size
     }
 }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{Claimed, Claims, ContactStore, DeliveryLedger, Due, DueIndex, DuePage, StoreError, StoredContact};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The due index's name: a global secondary index of the table, partition
 /// `due_shard` (N), sort `due_at` (N), keys only; sparse (only items with
@@ -37,6 +37,9 @@ pub struct DynamoContacts {
     client: Client,
     table: String,
     due_shards: u32,
+    /// The audit table and how long its entries are kept (seconds); `None`:
+    /// no audit trail is kept (entries to save are dropped).
+    audit: Option<(String, i64)>,
     consumed_milli_wcu: std::sync::Arc<AtomicU64>,
 }
 
@@ -47,8 +50,17 @@ impl DynamoContacts {
             client,
             table: table.into(),
             due_shards: crate::DEFAULT_DUE_SHARDS,
+            audit: None,
             consumed_milli_wcu: Default::default(),
         }
+    }
+
+    /// The same store, keeping the audit trail in `table` (`KAIROS_AUDIT_TABLE`,
+    /// the template's `AuditTable`), each entry for `retention_days`
+    /// (`KAIROS_AUDIT_RETENTION_DAYS`) by the table's TTL.
+    pub fn with_audit(mut self, table: impl Into<String>, retention_days: i64) -> DynamoContacts {
+        self.audit = Some((table.into(), retention_days.max(1) * 86_400));
+        self
     }
 
     /// The same store, writing and reading the due index over `shards`
@@ -56,6 +68,16 @@ impl DynamoContacts {
     pub fn with_due_shards(mut self, shards: u32) -> DynamoContacts {
         self.due_shards = shards.clamp(1, crate::MAX_DUE_SHARDS);
         self
+    }
+
+    /// The audit table and its retention (seconds), if configured.
+    pub(crate) fn audit_config(&self) -> Option<(&str, i64)> {
+        self.audit.as_ref().map(|(t, keep)| (t.as_str(), *keep))
+    }
+
+    /// The DynamoDB client.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Write capacity units consumed by this adapter's writes so far (from
@@ -70,15 +92,69 @@ impl DynamoContacts {
     }
 }
 
+impl DynamoContacts {
+    /// The record's put and its audit item's, in one transaction: the audit
+    /// item exists exactly when the record's version was written.
+    async fn save_with_audit(
+        &self,
+        contact: &str,
+        expected: Option<u64>,
+        record: &StoredContact,
+        audit_table: &str,
+        audit_item: Item,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(contact, record, self.due_shards)));
+        let put = match expected {
+            None | Some(0) => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+        };
+        let audit = Put::builder()
+            .table_name(audit_table)
+            .set_item(Some(audit_item))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", "contact");
+        let items = [put.build().map_err(backend)?, audit.build().map_err(backend)?];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(
+                items
+                    .into_iter()
+                    .map(|p| TransactWriteItem::builder().put(p).build())
+                    .collect(),
+            ))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let units = out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum();
+                self.count(Some(units));
+                Ok(())
+            }
+            Err(err) => match err.into_service_error() {
+                e if e.is_transaction_canceled_exception() => Err(StoreError::Conflict),
+                e => Err(backend(e)),
+            },
+        }
+    }
+}
+
 fn key(prefix: &str, id: &str) -> AttributeValue {
     AttributeValue::S(format!("{prefix}#{id}"))
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+pub(crate) fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
     StoreError::Backend(Box::new(err))
 }
 
@@ -108,7 +184,31 @@ fn to_item(contact: &str, record: &StoredContact, due_shards: u32) -> Item {
     if let Some(kept) = record.consent_to_keep().or(record.consent_kept) {
         item.insert("consent_kept".into(), n(kept.order()));
     }
+    if !record.overrides.is_empty() {
+        let json = serde_json::to_string(&record.overrides).expect("overrides serialize");
+        item.insert("overrides".into(), AttributeValue::S(json));
+    }
+    if let Some(written) = &record.written {
+        let list = written.iter().cloned().map(AttributeValue::S).collect();
+        item.insert("written".into(), AttributeValue::L(list));
+    }
     item
+}
+
+fn strings(item: &Item, name: &str) -> Result<Option<Vec<String>>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_s()
+                    .cloned()
+                    .map_err(|_| StoreError::Corrupt(format!("attribute `{name}` holds a non-string")))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(_) => Err(StoreError::Corrupt(format!("attribute `{name}` is not a list"))),
+    }
 }
 
 fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
@@ -122,7 +222,7 @@ fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
     }
 }
 
-fn text(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn text(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
     match item.get(name) {
         None => Ok(None),
         Some(AttributeValue::S(text)) => Ok(Some(text.clone())),
@@ -147,17 +247,12 @@ impl TryFrom<&Item> for StoredContact {
             })?,
             _ => return Err(StoreError::Corrupt("attribute `state` is missing or not binary".into())),
         };
-        let outbox = match item.get("outbox") {
+        let outbox = strings(item, "outbox")?.unwrap_or_default();
+        let overrides = match text(item, "overrides")? {
             None => Vec::new(),
-            Some(AttributeValue::L(list)) => list
-                .iter()
-                .map(|v| {
-                    v.as_s()
-                        .cloned()
-                        .map_err(|_| StoreError::Corrupt("attribute `outbox` holds a non-string".into()))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(StoreError::Corrupt("attribute `outbox` is not a list".into())),
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("attribute `overrides`: {e}")))?
+            }
         };
         Ok(StoredContact {
             version: u64::try_from(version)
@@ -174,6 +269,9 @@ impl TryFrom<&Item> for StoredContact {
                 .transpose()
                 .map_err(|_| StoreError::Corrupt("attribute `rules_seq` is negative".into()))?
                 .unwrap_or(0),
+            overrides,
+            written: strings(item, "written")?,
+            audit: Vec::new(),
         })
     }
 }
@@ -194,6 +292,10 @@ impl ContactStore for DynamoContacts {
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
         if let Some(consent) = record.consent_to_keep() {
             self.keep_consent(contact, &consent).await?;
+        }
+        if let (Some((audit_table, keep)), false) = (&self.audit, record.audit.is_empty()) {
+            let item = crate::dynamo_audit::item(contact, record.version, &record.audit, *keep);
+            return self.save_with_audit(contact, expected, record, audit_table, item).await;
         }
         let request = self
             .client

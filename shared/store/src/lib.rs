@@ -43,9 +43,12 @@
 //! ```
 
 mod archive;
+mod audit;
 mod budget;
 #[cfg(feature = "aws")]
 mod dynamo;
+#[cfg(feature = "aws")]
+mod dynamo_audit;
 #[cfg(feature = "aws")]
 mod dynamo_lookup;
 #[cfg(feature = "aws")]
@@ -60,6 +63,7 @@ mod secret;
 mod sqs;
 
 pub use archive::{deliver, Archive, ArchiveError, ArchiveRecord, Attempt, Backoff, MemoryArchive, DEFAULT_BACKOFF};
+pub use audit::{parse_retention_days, AuditPage, AuditTrail, DEFAULT_AUDIT_RETENTION_DAYS};
 pub use budget::{FitReport, ITEM_BUDGET_BYTES, SUMMARY_BYTES};
 #[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
@@ -79,7 +83,8 @@ pub use secret::{init_log_hashing, parameters_under, resolve_secret, SecretError
 #[cfg(feature = "aws")]
 pub use sqs::SqsQueue;
 
-use kairos_state::{Consent, ContactState};
+use kairos_event::AuditEntry;
+use kairos_state::{Consent, ContactState, Override};
 use std::future::Future;
 
 /// What is stored for one contact: state, pending transitions and version.
@@ -110,6 +115,15 @@ pub struct StoredContact {
     /// The sequence of the published rules version that last decided the
     /// record (`0`, the embedded rules, when absent); never lowered.
     pub rules_seq: u64,
+    /// The human overrides in force (`kairos_engine::Contact::overrides`).
+    pub overrides: Vec<Override>,
+    /// What destinations were last told, when it differs from the recorded
+    /// memberships (`kairos_engine::Contact::written`).
+    pub written: Option<Vec<String>>,
+    /// Audit entries to write with this save, as separate items (the audit
+    /// trail, [`AuditTrail`]), in the same conditional write as the record:
+    /// they exist exactly when the record's version does. Never read back.
+    pub audit: Vec<AuditEntry>,
 }
 
 impl StoredContact {

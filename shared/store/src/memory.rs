@@ -10,6 +10,9 @@ use crate::{
     Message, Queue, QueueError, Redelivery, RulesObject, StoreError, StoredContact,
 };
 
+/// One change's audit entries: (the record version, the entries).
+type AuditItem = (u64, Vec<kairos_event::AuditEntry>);
+
 /// Contact records in a map, with the same conditional-write rules as
 /// DynamoDB, and kept consents in another.
 #[derive(Debug, Default)]
@@ -17,6 +20,8 @@ pub struct MemoryContacts {
     records: Mutex<HashMap<String, StoredContact>>,
     consents: Mutex<HashMap<String, Consent>>,
     backfill: Mutex<Option<crate::BackfillProgress>>,
+    /// Audit items by key, oldest first.
+    audit: Mutex<HashMap<String, Vec<AuditItem>>>,
 }
 
 impl MemoryContacts {
@@ -59,6 +64,14 @@ impl ContactStore for MemoryContacts {
         }
         let mut stored = record.clone();
         stored.consent_kept = record.consent_to_keep().or(record.consent_kept);
+        let entries = std::mem::take(&mut stored.audit);
+        if !entries.is_empty() {
+            let mut audit = lock(&self.audit);
+            audit
+                .entry(contact.to_string())
+                .or_default()
+                .push((record.version, entries));
+        }
         records.insert(contact.to_string(), stored);
         Ok(())
     }
@@ -71,6 +84,37 @@ impl ContactStore for MemoryContacts {
             }
             _ => Ok(false),
         }
+    }
+}
+
+/// The audit items in a map, as the DynamoDB adapter's table holds them.
+impl crate::AuditTrail for MemoryContacts {
+    async fn audit(&self, contact: &str, cursor: Option<&str>, limit: usize) -> Result<crate::AuditPage, StoreError> {
+        let audit = lock(&self.audit);
+        let items = audit.get(contact).map(Vec::as_slice).unwrap_or_default();
+        let mut page = crate::AuditPage::default();
+        let newer_than_cursor = |v: &u64| cursor.is_none_or(|c| crate::audit::cursor_of(*v).as_str() < c);
+        let mut left = items.iter().rev().filter(|(v, _)| newer_than_cursor(v)).peekable();
+        while let Some((version, entries)) = left.next() {
+            page.entries.extend(entries.iter().rev().cloned());
+            if page.entries.len() >= limit.max(1) && left.peek().is_some() {
+                page.next = Some(crate::audit::cursor_of(*version));
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    async fn forget_audit(&self, contact: &str) -> Result<usize, StoreError> {
+        Ok(lock(&self.audit).remove(contact).map_or(0, |items| items.len()))
+    }
+
+    async fn append(&self, key: &str, entries: &[kairos_event::AuditEntry]) -> Result<(), StoreError> {
+        let mut audit = lock(&self.audit);
+        let items = audit.entry(key.to_string()).or_default();
+        let version = items.last().map_or(1, |(v, _)| v + 1);
+        items.push((version, entries.to_vec()));
+        Ok(())
     }
 }
 

@@ -125,7 +125,9 @@ impl Compiler {
                 id: def.id.as_str().into(),
                 name: def.name.clone(),
                 description: def.description.clone(),
-                version: content_hash(def).into(),
+                version: rule_version(def).into(),
+                purpose: def.purpose,
+                paused: def.paused,
                 rule,
                 reads,
                 texts: Vec::new(),
@@ -363,6 +365,18 @@ pub(crate) fn valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A segment's rule version: the content hash of its definition, pausing
+/// aside (a paused segment's rule is the same rule).
+fn rule_version(def: &crate::file::SegmentDef) -> String {
+    match def.paused {
+        false => content_hash(def),
+        true => content_hash(&crate::file::SegmentDef {
+            paused: false,
+            ..def.clone()
+        }),
+    }
 }
 
 #[cfg(test)]

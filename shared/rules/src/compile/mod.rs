@@ -24,7 +24,7 @@ use kairos_event::Event;
 use kairos_state::{ConsentStatus, SignalKey};
 use sha2::{Digest, Sha256};
 
-use crate::error::RulesError;
+use crate::error::{RuleIssue, RulesError};
 use crate::file::RulesFile;
 use compiler::{Compiler, CountOp};
 use graph::Reads;
@@ -75,6 +75,8 @@ pub(crate) struct Segment {
     pub name: String,
     pub description: String,
     pub version: Box<str>,
+    pub purpose: crate::file::Purpose,
+    pub paused: bool,
     pub rule: Node,
     /// What its answer depends on, transitively.
     pub reads: Reads,
@@ -150,6 +152,10 @@ pub struct SegmentInfo<'a> {
     pub description: &'a str,
     /// The rule version (content hash).
     pub version: &'a str,
+    /// What the segment is for (the consent guard applies to marketing).
+    pub purpose: crate::file::Purpose,
+    /// Paused: decided and audited, nothing written back.
+    pub paused: bool,
 }
 
 impl RuleSet {
@@ -237,7 +243,46 @@ impl RuleSet {
             name: &s.name,
             description: &s.description,
             version: &s.version,
+            purpose: s.purpose,
+            paused: s.paused,
         })
+    }
+
+    /// Whether the consent guard applies to segment `i`: it is a marketing segment.
+    pub fn is_marketing(&self, i: usize) -> bool {
+        self.segments[i].purpose.is_marketing()
+    }
+
+    /// Whether segment `i` is paused: nothing is written back for it.
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.segments[i].paused
+    }
+
+    /// The index of the segment with this id, if the rules have it.
+    pub fn segment_index(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id, |i| &*self.segments[i].id)
+    }
+
+    /// Advice about a valid rules file, each naming its segment: a marketing
+    /// segment whose rule reads no consent condition (the consent guard
+    /// keeps it from being written for contacts without consent, but the
+    /// segment still counts them as members).
+    pub fn warnings(&self) -> Vec<RuleIssue> {
+        let reads_consent = |i: usize| {
+            let reads = &self.segments[i].reads;
+            reads.consent || reads.segments.iter().any(|&j| self.segments[j].reads.consent)
+        };
+        (0..self.segments.len())
+            .filter(|&i| self.is_marketing(i) && !reads_consent(i))
+            .map(|i| RuleIssue {
+                segment: Some(self.segments[i].id.to_string()),
+                path: format!("segments[{i}].rule"),
+                message: "a marketing segment with no consent condition: it counts contacts without consent as \
+                          members (the consent guard still never writes them to a destination); add \
+                          `consent: subscribed`, or set `purpose: operational`"
+                    .to_string(),
+            })
+            .collect()
     }
 }
 

@@ -51,6 +51,43 @@ pub struct SegmentDef {
     pub description: String,
     /// The condition a contact must meet to be a member.
     pub rule: Condition,
+    /// What the segment is for: `marketing` (the default) or `operational`.
+    /// A marketing segment is never written to a destination as holding a
+    /// contact whose consent is not `subscribed` (the consent guard).
+    #[serde(default, skip_serializing_if = "Purpose::is_marketing")]
+    pub purpose: Purpose,
+    /// The kill switch: memberships are still decided and audited, but
+    /// nothing is written back for the segment until it is resumed (set to
+    /// `false` or removed), which writes the current answers once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+/// What a segment is for, which decides whether the consent guard applies to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Marketing (the default): written to a destination only for contacts
+    /// whose consent is `subscribed`.
+    #[default]
+    Marketing,
+    /// Operational (suppression lists, service notices): written whatever the consent.
+    Operational,
+}
+
+impl Purpose {
+    /// Whether this is [`Purpose::Marketing`].
+    pub fn is_marketing(&self) -> bool {
+        *self == Purpose::Marketing
+    }
+
+    /// Its name in rules files (`marketing`, `operational`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Marketing => "marketing",
+            Purpose::Operational => "operational",
+        }
+    }
 }
 
 /// A weighted sum of signal occurrences, each decaying with a half-life.

@@ -1,0 +1,160 @@
+//! Governance over moto server (issue 20): the audit trail written with the
+//! record, exactly once under redelivery and racing evaluations; the consent
+//! guard at the write-back queue.
+
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use kairos_evaluate::Evaluator;
+use kairos_event::{AuditKind, Change, WritebackMessage};
+use kairos_rules::RuleSet;
+use kairos_store::{AuditTrail, ContactStore};
+use std::collections::BTreeSet;
+use support::{batch, event_json, failed, Stack};
+
+const RULES: &str = "segments:
+  - { id: clicked, name: Clicked, rule: { event: { type: email.clicked, within: 7d } } }
+  - { id: viewed, name: Viewed, rule: { event: { type: page.viewed, within: 7d } } }
+  - { id: service, name: Service, purpose: operational, rule: { event: { type: email.clicked, within: 7d } } }
+";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(Utc::now().timestamp() - 3_600, 0).unwrap()
+}
+
+/// Every audit entry of a contact, newest first, read page by page.
+async fn trail(stack: &Stack, contact: &str) -> Vec<kairos_event::AuditEntry> {
+    let store = stack.store();
+    let (mut all, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = store.audit(contact, cursor.as_deref(), 2).await.unwrap();
+        all.extend(page.entries);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// The transitions on the write-back queue (drained).
+async fn written(stack: &Stack) -> Vec<kairos_event::Transition> {
+    let mut out = Vec::new();
+    loop {
+        let messages = stack.receive("WritebackQueue", 10).await;
+        if messages.is_empty() {
+            return out;
+        }
+        for m in &messages {
+            let WritebackMessage::Transition(t) = WritebackMessage::decode(m.body().unwrap().as_bytes()).unwrap();
+            out.push(t);
+        }
+        let ok = aws_lambda_events::sqs::SqsBatchResponse::default();
+        stack.ack("WritebackQueue", &messages, &ok).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_is_audited_once_however_often_sqs_redelivers() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let t0 = t0();
+    let click = event_json("c1", "ada@x.test", "email.clicked", t0);
+    for _ in 0..3 {
+        let response = kairos_evaluate::handle(batch(std::slice::from_ref(&click)), &evaluator, t0).await;
+        assert!(failed(&response).is_empty());
+    }
+    let entries = trail(&stack, "ada@x.test").await;
+    let got: Vec<(AuditKind, Option<&str>, Option<Change>)> = entries
+        .iter()
+        .map(|e| (e.kind, e.segment.as_deref(), e.change))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // Newest first: within one change, the later entry first.
+            (AuditKind::Transition, Some("service"), Some(Change::Entered)),
+            (AuditKind::Transition, Some("clicked"), Some(Change::Entered)),
+        ]
+    );
+    let record = store.load("ada@x.test").await.unwrap().unwrap();
+    assert!(entries
+        .iter()
+        .all(|e| e.state_version == record.version && e.cause == "c1"));
+    assert!(entries.iter().all(|e| e.written == Some(true)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_evaluations_write_one_entry_per_change_and_the_audit_matches_the_writes() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let t0 = t0();
+    let contact = "race@x.test";
+    // Eight evaluators at once, each with its own event (and every one redelivered once).
+    let bodies: Vec<String> = (0..8)
+        .map(|i| {
+            let kind = if i % 2 == 0 { "email.clicked" } else { "page.viewed" };
+            event_json(&format!("e{i}"), contact, kind, t0 + Duration::seconds(i))
+        })
+        .collect();
+    let runs = bodies.iter().chain(&bodies).map(|body| {
+        let stack = &stack;
+        let rules = &rules;
+        async move {
+            let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+            let evaluator = Evaluator::new(rules, &store, &queue);
+            let response = kairos_evaluate::handle(
+                batch(std::slice::from_ref(body)),
+                &evaluator,
+                t0 + Duration::seconds(10),
+            )
+            .await;
+            assert!(failed(&response).is_empty(), "{response:?}");
+        }
+    });
+    futures_util::future::join_all(runs).await;
+    let entries = trail(&stack, contact).await;
+    let transitions: Vec<_> = entries.iter().filter(|e| e.kind == AuditKind::Transition).collect();
+    // Each segment entered exactly once, each by exactly one committed write.
+    let segments: BTreeSet<&str> = transitions.iter().filter_map(|e| e.segment.as_deref()).collect();
+    assert_eq!(transitions.len(), 3, "{entries:#?}");
+    assert_eq!(segments, ["clicked", "service", "viewed"].into());
+    // What destinations were sent is what the audit says was written.
+    let sent = written(&stack).await;
+    let sent: BTreeSet<(String, u64)> = sent.iter().map(|t| (t.segment.clone(), t.state_version)).collect();
+    let audited: BTreeSet<(String, u64)> = transitions
+        .iter()
+        .map(|e| (e.segment.clone().unwrap(), e.state_version))
+        .collect();
+    assert_eq!(sent, audited);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribe_before_an_earlier_click_reaches_no_destination_as_a_marketing_member() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let t0 = t0();
+    let contact = "bob@x.test";
+    // The unsubscribe arrives first, dated after the click that enters `clicked`.
+    let unsubscribe = event_json("u1", contact, "email.unsubscribed", t0 + Duration::minutes(5));
+    let click = event_json("c1", contact, "email.clicked", t0);
+    stack.apply(&rules, &[unsubscribe], t0 + Duration::minutes(6)).await;
+    stack.apply(&rules, &[click], t0 + Duration::minutes(7)).await;
+    let sent = written(&stack).await;
+    // Only the operational segment is written; every message's membership holds no marketing segment.
+    assert_eq!(
+        sent.iter().map(|t| (t.segment.as_str(), t.change)).collect::<Vec<_>>(),
+        [("service", Change::Entered)]
+    );
+    assert!(sent
+        .iter()
+        .all(|t| t.members.as_deref() == Some(&["service".to_string()][..])));
+    let entries = trail(&stack, contact).await;
+    let guard = entries
+        .iter()
+        .find(|e| e.kind == AuditKind::Guard)
+        .expect("the guard's action is audited");
+    assert_eq!(guard.segment.as_deref(), Some("clicked"));
+    assert_eq!(guard.written, Some(false));
+}
