@@ -246,3 +246,44 @@ fn the_dashboard_is_json_and_shows_only_metrics_the_functions_emit() {
         );
     }
 }
+
+#[test]
+fn the_archive_is_partitioned_by_event_date_and_only_evaluate_may_put_to_it() {
+    let template = template();
+    let resources = &template["Resources"];
+    let s3 = &resources["ArchiveStream"]["Properties"]["ExtendedS3DestinationConfiguration"];
+    assert_eq!(s3["Prefix"].as_str(), Some("events/dt=!{partitionKeyFromQuery:date}/"));
+    assert_eq!(s3["CompressionFormat"].as_str(), Some("GZIP"));
+    let processors = s3["ProcessingConfiguration"]["Processors"].as_sequence().unwrap();
+    let query = processors[0]["Parameters"].as_sequence().unwrap();
+    // The date of the canonical event's `at` (always emitted in UTC, `YYYY-MM-DDT…Z`).
+    assert_eq!(query[0]["ParameterValue"].as_str(), Some("{date: .at[0:10]}"));
+    let event = kairos_event::Event::from_json(
+        br#"{"id":"e","contact":"a@b.test","type":"email.opened","at":"2026-11-27T23:30:00-05:00","source":"t"}"#,
+    )
+    .unwrap();
+    let line = serde_json::to_value(&event).unwrap();
+    assert_eq!(
+        &line["at"].as_str().unwrap()[0..10],
+        "2026-11-28",
+        "partitioned by the UTC date"
+    );
+    assert_eq!(
+        template["Parameters"]["ArchiveRetentionDays"]["Default"].as_u64(),
+        Some(400)
+    );
+    let bucket = &resources["ArchiveBucket"]["Properties"];
+    let rule = &bucket["LifecycleConfiguration"]["Rules"][0];
+    assert_eq!(untag(&rule["ExpirationInDays"]).as_str(), Some("ArchiveRetentionDays"));
+    assert!(bucket["BucketEncryption"].is_mapping() && bucket["PublicAccessBlockConfiguration"].is_mapping());
+    let env = &resources["EvaluateFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(untag(&env["KAIROS_ARCHIVE_STREAM"]).as_str(), Some("ArchiveStream"));
+    // Only the evaluate role may put records, on that stream only.
+    let text = kairos::local::TEMPLATE;
+    assert_eq!(text.matches("firehose:PutRecordBatch").count(), 1);
+    let role = serde_norway::to_string(&resources["EvaluateRole"]).unwrap();
+    assert!(
+        role.contains("firehose:PutRecordBatch") && role.contains("ArchiveStream.Arn"),
+        "{role}"
+    );
+}
