@@ -64,6 +64,11 @@ enum Command {
         /// Add each segment's explanation.
         #[arg(long)]
         explain: bool,
+        /// Human overrides to play among the events, one JSON object per line:
+        /// {"contact", "segment", "member": true|false|null, "reason", "actor",
+        /// "at", "expires_at"?} (docs/governance.md).
+        #[arg(long)]
+        overrides: Option<PathBuf>,
     },
     /// Decide a send for one contact as `POST /v1/decide` would on this history
     /// of canonical events (JSON lines), as of `--at` (default: the latest
@@ -416,12 +421,14 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
 fn replay(
     rules: &PathBuf,
     events: &PathBuf,
+    overrides: Option<&PathBuf>,
     at: Option<chrono::DateTime<chrono::Utc>>,
     explain: bool,
 ) -> Result<(), String> {
     let rules_text = read(rules)?;
     let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
-    let out = kairos::replay::replay(&rules, &read_bytes(events)?, at, explain);
+    let overrides = overrides.map(read_bytes).transpose()?.unwrap_or_default();
+    let out = kairos::replay::replay_with_overrides(&rules, &read_bytes(events)?, &overrides, at, explain);
     let mut stdout = std::io::stdout().lock();
     for line in &out.lines {
         writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
@@ -597,7 +604,8 @@ async fn main() -> ExitCode {
             events,
             at,
             explain,
-        } => replay(&rules, &events, at, explain),
+            overrides,
+        } => replay(&rules, &events, overrides.as_ref(), at, explain),
         Command::Decide {
             rules,
             events,
