@@ -66,6 +66,11 @@ enum Command {
         /// Add each segment's explanation.
         #[arg(long)]
         explain: bool,
+        /// Human overrides to play among the events, one JSON object per line:
+        /// {"contact", "segment", "member": true|false|null, "reason", "actor",
+        /// "at", "expires_at"?} (docs/governance.md).
+        #[arg(long, conflicts_with = "archive")]
+        overrides: Option<PathBuf>,
         #[command(flatten)]
         archive: ArchiveArgs,
     },
@@ -558,14 +563,16 @@ impl ArchiveArgs {
 async fn replay(
     rules: &PathBuf,
     events: Option<&PathBuf>,
+    overrides: Option<&PathBuf>,
     archive: &ArchiveArgs,
     at: Option<chrono::DateTime<chrono::Utc>>,
     explain: bool,
 ) -> Result<(), String> {
     let rules = load_rules(rules)?;
+    let overrides = overrides.map(read_bytes).transpose()?.unwrap_or_default();
     let (out, origin) = match (events, archive.open().await?) {
         (Some(events), _) => (
-            kairos::replay::replay(&rules, &read_bytes(events)?, at, explain),
+            kairos::replay::replay_with_overrides(&rules, &read_bytes(events)?, &overrides, at, explain),
             events.display().to_string(),
         ),
         (None, Some((source, window))) => (
@@ -760,8 +767,9 @@ async fn main() -> ExitCode {
             events,
             at,
             explain,
+            overrides,
             archive,
-        } => replay(&rules, events.as_ref(), &archive, at, explain).await,
+        } => replay(&rules, events.as_ref(), overrides.as_ref(), &archive, at, explain).await,
         Command::Rebuild {
             rules,
             table,

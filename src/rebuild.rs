@@ -108,6 +108,11 @@ fn rebuilt(key: &str, contact: &Contact, stored: StoredContact, now_ms: i64) -> 
         merged_into: None,
         consent_kept: stored.consent_kept,
         rules_seq: stored.rules_seq.max(contact.rules_seq),
+        // Human overrides and what destinations were told are not in the
+        // archive: the stored record's stand; a rebuild is no audited change.
+        overrides: stored.overrides,
+        written: stored.written,
+        audit: Vec::new(),
     };
     record.advance_version(now_ms);
     let report = record.fit(key);

@@ -31,8 +31,78 @@ pub struct Replay {
 /// (`docs/identity.md`). Lines are read one at a time: a line that is not
 /// UTF-8 is rejected alone, and a leading byte-order mark is skipped.
 pub fn replay(rules: &RuleSet, events: &[u8], at: Option<DateTime<Utc>>, explain: bool) -> Replay {
-    let (events, rejected) = read(events);
-    let mut backtest = Backtest::new(rules, at);
+    replay_with_overrides(rules, events, b"", at, explain)
+}
+
+/// One line of an overrides file (`kairos replay --overrides`): a human's
+/// pin as the admin API records it, played at its time.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideLine {
+    contact: String,
+    segment: String,
+    /// Pinned in (`true`) or out (`false`); `null` removes the segment's override.
+    member: Option<bool>,
+    #[serde(default)]
+    reason: String,
+    actor: String,
+    at: DateTime<Utc>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// The overrides of JSON lines, by time, and the lines rejected (`overrides line N: reason`).
+fn read_overrides(text: &[u8]) -> (Vec<OverrideLine>, Vec<String>) {
+    let (mut out, mut rejected) = (Vec::new(), Vec::new());
+    for (i, line) in String::from_utf8_lossy(text).lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = serde_json::from_str::<OverrideLine>(line).map_err(|e| e.to_string());
+        let keyed = parsed.and_then(|mut o| {
+            o.contact = kairos_event::key::normalize_contact(&o.contact).map_err(|e| format!("contact: {e}"))?;
+            Ok(o)
+        });
+        match keyed {
+            Ok(o) => out.push(o),
+            Err(err) => rejected.push(format!("overrides line {}: {err}", i + 1)),
+        }
+    }
+    out.sort_by_key(|o| o.at);
+    (out, rejected)
+}
+
+fn manual_of(o: &OverrideLine) -> kairos_engine::Manual {
+    match o.member {
+        Some(member) => kairos_engine::Manual::Pin(kairos_engine::Override {
+            segment: o.segment.clone(),
+            member,
+            actor: o.actor.clone(),
+            reason: o.reason.clone(),
+            at: o.at.timestamp(),
+            expires_at: o.expires_at.map(|t| t.timestamp()),
+        }),
+        None => kairos_engine::Manual::Unpin {
+            segment: o.segment.clone(),
+            actor: o.actor.clone(),
+        },
+    }
+}
+
+/// [`replay`] with human overrides (JSON lines of [`OverrideLine`]) played
+/// at their times among the events, so a backtest agrees with production.
+pub fn replay_with_overrides(
+    rules: &RuleSet,
+    events: &[u8],
+    overrides: &[u8],
+    at: Option<DateTime<Utc>>,
+    explain: bool,
+) -> Replay {
+    let (overrides, mut rejected_overrides) = read_overrides(overrides);
+    let (events, mut rejected) = read(events);
+    rejected.append(&mut rejected_overrides);
+    let mut backtest = Backtest::new(rules, at).with_overrides(overrides);
     backtest.play(events);
     backtest.finish();
     let transitions = backtest.take_transitions();
@@ -81,6 +151,8 @@ pub struct Backtest<'r> {
     at: Option<DateTime<Utc>>,
     /// The latest event's time so far (the default evaluation time).
     latest: Option<DateTime<Utc>>,
+    /// Human overrides not yet played, latest first (popped in time order).
+    pins: Vec<OverrideLine>,
 }
 
 impl<'r> Backtest<'r> {
@@ -92,6 +164,23 @@ impl<'r> Backtest<'r> {
             timeline: Timeline::new(rules),
             at,
             latest: None,
+            pins: Vec::new(),
+        }
+    }
+
+    /// Plays these overrides at their times among the events (as the admin
+    /// API records them; `kairos replay --overrides`).
+    fn with_overrides(mut self, mut pins: Vec<OverrideLine>) -> Self {
+        pins.sort_by_key(|o| std::cmp::Reverse(o.at));
+        self.pins = pins;
+        self
+    }
+
+    /// Plays the overrides made at or before `until`.
+    fn pin_until(&mut self, until: DateTime<Utc>) {
+        while self.pins.last().is_some_and(|o| o.at <= until) {
+            let o = self.pins.pop().expect("checked above");
+            self.timeline.manual(&o.contact, &manual_of(&o), o.at);
         }
     }
 
@@ -112,6 +201,7 @@ impl<'r> Backtest<'r> {
         });
         for event in &events {
             self.latest = self.latest.max(Some(event.at));
+            self.pin_until(event.at);
             self.timeline.event(event);
         }
     }
@@ -125,6 +215,7 @@ impl<'r> Backtest<'r> {
     /// Lets time pass to the evaluation time (the sweeps due by then).
     pub fn finish(&mut self) {
         if let Some(at) = self.at() {
+            self.pin_until(at);
             self.timeline.advance(at);
         }
     }
@@ -183,7 +274,9 @@ pub(crate) fn read(events: &[u8]) -> (Vec<Event>, Vec<String>) {
 const LAST_RFC3339: i64 = 253_402_300_799;
 
 fn contact_line(rules: &RuleSet, key: &str, contact: &Contact, at: DateTime<Utc>, explain: bool) -> String {
-    let segments: Vec<&str> = contact.state.members().iter().map(|(id, _)| id.as_str()).collect();
+    // The effective membership: the rules' answers with the overrides in force.
+    let effective = kairos_engine::effective(rules, contact);
+    let segments: Vec<&str> = effective.iter().map(String::as_str).collect();
     // RFC 3339 ends with year 9999; a later change is announced then (early
     // is allowed, late never).
     let next = contact
@@ -226,6 +319,38 @@ struct Line<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_play_at_their_times_and_lapse_like_in_production() {
+        let events =
+            br#"{"id":"c1","contact":"ada@x.test","type":"email.clicked","at":"2026-11-27T10:00:00Z","source":"t"}
+{"id":"v1","contact":"ada@x.test","type":"page.viewed","at":"2026-11-27T12:00:00Z","source":"t"}"#;
+        let overrides = br#"{"contact":"Ada@X.test","segment":"clicker","member":false,"reason":"asked","actor":"ops","at":"2026-11-27T11:00:00Z","expires_at":"2026-11-27T11:30:00Z"}
+{"contact":"ada@x.test","segment":"any-page","member":false,"reason":"test account","actor":"ops","at":"2026-11-27T11:00:00Z"}
+not json"#;
+        let rules = RuleSet::from_yaml(RULES).unwrap();
+        let at = |t: &str| Some(t.parse::<DateTime<Utc>>().unwrap());
+        let during = replay_with_overrides(&rules, events, overrides, at("2026-11-27T11:10:00Z"), false);
+        assert_eq!(
+            during.lines,
+            [r#"{"contact":"ada@x.test","segments":[],"next_change_at":"2026-11-27T11:30:00Z"}"#]
+        );
+        assert_eq!(during.rejected.len(), 1);
+        assert!(
+            during.rejected[0].starts_with("overrides line 3: "),
+            "{:?}",
+            during.rejected
+        );
+        // The pin out of `clicker` lapsed at 11:30; `any-page` stays pinned out after the view.
+        let after = replay_with_overrides(&rules, events, overrides, at("2026-11-27T12:00:00Z"), false);
+        assert!(
+            after.lines[0].contains(r#""segments":["clicker"]"#),
+            "{:?}",
+            after.lines
+        );
+        let summaries: Vec<&str> = after.transitions.iter().map(|t| t.summary.as_str()).collect();
+        assert!(summaries.contains(&"override by ops: asked"), "{summaries:?}");
+    }
 
     const RULES: &str = "segments:\n  - id: clicker\n    name: C\n    rule: { event: { type: email.clicked, within: 1d } }\n  - id: any-page\n    name: P\n    rule: { last: { type: page.viewed, within: 7d } }\n";
 

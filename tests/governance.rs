@@ -158,3 +158,43 @@ async fn an_unsubscribe_before_an_earlier_click_reaches_no_destination_as_a_mark
     assert_eq!(guard.segment.as_deref(), Some("clicked"));
     assert_eq!(guard.written, Some(false));
 }
+
+#[test]
+fn every_admin_route_in_the_template_is_iam_authorized_and_goes_to_the_admin_function() {
+    let template: serde_norway::Value = serde_norway::from_str(kairos::local::TEMPLATE).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut admin_routes = Vec::new();
+    for (name, resource) in resources {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, event) in events {
+            let path = event["Properties"]["Path"].as_str().unwrap_or("");
+            if event["Type"] != "HttpApi" || !path.starts_with("/v1/contacts") {
+                continue;
+            }
+            assert_eq!(name.as_str(), Some("AdminFunction"), "{path}");
+            assert_eq!(
+                event["Properties"]["Auth"]["Authorizer"].as_str(),
+                Some("AWS_IAM"),
+                "{path}"
+            );
+            admin_routes.push(format!("{} {path}", event["Properties"]["Method"].as_str().unwrap()));
+        }
+    }
+    admin_routes.sort();
+    assert_eq!(
+        admin_routes,
+        [
+            "DELETE /v1/contacts/{key}/overrides/{segment}",
+            "GET /v1/contacts/{key}",
+            "GET /v1/contacts/{key}/audit",
+            "GET /v1/contacts/{key}/export",
+            "PUT /v1/contacts/{key}/overrides/{segment}",
+        ]
+    );
+    assert_eq!(
+        template["Resources"]["Api"]["Properties"]["Auth"]["EnableIamAuthorizer"].as_bool(),
+        Some(true)
+    );
+}

@@ -42,7 +42,7 @@ fn the_queues_keep_messages_as_long_as_the_dedupe_horizon_assumes() {
 
 const RULES: &str = r#"
 segments:
-  - { id: visitor, name: Visitor, rule: { event: { type: page.viewed, within: 1d } } }
+  - { id: visitor, name: Visitor, purpose: operational, rule: { event: { type: page.viewed, within: 1d } } }
   - id: marketable
     name: Marketable
     rule: { all: [ { event: { type: page.viewed, within: 1d } }, { consent: subscribed } ] }

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use kairos_engine::{identity, Applied, Engine, Frozen, Input, Outcome};
+use kairos_engine::{identity, Applied, Engine, Frozen, Input, Manual, Outcome};
 use kairos_event::Event;
 use kairos_rules::RuleSet;
 
@@ -139,6 +139,49 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             log_unmerged(&key, &stored, &frozen, now.timestamp());
             self.flush(&key, &stored).await?;
             return Ok(outcome);
+        }
+        Err(ContactError::Contended)
+    }
+
+    /// A human's override change ([`Manual`]) to a known contact as of `now`:
+    /// load, the engine's manual step, the conditional write with its
+    /// outbox and audit entries (reloading and retrying a lost race), send.
+    /// `Ok(None)` if the contact has no record.
+    pub async fn manual(
+        &self,
+        contact: &str,
+        manual: &Manual,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, ContactError> {
+        let engine = Engine {
+            rules: self.rules,
+            max_clock_skew_secs: self.max_clock_skew_secs,
+            rules_seq: self.rules_seq,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(mut stored) = self.store.load(contact).await?.filter(|r| r.version > 0) else {
+                return Ok(None);
+            };
+            let expected = Some(stored.version);
+            self.flush(contact, &stored).await?;
+            stored.outbox.clear();
+            if engine.behind(stored.rules_seq) {
+                return Err(ContactError::RulesBehind {
+                    record: stored.rules_seq,
+                    ours: self.rules_seq,
+                });
+            }
+            let outcome = record::manual(&engine, contact, &mut stored, manual, now);
+            if outcome.save() {
+                fit_budget(contact, &mut stored);
+                match self.store.save(contact, expected, &stored).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict) => continue,
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            self.flush(contact, &stored).await?;
+            return Ok(Some(outcome));
         }
         Err(ContactError::Contended)
     }

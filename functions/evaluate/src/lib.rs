@@ -47,7 +47,7 @@ mod summary;
 pub use archive::archive_batch;
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator};
-pub use kairos_engine::Outcome;
+pub use kairos_engine::{Manual, Outcome, Override};
 pub use live::{LiveRules, DEFAULT_REFRESH_SECS};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};

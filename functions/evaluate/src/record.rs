@@ -2,13 +2,29 @@
 //! [`Contact`]'s fields plus the outbox and, on an anonymous visitor's record,
 //! its link.
 
-use kairos_engine::{Contact, Engine, Frozen, Input, Outcome};
+use chrono::{DateTime, Utc};
+use kairos_engine::{Contact, Engine, Frozen, Input, Manual, Outcome};
 use kairos_event::WritebackMessage;
 use kairos_store::StoredContact;
 
 /// Runs the engine step on a stored record: its fields move into the
 /// engine's record and back, and the transitions join its outbox.
 pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input: &Input) -> Outcome {
+    run(stored, |contact| engine.step(key, contact, input))
+}
+
+/// [`step`] for a human's override change ([`Engine::manual`]).
+pub(crate) fn manual(
+    engine: &Engine,
+    key: &str,
+    stored: &mut StoredContact,
+    manual: &Manual,
+    now: DateTime<Utc>,
+) -> Outcome {
+    run(stored, |contact| engine.manual(key, contact, manual, now))
+}
+
+fn run(stored: &mut StoredContact, step: impl FnOnce(&mut Contact) -> Outcome) -> Outcome {
     let mut contact = Contact {
         state: std::mem::take(&mut stored.state),
         version: stored.version,
@@ -19,7 +35,7 @@ pub(crate) fn step(engine: &Engine, key: &str, stored: &mut StoredContact, input
         overrides: std::mem::take(&mut stored.overrides),
         written: stored.written.take(),
     };
-    let outcome = engine.step(key, &mut contact, input);
+    let outcome = step(&mut contact);
     stored.state = contact.state;
     stored.version = contact.version;
     stored.next_change_at = contact.next_change_at;

@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::identity::{frozen_until, links};
-use crate::{Contact, Engine, Frozen, Input};
+use crate::{Contact, Engine, Frozen, Input, Manual};
 
 /// Contacts and the transitions announced so far, as of a clock that only
 /// moves forward.
@@ -67,6 +67,21 @@ impl<'r> Timeline<'r> {
             now,
         };
         self.step(&key, &input);
+    }
+
+    /// Plays a human's override change ([`Manual`]) for contact `key` at
+    /// `at` (or at the clock if that is later), after the sweeps due by then,
+    /// as the admin API does in production.
+    pub fn manual(&mut self, key: &str, manual: &Manual, at: DateTime<Utc>) {
+        let now = self.clock.map_or(at, |c| c.max(at));
+        self.advance(now);
+        let key = self.frozen.get(key).map_or(key, |f| f.into.as_str()).to_string();
+        let contact = self.contacts.entry(key.clone()).or_default();
+        let outcome = self.engine.manual(&key, contact, manual, now);
+        self.transitions.extend(outcome.transitions);
+        if let Some(t) = contact.next_change_at.filter(|t| *t > now.timestamp()) {
+            self.due.push(Reverse((t, key)));
+        }
     }
 
     /// Lets time pass to `now` with no events: each contact is re-decided at

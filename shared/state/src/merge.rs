@@ -55,6 +55,12 @@ impl ContactState {
         self.merged.len() >= crate::MAX_MERGED
     }
 
+    /// How many anonymous contacts merged into this one are remembered (only
+    /// a hash of each key is kept).
+    pub fn merged_count(&self) -> usize {
+        self.merged.len()
+    }
+
     /// Whether anonymous contact `anonymous` is already merged into this state.
     pub fn has_merged(&self, anonymous: &str) -> bool {
         let id = id_hash("anonymous", anonymous);
