@@ -17,6 +17,11 @@ export SAM_CLI_TELEMETRY := 0
 demo:
 	cargo run --quiet --bin kairos -- demo
 
+## The marketer's console on 127.0.0.1:8787 over the embedded default (kairos console).
+.PHONY: console
+console:
+	cargo run --quiet --bin kairos -- console
+
 ## Every test: the template lint, unit tests, and integration tests over moto server
 ## and the real Segment client (Node.js).
 test: lint-infra node-tools
