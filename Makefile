@@ -22,6 +22,15 @@ demo:
 console:
 	cargo run --quiet --bin kairos -- console
 
+## Headless Chromium and its WebDriver for the console's browser tests (Debian packages).
+.PHONY: browser screenshots
+browser:
+	command -v chromedriver >/dev/null || { apt-get update && apt-get install -y chromium chromium-driver; }
+
+## The console's pages as PNGs in docs/console/ (shown in the README), taken by the browser test.
+screenshots: browser
+	KAIROS_SCREENSHOTS_DIR=$(CURDIR)/docs/console cargo test --locked --test console_browser
+
 ## Every test: the template lint, unit tests, and integration tests over moto server
 ## and the real Segment client (Node.js).
 test: lint-infra node-tools
