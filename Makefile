@@ -22,6 +22,11 @@ demo:
 console:
 	cargo run --quiet --bin kairos -- console
 
+## The console's page load times: 200 segments, a contact with a long audit trail (release build).
+.PHONY: bench-console
+bench-console:
+	cargo bench --locked --bench console_pages
+
 ## Headless Chromium and its WebDriver for the console's browser tests (Debian packages).
 .PHONY: browser screenshots
 browser:
