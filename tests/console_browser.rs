@@ -62,6 +62,7 @@ async fn a_marketer_reads_a_contact_edits_backtests_publishes_and_pins_in_the_br
         backtest.contains("any-open") && backtest.contains("would enter"),
         "{backtest}"
     );
+    b.scroll_to("#backtest-result").await;
     b.screenshot(dir, "rules-backtest").await;
 
     // Published with a message: the history shows it.
@@ -74,6 +75,7 @@ async fn a_marketer_reads_a_contact_edits_backtests_publishes_and_pins_in_the_br
         history.contains("new segment: any email opened") && history.contains("in force"),
         "{history}"
     );
+    b.scroll_to("#history").await;
     b.screenshot(dir, "rules-history").await;
 
     // Pin carol into pricing-intent: the membership appears.

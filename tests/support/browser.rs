@@ -122,6 +122,15 @@ impl Browser {
         last
     }
 
+    /// Scrolls the first element matching `css` to the top of the window (for a screenshot).
+    pub async fn scroll_to(&self, css: &str) {
+        let el = self.find(css).await;
+        let script = "arguments[0].scrollIntoView(true);";
+        let args = json!([{ ELEMENT: el }]);
+        self.checked("POST", "/execute/sync", json!({"script": script, "args": args}))
+            .await;
+    }
+
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) {
         let el = self.find(css).await;
