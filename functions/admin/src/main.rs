@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let keys = parse_admin_keys(&std::env::var("KAIROS_ADMIN_KEYS").unwrap_or_default())
         .map_err(|e| format!("environment variable KAIROS_ADMIN_KEYS is invalid: {e}"))?;
-    let aws = aws_config::load_from_env().await;
+    let aws = kairos_store::sdk::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;
     let mut store =
         DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table).with_due_shards(config.due_shards);
