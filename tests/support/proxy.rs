@@ -77,6 +77,8 @@ pub struct Tally {
     pub requests: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<WireFault, u64>,
+    /// Time spent waiting on the upstream's answers.
+    pub upstream: std::time::Duration,
 }
 
 impl Tally {
@@ -328,6 +330,7 @@ async fn forward(shared: &Shared, request: &Request) -> Option<Vec<u8>> {
     for (name, value) in request.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
         out = out.header(name, value);
     }
+    let started = std::time::Instant::now();
     let response = out.body(request.body.clone()).send().await.ok()?;
     let status = response.status().as_u16();
     let headers: Vec<(String, String)> = response
@@ -337,6 +340,7 @@ async fn forward(shared: &Shared, request: &Request) -> Option<Vec<u8>> {
         .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let body = response.bytes().await.ok()?;
+    shared.tally.lock().unwrap().upstream += started.elapsed();
     Some(http_response(status, &headers, &body))
 }
 
