@@ -119,7 +119,7 @@ pub fn compare(observed: &Observed, traffic: &Traffic, end: i64) -> Findings {
         let state = crm.state.lock().unwrap();
         let mut wrong = Vec::new();
         for (key, record) in records {
-            let expected = crm_segments(crm, &members(record));
+            let expected = crm_segments(crm, &guarded(observed.rules, record));
             let written = state.get(key).map(|(_, m)| m.clone()).unwrap_or_default();
             if written != expected {
                 wrong.push(format!("{key}: written {written:?}, member of {expected:?}"));
@@ -146,6 +146,18 @@ async fn records(deployment: &Deployment) -> BTreeMap<String, StoredContact> {
 
 fn members(record: &StoredContact) -> Vec<String> {
     record.state.members().iter().map(|(id, _)| id.clone()).collect()
+}
+
+/// What destinations must hold (the consent guard): the memberships,
+/// less marketing segments while consent is not `subscribed`. The soak's
+/// rules pause no segment and the soak pins no contact.
+fn guarded(rules: &kairos_rules::RuleSet, record: &StoredContact) -> Vec<String> {
+    let subscribed = record.state.consent().status() == kairos_state::ConsentStatus::Subscribed;
+    let marketing = |id: &String| rules.segment_index(id).is_some_and(|i| rules.is_marketing(i));
+    members(record)
+        .into_iter()
+        .filter(|id| subscribed || !marketing(id))
+        .collect()
 }
 
 fn crm_segments(crm: &crate::pipeline::Crm, members: &[String]) -> Vec<String> {
