@@ -71,10 +71,10 @@ flood:
 ## ingest → evaluate → write-back and the sweep on memory adapters under injected faults, checked
 ## exactly against `kairos replay`; prints events/s, faults, retries, dead letters, mismatches and
 ## the cost per million events (docs/soak.md). `make test` runs a small one. The second run
-## (WIRE_CONTACTS contacts, 700: over 10,000 events) goes through moto server with the real SDK behind
+## (WIRE_CONTACTS contacts, 760: over 10,000 events) goes through moto server with the real SDK behind
 ## the wire-level fault proxy (throttling answers, dropped answers).
 SOAK_CONTACTS ?= 100000
-WIRE_CONTACTS ?= 700
+WIRE_CONTACTS ?= 760
 soak: $(TOOLS)
 	KAIROS_SOAK_CONTACTS=$(SOAK_CONTACTS) KAIROS_WIRE_CONTACTS=$(WIRE_CONTACTS) \
 	  cargo test --release --locked --test soak -- --nocapture

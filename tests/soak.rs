@@ -71,7 +71,7 @@ fn the_pipeline_under_faults_ends_exactly_where_replay_does() {
 /// The second run, smaller, through moto with the real SDK behind the
 /// wire-level fault proxy (`soak/wire.rs`), checked the same way. Sized by
 /// `KAIROS_WIRE_CONTACTS` (default 150: about 1,200 events, half a minute
-/// against moto; `make soak` runs 700, over 10,000 events).
+/// against moto; `make soak` runs 760, over 10,000 events).
 #[test]
 fn through_the_sdk_the_fault_proxy_and_moto_the_pipeline_ends_exactly_where_replay_does() {
     let contacts = env_usize("KAIROS_WIRE_CONTACTS", 150).max(1);
