@@ -75,6 +75,8 @@ pub struct Counters {
     pub evaluate_invocations: u64,
     /// Messages an evaluate invocation reported failed (redelivered).
     pub evaluate_retries: u64,
+    /// Of those, the injected malformed messages.
+    pub evaluate_malformed: u64,
     /// Write-back invocations.
     pub writeback_invocations: u64,
     /// Messages a write-back invocation reported failed (redelivered).
@@ -273,10 +275,15 @@ impl Wire {
             }
             let response = kairos_evaluate::handle(sqs_event(&batch), &evaluator, time(now)).await;
             let failed = crate::support::failed(&response);
+            let malformed = (batch.iter())
+                .filter(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+                .filter(|m| m.body().is_some_and(|b| b.contains(r#""id":"malformed-"#)))
+                .count();
             {
                 let mut counters = self.counters.lock().unwrap();
                 counters.evaluate_invocations += 1;
                 counters.evaluate_retries += failed.len() as u64;
+                counters.evaluate_malformed += malformed as u64;
             }
             self.settle("EventsQueue", &batch, &failed).await;
             handled += batch.len();
@@ -485,7 +492,7 @@ pub fn print(wire: &Wire, traffic: &Traffic, run: &WireRun, findings: &Findings)
     }
     let sdk = &run.sdk;
     eprintln!(
-        "SDK (standard mode, {} attempts, backoff {:?}..{:?}, attempt timeout {:?}, operation timeout {:?}): {} operations, {} attempts: {} retries; {} operations exhausted their attempts",
+        "SDK (standard mode, {} attempts, backoff {:?}..{:?}, attempt timeout {:?}, operation timeout {:?}): {} operations, {} attempts: {} retries; {} operations ended in an error with every attempt spent",
         kairos_store::sdk::MAX_ATTEMPTS,
         kairos_store::sdk::INITIAL_BACKOFF,
         kairos_store::sdk::MAX_BACKOFF,
@@ -502,11 +509,12 @@ pub fn print(wire: &Wire, traffic: &Traffic, run: &WireRun, findings: &Findings)
     }
     let counters = wire.counters.lock().unwrap();
     eprintln!(
-        "handlers: {} ingest requests ({} sent again after a 503); {} evaluate invocations, {} messages failed and redelivered; {} write-back invocations, {} messages failed and redelivered; {} sweeps ({} failed)",
+        "handlers: {} ingest requests ({} sent again after a 503); {} evaluate invocations, {} messages failed and redelivered ({} of them malformed); {} write-back invocations, {} messages failed and redelivered; {} sweeps ({} failed)",
         counters.api_requests,
         counters.client_retries,
         counters.evaluate_invocations,
         counters.evaluate_retries,
+        counters.evaluate_malformed,
         counters.writeback_invocations,
         counters.writeback_retries,
         counters.sweeps.0,

@@ -426,7 +426,9 @@ pub struct CallTally {
     /// Operations that ended in an error, by `Service.Operation: error`
     /// (its first 140 characters), with the attempts they spent.
     pub errors: BTreeMap<String, (u64, u64)>,
-    /// Operations that ended in an error after every attempt was spent.
+    /// Operations that ended in an error with every attempt spent (the last
+    /// error may be one the SDK does not retry: a failed condition after
+    /// earlier attempts were throttled or their answers lost).
     pub exhausted: u64,
 }
 
