@@ -17,6 +17,25 @@ export SAM_CLI_TELEMETRY := 0
 demo:
 	cargo run --quiet --bin kairos -- demo
 
+## The marketer's console on 127.0.0.1:8787 over the embedded default (kairos console).
+.PHONY: console
+console:
+	cargo run --quiet --bin kairos -- console
+
+## The console's page load times: 200 segments, a contact with a long audit trail (release build).
+.PHONY: bench-console
+bench-console:
+	cargo bench --locked --bench console_pages
+
+## Headless Chromium and its WebDriver for the console's browser tests (Debian packages).
+.PHONY: browser screenshots
+browser:
+	command -v chromedriver >/dev/null || { apt-get update && apt-get install -y chromium chromium-driver; }
+
+## The console's pages as PNGs in docs/console/ (shown in the README), taken by the browser test.
+screenshots: browser
+	KAIROS_SCREENSHOTS_DIR=$(CURDIR)/docs/console cargo test --locked --test console_browser
+
 ## Every test: the template lint, unit tests, and integration tests over moto server
 ## and the real Segment client (Node.js).
 test: lint-infra node-tools

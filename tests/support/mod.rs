@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod browser;
+pub mod console;
 pub mod crm;
 mod evaluation;
 pub mod faults;
