@@ -89,10 +89,14 @@ flood:
 ## The soak: the rules bench's workload (SOAK_CONTACTS contacts, about twenty events each) through
 ## ingest → evaluate → write-back and the sweep on memory adapters under injected faults, checked
 ## exactly against `kairos replay`; prints events/s, faults, retries, dead letters, mismatches and
-## the cost per million events (docs/soak.md). `make test` runs a small one.
+## the cost per million events (docs/soak.md). `make test` runs a small one. The second run
+## (WIRE_CONTACTS contacts, 760: over 10,000 events) goes through moto server with the real SDK behind
+## the wire-level fault proxy (throttling answers, dropped answers).
 SOAK_CONTACTS ?= 100000
-soak:
-	KAIROS_SOAK_CONTACTS=$(SOAK_CONTACTS) cargo test --release --locked --test soak -- --nocapture
+WIRE_CONTACTS ?= 760
+soak: $(TOOLS)
+	KAIROS_SOAK_CONTACTS=$(SOAK_CONTACTS) KAIROS_WIRE_CONTACTS=$(WIRE_CONTACTS) \
+	  cargo test --release --locked --test soak -- --nocapture
 
 ## Each provider parser, the /v1 routes and the contact state under libFuzzer,
 ## FUZZ_SECS seconds each, seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets

@@ -221,6 +221,40 @@ enum Command {
         /// The contact key or email address.
         contact: String,
     },
+    /// Erase a contact (docs/governance.md): its record becomes a tombstone
+    /// that drops its late events for the window, its linked anonymous
+    /// records, kept consent, audit trail, delivery-ledger and cache entries
+    /// are deleted, destinations are told it left every segment (through the
+    /// write-back queue), and one receipt is kept under a salted hash of the
+    /// key. Prints what was done as JSON; exits 1 if there is no such contact.
+    Erase {
+        /// The AWS endpoint (moto or `make watch`'s); default: AWS as configured.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The contacts table.
+        #[arg(long, env = "KAIROS_TABLE")]
+        table: String,
+        /// The audit table (the receipt goes there; the trail is deleted from it).
+        #[arg(long, env = "KAIROS_AUDIT_TABLE")]
+        audit_table: String,
+        /// The write-back queue the exits are sent to.
+        #[arg(long, env = "KAIROS_WRITEBACK_QUEUE_URL")]
+        queue_url: String,
+        /// The rules in force (their versions go on the exits; default: the embedded ones).
+        #[arg(long, env = "KAIROS_RULES_FILE")]
+        rules: Option<PathBuf>,
+        /// The receipt hash's salt, or `ssm:<parameter>` (never printed).
+        #[arg(long, env = "KAIROS_ERASURE_SALT", hide_env_values = true)]
+        salt: String,
+        /// Days the tombstone drops late events (1 to 3650).
+        #[arg(long, env = "KAIROS_ERASURE_WINDOW_DAYS", default_value_t = kairos_engine::erasure::DEFAULT_WINDOW_DAYS, value_parser = |v: &str| kairos_engine::erasure::parse_window_days(v))]
+        window_days: i64,
+        /// Who erases (recorded on the receipt).
+        #[arg(long)]
+        actor: String,
+        /// The contact key or email address.
+        contact: String,
+    },
     /// Write the sample Lambda events of `events/` (ingest-sendgrid.json,
     /// ingest-events.json, evaluate-sqs.json, writeback-sqs.json) for the
     /// current time, so they are never stale; the SendGrid one signed with the
@@ -746,6 +780,38 @@ async fn inspect(endpoint: Option<String>, table: &str, rules: Option<PathBuf>, 
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn erase(
+    endpoint: Option<String>,
+    table: &str,
+    audit_table: &str,
+    queue_url: &str,
+    rules: Option<PathBuf>,
+    salt: &str,
+    window_days: i64,
+    actor: &str,
+    contact: &str,
+) -> Result<(), String> {
+    let rules_text = rules
+        .as_ref()
+        .map_or(Ok(kairos_evaluate::DEFAULT_RULES.to_string()), read)?;
+    let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("rules: {e}"))?;
+    let done = kairos::erase::run(
+        endpoint,
+        table,
+        audit_table,
+        queue_url,
+        &rules,
+        contact,
+        actor,
+        salt,
+        window_days,
+    )
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&done).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 fn log_hash(contact: &str) -> Result<(), String> {
     let key = std::env::var("KAIROS_LOG_HASH_KEY")
         .ok()
@@ -868,6 +934,30 @@ async fn main() -> ExitCode {
             contact,
         } => inspect(endpoint, &table, rules, &contact).await,
         Command::Samples { out, at } => samples(&out, at).await,
+        Command::Erase {
+            endpoint,
+            table,
+            audit_table,
+            queue_url,
+            rules,
+            salt,
+            window_days,
+            actor,
+            contact,
+        } => {
+            erase(
+                endpoint,
+                &table,
+                &audit_table,
+                &queue_url,
+                rules,
+                &salt,
+                window_days,
+                &actor,
+                &contact,
+            )
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod crm;
 mod evaluation;
 pub mod faults;
 pub mod moto;
+pub mod proxy;
 pub mod sim;
 mod stack;
 pub mod sweep;
