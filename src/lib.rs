@@ -24,6 +24,7 @@
 //! ```
 
 pub mod archive;
+pub mod console;
 pub mod demo;
 pub mod diff;
 pub mod dlq;

@@ -32,6 +32,20 @@ enum Command {
         #[arg(long)]
         destinations: Option<PathBuf>,
     },
+    /// Serve the marketer's console (segments, contacts, overrides, rules:
+    /// validate, backtest, publish) on 127.0.0.1 over the embedded default:
+    /// the demo's events and rules played into memory. Prints the URL.
+    Console {
+        /// The loopback address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        addr: std::net::SocketAddr,
+        /// Rules file (YAML or JSON). Default: the embedded rules/segments.yaml.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Canonical events, one JSON object per line. Default: the embedded events/demo/events.jsonl.
+        #[arg(long)]
+        events: Option<PathBuf>,
+    },
     /// Check or describe a write-back destinations file.
     Destinations {
         #[command(subcommand)]
@@ -816,6 +830,33 @@ fn read_bytes(path: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// `kairos console`: the local console has no sign-in, so it listens on loopback only.
+async fn console(addr: std::net::SocketAddr, rules: Option<PathBuf>, events: Option<PathBuf>) -> Result<(), String> {
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "--addr {addr}: the local console has no sign-in; listen on a loopback address (127.0.0.1)"
+        ));
+    }
+    let text = |path: Option<PathBuf>, default: &str| match path {
+        Some(p) => read(&p),
+        None => Ok(default.to_string()),
+    };
+    let rules = text(rules, kairos_evaluate::DEFAULT_RULES)?;
+    let events = text(events, kairos::demo::DEFAULT_EVENTS)?;
+    let console = kairos::console::Console::new(&rules, &events).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listening on {addr}: {e}"))?;
+    let url = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "Kairos console: http://{url}/ (clock {}; Ctrl-C stops it)",
+        console.clock()
+    );
+    kairos::console::serve(listener, std::sync::Arc::new(console))
+        .await
+        .map_err(|e| format!("serving: {e}"))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -825,6 +866,7 @@ async fn main() -> ExitCode {
             events,
             destinations,
         } => demo(rules, events, destinations).await,
+        Command::Console { addr, rules, events } => console(addr, rules, events).await,
         Command::Destinations { command } => destinations(command),
         Command::Dlq { command } => dlq(command).await,
         Command::Rules { command } => rules(command).await,

@@ -5,10 +5,13 @@
 
 pub mod admin;
 pub mod archive;
+pub mod browser;
+pub mod console;
 pub mod crm;
 mod evaluation;
 pub mod faults;
 pub mod moto;
+pub mod proxy;
 pub mod sim;
 mod stack;
 pub mod sweep;

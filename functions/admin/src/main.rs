@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let keys = parse_admin_keys(&std::env::var("KAIROS_ADMIN_KEYS").unwrap_or_default())
         .map_err(|e| format!("environment variable KAIROS_ADMIN_KEYS is invalid: {e}"))?;
-    let aws = aws_config::load_from_env().await;
+    let aws = kairos_store::sdk::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;
     // The erasure receipt's salt (usually `ssm:<name>`), never logged; unset: erasure refused.
     let salt = match std::env::var("KAIROS_ERASURE_SALT").ok().filter(|s| !s.is_empty()) {

@@ -59,6 +59,8 @@ mod memory;
 mod s3;
 mod scan;
 #[cfg(feature = "aws")]
+pub mod sdk;
+#[cfg(feature = "aws")]
 mod secret;
 #[cfg(feature = "aws")]
 mod sqs;
