@@ -123,7 +123,7 @@ fuzz: $(CARGO_FUZZ)
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)
 	rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin sweep --bin decide
+	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin sweep --bin decide --bin admin
 	ls -l target/lambda/*/bootstrap
 
 ## Everything on this machine, on loopback only: moto (DynamoDB, SQS, SSM) on
@@ -137,7 +137,7 @@ KAIROS := target/debug/kairos
 watch: $(TOOLS)
 	@mkdir -p build
 	echo "==> [1/5] building the functions and the kairos CLI (the first time takes several minutes)"
-	cargo build --bin kairos --bin ingest --bin evaluate --bin writeback --bin sweep
+	cargo build --bin kairos --bin ingest --bin evaluate --bin writeback --bin sweep --bin admin
 	trap 'echo "==> stopping"; kill $$(jobs -p) 2>/dev/null; wait' EXIT
 	echo "==> [2/5] moto on 127.0.0.1:$(WATCH_PORT) (log: build/moto-watch.log)"
 	python tests/support/moto_server.py -H 127.0.0.1 -p $(WATCH_PORT) > build/moto-watch.log 2>&1 &

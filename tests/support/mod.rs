@@ -3,6 +3,7 @@
 //! webhook receiver. Every integration test sets up through these.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod archive;
 pub mod browser;
 pub mod console;

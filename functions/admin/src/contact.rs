@@ -58,7 +58,7 @@ fn document<S, Q>(admin: &Admin<'_, S, Q>, key: &str, record: &StoredContact, no
     let traits: Map<String, Value> = record
         .state
         .traits()
-        .map(|(name, _, value)| (name.to_string(), json!(value)))
+        .map(|(name, _, value)| (name.to_string(), value.to_json()))
         .collect();
     let consent = record.state.consent();
     json!({
