@@ -1,7 +1,9 @@
-//! The ingest function's signature checks, side by side in the pure-Rust
-//! crates (`p256`, `rsa`) and in the two C/assembly-backed libraries already
-//! compiled into the functions through the AWS SDK's TLS stack (`ring`,
-//! `aws-lc-rs`), on real fixture payloads (`make bench`):
+//! The ingest function's signature checks as shipped (`ring`, through
+//! `kairos_ingest`'s own verification functions and key types), side by side
+//! with the pure-Rust crates they replaced (`p256`, `rsa`) and with
+//! `aws-lc-rs`, the other C/assembly-backed library already compiled into the
+//! functions (through the AWS SDK's TLS stack), on real fixture payloads
+//! (`make bench`):
 //!
 //! - SendGrid: ECDSA P-256 / SHA-256 over `timestamp || body`, the four
 //!   SendGrid fixtures as one batch, DER signature;
@@ -14,6 +16,9 @@
 //! signature and refuses a tampered message.
 
 use std::time::{Duration, Instant};
+
+use base64::Engine;
+use kairos_ingest::providers::sendgrid;
 
 use p256::ecdsa::signature::{Signer, Verifier};
 use rsa::pkcs8::DecodePrivateKey;
@@ -42,14 +47,22 @@ fn micros(budget: Duration, mut f: impl FnMut() -> bool) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
 }
 
+/// Verifies a message: true if the signature is valid.
+type Verify<'a> = Box<dyn Fn(&[u8]) -> bool + 'a>;
+
 /// One check in three libraries: each closure verifies `message` (true if valid).
 struct Check<'a> {
     name: &'static str,
     bytes: usize,
-    pure: Box<dyn Fn(&[u8]) -> bool + 'a>,
-    ring: Box<dyn Fn(&[u8]) -> bool + 'a>,
-    aws_lc: Box<dyn Fn(&[u8]) -> bool + 'a>,
+    /// The pure-Rust crates ingest used before.
+    pure: Verify<'a>,
+    /// Ingest's own check (ring).
+    kairos: Verify<'a>,
+    aws_lc: Verify<'a>,
 }
+
+/// The SendGrid timestamp the message starts with.
+const TIMESTAMP: &str = "1796000000";
 
 fn sendgrid_message() -> Vec<u8> {
     let mut items = Vec::new();
@@ -64,7 +77,7 @@ fn sendgrid_message() -> Vec<u8> {
             other => items.push(other),
         }
     }
-    let mut message = b"1796000000".to_vec();
+    let mut message = TIMESTAMP.as_bytes().to_vec();
     message.extend(serde_json::to_vec(&items).expect("serializes"));
     message
 }
@@ -87,17 +100,25 @@ fn main() {
     let der = signature.to_der().as_bytes().to_vec();
     let verifying = *signing.verifying_key();
     let point = verifying.to_encoded_point(false).as_bytes().to_vec();
-    let (der, point) = (&der, &point);
+    let key = sendgrid::PublicKey::from_sec1(&point).expect("a P-256 point");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let now: i64 = TIMESTAMP.parse().expect("a unix time");
+    let (der, point, key, b64) = (&der, &point, &key, &b64);
     // SES: the test signing certificate's key (its private half signs here).
     let pem = include_str!("../../../tests/fixtures/esp/sns_test_signing_key.pem");
     let private = RsaPrivateKey::from_pkcs8_pem(pem).expect("the test key");
     let cert = include_bytes!("../../../tests/fixtures/esp/sns_test_signing_key.cert.pem");
-    let public = kairos_ingest::providers::ses::cert::public_key(cert).expect("the certificate's key");
+    let kairos_key = kairos_ingest::providers::ses::cert::public_key(cert).expect("the certificate's key");
+    let public = private.to_public_key();
     let ses = ses_message();
-    let sig256 = private.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&ses)).expect("signs");
-    let sig1 = private.sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(&ses)).expect("signs");
+    let sig256 = private
+        .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&ses))
+        .expect("signs");
+    let sig1 = private
+        .sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(&ses))
+        .expect("signs");
     let (n, e) = (public.n().to_bytes_be(), public.e().to_bytes_be());
-    let (public, n, e, sig256, sig1) = (&public, &n, &e, &sig256, &sig1);
+    let (public, kairos_key, n, e, sig256, sig1) = (&public, &kairos_key, &n, &e, &sig256, &sig1);
 
     let checks = [
         Check {
@@ -107,36 +128,40 @@ fn main() {
                 let sig = p256::ecdsa::Signature::from_der(der).expect("DER");
                 verifying.verify(m, &sig).is_ok()
             }),
-            ring: Box::new(|m| {
-                let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point);
-                key.verify(m, der).is_ok()
-            }),
+            kairos: Box::new(|m| sendgrid::verify(key, b64, TIMESTAMP, &m[TIMESTAMP.len()..], now, 300).is_ok()),
             aws_lc: Box::new(|m| {
                 let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1;
-                aws_lc_rs::signature::UnparsedPublicKey::new(alg, point).verify(m, der).is_ok()
+                aws_lc_rs::signature::UnparsedPublicKey::new(alg, point)
+                    .verify(m, der)
+                    .is_ok()
             }),
         },
         Check {
             name: "ses RSA-2048 SHA-256",
             bytes: ses.len(),
-            pure: Box::new(|m| public.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m), sig256).is_ok()),
-            ring: Box::new(|m| {
-                let key = ring::signature::RsaPublicKeyComponents { n, e };
-                key.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, m, sig256).is_ok()
+            pure: Box::new(|m| {
+                public
+                    .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m), sig256)
+                    .is_ok()
             }),
+            kairos: Box::new(|m| kairos_key.verifies(&ring::signature::RSA_PKCS1_2048_8192_SHA256, m, sig256)),
             aws_lc: Box::new(|m| {
                 let key = aws_lc_rs::signature::RsaPublicKeyComponents { n, e };
-                key.verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, m, sig256).is_ok()
+                key.verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, m, sig256)
+                    .is_ok()
             }),
         },
         Check {
             name: "ses RSA-2048 SHA-1",
             bytes: ses.len(),
-            pure: Box::new(|m| public.verify(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(m), sig1).is_ok()),
-            ring: Box::new(|m| {
-                let key = ring::signature::RsaPublicKeyComponents { n, e };
+            pure: Box::new(|m| {
+                public
+                    .verify(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(m), sig1)
+                    .is_ok()
+            }),
+            kairos: Box::new(|m| {
                 let alg = &ring::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY;
-                key.verify(alg, m, sig1).is_ok()
+                kairos_key.verifies(alg, m, sig1)
             }),
             aws_lc: Box::new(|m| {
                 let key = aws_lc_rs::signature::RsaPublicKeyComponents { n, e };
@@ -147,21 +172,25 @@ fn main() {
     ];
     let messages = [&sendgrid, &ses, &ses];
     println!(
-        "{:<22} {:>6} {:>14} {:>10} {:>14}",
-        "signature check", "bytes", "p256/rsa µs", "ring µs", "aws-lc-rs µs"
+        "{:<22} {:>6} {:>12} {:>17} {:>13}",
+        "signature check", "bytes", "p256/rsa µs", "kairos (ring) µs", "aws-lc-rs µs"
     );
     for (check, message) in checks.iter().zip(messages) {
         let mut tampered = message.to_vec();
         tampered[20] ^= 1;
-        for f in [&check.pure, &check.ring, &check.aws_lc] {
-            assert!(f(message) && !f(&tampered), "{}: accepts the good, refuses the tampered", check.name);
+        for f in [&check.pure, &check.kairos, &check.aws_lc] {
+            assert!(
+                f(message) && !f(&tampered),
+                "{}: accepts the good, refuses the tampered",
+                check.name
+            );
         }
         println!(
-            "{:<22} {:>6} {:>14.1} {:>10.1} {:>14.1}",
+            "{:<22} {:>6} {:>12.1} {:>17.1} {:>13.1}",
             check.name,
             check.bytes,
             micros(budget, || (check.pure)(message)),
-            micros(budget, || (check.ring)(message)),
+            micros(budget, || (check.kairos)(message)),
             micros(budget, || (check.aws_lc)(message)),
         );
     }
