@@ -17,6 +17,25 @@ export SAM_CLI_TELEMETRY := 0
 demo:
 	cargo run --quiet --bin kairos -- demo
 
+## The marketer's console on 127.0.0.1:8787 over the embedded default (kairos console).
+.PHONY: console
+console:
+	cargo run --quiet --bin kairos -- console
+
+## The console's page load times: 200 segments, a contact with a long audit trail (release build).
+.PHONY: bench-console
+bench-console:
+	cargo bench --locked --bench console_pages
+
+## Headless Chromium and its WebDriver for the console's browser tests (Debian packages).
+.PHONY: browser screenshots
+browser:
+	command -v chromedriver >/dev/null || { apt-get update && apt-get install -y chromium chromium-driver; }
+
+## The console's pages as PNGs in docs/console/ (shown in the README), taken by the browser test.
+screenshots: browser
+	KAIROS_SCREENSHOTS_DIR=$(CURDIR)/docs/console cargo test --locked --test console_browser
+
 ## Every test: the template lint, unit tests, and integration tests over moto server
 ## and the real Segment client (Node.js).
 test: lint-infra node-tools
@@ -76,10 +95,14 @@ flood:
 ## The soak: the rules bench's workload (SOAK_CONTACTS contacts, about twenty events each) through
 ## ingest → evaluate → write-back and the sweep on memory adapters under injected faults, checked
 ## exactly against `kairos replay`; prints events/s, faults, retries, dead letters, mismatches and
-## the cost per million events (docs/soak.md). `make test` runs a small one.
+## the cost per million events (docs/soak.md). `make test` runs a small one. The second run
+## (WIRE_CONTACTS contacts, 760: over 10,000 events) goes through moto server with the real SDK behind
+## the wire-level fault proxy (throttling answers, dropped answers).
 SOAK_CONTACTS ?= 100000
-soak:
-	KAIROS_SOAK_CONTACTS=$(SOAK_CONTACTS) cargo test --release --locked --test soak -- --nocapture
+WIRE_CONTACTS ?= 760
+soak: $(TOOLS)
+	KAIROS_SOAK_CONTACTS=$(SOAK_CONTACTS) KAIROS_WIRE_CONTACTS=$(WIRE_CONTACTS) \
+	  cargo test --release --locked --test soak -- --nocapture
 
 ## Each provider parser, the /v1 routes and the contact state under libFuzzer,
 ## FUZZ_SECS seconds each, seeded with the fixtures. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP lets

@@ -75,6 +75,22 @@ pub async fn run(
     destinations_text: &str,
     out: &mut impl Write,
 ) -> Result<Summary, String> {
+    let store = MemoryContacts::default();
+    let horizon = SWEEP_HORIZON_SECS;
+    run_into(&store, horizon, rules_text, events_text, destinations_text, out).await
+}
+
+/// [`run`] into a given contact store, which holds the contacts (and their
+/// audit trails) afterwards (`kairos console` serves them), letting time
+/// pass `horizon_secs` after the last event.
+pub async fn run_into(
+    store: &MemoryContacts,
+    horizon_secs: i64,
+    rules_text: &str,
+    events_text: &str,
+    destinations_text: &str,
+    out: &mut impl Write,
+) -> Result<Summary, String> {
     let rules = RuleSet::from_yaml(rules_text).map_err(|e| format!("rules file: {e}"))?;
     let segment_ids: Vec<&str> = rules.segments().map(|s| s.id).collect();
     let crms = dry_run_destinations(destinations_text, &segment_ids).await?;
@@ -82,11 +98,7 @@ pub async fn run(
         api_keys: vec![API_KEY.into()],
         ..IngestConfig::default()
     };
-    let (events, transitions, store) = (
-        MemoryQueue::default(),
-        MemoryQueue::default(),
-        MemoryContacts::default(),
-    );
+    let (events, transitions) = (MemoryQueue::default(), MemoryQueue::default());
     let (ledger, dead_letters, redelivery) = (
         MemoryLedger::default(),
         MemoryDeadLetters::default(),
@@ -99,12 +111,12 @@ pub async fn run(
             claims: &MemoryClaims::default(),
         },
         events: &events,
-        evaluator: Evaluator::new(&rules, &store, &transitions),
+        evaluator: Evaluator::new(&rules, store, &transitions),
         transitions: &transitions,
         writeback: Writeback {
             destinations: &crms.destinations,
             ledger: &ledger,
-            contacts: &store,
+            contacts: store,
             dead_letters: &dead_letters,
             redelivery: &redelivery,
             clock: &SystemClock,
@@ -150,7 +162,10 @@ pub async fn run(
             "\n── time passes, no new events: the sweep re-evaluates contacts whose answers are due ──"
         )
         .map_err(w)?;
-        pipeline.sweep(&store, end, &mut summary, out).await.map_err(w)?;
+        pipeline
+            .sweep(store, end, horizon_secs, &mut summary, out)
+            .await
+            .map_err(w)?;
     }
     summary.decisions = decide::run(&rules, out).await.map_err(w)?;
     writeln!(
@@ -240,10 +255,11 @@ impl Pipeline<'_> {
         &self,
         store: &MemoryContacts,
         end: DateTime<Utc>,
+        horizon_secs: i64,
         summary: &mut Summary,
         out: &mut impl Write,
     ) -> std::io::Result<()> {
-        let horizon = end.timestamp() + SWEEP_HORIZON_SECS;
+        let horizon = end.timestamp() + horizon_secs;
         let sweeper = Sweeper::new(store, self.events);
         let mut last = None;
         while let Some(at) = next_due(store, horizon).await {

@@ -8,7 +8,7 @@
 //! moves in and out of each segment on that history, [`rebuild`], contact states
 //! recomputed from the archive into a table, and
 //! [`normalize::normalize`], a provider webhook body to canonical events,
-//! [`dlq`], the write-back dead letters (show, redrive), [`sequences`],
+//! [`dlq`], the write-back dead letters (show, redrive), [`erase`], an operator's erasure, [`sequences`],
 //! send-time decisions on a history (`kairos decide`, `kairos sequences report`), [`samples::generate`],
 //! the `events/` payloads for a given time, [`inspect::inspect`], a stored
 //! contact in human terms, and for `make watch` [`local::poll`] (the queues
@@ -24,9 +24,11 @@
 //! ```
 
 pub mod archive;
+pub mod console;
 pub mod demo;
 pub mod diff;
 pub mod dlq;
+pub mod erase;
 pub mod inspect;
 pub mod local;
 pub mod normalize;

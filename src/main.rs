@@ -32,6 +32,20 @@ enum Command {
         #[arg(long)]
         destinations: Option<PathBuf>,
     },
+    /// Serve the marketer's console (segments, contacts, overrides, rules:
+    /// validate, backtest, publish) on 127.0.0.1 over the embedded default:
+    /// the demo's events and rules played into memory. Prints the URL.
+    Console {
+        /// The loopback address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        addr: std::net::SocketAddr,
+        /// Rules file (YAML or JSON). Default: the embedded rules/segments.yaml.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Canonical events, one JSON object per line. Default: the embedded events/demo/events.jsonl.
+        #[arg(long)]
+        events: Option<PathBuf>,
+    },
     /// Check or describe a write-back destinations file.
     Destinations {
         #[command(subcommand)]
@@ -204,6 +218,40 @@ enum Command {
         /// The rules file that names the signals (default: the embedded rules/segments.yaml).
         #[arg(long, env = "KAIROS_RULES_FILE")]
         rules: Option<PathBuf>,
+        /// The contact key or email address.
+        contact: String,
+    },
+    /// Erase a contact (docs/governance.md): its record becomes a tombstone
+    /// that drops its late events for the window, its linked anonymous
+    /// records, kept consent, audit trail, delivery-ledger and cache entries
+    /// are deleted, destinations are told it left every segment (through the
+    /// write-back queue), and one receipt is kept under a salted hash of the
+    /// key. Prints what was done as JSON; exits 1 if there is no such contact.
+    Erase {
+        /// The AWS endpoint (moto or `make watch`'s); default: AWS as configured.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The contacts table.
+        #[arg(long, env = "KAIROS_TABLE")]
+        table: String,
+        /// The audit table (the receipt goes there; the trail is deleted from it).
+        #[arg(long, env = "KAIROS_AUDIT_TABLE")]
+        audit_table: String,
+        /// The write-back queue the exits are sent to.
+        #[arg(long, env = "KAIROS_WRITEBACK_QUEUE_URL")]
+        queue_url: String,
+        /// The rules in force (their versions go on the exits; default: the embedded ones).
+        #[arg(long, env = "KAIROS_RULES_FILE")]
+        rules: Option<PathBuf>,
+        /// The receipt hash's salt, or `ssm:<parameter>` (never printed).
+        #[arg(long, env = "KAIROS_ERASURE_SALT", hide_env_values = true)]
+        salt: String,
+        /// Days the tombstone drops late events (1 to 3650).
+        #[arg(long, env = "KAIROS_ERASURE_WINDOW_DAYS", default_value_t = kairos_engine::erasure::DEFAULT_WINDOW_DAYS, value_parser = |v: &str| kairos_engine::erasure::parse_window_days(v))]
+        window_days: i64,
+        /// Who erases (recorded on the receipt).
+        #[arg(long)]
+        actor: String,
         /// The contact key or email address.
         contact: String,
     },
@@ -732,6 +780,38 @@ async fn inspect(endpoint: Option<String>, table: &str, rules: Option<PathBuf>, 
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn erase(
+    endpoint: Option<String>,
+    table: &str,
+    audit_table: &str,
+    queue_url: &str,
+    rules: Option<PathBuf>,
+    salt: &str,
+    window_days: i64,
+    actor: &str,
+    contact: &str,
+) -> Result<(), String> {
+    let rules_text = rules
+        .as_ref()
+        .map_or(Ok(kairos_evaluate::DEFAULT_RULES.to_string()), read)?;
+    let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("rules: {e}"))?;
+    let done = kairos::erase::run(
+        endpoint,
+        table,
+        audit_table,
+        queue_url,
+        &rules,
+        contact,
+        actor,
+        salt,
+        window_days,
+    )
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&done).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 fn log_hash(contact: &str) -> Result<(), String> {
     let key = std::env::var("KAIROS_LOG_HASH_KEY")
         .ok()
@@ -750,6 +830,33 @@ fn read_bytes(path: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// `kairos console`: the local console has no sign-in, so it listens on loopback only.
+async fn console(addr: std::net::SocketAddr, rules: Option<PathBuf>, events: Option<PathBuf>) -> Result<(), String> {
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "--addr {addr}: the local console has no sign-in; listen on a loopback address (127.0.0.1)"
+        ));
+    }
+    let text = |path: Option<PathBuf>, default: &str| match path {
+        Some(p) => read(&p),
+        None => Ok(default.to_string()),
+    };
+    let rules = text(rules, kairos_evaluate::DEFAULT_RULES)?;
+    let events = text(events, kairos::demo::DEFAULT_EVENTS)?;
+    let console = kairos::console::Console::new(&rules, &events).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listening on {addr}: {e}"))?;
+    let url = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "Kairos console: http://{url}/ (clock {}; Ctrl-C stops it)",
+        console.clock()
+    );
+    kairos::console::serve(listener, std::sync::Arc::new(console))
+        .await
+        .map_err(|e| format!("serving: {e}"))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -759,6 +866,7 @@ async fn main() -> ExitCode {
             events,
             destinations,
         } => demo(rules, events, destinations).await,
+        Command::Console { addr, rules, events } => console(addr, rules, events).await,
         Command::Destinations { command } => destinations(command),
         Command::Dlq { command } => dlq(command).await,
         Command::Rules { command } => rules(command).await,
@@ -826,6 +934,30 @@ async fn main() -> ExitCode {
             contact,
         } => inspect(endpoint, &table, rules, &contact).await,
         Command::Samples { out, at } => samples(&out, at).await,
+        Command::Erase {
+            endpoint,
+            table,
+            audit_table,
+            queue_url,
+            rules,
+            salt,
+            window_days,
+            actor,
+            contact,
+        } => {
+            erase(
+                endpoint,
+                &table,
+                &audit_table,
+                &queue_url,
+                rules,
+                &salt,
+                window_days,
+                &actor,
+                &contact,
+            )
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,6 +79,10 @@ pub async fn rebuild<S: ContactStore>(
 pub async fn write<S: ContactStore>(store: &S, key: &str, contact: &Contact, now_ms: i64) -> Result<usize, StoreError> {
     for attempt in 0..MAX_ATTEMPTS {
         let stored = store.load(key).await?;
+        if stored.as_ref().is_some_and(|r| r.erased_at.is_some()) {
+            // An erased contact's tombstone stands: the archive does not bring it back.
+            return Ok(attempt);
+        }
         let expected = stored.as_ref().map(|r| r.version);
         let record = rebuilt(key, contact, stored.unwrap_or_default(), now_ms);
         match store.save(key, expected, &record).await {
@@ -113,6 +117,7 @@ fn rebuilt(key: &str, contact: &Contact, stored: StoredContact, now_ms: i64) -> 
         overrides: stored.overrides,
         written: stored.written,
         audit: Vec::new(),
+        erased_at: None,
     };
     record.advance_version(now_ms);
     let report = record.fit(key);

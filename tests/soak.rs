@@ -30,6 +30,8 @@ mod cost;
 mod pipeline;
 #[path = "soak/report.rs"]
 mod report;
+#[path = "soak/wire.rs"]
+mod wire;
 
 use pipeline::Deployment;
 use support::faults::{Faults, Rates};
@@ -64,6 +66,33 @@ fn the_pipeline_under_faults_ends_exactly_where_replay_does() {
     let findings = runtime.block_on(check::check(&deployment, &traffic, &run, end));
     report::print(&deployment, &traffic, &run, &findings);
     findings.assert_clean();
+}
+
+/// The second run, smaller, through moto with the real SDK behind the
+/// wire-level fault proxy (`soak/wire.rs`), checked the same way. Sized by
+/// `KAIROS_WIRE_CONTACTS` (default 150: about 1,200 events, half a minute
+/// against moto; `make soak` runs 760, over 10,000 events).
+#[test]
+fn through_the_sdk_the_fault_proxy_and_moto_the_pipeline_ends_exactly_where_replay_does() {
+    let contacts = env_usize("KAIROS_WIRE_CONTACTS", 150).max(1);
+    let seed = env_usize("KAIROS_SOAK_SEED", 7) as u64;
+    let traffic = arrivals::traffic(contacts, seed);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut deployment = wire::Wire::start(seed).await;
+        let run = deployment.run(&traffic).await;
+        let findings = deployment.check(&traffic, &run).await;
+        wire::print(&deployment, &traffic, &run, &findings);
+        assert!(
+            run.wire.faults_total() > 0 && run.sdk.attempts > run.sdk.operations_total(),
+            "faults were injected on the wire and the SDK retried them"
+        );
+        findings.assert_clean();
+    });
 }
 
 /// What the driver saw.

@@ -52,15 +52,52 @@ impl Findings {
     }
 }
 
+/// What a quiesced run left, to be checked: the memory soak's deployment
+/// and the wire soak's moto tables and queues alike.
+pub struct Observed<'a> {
+    /// The rules in force.
+    pub rules: &'a kairos_rules::RuleSet,
+    /// Every contact record stored, by key.
+    pub records: BTreeMap<String, StoredContact>,
+    /// The destinations.
+    pub crms: &'a [crate::pipeline::Crm],
+    /// Permanent destination errors injected by invocations that finished:
+    /// each must be dead-lettered. `(destination, contact, version)`.
+    pub permanent: BTreeSet<(String, String, u64)>,
+    /// Those injected by invocations that then crashed: dead-lettered or not.
+    pub permanent_crashed: BTreeSet<(String, String, u64)>,
+    /// Bodies of the malformed messages put on the events queue.
+    pub malformed: &'a [String],
+    /// The events dead-letter queue after the faulty phase.
+    pub events_dead: &'a [crate::support::sim::Stored],
+    /// The write-back dead-letter queue after the faulty phase.
+    pub writeback_dead: &'a [crate::support::sim::Stored],
+}
+
 /// Runs every check on the quiesced deployment.
 pub async fn check(deployment: &Deployment, traffic: &Traffic, run: &Run, end: i64) -> Findings {
-    let records = records(deployment).await;
+    let observed = Observed {
+        rules: &deployment.rules,
+        records: records(deployment).await,
+        crms: &deployment.crms,
+        permanent: deployment.permanent.lock().unwrap().iter().cloned().collect(),
+        permanent_crashed: deployment.permanent_crashed.lock().unwrap().iter().cloned().collect(),
+        malformed: &run.malformed,
+        events_dead: &run.events_dead,
+        writeback_dead: &run.writeback_dead,
+    };
+    compare(&observed, traffic, end)
+}
+
+/// Every check on what a run left, against `kairos replay` as of `end`.
+pub fn compare(observed: &Observed, traffic: &Traffic, end: i64) -> Findings {
+    let records = &observed.records;
     let live: BTreeMap<&str, Vec<String>> = records
         .iter()
         .filter(|(_, r)| r.merged_into.is_none())
         .map(|(k, r)| (k.as_str(), members(r)))
         .collect();
-    let replayed = replayed(deployment, traffic, end);
+    let replayed = replayed(observed.rules, traffic, end);
     let mut findings = Findings {
         contacts: live.len().max(replayed.len()),
         ..Findings::default()
@@ -78,11 +115,11 @@ pub async fn check(deployment: &Deployment, traffic: &Traffic, run: &Run, end: i
                 .push(format!("{key}: pipeline {l:?}, replay {r:?}"));
         }
     }
-    for crm in &deployment.crms {
+    for crm in observed.crms {
         let state = crm.state.lock().unwrap();
         let mut wrong = Vec::new();
-        for (key, record) in &records {
-            let expected = crm_segments(crm, &members(record));
+        for (key, record) in records {
+            let expected = crm_segments(crm, &guarded(observed.rules, record));
             let written = state.get(key).map(|(_, m)| m.clone()).unwrap_or_default();
             if written != expected {
                 wrong.push(format!("{key}: written {written:?}, member of {expected:?}"));
@@ -93,7 +130,7 @@ pub async fn check(deployment: &Deployment, traffic: &Traffic, run: &Run, end: i
         findings.stale_writes.insert(name.clone(), *crm.stale.lock().unwrap());
         findings.repeats.insert(name, *crm.repeats.lock().unwrap());
     }
-    dead_letters(deployment, run, &mut findings);
+    dead_letters(observed, &mut findings);
     findings
 }
 
@@ -111,18 +148,30 @@ fn members(record: &StoredContact) -> Vec<String> {
     record.state.members().iter().map(|(id, _)| id.clone()).collect()
 }
 
+/// What destinations must hold (the consent guard): the memberships,
+/// less marketing segments while consent is not `subscribed`. The soak's
+/// rules pause no segment and the soak pins no contact.
+fn guarded(rules: &kairos_rules::RuleSet, record: &StoredContact) -> Vec<String> {
+    let subscribed = record.state.consent().status() == kairos_state::ConsentStatus::Subscribed;
+    let marketing = |id: &String| rules.segment_index(id).is_some_and(|i| rules.is_marketing(i));
+    members(record)
+        .into_iter()
+        .filter(|id| subscribed || !marketing(id))
+        .collect()
+}
+
 fn crm_segments(crm: &crate::pipeline::Crm, members: &[String]) -> Vec<String> {
     kairos_writeback::Destination::segments(crm).filter(members)
 }
 
 /// `kairos replay` over every delivery as of `end`: each contact's segments.
-fn replayed(deployment: &Deployment, traffic: &Traffic, end: i64) -> BTreeMap<String, Vec<String>> {
+fn replayed(rules: &kairos_rules::RuleSet, traffic: &Traffic, end: i64) -> BTreeMap<String, Vec<String>> {
     let mut lines = String::new();
     for arrival in &traffic.arrivals {
         lines.push_str(&arrival.event.to_json());
         lines.push('\n');
     }
-    let out = kairos::replay::replay(&deployment.rules, lines.as_bytes(), Some(time(end)), false);
+    let out = kairos::replay::replay(rules, lines.as_bytes(), Some(time(end)), false);
     assert!(
         out.rejected.is_empty(),
         "replay rejected {:?}",
@@ -142,14 +191,14 @@ fn replayed(deployment: &Deployment, traffic: &Traffic, end: i64) -> BTreeMap<St
 }
 
 /// The dead-letter queues against what was injected.
-fn dead_letters(deployment: &Deployment, run: &Run, findings: &mut Findings) {
-    let malformed: BTreeSet<&String> = run.malformed.iter().collect();
-    let dead: BTreeSet<&String> = run.events_dead.iter().map(|d| &d.body).collect();
+fn dead_letters(observed: &Observed, findings: &mut Findings) {
+    let malformed: BTreeSet<&String> = observed.malformed.iter().collect();
+    let dead: BTreeSet<&String> = observed.events_dead.iter().map(|d| &d.body).collect();
     findings.events_dead_unexpected = dead.difference(&malformed).map(|s| s.to_string()).collect();
     findings.events_dead_missing = malformed.difference(&dead).map(|s| s.to_string()).collect();
 
     let mut letters = BTreeSet::new();
-    for letter in &run.writeback_dead {
+    for letter in observed.writeback_dead {
         let destination = letter
             .attributes
             .iter()
@@ -160,8 +209,7 @@ fn dead_letters(deployment: &Deployment, run: &Run, findings: &mut Findings) {
             WritebackMessage::decode(letter.body.as_bytes()).expect("a write-back dead letter");
         letters.insert((destination, t.contact, t.state_version));
     }
-    let finished: BTreeSet<_> = deployment.permanent.lock().unwrap().iter().cloned().collect();
-    let crashed: BTreeSet<_> = deployment.permanent_crashed.lock().unwrap().iter().cloned().collect();
+    let (finished, crashed) = (&observed.permanent, &observed.permanent_crashed);
     findings.writeback_dead_missing = finished.difference(&letters).cloned().collect();
     findings.writeback_dead_unexpected = letters
         .iter()

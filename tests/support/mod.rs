@@ -4,10 +4,13 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod browser;
+pub mod console;
 pub mod crm;
 mod evaluation;
 pub mod faults;
 pub mod moto;
+pub mod proxy;
 pub mod sim;
 mod stack;
 pub mod sweep;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use kairos_engine::{Manual, Override, MAX_REASON_BYTES};
 use kairos_event::AuditKind;
-use kairos_store::{AuditTrail, ContactStore, Queue, StoredContact};
+use kairos_store::{AuditTrail, ContactStore, Erasure, Queue, StoredContact};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -20,7 +20,9 @@ fn time(t: i64) -> Value {
 
 async fn load<S: ContactStore, Q>(admin: &Admin<'_, S, Q>, key: &str) -> Result<StoredContact, Answer> {
     match admin.evaluator.store.load(key).await {
-        Ok(Some(record)) if record.version > 0 && record.merged_into.is_none() => Ok(record),
+        Ok(Some(record)) if record.version > 0 && record.merged_into.is_none() && record.erased_at.is_none() => {
+            Ok(record)
+        }
         Ok(_) => Err(error(404, "no contact with this key", Some("key"))),
         Err(err) => Err(error(503, format!("storage: {err}"), None)),
     }
@@ -275,5 +277,42 @@ async fn changed<S: ContactStore, Q: Queue>(
         Ok(None) => error(404, "no contact with this key", Some("key")),
         Err(err) if err.is_permanent() => error(500, err.to_string(), None),
         Err(err) => error(503, err.to_string(), None),
+    }
+}
+
+/// `DELETE /v1/contacts/{key}`: erasure, by the one implementation
+/// ([`kairos_evaluate::Evaluator::erase`]); a repeat finishes an erasure cut
+/// short by the deadline (202) and answers the same receipt.
+pub(crate) async fn erase<S: ContactStore + AuditTrail + Erasure, Q: Queue>(
+    admin: &Admin<'_, S, Q>,
+    key: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Answer {
+    let erasure = kairos_evaluate::Erasure {
+        actor,
+        salt: admin.erasure.salt,
+        window_secs: admin.erasure.window_secs,
+        deadline: admin.erasure.deadline,
+    };
+    match admin.evaluator.erase(key, &erasure, now).await {
+        Ok(done) => {
+            let status = if done.complete { 200 } else { 202 };
+            let body = json!({
+                "contact": key,
+                "complete": done.complete,
+                "erased_at": time(done.erased_at),
+                "receipt": done.receipt,
+                "exits": done.exits,
+                "anonymous_records": done.anonymous,
+                "audit_items": done.audit_items,
+                "delivery_entries": done.deliveries,
+            });
+            (status, body)
+        }
+        Err(kairos_evaluate::EraseError::Unknown) => error(404, "no contact with this key", Some("key")),
+        Err(kairos_evaluate::EraseError::Contact(err)) if !err.is_permanent() => error(503, err.to_string(), None),
+        Err(kairos_evaluate::EraseError::Store(err)) if !err.is_permanent() => error(503, err.to_string(), None),
+        Err(err) => error(500, err.to_string(), None),
     }
 }

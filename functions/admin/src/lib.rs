@@ -9,7 +9,9 @@
 //! - `GET /v1/contacts/{key}/audit?cursor=`: the audit trail, newest first;
 //! - `PUT`/`DELETE /v1/contacts/{key}/overrides/{segment}`: pin in or out
 //!   (`{"member", "reason", "expires_at"?}`), or remove the pin;
-//! - `GET /v1/contacts/{key}/export`: everything held, one JSON document.
+//! - `GET /v1/contacts/{key}/export`: everything held, one JSON document;
+//! - `DELETE /v1/contacts/{key}`: erasure (`kairos_evaluate::Evaluator::erase`):
+//!   200 when done, 202 when the deadline came first (repeat it to finish).
 //!
 //! Main items: [`handle`] (the Lambda handler), [`Admin`] (the borrowed
 //! evaluator and admin keys), [`parse_admin_keys`].
@@ -25,16 +27,40 @@ use aws_lambda_events::http::header::CONTENT_TYPE;
 use aws_lambda_events::http::{HeaderValue, Method};
 use chrono::{DateTime, Utc};
 use kairos_evaluate::Evaluator;
-use kairos_store::{AuditTrail, ContactStore, Queue};
+use kairos_store::{AuditTrail, ContactStore, Erasure, Queue};
 use serde_json::{json, Value};
 
 /// What the handler borrows: the evaluator (rules, store, write-back queue)
-/// every override goes through, and the admin keys accepted locally.
+/// every override and erasure goes through, the admin keys accepted locally,
+/// and how erasures are done.
 pub struct Admin<'a, S, Q> {
     /// The same per-contact logic as the evaluate function.
     pub evaluator: Evaluator<'a, S, Q>,
     /// `(name, secret)` pairs (`KAIROS_ADMIN_KEYS`); empty on AWS, where IAM authorizes.
     pub keys: &'a [(String, String)],
+    /// How `DELETE /v1/contacts/{key}` erases.
+    pub erasure: Erasing<'a>,
+}
+
+/// The erasure settings of a request.
+#[derive(Clone, Copy)]
+pub struct Erasing<'a> {
+    /// The receipt hash's salt (`KAIROS_ERASURE_SALT`, usually `ssm:<name>`); empty: erasure refused.
+    pub salt: &'a [u8],
+    /// How long the tombstone drops late events (seconds; `KAIROS_ERASURE_WINDOW_DAYS`).
+    pub window_secs: i64,
+    /// When the invocation must have answered (its remaining time, less a margin).
+    pub deadline: std::time::Instant,
+}
+
+impl std::fmt::Debug for Erasing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The salt is a secret: never printed.
+        f.debug_struct("Erasing")
+            .field("window_secs", &self.window_secs)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A JSON answer: status and body.
@@ -50,7 +76,7 @@ pub(crate) fn error(status: u16, message: impl Into<String>, field: Option<&str>
 }
 
 /// Handles one request as of `now`.
-pub async fn handle<S: ContactStore + AuditTrail, Q: Queue>(
+pub async fn handle<S: ContactStore + AuditTrail + Erasure, Q: Queue>(
     req: ApiGatewayV2httpRequest,
     admin: &Admin<'_, S, Q>,
     now: DateTime<Utc>,
@@ -65,7 +91,7 @@ pub async fn handle<S: ContactStore + AuditTrail, Q: Queue>(
     response
 }
 
-async fn answer<S: ContactStore + AuditTrail, Q: Queue>(
+async fn answer<S: ContactStore + AuditTrail + Erasure, Q: Queue>(
     req: &ApiGatewayV2httpRequest,
     admin: &Admin<'_, S, Q>,
     now: DateTime<Utc>,
@@ -97,6 +123,7 @@ async fn answer<S: ContactStore + AuditTrail, Q: Queue>(
             contact::audit(admin, &key, cursor).await
         }
         (&Method::GET, ["export"]) => contact::export(admin, &key, now).await,
+        (&Method::DELETE, []) => contact::erase(admin, &key, &actor, now).await,
         (&Method::PUT, ["overrides", segment]) => match decode(segment) {
             Ok(segment) => contact::pin(admin, &key, &segment, body, &actor, now).await,
             Err(reason) => error(400, format!("segment: {reason}"), Some("segment")),

@@ -3,7 +3,7 @@
 
 use super::*;
 use aws_lambda_events::http::HeaderValue;
-use kairos_event::Event;
+use kairos_event::{AuditKind as AuditKindOf, Event};
 use kairos_rules::RuleSet;
 use kairos_store::{MemoryContacts, MemoryQueue};
 
@@ -35,6 +35,11 @@ async fn call(store: &MemoryContacts, queue: &MemoryQueue, req: ApiGatewayV2http
     let admin = Admin {
         evaluator: Evaluator::new(&rules, store, queue),
         keys: &keys,
+        erasure: Erasing {
+            salt: b"test-salt",
+            window_secs: 30 * 86_400,
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(60),
+        },
     };
     let response = handle(req, &admin, now()).await;
     let body = match response.body {
@@ -202,4 +207,63 @@ async fn the_export_holds_the_contact_its_signals_and_its_whole_audit_trail() {
     assert_eq!(export["signals"][0]["occurrences"], json!(1));
     assert_eq!(export["audit"].as_array().unwrap().len(), 1);
     assert_eq!(export["memberships"][0]["segment"], json!("clicked"));
+}
+
+#[tokio::test]
+async fn an_erasure_leaves_a_receipt_tells_destinations_and_drops_late_events() {
+    let (store, queue) = with_ada().await;
+    queue.drain();
+    let path = "/v1/contacts/ada%2Bnews%40x.test";
+    let (status, erased) = call(&store, &queue, request(IAM, Method::DELETE, path, None)).await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(
+        (erased["complete"].as_bool(), erased["exits"].as_u64()),
+        (Some(true), Some(1))
+    );
+    // The exit goes through the write-back queue with an empty membership.
+    let sent = queue.drain();
+    assert_eq!(sent.len(), 1);
+    let exit: Value = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(
+        (&exit["change"], &exit["members"]),
+        (&json!("exited"), &json!([])),
+        "{exit}"
+    );
+    assert_eq!(exit["summary"], json!("erased by arn:aws:iam::1234567890:user/Admin"));
+    // Gone from every route; its trail deleted, one receipt under the salted hash.
+    let (status, _) = call(&store, &queue, request(IAM, Method::GET, path, None)).await;
+    assert_eq!(status, 404);
+    assert!(store
+        .audit("ada+news@x.test", None, 50)
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+    let receipt = erased["receipt"].as_str().unwrap();
+    assert_eq!(receipt, kairos_evaluate::receipt_key(b"test-salt", "ada+news@x.test"));
+    assert!(!receipt.contains("ada"));
+    let entries = store.audit(receipt, None, 50).await.unwrap().entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, AuditKindOf::Erasure);
+    assert_eq!(entries[0].actor.as_deref(), Some("arn:aws:iam::1234567890:user/Admin"));
+    // A repeat answers the same receipt and writes no second one.
+    let (status, again) = call(&store, &queue, request(IAM, Method::DELETE, path, None)).await;
+    assert_eq!((status, &again["receipt"]), (200, &json!(receipt)));
+    assert_eq!(store.audit(receipt, None, 50).await.unwrap().entries.len(), 1);
+    // A late click is dropped; an unknown contact is 404.
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let late = Event::from_json(
+        br#"{"id":"c2","contact":"ada+news@x.test","type":"email.clicked","at":"2026-11-27T09:30:00Z","source":"t"}"#,
+    )
+    .unwrap();
+    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let outcome = evaluator.contact("ada+news@x.test", &[late], now()).await.unwrap();
+    assert!(outcome.transitions.is_empty() && queue.is_empty());
+    let (status, body) = call(
+        &store,
+        &queue,
+        request(IAM, Method::DELETE, "/v1/contacts/nobody%40x.test", None),
+    )
+    .await;
+    assert_eq!((status, &body["field"]), (404, &json!("key")));
 }

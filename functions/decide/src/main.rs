@@ -5,7 +5,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let aws = aws_config::load_from_env().await;
+    let aws = kairos_store::sdk::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;
     let config = DecideConfig::load(&aws_sdk_ssm::Client::new(&aws)).await?;
     tracing::info!(?config, "decide configured");

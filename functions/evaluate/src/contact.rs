@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use kairos_engine::erasure::{self, Admit};
 use kairos_engine::{identity, Applied, Engine, Frozen, Input, Manual, Outcome};
 use kairos_event::Event;
 use kairos_rules::RuleSet;
@@ -96,6 +97,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let mut links = identity::links(contact, events);
         // Frozen anonymous records read so far: they never change, so a retry reuses them.
         let mut frozen: Vec<Frozen> = Vec::new();
+        let mut reopened: Vec<Event>;
         for _ in 0..MAX_ATTEMPTS {
             let loaded = self.store.load(&key).await?;
             if let Some(target) = loaded.as_ref().and_then(|r| link::linked_to(&key, r)) {
@@ -113,6 +115,24 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             // The outbox holds one write's transitions: what an earlier one left goes first.
             self.flush(&key, &stored).await?;
             stored.outbox.clear();
+            // An erased contact's tombstone drops its events, unless a new consent re-opens it.
+            let events = match erasure::admit(stored.erased_at, stored.expires_at, events, now.timestamp()) {
+                Admit::All => events,
+                Admit::Drop => {
+                    let dropped = events.len();
+                    tracing::info!(contact = %kairos_event::log::hashed(&key), dropped, "events of an erased contact dropped");
+                    return Ok(Outcome::default());
+                }
+                Admit::Reopen(after) => {
+                    tracing::info!(contact = %kairos_event::log::hashed(&key), "erased contact re-opened by a new consent");
+                    stored = StoredContact {
+                        version: stored.version,
+                        ..StoredContact::default()
+                    };
+                    reopened = after;
+                    &reopened[..]
+                }
+            };
             if engine.behind(stored.rules_seq) {
                 return Err(ContactError::RulesBehind {
                     record: stored.rules_seq,
@@ -159,7 +179,12 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             rules_seq: self.rules_seq,
         };
         for _ in 0..MAX_ATTEMPTS {
-            let Some(mut stored) = self.store.load(contact).await?.filter(|r| r.version > 0) else {
+            let Some(mut stored) = self
+                .store
+                .load(contact)
+                .await?
+                .filter(|r| r.version > 0 && r.erased_at.is_none())
+            else {
                 return Ok(None);
             };
             let expected = Some(stored.version);

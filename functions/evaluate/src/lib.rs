@@ -39,6 +39,7 @@
 mod archive;
 mod config;
 mod contact;
+mod erase;
 mod link;
 mod live;
 mod record;
@@ -47,6 +48,7 @@ mod summary;
 pub use archive::archive_batch;
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator};
+pub use erase::{receipt_key, EraseError, Erased, Erasure};
 pub use kairos_engine::{Manual, Outcome, Override};
 pub use live::{LiveRules, DEFAULT_REFRESH_SECS};
 

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     kairos_event::metrics::enable();
     let config = Config::from_env(|name| std::env::var(name).ok())?;
-    let aws = aws_config::load_from_env().await;
+    let aws = kairos_store::sdk::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;
     let mut store =
         DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), &config.table).with_due_shards(config.due_shards);

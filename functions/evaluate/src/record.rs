@@ -24,6 +24,23 @@ pub(crate) fn manual(
     run(stored, |contact| engine.manual(key, contact, manual, now))
 }
 
+/// [`step`] for an erasure ([`Engine::erase`]): the record becomes the
+/// tombstone, its outbox the exits.
+pub(crate) fn erase(
+    engine: &Engine,
+    key: &str,
+    stored: &mut StoredContact,
+    actor: &str,
+    now: DateTime<Utc>,
+    window_secs: i64,
+) -> Outcome {
+    let outcome = run(stored, |contact| engine.erase(key, contact, actor, now, window_secs));
+    stored.merged_into = None;
+    stored.consent_kept = None;
+    stored.erased_at = Some(now.timestamp());
+    outcome
+}
+
 fn run(stored: &mut StoredContact, step: impl FnOnce(&mut Contact) -> Outcome) -> Outcome {
     let mut contact = Contact {
         state: std::mem::take(&mut stored.state),

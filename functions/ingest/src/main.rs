@@ -11,7 +11,7 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     kairos_event::metrics::enable();
-    let aws = aws_config::load_from_env().await;
+    let aws = kairos_store::sdk::load_from_env().await;
     let config = IngestConfig::load(&aws_sdk_ssm::Client::new(&aws)).await?;
     kairos_event::log::init(config.log_hash_key.as_deref());
     tracing::info!(?config, "ingest configured");

@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     kairos_event::metrics::enable();
     let config = Config::from_env(|name| std::env::var(name).ok())?;
-    let aws = aws_config::load_from_env().await;
+    let aws = kairos_store::sdk::load_from_env().await;
     kairos_store::init_log_hashing(&aws).await?;
     let (dynamodb, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
     let secrets = read_credentials(&config.destinations, &aws_sdk_ssm::Client::new(&aws)).await?;

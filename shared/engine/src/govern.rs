@@ -69,7 +69,7 @@ fn rule_members(contact: &Contact) -> Vec<String> {
 }
 
 /// What destinations were last told (sorted ids).
-fn written_of(contact: &Contact) -> Vec<String> {
+pub(crate) fn written_of(contact: &Contact) -> Vec<String> {
     contact.written.clone().unwrap_or_else(|| rule_members(contact))
 }
 
@@ -269,7 +269,14 @@ fn ordered(rules: &RuleSet, a: &[String], b: &[String]) -> Vec<String> {
     out
 }
 
-fn bare(rules: &RuleSet, key: &str, contact: &Contact, id: &str, change: Change, now: DateTime<Utc>) -> Transition {
+pub(crate) fn bare(
+    rules: &RuleSet,
+    key: &str,
+    contact: &Contact,
+    id: &str,
+    change: Change,
+    now: DateTime<Utc>,
+) -> Transition {
     let rule_version = rules
         .segments()
         .find(|s| s.id == id)

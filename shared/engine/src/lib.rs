@@ -70,6 +70,7 @@ mod apply;
 mod contact;
 mod diff;
 mod due;
+pub mod erasure;
 mod govern;
 pub mod identity;
 mod timeline;

@@ -8,6 +8,8 @@
 //!   optional: the published rules version that last decided it), and, when the record
 //!   is due some time (never on a frozen one), `due_at` (N) and `due_shard` (N,
 //!   [`crate::due_shard`]): the keys of the sparse, keys-only index [`DUE_INDEX`];
+//!   `erased_at` (N) marks an erased contact's tombstone, and `merged_into` is
+//!   the partition key of the sparse, keys-only index [`crate::MERGED_INDEX`];
 //! - `consent#<key>`: `consent` (N, a [`Consent::order`]), `status` (S, for
 //!   people reading the table): the contact's consent, kept apart from its
 //!   record and never expiring, raised by last writer wins;
@@ -80,6 +82,11 @@ impl DynamoContacts {
         &self.client
     }
 
+    /// The contacts table's name.
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Write capacity units consumed by this adapter's writes so far (from
     /// `ReturnConsumedCapacity`).
     pub fn consumed_write_units(&self) -> f64 {
@@ -146,7 +153,7 @@ impl DynamoContacts {
     }
 }
 
-fn key(prefix: &str, id: &str) -> AttributeValue {
+pub(crate) fn key(prefix: &str, id: &str) -> AttributeValue {
     AttributeValue::S(format!("{prefix}#{id}"))
 }
 
@@ -188,6 +195,9 @@ fn to_item(contact: &str, record: &StoredContact, due_shards: u32) -> Item {
         let json = serde_json::to_string(&record.overrides).expect("overrides serialize");
         item.insert("overrides".into(), AttributeValue::S(json));
     }
+    if let Some(t) = record.erased_at {
+        item.insert("erased_at".into(), n(t));
+    }
     if let Some(written) = &record.written {
         let list = written.iter().cloned().map(AttributeValue::S).collect();
         item.insert("written".into(), AttributeValue::L(list));
@@ -211,7 +221,7 @@ fn strings(item: &Item, name: &str) -> Result<Option<Vec<String>>, StoreError> {
     }
 }
 
-fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+pub(crate) fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
     match item.get(name) {
         None => Ok(None),
         Some(AttributeValue::N(text)) => text
@@ -272,6 +282,7 @@ impl TryFrom<&Item> for StoredContact {
             overrides,
             written: strings(item, "written")?,
             audit: Vec::new(),
+            erased_at: number(item, "erased_at")?,
         })
     }
 }

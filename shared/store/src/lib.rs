@@ -51,12 +51,15 @@ mod dynamo;
 mod dynamo_audit;
 #[cfg(feature = "aws")]
 mod dynamo_lookup;
+mod erasure;
 #[cfg(feature = "aws")]
 mod firehose;
 mod memory;
 #[cfg(feature = "aws")]
 mod s3;
 mod scan;
+#[cfg(feature = "aws")]
+pub mod sdk;
 #[cfg(feature = "aws")]
 mod secret;
 #[cfg(feature = "aws")]
@@ -69,6 +72,9 @@ pub use budget::{FitReport, ITEM_BUDGET_BYTES, SUMMARY_BYTES};
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
 #[cfg(feature = "aws")]
 pub use dynamo_lookup::DynamoLookups;
+#[cfg(feature = "aws")]
+pub use erasure::MERGED_INDEX;
+pub use erasure::{Erasure, Forgotten};
 #[cfg(feature = "aws")]
 pub use firehose::FirehoseArchive;
 pub use memory::{
@@ -124,6 +130,11 @@ pub struct StoredContact {
     /// trail, [`AuditTrail`]), in the same conditional write as the record:
     /// they exist exactly when the record's version does. Never read back.
     pub audit: Vec<AuditEntry>,
+    /// Set on an erased contact's record, the tombstone: when it was erased
+    /// (unix seconds). The record then holds nothing else, and is kept until
+    /// [`StoredContact::expires_at`] (the erasure window) to drop late events
+    /// (`kairos_engine::erasure`).
+    pub erased_at: Option<i64>,
 }
 
 impl StoredContact {

@@ -112,8 +112,12 @@ impl crate::AuditTrail for MemoryContacts {
     async fn append(&self, key: &str, entries: &[kairos_event::AuditEntry]) -> Result<(), StoreError> {
         let mut audit = lock(&self.audit);
         let items = audit.entry(key.to_string()).or_default();
-        let version = items.last().map_or(1, |(v, _)| v + 1);
+        // Keyed by the entries' latest time (ms), as in DynamoDB: a repeat replaces.
+        let at = entries.iter().map(|e| e.at.timestamp_millis()).max().unwrap_or(0);
+        let version = u64::try_from(at).unwrap_or(0);
+        items.retain(|(v, _)| *v != version);
         items.push((version, entries.to_vec()));
+        items.sort_by_key(|(v, _)| *v);
         Ok(())
     }
 }
@@ -362,4 +366,37 @@ impl Redelivery for MemoryRedelivery {
 /// Locks a mutex, recovering the data if a panicking holder poisoned it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Erasure over the maps. The in-memory ledger and lookups are objects of
+/// their own ([`MemoryLedger`], [`MemoryLookups`]): this store holds none.
+impl crate::Erasure for MemoryContacts {
+    async fn linked_anonymous(&self, contact: &str) -> Result<Vec<String>, StoreError> {
+        let records = lock(&self.records);
+        let mut keys: Vec<String> = records
+            .iter()
+            .filter(|(_, r)| r.merged_into.as_deref() == Some(contact))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete_record(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.records).remove(key);
+        Ok(())
+    }
+
+    async fn forget_consent(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.consents).remove(key);
+        Ok(())
+    }
+
+    async fn forget_deliveries(
+        &self,
+        _keys: &[String],
+        _deadline: std::time::Instant,
+    ) -> Result<crate::Forgotten, StoreError> {
+        Ok(crate::Forgotten { deleted: 0, done: true })
+    }
 }

@@ -1,0 +1,162 @@
+//! The erasure port: what deleting everything held about a contact needs
+//! beyond its own record (which becomes a tombstone through
+//! [`ContactStore::save`](crate::ContactStore::save)): the anonymous records
+//! linked to it, its kept consent, and the delivery-ledger and cache entries
+//! naming it. The audit trail is forgotten through
+//! [`AuditTrail::forget_audit`](crate::AuditTrail::forget_audit).
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::StoreError;
+
+/// What [`Erasure::forget_deliveries`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Items deleted.
+    pub deleted: usize,
+    /// Whether every item was looked at (false: the deadline came first).
+    pub done: bool,
+}
+
+/// Deleting what is held about a contact besides its record.
+pub trait Erasure: Send + Sync {
+    /// The keys of the frozen anonymous records linked to `contact`.
+    fn linked_anonymous(&self, contact: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Deletes the record of `key`, if any (unconditionally: used on frozen
+    /// anonymous records, never written again).
+    fn delete_record(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the consent kept apart for `key`, if any.
+    fn forget_consent(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the delivery-ledger entries (`<destination>:<key>`) and the
+    /// cached answers (`<kind>:<destination>:<key>`) naming any of `keys`,
+    /// stopping at `deadline`.
+    fn forget_deliveries(
+        &self,
+        keys: &[String],
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Forgotten, StoreError>> + Send;
+}
+
+/// Whether a ledger or cache key names one of `keys` (it ends `:<key>`).
+pub(crate) fn names_any(item_key: &str, keys: &[String]) -> bool {
+    keys.iter().any(|k| {
+        item_key
+            .strip_suffix(k.as_str())
+            .is_some_and(|rest| rest.ends_with(':'))
+    })
+}
+
+#[cfg(feature = "aws")]
+mod dynamo {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::time::Instant;
+
+    use super::{names_any, Erasure, Forgotten};
+    use crate::dynamo::{backend, key, text, DynamoContacts};
+    use crate::StoreError;
+
+    /// The sparse, keys-only index of frozen anonymous records by the
+    /// contact they are linked to (partition `merged_into`).
+    pub const MERGED_INDEX: &str = "merged";
+
+    impl DynamoContacts {
+        async fn delete_pk(&self, pk: AttributeValue) -> Result<(), StoreError> {
+            let delete = self.client().delete_item().table_name(self.table()).key("pk", pk);
+            delete.send().await.map_err(backend)?;
+            Ok(())
+        }
+    }
+
+    impl Erasure for DynamoContacts {
+        async fn linked_anonymous(&self, contact: &str) -> Result<Vec<String>, StoreError> {
+            let (mut out, mut start) = (Vec::new(), None);
+            loop {
+                let page = self
+                    .client()
+                    .query()
+                    .table_name(self.table())
+                    .index_name(MERGED_INDEX)
+                    .key_condition_expression("merged_into = :c")
+                    .expression_attribute_values(":c", AttributeValue::S(contact.to_string()))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in page.items() {
+                    if let Some(pk) = text(item, "pk")? {
+                        out.extend(pk.strip_prefix("contact#").map(str::to_string));
+                    }
+                }
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    return Ok(out);
+                }
+            }
+        }
+
+        async fn delete_record(&self, k: &str) -> Result<(), StoreError> {
+            self.delete_pk(key("contact", k)).await
+        }
+
+        async fn forget_consent(&self, k: &str) -> Result<(), StoreError> {
+            self.delete_pk(key("consent", k)).await
+        }
+
+        /// A scan of the table for `delivery#…:<key>` and `lookup#…:<key>`
+        /// items (the key is their suffix, which no index serves), deleting each.
+        async fn forget_deliveries(&self, keys: &[String], deadline: Instant) -> Result<Forgotten, StoreError> {
+            let mut forgotten = Forgotten::default();
+            let mut start = None;
+            loop {
+                if Instant::now() >= deadline {
+                    return Ok(forgotten);
+                }
+                let page = self
+                    .client()
+                    .scan()
+                    .table_name(self.table())
+                    .projection_expression("pk")
+                    .filter_expression("begins_with(pk, :d) OR begins_with(pk, :l)")
+                    .expression_attribute_values(":d", AttributeValue::S("delivery#".into()))
+                    .expression_attribute_values(":l", AttributeValue::S("lookup#".into()))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in page.items() {
+                    let Some(pk) = text(item, "pk")? else { continue };
+                    let named = pk.split_once('#').is_some_and(|(_, rest)| names_any(rest, keys));
+                    if named {
+                        self.delete_pk(AttributeValue::S(pk)).await?;
+                        forgotten.deleted += 1;
+                    }
+                }
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    forgotten.done = true;
+                    return Ok(forgotten);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use dynamo::MERGED_INDEX;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ledger_and_cache_keys_name_a_contact_by_their_suffix() {
+        let keys = ["ada@example.com".to_string(), "anon:v1".to_string()];
+        assert!(super::names_any("crm:ada@example.com", &keys));
+        assert!(super::names_any("pipedrive:sales:ada@example.com", &keys));
+        assert!(super::names_any("hook:anon:v1", &keys));
+        assert!(!super::names_any("crm:bada@example.com", &keys));
+        assert!(!super::names_any("ada@example.com", &keys));
+    }
+}

@@ -1,0 +1,755 @@
+//! The routes and their pages.
+
+use super::explain::{self, Line};
+use super::rules::{problems, PublishError};
+use super::{admin, csrf, Console, LOCAL_USER};
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use kairos_store::ContactStore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Shared = State<Arc<Console>>;
+
+/// The console's routes over `console`.
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/segments") }))
+        .route("/segments", get(segments))
+        .route("/contact", get(contact))
+        .route("/overrides", get(overrides))
+        .route("/overrides/pin", post(pin))
+        .route("/overrides/lift", post(lift))
+        .route("/rules", get(rules_page).post(rules_action))
+        .route("/rules/rollback", post(rollback))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(console)
+}
+
+/// No script runs but the page's own (none today), nothing frames the console.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let policy =
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'";
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// What every page's header shows.
+struct Chrome {
+    user: &'static str,
+    clock: String,
+    version: u64,
+}
+
+fn chrome(console: &Console) -> Chrome {
+    Chrome {
+        user: LOCAL_USER,
+        clock: time(console.clock),
+        version: console.rules.current().number,
+    }
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().map_or_else(|| explain::plain(value), str::to_string)
+}
+
+/// A rendered page with its status, setting the CSRF cookie if it is new.
+fn page(template: &impl Template, status: StatusCode, cookie: Option<HeaderValue>) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = (status, axum::response::Html(html)).into_response();
+            csrf::set(response.headers_mut(), cookie);
+            response
+        }
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering: {err}")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    message: String,
+    back: String,
+}
+
+fn refused(console: &Console, status: StatusCode, message: impl Into<String>, back: &str) -> Response {
+    let error = ErrorPage {
+        chrome: chrome(console),
+        message: message.into(),
+        back: local(back),
+    };
+    page(&error, status, None)
+}
+
+fn forged(console: &Console, back: &str) -> Response {
+    let message =
+        "refused: the form's CSRF token is missing or does not match this browser's; reload the page and try again";
+    refused(console, StatusCode::FORBIDDEN, message, back)
+}
+
+/// A path on this site (anything else, e.g. `//evil.test`, becomes `/`).
+fn local(back: &str) -> String {
+    if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
+        back.to_string()
+    } else {
+        "/".to_string()
+    }
+}
+
+// ── Segments ────────────────────────────────────────────────────────────
+
+struct SegmentRow {
+    id: String,
+    name: String,
+    description: String,
+    purpose: &'static str,
+    paused: bool,
+    members: usize,
+    rule: String,
+    sentence: Vec<Line>,
+}
+
+#[derive(Template)]
+#[template(path = "console/segments.html")]
+struct SegmentsPage {
+    chrome: Chrome,
+    rows: Vec<SegmentRow>,
+    contacts: usize,
+}
+
+async fn segments(State(console): Shared, headers: HeaderMap) -> Response {
+    let version = console.rules.current();
+    let rules = &version.rules;
+    let (counts, contacts) = member_counts(&console, rules).await;
+    let file = kairos_rules::read_yaml(&version.text).unwrap_or(Value::Null);
+    let written = file["segments"].as_array().cloned().unwrap_or_default();
+    let blank = rules.evaluate(&kairos_state::ContactState::default(), console.clock.timestamp());
+    let rows = rules
+        .segments()
+        .map(|s| {
+            let rule = written
+                .iter()
+                .find(|w| w["id"].as_str() == Some(s.id))
+                .map(|w| &w["rule"]);
+            let verdict = blank.verdicts.iter().find(|v| v.segment == s.id);
+            SegmentRow {
+                id: s.id.to_string(),
+                name: s.name.to_string(),
+                description: s.description.to_string(),
+                purpose: if s.purpose.is_marketing() {
+                    "marketing"
+                } else {
+                    "operational"
+                },
+                paused: s.paused,
+                members: counts.get(s.id).copied().unwrap_or(0),
+                rule: rule.and_then(|r| serde_norway::to_string(r).ok()).unwrap_or_default(),
+                sentence: verdict.map_or_else(Vec::new, |v| explain::conditions(&json!(v.explanation))),
+            }
+        })
+        .collect();
+    let (_, cookie) = csrf::token(&headers);
+    let view = SegmentsPage {
+        chrome: chrome(&console),
+        rows,
+        contacts,
+    };
+    page(&view, StatusCode::OK, cookie)
+}
+
+/// Members per segment now (rule members and pins, as the admin API shows
+/// them), and how many contacts there are.
+async fn member_counts(console: &Console, rules: &kairos_rules::RuleSet) -> (HashMap<String, usize>, usize) {
+    let mut counts = HashMap::new();
+    let mut contacts = 0;
+    for key in console.store.contacts() {
+        let Ok(Some(record)) = console.store.load(&key).await else {
+            continue;
+        };
+        if record.version == 0 || record.merged_into.is_some() {
+            continue;
+        }
+        contacts += 1;
+        let contact = kairos_engine::Contact {
+            state: record.state,
+            overrides: record.overrides,
+            ..Default::default()
+        };
+        for id in kairos_engine::effective(rules, &contact) {
+            *counts.entry(id).or_insert(0) += 1;
+        }
+    }
+    (counts, contacts)
+}
+
+// ── Contact ─────────────────────────────────────────────────────────────
+
+struct MembershipView {
+    segment: String,
+    since: String,
+    rule_version: Option<String>,
+    written: bool,
+    lines: Vec<Line>,
+}
+
+struct OverrideView {
+    contact: String,
+    segment: String,
+    member: bool,
+    reason: String,
+    actor: String,
+    at: String,
+    expires_at: Option<String>,
+}
+
+struct AuditView {
+    at: String,
+    kind: String,
+    segment: Option<String>,
+    change: Option<String>,
+    summary: String,
+    cause: String,
+    actor: Option<String>,
+}
+
+struct ContactView {
+    key: String,
+    version: u64,
+    consent: String,
+    consent_since: Option<String>,
+    merged: u64,
+    next_change_at: Option<String>,
+    next_change: Vec<String>,
+    memberships: Vec<MembershipView>,
+    overrides: Vec<OverrideView>,
+    traits: Vec<(String, String)>,
+    audit: Vec<AuditView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/contact.html")]
+struct ContactPage {
+    chrome: Chrome,
+    csrf: String,
+    query: String,
+    error: Option<String>,
+    contact: Option<ContactView>,
+    segments: Vec<String>,
+    pin_contact: String,
+    back: String,
+}
+
+#[derive(Deserialize)]
+struct ContactQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+async fn contact(State(console): Shared, headers: HeaderMap, Query(query): Query<ContactQuery>) -> Response {
+    let (token, cookie) = csrf::token(&headers);
+    let q = query.q.trim().to_string();
+    let (mut error, mut view, mut status) = (None, None, StatusCode::OK);
+    if !q.is_empty() {
+        match contact_view(&console, &q, query.cursor.as_deref()).await {
+            Ok(v) => view = Some(v),
+            Err((code, message)) => {
+                status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+                error = Some(message);
+            }
+        }
+    }
+    let key = view.as_ref().map_or(q.clone(), |v: &ContactView| v.key.clone());
+    let back = format!("/contact?q={}", admin::encode(&key));
+    let template = ContactPage {
+        chrome: chrome(&console),
+        csrf: token,
+        query: q,
+        error,
+        segments: segment_ids(&console),
+        pin_contact: key,
+        back,
+        contact: view,
+    };
+    page(&template, status, cookie)
+}
+
+fn segment_ids(console: &Console) -> Vec<String> {
+    console
+        .rules
+        .current()
+        .rules
+        .segments()
+        .map(|s| s.id.to_string())
+        .collect()
+}
+
+async fn contact_view(console: &Console, q: &str, cursor: Option<&str>) -> Result<ContactView, (u16, String)> {
+    let failed = |(code, body): (u16, Value)| (code, body["error"].as_str().unwrap_or("failed").to_string());
+    let (code, doc) = admin::call(console, Method::GET, q, "", None).await;
+    if code != 200 {
+        return Err(failed((code, doc)));
+    }
+    let key = doc["contact"].as_str().unwrap_or(q).to_string();
+    let audit_query = cursor
+        .map(|c| format!("?cursor={}", admin::encode(c)))
+        .unwrap_or_default();
+    let (code, trail) = admin::call(console, Method::GET, &key, &format!("/audit{audit_query}"), None).await;
+    if code != 200 {
+        return Err(failed((code, trail)));
+    }
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let opt = |v: &Value| v.as_str().map(str::to_string);
+    Ok(ContactView {
+        version: doc["version"].as_u64().unwrap_or(0),
+        consent: text(&doc["consent"]["status"]),
+        consent_since: opt(&doc["consent"]["since"]),
+        merged: doc["merged_anonymous_ids"].as_u64().unwrap_or(0),
+        next_change_at: opt(&doc["next_change_at"]),
+        next_change: next_change(console, &key, &doc["next_change_at"]).await,
+        memberships: list(&doc["memberships"])
+            .iter()
+            .map(|m| MembershipView {
+                segment: text(&m["segment"]),
+                since: text(&m["since"]),
+                rule_version: m["rule_version"]
+                    .as_u64()
+                    .map(|v| format!("{v:08x}"))
+                    .or_else(|| opt(&m["rule_version"])),
+                written: m["written"].as_bool().unwrap_or(true),
+                lines: explain::lines(&m["explanation"]),
+            })
+            .collect(),
+        overrides: list(&doc["overrides"]).iter().map(|o| override_view(&key, o)).collect(),
+        traits: doc["traits"]
+            .as_object()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+            .unwrap_or_default(),
+        audit: list(&trail["entries"])
+            .iter()
+            .map(|a| AuditView {
+                at: text(&a["at"]),
+                kind: text(&a["kind"]),
+                segment: opt(&a["segment"]),
+                change: opt(&a["change"]),
+                summary: text(&a["summary"]),
+                cause: text(&a["cause"]),
+                actor: opt(&a["actor"]),
+            })
+            .collect(),
+        next_cursor: opt(&trail["next_cursor"]),
+        key,
+    })
+}
+
+fn override_view(contact: &str, o: &Value) -> OverrideView {
+    OverrideView {
+        contact: contact.to_string(),
+        segment: text(&o["segment"]),
+        member: o["member"].as_bool().unwrap_or(false),
+        reason: text(&o["reason"]),
+        actor: text(&o["actor"]),
+        at: text(&o["at"]),
+        expires_at: o["expires_at"].as_str().map(str::to_string),
+    }
+}
+
+/// What the next change will be: the segments the rules would enter or
+/// leave at `next_change_at` with no new event.
+async fn next_change(console: &Console, key: &str, at: &Value) -> Vec<String> {
+    let at = at.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let (Some(at), Ok(Some(record))) = (at, console.store.load(key).await) else {
+        return Vec::new();
+    };
+    let rules = &console.rules.current().rules;
+    let now: Vec<String> = rules
+        .evaluate(&record.state, console.clock.timestamp())
+        .members()
+        .map(str::to_string)
+        .collect();
+    let then: Vec<String> = rules
+        .evaluate(&record.state, at.timestamp())
+        .members()
+        .map(str::to_string)
+        .collect();
+    let mut out: Vec<String> = then
+        .iter()
+        .filter(|s| !now.contains(s))
+        .map(|s| format!("enters {s}"))
+        .collect();
+    out.extend(now.iter().filter(|s| !then.contains(s)).map(|s| format!("leaves {s}")));
+    if out.is_empty() {
+        out.push("a window or score moves; no membership changes".into());
+    }
+    out
+}
+
+// ── Overrides ───────────────────────────────────────────────────────────
+
+#[derive(Template)]
+#[template(path = "console/overrides.html")]
+struct OverridesPage {
+    chrome: Chrome,
+    csrf: String,
+    rows: Vec<OverrideView>,
+    segments: Vec<String>,
+    pin_contact: String,
+    back: String,
+}
+
+async fn overrides(State(console): Shared, headers: HeaderMap) -> Response {
+    let (token, cookie) = csrf::token(&headers);
+    let mut rows = Vec::new();
+    for key in console.store.contacts() {
+        if let Ok(Some(record)) = console.store.load(&key).await {
+            for o in &record.overrides {
+                let at = |t: i64| DateTime::from_timestamp(t, 0).map(time).unwrap_or_default();
+                rows.push(OverrideView {
+                    contact: key.clone(),
+                    segment: o.segment.clone(),
+                    member: o.member,
+                    reason: o.reason.clone(),
+                    actor: o.actor.clone(),
+                    at: at(o.at),
+                    expires_at: o.expires_at.map(at),
+                });
+            }
+        }
+    }
+    let template = OverridesPage {
+        chrome: chrome(&console),
+        csrf: token,
+        rows,
+        segments: segment_ids(&console),
+        pin_contact: String::new(),
+        back: "/overrides".into(),
+    };
+    page(&template, StatusCode::OK, cookie)
+}
+
+#[derive(Deserialize)]
+struct PinForm {
+    #[serde(default)]
+    csrf: String,
+    contact: String,
+    segment: String,
+    member: String,
+    reason: String,
+    #[serde(default)]
+    expires_at: String,
+    #[serde(default)]
+    back: String,
+}
+
+async fn pin(State(console): Shared, headers: HeaderMap, Form(form): Form<PinForm>) -> Response {
+    if !csrf::valid(&headers, &form.csrf) {
+        return forged(&console, &form.back);
+    }
+    let member = match form.member.as_str() {
+        "in" => true,
+        "out" => false,
+        other => {
+            return refused(
+                &console,
+                StatusCode::BAD_REQUEST,
+                format!("pin: expected in or out, got `{other}`"),
+                &form.back,
+            )
+        }
+    };
+    let mut body = json!({"member": member, "reason": form.reason});
+    if !form.expires_at.trim().is_empty() {
+        body["expires_at"] = json!(form.expires_at.trim());
+    }
+    let rest = format!("/overrides/{}", admin::encode(&form.segment));
+    let (code, answer) = admin::call(
+        &console,
+        Method::PUT,
+        form.contact.trim(),
+        &rest,
+        Some(body.to_string()),
+    )
+    .await;
+    done(&console, code, &answer, &form.back)
+}
+
+#[derive(Deserialize)]
+struct LiftForm {
+    #[serde(default)]
+    csrf: String,
+    contact: String,
+    segment: String,
+    #[serde(default)]
+    back: String,
+}
+
+async fn lift(State(console): Shared, headers: HeaderMap, Form(form): Form<LiftForm>) -> Response {
+    if !csrf::valid(&headers, &form.csrf) {
+        return forged(&console, &form.back);
+    }
+    let rest = format!("/overrides/{}", admin::encode(&form.segment));
+    let (code, answer) = admin::call(&console, Method::DELETE, form.contact.trim(), &rest, None).await;
+    done(&console, code, &answer, &form.back)
+}
+
+/// Back where the change was asked for, or the admin API's error.
+fn done(console: &Console, code: u16, answer: &Value, back: &str) -> Response {
+    if code == 200 {
+        return Redirect::to(&local(back)).into_response();
+    }
+    let mut message = text(&answer["error"]);
+    if let Some(field) = answer["field"].as_str() {
+        message.push_str(&format!(" (field {field})"));
+    }
+    refused(
+        console,
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+        message,
+        back,
+    )
+}
+
+// ── Rules ───────────────────────────────────────────────────────────────
+
+struct VersionView {
+    number: u64,
+    at: String,
+    by: String,
+    message: String,
+    current: bool,
+}
+
+struct ProblemView {
+    line: Option<usize>,
+    text: String,
+}
+
+struct ExampleView {
+    contact: String,
+    change: &'static str,
+    lines: Vec<Line>,
+}
+
+struct BacktestRow {
+    segment: String,
+    old: usize,
+    new: usize,
+    entering: usize,
+    leaving: usize,
+    examples: Vec<ExampleView>,
+}
+
+#[derive(Template)]
+#[template(path = "console/rules.html")]
+struct RulesPage {
+    chrome: Chrome,
+    csrf: String,
+    current: u64,
+    base: u64,
+    text: String,
+    message: String,
+    problems: Vec<ProblemView>,
+    notice: Option<String>,
+    error: Option<String>,
+    backtest: Option<Vec<BacktestRow>>,
+    history: Vec<VersionView>,
+}
+
+impl RulesPage {
+    fn new(console: &Console, csrf: String, text: String, base: u64) -> RulesPage {
+        let current = console.rules.current().number;
+        let history = console
+            .rules
+            .history()
+            .iter()
+            .map(|v| VersionView {
+                number: v.number,
+                at: time(v.at),
+                by: v.by.clone(),
+                message: v.message.clone(),
+                current: v.number == current,
+            })
+            .collect();
+        RulesPage {
+            chrome: chrome(console),
+            csrf,
+            current,
+            base,
+            text,
+            message: String::new(),
+            problems: Vec::new(),
+            notice: None,
+            error: None,
+            backtest: None,
+            history,
+        }
+    }
+
+    fn problems(&mut self) -> bool {
+        self.problems = problems(&self.text)
+            .into_iter()
+            .map(|p| ProblemView {
+                line: p.line,
+                text: p.text,
+            })
+            .collect();
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Deserialize)]
+struct RulesQuery {
+    published: Option<u64>,
+    redecided: Option<usize>,
+}
+
+async fn rules_page(State(console): Shared, headers: HeaderMap, Query(query): Query<RulesQuery>) -> Response {
+    let (token, cookie) = csrf::token(&headers);
+    let version = console.rules.current();
+    let mut view = RulesPage::new(&console, token, version.text.clone(), version.number);
+    if let Some(n) = query.published {
+        let redecided = query.redecided.unwrap_or(0);
+        view.notice = Some(format!(
+            "Published version {n}; {redecided} contacts re-decided under it."
+        ));
+    }
+    page(&view, StatusCode::OK, cookie)
+}
+
+#[derive(Deserialize)]
+struct RulesForm {
+    #[serde(default)]
+    csrf: String,
+    text: String,
+    base: u64,
+    #[serde(default)]
+    message: String,
+    action: String,
+}
+
+async fn rules_action(State(console): Shared, headers: HeaderMap, Form(form): Form<RulesForm>) -> Response {
+    if !csrf::valid(&headers, &form.csrf) {
+        return forged(&console, "/rules");
+    }
+    let mut view = RulesPage::new(&console, form.csrf.clone(), form.text.replace("\r\n", "\n"), form.base);
+    view.message = form.message.clone();
+    let mut status = StatusCode::OK;
+    match form.action.as_str() {
+        "validate" => {
+            if view.problems() {
+                let n = console_segments(&view.text);
+                view.notice = Some(format!("No problems: the rules compile ({n} segments)."));
+            } else {
+                status = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+        }
+        "backtest" => {
+            if view.problems() {
+                view.backtest = Some(backtest(&console, &view.text));
+                view.notice = Some(format!(
+                    "Backtest on {} demo events, as of the latest.",
+                    console.events.len()
+                ));
+            } else {
+                status = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+        }
+        "publish" => match console.publish(&view.text, &form.message, form.base).await {
+            Ok((version, redecided)) => {
+                let to = format!("/rules?published={}&redecided={redecided}", version.number);
+                return Redirect::to(&to).into_response();
+            }
+            Err(PublishError::Invalid(_)) => {
+                view.problems();
+                view.error = Some("Not published: the rules have problems.".into());
+                status = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            Err(err @ PublishError::Conflict { .. }) => {
+                view.error = Some(err.to_string());
+                status = StatusCode::CONFLICT;
+            }
+            Err(err) => {
+                view.error = Some(err.to_string());
+                status = StatusCode::BAD_REQUEST;
+            }
+        },
+        other => {
+            view.error = Some(format!(
+                "unknown action `{other}`: expected validate, backtest or publish"
+            ));
+            status = StatusCode::BAD_REQUEST;
+        }
+    }
+    page(&view, status, None)
+}
+
+fn console_segments(text: &str) -> usize {
+    kairos_rules::RuleSet::from_yaml(text).map_or(0, |r| r.segments().count())
+}
+
+/// The edited rules against the rules in force, on the console's events.
+fn backtest(console: &Console, text: &str) -> Vec<BacktestRow> {
+    let Ok(edited) = kairos_rules::RuleSet::from_yaml(text) else {
+        return Vec::new();
+    };
+    let current = console.rules.current();
+    let mut diff = crate::diff::Diff::new(&current.rules, &edited, None);
+    diff.play(console.events.clone());
+    diff.segments(crate::diff::DEFAULT_EXAMPLES)
+        .into_iter()
+        .map(|s| BacktestRow {
+            examples: s
+                .examples
+                .iter()
+                .map(|e| ExampleView {
+                    contact: e.contact.clone(),
+                    change: e.change,
+                    lines: explain::lines(if e.change == "enter" { &e.new } else { &e.old }),
+                })
+                .collect(),
+            segment: s.segment,
+            old: s.old,
+            new: s.new,
+            entering: s.entering,
+            leaving: s.leaving,
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct RollbackForm {
+    #[serde(default)]
+    csrf: String,
+    to: u64,
+    base: u64,
+}
+
+async fn rollback(State(console): Shared, headers: HeaderMap, Form(form): Form<RollbackForm>) -> Response {
+    if !csrf::valid(&headers, &form.csrf) {
+        return forged(&console, "/rules");
+    }
+    match console.rollback(form.to, form.base).await {
+        Ok((version, redecided)) => {
+            Redirect::to(&format!("/rules?published={}&redecided={redecided}", version.number)).into_response()
+        }
+        Err(err @ PublishError::Conflict { .. }) => refused(&console, StatusCode::CONFLICT, err.to_string(), "/rules"),
+        Err(err) => refused(&console, StatusCode::BAD_REQUEST, err.to_string(), "/rules"),
+    }
+}

@@ -1,0 +1,157 @@
+//! The wire-level fault proxy (`support::proxy`) against moto, with SDK
+//! clients built with the deployed functions' retry and timeout settings
+//! (`kairos_store::sdk`): throttling answers are the services' own and the
+//! SDK retries them; a dropped answer leaves the request applied and the
+//! adapter reporting a retryable error; a request never answered gives up at
+//! the attempt timeout instead of hanging.
+
+mod support;
+
+use kairos_store::{ContactStore, DynamoContacts, Message, Queue, SqsQueue, StoreError, StoredContact};
+use support::proxy::{deployed_config, FaultProxy, SdkCalls, Service, WireFault, WireRates};
+use support::Stack;
+
+const ALL_THROTTLED: WireRates = WireRates {
+    throttle: 1.0,
+    drop: 0.0,
+};
+const ALL_DROPPED: WireRates = WireRates {
+    throttle: 0.0,
+    drop: 1.0,
+};
+
+fn record() -> StoredContact {
+    StoredContact {
+        version: 1,
+        ..StoredContact::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_answers_are_retried_by_the_sdk_then_reach_the_adapters_as_retryable() {
+    let stack = Stack::start().await;
+    let proxy = FaultProxy::start(&stack.moto.endpoint, 1, ALL_THROTTLED).await;
+    let calls = SdkCalls::default();
+    let aws = deployed_config(&proxy.endpoint).await;
+    let store = DynamoContacts::new(calls.dynamodb(&aws), &stack.infra.table);
+    let queue = SqsQueue::new(calls.sqs(&aws), stack.url("EventsQueue"));
+
+    let saved = store.save("ada@x.test", None, &record()).await;
+    match &saved {
+        Err(e @ StoreError::Backend(_)) => {
+            let text = format!("{:?}", e);
+            assert!(
+                text.contains("ProvisionedThroughputExceededException") || text.contains("ThrottlingException"),
+                "{text}"
+            );
+            assert!(!e.is_permanent());
+        }
+        other => panic!("expected a throttled backend error, got {other:?}"),
+    }
+    let message = Message {
+        id: "m1".into(),
+        body: "{}".into(),
+    };
+    let sent = queue.send(std::slice::from_ref(&message)).await;
+    let err = sent.expect_err("every SQS request is throttled");
+    assert_eq!(err.failed, vec!["m1".to_string()]);
+    assert!(err.reason.contains("RequestThrottled"), "{}", err.reason);
+
+    let (tally, sdk) = (proxy.tally(), calls.tally());
+    let attempts = kairos_store::sdk::MAX_ATTEMPTS as u64;
+    assert_eq!(tally.requests_for(Service::DynamoDb), attempts, "{tally:?}");
+    assert_eq!(tally.requests_for(Service::Sqs), attempts, "{tally:?}");
+    assert_eq!(tally.faults.get(&WireFault::SqsRequestThrottled), Some(&attempts));
+    assert_eq!(
+        (sdk.operations_total(), sdk.attempts, sdk.exhausted),
+        (2, 2 * attempts, 2),
+        "{sdk:?}"
+    );
+    assert_eq!(stack.depth("EventsQueue").await, 0, "nothing reached moto");
+    assert!(
+        stack.store().load("ada@x.test").await.unwrap().is_none(),
+        "nothing reached moto"
+    );
+
+    // The faults over, the same calls go through.
+    proxy.set_rates(WireRates {
+        throttle: 0.0,
+        drop: 0.0,
+    });
+    store.save("ada@x.test", None, &record()).await.expect("saved");
+    queue.send(&[message]).await.expect("sent");
+    assert_eq!(stack.depth("EventsQueue").await, 1);
+    assert_eq!(
+        stack.store().load("ada@x.test").await.unwrap().map(|r| r.version),
+        Some(1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_answer_leaves_the_write_applied_and_the_adapter_reporting_a_retryable_error() {
+    let stack = Stack::start().await;
+    let proxy = FaultProxy::start(&stack.moto.endpoint, 2, ALL_DROPPED).await;
+    let calls = SdkCalls::default();
+    let aws = deployed_config(&proxy.endpoint).await;
+    let store = DynamoContacts::new(calls.dynamodb(&aws), &stack.infra.table);
+    let queue = SqsQueue::new(calls.sqs(&aws), stack.url("EventsQueue"));
+
+    let saved = store.save("ada@x.test", None, &record()).await;
+    assert!(matches!(saved, Err(StoreError::Backend(_))), "{saved:?}");
+    assert_eq!(
+        stack.store().load("ada@x.test").await.unwrap().map(|r| r.version),
+        Some(1),
+        "the write happened though its answer was lost"
+    );
+    let message = Message {
+        id: "m1".into(),
+        body: "{}".into(),
+    };
+    let err = queue.send(&[message]).await.expect_err("no answer came back");
+    assert_eq!(err.failed, vec!["m1".to_string()]);
+    let attempts = kairos_store::sdk::MAX_ATTEMPTS as u64;
+    assert_eq!(
+        stack.depth("EventsQueue").await as u64,
+        attempts,
+        "each attempt was applied: the SDK's retries send again what SQS already took"
+    );
+    let tally = proxy.tally();
+    assert_eq!(
+        tally.faults.get(&WireFault::SqsAnswerDropped),
+        Some(&attempts),
+        "{tally:?}"
+    );
+    assert!(
+        tally.faults.get(&WireFault::DynamoDbAnswerDropped) >= Some(&1),
+        "{tally:?}"
+    );
+    assert_eq!(calls.tally().exhausted, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_never_answered_times_out_and_is_retried_instead_of_hanging() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let holding = held.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            holding.lock().unwrap().push(stream); // read nothing, answer nothing
+        }
+    });
+    let calls = SdkCalls::default();
+    let aws = deployed_config(&endpoint).await;
+    let store = DynamoContacts::new(calls.dynamodb(&aws), "table");
+    let loaded = store.load("ada@x.test").await;
+    let text = format!("{loaded:?}");
+    assert!(matches!(loaded, Err(StoreError::Backend(_))), "{text}");
+    assert!(
+        text.to_lowercase().contains("timeout") || text.contains("TimedOut"),
+        "{text}"
+    );
+    assert!(
+        calls.tally().attempts >= 2,
+        "the timed-out attempt was retried: {:?}",
+        calls.tally()
+    );
+}

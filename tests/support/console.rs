@@ -1,0 +1,126 @@
+//! The console served on a free loopback port ([`ConsoleServer`]) and a
+//! browser-like HTTP session over it ([`Session`]: keeps the CSRF cookie,
+//! reads each page's token, posts forms, does not follow redirects).
+
+use kairos::console::{Console, COOKIE_NAME};
+use std::sync::Arc;
+
+/// A running console; stopped when dropped.
+pub struct ConsoleServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The state it serves.
+    pub console: Arc<Console>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ConsoleServer {
+    /// The embedded default (demo rules and events).
+    pub async fn demo() -> ConsoleServer {
+        ConsoleServer::start(kairos_evaluate::DEFAULT_RULES, kairos::demo::DEFAULT_EVENTS).await
+    }
+
+    /// A console over these rules and events.
+    pub async fn start(rules: &str, events: &str) -> ConsoleServer {
+        let console = Arc::new(Console::new(rules, events).await.expect("console state"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = Arc::clone(&console);
+        let task = tokio::spawn(async move {
+            kairos::console::serve(listener, served).await.unwrap();
+        });
+        ConsoleServer { url, console, task }
+    }
+
+    /// A new browser-like session.
+    pub fn session(&self) -> Session {
+        Session {
+            url: self.url.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+            csrf: None,
+        }
+    }
+}
+
+impl Drop for ConsoleServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One answer: status, `Location` (redirects) and body.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+/// A session: its CSRF cookie and the token of the last page read.
+pub struct Session {
+    url: String,
+    client: reqwest::Client,
+    /// The `kairos_csrf` cookie's value, once set.
+    pub cookie: Option<String>,
+    /// The token the last page's forms carry.
+    pub csrf: Option<String>,
+}
+
+impl Session {
+    /// GETs `path` (with the session's cookie).
+    pub async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.url));
+        self.send(req).await
+    }
+
+    /// POSTs a form to `path`, adding the session's CSRF token unless `fields` has one.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        if !fields.iter().any(|(k, _)| *k == "csrf") {
+            form.append_pair("csrf", self.csrf.as_deref().unwrap_or(""));
+        }
+        for (k, v) in fields {
+            form.append_pair(k, v);
+        }
+        let req = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.finish());
+        self.send(req).await
+    }
+
+    async fn send(&mut self, mut req: reqwest::RequestBuilder) -> Page {
+        if let Some(cookie) = &self.cookie {
+            req = req.header("cookie", format!("{COOKIE_NAME}={cookie}"));
+        }
+        let response = req.send().await.unwrap();
+        for set in response.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            if let Some(value) = set.strip_prefix(&format!("{COOKIE_NAME}=")) {
+                self.cookie = Some(value.split(';').next().unwrap().to_string());
+            }
+        }
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        let body = response.text().await.unwrap();
+        if let Some(token) = field_value(&body, "csrf") {
+            self.csrf = Some(token);
+        }
+        Page { status, location, body }
+    }
+}
+
+/// The value of the first `<input name="NAME" value="…">` in a page.
+pub fn field_value(body: &str, name: &str) -> Option<String> {
+    let at = body.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &body[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].to_string())
+}
