@@ -21,6 +21,12 @@ pub(super) async fn call(
     let admin = Admin {
         evaluator: console.evaluator(&version),
         keys: &console.admin_keys,
+        // The console does not erase (no receipt salt configured here): `kairos erase` does.
+        erasure: kairos_admin::Erasing {
+            salt: &[],
+            window_secs: kairos_engine::erasure::DEFAULT_WINDOW_DAYS * 86_400,
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(30),
+        },
     };
     let mut req = ApiGatewayV2httpRequest::default();
     req.request_context.http.method = method;
