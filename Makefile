@@ -67,11 +67,17 @@ $(NODE_TOOLS): tests/segment_node/package-lock.json
 	npm ci --prefix tests/segment_node --no-audit --no-fund
 
 ## The rules engine's throughput and state size, beside datalogic-rs on the same rules; the send-time
-## learning against uniform random and the oracle, and decide latency.
+## learning against uniform random and the oracle, and decide latency; ingest's signature checks
+## (ring as shipped, beside p256/rsa and aws-lc-rs); each function's release binary size and
+## init time against a stand-in Lambda runtime API (docs/performance.md).
+FUNCTIONS := ingest evaluate writeback sweep decide admin
 bench:
 	cargo bench -p kairos-rules --bench throughput
 	cargo bench -p kairos-ingest --bench providers
 	cargo bench -p kairos-decide --bench simulate
+	cargo bench --locked -p kairos-ingest --bench signatures
+	cargo build --release --locked $(addprefix --bin ,$(FUNCTIONS))
+	cargo bench --locked -p kairos --bench cold_start
 
 ## Replay throughput from the event archive (events/s on one thread, peak memory) over a
 ## generated archive of BENCH_EVENTS events in build/bench-archive (deleted after), and the

@@ -7,7 +7,7 @@ mod support;
 use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine;
 use kairos_event::Change;
-use kairos_ingest::providers::sendgrid::SendGrid;
+use kairos_ingest::providers::sendgrid::{PublicKey, SendGrid};
 use kairos_ingest::{Ingest, IngestConfig};
 use kairos_store::ContactStore;
 use p256::ecdsa::SigningKey;
@@ -29,7 +29,10 @@ async fn signed_webhook_flows_through_to_a_verified_crm_webhook() {
     // Ingest: a signed SendGrid webhook with three human opens and one machine open.
     let signing = SigningKey::random(&mut rand::rngs::OsRng);
     let config = IngestConfig {
-        webhooks: vec![std::sync::Arc::new(SendGrid::new(*signing.verifying_key(), 300))],
+        webhooks: vec![std::sync::Arc::new(SendGrid::new(
+            PublicKey::from_sec1(signing.verifying_key().to_encoded_point(false).as_bytes()).unwrap(),
+            300,
+        ))],
         ..IngestConfig::default()
     };
     let events_queue = stack.queue("EventsQueue");

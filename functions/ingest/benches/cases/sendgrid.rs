@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::http::HeaderMap;
 use base64::Engine;
-use kairos_ingest::providers::sendgrid::SendGrid;
+use kairos_ingest::providers::sendgrid::{PublicKey, SendGrid};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 
@@ -36,7 +36,10 @@ pub fn case() -> Case {
     );
     Case {
         name: "sendgrid",
-        hook: Arc::new(SendGrid::new(*key.verifying_key(), 300)),
+        hook: Arc::new(SendGrid::new(
+            PublicKey::from_sec1(key.verifying_key().to_encoded_point(false).as_bytes()).expect("a P-256 point"),
+            300,
+        )),
         headers,
         body,
         now: NOW,

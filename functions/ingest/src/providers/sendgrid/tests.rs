@@ -16,8 +16,13 @@ const VECTOR_BODY: &str = include_str!("../../../../../tests/fixtures/esp/sendgr
 const OPEN: &str = include_str!("../../../../../tests/fixtures/esp/sendgrid_open.json");
 const BOUNCE: &str = include_str!("../../../../../tests/fixtures/esp/sendgrid_bounce.json");
 
+/// The verification key of a p256 signing key, as the route holds it.
+fn public(key: &SigningKey) -> PublicKey {
+    PublicKey::from_sec1(key.verifying_key().to_encoded_point(false).as_bytes()).unwrap()
+}
+
 fn hook(key: &SigningKey) -> Arc<dyn Webhook> {
-    Arc::new(SendGrid::new(*key.verifying_key(), 300))
+    Arc::new(SendGrid::new(public(key), 300))
 }
 
 /// Sends `body`, signed by `key` at `ts` as SendGrid signs, through the route at `now`.
@@ -59,7 +64,7 @@ fn sendgrid_sdk_test_vector_verifies_and_its_negative_case_does_not() {
 
 #[test]
 fn timestamps_at_the_integer_limits_are_stale_not_a_panic() {
-    let key = *SigningKey::from_slice(&[7u8; 32]).unwrap().verifying_key();
+    let key = public(&SigningKey::from_slice(&[7u8; 32]).unwrap());
     for ts in [i64::MIN, i64::MAX] {
         let result = verify(&key, "AAAA", &ts.to_string(), b"[]", NOW, 300);
         assert!(matches!(result, Err(SignatureError::Stale(_))), "{result:?}");
@@ -130,4 +135,53 @@ async fn an_item_with_email_twice_is_refused_alone() {
     assert_eq!((error["index"].as_u64(), error["id"].as_str()), (Some(1), None));
     assert_eq!(error["error"], "duplicate key `email`: a key may be given only once");
     assert_eq!(out.events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["g1"]);
+}
+
+#[test]
+fn the_key_is_read_from_spki_der_or_pem_and_anything_else_is_named() {
+    let v: Value = serde_json::from_str(VECTOR).unwrap();
+    let b64 = v["public_key_b64_spki_der"].as_str().unwrap();
+    let der = parse_public_key(b64).unwrap();
+    let lines: Vec<String> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    );
+    assert_eq!(parse_public_key(&pem).unwrap(), der);
+    let reason = |text: &str| match parse_public_key(text) {
+        Err(ConfigError::Invalid { reason, .. }) => reason,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(reason("not base64!"), "expected base64 (SPKI DER) or PEM");
+    // An RSA key (the SNS test certificate's) is not a P-256 key.
+    let cert = include_str!("../../../../../tests/fixtures/esp/sns_test_signing_key.cert.pem");
+    let cert = <x509_cert::Certificate as x509_cert::der::DecodePem>::from_pem(cert).unwrap();
+    let rsa = x509_cert::der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info).unwrap();
+    let rsa = base64::engine::general_purpose::STANDARD.encode(rsa);
+    assert_eq!(reason(&rsa), "not a P-256 public key");
+    let wrong_label = pem.replace("PUBLIC KEY", "CERTIFICATE");
+    assert_eq!(reason(&wrong_label), "PEM is not a PUBLIC KEY");
+    assert_eq!(PublicKey::from_sec1(&[4; 33]), Err("not an uncompressed P-256 point"));
+}
+
+#[test]
+fn a_signature_that_is_not_der_is_malformed_and_a_point_off_the_curve_never_verifies() {
+    let v: Value = serde_json::from_str(VECTOR).unwrap();
+    let key = parse_public_key(v["public_key_b64_spki_der"].as_str().unwrap()).unwrap();
+    let sig = v["header_X-Twilio-Email-Event-Webhook-Signature"].as_str().unwrap();
+    let ts = v["header_X-Twilio-Email-Event-Webhook-Timestamp"].as_str().unwrap();
+    let now: i64 = ts.parse().unwrap();
+    let body = VECTOR_BODY.as_bytes();
+    let raw = base64::engine::general_purpose::STANDARD.encode([1u8; 64]);
+    assert_eq!(verify(&key, &raw, ts, body, now, 300), Err(SignatureError::Malformed));
+    assert_eq!(verify(&key, "%%%", ts, body, now, 300), Err(SignatureError::Malformed));
+    let off_curve = PublicKey::from_sec1(&[[4u8].as_slice(), &[1u8; 64]].concat()).unwrap();
+    assert_eq!(
+        verify(&off_curve, sig, ts, body, now, 300),
+        Err(SignatureError::Invalid)
+    );
 }

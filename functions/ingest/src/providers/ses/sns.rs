@@ -2,10 +2,10 @@
 //! PKCS#1 v1.5 over SHA-1) and 2 (SHA-256) over the documented string to sign.
 
 use base64::Engine;
-use rsa::sha2::{Digest, Sha256};
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use ring::signature::{RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256};
 use serde::Deserialize;
-use sha1::Sha1;
+
+use super::cert::SigningKey;
 
 /// The header naming the message type; it must agree with the body's `Type`.
 pub const TYPE_HEADER: &str = "x-amz-sns-message-type";
@@ -132,19 +132,19 @@ pub fn string_to_sign(env: &Envelope) -> Result<String, SignatureError> {
 }
 
 /// Verifies the envelope's signature with the signing certificate's key.
-pub fn verify(key: &RsaPublicKey, env: &Envelope) -> Result<(), SignatureError> {
+pub fn verify(key: &SigningKey, env: &Envelope) -> Result<(), SignatureError> {
     let text = string_to_sign(env)?;
     let signature = base64::engine::general_purpose::STANDARD
         .decode(env.signature.trim())
         .map_err(|_| SignatureError::Malformed)?;
-    let checked = match env.signature_version.as_str() {
-        "1" => key.verify(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(text.as_bytes()), &signature),
-        "2" => key.verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(text.as_bytes()),
-            &signature,
-        ),
+    let params = match env.signature_version.as_str() {
+        "1" => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        "2" => &RSA_PKCS1_2048_8192_SHA256,
         _ => return Err(SignatureError::Version),
     };
-    checked.map_err(|_| SignatureError::Invalid)
+    if key.verifies(params, text.as_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(SignatureError::Invalid)
+    }
 }
