@@ -6,7 +6,7 @@ use super::Console;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderValue, Method};
-use kairos_admin::{Admin, ADMIN_KEY_HEADER};
+use kairos_admin::{Admin, Erasing, ADMIN_KEY_HEADER};
 use serde_json::Value;
 
 /// Calls the admin handler: `path` below `/v1/contacts/{key}`.
@@ -21,8 +21,8 @@ pub(super) async fn call(
     let admin = Admin {
         evaluator: console.evaluator(&version),
         keys: &console.admin_keys,
-        // The console does not erase (no receipt salt configured here): `kairos erase` does.
-        erasure: kairos_admin::Erasing {
+        // The console offers no erasure: an empty salt makes the admin handler refuse it.
+        erasure: Erasing {
             salt: &[],
             window_secs: kairos_engine::erasure::DEFAULT_WINDOW_DAYS * 86_400,
             deadline: std::time::Instant::now() + std::time::Duration::from_secs(30),

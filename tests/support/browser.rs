@@ -164,7 +164,21 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session (chromedriver closes Chromium; killing chromedriver
+    /// alone would leave it running), then stops chromedriver.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Some(rest) = self.base.strip_prefix("http://") else {
+            return;
+        };
+        if let Some((host, path)) = rest.split_once('/') {
+            if let Ok(mut stream) = std::net::TcpStream::connect(host) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let request = format!("DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(request.as_bytes());
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
