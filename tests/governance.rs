@@ -186,6 +186,7 @@ fn every_admin_route_in_the_template_is_iam_authorized_and_goes_to_the_admin_fun
     assert_eq!(
         admin_routes,
         [
+            "DELETE /v1/contacts/{key}",
             "DELETE /v1/contacts/{key}/overrides/{segment}",
             "GET /v1/contacts/{key}",
             "GET /v1/contacts/{key}/audit",
