@@ -33,6 +33,8 @@ const API_KEY: &str = "demo-api-key";
 const BODY_CHARS: usize = 240;
 /// How far past the last event the demo lets time pass.
 const SWEEP_HORIZON_SECS: i64 = 10 * 86_400;
+/// The demo's human override: who is pinned into which segment, for how long.
+const PIN: (&str, &str, i64) = ("ada@acme.test", "sales-ready", 86_400);
 
 /// What the demo did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,6 +159,7 @@ pub async fn run_into(
             .map_err(w)?;
     }
     if let Some(end) = clock {
+        pipeline.pin(end, &mut summary, out).await.map_err(w)?;
         writeln!(
             out,
             "\n── time passes, no new events: the sweep re-evaluates contacts whose answers are due ──"
@@ -178,6 +181,34 @@ pub async fn run_into(
 }
 
 impl Pipeline<'_> {
+    /// A marketer pins [`PIN`]'s contact into its segment until it lapses, as
+    /// `PUT /v1/contacts/{key}/overrides/{segment}` does (the same evaluator
+    /// step); skipped when the rules have no such segment.
+    async fn pin(&self, now: DateTime<Utc>, summary: &mut Summary, out: &mut impl Write) -> std::io::Result<()> {
+        let (contact, segment, for_secs) = PIN;
+        if self.evaluator.rules.segment_index(segment).is_none() {
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "\n── a marketer pins {contact} into {segment} for a day (PUT /v1/contacts/{{key}}/overrides/{{segment}}) ──"
+        )?;
+        let manual = kairos_engine::Manual::Pin(kairos_engine::Override {
+            segment: segment.to_string(),
+            member: true,
+            actor: "admin-key:demo".to_string(),
+            reason: "VIP account, asked by sales".to_string(),
+            at: now.timestamp(),
+            expires_at: Some(now.timestamp() + for_secs),
+        });
+        match self.evaluator.manual(contact, &manual, now).await {
+            Ok(Some(_)) => {}
+            Ok(None) => writeln!(out, "{:21}✗ {contact} has no record", "")?,
+            Err(e) => writeln!(out, "{:21}✗ the override failed: {e}", "")?,
+        }
+        self.write_back(summary, out).await
+    }
+
     async fn event(
         &self,
         line_no: usize,
@@ -231,8 +262,29 @@ impl Pipeline<'_> {
             } else if before == after {
                 summary.duplicates += 1;
                 writeln!(out, "{:21}= already applied (redelivery): nothing changed", "")?;
+            } else {
+                self.guarded(&event.contact, after, out).await?;
             }
             self.write_back(summary, out).await?;
+        }
+        Ok(())
+    }
+
+    /// The consent guard's actions of the contact's write at `version`, from
+    /// its audit trail: an entry decided but written as not a member.
+    async fn guarded(&self, contact: &str, version: Option<u64>, out: &mut impl Write) -> std::io::Result<()> {
+        use kairos_store::AuditTrail;
+        let Ok(page) = self.evaluator.store.audit(contact, None, 20).await else {
+            return Ok(());
+        };
+        let held = page
+            .entries
+            .iter()
+            .filter(|e| Some(e.state_version) == version && e.kind == kairos_event::AuditKind::Guard);
+        for entry in held {
+            let segment = entry.segment.as_deref().unwrap_or_default();
+            writeln!(out, "{:21}⊘ HELD    {segment}  (the rule says member)", "")?;
+            writeln!(out, "{:23}why: {}", "", entry.summary)?;
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ async fn the_sample_story_plays_out() {
     let (summary, text) = demo().await;
     assert_eq!(summary.rejected, 1, "{text}");
     assert_eq!(summary.duplicates, 1, "{text}");
-    assert_eq!(summary.accepted, 15, "{text}");
+    assert_eq!(summary.accepted, 16, "{text}");
     assert!(summary.requests > summary.transitions, "{text}");
     let order = [
         "ENTERED gone-quiet",
@@ -43,6 +43,15 @@ async fn the_sample_story_plays_out() {
         from += at + needle.len();
     }
     assert!(text.contains("unknown variant `email.read`"), "{text}");
+    // Issue 20: a human override enters and lapses; the consent guard holds an entry.
+    let pinned = text.find("why: override by admin-key:demo: VIP account, asked by sales");
+    let lapsed = text.find("why: override by admin-key:demo expired");
+    assert!(pinned.is_some() && pinned < lapsed, "{text}");
+    assert!(
+        text.contains("⊘ HELD    engaged-reader")
+            && text.contains("why: consent guard: consent is unsubscribed; written as not a member"),
+        "{text}"
+    );
     assert!(
         text.contains("NOT track \"Demo Booked\" within 30d = 0 [count >= 1: no]"),
         "{text}"
