@@ -29,6 +29,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// SendGrid's test-vector key (tests/fixtures/esp), so ingest parses a real key at init.
 const SENDGRID_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
 
+/// A well-formed webhook signing secret (`whsec_` + base64 of 24 bytes) for write-back.
+const WEBHOOK_SECRET: &str = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMjRi";
+
 /// What the stand-in saw of one start.
 enum Seen {
     /// The first request for an invocation: init is over.
@@ -82,8 +85,13 @@ fn ssm_answer(request: &Request) -> Option<String> {
         "AmazonSSM.GetParameter" => {
             let asked: serde_json::Value = serde_json::from_str(&request.body).ok()?;
             let name = asked["Name"].as_str()?;
-            let parameter =
-                serde_json::json!({"Name": name, "Type": "SecureString", "Value": "bench-secret", "Version": 1});
+            // Write-back refuses a webhook secret that is not `whsec_` + base64 of at least 16 bytes.
+            let value = if name.ends_with("webhook-secret") {
+                WEBHOOK_SECRET
+            } else {
+                "bench-secret"
+            };
+            let parameter = serde_json::json!({"Name": name, "Type": "SecureString", "Value": value, "Version": 1});
             Some(serde_json::json!({ "Parameter": parameter }).to_string())
         }
         "AmazonSSM.GetParametersByPath" => Some(r#"{"Parameters":[]}"#.to_string()),
@@ -115,15 +123,13 @@ fn serve(stream: TcpStream, seen: Sender<Seen>) {
             )));
             return;
         };
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n",
+        // One write: head and body in two small writes would wait on Nagle's
+        // algorithm and the client's delayed ACK (40 ms on Linux), not on the function.
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{answer}",
             answer.len()
         );
-        if writer
-            .write_all(head.as_bytes())
-            .and_then(|_| writer.write_all(answer.as_bytes()))
-            .is_err()
-        {
+        if writer.write_all(response.as_bytes()).is_err() {
             return;
         }
     }
