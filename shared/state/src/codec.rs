@@ -113,3 +113,40 @@ impl From<V1> for ContactState {
         }
     }
 }
+
+impl ContactState {
+    /// Where the encoded state's bytes go: each part's share of
+    /// [`ContactState::to_bytes`], in encoding order. The parts add up to the
+    /// whole: `signals (keys, latest)` is each signal's key and latest time
+    /// with the list lengths, `occurrences (exact)` their exact times,
+    /// `occurrences (hourly buckets)` the buckets, `event ids (dedupe)` the
+    /// remembered ids with the floor; the rest are the fields of the same name.
+    pub fn encoded_parts(&self) -> Vec<(&'static str, usize)> {
+        let (mut exact, mut hours) = (0, 0);
+        for signal in &self.signals {
+            let (without_hours, bare) = signal.without_occurrences();
+            exact += size(&without_hours) - size(&bare);
+            hours += size(signal) - size(&without_hours);
+        }
+        let signals = size(&self.signals) - exact - hours;
+        vec![
+            ("signals (keys, latest)", signals),
+            ("occurrences (exact)", exact),
+            ("occurrences (hourly buckets)", hours),
+            ("traits", size(&self.traits)),
+            ("consent", size(&self.consent)),
+            ("event ids (dedupe)", size(&self.seen)),
+            ("memberships", size(&self.members)),
+            ("rules fingerprint", size(&self.rules)),
+            ("deadlines", size(&self.deadlines)),
+            ("merged anonymous ids", size(&self.merged)),
+            ("holds", size(&self.holds)),
+            ("bucket width", size(&self.coarse)),
+        ]
+    }
+}
+
+/// Bytes of a value's postcard encoding.
+fn size<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).expect("contact state always encodes")
+}
