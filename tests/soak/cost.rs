@@ -1,7 +1,9 @@
 //! What AWS would bill for the soak, counted as it runs: DynamoDB request
 //! units by item size (a write unit per started KiB of the larger of the
 //! item before and after, failed conditions included; a strongly consistent
-//! read unit per started 4 KiB; the keys-only due index's writes), SQS
+//! read unit per started 4 KiB; the keys-only due index's writes; a save
+//! with audit entries is a `TransactWriteItems` of the record and its audit
+//! item, each billed twice), SQS
 //! requests (the simulated queues' bills), Lambda invocations and the
 //! measured time of each, API Gateway requests; priced at us-east-1's
 //! on-demand list prices.
@@ -29,6 +31,13 @@ pub struct Units {
     pub clears: u64,
     /// Bytes of the records written (the larger of before and after), summed.
     pub saved_bytes: u64,
+    /// Saves with audit entries: transactions of the record and its audit item.
+    pub transactions: u64,
+    /// Write units a transaction adds for its record: the second of the two
+    /// it bills per KiB (the first is in [`Units::write`]).
+    pub transaction_write: u64,
+    /// Write units of the audit items (two per started KiB: transactional).
+    pub audit_write: u64,
 }
 
 impl Units {
@@ -46,12 +55,60 @@ pub struct Metered<P> {
     units: Mutex<Units>,
     /// Each contact item's size and due-index key as last written.
     items: Mutex<HashMap<String, (usize, Option<i64>)>>,
+    /// Where the bytes of the records saved go (summed over saves).
+    bytes: Mutex<Bytes>,
+}
+
+/// Where the saved records' bytes go, summed over every save (what the bill
+/// sees: a record saved often counts often), and the saves by write units.
+#[derive(Debug, Clone, Default)]
+pub struct Bytes {
+    /// (part, bytes): the state's parts ([`kairos_state::ContactState::encoded_parts`]),
+    /// then the outbox and the item's other attributes.
+    pub parts: Vec<(&'static str, u64)>,
+    /// Saves by write units of the record: 1, 2, 3, 4, 5 and more.
+    pub by_units: [u64; 5],
+    /// The same parts for the saves of 4 KiB and more (the heavy records).
+    pub heavy: Vec<(&'static str, u64)>,
+}
+
+impl Bytes {
+    fn add(&mut self, contact: &str, record: &StoredContact) {
+        let state: Vec<(&'static str, usize)> = record.state.encoded_parts();
+        let state_bytes: usize = state.iter().map(|(_, b)| b).sum();
+        let outbox: usize =
+            record.outbox.iter().map(|m| 1 + m.len()).sum::<usize>() + 9 * usize::from(!record.outbox.is_empty());
+        let size = record.item_size(contact);
+        let mut parts = state;
+        parts.push(("outbox (transitions with explanations)", outbox));
+        parts.push(("key, version, times, other attributes", size - state_bytes - outbox));
+        let units = wru(size);
+        self.by_units[(units as usize).min(5) - 1] += 1;
+        add_parts(&mut self.parts, &parts);
+        if units >= 4 {
+            add_parts(&mut self.heavy, &parts);
+        }
+    }
+}
+
+fn add_parts(sums: &mut Vec<(&'static str, u64)>, parts: &[(&'static str, usize)]) {
+    for (name, bytes) in parts {
+        match sums.iter_mut().find(|(n, _)| n == name) {
+            Some((_, sum)) => *sum += *bytes as u64,
+            None => sums.push((name, *bytes as u64)),
+        }
+    }
 }
 
 impl<P> Metered<P> {
     /// The units counted so far.
     pub fn units(&self) -> Units {
         *self.units.lock().unwrap()
+    }
+
+    /// Where the saved records' bytes went.
+    pub fn bytes(&self) -> Bytes {
+        self.bytes.lock().unwrap().clone()
     }
 
     fn add(&self, f: impl FnOnce(&mut Units)) {
@@ -67,6 +124,14 @@ fn wru(bytes: usize) -> u64 {
 /// Strongly consistent read units, in halves, for an item of `bytes`.
 fn rru_halves(bytes: usize) -> u64 {
     2 * bytes.div_ceil(4096).max(1) as u64
+}
+
+/// The size of a save's audit item as DynamoDB counts it (the adapter's
+/// `dynamo_audit::item`): `contact` (S), `change` (S, 20 digits), `entries`
+/// (S, their JSON) and `expires_at` (N, 10 digits).
+fn audit_item_size(contact: &str, record: &StoredContact) -> usize {
+    let entries = serde_json::to_string(&record.audit).map_or(0, |j| j.len());
+    "contact".len() + contact.len() + "change".len() + 20 + "entries".len() + entries + "expires_at".len() + 6
 }
 
 /// The due index's key of a record: absent on a frozen record.
@@ -106,6 +171,13 @@ impl ContactStore for Metered<MemoryContacts> {
         let (old_size, old_key) = self.items.lock().unwrap().get(contact).copied().unwrap_or_default();
         let size = record.item_size(contact);
         let consent = u64::from(keeps_consent(record));
+        // With audit entries: one transaction of two puts, each billed twice.
+        let audited = !record.audit.is_empty();
+        let audit = match audited {
+            true => 2 * wru(audit_item_size(contact, record)),
+            false => 0,
+        };
+        self.bytes.lock().unwrap().add(contact, record);
         let result = self.inner.save(contact, expected, record).await;
         // A failed condition is billed too.
         let index = match &result {
@@ -114,6 +186,11 @@ impl ContactStore for Metered<MemoryContacts> {
         };
         self.add(|u| {
             u.write += wru(old_size.max(size)) + consent;
+            if audited {
+                u.transactions += 1;
+                u.transaction_write += wru(old_size.max(size));
+                u.audit_write += audit;
+            }
             u.index_write += index;
             u.saves += 1;
             u.saved_bytes += old_size.max(size) as u64;

@@ -33,6 +33,11 @@ pub fn print(deployment: &Deployment, traffic: &Traffic, run: &Run, findings: &F
         units.saved_bytes as f64 / units.saves.max(1) as f64,
         units.clears
     );
+    eprintln!(
+        "  of which {} with audit entries (a transaction: record and audit item, each billed twice)",
+        units.transactions
+    );
+    record_bytes(&deployment.contacts.bytes(), units.saves);
     eprintln!("faults injected:");
     for (kind, n) in &run.faults {
         eprintln!("  {:<48} {n:>9}", kind.name());
@@ -81,6 +86,18 @@ fn cost_table(deployment: &Deployment, events: usize, counters: &crate::pipeline
         row(
             "DynamoDB write units, contact records",
             contacts.write,
+            per_million,
+            price::WRU_PER_MILLION,
+        ),
+        row(
+            "DynamoDB write units, contact records: transactions' second unit",
+            contacts.transaction_write,
+            per_million,
+            price::WRU_PER_MILLION,
+        ),
+        row(
+            "DynamoDB write units, audit items (transactional, x2)",
+            contacts.audit_write,
             per_million,
             price::WRU_PER_MILLION,
         ),
@@ -136,6 +153,26 @@ fn cost_table(deployment: &Deployment, events: usize, counters: &crate::pipeline
         "    this run ({} per request, client retries included): {sent:.0} requests",
         crate::REQUEST_EVENTS
     );
+}
+
+/// Where the saved records' bytes go: the average save's bytes by part,
+/// and the same for the heavy saves (4 KiB and more).
+fn record_bytes(bytes: &crate::cost::Bytes, saves: u64) {
+    let heavy = bytes.by_units[3] + bytes.by_units[4];
+    eprintln!(
+        "  saves by write units (1, 2, 3, 4, 5+): {:?}; bytes per save by part (all saves | the {heavy} of 4 KiB and more):",
+        bytes.by_units
+    );
+    let total: u64 = bytes.parts.iter().map(|(_, b)| b).sum();
+    for (name, sum) in &bytes.parts {
+        let heavy_sum = bytes.heavy.iter().find(|(n, _)| n == name).map_or(0, |(_, b)| *b);
+        eprintln!(
+            "    {name:<44} {:>8.0} B {:>5.1}% | {:>8.0} B",
+            *sum as f64 / saves.max(1) as f64,
+            100.0 * *sum as f64 / total.max(1) as f64,
+            heavy_sum as f64 / heavy.max(1) as f64
+        );
+    }
 }
 
 fn row(what: &str, units: u64, per_million: f64, price: f64) -> Row {

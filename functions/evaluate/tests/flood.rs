@@ -7,7 +7,7 @@
 //! still processes afterwards.
 //!
 //! `KAIROS_FLOOD_EVENTS` and `KAIROS_FLOOD_DAYS` set the number of events and
-//! the days they span (default 15,000 over 90 days, quick enough for `make
+//! the days they span (default 20,000 over 90 days, quick enough for `make
 //! test` and enough to fill the id cap and the state budget); `make flood`
 //! runs a million in release and prints the figures.
 
@@ -142,7 +142,7 @@ fn add(total: &mut Counts, o: &Outcome) {
 #[tokio::test]
 async fn a_flooded_contact_stays_within_its_budget_and_keeps_processing() {
     let setting = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (events, days) = (setting("KAIROS_FLOOD_EVENTS", 15_000), setting("KAIROS_FLOOD_DAYS", 90));
+    let (events, days) = (setting("KAIROS_FLOOD_EVENTS", 20_000), setting("KAIROS_FLOOD_DAYS", 90));
     let (rules, store, queue) = (
         RuleSet::from_yaml(DEFAULT_RULES).unwrap(),
         Measured::default(),

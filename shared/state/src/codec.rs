@@ -1,8 +1,9 @@
 //! The stored encoding of a [`ContactState`], versioned.
 //!
-//! Format 1 is what the first release wrote; format 2 ([`STATE_FORMAT`])
-//! keeps each remembered event id with its time to the second and the
-//! dedupe floor. A state's format is stored beside it (the contact item's
+//! Format 1 is what the first release wrote; format 2 keeps each remembered
+//! event id with its time to the second and the dedupe floor; format 3
+//! ([`STATE_FORMAT`]) keeps 40-bit fingerprints of the ids instead of 48-bit
+//! hashes, their time gaps as plain LEB128 (`seen.rs`). A state's format is stored beside it (the contact item's
 //! `format` attribute, absent for format 1): [`ContactState::decode`] reads
 //! every format up to this build's, and refuses a newer one with
 //! [`CodecError::Newer`], a permanent error. A change of layout takes a new
@@ -12,11 +13,11 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use crate::seen::Seen;
+use crate::seen::{Seen, SeenV2};
 use crate::{Consent, ContactState, SignalState, TraitValue};
 
 /// The newest state format this build reads, and the one it writes.
-pub const STATE_FORMAT: u32 = 2;
+pub const STATE_FORMAT: u32 = 3;
 
 /// Why stored state bytes could not be decoded. Both are permanent: the same
 /// bytes fail the same way every time.
@@ -56,12 +57,47 @@ impl ContactState {
         let invalid = |source| CodecError::Invalid { format, source };
         match format {
             1 => V1::decode(bytes).map(ContactState::from).map_err(invalid),
+            2 => postcard::from_bytes::<V2>(bytes)
+                .map(ContactState::from)
+                .map_err(invalid),
             STATE_FORMAT => postcard::from_bytes(bytes).map_err(invalid),
             found if found > STATE_FORMAT => Err(CodecError::Newer {
                 found,
                 supported: STATE_FORMAT,
             }),
             _ => Err(invalid(postcard::Error::DeserializeBadEncoding)),
+        }
+    }
+}
+
+/// Format 2: [`ContactState`]'s fields, the event ids with 48-bit hashes.
+#[derive(Deserialize)]
+struct V2 {
+    signals: Vec<SignalState>,
+    traits: BTreeMap<String, (i64, TraitValue)>,
+    consent: Consent,
+    seen: SeenV2,
+    members: Vec<(String, i64)>,
+    rules: u32,
+    deadlines: Vec<(u32, i64)>,
+    merged: Vec<([u8; 6], i64)>,
+    holds: Vec<u8>,
+    coarse: u32,
+}
+
+impl From<V2> for ContactState {
+    fn from(v2: V2) -> ContactState {
+        ContactState {
+            signals: v2.signals,
+            traits: v2.traits,
+            consent: v2.consent,
+            seen: v2.seen.0,
+            members: v2.members,
+            rules: v2.rules,
+            deadlines: v2.deadlines,
+            merged: v2.merged,
+            holds: v2.holds,
+            coarse: v2.coarse,
         }
     }
 }
@@ -98,7 +134,11 @@ impl V1 {
 impl From<V1> for ContactState {
     fn from(v1: V1) -> ContactState {
         // An id is remembered until its hour's end: never forgotten earlier than it was.
-        let ids = v1.seen.into_iter().map(|(id, hour)| (id, hour * 3600 + 3599)).collect();
+        let ids = v1
+            .seen
+            .into_iter()
+            .map(|(id, hour)| (crate::seen::fingerprint(id), hour * 3600 + 3599))
+            .collect();
         ContactState {
             signals: v1.signals,
             traits: v1.traits,
@@ -112,4 +152,41 @@ impl From<V1> for ContactState {
             coarse: 0,
         }
     }
+}
+
+impl ContactState {
+    /// Where the encoded state's bytes go: each part's share of
+    /// [`ContactState::to_bytes`], in encoding order. The parts add up to the
+    /// whole: `signals (keys, latest)` is each signal's key and latest time
+    /// with the list lengths, `occurrences (exact)` their exact times,
+    /// `occurrences (hourly buckets)` the buckets, `event ids (dedupe)` the
+    /// remembered ids with the floor; the rest are the fields of the same name.
+    pub fn encoded_parts(&self) -> Vec<(&'static str, usize)> {
+        let (mut exact, mut hours) = (0, 0);
+        for signal in &self.signals {
+            let (without_hours, bare) = signal.without_occurrences();
+            exact += size(&without_hours) - size(&bare);
+            hours += size(signal) - size(&without_hours);
+        }
+        let signals = size(&self.signals) - exact - hours;
+        vec![
+            ("signals (keys, latest)", signals),
+            ("occurrences (exact)", exact),
+            ("occurrences (hourly buckets)", hours),
+            ("traits", size(&self.traits)),
+            ("consent", size(&self.consent)),
+            ("event ids (dedupe)", size(&self.seen)),
+            ("memberships", size(&self.members)),
+            ("rules fingerprint", size(&self.rules)),
+            ("deadlines", size(&self.deadlines)),
+            ("merged anonymous ids", size(&self.merged)),
+            ("holds", size(&self.holds)),
+            ("bucket width", size(&self.coarse)),
+        ]
+    }
+}
+
+/// Bytes of a value's postcard encoding.
+fn size<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).expect("contact state always encodes")
 }

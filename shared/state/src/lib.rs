@@ -153,7 +153,10 @@ impl ContactState {
         }
         // Past the horizon an id is forgotten, whether or not a compaction
         // dropped it yet: a copy after that is a new event.
-        if !self.seen.insert(id_hash(&event.source, &event.id), at, oldest) {
+        if !self
+            .seen
+            .insert(seen::fingerprint(id_hash(&event.source, &event.id)), at, oldest)
+        {
             return Applied::Duplicate;
         }
         for &key in signals {
@@ -322,7 +325,8 @@ pub fn next_version(version: u64, now_ms: i64) -> u64 {
 }
 
 /// A stable 48-bit hash of (source, id): FNV-1a, so it never changes between
-/// builds. At ~100 ids per contact a collision is about one in 10^10.
+/// builds. Merged anonymous keys keep all 48 bits; event ids keep the first
+/// 40 (`seen::fingerprint`, where the collision odds are stated).
 fn id_hash(source: &str, id: &str) -> [u8; 6] {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in source.bytes().chain([0u8]).chain(id.bytes()) {

@@ -1,6 +1,13 @@
-//! The event ids a contact's state has applied, for deduplication: a 48-bit
-//! hash of each id with the event's time, kept for the dedupe horizon and at
-//! most [`MAX_SEEN_IDS`](crate::MAX_SEEN_IDS) of them.
+//! The event ids a contact's state has applied, for deduplication: a 40-bit
+//! fingerprint of each id with the event's time, kept for the dedupe horizon
+//! and at most [`MAX_SEEN_IDS`](crate::MAX_SEEN_IDS) of them.
+//!
+//! The fingerprint's width is the chance that a new event is taken for a
+//! repeat (and not counted): with `n` ids remembered, `n / 2^40` per event:
+//! about 1 in 10^10 at 100 ids, 1 in 1.2 × 10^9 at 900 (the heaviest
+//! contacts of the soak), 1 in 2.7 × 10^8 at the cap (4,096). Format 2 kept
+//! 48 bits (`n / 2^48`): the ids are most of an active contact's record, and
+//! each byte of a fingerprint was 12% of them (`docs/soak.md`).
 //!
 //! When more ids arrive within the horizon than the cap holds, the oldest are
 //! forgotten and the *floor* moves past them: an event dated before the floor
@@ -9,8 +16,14 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A 48-bit hash of an event's (source, id).
-pub(crate) type IdHash = [u8; 6];
+/// A 40-bit fingerprint of an event's (source, id): the first 5 bytes of
+/// its 48-bit hash, so format 2's ids keep matching once cut to it.
+pub(crate) type IdHash = [u8; 5];
+
+/// The fingerprint of a 48-bit hash (an id of format 2, or a new one).
+pub(crate) fn fingerprint(hash: [u8; 6]) -> IdHash {
+    [hash[0], hash[1], hash[2], hash[3], hash[4]]
+}
 
 /// Applied event ids and the floor below which events are refused.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,23 +105,23 @@ impl Seen {
 }
 
 /// Encoded as the floor, then one byte string: the ids ascending by time,
-/// each as its time's gap from the previous one (a zigzag LEB128 varint,
-/// usually 1 to 3 bytes) and its 6 hash bytes.
+/// each as its time's gap from the previous one (from 0 for the first;
+/// LEB128, usually 1 to 3 bytes; wrapping, so any `i64` round-trips) and its
+/// 5 fingerprint bytes (format 3; [`SeenV2`] reads format 2).
 impl Serialize for Seen {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut by_time: Vec<(i64, IdHash)> = self.ids.iter().map(|(h, at)| (*at, *h)).collect();
         by_time.sort_unstable();
-        let mut bytes = Vec::with_capacity(by_time.len() * 9);
-        let mut prev = 0i64;
+        let mut bytes = Vec::with_capacity(by_time.len() * 7);
+        let mut prev = 0u64;
         for (at, hash) in by_time {
-            let gap = at.wrapping_sub(prev);
-            prev = at;
-            let mut zigzag = ((gap << 1) ^ (gap >> 63)) as u64;
-            while zigzag >= 0x80 {
-                bytes.push(zigzag as u8 | 0x80);
-                zigzag >>= 7;
+            let mut gap = (at as u64).wrapping_sub(prev);
+            prev = at as u64;
+            while gap >= 0x80 {
+                bytes.push(gap as u8 | 0x80);
+                gap >>= 7;
             }
-            bytes.push(zigzag as u8);
+            bytes.push(gap as u8);
             bytes.extend_from_slice(&hash);
         }
         let bytes = Bytes(&bytes);
@@ -134,22 +147,53 @@ impl<'de> Deserialize<'de> for Seen {
     }
 }
 
+/// The ids as format 2 stored them: zigzag gaps and 48-bit hashes, read
+/// into fingerprints.
+pub(crate) struct SeenV2(pub(crate) Seen);
+
+impl<'de> Deserialize<'de> for SeenV2 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SeenV2, D::Error> {
+        let (floor, bytes) = <(i64, ByteBuf)>::deserialize(d)?;
+        let ids = parse_v2(&bytes.0).ok_or_else(|| serde::de::Error::custom("malformed event ids"))?;
+        let ids = ids.into_iter().map(|(hash, at)| (fingerprint(hash), at)).collect();
+        Ok(SeenV2(Seen::from_ids(ids, floor)))
+    }
+}
+
+/// Reads one LEB128 varint off the front of `bytes`.
+fn varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut shift = 0;
+    loop {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte < 0x80 {
+            return Some(value);
+        }
+        shift += 7;
+    }
+}
+
 /// Reads the byte string [`Seen`] serializes to.
 fn parse(mut bytes: &[u8]) -> Option<Vec<(IdHash, i64)>> {
+    let mut ids = Vec::with_capacity(bytes.len() / 6);
+    let mut at = 0u64;
+    while !bytes.is_empty() {
+        at = at.wrapping_add(varint(&mut bytes)?);
+        let (hash, rest) = bytes.split_first_chunk::<5>()?;
+        bytes = rest;
+        ids.push((*hash, at as i64));
+    }
+    Some(ids)
+}
+
+/// Reads format 2's byte string: zigzag gaps, 6 hash bytes.
+fn parse_v2(mut bytes: &[u8]) -> Option<Vec<([u8; 6], i64)>> {
     let mut ids = Vec::with_capacity(bytes.len() / 7);
     let mut at = 0i64;
     while !bytes.is_empty() {
-        let mut zigzag = 0u64;
-        let mut shift = 0;
-        loop {
-            let (&byte, rest) = bytes.split_first()?;
-            bytes = rest;
-            zigzag |= u64::from(byte & 0x7f).checked_shl(shift)?;
-            if byte < 0x80 {
-                break;
-            }
-            shift += 7;
-        }
+        let zigzag = varint(&mut bytes)?;
         let gap = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
         at = at.wrapping_add(gap);
         let (hash, rest) = bytes.split_first_chunk::<6>()?;
@@ -185,15 +229,36 @@ mod tests {
     #[test]
     fn ids_round_trip_through_their_byte_string() {
         let ids = vec![
-            ([1; 6], -5),
-            ([9; 6], 1_795_000_000),
-            ([3; 6], 1_795_000_000),
-            ([7; 6], i64::MAX),
+            ([1; 5], -5),
+            ([9; 5], 1_795_000_000),
+            ([3; 5], 1_795_000_000),
+            ([7; 5], i64::MAX),
+            ([2; 5], i64::MIN),
         ];
         let seen = Seen::from_ids(ids, 1_794_000_000);
         let bytes = postcard::to_stdvec(&seen).unwrap();
         assert_eq!(postcard::from_bytes::<Seen>(&bytes).unwrap(), seen);
         assert!(postcard::from_bytes::<Seen>(&bytes[..bytes.len() - 1]).is_err());
         assert_eq!(parse(&[0x80]), None);
+    }
+
+    #[test]
+    fn an_id_costs_its_five_fingerprint_bytes_and_its_gap() {
+        // Ten events a minute apart (gap under 128 s: one byte each).
+        let ids = (0..10).map(|i| ([i as u8; 5], 1_795_000_000 + 60 * i)).collect();
+        let bytes = postcard::to_stdvec(&Seen::from_ids(ids, 0)).unwrap();
+        // floor (1), length (1), first time (5 bytes of varint) + 5, then 9 × (1 + 5).
+        assert_eq!(bytes.len(), 1 + 1 + (5 + 5) + 9 * 6);
+    }
+
+    #[test]
+    fn format_2_ids_read_as_their_fingerprints() {
+        // Format 2: floor, then (zigzag gap, 6 hash bytes) per id: +120 s and +(-0) gaps.
+        let mut v2 = vec![0x02, 15];
+        v2.extend([0xf0, 0x01, 1, 2, 3, 4, 5, 6]);
+        v2.extend([0x00, 9, 9, 9, 9, 9, 9]);
+        let SeenV2(seen) = postcard::from_bytes(&v2).unwrap();
+        assert_eq!(seen.floor(), 1);
+        assert_eq!(seen.ids, [([1, 2, 3, 4, 5], 120), ([9; 5], 120)]);
     }
 }

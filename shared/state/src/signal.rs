@@ -241,3 +241,19 @@ impl SignalState {
         &self.exact
     }
 }
+
+impl SignalState {
+    /// Copies of this signal without its hourly buckets, and without its
+    /// exact times too: what [`ContactState::encoded_parts`](crate::ContactState::encoded_parts) measures against.
+    pub(crate) fn without_occurrences(&self) -> (SignalState, SignalState) {
+        let without_hours = SignalState {
+            hours: Vec::new(),
+            ..self.clone()
+        };
+        let bare = SignalState {
+            exact: Vec::new(),
+            ..without_hours.clone()
+        };
+        (without_hours, bare)
+    }
+}

@@ -313,3 +313,27 @@ fn a_consent_reads_back_from_its_order_which_follows_last_writer_wins() {
     }
     assert_eq!(Consent::default().order(), 0);
 }
+
+#[test]
+fn the_encoded_parts_add_up_to_the_encoding_and_name_where_the_bytes_go() {
+    let ids: Vec<u32> = (0..400).collect();
+    let state = apply_all(&ids, T0 + 6 * 86_400);
+    let parts = state.encoded_parts();
+    let sum: usize = parts.iter().map(|(_, bytes)| bytes).sum();
+    assert_eq!(sum, state.to_bytes().len(), "{parts:?}");
+    let part = |name: &str| parts.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).unwrap();
+    // 400 events within the dedupe horizon: 6 hash bytes and a time gap each.
+    assert!(part("event ids (dedupe)") >= 400 * 7, "{parts:?}");
+    assert!(
+        part("occurrences (hourly buckets)") > 0 && part("occurrences (exact)") > 0,
+        "{parts:?}"
+    );
+    assert_eq!(
+        ContactState::default()
+            .encoded_parts()
+            .iter()
+            .map(|(_, b)| b)
+            .sum::<usize>(),
+        ContactState::default().to_bytes().len()
+    );
+}

@@ -14,6 +14,15 @@ const V1: [(&str, &[u8]); 6] = [
     ("anon:v-42", include_bytes!("fixtures/v1/anon.bin")),
 ];
 
+const V2: [(&str, &[u8]); 6] = [
+    ("empty", include_bytes!("fixtures/v2/empty.bin")),
+    ("ada@acme.test", include_bytes!("fixtures/v2/ada.bin")),
+    ("bob@globex.test", include_bytes!("fixtures/v2/bob.bin")),
+    ("carol@initech.test", include_bytes!("fixtures/v2/carol.bin")),
+    ("dave@hooli.test", include_bytes!("fixtures/v2/dave.bin")),
+    ("anon:v-42", include_bytes!("fixtures/v2/anon.bin")),
+];
+
 /// The events the fixtures were written from, as the events queue carried them.
 fn written_from() -> Vec<Event> {
     let lines = include_str!("../../event/tests/fixtures/events-v1.jsonl").lines();
@@ -101,4 +110,56 @@ fn a_newer_format_is_refused_by_name() {
         ContactState::decode(&[0xff; 3], 1),
         Err(CodecError::Invalid { format: 1, .. })
     ));
+}
+
+fn v2(contact: &str) -> ContactState {
+    let (_, bytes) = V2.iter().find(|(c, _)| *c == contact).unwrap();
+    ContactState::decode(bytes, 2).unwrap_or_else(|e| panic!("{contact}: {e}"))
+}
+
+#[test]
+fn format_2_states_read_as_they_were_written_and_still_know_every_event() {
+    // The v2 files are the v1 states as format 2 wrote them.
+    for (contact, _) in V2 {
+        assert_eq!(v2(contact), v1(contact), "{contact}");
+    }
+    for event in written_from() {
+        let merged_into = (event.contact == "anon:v-42").then_some("bob@globex.test");
+        for key in std::iter::once(event.contact.as_str()).chain(merged_into) {
+            let mut state = v2(key);
+            assert_eq!(
+                state.apply(&event, &[1], now()),
+                Applied::Duplicate,
+                "{} in {key}",
+                event.id
+            );
+        }
+    }
+    assert!(v2("bob@globex.test").has_merged("anon:v-42"));
+}
+
+#[test]
+fn format_2_states_carry_forward_in_fewer_bytes() {
+    let open = Event::from_json(
+        br#"{"id":"new-2","contact":"x","type":"email.opened","at":"2026-11-28T11:59:00Z","source":"sendgrid"}"#,
+    )
+    .unwrap();
+    for (contact, bytes) in V2 {
+        let mut state = v2(contact);
+        let rewritten = state.to_bytes();
+        // A byte less per remembered id (40-bit fingerprints), at most.
+        assert!(
+            rewritten.len() <= bytes.len(),
+            "{contact}: {} > {}",
+            rewritten.len(),
+            bytes.len()
+        );
+        assert_eq!(state.apply(&open, &[77], now()), Applied::Applied, "{contact}");
+        assert_eq!(state.apply(&open, &[77], now()), Applied::Duplicate, "{contact}");
+        assert_eq!(
+            ContactState::decode(&state.to_bytes(), STATE_FORMAT).unwrap(),
+            state,
+            "{contact}"
+        );
+    }
 }
