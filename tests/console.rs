@@ -83,6 +83,53 @@ async fn the_segments_page_lists_each_segment_with_its_rule_and_members() {
     assert!(page.body.contains("contains: /pricing"), "the rule as written");
     let members = counts(&page.body);
     assert!(members.values().sum::<usize>() > 0, "{members:?}");
+    // The counters (kept from transitions) agree with the contacts' effective memberships.
+    assert_eq!(members, scanned_members(&server).await);
+    // The trend ends at members now; the chart's bars carry each day's entries and exits.
+    for row in page.body.split("<tr id=\"segment-").skip(1) {
+        let trend = row.split("class=\"trend\"").nth(1).unwrap();
+        let trend = trend.split('>').nth(1).unwrap().split('<').next().unwrap();
+        assert_eq!(trend.split(" → ").count(), 7, "{trend}");
+        let now = row
+            .split("class=\"members\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        assert_eq!(trend.rsplit(" → ").next().unwrap(), now.trim(), "{trend}");
+        assert_eq!(row.matches("<rect class=\"entries\"").count(), 7);
+    }
+    let entered: u64 = page
+        .body
+        .split(" entered, ")
+        .filter_map(|p| p.rsplit(": ").next()?.parse::<u64>().ok())
+        .sum();
+    assert!(entered > 0, "some entries in the last 7 days");
+}
+
+/// Members per segment counted from each contact's effective memberships.
+async fn scanned_members(server: &ConsoleServer) -> std::collections::BTreeMap<String, usize> {
+    use kairos_store::ContactStore;
+    let console = &server.console;
+    let version = console.rules().current();
+    let mut out: std::collections::BTreeMap<String, usize> =
+        version.rules.segments().map(|s| (s.id.to_string(), 0)).collect();
+    for key in console.store().contacts() {
+        let record = console.store().load(&key).await.unwrap().unwrap();
+        if record.merged_into.is_some() {
+            continue;
+        }
+        let contact = kairos_engine::Contact {
+            state: record.state,
+            overrides: record.overrides,
+            ..Default::default()
+        };
+        for id in kairos_engine::effective(&version.rules, &contact) {
+            *out.get_mut(&id).unwrap() += 1;
+        }
+    }
+    out
 }
 
 /// Member count per segment row of the segments page.
