@@ -431,3 +431,25 @@ async fn publish_needs_a_message_refuses_a_race_and_can_roll_back() {
     let stale = alice.post("/rules/rollback", &[("to", "1"), ("base", "2")]).await;
     assert_eq!(stale.status, 409);
 }
+
+#[tokio::test]
+async fn the_rules_page_loads_its_script_from_the_console_and_the_policy_allows_no_other() {
+    let server = ConsoleServer::demo().await;
+    let rules = reqwest::get(format!("{}/rules", server.url)).await.unwrap();
+    let policy = rules.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.contains("script-src 'self';"), "{policy}");
+    assert!(policy.contains("connect-src 'self';"), "{policy}");
+    assert!(!policy.contains("unsafe-eval"), "{policy}");
+    let body = rules.text().await.unwrap();
+    assert!(body.contains("<script src=\"/console.js\" defer></script>"));
+    assert_eq!(body.matches("<script").count(), 1, "no inline script");
+    let script = reqwest::get(format!("{}/console.js", server.url)).await.unwrap();
+    assert_eq!(script.status(), 200);
+    let kind = script.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("text/javascript"), "{kind}");
+    let js = script.text().await.unwrap();
+    assert!(
+        js.contains("\"validate\"") && js.contains("FormData(form)"),
+        "posts the form's validate action, token included"
+    );
+}

@@ -29,15 +29,27 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/overrides/lift", post(lift))
         .route("/rules", get(rules_page).post(rules_action))
         .route("/rules/rollback", post(rollback))
+        .route("/console.js", get(script))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
 }
 
-/// No script runs but the page's own (none today), nothing frames the console.
+/// The console's one script: validation as the rules are typed (progressive).
+const SCRIPT: &str = include_str!("../../templates/console/console.js");
+
+async fn script() -> Response {
+    let mut response = SCRIPT.into_response();
+    let kind = HeaderValue::from_static("text/javascript; charset=utf-8");
+    response.headers_mut().insert(header::CONTENT_TYPE, kind);
+    response
+}
+
+/// No script runs but the console's own file (no inline script), it talks
+/// only to its own origin, nothing frames the console.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    let policy =
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'";
+    let policy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+                  img-src 'self'; form-action 'self'; frame-ancestors 'none'";
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
