@@ -453,3 +453,62 @@ async fn the_rules_page_loads_its_script_from_the_console_and_the_policy_allows_
         "posts the form's validate action, token included"
     );
 }
+
+#[tokio::test]
+async fn the_sequences_page_shows_each_variant_as_the_sequences_report_does_and_escapes() {
+    let hostile = "tpl-<i>short</i>";
+    let rules = kairos_evaluate::DEFAULT_RULES.replace("tpl-onboarding-welcome-short", hostile);
+    let events = format!(
+        "{}\n{}",
+        kairos::demo::DEFAULT_EVENTS,
+        include_str!("../events/demo/sequences.jsonl").replace("tpl-onboarding-welcome-short", hostile)
+    );
+    let server = ConsoleServer::start(&rules, &events).await;
+    let mut s = server.session();
+    let page = s.get("/sequences").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("tpl-&#60;i&#62;short&#60;/i&#62;"), "escaped");
+    assert!(!page.body.contains(hostile));
+    // Every variant's sends, goals and posterior as `kairos sequences report` computes them.
+    let parsed = kairos_rules::RuleSet::from_yaml(&rules).unwrap();
+    let report = kairos::sequences::play(&parsed, events.as_bytes(), Some(server.console.clock())).report();
+    let variants = report["variants"].as_array().unwrap();
+    assert!(
+        variants.iter().any(|v| v["sends"].as_u64() > Some(0)),
+        "the history has sends"
+    );
+    for v in variants {
+        let id = format!(
+            "{}/{}/{}",
+            v["sequence"].as_str().unwrap(),
+            v["step"].as_str().unwrap(),
+            v["variant"].as_str().unwrap()
+        );
+        let row = page
+            .body
+            .split(&format!("data-variant=\"{id}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{id}"));
+        let cell = |class: &str| {
+            row.split(&format!("class=\"{class}\">"))
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(cell("sends"), v["sends"].to_string(), "{id}");
+        assert_eq!(cell("goals"), v["goals"].to_string(), "{id}");
+        assert_eq!(
+            cell("posterior"),
+            format!("{:.3}", v["posterior_mean"].as_f64().unwrap()),
+            "{id}"
+        );
+    }
+    let holdout = page.body.split("id=\"holdout\"").nth(1).unwrap();
+    assert!(
+        holdout.contains("Held out (5%)") && holdout.contains("id=\"lift\""),
+        "{holdout}"
+    );
+}

@@ -30,6 +30,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/rules", get(rules_page).post(rules_action))
         .route("/rules/rollback", post(rollback))
         .route("/console.js", get(script))
+        .route("/sequences", get(sequences))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
 }
@@ -246,6 +247,23 @@ async fn contact_count(console: &Console) -> usize {
         }
     }
     contacts
+}
+
+// ── Sequences ───────────────────────────────────────────────────────────
+
+#[derive(Template)]
+#[template(path = "console/sequences.html")]
+struct SequencesPage {
+    chrome: Chrome,
+    report: super::sequences::Report,
+}
+
+async fn sequences(State(console): Shared) -> Response {
+    let view = SequencesPage {
+        chrome: chrome(&console),
+        report: super::sequences::report(&console),
+    };
+    page(&view, StatusCode::OK, None)
 }
 
 // ── Contact ─────────────────────────────────────────────────────────────
