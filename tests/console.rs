@@ -83,6 +83,53 @@ async fn the_segments_page_lists_each_segment_with_its_rule_and_members() {
     assert!(page.body.contains("contains: /pricing"), "the rule as written");
     let members = counts(&page.body);
     assert!(members.values().sum::<usize>() > 0, "{members:?}");
+    // The counters (kept from transitions) agree with the contacts' effective memberships.
+    assert_eq!(members, scanned_members(&server).await);
+    // The trend ends at members now; the chart's bars carry each day's entries and exits.
+    for row in page.body.split("<tr id=\"segment-").skip(1) {
+        let trend = row.split("class=\"trend\"").nth(1).unwrap();
+        let trend = trend.split('>').nth(1).unwrap().split('<').next().unwrap();
+        assert_eq!(trend.split(" → ").count(), 7, "{trend}");
+        let now = row
+            .split("class=\"members\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        assert_eq!(trend.rsplit(" → ").next().unwrap(), now.trim(), "{trend}");
+        assert_eq!(row.matches("<rect class=\"entries\"").count(), 7);
+    }
+    let entered: u64 = page
+        .body
+        .split(" entered, ")
+        .filter_map(|p| p.rsplit(": ").next()?.parse::<u64>().ok())
+        .sum();
+    assert!(entered > 0, "some entries in the last 7 days");
+}
+
+/// Members per segment counted from each contact's effective memberships.
+async fn scanned_members(server: &ConsoleServer) -> std::collections::BTreeMap<String, usize> {
+    use kairos_store::ContactStore;
+    let console = &server.console;
+    let version = console.rules().current();
+    let mut out: std::collections::BTreeMap<String, usize> =
+        version.rules.segments().map(|s| (s.id.to_string(), 0)).collect();
+    for key in console.store().contacts() {
+        let record = console.store().load(&key).await.unwrap().unwrap();
+        if record.merged_into.is_some() {
+            continue;
+        }
+        let contact = kairos_engine::Contact {
+            state: record.state,
+            overrides: record.overrides,
+            ..Default::default()
+        };
+        for id in kairos_engine::effective(&version.rules, &contact) {
+            *out.get_mut(&id).unwrap() += 1;
+        }
+    }
+    out
 }
 
 /// Member count per segment row of the segments page.
@@ -383,4 +430,85 @@ async fn publish_needs_a_message_refuses_a_race_and_can_roll_back() {
     assert_eq!(now.text, kairos_evaluate::DEFAULT_RULES);
     let stale = alice.post("/rules/rollback", &[("to", "1"), ("base", "2")]).await;
     assert_eq!(stale.status, 409);
+}
+
+#[tokio::test]
+async fn the_rules_page_loads_its_script_from_the_console_and_the_policy_allows_no_other() {
+    let server = ConsoleServer::demo().await;
+    let rules = reqwest::get(format!("{}/rules", server.url)).await.unwrap();
+    let policy = rules.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.contains("script-src 'self';"), "{policy}");
+    assert!(policy.contains("connect-src 'self';"), "{policy}");
+    assert!(!policy.contains("unsafe-eval"), "{policy}");
+    let body = rules.text().await.unwrap();
+    assert!(body.contains("<script src=\"/console.js\" defer></script>"));
+    assert_eq!(body.matches("<script").count(), 1, "no inline script");
+    let script = reqwest::get(format!("{}/console.js", server.url)).await.unwrap();
+    assert_eq!(script.status(), 200);
+    let kind = script.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("text/javascript"), "{kind}");
+    let js = script.text().await.unwrap();
+    assert!(
+        js.contains("\"validate\"") && js.contains("FormData(form)"),
+        "posts the form's validate action, token included"
+    );
+}
+
+#[tokio::test]
+async fn the_sequences_page_shows_each_variant_as_the_sequences_report_does_and_escapes() {
+    let hostile = "tpl-<i>short</i>";
+    let rules = kairos_evaluate::DEFAULT_RULES.replace("tpl-onboarding-welcome-short", hostile);
+    let events = format!(
+        "{}\n{}",
+        kairos::demo::DEFAULT_EVENTS,
+        include_str!("../events/demo/sequences.jsonl").replace("tpl-onboarding-welcome-short", hostile)
+    );
+    let server = ConsoleServer::start(&rules, &events).await;
+    let mut s = server.session();
+    let page = s.get("/sequences").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("tpl-&#60;i&#62;short&#60;/i&#62;"), "escaped");
+    assert!(!page.body.contains(hostile));
+    // Every variant's sends, goals and posterior as `kairos sequences report` computes them.
+    let parsed = kairos_rules::RuleSet::from_yaml(&rules).unwrap();
+    let report = kairos::sequences::play(&parsed, events.as_bytes(), Some(server.console.clock())).report();
+    let variants = report["variants"].as_array().unwrap();
+    assert!(
+        variants.iter().any(|v| v["sends"].as_u64() > Some(0)),
+        "the history has sends"
+    );
+    for v in variants {
+        let id = format!(
+            "{}/{}/{}",
+            v["sequence"].as_str().unwrap(),
+            v["step"].as_str().unwrap(),
+            v["variant"].as_str().unwrap()
+        );
+        let row = page
+            .body
+            .split(&format!("data-variant=\"{id}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{id}"));
+        let cell = |class: &str| {
+            row.split(&format!("class=\"{class}\">"))
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(cell("sends"), v["sends"].to_string(), "{id}");
+        assert_eq!(cell("goals"), v["goals"].to_string(), "{id}");
+        assert_eq!(
+            cell("posterior"),
+            format!("{:.3}", v["posterior_mean"].as_f64().unwrap()),
+            "{id}"
+        );
+    }
+    let holdout = page.body.split("id=\"holdout\"").nth(1).unwrap();
+    assert!(
+        holdout.contains("Held out (5%)") && holdout.contains("id=\"lift\""),
+        "{holdout}"
+    );
 }

@@ -99,6 +99,48 @@ async fn a_marketer_reads_a_contact_edits_backtests_publishes_and_pins_in_the_br
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistake_shows_at_its_line_while_typing_without_pressing_validate() {
+    let server = ConsoleServer::demo().await;
+    let b = Browser::start().await;
+    let text = kairos_evaluate::DEFAULT_RULES;
+    let line = text.lines().position(|l| l.trim() == "within: 24h").unwrap() + 1;
+    b.goto(&format!("{}/rules", server.url)).await;
+    b.fill("#text", &text.replacen("within: 24h", "within: 24 hours", 1))
+        .await;
+    // No button pressed: the console's script validated what was typed.
+    let problems = b.wait_for("#problems", "line ").await;
+    assert!(
+        problems.contains(&format!("line {line}: segment `pricing-intent`")),
+        "{problems}"
+    );
+    assert!(b.text("#live").await.contains("Problems"), "the live status says so");
+    // Typing the fix clears them, still without a button.
+    b.fill("#text", text).await;
+    let live = b.wait_for("#live", "No problems").await;
+    assert!(live.contains("No problems"), "{live}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequences_page_shows_variants_and_the_holdout() {
+    let dir = screenshots();
+    let events = format!(
+        "{}\n{}",
+        kairos::demo::DEFAULT_EVENTS,
+        include_str!("../events/demo/sequences.jsonl")
+    );
+    let server = ConsoleServer::start(kairos_evaluate::DEFAULT_RULES, &events).await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/sequences", server.url)).await;
+    let variants = b.text("#variants").await;
+    assert!(
+        variants.contains("onboarding") && variants.contains("tpl-onboarding-welcome-short"),
+        "{variants}"
+    );
+    assert!(b.text("#holdout").await.contains("Held out (5%)"));
+    b.screenshot(dir.as_deref(), "sequences").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_in_a_segment_description_shows_as_text_and_runs_nothing() {
     let rules = "segments:\n  - id: x\n    name: X\n    description: \"<script>alert('owned')</script><img src=x onerror=alert(2)>\"\n    rule: { event: { type: email.clicked, within: 7d } }\n";
     let events = r#"{"id":"1","contact":"a@b.test","type":"email.clicked","at":"2026-11-20T10:00:00Z","source":"t"}"#;

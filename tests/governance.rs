@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use kairos_evaluate::Evaluator;
 use kairos_event::{AuditKind, Change, WritebackMessage};
 use kairos_rules::RuleSet;
-use kairos_store::{AuditTrail, ContactStore};
+use kairos_store::{day_of, AuditTrail, ContactStore, SegmentCounters};
 use std::collections::BTreeSet;
 use support::{batch, event_json, failed, Stack};
 
@@ -83,6 +83,18 @@ async fn each_change_is_audited_once_however_often_sqs_redelivers() {
         .iter()
         .all(|e| e.state_version == record.version && e.cause == "c1"));
     assert!(entries.iter().all(|e| e.written == Some(true)));
+    // The segment counters moved once, with the one committed write.
+    for segment in ["clicked", "service"] {
+        assert_eq!(counts(&stack, segment, t0).await, (1, 1, 0), "{segment}");
+    }
+    assert_eq!(counts(&stack, "viewed", t0).await, (0, 0, 0));
+}
+
+/// A segment's counters: (members now, entries and exits on the day of `at`).
+async fn counts(stack: &Stack, segment: &str, at: DateTime<Utc>) -> (i64, u64, u64) {
+    let day = day_of(at.timestamp());
+    let counts = stack.store().segment_counts(segment, &[day]).await.unwrap();
+    (counts.members, counts.days[0].entries, counts.days[0].exits)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +140,74 @@ async fn racing_evaluations_write_one_entry_per_change_and_the_audit_matches_the
         .map(|e| (e.segment.clone().unwrap(), e.state_version))
         .collect();
     assert_eq!(sent, audited);
+    // Sixteen racing deliveries, one count per segment.
+    for segment in ["clicked", "service", "viewed"] {
+        assert_eq!(counts(&stack, segment, t0).await, (1, 1, 0), "{segment}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_counters_count_entries_and_exits_once_under_racing_sweeps() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let t0 = t0();
+    let contacts: Vec<String> = (0..5).map(|i| format!("c{i}@x.test")).collect();
+    let clicks: Vec<String> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| event_json(&format!("k{i}"), c, "email.clicked", t0))
+        .collect();
+    // Every click delivered twice, in two racing batches.
+    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let (a, b) = futures_util::join!(
+        kairos_evaluate::handle(batch(&clicks), &evaluator, t0),
+        kairos_evaluate::handle(batch(&clicks), &evaluator, t0)
+    );
+    assert!(failed(&a).is_empty() && failed(&b).is_empty());
+    assert_eq!(counts(&stack, "clicked", t0).await, (5, 5, 0));
+    // Eight days on, the window has passed: two sweeps race over every contact.
+    let later = t0 + Duration::days(8);
+    let sweeps = contacts
+        .iter()
+        .chain(&contacts)
+        .map(|c| evaluator.contact(c, &[], later));
+    for outcome in futures_util::future::join_all(sweeps).await {
+        outcome.unwrap();
+    }
+    assert_eq!(counts(&stack, "clicked", later).await, (0, 0, 5));
+    assert_eq!(counts(&stack, "clicked", t0).await, (0, 5, 0));
+    let trend = store
+        .segment_counts("clicked", &[day_of(t0.timestamp()), day_of(later.timestamp())])
+        .await
+        .unwrap()
+        .trend();
+    assert_eq!(trend, [5, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_changing_more_segments_than_a_transaction_holds_is_counted_in_the_shared_items() {
+    let stack = Stack::start().await;
+    let rules: String = (0..60)
+        .map(|i| format!("  - {{ id: s{i}, name: S{i}, rule: {{ event: {{ type: email.clicked, within: 7d }} }} }}\n"))
+        .collect();
+    let rules = RuleSet::from_yaml(&format!("segments:\n{rules}")).unwrap();
+    let t0 = t0();
+    let click = event_json("k", "wide@x.test", "email.clicked", t0);
+    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+    let evaluator = Evaluator::new(&rules, &store, &queue);
+    for _ in 0..2 {
+        let response = kairos_evaluate::handle(batch(std::slice::from_ref(&click)), &evaluator, t0).await;
+        assert!(failed(&response).is_empty(), "{response:?}");
+    }
+    for i in [0, 31, 59] {
+        assert_eq!(counts(&stack, &format!("s{i}"), t0).await, (1, 1, 0), "s{i}");
+    }
+    assert!(
+        stack.raw_item("segment#*").await.is_some(),
+        "counted in the shared item"
+    );
+    assert!(stack.raw_item("segment#s0").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

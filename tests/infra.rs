@@ -164,7 +164,11 @@ fn the_evaluate_and_writeback_roles_reach_exactly_the_item_prefixes_their_code_u
         "{writeback:?}"
     );
     assert!(!evaluate.contains("claim") && !writeback.contains("claim"));
-    assert_eq!(role_prefixes("EvaluateRole"), evaluate);
+    // Evaluate saves records, and with each transition its segment counters (`dynamo_counters.rs`);
+    // write-back only reads records.
+    let counters = prefixes_in(include_str!("../shared/store/src/dynamo_counters.rs"));
+    assert_eq!(counters, BTreeSet::from(["segday".to_string(), "segment".to_string()]));
+    assert_eq!(role_prefixes("EvaluateRole"), &evaluate | &counters);
     assert_eq!(role_prefixes("WritebackRole"), writeback);
     assert_eq!(role_prefixes("IngestRole"), BTreeSet::from(["claim".to_string()]));
 }

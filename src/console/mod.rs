@@ -7,7 +7,9 @@
 //! Overrides (pin in or out with a reason and an expiry, lift) and Rules
 //! (current rules and version history; validate with every problem at its
 //! line; backtest of the edited rules on the demo events; publish, conditional
-//! on the version read; rollback).
+//! on the version read; rollback) and Sequences (per sequence, step and
+//! variant: sends, goals, rates, posteriors, the holdout comparison, read
+//! through `kairos sequences report`'s code, [`crate::sequences`]).
 //!
 //! Nothing here re-implements the engine: contacts are read and pinned through
 //! the admin API's handler ([`kairos_admin::handle`]), backtests run through
@@ -23,6 +25,7 @@ pub mod csrf;
 mod explain;
 mod pages;
 pub mod rules;
+mod sequences;
 
 use chrono::{DateTime, Utc};
 use kairos_evaluate::Evaluator;
@@ -53,6 +56,8 @@ pub struct Console {
     transitions: MemoryQueue,
     rules: MemoryRules,
     events: Vec<Event>,
+    /// The events as given (JSON lines), for the sequences report.
+    events_text: String,
     clock: DateTime<Utc>,
     /// The admin key the console presents to the admin handler (random per process).
     admin_keys: Vec<(String, String)>,
@@ -88,6 +93,7 @@ impl Console {
             transitions: MemoryQueue::default(),
             rules,
             events,
+            events_text: events_text.to_string(),
             clock,
             admin_keys: vec![(LOCAL_USER.to_string(), secret)],
         })

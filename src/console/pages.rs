@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use kairos_store::ContactStore;
+use kairos_store::{ContactStore, SegmentCounters};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -29,15 +29,28 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/overrides/lift", post(lift))
         .route("/rules", get(rules_page).post(rules_action))
         .route("/rules/rollback", post(rollback))
+        .route("/console.js", get(script))
+        .route("/sequences", get(sequences))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
 }
 
-/// No script runs but the page's own (none today), nothing frames the console.
+/// The console's one script: validation as the rules are typed (progressive).
+const SCRIPT: &str = include_str!("../../templates/console/console.js");
+
+async fn script() -> Response {
+    let mut response = SCRIPT.into_response();
+    let kind = HeaderValue::from_static("text/javascript; charset=utf-8");
+    response.headers_mut().insert(header::CONTENT_TYPE, kind);
+    response
+}
+
+/// No script runs but the console's own file (no inline script), it talks
+/// only to its own origin, nothing frames the console.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    let policy =
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'";
+    let policy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+                  img-src 'self'; form-action 'self'; frame-ancestors 'none'";
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -119,10 +132,55 @@ struct SegmentRow {
     description: String,
     purpose: &'static str,
     paused: bool,
-    members: usize,
+    members: i64,
+    /// Members at the end of each of the last 7 days, oldest first.
+    trend: Vec<i64>,
+    chart: Chart,
     rule: String,
     sentence: Vec<Line>,
 }
+
+/// Entries and exits per day as SVG bars (no script): entries up from the
+/// middle line, exits down from it.
+struct Chart {
+    bars: Vec<Bar>,
+}
+
+/// One day's bars; every number is SVG user units.
+struct Bar {
+    day: String,
+    x: u32,
+    entries: u64,
+    exits: u64,
+    up: u32,
+    down: u32,
+}
+
+/// Half the chart's height: the tallest bar.
+const CHART_HALF: u32 = 20;
+
+impl Chart {
+    fn of(days: &[kairos_store::DayCount]) -> Chart {
+        let most = days.iter().map(|d| d.entries.max(d.exits)).max().unwrap_or(0).max(1);
+        let scale = |n: u64| ((n * u64::from(CHART_HALF)).div_ceil(most)) as u32;
+        let bars = days
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Bar {
+                day: d.day.clone(),
+                x: i as u32 * 12,
+                entries: d.entries,
+                exits: d.exits,
+                up: scale(d.entries),
+                down: scale(d.exits),
+            })
+            .collect();
+        Chart { bars }
+    }
+}
+
+/// How many days the trend and chart show.
+const TREND_DAYS: usize = 7;
 
 #[derive(Template)]
 #[template(path = "console/segments.html")]
@@ -135,7 +193,13 @@ struct SegmentsPage {
 async fn segments(State(console): Shared, headers: HeaderMap) -> Response {
     let version = console.rules.current();
     let rules = &version.rules;
-    let (counts, contacts) = member_counts(&console, rules).await;
+    let contacts = contact_count(&console).await;
+    let days = kairos_store::last_days(console.clock.timestamp(), TREND_DAYS);
+    let mut counts = HashMap::new();
+    for s in rules.segments() {
+        let read = console.store.segment_counts(s.id, &days).await;
+        counts.insert(s.id, read.unwrap_or_default());
+    }
     let file = kairos_rules::read_yaml(&version.text).unwrap_or(Value::Null);
     let written = file["segments"].as_array().cloned().unwrap_or_default();
     let blank = rules.evaluate(&kairos_state::ContactState::default(), console.clock.timestamp());
@@ -157,7 +221,9 @@ async fn segments(State(console): Shared, headers: HeaderMap) -> Response {
                     "operational"
                 },
                 paused: s.paused,
-                members: counts.get(s.id).copied().unwrap_or(0),
+                members: counts[s.id].members,
+                trend: counts[s.id].trend(),
+                chart: Chart::of(&counts[s.id].days),
                 rule: rule.and_then(|r| serde_norway::to_string(r).ok()).unwrap_or_default(),
                 sentence: verdict.map_or_else(Vec::new, |v| explain::conditions(&json!(v.explanation))),
             }
@@ -172,29 +238,32 @@ async fn segments(State(console): Shared, headers: HeaderMap) -> Response {
     page(&view, StatusCode::OK, cookie)
 }
 
-/// Members per segment now (rule members and pins, as the admin API shows
-/// them), and how many contacts there are.
-async fn member_counts(console: &Console, rules: &kairos_rules::RuleSet) -> (HashMap<String, usize>, usize) {
-    let mut counts = HashMap::new();
+/// How many contacts there are (records decided, not frozen).
+async fn contact_count(console: &Console) -> usize {
     let mut contacts = 0;
     for key in console.store.contacts() {
-        let Ok(Some(record)) = console.store.load(&key).await else {
-            continue;
-        };
-        if record.version == 0 || record.merged_into.is_some() {
-            continue;
-        }
-        contacts += 1;
-        let contact = kairos_engine::Contact {
-            state: record.state,
-            overrides: record.overrides,
-            ..Default::default()
-        };
-        for id in kairos_engine::effective(rules, &contact) {
-            *counts.entry(id).or_insert(0) += 1;
+        if let Ok(Some(record)) = console.store.load(&key).await {
+            contacts += usize::from(record.version > 0 && record.merged_into.is_none());
         }
     }
-    (counts, contacts)
+    contacts
+}
+
+// ── Sequences ───────────────────────────────────────────────────────────
+
+#[derive(Template)]
+#[template(path = "console/sequences.html")]
+struct SequencesPage {
+    chrome: Chrome,
+    report: super::sequences::Report,
+}
+
+async fn sequences(State(console): Shared) -> Response {
+    let view = SequencesPage {
+        chrome: chrome(&console),
+        report: super::sequences::report(&console),
+    };
+    page(&view, StatusCode::OK, None)
 }
 
 // ── Contact ─────────────────────────────────────────────────────────────

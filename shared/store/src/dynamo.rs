@@ -15,7 +15,8 @@
 //!   record and never expiring, raised by last writer wins;
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `lookup#<key>`: `value` (S), `expires_at` (N) (`dynamo_lookup.rs`);
-//! - `claim#<key>`: `expires_at` (N) and `state` (S, `pending` or `done`), a one-time webhook token.
+//! - `claim#<key>`: `expires_at` (N) and `state` (S, `pending` or `done`), a one-time webhook token;
+//! - `segment#<id>` and `segday#<id>#<day>`: segment counters (`dynamo_counters.rs`).
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -100,15 +101,15 @@ impl DynamoContacts {
 }
 
 impl DynamoContacts {
-    /// The record's put and its audit item's, in one transaction: the audit
-    /// item exists exactly when the record's version was written.
-    async fn save_with_audit(
+    /// The record's put, its audit item's and its segment counters' updates
+    /// (`dynamo_counters.rs`) in one transaction: the audit item and the
+    /// counts exist exactly when the record's version was written.
+    async fn save_in_transaction(
         &self,
         contact: &str,
         expected: Option<u64>,
         record: &StoredContact,
-        audit_table: &str,
-        audit_item: Item,
+        audit: Option<(&str, Item)>,
     ) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
         let put = Put::builder()
@@ -121,21 +122,27 @@ impl DynamoContacts {
                 .expression_attribute_names("#v", "version")
                 .expression_attribute_values(":v", n(v)),
         };
-        let audit = Put::builder()
-            .table_name(audit_table)
-            .set_item(Some(audit_item))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", "contact");
-        let items = [put.build().map_err(backend)?, audit.build().map_err(backend)?];
+        let mut items = vec![TransactWriteItem::builder().put(put.build().map_err(backend)?).build()];
+        if let Some((audit_table, audit_item)) = audit {
+            let audit = Put::builder()
+                .table_name(audit_table)
+                .set_item(Some(audit_item))
+                .condition_expression("attribute_not_exists(#k)")
+                .expression_attribute_names("#k", "contact");
+            items.push(
+                TransactWriteItem::builder()
+                    .put(audit.build().map_err(backend)?)
+                    .build(),
+            );
+        }
+        let deltas = crate::counters::deltas(&record.audit);
+        for update in crate::dynamo_counters::updates(&self.table, &deltas, items.len())? {
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
         let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(
-                items
-                    .into_iter()
-                    .map(|p| TransactWriteItem::builder().put(p).build())
-                    .collect(),
-            ))
+            .set_transact_items(Some(items))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
@@ -306,7 +313,12 @@ impl ContactStore for DynamoContacts {
         }
         if let (Some((audit_table, keep)), false) = (&self.audit, record.audit.is_empty()) {
             let item = crate::dynamo_audit::item(contact, record.version, &record.audit, *keep);
-            return self.save_with_audit(contact, expected, record, audit_table, item).await;
+            return self
+                .save_in_transaction(contact, expected, record, Some((audit_table, item)))
+                .await;
+        }
+        if !crate::counters::deltas(&record.audit).is_empty() {
+            return self.save_in_transaction(contact, expected, record, None).await;
         }
         let request = self
             .client

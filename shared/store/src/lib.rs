@@ -17,6 +17,9 @@
 //!   ids for an email ([`DynamoLookups`] / [`MemoryLookups`]);
 //! - [`Archive`]: the event archive, every accepted event as a JSON line
 //!   (`FirehoseArchive` / [`MemoryArchive`]), its retries bounded by a deadline ([`deliver`]);
+//! - [`SegmentCounters`]: per-segment members now and entries and exits per
+//!   day, counted in the same conditional write as each transition
+//!   ([`DynamoContacts`] / [`MemoryContacts`]);
 //! - [`DeadLetters`] and [`Redelivery`]: a message sent to a dead-letter queue
 //!   with its reason, and a received message's next delivery put off
 //!   ([`SqsQueue`] / [`MemoryDeadLetters`], [`MemoryRedelivery`]).
@@ -45,10 +48,13 @@
 mod archive;
 mod audit;
 mod budget;
+mod counters;
 #[cfg(feature = "aws")]
 mod dynamo;
 #[cfg(feature = "aws")]
 mod dynamo_audit;
+#[cfg(feature = "aws")]
+mod dynamo_counters;
 #[cfg(feature = "aws")]
 mod dynamo_lookup;
 mod erasure;
@@ -68,6 +74,10 @@ mod sqs;
 pub use archive::{deliver, Archive, ArchiveError, ArchiveRecord, Attempt, Backoff, MemoryArchive, DEFAULT_BACKOFF};
 pub use audit::{parse_retention_days, AuditPage, AuditTrail, DEFAULT_AUDIT_RETENTION_DAYS};
 pub use budget::{FitReport, ITEM_BUDGET_BYTES, SUMMARY_BYTES};
+pub use counters::{
+    day_of, deltas as counter_deltas, last_days, CounterDelta, DayCount, SegmentCounters, SegmentCounts,
+    COUNTER_DAYS_KEPT,
+};
 #[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
 #[cfg(feature = "aws")]

@@ -22,6 +22,16 @@ pub struct MemoryContacts {
     backfill: Mutex<Option<crate::BackfillProgress>>,
     /// Audit items by key, oldest first.
     audit: Mutex<HashMap<String, Vec<AuditItem>>>,
+    /// Segment counters (`counters.rs`): members by segment, and entries
+    /// and exits by (segment, day).
+    counters: Mutex<Counters>,
+}
+
+/// The in-memory segment counters.
+#[derive(Debug, Default)]
+struct Counters {
+    members: HashMap<String, i64>,
+    days: HashMap<(String, String), (u64, u64)>,
 }
 
 impl MemoryContacts {
@@ -65,6 +75,8 @@ impl ContactStore for MemoryContacts {
         let mut stored = record.clone();
         stored.consent_kept = record.consent_to_keep().or(record.consent_kept);
         let entries = std::mem::take(&mut stored.audit);
+        // Counted under the records' lock, with the version check: a write that loses counts nothing.
+        lock(&self.counters).add(&crate::counters::deltas(&entries));
         if !entries.is_empty() {
             let mut audit = lock(&self.audit);
             audit
@@ -84,6 +96,45 @@ impl ContactStore for MemoryContacts {
             }
             _ => Ok(false),
         }
+    }
+}
+
+impl Counters {
+    fn add(&mut self, deltas: &[crate::CounterDelta]) {
+        for delta in deltas {
+            let day = self.days.entry((delta.segment.clone(), delta.day.clone())).or_default();
+            let members = self.members.entry(delta.segment.clone()).or_default();
+            match delta.change {
+                kairos_event::Change::Entered => (*members, day.0) = (*members + 1, day.0 + 1),
+                kairos_event::Change::Exited => (*members, day.1) = (*members - 1, day.1 + 1),
+            }
+        }
+    }
+}
+
+/// The counters in maps, updated in the same locked step as the record.
+impl crate::SegmentCounters for MemoryContacts {
+    async fn segment_counts(&self, segment: &str, days: &[String]) -> Result<crate::SegmentCounts, StoreError> {
+        let counters = lock(&self.counters);
+        let days = days
+            .iter()
+            .map(|day| {
+                let (entries, exits) = counters
+                    .days
+                    .get(&(segment.to_string(), day.clone()))
+                    .copied()
+                    .unwrap_or_default();
+                crate::DayCount {
+                    day: day.clone(),
+                    entries,
+                    exits,
+                }
+            })
+            .collect();
+        Ok(crate::SegmentCounts {
+            members: counters.members.get(segment).copied().unwrap_or(0),
+            days,
+        })
     }
 }
 
