@@ -22,6 +22,7 @@ pub mod access;
 mod admin;
 pub mod csrf;
 mod explain;
+pub mod lambda;
 mod pages;
 pub mod rules;
 
