@@ -129,7 +129,7 @@ fuzz: $(CARGO_FUZZ)
 ## Release bootstrap binaries for Lambda (arm64), in target/lambda/<function>/.
 build: $(TOOLS)
 	rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin sweep --bin decide --bin admin
+	cargo lambda build --release --arm64 --bin ingest --bin evaluate --bin writeback --bin sweep --bin decide --bin admin --bin console
 	ls -l target/lambda/*/bootstrap
 
 ## Everything on this machine, on loopback only: moto (DynamoDB, SQS, SSM) on

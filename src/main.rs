@@ -510,6 +510,8 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
             archive,
         } => {
             let text = read(&file)?;
+            // The version in force now: the upload is conditional on it (a publish in between refuses this one).
+            let base = publish::read(&s3, &uri).await?;
             if backtest {
                 let current = published_rules(&s3, &uri).await?;
                 let changed = load_rules(&file)?;
@@ -518,7 +520,7 @@ async fn publish(command: RulesCommand) -> Result<(), String> {
                     return Err("not published".to_string());
                 }
             }
-            let version = publish::publish(&s3, &uri, &text, &by, &message)
+            let version = publish::publish_read(&s3, &uri, &text, &by, &message, &base)
                 .await
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             println!("{version}");

@@ -291,3 +291,80 @@ fn the_archive_is_partitioned_by_event_date_and_only_evaluate_may_put_to_it() {
         "{role}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The console (issue 23): Cognito sign-in, the JWT authorizer, the console function.
+
+/// A template value as written: `!Ref X`, `!Sub …`, lists joined by commas.
+fn tag(v: &serde_norway::Value) -> String {
+    match v {
+        serde_norway::Value::Tagged(t) => format!("{} {}", t.tag, tag(&t.value)),
+        serde_norway::Value::Sequence(items) => items.iter().map(tag).collect::<Vec<_>>().join(","),
+        other => other.as_str().map(str::to_string).unwrap_or_default(),
+    }
+}
+
+#[test]
+fn the_console_routes_use_the_cognito_jwt_authorizer_and_the_console_function() {
+    let template: serde_norway::Value = serde_norway::from_str(kairos::local::TEMPLATE).unwrap();
+    let resources = &template["Resources"];
+    let mut console_routes = Vec::new();
+    for (name, resource) in resources.as_mapping().unwrap() {
+        let props = &resource["Properties"];
+        if resource["Type"] != "AWS::ApiGatewayV2::Route" {
+            continue;
+        }
+        let key = props["RouteKey"].as_str().unwrap();
+        assert!(key.starts_with("ANY /console"), "{name:?}: {key}");
+        assert_eq!(props["AuthorizationType"].as_str(), Some("JWT"), "{key}");
+        assert_eq!(tag(&props["AuthorizerId"]), "!Ref ConsoleAuthorizer", "{key}");
+        assert_eq!(
+            tag(&props["Target"]),
+            "!Sub integrations/${ConsoleIntegration}",
+            "{key}"
+        );
+        console_routes.push(key.to_string());
+    }
+    console_routes.sort();
+    assert_eq!(console_routes, ["ANY /console", "ANY /console/{proxy+}"]);
+
+    let integration = &resources["ConsoleIntegration"]["Properties"];
+    assert_eq!(tag(&integration["IntegrationUri"]), "!GetAtt ConsoleFunction.Arn");
+    let function = &resources["ConsoleFunction"];
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("console")
+    );
+    let permission = &resources["ConsoleInvokePermission"]["Properties"];
+    assert_eq!(tag(&permission["FunctionName"]), "!Ref ConsoleFunction");
+
+    // The authorizer verifies the pool's ID tokens for the console's app client.
+    let authorizer = &resources["ConsoleAuthorizer"]["Properties"];
+    assert_eq!(authorizer["AuthorizerType"].as_str(), Some("JWT"));
+    assert_eq!(tag(&authorizer["IdentitySource"]), "$request.header.Authorization");
+    let jwt = &authorizer["JwtConfiguration"];
+    assert!(tag(&jwt["Issuer"]).contains("cognito-idp.") && tag(&jwt["Issuer"]).ends_with("/${ConsoleUserPool}"));
+    assert_eq!(tag(&jwt["Audience"]), "!Ref ConsoleUserPoolClient");
+    // The authorization-code flow with PKCE: a public client (no secret), code flow only.
+    let client = &resources["ConsoleUserPoolClient"]["Properties"];
+    assert_eq!(client["GenerateSecret"].as_bool(), Some(false));
+    assert_eq!(tag(&client["AllowedOAuthFlows"]), "code");
+    assert!(tag(&client["CallbackURLs"]).ends_with("/console/callback"));
+    assert_eq!(
+        resources["ConsoleUserPool"]["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"].as_bool(),
+        Some(true)
+    );
+    // The groups are the console's roles, by the names the console reads from `cognito:groups`.
+    let mut groups: Vec<String> = resources
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Cognito::UserPoolGroup")
+        .map(|r| r["Properties"]["GroupName"].as_str().unwrap().to_string())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["editor", "publisher", "viewer"]);
+    for group in &groups {
+        assert!(kairos::console::access::Role::from_group(group).is_some(), "{group}");
+    }
+}

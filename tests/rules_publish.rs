@@ -154,3 +154,66 @@ async fn publish_validates_records_who_and_why_and_history_and_rollback_work_on_
     let loaded = stack.store().load("ada@x.test").await.unwrap().unwrap();
     assert_eq!(loaded.rules_seq, second_seq);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_raced_another_is_refused_naming_both_versions_not_written_over_it() {
+    let stack = Stack::start().await;
+    let uri = format!("s3://{}/segments.yaml", stack.infra.buckets["RulesBucket"]);
+    let s3 = kairos::local::s3_client(&stack.aws);
+
+    // Two first publishes read "nothing published": the second finds the key taken (If-None-Match: *).
+    let empty = kairos::publish::read(&s3, &uri).await.unwrap();
+    assert_eq!(empty.version, None);
+    let first = kairos::publish::publish_read(&s3, &uri, CLICKED, "ada", "first", &empty)
+        .await
+        .unwrap();
+    let err = kairos::publish::publish_read(&s3, &uri, TWICE, "bo", "also first", &empty)
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with("not published: ")
+            && err.contains(&format!("version {first} "))
+            && err.contains("version none"),
+        "{err}"
+    );
+
+    // Ada and Bo both read the first version; Ada publishes; Bo's write (If-Match the ETag he read) is refused.
+    let ada = kairos::publish::read(&s3, &uri).await.unwrap();
+    let bo = kairos::publish::read(&s3, &uri).await.unwrap();
+    assert_eq!(bo.version.as_deref(), Some(first.as_str()));
+    let second = kairos::publish::publish_read(&s3, &uri, TWICE, "ada", "two clicks", &ada)
+        .await
+        .unwrap();
+    let err = kairos::publish::publish_read(&s3, &uri, CLICKED, "bo", "stale edit", &bo)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "version {second} of {uri} was published after version {first}"
+        )),
+        "{err}"
+    );
+    // The same refusal when the editor's version is given up front.
+    let err = kairos::publish::publish_on(&s3, &uri, CLICKED, "bo", "stale edit", Some(&first))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "version {second} of {uri} was published after version {first}"
+        )),
+        "{err}"
+    );
+
+    // Nothing was overwritten: Ada's version is in force, Bo's never stored.
+    let history = kairos::publish::history(&s3, &uri).await.unwrap();
+    let seen: Vec<(&str, &str, bool)> = history
+        .iter()
+        .map(|v| (v.version.as_str(), v.by.as_str(), v.latest))
+        .collect();
+    assert_eq!(seen, [(second.as_str(), "ada", true), (first.as_str(), "ada", false)]);
+    // A publish on the version in force goes through.
+    let third = kairos::publish::publish_on(&s3, &uri, CLICKED, "bo", "redone", Some(&second))
+        .await
+        .unwrap();
+    assert_eq!(kairos::publish::read(&s3, &uri).await.unwrap().version, Some(third));
+}

@@ -20,13 +20,16 @@
 //! Main items: [`Console`] (the state a server borrows), [`Console::demo`],
 //! [`serve`], [`router`].
 
+pub mod access;
 mod admin;
 pub mod csrf;
 mod explain;
+pub mod lambda;
 mod pages;
 pub mod rules;
 mod sequences;
 
+use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use kairos_evaluate::Evaluator;
 use kairos_event::Event;
@@ -35,7 +38,6 @@ use rules::{MemoryRules, PublishError, Version};
 use std::sync::Arc;
 
 pub use csrf::COOKIE_NAME;
-pub use pages::router;
 
 /// The user the local console acts as (every change is attributed to it).
 pub const LOCAL_USER: &str = "console-local";
@@ -119,7 +121,7 @@ impl Console {
     /// backfill does after a publish on AWS. Returns the new version and how
     /// many contacts were re-decided.
     pub async fn publish(&self, text: &str, message: &str, base: u64) -> Result<(Arc<Version>, usize), PublishError> {
-        let version = self.rules.publish(text, LOCAL_USER, message, base, self.clock)?;
+        let version = self.rules.publish(text, &access::actor(), message, base, self.clock)?;
         let redecided = self.redecide(&version).await;
         Ok((version, redecided))
     }
@@ -150,6 +152,20 @@ impl Console {
         evaluator.rules_seq = version.number;
         evaluator
     }
+}
+
+/// The console's routes for the local console: the user has every role.
+pub fn router(console: Arc<Console>) -> Router {
+    signed_in_router(console).layer(Extension(access::Identity::local()))
+}
+
+/// The console's routes behind sign-in: each request must carry the
+/// signed-in [`access::Identity`] in its extensions (the AWS function puts it
+/// there from the verified token's claims) and is refused what its role does
+/// not allow ([`access::check`]).
+pub fn signed_in_router(console: Arc<Console>) -> Router {
+    let check = axum::middleware::from_fn_with_state(Arc::clone(&console), access::check);
+    pages::router(console).layer(check)
 }
 
 /// Serves the console on `listener` until the process ends.

@@ -2,7 +2,7 @@
 
 use super::explain::{self, Line};
 use super::rules::{problems, PublishError};
-use super::{admin, csrf, Console, LOCAL_USER};
+use super::{admin, csrf, Console};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -59,14 +59,14 @@ async fn security_headers(mut response: Response) -> Response {
 
 /// What every page's header shows.
 struct Chrome {
-    user: &'static str,
+    user: String,
     clock: String,
     version: u64,
 }
 
 fn chrome(console: &Console) -> Chrome {
     Chrome {
-        user: LOCAL_USER,
+        user: super::access::actor(),
         clock: time(console.clock),
         version: console.rules.current().number,
     }
@@ -100,7 +100,7 @@ struct ErrorPage {
     back: String,
 }
 
-fn refused(console: &Console, status: StatusCode, message: impl Into<String>, back: &str) -> Response {
+pub(super) fn refused(console: &Console, status: StatusCode, message: impl Into<String>, back: &str) -> Response {
     let error = ErrorPage {
         chrome: chrome(console),
         message: message.into(),

@@ -279,7 +279,7 @@ pub async fn put_local_secrets(config: &aws_config::SdkConfig) -> Result<(), Inf
     Ok(())
 }
 
-/// The HTTP API routes of the template's functions, as `METHOD /path`, sorted.
+/// The HTTP API routes of the template (its functions' events and its route resources), as `METHOD /path`, sorted.
 pub fn http_routes() -> Result<Vec<String>, InfraError> {
     let template: Value = serde_norway::from_str(TEMPLATE).map_err(|e| fail("template")(e.to_string()))?;
     let resources = template["Resources"]
@@ -287,6 +287,10 @@ pub fn http_routes() -> Result<Vec<String>, InfraError> {
         .ok_or_else(|| InfraError("template has no Resources".into()))?;
     let mut routes = Vec::new();
     for (_, resource) in resources {
+        // Routes declared as resources (the console's, behind its JWT authorizer).
+        if resource["Type"] == "AWS::ApiGatewayV2::Route" {
+            routes.push(text(&resource["Properties"]["RouteKey"])?);
+        }
         for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
             if event["Type"] == "HttpApi" {
                 let props = &event["Properties"];

@@ -32,6 +32,24 @@ impl ConsoleServer {
         ConsoleServer { url, console, task }
     }
 
+    /// The demo console behind sign-in, every request arriving as `identity`
+    /// (what the AWS function puts in each request from the verified token).
+    pub async fn signed_in(identity: kairos::console::access::Identity) -> ConsoleServer {
+        let events = kairos::demo::DEFAULT_EVENTS;
+        let console = Arc::new(
+            Console::new(kairos_evaluate::DEFAULT_RULES, events)
+                .await
+                .expect("console state"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = kairos::console::signed_in_router(Arc::clone(&console)).layer(axum::Extension(identity));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        ConsoleServer { url, console, task }
+    }
+
     /// A new browser-like session.
     pub fn session(&self) -> Session {
         Session {
