@@ -54,12 +54,12 @@ pub async fn publish_on(
     message: &str,
     base: Option<&str>,
 ) -> Result<String, String> {
-    RuleSet::from_yaml(text).map_err(|e| format!("not published: {e}"))?;
+    let rules = RuleSet::from_yaml(text).map_err(|e| format!("not published: {e}"))?;
     let read = read(s3, uri).await?;
     if let Some(base) = base.filter(|b| Some(*b) != read.version.as_deref()) {
         return Err(conflict(uri, base, read.version.as_deref()));
     }
-    publish_read(s3, uri, text, by, message, &read).await
+    upload(s3, uri, text, &rules, (by, message), &read).await
 }
 
 /// Compiles `text`, then uploads it to `uri` only if the version in force is
@@ -73,6 +73,18 @@ pub async fn publish_read(
     read: &Read,
 ) -> Result<String, String> {
     let rules = RuleSet::from_yaml(text).map_err(|e| format!("not published: {e}"))?;
+    upload(s3, uri, text, &rules, (by, message), read).await
+}
+
+/// The conditional upload of compiled rules, with who and why (see [`publish_read`]).
+async fn upload(
+    s3: &Client,
+    uri: &str,
+    text: &str,
+    rules: &RuleSet,
+    (by, message): (&str, &str),
+    read: &Read,
+) -> Result<String, String> {
     let (bucket, key) = kairos_store::parse_s3_uri(uri)?;
     let metadata = HashMap::from([
         (

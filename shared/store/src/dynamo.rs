@@ -110,6 +110,7 @@ impl DynamoContacts {
         expected: Option<u64>,
         record: &StoredContact,
         audit: Option<(&str, Item)>,
+        deltas: &[crate::CounterDelta],
     ) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
         let put = Put::builder()
@@ -135,8 +136,7 @@ impl DynamoContacts {
                     .build(),
             );
         }
-        let deltas = crate::counters::deltas(&record.audit);
-        for update in crate::dynamo_counters::updates(&self.table, &deltas, items.len())? {
+        for update in crate::dynamo_counters::updates(&self.table, deltas, items.len())? {
             items.push(TransactWriteItem::builder().update(update).build());
         }
         let result = self
@@ -311,14 +311,15 @@ impl ContactStore for DynamoContacts {
         if let Some(consent) = record.consent_to_keep() {
             self.keep_consent(contact, &consent).await?;
         }
+        let deltas = crate::counters::deltas(&record.audit);
         if let (Some((audit_table, keep)), false) = (&self.audit, record.audit.is_empty()) {
             let item = crate::dynamo_audit::item(contact, record.version, &record.audit, *keep);
             return self
-                .save_in_transaction(contact, expected, record, Some((audit_table, item)))
+                .save_in_transaction(contact, expected, record, Some((audit_table, item)), &deltas)
                 .await;
         }
-        if !crate::counters::deltas(&record.audit).is_empty() {
-            return self.save_in_transaction(contact, expected, record, None).await;
+        if !deltas.is_empty() {
+            return self.save_in_transaction(contact, expected, record, None, &deltas).await;
         }
         let request = self
             .client
