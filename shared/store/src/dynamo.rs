@@ -10,6 +10,8 @@
 //!   [`crate::due_shard`]): the keys of the sparse, keys-only index [`DUE_INDEX`];
 //!   `erased_at` (N) marks an erased contact's tombstone, and `merged_into` is
 //!   the partition key of the sparse, keys-only index [`crate::MERGED_INDEX`];
+//!   `overrides` (S, JSON, only when some are held) and with it `pinned` (N, 1),
+//!   the partition key of the sparse, keys-only index [`crate::PINNED_INDEX`];
 //! - `consent#<key>`: `consent` (N, a [`Consent::order`]), `status` (S, for
 //!   people reading the table): the contact's consent, kept apart from its
 //!   record and never expiring, raised by last writer wins;
@@ -201,6 +203,8 @@ fn to_item(contact: &str, record: &StoredContact, due_shards: u32) -> Item {
     if !record.overrides.is_empty() {
         let json = serde_json::to_string(&record.overrides).expect("overrides serialize");
         item.insert("overrides".into(), AttributeValue::S(json));
+        // The sparse pinned index's key (`dynamo_pinned.rs`): present only while pinned.
+        item.insert(crate::dynamo_pinned::PINNED.into(), n(1));
     }
     if let Some(t) = record.erased_at {
         item.insert("erased_at".into(), n(t));

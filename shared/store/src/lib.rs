@@ -20,6 +20,8 @@
 //! - [`SegmentCounters`]: per-segment members now and entries and exits per
 //!   day, counted in the same conditional write as each transition
 //!   ([`DynamoContacts`] / [`MemoryContacts`]);
+//! - [`PinnedContacts`]: the contacts whose records hold overrides, page by
+//!   page through a sparse index, never a scan ([`DynamoContacts`] / [`MemoryContacts`]);
 //! - [`DeadLetters`] and [`Redelivery`]: a message sent to a dead-letter queue
 //!   with its reason, and a received message's next delivery put off
 //!   ([`SqsQueue`] / [`MemoryDeadLetters`], [`MemoryRedelivery`]).
@@ -57,10 +59,13 @@ mod dynamo_audit;
 mod dynamo_counters;
 #[cfg(feature = "aws")]
 mod dynamo_lookup;
+#[cfg(feature = "aws")]
+mod dynamo_pinned;
 mod erasure;
 #[cfg(feature = "aws")]
 mod firehose;
 mod memory;
+mod pinned;
 #[cfg(feature = "aws")]
 mod s3;
 mod scan;
@@ -91,6 +96,7 @@ pub use memory::{
     MemoryClaims, MemoryContacts, MemoryDeadLetters, MemoryLedger, MemoryLookups, MemoryQueue, MemoryRedelivery,
     MemoryRules,
 };
+pub use pinned::{PinnedContacts, PinnedPage, PINNED_INDEX};
 #[cfg(feature = "aws")]
 pub use s3::{client as s3_client, parse_uri as parse_s3_uri, S3Rules, SEQ_METADATA as RULES_SEQ_METADATA};
 pub use scan::{BackfillProgress, ContactScan, ScanPage};
