@@ -8,8 +8,8 @@ use kairos_rules::RuleSet;
 use std::collections::HashMap;
 
 /// Metadata names (S3 stores them as `x-amz-meta-<name>`).
-const BY: &str = "kairos-by";
-const MESSAGE: &str = "kairos-message";
+pub(crate) const BY: &str = "kairos-by";
+pub(crate) const MESSAGE: &str = "kairos-message";
 const FINGERPRINT: &str = "kairos-fingerprint";
 
 /// One published version, as `history` lists it.
@@ -184,12 +184,17 @@ pub async fn read(s3: &Client, uri: &str) -> Result<Read, String> {
 
 /// The versions of `uri`, newest first.
 pub async fn history(s3: &Client, uri: &str) -> Result<Vec<Version>, String> {
+    latest(s3, uri, usize::MAX).await
+}
+
+/// The `limit` newest versions of `uri`, newest first (one `HEAD` each, for who and why).
+pub async fn latest(s3: &Client, uri: &str, limit: usize) -> Result<Vec<Version>, String> {
     let (bucket, key) = kairos_store::parse_s3_uri(uri)?;
     let fail = |e: &dyn std::fmt::Display| format!("listing {uri}: {e}");
     let list = s3.list_object_versions().bucket(bucket).prefix(key).send().await;
     let list = list.map_err(|e| fail(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
     let mut versions = Vec::new();
-    for v in list.versions().iter().filter(|v| v.key() == Some(key)) {
+    for v in list.versions().iter().filter(|v| v.key() == Some(key)).take(limit) {
         let id = v.version_id().unwrap_or("null").to_string();
         let head = s3.head_object().bucket(bucket).key(key).version_id(&id).send().await;
         let head = head.map_err(|e| fail(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
@@ -209,11 +214,17 @@ pub async fn history(s3: &Client, uri: &str) -> Result<Vec<Version>, String> {
 
 /// Republishes version `to` of `uri` (compiled again first) as the newest; returns the new version id.
 pub async fn rollback(s3: &Client, uri: &str, to: &str, by: &str) -> Result<String, String> {
+    let text = text_of(s3, uri, to).await?;
+    publish(s3, uri, &text, by, &format!("rollback to {to}")).await
+}
+
+/// The text of version `version` of `uri`.
+pub async fn text_of(s3: &Client, uri: &str, version: &str) -> Result<String, String> {
     let (bucket, key) = kairos_store::parse_s3_uri(uri)?;
-    let get = s3.get_object().bucket(bucket).key(key).version_id(to).send().await;
+    let get = s3.get_object().bucket(bucket).key(key).version_id(version).send().await;
     let out = get.map_err(|e| {
         format!(
-            "reading version {to} of {uri}: {}",
+            "reading version {version} of {uri}: {}",
             aws_sdk_s3::error::DisplayErrorContext(e)
         )
     })?;
@@ -221,9 +232,8 @@ pub async fn rollback(s3: &Client, uri: &str, to: &str, by: &str) -> Result<Stri
         .body
         .collect()
         .await
-        .map_err(|e| format!("reading version {to}: {e}"))?;
-    let text = String::from_utf8(bytes.to_vec()).map_err(|_| format!("version {to} is not UTF-8"))?;
-    publish(s3, uri, &text, by, &format!("rollback to {to}")).await
+        .map_err(|e| format!("reading version {version}: {e}"))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("version {version} is not UTF-8"))
 }
 
 /// S3 metadata is ASCII: anything else is replaced by `?`.

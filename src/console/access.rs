@@ -124,16 +124,20 @@ pub fn needed(method: &Method, path: &str, action: Option<&str>) -> Role {
 }
 
 /// The role check (see the module's documentation).
-pub async fn check(State(console): State<Arc<super::Console>>, req: Request, next: Next) -> Response {
+pub async fn check<B: super::Backend>(
+    State(console): State<Arc<super::Console<B>>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(identity) = req.extensions().get::<Identity>().cloned() else {
         let message = "refused: not signed in (no verified identity reached the console)";
-        return super::pages::refused(&console, StatusCode::UNAUTHORIZED, message, "/");
+        return super::pages::refused(&console, StatusCode::UNAUTHORIZED, message, "/").await;
     };
     let (parts, body) = req.into_parts();
     let (action, body) = if parts.method == Method::POST && parts.uri.path() == "/rules" {
         let Ok(bytes) = to_bytes(body, FORM_LIMIT).await else {
             let message = format!("refused: the form is larger than {FORM_LIMIT} bytes");
-            return super::pages::refused(&console, StatusCode::PAYLOAD_TOO_LARGE, message, "/rules");
+            return super::pages::refused(&console, StatusCode::PAYLOAD_TOO_LARGE, message, "/rules").await;
         };
         (form_action(&bytes), Body::from(bytes))
     } else {
@@ -148,7 +152,7 @@ pub async fn check(State(console): State<Arc<super::Console>>, req: Request, nex
             "refused: this needs the {role} role; {} has {held} (ask an administrator to add you to the `{role}` group)",
             identity.user
         );
-        return super::pages::refused(&console, StatusCode::FORBIDDEN, message, "/");
+        return super::pages::refused(&console, StatusCode::FORBIDDEN, message, "/").await;
     }
     let req = Request::from_parts(parts, body);
     ACTOR.scope(identity.user, next.run(req)).await

@@ -2,30 +2,34 @@
 //! handler ([`kairos_admin::handle`]), called in process with the console's
 //! admin key: one implementation of every contact route.
 
-use super::Console;
+use super::rules::Version;
+use super::{Backend, Console};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderValue, Method};
 use kairos_admin::{Admin, Erasing, ADMIN_KEY_HEADER};
 use serde_json::Value;
 
-/// Calls the admin handler: `path` below `/v1/contacts/{key}`.
-pub(super) async fn call(
-    console: &Console,
+/// Calls the admin handler under the rules `version` in force: `path` below `/v1/contacts/{key}`.
+pub(super) async fn call<B: Backend>(
+    console: &Console<B>,
+    version: &Version,
     method: Method,
     key: &str,
     rest: &str,
     body: Option<String>,
 ) -> (u16, Value) {
-    let version = console.rules.current();
+    let backend = console.backend();
     // The console's key, named for the signed-in user: the admin handler records them as the actor.
     let keys: Vec<(String, String)> = console
         .admin_keys
         .iter()
         .map(|(_, secret)| (super::access::actor(), secret.clone()))
         .collect();
+    let mut evaluator = kairos_evaluate::Evaluator::new(&version.rules, backend.store(), backend.queue());
+    evaluator.rules_seq = version.number;
     let admin = Admin {
-        evaluator: console.evaluator(&version),
+        evaluator,
         keys: &keys,
         // The console offers no erasure: an empty salt makes the admin handler refuse it.
         erasure: Erasing {
@@ -43,8 +47,8 @@ pub(super) async fn call(
         }
     }
     req.body = body;
-    let response = kairos_admin::handle(req, &admin, console.clock).await;
-    console.transitions.drain();
+    let response = kairos_admin::handle(req, &admin, backend.clock()).await;
+    backend.changed();
     let body = match response.body {
         Some(Body::Text(text)) => serde_json::from_str(&text).unwrap_or(Value::Null),
         _ => Value::Null,

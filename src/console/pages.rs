@@ -1,36 +1,37 @@
 //! The routes and their pages.
 
+use super::backend::{Backend, ConsoleError, Sample};
 use super::explain::{self, Line};
-use super::rules::{problems, PublishError};
-use super::{admin, csrf, Console};
+use super::rules::{problems, PublishError, Version};
+use super::{admin, csrf, time, Console};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::{DateTime, SecondsFormat, Utc};
-use kairos_store::{ContactStore, SegmentCounters};
+use chrono::DateTime;
+use kairos_store::{ContactScan, ContactStore, PinnedContacts, SegmentCounters};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-type Shared = State<Arc<Console>>;
+type Shared<B> = State<Arc<Console<B>>>;
 
 /// The console's routes over `console`.
-pub fn router(console: Arc<Console>) -> Router {
+pub fn router<B: Backend>(console: Arc<Console<B>>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/segments") }))
-        .route("/segments", get(segments))
-        .route("/contact", get(contact))
-        .route("/overrides", get(overrides))
-        .route("/overrides/pin", post(pin))
-        .route("/overrides/lift", post(lift))
-        .route("/rules", get(rules_page).post(rules_action))
-        .route("/rules/rollback", post(rollback))
+        .route("/segments", get(segments::<B>))
+        .route("/contact", get(contact::<B>))
+        .route("/overrides", get(overrides::<B>))
+        .route("/overrides/pin", post(pin::<B>))
+        .route("/overrides/lift", post(lift::<B>))
+        .route("/rules", get(rules_page::<B>).post(rules_action::<B>))
+        .route("/rules/rollback", post(rollback::<B>))
         .route("/console.js", get(script))
-        .route("/sequences", get(sequences))
+        .route("/sequences", get(sequences::<B>))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
 }
@@ -61,19 +62,30 @@ async fn security_headers(mut response: Response) -> Response {
 struct Chrome {
     user: String,
     clock: String,
-    version: u64,
+    version: String,
 }
 
-fn chrome(console: &Console) -> Chrome {
+fn chrome<B: Backend>(console: &Console<B>, version: &Version) -> Chrome {
     Chrome {
         user: super::access::actor(),
-        clock: time(console.clock),
-        version: console.rules.current().number,
+        clock: time(console.clock()),
+        version: version.id.clone(),
     }
 }
 
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+/// The rules in force, or the page saying they could not be read.
+async fn in_force<B: Backend>(console: &Console<B>) -> Result<Arc<Version>, Response> {
+    match console.backend().current().await {
+        Ok(version) => Ok(version),
+        Err(err) => Err(unavailable(console, &err).await),
+    }
+}
+
+/// The page for a backend failure (503: retrying may help).
+async fn unavailable<B: Backend>(console: &Console<B>, err: &ConsoleError) -> Response {
+    tracing::warn!(error = %err, "console: reading its state failed");
+    let message = format!("not available right now: {err}");
+    refused(console, StatusCode::SERVICE_UNAVAILABLE, message, "/").await
 }
 
 fn text(value: &Value) -> String {
@@ -100,19 +112,32 @@ struct ErrorPage {
     back: String,
 }
 
-pub(super) fn refused(console: &Console, status: StatusCode, message: impl Into<String>, back: &str) -> Response {
+pub(super) async fn refused<B: Backend>(
+    console: &Console<B>,
+    status: StatusCode,
+    message: impl Into<String>,
+    back: &str,
+) -> Response {
+    let chrome = match console.backend().current().await {
+        Ok(version) => chrome(console, &version),
+        Err(_) => Chrome {
+            user: super::access::actor(),
+            clock: time(console.clock()),
+            version: "unavailable".into(),
+        },
+    };
     let error = ErrorPage {
-        chrome: chrome(console),
+        chrome,
         message: message.into(),
         back: local(back),
     };
     page(&error, status, None)
 }
 
-fn forged(console: &Console, back: &str) -> Response {
+async fn forged<B: Backend>(console: &Console<B>, back: &str) -> Response {
     let message =
         "refused: the form's CSRF token is missing or does not match this browser's; reload the page and try again";
-    refused(console, StatusCode::FORBIDDEN, message, back)
+    refused(console, StatusCode::FORBIDDEN, message, back).await
 }
 
 /// A path on this site (anything else, e.g. `//evil.test`, becomes `/`).
@@ -187,22 +212,29 @@ const TREND_DAYS: usize = 7;
 struct SegmentsPage {
     chrome: Chrome,
     rows: Vec<SegmentRow>,
-    contacts: usize,
+    /// Every contact, when known without reading every record (locally).
+    contacts: Option<u64>,
 }
 
-async fn segments(State(console): Shared, headers: HeaderMap) -> Response {
-    let version = console.rules.current();
+async fn segments<B: Backend>(State(console): Shared<B>, headers: HeaderMap) -> Response {
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
     let rules = &version.rules;
-    let contacts = contact_count(&console).await;
-    let days = kairos_store::last_days(console.clock.timestamp(), TREND_DAYS);
+    let clock = console.clock();
+    let contacts = console.backend().contact_count().await;
+    let days = kairos_store::last_days(clock.timestamp(), TREND_DAYS);
     let mut counts = HashMap::new();
     for s in rules.segments() {
-        let read = console.store.segment_counts(s.id, &days).await;
-        counts.insert(s.id, read.unwrap_or_default());
+        match console.backend().store().segment_counts(s.id, &days).await {
+            Ok(read) => counts.insert(s.id, read),
+            Err(err) => return unavailable(&console, &err.into()).await,
+        };
     }
     let file = kairos_rules::read_yaml(&version.text).unwrap_or(Value::Null);
     let written = file["segments"].as_array().cloned().unwrap_or_default();
-    let blank = rules.evaluate(&kairos_state::ContactState::default(), console.clock.timestamp());
+    let blank = rules.evaluate(&kairos_state::ContactState::default(), clock.timestamp());
     let rows = rules
         .segments()
         .map(|s| {
@@ -231,22 +263,11 @@ async fn segments(State(console): Shared, headers: HeaderMap) -> Response {
         .collect();
     let (_, cookie) = csrf::token(&headers);
     let view = SegmentsPage {
-        chrome: chrome(&console),
+        chrome: chrome(&console, &version),
         rows,
         contacts,
     };
     page(&view, StatusCode::OK, cookie)
-}
-
-/// How many contacts there are (records decided, not frozen).
-async fn contact_count(console: &Console) -> usize {
-    let mut contacts = 0;
-    for key in console.store.contacts() {
-        if let Ok(Some(record)) = console.store.load(&key).await {
-            contacts += usize::from(record.version > 0 && record.merged_into.is_none());
-        }
-    }
-    contacts
 }
 
 // ── Sequences ───────────────────────────────────────────────────────────
@@ -256,12 +277,23 @@ async fn contact_count(console: &Console) -> usize {
 struct SequencesPage {
     chrome: Chrome,
     report: super::sequences::Report,
+    /// Where the events came from.
+    source: String,
 }
 
-async fn sequences(State(console): Shared) -> Response {
+async fn sequences<B: Backend>(State(console): Shared<B>) -> Response {
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
+    let sample = match console.backend().sample().await {
+        Ok(sample) => sample,
+        Err(err) => return unavailable(&console, &err).await,
+    };
     let view = SequencesPage {
-        chrome: chrome(&console),
-        report: super::sequences::report(&console),
+        chrome: chrome(&console, &version),
+        report: super::sequences::report(&version.rules, &sample, console.clock()),
+        source: sample.source.clone(),
     };
     page(&view, StatusCode::OK, None)
 }
@@ -332,12 +364,20 @@ struct ContactQuery {
     cursor: Option<String>,
 }
 
-async fn contact(State(console): Shared, headers: HeaderMap, Query(query): Query<ContactQuery>) -> Response {
+async fn contact<B: Backend>(
+    State(console): Shared<B>,
+    headers: HeaderMap,
+    Query(query): Query<ContactQuery>,
+) -> Response {
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
     let (token, cookie) = csrf::token(&headers);
     let q = query.q.trim().to_string();
     let (mut error, mut view, mut status) = (None, None, StatusCode::OK);
     if !q.is_empty() {
-        match contact_view(&console, &q, query.cursor.as_deref()).await {
+        match contact_view(&console, &version, &q, query.cursor.as_deref()).await {
             Ok(v) => view = Some(v),
             Err((code, message)) => {
                 status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
@@ -348,11 +388,11 @@ async fn contact(State(console): Shared, headers: HeaderMap, Query(query): Query
     let key = view.as_ref().map_or(q.clone(), |v: &ContactView| v.key.clone());
     let back = format!("/contact?q={}", admin::encode(&key));
     let template = ContactPage {
-        chrome: chrome(&console),
+        chrome: chrome(&console, &version),
         csrf: token,
         query: q,
         error,
-        segments: segment_ids(&console),
+        segments: segment_ids(&version),
         pin_contact: key,
         back,
         contact: view,
@@ -360,19 +400,18 @@ async fn contact(State(console): Shared, headers: HeaderMap, Query(query): Query
     page(&template, status, cookie)
 }
 
-fn segment_ids(console: &Console) -> Vec<String> {
-    console
-        .rules
-        .current()
-        .rules
-        .segments()
-        .map(|s| s.id.to_string())
-        .collect()
+fn segment_ids(version: &Version) -> Vec<String> {
+    version.rules.segments().map(|s| s.id.to_string()).collect()
 }
 
-async fn contact_view(console: &Console, q: &str, cursor: Option<&str>) -> Result<ContactView, (u16, String)> {
+async fn contact_view<B: Backend>(
+    console: &Console<B>,
+    version: &Version,
+    q: &str,
+    cursor: Option<&str>,
+) -> Result<ContactView, (u16, String)> {
     let failed = |(code, body): (u16, Value)| (code, body["error"].as_str().unwrap_or("failed").to_string());
-    let (code, doc) = admin::call(console, Method::GET, q, "", None).await;
+    let (code, doc) = admin::call(console, version, Method::GET, q, "", None).await;
     if code != 200 {
         return Err(failed((code, doc)));
     }
@@ -380,7 +419,15 @@ async fn contact_view(console: &Console, q: &str, cursor: Option<&str>) -> Resul
     let audit_query = cursor
         .map(|c| format!("?cursor={}", admin::encode(c)))
         .unwrap_or_default();
-    let (code, trail) = admin::call(console, Method::GET, &key, &format!("/audit{audit_query}"), None).await;
+    let (code, trail) = admin::call(
+        console,
+        version,
+        Method::GET,
+        &key,
+        &format!("/audit{audit_query}"),
+        None,
+    )
+    .await;
     if code != 200 {
         return Err(failed((code, trail)));
     }
@@ -392,7 +439,7 @@ async fn contact_view(console: &Console, q: &str, cursor: Option<&str>) -> Resul
         consent_since: opt(&doc["consent"]["since"]),
         merged: doc["merged_anonymous_ids"].as_u64().unwrap_or(0),
         next_change_at: opt(&doc["next_change_at"]),
-        next_change: next_change(console, &key, &doc["next_change_at"]).await,
+        next_change: next_change(console, version, &key, &doc["next_change_at"]).await,
         memberships: list(&doc["memberships"])
             .iter()
             .map(|m| MembershipView {
@@ -442,14 +489,14 @@ fn override_view(contact: &str, o: &Value) -> OverrideView {
 
 /// What the next change will be: the segments the rules would enter or
 /// leave at `next_change_at` with no new event.
-async fn next_change(console: &Console, key: &str, at: &Value) -> Vec<String> {
+async fn next_change<B: Backend>(console: &Console<B>, version: &Version, key: &str, at: &Value) -> Vec<String> {
     let at = at.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-    let (Some(at), Ok(Some(record))) = (at, console.store.load(key).await) else {
+    let (Some(at), Ok(Some(record))) = (at, console.backend().store().load(key).await) else {
         return Vec::new();
     };
-    let rules = &console.rules.current().rules;
+    let rules = &version.rules;
     let now: Vec<String> = rules
-        .evaluate(&record.state, console.clock.timestamp())
+        .evaluate(&record.state, console.clock().timestamp())
         .members()
         .map(str::to_string)
         .collect();
@@ -481,34 +528,58 @@ struct OverridesPage {
     segments: Vec<String>,
     pin_contact: String,
     back: String,
+    /// The next page's first contact comes after this one.
+    next: Option<String>,
 }
 
-async fn overrides(State(console): Shared, headers: HeaderMap) -> Response {
+/// Pinned contacts per page of the Overrides page.
+const OVERRIDES_PAGE: usize = 50;
+
+#[derive(Deserialize)]
+struct OverridesQuery {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+async fn overrides<B: Backend>(
+    State(console): Shared<B>,
+    headers: HeaderMap,
+    Query(query): Query<OverridesQuery>,
+) -> Response {
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
     let (token, cookie) = csrf::token(&headers);
-    let mut rows = Vec::new();
-    for key in console.store.contacts() {
-        if let Ok(Some(record)) = console.store.load(&key).await {
-            for o in &record.overrides {
-                let at = |t: i64| DateTime::from_timestamp(t, 0).map(time).unwrap_or_default();
-                rows.push(OverrideView {
-                    contact: key.clone(),
-                    segment: o.segment.clone(),
-                    member: o.member,
-                    reason: o.reason.clone(),
-                    actor: o.actor.clone(),
-                    at: at(o.at),
-                    expires_at: o.expires_at.map(at),
-                });
-            }
-        }
-    }
+    let after = query.after.as_deref().filter(|a| !a.is_empty());
+    let pinned = match console.backend().store().pinned(after, OVERRIDES_PAGE).await {
+        Ok(pinned) => pinned,
+        Err(err) => return unavailable(&console, &err.into()).await,
+    };
+    let at = |t: i64| DateTime::from_timestamp(t, 0).map(time).unwrap_or_default();
+    let rows = pinned
+        .contacts
+        .iter()
+        .flat_map(|(key, overrides)| {
+            overrides.iter().map(move |o| OverrideView {
+                contact: key.clone(),
+                segment: o.segment.clone(),
+                member: o.member,
+                reason: o.reason.clone(),
+                actor: o.actor.clone(),
+                at: at(o.at),
+                expires_at: o.expires_at.map(at),
+            })
+        })
+        .collect();
     let template = OverridesPage {
-        chrome: chrome(&console),
+        chrome: chrome(&console, &version),
         csrf: token,
         rows,
-        segments: segment_ids(&console),
+        segments: segment_ids(&version),
         pin_contact: String::new(),
         back: "/overrides".into(),
+        next: pinned.next,
     };
     page(&template, StatusCode::OK, cookie)
 }
@@ -527,10 +598,14 @@ struct PinForm {
     back: String,
 }
 
-async fn pin(State(console): Shared, headers: HeaderMap, Form(form): Form<PinForm>) -> Response {
+async fn pin<B: Backend>(State(console): Shared<B>, headers: HeaderMap, Form(form): Form<PinForm>) -> Response {
     if !csrf::valid(&headers, &form.csrf) {
-        return forged(&console, &form.back);
+        return forged(&console, &form.back).await;
     }
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
     let member = match form.member.as_str() {
         "in" => true,
         "out" => false,
@@ -541,6 +616,7 @@ async fn pin(State(console): Shared, headers: HeaderMap, Form(form): Form<PinFor
                 format!("pin: expected in or out, got `{other}`"),
                 &form.back,
             )
+            .await
         }
     };
     let mut body = json!({"member": member, "reason": form.reason});
@@ -550,13 +626,14 @@ async fn pin(State(console): Shared, headers: HeaderMap, Form(form): Form<PinFor
     let rest = format!("/overrides/{}", admin::encode(&form.segment));
     let (code, answer) = admin::call(
         &console,
+        &version,
         Method::PUT,
         form.contact.trim(),
         &rest,
         Some(body.to_string()),
     )
     .await;
-    done(&console, code, &answer, &form.back)
+    done(&console, code, &answer, &form.back).await
 }
 
 #[derive(Deserialize)]
@@ -569,17 +646,21 @@ struct LiftForm {
     back: String,
 }
 
-async fn lift(State(console): Shared, headers: HeaderMap, Form(form): Form<LiftForm>) -> Response {
+async fn lift<B: Backend>(State(console): Shared<B>, headers: HeaderMap, Form(form): Form<LiftForm>) -> Response {
     if !csrf::valid(&headers, &form.csrf) {
-        return forged(&console, &form.back);
+        return forged(&console, &form.back).await;
     }
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
     let rest = format!("/overrides/{}", admin::encode(&form.segment));
-    let (code, answer) = admin::call(&console, Method::DELETE, form.contact.trim(), &rest, None).await;
-    done(&console, code, &answer, &form.back)
+    let (code, answer) = admin::call(&console, &version, Method::DELETE, form.contact.trim(), &rest, None).await;
+    done(&console, code, &answer, &form.back).await
 }
 
 /// Back where the change was asked for, or the admin API's error.
-fn done(console: &Console, code: u16, answer: &Value, back: &str) -> Response {
+async fn done<B: Backend>(console: &Console<B>, code: u16, answer: &Value, back: &str) -> Response {
     if code == 200 {
         return Redirect::to(&local(back)).into_response();
     }
@@ -593,12 +674,13 @@ fn done(console: &Console, code: u16, answer: &Value, back: &str) -> Response {
         message,
         back,
     )
+    .await
 }
 
 // ── Rules ───────────────────────────────────────────────────────────────
 
 struct VersionView {
-    number: u64,
+    id: String,
     at: String,
     by: String,
     message: String,
@@ -630,45 +712,60 @@ struct BacktestRow {
 struct RulesPage {
     chrome: Chrome,
     csrf: String,
-    current: u64,
-    base: u64,
+    current: String,
+    base: String,
     text: String,
     message: String,
+    /// Events the user gave for a backtest (JSON lines), kept in the form.
+    sample: String,
+    sample_limit_kb: usize,
     problems: Vec<ProblemView>,
     notice: Option<String>,
+    /// Where re-deciding every contact under the version in force stands (AWS).
+    backfill: Option<String>,
     error: Option<String>,
     backtest: Option<Vec<BacktestRow>>,
     history: Vec<VersionView>,
 }
 
 impl RulesPage {
-    fn new(console: &Console, csrf: String, text: String, base: u64) -> RulesPage {
-        let current = console.rules.current().number;
+    /// The page over the version in force, editing `text` on top of `base`.
+    async fn new<B: Backend>(
+        console: &Console<B>,
+        current: &Version,
+        csrf: String,
+        text: String,
+        base: String,
+    ) -> Result<RulesPage, ConsoleError> {
         let history = console
-            .rules
+            .backend()
             .history()
-            .iter()
+            .await?
+            .into_iter()
             .map(|v| VersionView {
-                number: v.number,
-                at: time(v.at),
-                by: v.by.clone(),
-                message: v.message.clone(),
-                current: v.number == current,
+                current: v.id == current.id,
+                id: v.id,
+                at: v.at,
+                by: v.by,
+                message: v.message,
             })
             .collect();
-        RulesPage {
-            chrome: chrome(console),
+        Ok(RulesPage {
+            chrome: chrome(console, current),
             csrf,
-            current,
+            current: current.id.clone(),
             base,
             text,
             message: String::new(),
+            sample: String::new(),
+            sample_limit_kb: super::sample::MAX_UPLOAD_BYTES / 1024,
             problems: Vec::new(),
             notice: None,
+            backfill: backfill(console, current).await,
             error: None,
             backtest: None,
             history,
-        }
+        })
     }
 
     fn problems(&mut self) -> bool {
@@ -683,21 +780,57 @@ impl RulesPage {
     }
 }
 
+/// Where the sweep's backfill stands for the version in force (`None`
+/// locally, where a publish re-decides every contact in the request, and
+/// before anything was published).
+async fn backfill<B: Backend>(console: &Console<B>, current: &Version) -> Option<String> {
+    if !console.backend().backfills() || current.number == 0 {
+        return None;
+    }
+    Some(match console.backend().store().progress().await {
+        Ok(Some(p)) if p.seq == current.number && p.done() => {
+            format!("Backfill done: {} contacts re-decided under this version.", p.sent)
+        }
+        Ok(Some(p)) if p.seq == current.number => format!(
+            "Backfill in progress: {} contacts re-decided so far (part {} of {}).",
+            p.sent,
+            p.segment + 1,
+            p.segments
+        ),
+        Ok(Some(p)) if p.seq > current.number => "Backfill: a newer version is being backfilled.".to_string(),
+        Ok(_) => "Backfill pending: the sweep re-decides every contact under this version \
+                  (it starts within a minute of the publish)."
+            .to_string(),
+        Err(err) => format!("Backfill: its progress could not be read ({err})."),
+    })
+}
+
 #[derive(Deserialize)]
 struct RulesQuery {
-    published: Option<u64>,
+    published: Option<String>,
     redecided: Option<usize>,
 }
 
-async fn rules_page(State(console): Shared, headers: HeaderMap, Query(query): Query<RulesQuery>) -> Response {
+async fn rules_page<B: Backend>(
+    State(console): Shared<B>,
+    headers: HeaderMap,
+    Query(query): Query<RulesQuery>,
+) -> Response {
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
     let (token, cookie) = csrf::token(&headers);
-    let version = console.rules.current();
-    let mut view = RulesPage::new(&console, token, version.text.clone(), version.number);
+    let view = RulesPage::new(&console, &version, token, version.text.clone(), version.id.clone()).await;
+    let mut view = match view {
+        Ok(view) => view,
+        Err(err) => return unavailable(&console, &err).await,
+    };
     if let Some(n) = query.published {
-        let redecided = query.redecided.unwrap_or(0);
-        view.notice = Some(format!(
-            "Published version {n}; {redecided} contacts re-decided under it."
-        ));
+        view.notice = Some(match query.redecided {
+            Some(redecided) => format!("Published version {n}; {redecided} contacts re-decided under it."),
+            None => format!("Published version {n}; the sweep's backfill re-decides every contact under it."),
+        });
     }
     page(&view, StatusCode::OK, cookie)
 }
@@ -707,80 +840,130 @@ struct RulesForm {
     #[serde(default)]
     csrf: String,
     text: String,
-    base: u64,
+    base: String,
     #[serde(default)]
     message: String,
+    /// Events to backtest on instead of the sample (JSON lines).
+    #[serde(default)]
+    sample: String,
     action: String,
 }
 
-async fn rules_action(State(console): Shared, headers: HeaderMap, Form(form): Form<RulesForm>) -> Response {
+async fn rules_action<B: Backend>(
+    State(console): Shared<B>,
+    headers: HeaderMap,
+    Form(form): Form<RulesForm>,
+) -> Response {
     if !csrf::valid(&headers, &form.csrf) {
-        return forged(&console, "/rules");
+        return forged(&console, "/rules").await;
     }
-    let mut view = RulesPage::new(&console, form.csrf.clone(), form.text.replace("\r\n", "\n"), form.base);
+    let version = match in_force(&console).await {
+        Ok(version) => version,
+        Err(page) => return page,
+    };
+    let text = form.text.replace("\r\n", "\n");
+    let view = RulesPage::new(&console, &version, form.csrf.clone(), text, form.base.clone()).await;
+    let mut view = match view {
+        Ok(view) => view,
+        Err(err) => return unavailable(&console, &err).await,
+    };
     view.message = form.message.clone();
-    let mut status = StatusCode::OK;
-    match form.action.as_str() {
-        "validate" => {
-            if view.problems() {
-                let n = console_segments(&view.text);
-                view.notice = Some(format!("No problems: the rules compile ({n} segments)."));
-            } else {
-                status = StatusCode::UNPROCESSABLE_ENTITY;
-            }
-        }
-        "backtest" => {
-            if view.problems() {
-                view.backtest = Some(backtest(&console, &view.text));
-                view.notice = Some(format!(
-                    "Backtest on {} demo events, as of the latest.",
-                    console.events.len()
-                ));
-            } else {
-                status = StatusCode::UNPROCESSABLE_ENTITY;
-            }
-        }
-        "publish" => match console.publish(&view.text, &form.message, form.base).await {
-            Ok((version, redecided)) => {
-                let to = format!("/rules?published={}&redecided={redecided}", version.number);
-                return Redirect::to(&to).into_response();
-            }
-            Err(PublishError::Invalid(_)) => {
-                view.problems();
-                view.error = Some("Not published: the rules have problems.".into());
-                status = StatusCode::UNPROCESSABLE_ENTITY;
-            }
-            Err(err @ PublishError::Conflict { .. }) => {
-                view.error = Some(err.to_string());
-                status = StatusCode::CONFLICT;
-            }
-            Err(err) => {
-                view.error = Some(err.to_string());
-                status = StatusCode::BAD_REQUEST;
-            }
+    view.sample = form.sample.clone();
+    let status = match form.action.as_str() {
+        "validate" => validate(&mut view),
+        "backtest" => run_backtest(&console, &version, &mut view).await,
+        "publish" => match console.publish(&view.text, &form.message, &form.base).await {
+            Ok(published) => return Redirect::to(&published_at(&published)).into_response(),
+            Err(err) => publish_refused(&mut view, err),
         },
         other => {
             view.error = Some(format!(
                 "unknown action `{other}`: expected validate, backtest or publish"
             ));
-            status = StatusCode::BAD_REQUEST;
+            StatusCode::BAD_REQUEST
+        }
+    };
+    page(&view, status, None)
+}
+
+fn validate(view: &mut RulesPage) -> StatusCode {
+    if !view.problems() {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    let n = console_segments(&view.text);
+    view.notice = Some(format!("No problems: the rules compile ({n} segments)."));
+    StatusCode::OK
+}
+
+/// The backtest of the edited rules on the uploaded events, or else the backend's sample.
+async fn run_backtest<B: Backend>(console: &Console<B>, current: &Version, view: &mut RulesPage) -> StatusCode {
+    if !view.problems() {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    let sample = if view.sample.trim().is_empty() {
+        console.backend().sample().await.map_err(|e| e.to_string())
+    } else {
+        super::sample::uploaded(&view.sample).map(Arc::new)
+    };
+    match sample {
+        Ok(sample) => {
+            view.backtest = Some(backtest(current, &view.text, &sample));
+            view.notice = Some(format!(
+                "Backtest on {} {}, as of the latest.",
+                sample.events.len(),
+                sample.source
+            ));
+            StatusCode::OK
+        }
+        Err(err) => {
+            view.error = Some(format!("Not backtested: {err}"));
+            StatusCode::UNPROCESSABLE_ENTITY
         }
     }
-    page(&view, status, None)
+}
+
+/// Where a publish's answer is shown.
+fn published_at(published: &super::Published) -> String {
+    let id = admin::encode(&published.version.id);
+    match published.redecided {
+        Some(n) => format!("/rules?published={id}&redecided={n}"),
+        None => format!("/rules?published={id}"),
+    }
+}
+
+fn publish_refused(view: &mut RulesPage, err: PublishError) -> StatusCode {
+    match err {
+        PublishError::Invalid(_) => {
+            view.problems();
+            view.error = Some("Not published: the rules have problems.".into());
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        err @ PublishError::Conflict { .. } => {
+            view.error = Some(err.to_string());
+            StatusCode::CONFLICT
+        }
+        err @ PublishError::Backend(_) => {
+            view.error = Some(err.to_string());
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        err => {
+            view.error = Some(err.to_string());
+            StatusCode::BAD_REQUEST
+        }
+    }
 }
 
 fn console_segments(text: &str) -> usize {
     kairos_rules::RuleSet::from_yaml(text).map_or(0, |r| r.segments().count())
 }
 
-/// The edited rules against the rules in force, on the console's events.
-fn backtest(console: &Console, text: &str) -> Vec<BacktestRow> {
+/// The edited rules against the rules in force, on the sample's events.
+fn backtest(current: &Version, text: &str, sample: &Sample) -> Vec<BacktestRow> {
     let Ok(edited) = kairos_rules::RuleSet::from_yaml(text) else {
         return Vec::new();
     };
-    let current = console.rules.current();
     let mut diff = crate::diff::Diff::new(&current.rules, &edited, None);
-    diff.play(console.events.clone());
+    diff.play(sample.events.clone());
     diff.segments(crate::diff::DEFAULT_EXAMPLES)
         .into_iter()
         .map(|s| BacktestRow {
@@ -806,19 +989,26 @@ fn backtest(console: &Console, text: &str) -> Vec<BacktestRow> {
 struct RollbackForm {
     #[serde(default)]
     csrf: String,
-    to: u64,
-    base: u64,
+    to: String,
+    base: String,
 }
 
-async fn rollback(State(console): Shared, headers: HeaderMap, Form(form): Form<RollbackForm>) -> Response {
+async fn rollback<B: Backend>(
+    State(console): Shared<B>,
+    headers: HeaderMap,
+    Form(form): Form<RollbackForm>,
+) -> Response {
     if !csrf::valid(&headers, &form.csrf) {
-        return forged(&console, "/rules");
+        return forged(&console, "/rules").await;
     }
-    match console.rollback(form.to, form.base).await {
-        Ok((version, redecided)) => {
-            Redirect::to(&format!("/rules?published={}&redecided={redecided}", version.number)).into_response()
+    match console.rollback(&form.to, &form.base).await {
+        Ok(published) => Redirect::to(&published_at(&published)).into_response(),
+        Err(err @ PublishError::Conflict { .. }) => {
+            refused(&console, StatusCode::CONFLICT, err.to_string(), "/rules").await
         }
-        Err(err @ PublishError::Conflict { .. }) => refused(&console, StatusCode::CONFLICT, err.to_string(), "/rules"),
-        Err(err) => refused(&console, StatusCode::BAD_REQUEST, err.to_string(), "/rules"),
+        Err(err @ PublishError::Backend(_)) => {
+            refused(&console, StatusCode::SERVICE_UNAVAILABLE, err.to_string(), "/rules").await
+        }
+        Err(err) => refused(&console, StatusCode::BAD_REQUEST, err.to_string(), "/rules").await,
     }
 }

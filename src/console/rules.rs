@@ -9,7 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// One published version of the rules.
 #[derive(Debug)]
 pub struct Version {
-    /// 1, 2, 3… in publish order.
+    /// What names it on pages and in forms: locally the number, on AWS the
+    /// S3 object version id (`none` before anything was published).
+    pub id: String,
+    /// Locally 1, 2, 3… in publish order; on AWS the version's sequence
+    /// (`kairos-seq`), which records carry as the version that decided them.
     pub number: u64,
     /// When it was published.
     pub at: DateTime<Utc>,
@@ -36,13 +40,16 @@ pub enum PublishError {
     #[error("not published: version {current} was published after version {read}, which you edited; reload the rules and apply your change again")]
     Conflict {
         /// The version the editor read.
-        read: u64,
+        read: String,
         /// The version in force now.
-        current: u64,
+        current: String,
     },
     /// A rollback to a version that does not exist.
     #[error("no version {0}")]
-    NoSuchVersion(u64),
+    NoSuchVersion(String),
+    /// Where the rules live failed (S3); retrying may help.
+    #[error("not published: {0}")]
+    Backend(String),
 }
 
 /// Published rules in memory, newest last.
@@ -56,6 +63,7 @@ impl MemoryRules {
     pub fn new(text: &str, by: &str, message: &str, at: DateTime<Utc>) -> Result<MemoryRules, RulesError> {
         let rules = RuleSet::from_yaml(text)?;
         let first = Version {
+            id: "1".into(),
             number: 1,
             at,
             by: by.to_string(),
@@ -107,9 +115,13 @@ impl MemoryRules {
         let mut versions = self.lock();
         let current = versions.last().map_or(0, |v| v.number);
         if current != base {
-            return Err(PublishError::Conflict { read: base, current });
+            return Err(PublishError::Conflict {
+                read: base.to_string(),
+                current: current.to_string(),
+            });
         }
         let version = Arc::new(Version {
+            id: (current + 1).to_string(),
             number: current + 1,
             at,
             by: by.to_string(),
@@ -343,7 +355,7 @@ segments_note: x
         ));
         assert_eq!(rules.publish(&valid, "me", "second", 1, at).unwrap().number, 2);
         match rules.publish(&valid, "you", "stale", 1, at) {
-            Err(PublishError::Conflict { read: 1, current: 2 }) => {}
+            Err(PublishError::Conflict { read, current }) if (read.as_str(), current.as_str()) == ("1", "2") => {}
             other => panic!("{other:?}"),
         }
         let history: Vec<u64> = rules.history().iter().map(|v| v.number).collect();

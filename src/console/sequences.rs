@@ -2,11 +2,12 @@
 //! rate and the learned posterior mean, per segment too, and the holdout
 //! against everyone else, read through the same code as `kairos sequences
 //! report` ([`crate::sequences::Played::report`]) over the console's events
-//! as of its clock, under the rules in force.
+//! (the backend's sample) as of its clock, under the rules in force.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::Console;
+use super::Sample;
 
 /// One variant's row.
 pub(super) struct VariantRow {
@@ -60,10 +61,9 @@ fn group(value: &Value) -> Group {
     }
 }
 
-/// The report of the console's events under the rules in force.
-pub(super) fn report(console: &Console) -> Report {
-    let version = console.rules.current();
-    let played = crate::sequences::play(&version.rules, console.events_text.as_bytes(), Some(console.clock));
+/// The report of the sample's events under the rules in force, as of `clock`.
+pub(super) fn report(rules: &kairos_rules::RuleSet, sample: &Sample, clock: DateTime<Utc>) -> Report {
+    let played = crate::sequences::play(rules, sample.text.as_bytes(), Some(clock));
     let report = played.report();
     let variants = report["variants"]
         .as_array()

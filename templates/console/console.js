@@ -44,3 +44,19 @@
     timer = setTimeout(check, 400);
   });
 })();
+
+// A sample file for the backtest: read into the form's events field
+// (progressive: without this file, paste the events there).
+(function () {
+  "use strict";
+  var file = document.getElementById("sample-file");
+  var sample = document.getElementById("sample");
+  if (!file || !sample || !window.FileReader) { return; }
+  file.addEventListener("change", function () {
+    var chosen = file.files && file.files[0];
+    if (!chosen) { return; }
+    var reader = new FileReader();
+    reader.onload = function () { sample.value = String(reader.result); };
+    reader.readAsText(chosen);
+  });
+})();
