@@ -1,26 +1,27 @@
 //! The console function (`ConsoleFunction` in infra/template.yaml, behind
-//! the Cognito JWT authorizer on `ANY /console` and `ANY /console/{proxy+}`).
-//!
-//! What exists and is tested: the request adapter
-//! (`kairos::console::lambda::handle`: the verified claims become the
-//! signed-in identity, roles enforced, paths kept below `/console`) over
-//! the console's router (`kairos::console::signed_in_router`).
-//!
-//! What is missing (issue 23 item 2): the console's state over the real
-//! adapters. `kairos::console::Console` holds the in-memory contacts, queue
-//! and rules versions of `kairos console`; serving it here would show and
-//! change a copy, not the deployment. Until the console reads contacts and
-//! the audit trail from DynamoDB, publishes through `kairos::publish` (S3,
-//! conditional on the version read) and backtests on the archive, this
-//! function refuses to start, saying so, rather than serve a copy.
+//! the Cognito JWT authorizer on `ANY /console` and `ANY /console/{proxy+}`):
+//! the console's pages over the deployment (`kairos::console::Aws`: the
+//! contacts table, audit trail and counters, the write-back queue, the
+//! versioned rules object and the event archive), each API Gateway request
+//! served by `kairos::console::lambda::handle` with the verified claims as
+//! the signed-in identity. Configuration: `kairos::console::AwsConfig`.
 
-const MISSING: &str = "the console function cannot serve yet: the console's state over DynamoDB (contacts, \
-    audit trail) and S3 (rules versions) is not built (issue 23 item 2; README, \"Console\"); \
-    use `kairos console` locally and `kairos rules publish` against the stack";
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use kairos::console::{lambda, signed_in_router, AwsConfig, Console};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use std::sync::Arc;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::tracing::error!("{MISSING}");
-    Err(MISSING.into())
+    let config = AwsConfig::from_env(|name| std::env::var(name).ok())?;
+    let aws = kairos_store::sdk::load_from_env().await;
+    kairos_store::init_log_hashing(&aws).await?;
+    let console = Arc::new(Console::aws(config, &aws, kairos_store::s3_client(&aws)));
+    let router = signed_in_router(console);
+    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        let router = router.clone();
+        async move { Ok::<_, Error>(lambda::handle(router, event.payload).await) }
+    }))
+    .await
 }
