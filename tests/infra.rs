@@ -368,3 +368,122 @@ fn the_console_routes_use_the_cognito_jwt_authorizer_and_the_console_function() 
         assert!(kairos::console::access::Role::from_group(group).is_some(), "{group}");
     }
 }
+
+/// A role's statements as (actions, resource as written, condition keys).
+fn statements(role: &str) -> Vec<(Vec<String>, String, String)> {
+    let template = template();
+    let mut out = Vec::new();
+    for policy in template["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+    {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            let actions = match &statement["Action"] {
+                Value::Sequence(list) => list.iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+                one => vec![one.as_str().unwrap().to_string()],
+            };
+            let condition = serde_norway::to_string(&statement["Condition"]).unwrap();
+            out.push((actions, tag(&statement["Resource"]), condition));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_console_role_reads_and_pins_contacts_and_publishes_rules_and_nothing_more() {
+    // The table: exactly the contact store's items and its counters (no lookup, claim,
+    // delivery or decision item), by LeadingKeys; the backfill's progress read only.
+    let adapters = adapter_prefixes();
+    let counters = prefixes_in(include_str!("../shared/store/src/dynamo_counters.rs"));
+    // The backfill's progress item (read for the Rules page) is keyed by a constant outside the impls.
+    let dynamo = include_str!("../shared/store/src/dynamo.rs");
+    assert!(dynamo.contains("BACKFILL_PK: &str = \"backfill#rules\""));
+    let progress = BTreeSet::from(["backfill".to_string()]);
+    let store = &(&adapters["DynamoContacts"] | &counters) | &progress;
+    assert!(store.contains("contact") && store.contains("consent"), "{store:?}");
+    assert_eq!(role_prefixes("ConsoleRole"), store);
+    let all = statements("ConsoleRole");
+    let actions: BTreeSet<&str> = all.iter().flat_map(|(a, _, _)| a.iter().map(String::as_str)).collect();
+    for never in [
+        "dynamodb:Scan",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "s3:DeleteObject",
+    ] {
+        assert!(!actions.contains(never), "{never}");
+    }
+    let on = |resource: &str| -> BTreeSet<String> {
+        all.iter()
+            .filter(|(_, r, _)| r == resource)
+            .flat_map(|(a, _, _)| a.iter().cloned())
+            .collect()
+    };
+    let writes = all
+        .iter()
+        .find(|(a, r, _)| r == "!GetAtt ContactsTable.Arn" && a.contains(&"dynamodb:PutItem".to_string()))
+        .unwrap();
+    assert!(!writes.2.contains("backfill"), "the backfill's progress is only read");
+    assert_eq!(
+        on("!Sub ${ContactsTable.Arn}/index/pinned"),
+        BTreeSet::from(["dynamodb:Query".to_string()])
+    );
+    assert_eq!(
+        on("!GetAtt AuditTable.Arn"),
+        BTreeSet::from(["dynamodb:PutItem".to_string(), "dynamodb:Query".to_string()])
+    );
+    assert_eq!(
+        on("!Sub ${RulesBucket.Arn}/segments.yaml"),
+        BTreeSet::from(["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"].map(String::from))
+    );
+    assert_eq!(
+        on("!Sub ${ArchiveBucket.Arn}/events/*"),
+        BTreeSet::from(["s3:GetObject".to_string()])
+    );
+    assert_eq!(
+        on("!GetAtt WritebackQueue.Arn"),
+        BTreeSet::from(["sqs:SendMessage".to_string()])
+    );
+    // The pinned index the Overrides page queries: sparse on `pinned`, sorted by key, keys only.
+    let template = template();
+    let indexes = template["Resources"]["ContactsTable"]["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap();
+    let pinned = indexes
+        .iter()
+        .find(|i| i["IndexName"].as_str() == Some(kairos_store::PINNED_INDEX))
+        .expect("the pinned index");
+    assert_eq!(pinned["KeySchema"][0]["AttributeName"].as_str(), Some("pinned"));
+    assert_eq!(pinned["KeySchema"][1]["AttributeName"].as_str(), Some("pk"));
+    assert_eq!(pinned["Projection"]["ProjectionType"].as_str(), Some("KEYS_ONLY"));
+}
+
+#[test]
+fn the_console_functions_environment_is_a_valid_configuration() {
+    let template = template();
+    let env = template["Resources"]["ConsoleFunction"]["Properties"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    // References resolve to names at deploy time; stand-ins of the same shape here.
+    let vars: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| {
+            let written = tag(v);
+            let value = if written.starts_with("!Sub s3://") {
+                written
+                    .trim_start_matches("!Sub ")
+                    .replace("${RulesBucket}", "rules")
+                    .replace("${ArchiveBucket}", "archive")
+            } else if written.starts_with('!') {
+                "1".to_string()
+            } else {
+                written
+            };
+            (k.as_str().unwrap().to_string(), value)
+        })
+        .collect();
+    let config = kairos::console::AwsConfig::from_env(|name| vars.get(name).cloned()).expect("valid");
+    assert_eq!(config.rules_uri, "s3://rules/segments.yaml");
+    assert_eq!(config.archive_uri.as_deref(), Some("s3://archive/events/"));
+    assert!(config.functions.audit_table.is_some(), "the audit trail is read");
+    assert_eq!((config.sample.days, config.sample.events), (1, 10_000));
+}

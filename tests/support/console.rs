@@ -52,19 +52,42 @@ impl ConsoleServer {
 
     /// A new browser-like session.
     pub fn session(&self) -> Session {
-        Session {
-            url: self.url.clone(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookie: None,
-            csrf: None,
-        }
+        Session::at(&self.url)
     }
 }
 
 impl Drop for ConsoleServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Any console router (e.g. over the AWS backend, behind sign-in) served on a
+/// free loopback port; stopped when dropped.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Serves `router`.
+    pub async fn start(router: axum::Router) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Served { url, task }
+    }
+
+    /// A new browser-like session.
+    pub fn session(&self) -> Session {
+        Session::at(&self.url)
+    }
+}
+
+impl Drop for Served {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -89,6 +112,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// A new session with the site at `url`.
+    pub fn at(url: &str) -> Session {
+        Session {
+            url: url.to_string(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+            csrf: None,
+        }
+    }
+
     /// GETs `path` (with the session's cookie).
     pub async fn get(&mut self, path: &str) -> Page {
         let req = self.client.get(format!("{}{path}", self.url));
@@ -141,4 +177,30 @@ pub fn field_value(body: &str, name: &str) -> Option<String> {
     let at = body.find(&format!("name=\"{name}\" value=\""))?;
     let rest = &body[at + name.len() + 15..];
     Some(rest[..rest.find('"')?].to_string())
+}
+
+/// The console function's environment over `stack` (as the template sets
+/// it): its table, write-back queue, audit table, rules object and archive.
+pub fn aws_environment(stack: &super::Stack) -> std::collections::HashMap<String, String> {
+    let buckets = &stack.infra.buckets;
+    [
+        ("KAIROS_TABLE", stack.infra.table.clone()),
+        ("KAIROS_WRITEBACK_QUEUE_URL", stack.url("WritebackQueue").to_string()),
+        ("KAIROS_AUDIT_TABLE", stack.audit_table().to_string()),
+        (
+            "KAIROS_RULES_URI",
+            format!("s3://{}/segments.yaml", buckets["RulesBucket"]),
+        ),
+        ("KAIROS_ARCHIVE", format!("s3://{}/events/", buckets["ArchiveBucket"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The console over `stack`, as the console function builds it from its environment.
+pub fn aws_console(stack: &super::Stack) -> Arc<Console<kairos::console::Aws>> {
+    let env = aws_environment(stack);
+    let config = kairos::console::AwsConfig::from_env(|name| env.get(name).cloned()).expect("configuration");
+    Arc::new(Console::aws(config, &stack.aws, kairos::local::s3_client(&stack.aws)))
 }
