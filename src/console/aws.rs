@@ -62,7 +62,14 @@ impl AwsConfig {
             .clone()
             .ok_or(ConfigError::Missing("KAIROS_RULES_URI"))?;
         let archive_uri = match get("KAIROS_ARCHIVE") {
-            Some(uri) if uri.starts_with("s3://") => Some(uri.trim().to_string()),
+            Some(uri)
+                if uri
+                    .trim()
+                    .strip_prefix("s3://")
+                    .is_some_and(|r| !r.is_empty() && !r.starts_with('/')) =>
+            {
+                Some(uri.trim().to_string())
+            }
             Some(uri) => {
                 return Err(ConfigError::Invalid {
                     name: "KAIROS_ARCHIVE",
@@ -130,6 +137,7 @@ impl Aws {
             store = store.with_audit(audit, functions.audit_retention_days);
         }
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), &functions.writeback_queue_url);
+        // Validated by `AwsConfig::from_env` (an s3:// URI with a bucket), so it parses.
         let archive = config
             .archive_uri
             .as_deref()
@@ -330,6 +338,7 @@ mod tests {
         ));
         let archive = config(&[("KAIROS_ARCHIVE", "/tmp/events")]).unwrap_err();
         assert!(archive.to_string().contains("KAIROS_ARCHIVE"), "{archive}");
+        assert!(config(&[("KAIROS_ARCHIVE", "s3://")]).is_err(), "a bucket is needed");
         let days = config(&[("KAIROS_CONSOLE_SAMPLE_DAYS", "30")]).unwrap_err();
         assert!(days.to_string().contains("from 1 to 7"), "{days}");
         let events = config(&[("KAIROS_CONSOLE_SAMPLE_EVENTS", "0")]).unwrap_err();
