@@ -24,10 +24,12 @@ pub mod access;
 mod admin;
 pub mod csrf;
 mod explain;
+pub mod jwt;
 pub mod lambda;
 mod pages;
 pub mod rules;
 mod sequences;
+pub mod signin;
 
 use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
