@@ -346,6 +346,14 @@ async fn tokens_failing_any_check_are_refused_at_the_callback_and_in_the_cookie(
                 base64_url(&claims().to_string())
             ),
         ),
+        ("no user", {
+            let mut claims = claims();
+            claims
+                .as_object_mut()
+                .unwrap()
+                .retain(|k, _| k != "email" && k != "sub");
+            sign(&key, &header, &claims)
+        }),
     ];
     for (what, token) in &bad {
         // In the cookie: the page redirects to sign-in and the cookie is cleared.

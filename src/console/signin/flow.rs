@@ -116,10 +116,11 @@ pub(super) async fn callback(
             return text(StatusCode::UNAUTHORIZED, &format!("sign-in refused: {err}; {AGAIN}"));
         }
     };
-    let user = Identity::from_claims(&verified.claims)
-        .map(|i| i.user)
-        .unwrap_or_default();
-    tracing::info!(%user, "console sign-in: signed in");
+    let Some(identity) = Identity::from_claims(&verified.claims) else {
+        let message = format!("sign-in refused: the ID token names no user (no email or sub); {AGAIN}");
+        return text(StatusCode::UNAUTHORIZED, &message);
+    };
+    tracing::info!(user = %identity.user, "console sign-in: signed in");
     let max_age = (verified.expires_at - now).max(0);
     let cookies = [
         set_cookie(SESSION_COOKIE, &token, max_age),
