@@ -293,7 +293,7 @@ fn the_archive_is_partitioned_by_event_date_and_only_evaluate_may_put_to_it() {
 }
 
 // ---------------------------------------------------------------------------
-// The console (issue 23): Cognito sign-in, the JWT authorizer, the console function.
+// The console (issue 23): Cognito sign-in run by the console function itself.
 
 /// A template value as written: `!Ref X`, `!Sub …`, lists joined by commas.
 fn tag(v: &serde_norway::Value) -> String {
@@ -305,19 +305,25 @@ fn tag(v: &serde_norway::Value) -> String {
 }
 
 #[test]
-fn the_console_routes_use_the_cognito_jwt_authorizer_and_the_console_function() {
+fn the_console_routes_reach_the_console_function_which_runs_the_cognito_sign_in() {
+    use kairos::console::{lambda::PREFIX, signin};
     let template: serde_norway::Value = serde_norway::from_str(kairos::local::TEMPLATE).unwrap();
     let resources = &template["Resources"];
     let mut console_routes = Vec::new();
     for (name, resource) in resources.as_mapping().unwrap() {
         let props = &resource["Properties"];
+        assert_ne!(
+            resource["Type"], "AWS::ApiGatewayV2::Authorizer",
+            "{name:?}: a JWT authorizer reads only the Authorization header, which page navigation does not send"
+        );
         if resource["Type"] != "AWS::ApiGatewayV2::Route" {
             continue;
         }
         let key = props["RouteKey"].as_str().unwrap();
         assert!(key.starts_with("ANY /console"), "{name:?}: {key}");
-        assert_eq!(props["AuthorizationType"].as_str(), Some("JWT"), "{key}");
-        assert_eq!(tag(&props["AuthorizerId"]), "!Ref ConsoleAuthorizer", "{key}");
+        // Sign-in routes must be reachable signed out: the function checks the session.
+        assert_eq!(props["AuthorizationType"].as_str(), Some("NONE"), "{key}");
+        assert!(props["AuthorizerId"].is_null(), "{key}");
         assert_eq!(
             tag(&props["Target"]),
             "!Sub integrations/${ConsoleIntegration}",
@@ -326,7 +332,10 @@ fn the_console_routes_use_the_cognito_jwt_authorizer_and_the_console_function() 
         console_routes.push(key.to_string());
     }
     console_routes.sort();
-    assert_eq!(console_routes, ["ANY /console", "ANY /console/{proxy+}"]);
+    assert_eq!(
+        console_routes,
+        [format!("ANY {PREFIX}"), format!("ANY {PREFIX}/{{proxy+}}")]
+    );
 
     let integration = &resources["ConsoleIntegration"]["Properties"];
     assert_eq!(tag(&integration["IntegrationUri"]), "!GetAtt ConsoleFunction.Arn");
@@ -338,18 +347,25 @@ fn the_console_routes_use_the_cognito_jwt_authorizer_and_the_console_function() 
     let permission = &resources["ConsoleInvokePermission"]["Properties"];
     assert_eq!(tag(&permission["FunctionName"]), "!Ref ConsoleFunction");
 
-    // The authorizer verifies the pool's ID tokens for the console's app client.
-    let authorizer = &resources["ConsoleAuthorizer"]["Properties"];
-    assert_eq!(authorizer["AuthorizerType"].as_str(), Some("JWT"));
-    assert_eq!(tag(&authorizer["IdentitySource"]), "$request.header.Authorization");
-    let jwt = &authorizer["JwtConfiguration"];
-    assert!(tag(&jwt["Issuer"]).contains("cognito-idp.") && tag(&jwt["Issuer"]).ends_with("/${ConsoleUserPool}"));
-    assert_eq!(tag(&jwt["Audience"]), "!Ref ConsoleUserPoolClient");
-    // The authorization-code flow with PKCE: a public client (no secret), code flow only.
+    // The function verifies the pool's ID tokens for the console's app client, and
+    // sends browsers to the pool's hosted UI: the variables SignIn::from_env reads.
+    let env = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(tag(&env[signin::ENV_USER_POOL_ID]), "!Ref ConsoleUserPool");
+    assert_eq!(tag(&env[signin::ENV_CLIENT_ID]), "!Ref ConsoleUserPoolClient");
+    assert_eq!(
+        tag(&env[signin::ENV_AUTH_DOMAIN]),
+        "!Sub ${ConsoleUserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
+    );
+    assert_eq!(tag(&env[signin::ENV_REGION]), "!Ref AWS::Region");
+    // The app client's URLs are the function's routes on the API's URL.
     let client = &resources["ConsoleUserPoolClient"]["Properties"];
+    let api_url = "!Sub https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
+    assert_eq!(tag(&client["CallbackURLs"]), format!("{api_url}{PREFIX}/callback"));
+    assert_eq!(tag(&client["LogoutURLs"]), format!("{api_url}{PREFIX}"));
+    assert_eq!(tag(&client["AllowedOAuthScopes"]), "openid,email,profile");
+    // The authorization-code flow with PKCE: a public client (no secret), code flow only.
     assert_eq!(client["GenerateSecret"].as_bool(), Some(false));
     assert_eq!(tag(&client["AllowedOAuthFlows"]), "code");
-    assert!(tag(&client["CallbackURLs"]).ends_with("/console/callback"));
     assert_eq!(
         resources["ConsoleUserPool"]["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"].as_bool(),
         Some(true)

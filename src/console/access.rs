@@ -3,8 +3,9 @@
 //! Roles, each including the one before: **viewer** (read every page,
 //! search, validate and backtest rules), **editor** (+ pin and lift
 //! overrides), **publisher** (+ publish and roll back rules). In AWS the
-//! identity comes from the Cognito ID token the HTTP API's JWT authorizer
-//! verified ([`Identity::from_claims`]: the user is the `email` claim, else
+//! identity comes from the Cognito ID token of the session cookie, verified
+//! by [`super::signin`] (or by an HTTP API JWT authorizer, if one is put in
+//! front) ([`Identity::from_claims`]: the user is the `email` claim, else
 //! `sub`; the roles are the user pool groups in `cognito:groups`); locally
 //! the console user has every role ([`Identity::local`]).
 //!
@@ -77,9 +78,9 @@ impl Identity {
         }
     }
 
-    /// The user of a verified Cognito ID token's claims (as the HTTP API's
-    /// JWT authorizer passes them: `cognito:groups` as `[a b]`, or a JSON
-    /// array or comma-separated list). `None` without an `email` or `sub`.
+    /// The user of a verified Cognito ID token's claims (`cognito:groups` as
+    /// an HTTP API JWT authorizer passes it, `[a b]`, or a JSON array as
+    /// [`super::jwt::Verifier`] gives it, or a comma-separated list). `None` without an `email` or `sub`.
     pub fn from_claims(claims: &HashMap<String, String>) -> Option<Identity> {
         let named = |name: &str| claims.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let user = named("email").or_else(|| named("sub"))?.to_string();

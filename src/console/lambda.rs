@@ -1,12 +1,16 @@
-//! The console behind the HTTP API (`ANY /console`, `ANY /console/{proxy+}`,
-//! the JWT authorizer): an API Gateway v2 request becomes a request to the
-//! console's router ([`super::signed_in_router`]) carrying the signed-in
-//! [`Identity`] from the verified token's claims; the answer becomes the
-//! API Gateway response. The console's own paths (`/segments`, …) live
-//! below [`PREFIX`]: the prefix is taken off the request's path and put on
-//! the page's links, form targets and redirects.
+//! The console behind the HTTP API (`ANY /console`, `ANY /console/{proxy+}`):
+//! an API Gateway v2 request becomes a request to the console's router
+//! ([`super::signin::SignIn::wrap`] around [`super::signed_in_router`]),
+//! carrying the public host it came to ([`PublicHost`], for the sign-in
+//! callback URL) and, if an HTTP API JWT authorizer verified a token, the
+//! [`Identity`] from its claims; otherwise the sign-in layer verifies the
+//! session cookie itself. The answer becomes the API Gateway response. The
+//! console's own paths (`/segments`, …) live below [`PREFIX`]: the prefix is
+//! taken off the request's path and put on the page's links, form targets
+//! and redirects.
 
 use super::access::Identity;
+use super::signin::PublicHost;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::Body;
@@ -21,8 +25,10 @@ pub const PREFIX: &str = "/console";
 /// The largest page the function returns (Lambda's response limit is 6 MB).
 const MAX_PAGE: usize = 5 * 1024 * 1024;
 
-/// The signed-in user of a request the JWT authorizer let through (`None`:
-/// no verified claims, and the console refuses the request).
+/// The signed-in user of a request an HTTP API JWT authorizer let through
+/// (`None`: no authorizer claims; the session cookie's token is verified by
+/// [`super::signin::authenticate`], and without either the console refuses
+/// the request).
 pub fn identity(req: &ApiGatewayV2httpRequest) -> Option<Identity> {
     let jwt = req.request_context.authorizer.as_ref()?.jwt.as_ref()?;
     Identity::from_claims(&jwt.claims)
@@ -74,6 +80,7 @@ pub async fn handle(router: Router, req: ApiGatewayV2httpRequest) -> ApiGatewayV
 /// and body, and the signed-in identity (if the authorizer verified one).
 fn to_request(req: ApiGatewayV2httpRequest) -> Result<Request<Body>, String> {
     let identity = identity(&req);
+    let domain = req.request_context.domain_name.clone();
     let raw = req.raw_path.as_deref().unwrap_or("/");
     let path = match raw.strip_prefix(PREFIX) {
         Some("") => "/",
@@ -106,6 +113,9 @@ fn to_request(req: ApiGatewayV2httpRequest) -> Result<Request<Body>, String> {
         .map_err(|e| format!("malformed request: {e}"))?;
     if let Some(identity) = identity {
         request.extensions_mut().insert(identity);
+    }
+    if let Some(host) = domain.filter(|d| !d.is_empty()) {
+        request.extensions_mut().insert(PublicHost(host));
     }
     Ok(request)
 }

@@ -30,12 +30,14 @@ mod aws;
 pub mod backend;
 pub mod csrf;
 mod explain;
+pub mod jwt;
 pub mod lambda;
 mod local;
 mod pages;
 pub mod rules;
 pub mod sample;
 mod sequences;
+pub mod signin;
 
 use axum::{Extension, Router};
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -287,7 +287,7 @@ pub fn http_routes() -> Result<Vec<String>, InfraError> {
         .ok_or_else(|| InfraError("template has no Resources".into()))?;
     let mut routes = Vec::new();
     for (_, resource) in resources {
-        // Routes declared as resources (the console's, behind its JWT authorizer).
+        // Routes declared as resources (the console's, behind its own sign-in).
         if resource["Type"] == "AWS::ApiGatewayV2::Route" {
             routes.push(text(&resource["Properties"]["RouteKey"])?);
         }

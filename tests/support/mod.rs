@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod archive;
 pub mod browser;
+pub mod cognito;
 pub mod console;
 pub mod crm;
 mod evaluation;
