@@ -45,6 +45,8 @@ pub struct Units {
     pub strong_reads: u64,
     /// Eventually consistent reads of a contact.
     pub eventual_reads: u64,
+    /// Their read units, in halves (in [`Units::read_halves`] too).
+    pub eventual_halves: u64,
 }
 
 impl Units {
@@ -205,7 +207,10 @@ impl ContactStore for Metered<MemoryContacts> {
             Some(r) if r.version > 0 => rru_halves(r.item_size(contact)) / 2,
             _ => rru_halves(0) / 2 + rru_halves(0),
         };
-        self.add(|u| (u.read_halves, u.eventual_reads) = (u.read_halves + halves, u.eventual_reads + 1));
+        self.add(|u| {
+            (u.read_halves, u.eventual_reads) = (u.read_halves + halves, u.eventual_reads + 1);
+            u.eventual_halves += halves;
+        });
         Ok(loaded)
     }
 

@@ -38,10 +38,13 @@ pub fn print(deployment: &Deployment, traffic: &Traffic, run: &Run, findings: &F
         units.transactions
     );
     eprintln!(
-        "contact reads: {} strongly consistent, {} eventually consistent ({} read units)",
+        "contact reads: {} strongly consistent, {} eventually consistent ({} read units, {} of them \
+         eventually consistent reads, which would be {} read strongly)",
         units.strong_reads,
         units.eventual_reads,
-        units.read()
+        units.read(),
+        units.eventual_halves as f64 / 2.0,
+        units.eventual_halves,
     );
     record_bytes(&deployment.contacts.bytes(), units.saves);
     eprintln!("faults injected:");
