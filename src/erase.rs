@@ -64,7 +64,7 @@ pub async fn run(
 ) -> Result<Value, String> {
     let config = match endpoint {
         Some(endpoint) => crate::local::sdk_config(&endpoint).await,
-        None => aws_config::load_from_env().await,
+        None => kairos_store::sdk::load_with_sdk_defaults().await,
     };
     let salt = kairos_store::resolve_secret(salt, &aws_sdk_ssm::Client::new(&config))
         .await

@@ -439,7 +439,7 @@ fn destinations(command: DestinationsCommand) -> Result<(), String> {
 }
 
 async fn dlq(command: DlqCommand) -> Result<(), String> {
-    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let sqs = aws_sdk_sqs::Client::new(&kairos_store::sdk::load_with_sdk_defaults().await);
     match command {
         DlqCommand::Show { dlq, max } => {
             for letter in kairos::dlq::show(&sqs, &dlq, max).await.map_err(|e| e.to_string())? {
@@ -647,7 +647,7 @@ async fn replay(
 async fn rebuild(rules: &PathBuf, table: &str, due_shards: u32, archive: &ArchiveArgs) -> Result<(), String> {
     let rules = load_rules(rules)?;
     let (source, window) = archive.open().await?.ok_or("give --archive (or KAIROS_ARCHIVE)")?;
-    let aws = aws_config::load_from_env().await;
+    let aws = kairos_store::sdk::load_with_sdk_defaults().await;
     let store =
         kairos_store::DynamoContacts::new(aws_sdk_dynamodb::Client::new(&aws), table).with_due_shards(due_shards);
     let done = kairos::rebuild::rebuild(&rules, &source, window, &store, chrono::Utc::now()).await?;
@@ -772,7 +772,7 @@ async fn inspect(endpoint: Option<String>, table: &str, rules: Option<PathBuf>, 
     let rules = kairos_rules::RuleSet::from_yaml(&rules_text).map_err(|e| format!("rules: {e}"))?;
     let config = match endpoint {
         Some(endpoint) => kairos::local::sdk_config(&endpoint).await,
-        None => aws_config::load_from_env().await,
+        None => kairos_store::sdk::load_with_sdk_defaults().await,
     };
     let store = kairos_store::DynamoContacts::new(aws_sdk_dynamodb::Client::new(&config), table);
     let shown = kairos::inspect::inspect(&store, &rules, contact, chrono::Utc::now())

@@ -31,7 +31,7 @@ pub struct Version {
 
 /// An S3 client for `kairos` commands: path-style on a local endpoint (`AWS_ENDPOINT_URL`).
 pub async fn client() -> Client {
-    kairos_store::s3_client(&aws_config::load_from_env().await)
+    kairos_store::s3_client(&kairos_store::sdk::load_with_sdk_defaults().await)
 }
 
 /// Compiles `text`, then uploads it to `uri` with who and why; returns the new version id.

@@ -7,6 +7,7 @@
 
 mod support;
 
+use kairos_event::{AuditEntry, AuditKind};
 use kairos_store::{ContactStore, DynamoContacts, Message, Queue, SqsQueue, StoreError, StoredContact};
 use support::proxy::{deployed_config, FaultProxy, SdkCalls, Service, WireFault, WireRates};
 use support::Stack;
@@ -153,5 +154,78 @@ async fn a_request_never_answered_times_out_and_is_retried_instead_of_hanging() 
         calls.tally().attempts >= 2,
         "the timed-out attempt was retried: {:?}",
         calls.tally()
+    );
+}
+
+/// A save with an audit entry: the record and its audit item in one transaction.
+fn audited(version: u64) -> StoredContact {
+    let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+    let entry = AuditEntry::new(AuditKind::Guard, at, version, "held back".into(), "test");
+    StoredContact {
+        version,
+        audit: vec![entry],
+        ..StoredContact::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_transaction_is_mapped_by_its_cancellation_reasons() {
+    let stack = Stack::start().await;
+    let none = WireRates {
+        throttle: 0.0,
+        drop: 0.0,
+    };
+    let proxy = FaultProxy::start(&stack.moto.endpoint, 3, none).await;
+    let calls = SdkCalls::default();
+    let aws = deployed_config(&proxy.endpoint).await;
+    let store = DynamoContacts::new(calls.dynamodb(&aws), &stack.infra.table)
+        .with_audit(stack.audit_table(), kairos_store::DEFAULT_AUDIT_RETENTION_DAYS);
+    store.save("ada@x.test", None, &audited(1)).await.expect("saved");
+
+    // moto's own answer: the record's condition failed.
+    let lost = store.save("ada@x.test", None, &audited(2)).await;
+    assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
+
+    // DynamoDB's answers for throttling and races inside a transaction: retryable.
+    for code in [
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "TransactionConflict",
+        "RequestLimitExceeded",
+    ] {
+        proxy.cancel_transactions(Some(code));
+        let saved = store.save("ada@x.test", Some(1), &audited(2)).await;
+        match &saved {
+            Err(e @ StoreError::Backend(_)) => {
+                assert!(!e.is_permanent());
+                assert!(format!("{e:?}").contains(code), "{e:?}");
+            }
+            other => panic!("{code}: expected a retryable backend error, got {other:?}"),
+        }
+    }
+    // A write the table refuses as it is: permanent (dead-lettered with its reason).
+    proxy.cancel_transactions(Some("ValidationError"));
+    let refused = store.save("ada@x.test", Some(1), &audited(2)).await;
+    assert!(
+        matches!(&refused, Err(e @ StoreError::Rejected(_)) if e.is_permanent()),
+        "{refused:?}"
+    );
+    let tally = proxy.tally();
+    assert_eq!(tally.faults.get(&WireFault::TransactionCanceled), Some(&5), "{tally:?}");
+    assert_eq!(
+        tally.requests.get("DynamoDB_20120810.TransactWriteItems"),
+        Some(&7),
+        "the SDK retries no cancelled transaction: {tally:?}"
+    );
+    assert_eq!(
+        stack.store().load("ada@x.test").await.unwrap().map(|r| r.version),
+        Some(1)
+    );
+
+    proxy.cancel_transactions(None);
+    store.save("ada@x.test", Some(1), &audited(2)).await.expect("saved");
+    assert_eq!(
+        stack.store().load("ada@x.test").await.unwrap().map(|r| r.version),
+        Some(2)
     );
 }

@@ -42,7 +42,7 @@ impl Infra {
 /// An SDK configuration for a local endpoint: dummy credentials, `us-east-1`.
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "local");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    kairos_store::sdk::loader()
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(credentials)

@@ -1,9 +1,9 @@
 //! What AWS would bill for the soak, counted as it runs: DynamoDB request
 //! units by item size (a write unit per started KiB of the larger of the
 //! item before and after, failed conditions included; a strongly consistent
-//! read unit per started 4 KiB; the keys-only due index's writes; a save
-//! with audit entries is a `TransactWriteItems` of the record and its audit
-//! item, each billed twice), SQS
+//! read unit per started 4 KiB, half one eventually consistent; the keys-only
+//! due index's writes; a save with audit entries is a `TransactWriteItems` of
+//! the record, its audit item and its segment counters, each billed twice), SQS
 //! requests (the simulated queues' bills), Lambda invocations and the
 //! measured time of each, API Gateway requests; priced at us-east-1's
 //! on-demand list prices.
@@ -38,6 +38,15 @@ pub struct Units {
     pub transaction_write: u64,
     /// Write units of the audit items (two per started KiB: transactional).
     pub audit_write: u64,
+    /// Write units of the segment counters (`segment#<id>`, `segday#<id>#<day>`)
+    /// updated in those transactions: two per item (each under 1 KiB).
+    pub counter_write: u64,
+    /// Strongly consistent reads of a contact.
+    pub strong_reads: u64,
+    /// Eventually consistent reads of a contact.
+    pub eventual_reads: u64,
+    /// Their read units, in halves (in [`Units::read_halves`] too).
+    pub eventual_halves: u64,
 }
 
 impl Units {
@@ -101,6 +110,16 @@ fn add_parts(sums: &mut Vec<(&'static str, u64)>, parts: &[(&'static str, usize)
 }
 
 impl<P> Metered<P> {
+    /// Meters `inner`.
+    pub fn over(inner: P) -> Metered<P> {
+        Metered {
+            inner,
+            units: Mutex::default(),
+            items: Mutex::default(),
+            bytes: Mutex::default(),
+        }
+    }
+
     /// The units counted so far.
     pub fn units(&self) -> Units {
         *self.units.lock().unwrap()
@@ -149,6 +168,20 @@ fn index_writes(before: Option<i64>, after: Option<i64>) -> u64 {
     }
 }
 
+/// The counter items a save's transaction updates (`dynamo_counters::updates`:
+/// one per segment and one per segment and day; the shared items when more
+/// than 49 segments change at once, which these rules never do).
+fn counter_items(record: &StoredContact) -> u64 {
+    let deltas = kairos_store::counter_deltas(&record.audit);
+    let shared = deltas.len() * 2 + 2 > 100;
+    let id = |d: &kairos_store::CounterDelta| if shared { "*".to_string() } else { d.segment.clone() };
+    let items: std::collections::HashSet<String> = deltas
+        .iter()
+        .flat_map(|d| [format!("segment#{}", id(d)), format!("segday#{}#{}", id(d), d.day)])
+        .collect();
+    items.len() as u64
+}
+
 /// Whether a save also keeps the consent apart (the adapter's rule).
 fn keeps_consent(record: &StoredContact) -> bool {
     let consent = *record.state.consent();
@@ -163,7 +196,21 @@ impl ContactStore for Metered<MemoryContacts> {
             Some(r) if r.version > 0 => rru_halves(r.item_size(contact)),
             _ => 2 * rru_halves(0),
         };
-        self.add(|u| u.read_halves += halves);
+        self.add(|u| (u.read_halves, u.strong_reads) = (u.read_halves + halves, u.strong_reads + 1));
+        Ok(loaded)
+    }
+
+    async fn load_eventually(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
+        let loaded = self.inner.load_eventually(contact).await?;
+        // Half a unit per started 4 KiB; no record: the miss, then the kept consent's item (strong).
+        let halves = match &loaded {
+            Some(r) if r.version > 0 => rru_halves(r.item_size(contact)) / 2,
+            _ => rru_halves(0) / 2 + rru_halves(0),
+        };
+        self.add(|u| {
+            (u.read_halves, u.eventual_reads) = (u.read_halves + halves, u.eventual_reads + 1);
+            u.eventual_halves += halves;
+        });
         Ok(loaded)
     }
 
@@ -190,6 +237,7 @@ impl ContactStore for Metered<MemoryContacts> {
                 u.transactions += 1;
                 u.transaction_write += wru(old_size.max(size));
                 u.audit_write += audit;
+                u.counter_write += 2 * counter_items(record);
             }
             u.index_write += index;
             u.saves += 1;
@@ -219,6 +267,13 @@ impl ContactStore for Metered<MemoryContacts> {
             u.clears += 1;
         });
         Ok(cleared)
+    }
+}
+
+/// What a stale read of the records would answer.
+impl crate::support::faults::Previous for Metered<MemoryContacts> {
+    fn previous(&self, contact: &str) -> Option<Option<StoredContact>> {
+        self.inner.previous(contact)
     }
 }
 

@@ -165,7 +165,7 @@ impl Deployment {
             .insert("x-api-key", API_KEY.parse().expect("a header value"));
         Deployment {
             rules: crate::support::default_rules(),
-            contacts: Metered::default(),
+            contacts: Metered::over(MemoryContacts::keeping_previous()),
             ledger: Metered::default(),
             claims: Metered::default(),
             events: SimQueue::new(EVENTS_QUEUE.0, EVENTS_QUEUE.1),

@@ -37,6 +37,15 @@ pub fn print(deployment: &Deployment, traffic: &Traffic, run: &Run, findings: &F
         "  of which {} with audit entries (a transaction: record and audit item, each billed twice)",
         units.transactions
     );
+    eprintln!(
+        "contact reads: {} strongly consistent, {} eventually consistent ({} read units, {} of them \
+         eventually consistent reads, which would be {} read strongly)",
+        units.strong_reads,
+        units.eventual_reads,
+        units.read(),
+        units.eventual_halves as f64 / 2.0,
+        units.eventual_halves,
+    );
     record_bytes(&deployment.contacts.bytes(), units.saves);
     eprintln!("faults injected:");
     for (kind, n) in &run.faults {
@@ -98,6 +107,12 @@ fn cost_table(deployment: &Deployment, events: usize, counters: &crate::pipeline
         row(
             "DynamoDB write units, audit items (transactional, x2)",
             contacts.audit_write,
+            per_million,
+            price::WRU_PER_MILLION,
+        ),
+        row(
+            "DynamoDB write units, segment counters (transactional, x2)",
+            contacts.counter_write,
             per_million,
             price::WRU_PER_MILLION,
         ),

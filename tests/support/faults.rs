@@ -11,7 +11,10 @@
 //!   later port call of it never returns, and [`Invocation::run`] gives `None`
 //!   (no answer reaches SQS, so the whole batch comes back);
 //! - a permanent destination failure (a 4xx), which must reach the dead-letter
-//!   queue, and only those.
+//!   queue, and only those;
+//! - a stale read: an eventually consistent read of a contact answered with
+//!   the record as it was before its latest change (DynamoDB may, just after
+//!   a write), from a store that keeps it ([`Previous`]).
 //!
 //! Queue-side faults (redelivery of whole batches and single messages,
 //! reordering, a batch processed twice at once) are the simulated queue's
@@ -22,8 +25,8 @@
 //! integration test (the soak, and any other) reaches them here.
 
 use kairos_store::{
-    Claimed, Claims, ContactStore, DeliveryLedger, Due, DueIndex, DuePage, Message, Queue, QueueError, StoreError,
-    StoredContact,
+    Claimed, Claims, ContactStore, DeliveryLedger, Due, DueIndex, DuePage, MemoryContacts, Message, Queue, QueueError,
+    StoreError, StoredContact,
 };
 use kairos_writeback::file::Segments;
 use kairos_writeback::{Destination, Gate, Outcome, Policy, Write};
@@ -58,6 +61,8 @@ pub enum Kind {
     Reordered,
     /// A batch handed to two invocations at once (visibility expired mid-run).
     ProcessedTwice,
+    /// An eventually consistent read answered with the record before its latest change.
+    StaleRead,
 }
 
 impl Kind {
@@ -74,6 +79,7 @@ impl Kind {
             Kind::MessageRedelivered => "SQS message redelivered",
             Kind::Reordered => "SQS message reordered",
             Kind::ProcessedTwice => "batch processed twice at once",
+            Kind::StaleRead => "stale read (the record before its last write)",
         }
     }
 }
@@ -97,6 +103,8 @@ pub struct Rates {
     pub reordered: f64,
     /// Per batch received.
     pub processed_twice: f64,
+    /// Per eventually consistent read of a contact changed before.
+    pub stale_read: f64,
 }
 
 impl Rates {
@@ -110,6 +118,7 @@ impl Rates {
         message_redelivered: 0.0,
         reordered: 0.0,
         processed_twice: 0.0,
+        stale_read: 0.0,
     };
 
     /// The soak's rates: every kind often enough to be seen thousands of
@@ -125,6 +134,7 @@ impl Rates {
         message_redelivered: 0.002,
         reordered: 0.02,
         processed_twice: 0.005,
+        stale_read: 0.02,
     };
 }
 
@@ -269,15 +279,42 @@ impl<'a, P> Faulty<'a, P> {
     }
 }
 
-/// The contact store: reads and writes throttled; writes and outbox clears
-/// time out after taking effect; a crash after a state write.
-impl<S: ContactStore> ContactStore for Faulty<'_, S> {
+/// A contact store that can tell what a stale read would answer.
+pub trait Previous {
+    /// The answer of a read just after the latest change of `contact`,
+    /// before it is seen ([`MemoryContacts::previous`]); `None` if unknown.
+    fn previous(&self, contact: &str) -> Option<Option<StoredContact>>;
+}
+
+impl Previous for MemoryContacts {
+    fn previous(&self, contact: &str) -> Option<Option<StoredContact>> {
+        MemoryContacts::previous(self, contact)
+    }
+}
+
+/// The contact store: reads and writes throttled; eventually consistent
+/// reads stale; writes and outbox clears time out after taking effect; a
+/// crash after a state write.
+impl<S: ContactStore + Previous> ContactStore for Faulty<'_, S> {
     async fn load(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
         self.invocation.enter().await;
         if self.faults.throttled() {
             return Err(backend(THROTTLED));
         }
         self.inner.load(contact).await
+    }
+
+    async fn load_eventually(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
+        self.invocation.enter().await;
+        if self.faults.throttled() {
+            return Err(backend(THROTTLED));
+        }
+        // Read (and billed) as ever; answered with what the read could still see.
+        let fresh = self.inner.load_eventually(contact).await?;
+        match self.inner.previous(contact) {
+            Some(stale) if self.faults.roll(Kind::StaleRead, self.faults.rates.stale_read) => Ok(stale),
+            _ => Ok(fresh),
+        }
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {

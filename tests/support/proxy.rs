@@ -9,7 +9,9 @@
 //! forwards a share and then closes the connection without the answer: the
 //! request took effect, the caller never hears (the ambiguous outcome). So
 //! the SDK's own retry settings and the adapters' error mapping are tested as
-//! deployed. [`SdkCalls`] counts the SDK's operations and attempts beside it.
+//! deployed. On demand ([`FaultProxy::cancel_transactions`]) it answers every
+//! `TransactWriteItems` with a `TransactionCanceledException` naming a
+//! cancellation reason. [`SdkCalls`] counts the SDK's operations and attempts beside it.
 //!
 //! Requests keep their connection alive (as the SDK's pool does); bodies come
 //! with `Content-Length` or chunked. A dropped answer closes the connection
@@ -55,6 +57,8 @@ pub enum WireFault {
     DynamoDbAnswerDropped,
     /// An SQS request forwarded, its answer dropped.
     SqsAnswerDropped,
+    /// A DynamoDB transaction answered cancelled (HTTP 400), not forwarded.
+    TransactionCanceled,
 }
 
 impl WireFault {
@@ -66,6 +70,7 @@ impl WireFault {
             WireFault::SqsRequestThrottled => "SQS RequestThrottled",
             WireFault::DynamoDbAnswerDropped => "DynamoDB answer dropped (request applied)",
             WireFault::SqsAnswerDropped => "SQS answer dropped (request applied)",
+            WireFault::TransactionCanceled => "DynamoDB TransactionCanceledException",
         }
     }
 }
@@ -108,6 +113,8 @@ struct Shared {
     http: reqwest::Client,
     rng: Mutex<StdRng>,
     rates: Mutex<WireRates>,
+    /// The cancellation reason every transaction is answered with, if any.
+    cancel: Mutex<Option<String>>,
     tally: Mutex<Tally>,
 }
 
@@ -122,6 +129,7 @@ impl FaultProxy {
             http: reqwest::Client::builder().no_proxy().build().expect("an HTTP client"),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             rates: Mutex::new(rates),
+            cancel: Mutex::default(),
             tally: Mutex::default(),
         });
         let serving = shared.clone();
@@ -145,6 +153,14 @@ impl FaultProxy {
     /// Changes the rates from the next request on (e.g. none, to quiesce).
     pub fn set_rates(&self, rates: WireRates) {
         *self.shared.rates.lock().unwrap() = rates;
+    }
+
+    /// From the next request on, answers every `TransactWriteItems` with a
+    /// `TransactionCanceledException` whose first action (a save's record)
+    /// failed for `code` (e.g. `ThrottlingError`) and the others for
+    /// nothing, as DynamoDB does; `None`: forwards them again.
+    pub fn cancel_transactions(&self, code: Option<&str>) {
+        *self.shared.cancel.lock().unwrap() = code.map(str::to_string);
     }
 }
 
@@ -175,6 +191,8 @@ enum Fate {
     Forward,
     Throttle(WireFault),
     Drop(WireFault),
+    /// Answered `TransactionCanceledException` with this reason code.
+    Cancel(String),
 }
 
 fn service_of(target: &str) -> Service {
@@ -195,8 +213,12 @@ impl Shared {
             let mut rng = self.rng.lock().unwrap();
             (rng.gen(), rng.gen())
         };
+        let cancel = self.cancel.lock().unwrap().clone();
         let fate = match (service, roll) {
             (Service::Other, _) => Fate::Forward,
+            (Service::DynamoDb, _) if cancel.is_some() && target.ends_with(".TransactWriteItems") => {
+                Fate::Cancel(cancel.unwrap_or_default())
+            }
             (Service::DynamoDb, r) if r < rates.throttle => Fate::Throttle(match coin {
                 true => WireFault::ProvisionedThroughputExceeded,
                 false => WireFault::DynamoDbThrottling,
@@ -211,6 +233,9 @@ impl Shared {
         if let Fate::Throttle(kind) | Fate::Drop(kind) = fate {
             *tally.faults.entry(kind).or_default() += 1;
         }
+        if let Fate::Cancel(_) = fate {
+            *tally.faults.entry(WireFault::TransactionCanceled).or_default() += 1;
+        }
         fate
     }
 }
@@ -222,6 +247,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     while let Some(request) = read(&mut stream).await {
         let answer = match shared.decide(&request) {
             Fate::Throttle(kind) => throttled(kind),
+            Fate::Cancel(code) => cancelled(&code, &request.body),
             Fate::Forward => match forward(&shared, &request).await {
                 Some(answer) => answer,
                 None => bad_gateway(),
@@ -372,6 +398,33 @@ fn throttled(kind: WireFault) -> Vec<u8> {
         headers.push(("x-amzn-query-error".into(), value.into()));
     }
     http_response(400, &headers, body.as_bytes())
+}
+
+/// DynamoDB's answer to a cancelled transaction: one reason per action of
+/// the request, the first `code`, the others `None`
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>).
+fn cancelled(code: &str, request: &[u8]) -> Vec<u8> {
+    let actions = serde_json::from_slice::<serde_json::Value>(request)
+        .ok()
+        .and_then(|r| r["TransactItems"].as_array().map(Vec::len))
+        .unwrap_or(1)
+        .max(1);
+    let mut reasons = vec![serde_json::json!({ "Code": code, "Message": format!("{code} (fault proxy)") })];
+    reasons.extend((1..actions).map(|_| serde_json::json!({ "Code": "None" })));
+    let codes: Vec<&str> = std::iter::once(code).chain((1..actions).map(|_| "None")).collect();
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        ),
+        "CancellationReasons": reasons,
+    });
+    let headers = [
+        ("content-type".to_string(), "application/x-amz-json-1.0".to_string()),
+        ("x-amzn-requestid".to_string(), "fault-proxy".to_string()),
+    ];
+    http_response(400, &headers, body.to_string().as_bytes())
 }
 
 fn bad_gateway() -> Vec<u8> {

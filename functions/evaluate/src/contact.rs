@@ -87,6 +87,25 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     /// known contact's (`docs/identity.md`).
     ///
     /// With no events this is a sweep ([`Evaluator::redecide`]).
+    ///
+    /// Reads: the first is eventually consistent
+    /// ([`ContactStore::load_eventually`], half the read units), every
+    /// retry strong. What this does with a stale first read:
+    /// - the step's conditional write names the version read, so it loses
+    ///   ([`StoreError::Conflict`]) and the retry re-reads strongly: nothing
+    ///   applied or decided on the stale view is written;
+    /// - an outcome that writes nothing (events all duplicates or refused, a
+    ///   sweep with nothing due) and an erased contact's dropped events are
+    ///   acted on only after a strong read: the attempt is redone strongly;
+    /// - the outbox flushed before the write is one that the stale version
+    ///   recorded, so its transitions were committed and are sent at least
+    ///   once anyway: sending them again is a repeat of an older or the same
+    ///   version, which write-back's ledger drops (no transition doubled in
+    ///   effect), and its clear is conditioned on that version;
+    /// - a link seen (`merged_into`) is final, never undone, so following it
+    ///   is right on any read; a record decided under newer rules is newer
+    ///   still on a fresh read (the sequence is never lowered), so
+    ///   [`ContactError::RulesBehind`] is right too.
     pub async fn contact(&self, contact: &str, events: &[Event], now: DateTime<Utc>) -> Result<Outcome, ContactError> {
         let engine = Engine {
             rules: self.rules,
@@ -98,8 +117,12 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         // Frozen anonymous records read so far: they never change, so a retry reuses them.
         let mut frozen: Vec<Frozen> = Vec::new();
         let mut reopened: Vec<Event>;
+        let mut strong = false;
         for _ in 0..MAX_ATTEMPTS {
-            let loaded = self.store.load(&key).await?;
+            let loaded = match strong {
+                true => self.store.load(&key).await?,
+                false => self.store.load_eventually(&key).await?,
+            };
             if let Some(target) = loaded.as_ref().and_then(|r| link::linked_to(&key, r)) {
                 // A linked anonymous contact: its events are the known contact's.
                 let target = target.to_string();
@@ -118,6 +141,10 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             // An erased contact's tombstone drops its events, unless a new consent re-opens it.
             let events = match erasure::admit(stored.erased_at, stored.expires_at, events, now.timestamp()) {
                 Admit::All => events,
+                Admit::Drop if !strong => {
+                    strong = true;
+                    continue;
+                }
                 Admit::Drop => {
                     let dropped = events.len();
                     tracing::info!(contact = %kairos_event::log::hashed(&key), dropped, "events of an erased contact dropped");
@@ -151,9 +178,16 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 fit_budget(&key, &mut stored);
                 match self.store.save(&key, expected, &stored).await {
                     Ok(()) => {}
-                    Err(StoreError::Conflict) => continue,
+                    Err(StoreError::Conflict) => {
+                        strong = true;
+                        continue;
+                    }
                     Err(err) => return Err(err.into()),
                 }
+            } else if !strong {
+                // Nothing to write, on what may be a stale view: confirm on a strong read.
+                strong = true;
+                continue;
             }
             log(&key, events, &outcome);
             log_unmerged(&key, &stored, &frozen, now.timestamp());

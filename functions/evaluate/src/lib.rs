@@ -267,4 +267,6 @@ fn log_transitions(outcome: &Outcome) {
 #[cfg(test)]
 mod bounds_tests;
 #[cfg(test)]
+mod stale_tests;
+#[cfg(test)]
 mod tests;

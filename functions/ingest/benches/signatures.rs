@@ -1,9 +1,9 @@
 //! The ingest function's signature checks as shipped (`ring`, through
 //! `kairos_ingest`'s own verification functions and key types), side by side
 //! with the pure-Rust crates they replaced (`p256`, `rsa`) and with
-//! `aws-lc-rs`, the other C/assembly-backed library already compiled into the
-//! functions (through the AWS SDK's TLS stack), on real fixture payloads
-//! (`make bench`):
+//! `aws-lc-rs`, the other C/assembly-backed library (the AWS SDK's default
+//! TLS provider, no longer in the functions: a dev-dependency of this bench
+//! only), on real fixture payloads (`make bench`):
 //!
 //! - SendGrid: ECDSA P-256 / SHA-256 over `timestamp || body`, the four
 //!   SendGrid fixtures as one batch, DER signature;

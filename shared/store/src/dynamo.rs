@@ -155,7 +155,9 @@ impl DynamoContacts {
                 Ok(())
             }
             Err(err) => match err.into_service_error() {
-                e if e.is_transaction_canceled_exception() => Err(StoreError::Conflict),
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    e,
+                ) => Err(crate::dynamo_cancel::store_error(e)),
                 e => Err(backend(e)),
             },
         }
@@ -300,15 +302,11 @@ impl TryFrom<&Item> for StoredContact {
 
 impl ContactStore for DynamoContacts {
     async fn load(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
-        if let Some(item) = self.get(key("contact", contact)).await? {
-            return StoredContact::try_from(&item).map(Some);
-        }
-        let Some(kept) = self.get(key("consent", contact)).await? else {
-            return Ok(None);
-        };
-        let order =
-            number(&kept, "consent")?.ok_or_else(|| StoreError::Corrupt("attribute `consent` is missing".into()))?;
-        Ok(Some(StoredContact::with_kept_consent(&Consent::from_order(order))))
+        self.load_read(contact, true).await
+    }
+
+    async fn load_eventually(&self, contact: &str) -> Result<Option<StoredContact>, StoreError> {
+        self.load_read(contact, false).await
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
@@ -496,10 +494,30 @@ impl DueIndex for DynamoContacts {
 }
 
 impl DynamoContacts {
+    /// The contact's record, read strongly (`consistent`) or eventually
+    /// consistent; without one, its kept consent, always read strongly (no
+    /// version condition guards it).
+    async fn load_read(&self, contact: &str, consistent: bool) -> Result<Option<StoredContact>, StoreError> {
+        if let Some(item) = self.get_read(key("contact", contact), consistent).await? {
+            return StoredContact::try_from(&item).map(Some);
+        }
+        let Some(kept) = self.get(key("consent", contact)).await? else {
+            return Ok(None);
+        };
+        let order =
+            number(&kept, "consent")?.ok_or_else(|| StoreError::Corrupt("attribute `consent` is missing".into()))?;
+        Ok(Some(StoredContact::with_kept_consent(&Consent::from_order(order))))
+    }
+
     /// The item under `pk`, read consistently.
     async fn get(&self, pk: AttributeValue) -> Result<Option<Item>, StoreError> {
+        self.get_read(pk, true).await
+    }
+
+    /// The item under `pk`, read strongly (`consistent`) or eventually consistent.
+    async fn get_read(&self, pk: AttributeValue, consistent: bool) -> Result<Option<Item>, StoreError> {
         let get = self.client.get_item().table_name(&self.table).key("pk", pk);
-        let out = get.consistent_read(true).send().await.map_err(backend)?;
+        let out = get.consistent_read(consistent).send().await.map_err(backend)?;
         Ok(out.item)
     }
 

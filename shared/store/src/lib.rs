@@ -56,6 +56,8 @@ mod dynamo;
 #[cfg(feature = "aws")]
 mod dynamo_audit;
 #[cfg(feature = "aws")]
+mod dynamo_cancel;
+#[cfg(feature = "aws")]
 mod dynamo_counters;
 #[cfg(feature = "aws")]
 mod dynamo_lookup;
@@ -200,12 +202,21 @@ pub enum StoreError {
     /// The backend failed (throttling, network, permissions); usually retryable.
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The backend refused the write for what it is (DynamoDB's
+    /// `ValidationError` in a cancelled transaction: an item too large, an
+    /// expression the table refuses). Permanent: the same write fails again.
+    #[error("storage backend refused the write: {0}")]
+    Rejected(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
-    /// Whether retrying cannot help: the stored record itself is unreadable.
+    /// Whether retrying cannot help: the stored record itself is unreadable,
+    /// or the backend refuses the write itself.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, StoreError::Corrupt(_) | StoreError::Newer { .. })
+        matches!(
+            self,
+            StoreError::Corrupt(_) | StoreError::Newer { .. } | StoreError::Rejected(_)
+        )
     }
 }
 
@@ -241,6 +252,28 @@ pub trait ContactStore: Send + Sync {
     /// Without a record but with a kept consent: a record at version 0 that
     /// holds it.
     fn load(&self, contact: &str) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
+
+    /// [`ContactStore::load`], read eventually consistent where the store
+    /// can (DynamoDB: half the read units): the answer may be a recent
+    /// earlier version of the record, or no record just after its first
+    /// write. Only for a caller whose every action on what it read is a
+    /// write conditioned on the version read (a stale read then loses that
+    /// write, [`StoreError::Conflict`], and the caller reloads with
+    /// [`ContactStore::load`]), or who confirms with a strong read before
+    /// acting otherwise (evaluate's `Evaluator::contact`). The kept consent
+    /// is still read strongly: it is not guarded by the record's version.
+    /// By default the strong read (always a correct answer).
+    ///
+    /// Who reads how: evaluate's engine step (events and sweeps) reads
+    /// eventually first. Strong reads stay where what is read is acted on
+    /// without a write conditioned on it, or where a person must see what
+    /// they just did: decide (answers from the state), write-back's format-1
+    /// transitions (the membership to send), the admin API and the console
+    /// (views, overrides: rare), erasure (it erases what it read), and the
+    /// anonymous record a link freezes (rare).
+    fn load_eventually(&self, contact: &str) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send {
+        self.load(contact)
+    }
 
     /// Writes the record if the stored version is still `expected` (`None` or
     /// `Some(0)`: no record), keeping its consent apart first if it changed.

@@ -25,6 +25,10 @@ pub struct MemoryContacts {
     /// Segment counters (`counters.rs`): members by segment, and entries
     /// and exits by (segment, day).
     counters: Mutex<Counters>,
+    /// Whether [`MemoryContacts::previous`] is kept (tests of stale reads).
+    keep_previous: bool,
+    /// Each record as it was before its latest change (`None`: it had none).
+    previous: Mutex<HashMap<String, Option<StoredContact>>>,
 }
 
 /// The in-memory segment counters.
@@ -35,6 +39,34 @@ struct Counters {
 }
 
 impl MemoryContacts {
+    /// A store that also keeps each record as it was before its latest write
+    /// or outbox clear ([`MemoryContacts::previous`]), so a test can answer
+    /// an eventually consistent read with it, as DynamoDB may just after a
+    /// write. Twice the memory; the embedded demo does not need it.
+    pub fn keeping_previous() -> MemoryContacts {
+        MemoryContacts {
+            keep_previous: true,
+            ..MemoryContacts::default()
+        }
+    }
+
+    /// What a stale (eventually consistent) read of `contact` could answer
+    /// just after its latest change: the record before it, or, if it had
+    /// none, what [`ContactStore::load`] gives for no record (its kept
+    /// consent, or nothing). `None` when nothing earlier is kept (not
+    /// [`MemoryContacts::keeping_previous`], or never changed).
+    pub fn previous(&self, contact: &str) -> Option<Option<StoredContact>> {
+        let previous = lock(&self.previous).get(contact).cloned()?;
+        Some(previous.or_else(|| lock(&self.consents).get(contact).map(StoredContact::with_kept_consent)))
+    }
+
+    /// Keeps `before` as the record's previous version, if asked to.
+    fn remember(&self, contact: &str, before: Option<&StoredContact>) {
+        if self.keep_previous {
+            lock(&self.previous).insert(contact.to_string(), before.cloned());
+        }
+    }
+
     /// Every contact key stored, sorted.
     pub fn contacts(&self) -> Vec<String> {
         let mut keys: Vec<String> = lock(&self.records).keys().cloned().collect();
@@ -84,6 +116,7 @@ impl ContactStore for MemoryContacts {
                 .or_default()
                 .push((record.version, entries));
         }
+        self.remember(contact, records.get(contact));
         records.insert(contact.to_string(), stored);
         Ok(())
     }
@@ -91,6 +124,7 @@ impl ContactStore for MemoryContacts {
     async fn clear_outbox(&self, contact: &str, version: u64) -> Result<bool, StoreError> {
         match lock(&self.records).get_mut(contact) {
             Some(r) if r.version == version => {
+                self.remember(contact, Some(r));
                 r.outbox.clear();
                 Ok(true)
             }
