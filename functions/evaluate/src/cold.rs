@@ -15,8 +15,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     /// Prepares `state` (contact `key`'s, as loaded) for a step applying
     /// `events` and merging the `frozen` records it has not merged, as of
     /// `now` (unix seconds): moves the cold cutoff on
-    /// ([`ContactState::age_seen`]); reads the cold days of the events dated
-    /// before it, or every cold day when a frozen record is merged or the
+    /// ([`ContactState::age_seen`]); reads the cold days that may hold an
+    /// event's id ([`ContactState::cold_days_for`]), or every cold day when a frozen record is merged or the
     /// cap could be reached (so that the cap and the floor act on every id);
     /// and every cold day of each frozen record to merge.
     pub(crate) async fn warm(
@@ -40,7 +40,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let all = merging || state.seen_bound().saturating_add(events.len()) > MAX_SEEN_IDS;
         let days = match all {
             true => state.cold_days(),
-            false => state.cold_days_for(events.iter().map(|e| e.at.timestamp()), now),
+            false => state.cold_days_for(events, now),
         };
         if !days.is_empty() {
             let ids = self.store.load_seen(key, &days).await?;

@@ -8,7 +8,7 @@
 //! were three quarters of an active contact's record (`docs/soak.md`).
 //!
 //! The engine sees the same ids as before: the evaluator reads the cold days
-//! of the batch's old events into the state before the step
+//! that may hold the batch's ids into the state before the step
 //! ([`ContactState::add_cold_seen`]), and all of them when the cap
 //! ([`MAX_SEEN_IDS`](crate::MAX_SEEN_IDS)) could be reached or an anonymous
 //! record is merged, so the cap and the floor act on every id.
@@ -22,14 +22,23 @@
 //! ids of events applied by this step stay in the record until a later
 //! step moves them: a cold day never holds an id whose record write failed.
 //!
-//! The record keeps the cutoff and, per cold day, how many ids were written
-//! to it (an upper bound on what it holds within the horizon): which days to
-//! read, and whether the cap could be reached without reading them.
+//! The record keeps the cutoff and, per cold day, a 16-bit tag of each id
+//! written to it (a hash of its fingerprint): an event is
+//! looked up in the days holding its tag, whatever its time, so a copy
+//! dated otherwise than its original (an id reused within the horizon) is
+//! still found, as it was with every id in the record. A tag matches a new
+//! event's by chance with odds `n / 2^16` for `n` cold ids (about 1% at the
+//! 700 of the soak's heaviest contacts): a day read for nothing, never an id
+//! missed. The tags also count the ids (an upper bound on what the days
+//! hold within the horizon): whether the cap could be reached without
+//! reading them. Two bytes an id instead of about seven.
 
 use std::collections::BTreeMap;
 
-use crate::seen::{push_varint, varint, Entry};
-use crate::{ContactState, DEDUPE_HORIZON_SECS};
+use kairos_event::Event;
+
+use crate::seen::{self, push_varint, varint, Entry};
+use crate::{id_hash, ContactState, DEDUPE_HORIZON_SECS};
 
 const DAY: i64 = 86_400;
 
@@ -71,14 +80,28 @@ impl Place {
     }
 }
 
+/// The 16-bit tag of an id.
+pub(crate) type Tag = [u8; 2];
+
+/// An id's tag: the top 16 bits of its fingerprint times an odd constant
+/// (Fibonacci hashing), which depend on every fingerprint bit. Not the
+/// fingerprint's own first bytes: FNV-1a's top bits barely move with an id's
+/// last character, so ids that differ only there (`e1`, `e2`) would share them.
+pub(crate) fn tag(hash: &[u8; 5]) -> Tag {
+    let value = hash.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+    let mixed = value.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let top = (mixed >> 48) as u16;
+    top.to_be_bytes()
+}
+
 /// The cold days a record knows of.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ColdDays {
     /// Ids dated before this day (days since 1970-01-01, UTC) are in their
     /// cold day or still in the record (0: none moved yet).
     through: i64,
-    /// (day, ids written to it), ascending by day.
-    days: Vec<(i64, u32)>,
+    /// (day, the tag of each id written to it), ascending by day.
+    days: Vec<(i64, Vec<Tag>)>,
     /// Every cold day was read into the state (not encoded): the counts are
     /// recounted from what is left of them.
     complete: bool,
@@ -93,21 +116,23 @@ impl PartialEq for ColdDays {
 
 impl ColdDays {
     /// The cutoff's day and the days' byte string (for each day ascending:
-    /// its distance back from the cutoff, then its count, both LEB128), with
-    /// the ids moving now counted in.
+    /// its distance back from the cutoff and its number of tags, both
+    /// LEB128, then the tags), with the ids moving now added.
     pub(crate) fn encoded(&self, ids: &[Entry]) -> (i64, Vec<u8>) {
-        let mut counts: BTreeMap<i64, u32> = match self.complete {
+        let mut days: BTreeMap<i64, Vec<Tag>> = match self.complete {
             true => BTreeMap::new(),
-            false => self.days.iter().copied().collect(),
+            false => self.days.iter().cloned().collect(),
         };
         let cold = |e: &&Entry| e.place == Place::Moving || (self.complete && e.place == Place::Cold);
         for e in ids.iter().filter(cold) {
-            *counts.entry(e.at.div_euclid(DAY)).or_default() += 1;
+            days.entry(e.at.div_euclid(DAY)).or_default().push(tag(&e.hash));
         }
-        let mut bytes = Vec::with_capacity(counts.len() * 3);
-        for (day, count) in counts.into_iter().filter(|(_, c)| *c > 0) {
+        let mut bytes = Vec::with_capacity(days.values().map(|t| 3 + 2 * t.len()).sum());
+        for (day, mut tags) in days.into_iter().filter(|(_, t)| !t.is_empty()) {
+            tags.sort_unstable();
             push_varint(&mut bytes, self.through.wrapping_sub(day) as u64);
-            push_varint(&mut bytes, u64::from(count));
+            push_varint(&mut bytes, tags.len() as u64);
+            bytes.extend(tags.iter().flatten());
         }
         (self.through, bytes)
     }
@@ -117,8 +142,11 @@ impl ColdDays {
         let mut days = Vec::new();
         while !bytes.is_empty() {
             let back = varint(&mut bytes)?;
-            let count = u32::try_from(varint(&mut bytes)?).ok()?;
-            days.push((through.wrapping_sub(back as i64), count));
+            let count = usize::try_from(varint(&mut bytes)?).ok()?;
+            let (tags, rest) = bytes.split_at_checked(count.checked_mul(2)?)?;
+            bytes = rest;
+            let tags = tags.chunks_exact(2).map(|t| [t[0], t[1]]).collect();
+            days.push((through.wrapping_sub(back as i64), tags));
         }
         days.sort_unstable();
         Some(ColdDays {
@@ -160,18 +188,17 @@ impl ContactState {
         self.seen.cold.days.iter().map(|(day, _)| *day).collect()
     }
 
-    /// The cold days to read before applying events dated at `times` as of
-    /// `now`: those of the events dated before the cutoff and not refused as
-    /// stale, that ids were written to.
-    pub fn cold_days_for(&self, times: impl IntoIterator<Item = i64>, now: i64) -> Vec<i64> {
-        let (from, until) = (self.stale_before(now), self.cold_cutoff());
-        let known = self.cold_days();
-        let mut days: Vec<i64> = times
-            .into_iter()
-            .filter(|at| (from..until).contains(at))
-            .map(|at| at.div_euclid(DAY))
-            .filter(|day| known.binary_search(day).is_ok())
-            .collect();
+    /// The cold days to read before applying `events` as of `now`: those
+    /// holding the tag of an event's id, for the events not refused as stale
+    /// (whatever their time: a copy may be dated otherwise than its original).
+    pub fn cold_days_for(&self, events: &[Event], now: i64) -> Vec<i64> {
+        let from = self.stale_before(now);
+        let mut days = Vec::new();
+        for event in events.iter().filter(|e| e.at.timestamp() >= from) {
+            let wanted = tag(&seen::fingerprint(id_hash(&event.source, &event.id)));
+            let holding = self.seen.cold.days.iter().filter(|(_, tags)| tags.binary_search(&wanted).is_ok());
+            days.extend(holding.map(|(day, _)| *day));
+        }
         days.sort_unstable();
         days.dedup();
         days
@@ -181,8 +208,8 @@ impl ContactState {
     /// cold days: the cap cannot be reached while this plus the ids a step
     /// adds stays within [`MAX_SEEN_IDS`](crate::MAX_SEEN_IDS).
     pub fn seen_bound(&self) -> usize {
-        let cold: u64 = self.seen.cold.days.iter().map(|(_, n)| u64::from(*n)).sum();
-        self.seen.len().saturating_add(usize::try_from(cold).unwrap_or(usize::MAX))
+        let cold: usize = self.seen.cold.days.iter().map(|(_, tags)| tags.len()).sum();
+        self.seen.len().saturating_add(cold)
     }
 
     /// Adds ids read from cold days as of `now` (those not refused as stale

@@ -47,7 +47,7 @@ impl Split {
         let all = state.seen_bound() + events.len() > MAX_SEEN_IDS;
         let days = match all {
             true => state.cold_days(),
-            false => state.cold_days_for(events.iter().map(|e| e.at.timestamp()), now),
+            false => state.cold_days_for(events, now),
         };
         self.reads += days.len();
         let ids: Vec<SeenId> = days.iter().flat_map(|d| self.days.get(d).into_iter().flatten()).copied().collect();
@@ -78,14 +78,17 @@ fn ids_age_out_of_the_record_into_their_days_and_are_read_back_for_an_old_copy()
     assert_eq!(state.cold_days(), [D0 / 86_400, D0 / 86_400 + 1]);
     assert_eq!(split.days.values().map(BTreeSet::len).sum::<usize>(), 2);
     assert_eq!(state.seen_bound(), 3);
-    // The record holds one id now; the cutoff and the two days take 8 bytes.
+    // The record holds one id now; the cutoff and the two days (their
+    // distance back, one tag each) take 12 bytes.
     let parts = state.encoded_parts();
     let part = |name: &str| parts.iter().find(|(n, _)| *n == name).unwrap().1;
     assert_eq!(part("event ids (dedupe)"), 1 + 1 + 5 + 5);
-    assert_eq!(part("event ids: cold cutoff and days"), 3 + 1 + 2 * 2);
+    assert_eq!(part("event ids: cold cutoff and days"), 3 + 1 + 2 * (2 + 2));
 
     // A redelivery of the first event reads its day only, and is a duplicate.
-    assert_eq!(state.cold_days_for([old.at.timestamp()], now), [D0 / 86_400]);
+    assert_eq!(state.cold_days_for(std::slice::from_ref(&old), now), [D0 / 86_400]);
+    // Nor is a day read for a new event (its tag is in no day), whatever its time.
+    assert!(state.cold_days_for(&[open(9, D0 + 60), open(10, now)], now).is_empty());
     assert_eq!(split.step(&[old.clone()], now), [Applied::Duplicate]);
     assert_eq!(split.reads, 1);
     // Without the day's ids it would have counted again.
@@ -111,6 +114,18 @@ fn ids_a_step_records_stay_in_the_record_until_a_later_step_moves_them() {
     split.step(&[], now + 60);
     assert_eq!(split.days.values().map(BTreeSet::len).sum::<usize>(), 1);
     assert_eq!(split.step(&[late], now + 120), [Applied::Duplicate]);
+}
+
+#[test]
+fn a_copy_dated_otherwise_than_its_original_is_found_by_its_tag() {
+    let mut split = Split::default();
+    split.step(&[open(1, D0 + 60)], D0 + 120);
+    let now = D0 + 8 * 86_400;
+    split.step(&[open(2, now)], now);
+    // The same id on an event of today: its original is in a cold day.
+    let reused = open(1, now - 60);
+    assert_eq!(split.state().cold_days_for(std::slice::from_ref(&reused), now), [D0 / 86_400]);
+    assert_eq!(split.step(&[reused], now), [Applied::Duplicate]);
 }
 
 #[test]
@@ -144,21 +159,38 @@ fn the_cap_and_the_floor_act_on_every_id_as_if_all_were_in_the_record() {
 }
 
 proptest! {
-    /// Events arriving late, out of order and again, over 40 days: each id's
-    /// event keeps its time (a redelivery's is the original's).
+    /// Events arriving late, out of order and again, over 40 days: a
+    /// redelivery keeps its event's time, and some ids come back on another
+    /// event (dated otherwise) within the horizon.
     #[test]
     fn the_split_dedupes_exactly_as_one_state_holding_every_id(
         times in prop::collection::vec(0i64..30 * 86_400, 1..60),
-        batches in prop::collection::vec((0i64..86_400, prop::collection::vec(0u32..120, 0..12)), 1..40),
+        batches in prop::collection::vec((0i64..86_400, prop::collection::vec((0u32..120, 0usize..8), 0..12)), 1..40),
     ) {
         let mut split = Split::default();
         let mut whole = ContactState::default();
         let mut now = D0;
         for (advance, ids) in batches {
             now += advance;
-            let events: Vec<Event> = ids.iter().map(|id| open(*id, D0 + times[*id as usize % times.len()])).collect();
+            let events: Vec<Event> = ids
+                .iter()
+                .map(|(id, reuse)| {
+                    // Mostly the id's own time; now and then another one.
+                    let at = times[(*id as usize + (*reuse / 7) * reuse) % times.len()];
+                    open(*id, D0 + at)
+                })
+                .collect();
             let expected: Vec<Applied> = events.iter().map(|e| whole.apply(e, &[1], now)).collect();
             prop_assert_eq!(split.step(&events, now), expected);
         }
     }
+}
+
+#[test]
+fn ids_that_differ_only_in_their_last_character_get_spread_tags() {
+    let tags: BTreeSet<Tag> = (0..1000)
+        .map(|i| tag(&crate::seen::fingerprint(crate::id_hash("sendgrid", &format!("sg-{i}")))))
+        .collect();
+    // 1,000 ids over 65,536 tags: about 8 shared by chance.
+    assert!(tags.len() > 980, "{} distinct tags", tags.len());
 }
