@@ -46,8 +46,15 @@ async fn old_ids_move_to_their_day_and_still_dedupe_a_late_copy() {
     let rules = RuleSet::from_yaml(DEFAULT_RULES).unwrap();
     let evaluator = Evaluator::new(&rules, &store, &queue);
     let first = [open("o1", day0()), open("o2", day0() + Duration::hours(1))];
-    evaluator.contact(ADA, &first, day0() + Duration::hours(1)).await.unwrap();
-    assert_eq!(day_ids(&stack, "2026-11-20").await, None, "recent ids stay in the record");
+    evaluator
+        .contact(ADA, &first, day0() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        day_ids(&stack, "2026-11-20").await,
+        None,
+        "recent ids stay in the record"
+    );
 
     // Four days later, the next event moves them to their day.
     let later = day0() + Duration::days(4);
@@ -58,19 +65,21 @@ async fn old_ids_move_to_their_day_and_still_dedupe_a_late_copy() {
     let record = store.load(ADA).await.unwrap().unwrap();
     assert_eq!(record.state.cold_days().len(), 1);
     assert_eq!(record.state.seen_bound(), 3);
-    assert_eq!(
-        store.load_seen(ADA, &record.state.cold_days()).await.unwrap().len(),
-        2
-    );
+    assert_eq!(store.load_seen(ADA, &record.state.cold_days()).await.unwrap().len(), 2);
 
     // A late copy of the first event reads its day back: a duplicate.
     let copy = evaluator.contact(ADA, &first[..1], later).await.unwrap();
-    assert_eq!(copy.refused.iter().map(|r| r.why).collect::<Vec<_>>(), [Applied::Duplicate]);
+    assert_eq!(
+        copy.refused.iter().map(|r| r.why).collect::<Vec<_>>(),
+        [Applied::Duplicate]
+    );
     assert_eq!(copy.applied, 0);
     // A move written twice (the retry of a write whose answer was lost:
     // its condition then fails) leaves the day as written once.
     let mut record = store.load(ADA).await.unwrap().unwrap();
-    record.state.age_seen((later + Duration::days(3)).timestamp(), HOT_SEEN_SECS);
+    record
+        .state
+        .age_seen((later + Duration::days(3)).timestamp(), HOT_SEEN_SECS);
     let expected = Some(record.version);
     record.version += 1;
     store.save(ADA, expected, &record).await.unwrap();

@@ -181,7 +181,12 @@ impl ContactStore for Metered<MemoryContacts> {
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
         // The cold days first, as the adapter writes them (also when the record's condition fails).
-        let cold: Vec<(i64, usize)> = record.state.cold_writes().iter().map(|(day, _)| (*day, self.inner.cold_ids(contact, *day))).collect();
+        let cold: Vec<(i64, usize)> = record
+            .state
+            .cold_writes()
+            .iter()
+            .map(|(day, _)| (*day, self.inner.cold_ids(contact, *day)))
+            .collect();
         let (old_size, old_key) = self.items.lock().unwrap().get(contact).copied().unwrap_or_default();
         let size = record.item_size(contact);
         let consent = u64::from(keeps_consent(record));
@@ -195,7 +200,12 @@ impl ContactStore for Metered<MemoryContacts> {
         let result = self.inner.save(contact, expected, record).await;
         let cold_units: u64 = cold
             .iter()
-            .map(|(day, before)| wru(cold_item_size(contact, (*before).max(self.inner.cold_ids(contact, *day)))))
+            .map(|(day, before)| {
+                wru(cold_item_size(
+                    contact,
+                    (*before).max(self.inner.cold_ids(contact, *day)),
+                ))
+            })
             .sum();
         self.add(|u| (u.cold_write, u.cold_writes) = (u.cold_write + cold_units, u.cold_writes + cold.len() as u64));
         // A failed condition is billed too.
@@ -246,7 +256,9 @@ impl ContactStore for Metered<MemoryContacts> {
             .iter()
             .map(|day| rru_halves(cold_item_size(contact, self.inner.cold_ids(contact, *day))))
             .sum();
-        self.add(|u| (u.cold_read_halves, u.cold_reads) = (u.cold_read_halves + halves, u.cold_reads + days.len() as u64));
+        self.add(|u| {
+            (u.cold_read_halves, u.cold_reads) = (u.cold_read_halves + halves, u.cold_reads + days.len() as u64)
+        });
         self.inner.load_seen(contact, days).await
     }
 }

@@ -196,7 +196,12 @@ impl ContactState {
         let mut days = Vec::new();
         for event in events.iter().filter(|e| e.at.timestamp() >= from) {
             let wanted = tag(&seen::fingerprint(id_hash(&event.source, &event.id)));
-            let holding = self.seen.cold.days.iter().filter(|(_, tags)| tags.binary_search(&wanted).is_ok());
+            let holding = self
+                .seen
+                .cold
+                .days
+                .iter()
+                .filter(|(_, tags)| tags.binary_search(&wanted).is_ok());
             days.extend(holding.map(|(day, _)| *day));
         }
         days.sort_unstable();

@@ -59,7 +59,11 @@ impl PartialEq for Seen {
         self.floor == other.floor
             && self.cold == other.cold
             && self.ids.len() == other.ids.len()
-            && self.ids.iter().zip(&other.ids).all(|(a, b)| (a.hash, a.at) == (b.hash, b.at))
+            && self
+                .ids
+                .iter()
+                .zip(&other.ids)
+                .all(|(a, b)| (a.hash, a.at) == (b.hash, b.at))
     }
 }
 
@@ -222,7 +226,8 @@ impl<'de> Deserialize<'de> for Seen {
         let (floor, bytes, through, days) = <(i64, ByteBuf, i64, ByteBuf)>::deserialize(d)?;
         let ids = parse(&bytes.0).ok_or_else(|| serde::de::Error::custom("malformed event ids"))?;
         let mut seen = Seen::from_ids(ids, floor);
-        seen.cold = ColdDays::decode(through, &days.0).ok_or_else(|| serde::de::Error::custom("malformed cold days"))?;
+        seen.cold =
+            ColdDays::decode(through, &days.0).ok_or_else(|| serde::de::Error::custom("malformed cold days"))?;
         Ok(seen)
     }
 }

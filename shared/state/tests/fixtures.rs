@@ -190,7 +190,12 @@ fn format_3_states_read_as_they_were_written_and_still_know_every_event() {
         let merged_into = (event.contact == "anon:v-42").then_some("bob@globex.test");
         for key in std::iter::once(event.contact.as_str()).chain(merged_into) {
             let mut state = v3(key);
-            assert_eq!(state.apply(&event, &[1], now()), Applied::Duplicate, "{} in {key}", event.id);
+            assert_eq!(
+                state.apply(&event, &[1], now()),
+                Applied::Duplicate,
+                "{} in {key}",
+                event.id
+            );
         }
     }
 }

@@ -37,7 +37,9 @@ impl DynamoContacts {
     pub(crate) async fn read_seen(&self, contact: &str, days: &[i64]) -> Result<Vec<SeenId>, StoreError> {
         let reads = days.iter().map(|day| async move {
             let get = self.client().get_item().table_name(self.table());
-            let get = get.key("pk", key("seen", &day_key(contact, *day))).consistent_read(true);
+            let get = get
+                .key("pk", key("seen", &day_key(contact, *day)))
+                .consistent_read(true);
             get.send().await.map(|out| (*day, out.item))
         });
         let mut ids = Vec::new();
@@ -45,7 +47,11 @@ impl DynamoContacts {
             let set = match item.as_ref().and_then(|i| i.get("ids")) {
                 None => continue,
                 Some(AttributeValue::Bs(set)) => set,
-                Some(_) => return Err(StoreError::Corrupt("cold day attribute `ids` is not a binary set".into())),
+                Some(_) => {
+                    return Err(StoreError::Corrupt(
+                        "cold day attribute `ids` is not a binary set".into(),
+                    ))
+                }
             };
             for blob in set {
                 let id = from_element(day, blob.as_ref())

@@ -131,7 +131,9 @@ mod dynamo {
                 for item in page.items() {
                     let Some(pk) = text(item, "pk")? else { continue };
                     let named = match pk.split_once('#') {
-                        Some(("seen", day)) => crate::cold::contact_of(day).is_some_and(|c| keys.iter().any(|k| k == c)),
+                        Some(("seen", day)) => {
+                            crate::cold::contact_of(day).is_some_and(|c| keys.iter().any(|k| k == c))
+                        }
                         Some((_, rest)) => names_any(rest, keys),
                         None => false,
                     };

@@ -50,7 +50,11 @@ impl Split {
             false => state.cold_days_for(events, now),
         };
         self.reads += days.len();
-        let ids: Vec<SeenId> = days.iter().flat_map(|d| self.days.get(d).into_iter().flatten()).copied().collect();
+        let ids: Vec<SeenId> = days
+            .iter()
+            .flat_map(|d| self.days.get(d).into_iter().flatten())
+            .copied()
+            .collect();
         state.add_cold_seen(&ids, now, all);
         let applied = events.iter().map(|e| state.apply(e, &[1], now)).collect();
         for (day, ids) in state.cold_writes() {
@@ -124,7 +128,10 @@ fn a_copy_dated_otherwise_than_its_original_is_found_by_its_tag() {
     split.step(&[open(2, now)], now);
     // The same id on an event of today: its original is in a cold day.
     let reused = open(1, now - 60);
-    assert_eq!(split.state().cold_days_for(std::slice::from_ref(&reused), now), [D0 / 86_400]);
+    assert_eq!(
+        split.state().cold_days_for(std::slice::from_ref(&reused), now),
+        [D0 / 86_400]
+    );
     assert_eq!(split.step(&[reused], now), [Applied::Duplicate]);
 }
 
@@ -148,11 +155,18 @@ fn the_cap_and_the_floor_act_on_every_id_as_if_all_were_in_the_record() {
         let now = D0 + i64::from(batch) * 7_800;
         let events: Vec<Event> = (0..50).map(|i| open(batch * 50 + i, now - i64::from(i) * 60)).collect();
         // And a copy of an event of a few days before.
-        let copy = open((batch.saturating_sub(40)) * 50, D0 + i64::from(batch.saturating_sub(40)) * 7_800);
+        let copy = open(
+            (batch.saturating_sub(40)) * 50,
+            D0 + i64::from(batch.saturating_sub(40)) * 7_800,
+        );
         let events: Vec<Event> = events.into_iter().chain([copy]).collect();
         let expected: Vec<Applied> = events.iter().map(|e| whole.apply(e, &[1], now)).collect();
         assert_eq!(split.step(&events, now), expected, "batch {batch}");
-        assert_eq!(split.state().stale_before(now), whole.stale_before(now), "batch {batch}");
+        assert_eq!(
+            split.state().stale_before(now),
+            whole.stale_before(now),
+            "batch {batch}"
+        );
     }
     assert!(whole.seen.floor() > 0, "the cap was reached");
     assert!(split.state().seen_bound() <= MAX_SEEN_IDS);
@@ -189,7 +203,12 @@ proptest! {
 #[test]
 fn ids_that_differ_only_in_their_last_character_get_spread_tags() {
     let tags: BTreeSet<Tag> = (0..1000)
-        .map(|i| tag(&crate::seen::fingerprint(crate::id_hash("sendgrid", &format!("sg-{i}")))))
+        .map(|i| {
+            tag(&crate::seen::fingerprint(crate::id_hash(
+                "sendgrid",
+                &format!("sg-{i}"),
+            )))
+        })
         .collect();
     // 1,000 ids over 65,536 tags: about 8 shared by chance.
     assert!(tags.len() > 980, "{} distinct tags", tags.len());
