@@ -62,7 +62,7 @@ async fn a_linked_visitors_old_ids_come_with_its_frozen_record() {
     );
     let ev = Evaluator::new(&rules, &store, &queue);
     let old = event("a1", "anon:x", day0(), "");
-    ev.contact("anon:x", &[old.clone()], day0()).await.unwrap();
+    ev.contact("anon:x", std::slice::from_ref(&old), day0()).await.unwrap();
     // Days later the visitor's next view moves its first id to a cold day.
     let later = day0() + Duration::days(5);
     ev.contact("anon:x", &[event("a2", "anon:x", later, "")], later)

@@ -93,7 +93,7 @@ fn ids_age_out_of_the_record_into_their_days_and_are_read_back_for_an_old_copy()
     assert_eq!(state.cold_days_for(std::slice::from_ref(&old), now), [D0 / 86_400]);
     // Nor is a day read for a new event (its tag is in no day), whatever its time.
     assert!(state.cold_days_for(&[open(9, D0 + 60), open(10, now)], now).is_empty());
-    assert_eq!(split.step(&[old.clone()], now), [Applied::Duplicate]);
+    assert_eq!(split.step(std::slice::from_ref(&old), now), [Applied::Duplicate]);
     assert_eq!(split.reads, 1);
     // Without the day's ids it would have counted again.
     let mut forgetful = split.state();
