@@ -164,11 +164,14 @@ fn the_evaluate_and_writeback_roles_reach_exactly_the_item_prefixes_their_code_u
         "{writeback:?}"
     );
     assert!(!evaluate.contains("claim") && !writeback.contains("claim"));
-    // Evaluate saves records, and with each transition its segment counters (`dynamo_counters.rs`);
+    // Evaluate saves records, and with each transition its segment counters (`dynamo_counters.rs`),
+    // and moves old event ids to their cold days and reads them back (`dynamo_seen.rs`);
     // write-back only reads records.
     let counters = prefixes_in(include_str!("../shared/store/src/dynamo_counters.rs"));
     assert_eq!(counters, BTreeSet::from(["segday".to_string(), "segment".to_string()]));
-    assert_eq!(role_prefixes("EvaluateRole"), &evaluate | &counters);
+    let seen = prefixes_in(include_str!("../shared/store/src/dynamo_seen.rs"));
+    assert_eq!(seen, BTreeSet::from(["seen".to_string()]));
+    assert_eq!(role_prefixes("EvaluateRole"), &(&evaluate | &counters) | &seen);
     assert_eq!(role_prefixes("WritebackRole"), writeback);
     assert_eq!(role_prefixes("IngestRole"), BTreeSet::from(["claim".to_string()]));
 }

@@ -3,11 +3,14 @@
 //! item before and after, failed conditions included; a strongly consistent
 //! read unit per started 4 KiB, half one eventually consistent; the keys-only
 //! due index's writes; a save with audit entries is a `TransactWriteItems` of
-//! the record, its audit item and its segment counters, each billed twice), SQS
+//! the record, its audit item and its segment counters, each billed twice;
+//! the cold days of event ids, written and read apart from the record), SQS
 //! requests (the simulated queues' bills), Lambda invocations and the
 //! measured time of each, API Gateway requests; priced at us-east-1's
 //! on-demand list prices.
 
+use kairos_state::SeenId;
+use kairos_store::cold::item_size as cold_item_size;
 use kairos_store::{
     Claimed, Claims, ContactStore, DeliveryLedger, Due, DueIndex, DuePage, MemoryContacts, MemoryLedger, StoreError,
     StoredContact,
@@ -47,6 +50,15 @@ pub struct Units {
     pub eventual_reads: u64,
     /// Their read units, in halves (in [`Units::read_halves`] too).
     pub eventual_halves: u64,
+    /// Write units of the cold days of event ids (`UpdateItem ADD`, by the
+    /// larger of the day's item before and after), and how many writes.
+    pub cold_write: u64,
+    /// Cold day writes (one per day a save moves ids to).
+    pub cold_writes: u64,
+    /// Read units of the cold days, in halves (strongly consistent), and how many days read.
+    pub cold_read_halves: u64,
+    /// Cold days read.
+    pub cold_reads: u64,
 }
 
 impl Units {
@@ -215,6 +227,13 @@ impl ContactStore for Metered<MemoryContacts> {
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
+        // The cold days first, as the adapter writes them (also when the record's condition fails).
+        let cold: Vec<(i64, usize)> = record
+            .state
+            .cold_writes()
+            .iter()
+            .map(|(day, _)| (*day, self.inner.cold_ids(contact, *day)))
+            .collect();
         let (old_size, old_key) = self.items.lock().unwrap().get(contact).copied().unwrap_or_default();
         let size = record.item_size(contact);
         let consent = u64::from(keeps_consent(record));
@@ -226,6 +245,16 @@ impl ContactStore for Metered<MemoryContacts> {
         };
         self.bytes.lock().unwrap().add(contact, record);
         let result = self.inner.save(contact, expected, record).await;
+        let cold_units: u64 = cold
+            .iter()
+            .map(|(day, before)| {
+                wru(cold_item_size(
+                    contact,
+                    (*before).max(self.inner.cold_ids(contact, *day)),
+                ))
+            })
+            .sum();
+        self.add(|u| (u.cold_write, u.cold_writes) = (u.cold_write + cold_units, u.cold_writes + cold.len() as u64));
         // A failed condition is billed too.
         let index = match &result {
             Ok(()) => index_writes(old_key, index_key(record)),
@@ -267,6 +296,18 @@ impl ContactStore for Metered<MemoryContacts> {
             u.clears += 1;
         });
         Ok(cleared)
+    }
+
+    /// A strongly consistent read of each day (a missing one too).
+    async fn load_seen(&self, contact: &str, days: &[i64]) -> Result<Vec<SeenId>, StoreError> {
+        let halves: u64 = days
+            .iter()
+            .map(|day| rru_halves(cold_item_size(contact, self.inner.cold_ids(contact, *day))))
+            .sum();
+        self.add(|u| {
+            (u.cold_read_halves, u.cold_reads) = (u.cold_read_halves + halves, u.cold_reads + days.len() as u64)
+        });
+        self.inner.load_seen(contact, days).await
     }
 }
 

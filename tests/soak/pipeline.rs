@@ -262,7 +262,10 @@ impl Deployment {
             Faulty::new(&self.contacts, &self.faults, invocation),
             Faulty::new(&self.writeback, &self.faults, invocation),
         );
-        let evaluator = Evaluator::new(&self.rules, &store, &queue);
+        let evaluator = Evaluator {
+            hot_seen_secs: hot_seen_secs(),
+            ..Evaluator::new(&self.rules, &store, &queue)
+        };
         let started = Instant::now();
         let answer = invocation
             .run(kairos_evaluate::handle(lambda_event(batch), &evaluator, time(now)))
@@ -374,4 +377,13 @@ fn lambda_event(records: Vec<SqsMessage>) -> SqsEvent {
     let mut event = SqsEvent::default();
     event.records = records;
     event
+}
+
+/// How long the records keep event ids before they move to cold days
+/// (`KAIROS_SOAK_HOT_HOURS`; the evaluator's default unless set).
+fn hot_seen_secs() -> i64 {
+    std::env::var("KAIROS_SOAK_HOT_HOURS")
+        .ok()
+        .and_then(|h| h.parse::<i64>().ok())
+        .map_or(kairos_state::HOT_SEEN_SECS, |h| h * 3600)
 }

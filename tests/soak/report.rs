@@ -44,7 +44,14 @@ pub fn print(deployment: &Deployment, traffic: &Traffic, run: &Run, findings: &F
         units.eventual_reads,
         units.read(),
         units.eventual_halves as f64 / 2.0,
-        units.eventual_halves,
+        units.eventual_halves
+    );
+    eprintln!(
+        "  cold days of event ids: {} writes ({:.3} per save), {} reads ({:.4} per event)",
+        units.cold_writes,
+        units.cold_writes as f64 / units.saves.max(1) as f64,
+        units.cold_reads,
+        units.cold_reads as f64 / traffic.events.max(1) as f64
     );
     record_bytes(&deployment.contacts.bytes(), units.saves);
     eprintln!("faults injected:");
@@ -116,6 +123,17 @@ fn cost_table(deployment: &Deployment, events: usize, counters: &crate::pipeline
             per_million,
             price::WRU_PER_MILLION,
         ),
+        row(
+            "DynamoDB write units, cold days of event ids",
+            contacts.cold_write,
+            per_million,
+            price::WRU_PER_MILLION,
+        ),
+        Row {
+            what: "DynamoDB read units, cold days of event ids".into(),
+            units: contacts.cold_read_halves as f64 / 2.0 * per_million,
+            dollars: contacts.cold_read_halves as f64 / 2.0 * per_million * price::RRU_PER_MILLION / 1e6,
+        },
         row(
             "DynamoDB write units, due index",
             contacts.index_write,

@@ -341,6 +341,14 @@ impl<S: ContactStore + Previous> ContactStore for Faulty<'_, S> {
             false => Ok(cleared),
         }
     }
+
+    async fn load_seen(&self, contact: &str, days: &[i64]) -> Result<Vec<kairos_state::SeenId>, StoreError> {
+        self.invocation.enter().await;
+        if self.faults.throttled() {
+            return Err(backend(THROTTLED));
+        }
+        self.inner.load_seen(contact, days).await
+    }
 }
 
 /// The due index: queries throttled.

@@ -59,6 +59,10 @@ pub struct Evaluator<'a, S, Q> {
     /// (`0`: the embedded rules). A record decided under a newer one is not
     /// evaluated ([`ContactError::RulesBehind`]).
     pub rules_seq: u64,
+    /// The record keeps the event ids of events dated from the UTC midnight
+    /// at or before this long ago (seconds); older ones move to cold days
+    /// (`cold.rs`). [`kairos_state::HOT_SEEN_SECS`] unless set.
+    pub hot_seen_secs: i64,
 }
 
 impl<'a, S, Q> Evaluator<'a, S, Q> {
@@ -71,6 +75,7 @@ impl<'a, S, Q> Evaluator<'a, S, Q> {
             queue,
             max_clock_skew_secs: kairos_event::DEFAULT_MAX_CLOCK_SKEW_SECS,
             rules_seq: 0,
+            hot_seen_secs: kairos_state::HOT_SEEN_SECS,
         }
     }
 }
@@ -167,6 +172,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 });
             }
             self.freeze_links(&key, &stored.state, &links, &mut frozen, now).await?;
+            self.warm(&key, &mut stored.state, events, &mut frozen, now.timestamp())
+                .await?;
             let input = Input {
                 events,
                 frozen: &frozen,

@@ -9,7 +9,8 @@
 //! 2. each linked anonymous record becomes a tombstone too (its late events
 //!    are dropped as well), and every kept consent is deleted;
 //! 3. the audit trails of the contact and of those anonymous ids are deleted;
-//! 4. the delivery-ledger and cached entries naming any of them are deleted;
+//! 4. the delivery-ledger and cached entries and the cold days of event ids
+//!    naming any of them are deleted;
 //! 5. one receipt is appended to the audit table, under a salted hash of the
 //!    key ([`receipt_key`]): the time, the actor, what was deleted.
 
@@ -50,7 +51,7 @@ pub struct Erased {
     pub anonymous: usize,
     /// Audit items deleted.
     pub audit_items: usize,
-    /// Delivery-ledger and cache entries deleted.
+    /// Delivery-ledger, cache and cold-day (event id) entries deleted.
     pub deliveries: usize,
     /// Whether every step finished (false: the deadline came first; repeat the call).
     pub complete: bool,
@@ -117,7 +118,7 @@ impl<S: ContactStore + AuditTrail + ErasurePort, Q: Queue> Evaluator<'_, S, Q> {
         }
         let at = Utc.timestamp_opt(erased_at, 0).single().unwrap_or(now);
         let summary = format!(
-            "contact erased: its record, {} linked anonymous record(s), its audit trail and {} delivery or cache entries; {} exit(s) sent",
+            "contact erased: its record, {} linked anonymous record(s), its audit trail and {} delivery, cache or event-id entries; {} exit(s) sent",
             out.anonymous, out.deliveries, out.exits
         );
         let mut receipt = AuditEntry::new(AuditKind::Erasure, at, 0, summary, "erasure");

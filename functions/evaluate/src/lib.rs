@@ -37,6 +37,7 @@
 //! ```
 
 mod archive;
+mod cold;
 mod config;
 mod contact;
 mod erase;

@@ -1,9 +1,11 @@
 //! The stored encoding of a [`ContactState`], versioned.
 //!
 //! Format 1 is what the first release wrote; format 2 keeps each remembered
-//! event id with its time to the second and the dedupe floor; format 3
-//! ([`STATE_FORMAT`]) keeps 40-bit fingerprints of the ids instead of 48-bit
-//! hashes, their time gaps as plain LEB128 (`seen.rs`). A state's format is stored beside it (the contact item's
+//! event id with its time to the second and the dedupe floor; format 3 keeps
+//! 40-bit fingerprints of the ids instead of 48-bit hashes, their time gaps
+//! as plain LEB128 (`seen.rs`); format 4 ([`STATE_FORMAT`]) keeps only the
+//! recent ids in the record, with the cold cutoff and the cold days that
+//! hold the older ones (`cold.rs`). A state's format is stored beside it (the contact item's
 //! `format` attribute, absent for format 1): [`ContactState::decode`] reads
 //! every format up to this build's, and refuses a newer one with
 //! [`CodecError::Newer`], a permanent error. A change of layout takes a new
@@ -13,11 +15,11 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use crate::seen::{Seen, SeenV2};
+use crate::seen::{Seen, SeenV2, SeenV3};
 use crate::{Consent, ContactState, SignalState, TraitValue};
 
 /// The newest state format this build reads, and the one it writes.
-pub const STATE_FORMAT: u32 = 3;
+pub const STATE_FORMAT: u32 = 4;
 
 /// Why stored state bytes could not be decoded. Both are permanent: the same
 /// bytes fail the same way every time.
@@ -57,7 +59,10 @@ impl ContactState {
         let invalid = |source| CodecError::Invalid { format, source };
         match format {
             1 => V1::decode(bytes).map(ContactState::from).map_err(invalid),
-            2 => postcard::from_bytes::<V2>(bytes)
+            2 => postcard::from_bytes::<Older<SeenV2>>(bytes)
+                .map(ContactState::from)
+                .map_err(invalid),
+            3 => postcard::from_bytes::<Older<SeenV3>>(bytes)
                 .map(ContactState::from)
                 .map_err(invalid),
             STATE_FORMAT => postcard::from_bytes(bytes).map_err(invalid),
@@ -70,13 +75,14 @@ impl ContactState {
     }
 }
 
-/// Format 2: [`ContactState`]'s fields, the event ids with 48-bit hashes.
+/// Formats 2 and 3: [`ContactState`]'s fields, the event ids as `S` reads
+/// them (format 2: 48-bit hashes; format 3: fingerprints, no cold days).
 #[derive(Deserialize)]
-struct V2 {
+struct Older<S> {
     signals: Vec<SignalState>,
     traits: BTreeMap<String, (i64, TraitValue)>,
     consent: Consent,
-    seen: SeenV2,
+    seen: S,
     members: Vec<(String, i64)>,
     rules: u32,
     deadlines: Vec<(u32, i64)>,
@@ -85,20 +91,32 @@ struct V2 {
     coarse: u32,
 }
 
-impl From<V2> for ContactState {
-    fn from(v2: V2) -> ContactState {
+impl<S: Into<Seen>> From<Older<S>> for ContactState {
+    fn from(old: Older<S>) -> ContactState {
         ContactState {
-            signals: v2.signals,
-            traits: v2.traits,
-            consent: v2.consent,
-            seen: v2.seen.0,
-            members: v2.members,
-            rules: v2.rules,
-            deadlines: v2.deadlines,
-            merged: v2.merged,
-            holds: v2.holds,
-            coarse: v2.coarse,
+            signals: old.signals,
+            traits: old.traits,
+            consent: old.consent,
+            seen: old.seen.into(),
+            members: old.members,
+            rules: old.rules,
+            deadlines: old.deadlines,
+            merged: old.merged,
+            holds: old.holds,
+            coarse: old.coarse,
         }
+    }
+}
+
+impl From<SeenV2> for Seen {
+    fn from(v2: SeenV2) -> Seen {
+        v2.0
+    }
+}
+
+impl From<SeenV3> for Seen {
+    fn from(v3: SeenV3) -> Seen {
+        v3.0
     }
 }
 
@@ -160,7 +178,8 @@ impl ContactState {
     /// whole: `signals (keys, latest)` is each signal's key and latest time
     /// with the list lengths, `occurrences (exact)` their exact times,
     /// `occurrences (hourly buckets)` the buckets, `event ids (dedupe)` the
-    /// remembered ids with the floor; the rest are the fields of the same name.
+    /// ids kept in the record with the floor, `event ids: cold cutoff and
+    /// days` what the record says of the ids kept apart (`cold.rs`); the rest are the fields of the same name.
     pub fn encoded_parts(&self) -> Vec<(&'static str, usize)> {
         let (mut exact, mut hours) = (0, 0);
         for signal in &self.signals {
@@ -175,7 +194,8 @@ impl ContactState {
             ("occurrences (hourly buckets)", hours),
             ("traits", size(&self.traits)),
             ("consent", size(&self.consent)),
-            ("event ids (dedupe)", size(&self.seen)),
+            ("event ids (dedupe)", size(&self.seen) - self.seen.cold_size()),
+            ("event ids: cold cutoff and days", self.seen.cold_size()),
             ("memberships", size(&self.members)),
             ("rules fingerprint", size(&self.rules)),
             ("deadlines", size(&self.deadlines)),

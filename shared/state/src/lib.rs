@@ -23,7 +23,10 @@
 //! [`ContactState::fit`] holds the encoding to [`STATE_BUDGET_BYTES`],
 //! degrading it deliberately ([`Fitted`] says how). How long each piece is kept:
 //! [`retention`]. The stored encoding is versioned ([`STATE_FORMAT`],
-//! [`ContactState::decode`]).
+//! [`ContactState::decode`]); the record keeps only recent event ids, older
+//! ones are kept apart by day and read back when an old event needs them
+//! ([`ContactState::age_seen`], [`ContactState::cold_writes`],
+//! [`ContactState::add_cold_seen`]).
 //!
 //! ```
 //! use kairos_event::Event;
@@ -40,6 +43,7 @@
 
 mod budget;
 mod codec;
+mod cold;
 mod consent;
 mod delta;
 pub mod limits;
@@ -52,6 +56,7 @@ mod traits;
 
 pub use budget::Fitted;
 pub use codec::{CodecError, STATE_FORMAT};
+pub use cold::{SeenId, HOT_SEEN_SECS};
 pub use consent::{affects_consent, Consent, ConsentStatus};
 pub use limits::{
     MAX_CLOCK_SKEW_LIMIT_SECS, MAX_MERGED, MAX_SEEN_IDS, MAX_SEGMENTS, MAX_TRAITS, MAX_TRAIT_NAME_BYTES,

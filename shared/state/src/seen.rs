@@ -13,8 +13,14 @@
 //! forgotten and the *floor* moves past them: an event dated before the floor
 //! is then refused as stale, exactly as one older than the horizon, so a
 //! forgotten id can never be counted twice.
+//!
+//! Where the ids are stored is `cold.rs`'s concern: the record keeps the
+//! recent ones, older ones move to one item per day; the engine sees the ids
+//! the evaluator read back for the events at hand, and dedupes as before.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::cold::{ColdDays, Place};
 
 /// A 40-bit fingerprint of an event's (source, id): the first 5 bytes of
 /// its 48-bit hash, so format 2's ids keep matching once cut to it.
@@ -25,24 +31,63 @@ pub(crate) fn fingerprint(hash: [u8; 6]) -> IdHash {
     [hash[0], hash[1], hash[2], hash[3], hash[4]]
 }
 
+/// One remembered id: its fingerprint, its event's time and where it is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) hash: IdHash,
+    /// The event's time (unix seconds).
+    pub(crate) at: i64,
+    /// Where the id is stored (not encoded: see [`Place`]).
+    pub(crate) place: Place,
+}
+
 /// Applied event ids and the floor below which events are refused.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Seen {
-    /// (id hash, event time in unix seconds), sorted by hash.
-    ids: Vec<(IdHash, i64)>,
+    /// The ids, sorted by hash.
+    pub(crate) ids: Vec<Entry>,
     /// Events dated before this are refused as stale (unix seconds; 0: none).
     floor: i64,
+    /// The ids kept apart from the record, in one item per day (`cold.rs`).
+    pub(crate) cold: ColdDays,
+}
+
+/// Equal when they remember the same ids (fingerprint and time), the same
+/// floor and the same cold days; where each id is kept does not count.
+impl PartialEq for Seen {
+    fn eq(&self, other: &Seen) -> bool {
+        self.floor == other.floor
+            && self.cold == other.cold
+            && self.ids.len() == other.ids.len()
+            && self
+                .ids
+                .iter()
+                .zip(&other.ids)
+                .all(|(a, b)| (a.hash, a.at) == (b.hash, b.at))
+    }
 }
 
 impl Seen {
-    /// From ids in any order.
-    pub(crate) fn from_ids(mut ids: Vec<(IdHash, i64)>, floor: i64) -> Seen {
-        ids.sort_unstable();
-        ids.dedup_by_key(|(hash, _)| *hash);
-        Seen { ids, floor }
+    /// From ids in any order, as read from the record.
+    pub(crate) fn from_ids(ids: Vec<(IdHash, i64)>, floor: i64) -> Seen {
+        let mut ids: Vec<Entry> = ids
+            .into_iter()
+            .map(|(hash, at)| Entry {
+                hash,
+                at,
+                place: Place::Record,
+            })
+            .collect();
+        ids.sort_unstable_by_key(|e| (e.hash, e.at));
+        ids.dedup_by_key(|e| e.hash);
+        Seen {
+            ids,
+            floor,
+            cold: ColdDays::default(),
+        }
     }
 
-    /// How many ids are remembered.
+    /// How many ids are remembered (wherever they are kept).
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
@@ -52,27 +97,45 @@ impl Seen {
         self.floor
     }
 
+    /// Where `id` is, or would go.
+    fn find(&self, id: &IdHash) -> Result<usize, usize> {
+        self.ids.binary_search_by_key(id, |e| e.hash)
+    }
+
     /// Records `id` (of an event at `at`); false if it is already recorded
     /// for an event at or after `oldest` (the horizon). One recorded before
     /// it is forgotten, whether or not a compaction dropped it yet: it is
     /// recorded anew.
     pub(crate) fn insert(&mut self, id: IdHash, at: i64, oldest: i64) -> bool {
-        match self.ids.binary_search_by_key(&id, |(h, _)| *h) {
-            Ok(pos) if self.ids[pos].1 >= oldest => false,
+        let entry = Entry {
+            hash: id,
+            at,
+            place: Place::New,
+        };
+        match self.find(&id) {
+            Ok(pos) if self.ids[pos].at >= oldest => false,
             Ok(pos) => {
-                self.ids[pos].1 = at;
+                self.ids[pos] = entry;
                 true
             }
             Err(pos) => {
-                self.ids.insert(pos, (id, at));
+                self.ids.insert(pos, entry);
                 true
             }
         }
     }
 
+    /// Adds an id read from a cold day, unless the id is already known.
+    pub(crate) fn insert_cold(&mut self, id: IdHash, at: i64) {
+        if let Err(pos) = self.find(&id) {
+            let place = Place::Cold;
+            self.ids.insert(pos, Entry { hash: id, at, place });
+        }
+    }
+
     /// Forgets ids of events before `oldest` (the horizon).
     pub(crate) fn forget_before(&mut self, oldest: i64) {
-        self.ids.retain(|(_, at)| *at >= oldest);
+        self.ids.retain(|e| e.at >= oldest);
     }
 
     /// Over `cap`, forgets the oldest ids (an eighth of the cap more, so that
@@ -83,50 +146,69 @@ impl Seen {
             return None;
         }
         let keep = cap - cap / 8;
-        let mut times: Vec<i64> = self.ids.iter().map(|(_, at)| *at).collect();
+        let mut times: Vec<i64> = self.ids.iter().map(|e| e.at).collect();
         let cut = times.len() - keep;
         let (_, newest_dropped, _) = times.select_nth_unstable(cut - 1);
         let floor = *newest_dropped + 1;
         // Everything before the floor goes, ties with the cut included: those
         // events are refused from now on anyway.
-        self.ids.retain(|(_, at)| *at >= floor);
+        self.ids.retain(|e| e.at >= floor);
         self.floor = self.floor.max(floor);
         Some(self.floor)
     }
 
-    /// Adds `other`'s ids; the higher floor holds (an id forgotten on either side
-    /// must stay refused).
+    /// Bytes of the encoding taken by the cold cutoff and days.
+    pub(crate) fn cold_size(&self) -> usize {
+        let (through, days) = self.cold.encoded(&self.ids);
+        postcard::experimental::serialized_size(&(through, Bytes(&days))).unwrap_or(0)
+    }
+
+    /// Adds `other`'s ids (new to this record, wherever `other` kept them);
+    /// the higher floor holds (an id forgotten on either side must stay refused).
     pub(crate) fn merge(&mut self, other: &Seen) {
-        for &(id, at) in &other.ids {
-            self.insert(id, at, i64::MIN);
+        for e in &other.ids {
+            self.insert(e.hash, e.at, i64::MIN);
         }
         self.floor = self.floor.max(other.floor);
     }
 }
 
-/// Encoded as the floor, then one byte string: the ids ascending by time,
-/// each as its time's gap from the previous one (from 0 for the first;
+/// Encoded as the floor, one byte string of the ids kept in the record, and
+/// the cold days (`cold.rs`). The byte string holds the ids ascending by
+/// time, each as its time's gap from the previous one (from 0 for the first;
 /// LEB128, usually 1 to 3 bytes; wrapping, so any `i64` round-trips) and its
-/// 5 fingerprint bytes (format 3; [`SeenV2`] reads format 2).
+/// 5 fingerprint bytes (format 4; [`SeenV3`] reads format 3, which had no
+/// cold days, and [`SeenV2`] format 2).
 impl Serialize for Seen {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut by_time: Vec<(i64, IdHash)> = self.ids.iter().map(|(h, at)| (*at, *h)).collect();
-        by_time.sort_unstable();
-        let mut bytes = Vec::with_capacity(by_time.len() * 7);
-        let mut prev = 0u64;
-        for (at, hash) in by_time {
-            let mut gap = (at as u64).wrapping_sub(prev);
-            prev = at as u64;
-            while gap >= 0x80 {
-                bytes.push(gap as u8 | 0x80);
-                gap >>= 7;
-            }
-            bytes.push(gap as u8);
-            bytes.extend_from_slice(&hash);
-        }
-        let bytes = Bytes(&bytes);
-        (self.floor, bytes).serialize(s)
+        let in_record = self.ids.iter().filter(|e| e.place.in_record());
+        let bytes = id_bytes(in_record.map(|e| (e.at, e.hash)));
+        let (through, days) = self.cold.encoded(&self.ids);
+        (self.floor, Bytes(&bytes), through, Bytes(&days)).serialize(s)
     }
+}
+
+/// The byte string of ids (event time, fingerprint), in any order.
+fn id_bytes(ids: impl Iterator<Item = (i64, IdHash)>) -> Vec<u8> {
+    let mut by_time: Vec<(i64, IdHash)> = ids.collect();
+    by_time.sort_unstable();
+    let mut bytes = Vec::with_capacity(by_time.len() * 7);
+    let mut prev = 0u64;
+    for (at, hash) in by_time {
+        push_varint(&mut bytes, (at as u64).wrapping_sub(prev));
+        prev = at as u64;
+        bytes.extend_from_slice(&hash);
+    }
+    bytes
+}
+
+/// Appends `value` as LEB128.
+pub(crate) fn push_varint(bytes: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        bytes.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
 }
 
 /// A byte slice that serializes as bytes (one length and the raw bytes in
@@ -141,9 +223,23 @@ impl Serialize for Bytes<'_> {
 
 impl<'de> Deserialize<'de> for Seen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Seen, D::Error> {
+        let (floor, bytes, through, days) = <(i64, ByteBuf, i64, ByteBuf)>::deserialize(d)?;
+        let ids = parse(&bytes.0).ok_or_else(|| serde::de::Error::custom("malformed event ids"))?;
+        let mut seen = Seen::from_ids(ids, floor);
+        seen.cold =
+            ColdDays::decode(through, &days.0).ok_or_else(|| serde::de::Error::custom("malformed cold days"))?;
+        Ok(seen)
+    }
+}
+
+/// The ids as format 3 stored them: every id in the record, no cold days.
+pub(crate) struct SeenV3(pub(crate) Seen);
+
+impl<'de> Deserialize<'de> for SeenV3 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SeenV3, D::Error> {
         let (floor, bytes) = <(i64, ByteBuf)>::deserialize(d)?;
         let ids = parse(&bytes.0).ok_or_else(|| serde::de::Error::custom("malformed event ids"))?;
-        Ok(Seen::from_ids(ids, floor))
+        Ok(SeenV3(Seen::from_ids(ids, floor)))
     }
 }
 
@@ -161,7 +257,7 @@ impl<'de> Deserialize<'de> for SeenV2 {
 }
 
 /// Reads one LEB128 varint off the front of `bytes`.
-fn varint(bytes: &mut &[u8]) -> Option<u64> {
+pub(crate) fn varint(bytes: &mut &[u8]) -> Option<u64> {
     let mut value = 0u64;
     let mut shift = 0;
     loop {
@@ -247,8 +343,9 @@ mod tests {
         // Ten events a minute apart (gap under 128 s: one byte each).
         let ids = (0..10).map(|i| ([i as u8; 5], 1_795_000_000 + 60 * i)).collect();
         let bytes = postcard::to_stdvec(&Seen::from_ids(ids, 0)).unwrap();
-        // floor (1), length (1), first time (5 bytes of varint) + 5, then 9 × (1 + 5).
-        assert_eq!(bytes.len(), 1 + 1 + (5 + 5) + 9 * 6);
+        // floor (1), length (1), first time (5 bytes of varint) + 5, then 9 × (1 + 5);
+        // no cold days: their day (1) and an empty byte string (1).
+        assert_eq!(bytes.len(), 1 + 1 + (5 + 5) + 9 * 6 + 2);
     }
 
     #[test]
@@ -259,6 +356,7 @@ mod tests {
         v2.extend([0x00, 9, 9, 9, 9, 9, 9]);
         let SeenV2(seen) = postcard::from_bytes(&v2).unwrap();
         assert_eq!(seen.floor(), 1);
-        assert_eq!(seen.ids, [([1, 2, 3, 4, 5], 120), ([9; 5], 120)]);
+        let ids: Vec<_> = seen.ids.iter().map(|e| (e.hash, e.at)).collect();
+        assert_eq!(ids, [([1, 2, 3, 4, 5], 120), ([9; 5], 120)]);
     }
 }

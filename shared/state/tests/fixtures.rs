@@ -3,7 +3,7 @@
 //! format, decode again.
 
 use kairos_event::{Event, EventsMessage};
-use kairos_state::{Applied, CodecError, ConsentStatus, ContactState, TraitValue, STATE_FORMAT};
+use kairos_state::{Applied, CodecError, ConsentStatus, ContactState, SeenId, TraitValue, STATE_FORMAT};
 
 const V1: [(&str, &[u8]); 6] = [
     ("empty", include_bytes!("fixtures/v1/empty.bin")),
@@ -21,6 +21,15 @@ const V2: [(&str, &[u8]); 6] = [
     ("carol@initech.test", include_bytes!("fixtures/v2/carol.bin")),
     ("dave@hooli.test", include_bytes!("fixtures/v2/dave.bin")),
     ("anon:v-42", include_bytes!("fixtures/v2/anon.bin")),
+];
+
+const V3: [(&str, &[u8]); 6] = [
+    ("empty", include_bytes!("fixtures/v3/empty.bin")),
+    ("ada@acme.test", include_bytes!("fixtures/v3/ada.bin")),
+    ("bob@globex.test", include_bytes!("fixtures/v3/bob.bin")),
+    ("carol@initech.test", include_bytes!("fixtures/v3/carol.bin")),
+    ("dave@hooli.test", include_bytes!("fixtures/v3/dave.bin")),
+    ("anon:v-42", include_bytes!("fixtures/v3/anon.bin")),
 ];
 
 /// The events the fixtures were written from, as the events queue carried them.
@@ -147,9 +156,10 @@ fn format_2_states_carry_forward_in_fewer_bytes() {
     for (contact, bytes) in V2 {
         let mut state = v2(contact);
         let rewritten = state.to_bytes();
-        // A byte less per remembered id (40-bit fingerprints), at most.
+        // A byte less per remembered id (40-bit fingerprints), at most, and
+        // the cold cutoff and days of format 4 (2 bytes when there are none).
         assert!(
-            rewritten.len() <= bytes.len(),
+            rewritten.len() <= bytes.len() + 2,
             "{contact}: {} > {}",
             rewritten.len(),
             bytes.len()
@@ -161,5 +171,55 @@ fn format_2_states_carry_forward_in_fewer_bytes() {
             state,
             "{contact}"
         );
+    }
+}
+
+fn v3(contact: &str) -> ContactState {
+    let (_, bytes) = V3.iter().find(|(c, _)| *c == contact).unwrap();
+    ContactState::decode(bytes, 3).unwrap_or_else(|e| panic!("{contact}: {e}"))
+}
+
+#[test]
+fn format_3_states_read_as_they_were_written_and_still_know_every_event() {
+    // The v3 files are the v2 states as format 3 wrote them.
+    for (contact, _) in V3 {
+        assert_eq!(v3(contact), v2(contact), "{contact}");
+        assert!(v3(contact).cold_days().is_empty() && v3(contact).cold_cutoff() == 0);
+    }
+    for event in written_from() {
+        let merged_into = (event.contact == "anon:v-42").then_some("bob@globex.test");
+        for key in std::iter::once(event.contact.as_str()).chain(merged_into) {
+            let mut state = v3(key);
+            assert_eq!(
+                state.apply(&event, &[1], now()),
+                Applied::Duplicate,
+                "{} in {key}",
+                event.id
+            );
+        }
+    }
+}
+
+#[test]
+fn format_3_states_carry_forward_their_ids_moving_to_cold_days_as_they_age() {
+    let open = Event::from_json(
+        br#"{"id":"new-3","contact":"x","type":"email.opened","at":"2026-11-28T11:59:00Z","source":"sendgrid"}"#,
+    )
+    .unwrap();
+    for (contact, bytes) in V3 {
+        let mut state = v3(contact);
+        // The same ids, and the cutoff and its (no) days: two bytes more.
+        assert_eq!(state.to_bytes().len(), bytes.len() + 2, "{contact}");
+        assert_eq!(state.apply(&open, &[77], now()), Applied::Applied, "{contact}");
+        // Three days on, the fixtures' ids (of 2026-11-25 to 28) leave the record for their days.
+        let later = now() + 3 * 86_400;
+        state.age_seen(later, kairos_state::HOT_SEEN_SECS);
+        let moved: Vec<SeenId> = state.cold_writes().into_iter().flat_map(|(_, ids)| ids).collect();
+        let mut again = ContactState::decode(&state.to_bytes(), STATE_FORMAT).unwrap();
+        assert_eq!(again.seen_bound(), state.seen_bound(), "{contact}");
+        assert_eq!(again.cold_days().is_empty(), moved.is_empty(), "{contact}");
+        // Read back from its day, the new event's id is known.
+        again.add_cold_seen(&moved, later, true);
+        assert_eq!(again.apply(&open, &[77], later), Applied::Duplicate, "{contact}");
     }
 }

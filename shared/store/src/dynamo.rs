@@ -18,7 +18,9 @@
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `lookup#<key>`: `value` (S), `expires_at` (N) (`dynamo_lookup.rs`);
 //! - `claim#<key>`: `expires_at` (N) and `state` (S, `pending` or `done`), a one-time webhook token;
-//! - `segment#<id>` and `segday#<id>#<day>`: segment counters (`dynamo_counters.rs`).
+//! - `segment#<id>` and `segday#<id>#<day>`: segment counters (`dynamo_counters.rs`);
+//! - `seen#<key>#<yyyy-mm-dd>`: a contact's event ids of that day kept apart
+//!   from its record (`dynamo_seen.rs`, [`crate::cold`]).
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -96,7 +98,7 @@ impl DynamoContacts {
         self.consumed_milli_wcu.load(Ordering::Relaxed) as f64 / 1000.0
     }
 
-    fn count(&self, units: Option<f64>) {
+    pub(crate) fn count(&self, units: Option<f64>) {
         let milli = (units.unwrap_or(0.0) * 1000.0).round() as u64;
         self.consumed_milli_wcu.fetch_add(milli, Ordering::Relaxed);
     }
@@ -310,6 +312,7 @@ impl ContactStore for DynamoContacts {
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
+        self.write_seen(contact, &record.state.cold_writes()).await?;
         if let Some(consent) = record.consent_to_keep() {
             self.keep_consent(contact, &consent).await?;
         }
@@ -371,6 +374,10 @@ impl ContactStore for DynamoContacts {
                 e => Err(backend(e)),
             },
         }
+    }
+
+    async fn load_seen(&self, contact: &str, days: &[i64]) -> Result<Vec<kairos_state::SeenId>, StoreError> {
+        self.read_seen(contact, days).await
     }
 }
 

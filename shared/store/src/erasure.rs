@@ -2,7 +2,7 @@
 //! beyond its own record (which becomes a tombstone through
 //! [`ContactStore::save`](crate::ContactStore::save)): the anonymous records
 //! linked to it, its kept consent, and the delivery-ledger and cache entries
-//! naming it. The audit trail is forgotten through
+//! and cold days of event ids ([`crate::cold`]) naming it. The audit trail is forgotten through
 //! [`AuditTrail::forget_audit`](crate::AuditTrail::forget_audit).
 
 use std::future::Future;
@@ -31,9 +31,9 @@ pub trait Erasure: Send + Sync {
     /// Deletes the consent kept apart for `key`, if any.
     fn forget_consent(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes the delivery-ledger entries (`<destination>:<key>`) and the
-    /// cached answers (`<kind>:<destination>:<key>`) naming any of `keys`,
-    /// stopping at `deadline`.
+    /// Deletes the delivery-ledger entries (`<destination>:<key>`), the
+    /// cached answers (`<kind>:<destination>:<key>`) and the cold days of
+    /// event ids (`<key>#<day>`) naming any of `keys`, stopping at `deadline`.
     fn forget_deliveries(
         &self,
         keys: &[String],
@@ -106,8 +106,8 @@ mod dynamo {
             self.delete_pk(key("consent", k)).await
         }
 
-        /// A scan of the table for `delivery#…:<key>` and `lookup#…:<key>`
-        /// items (the key is their suffix, which no index serves), deleting each.
+        /// A scan of the table for `delivery#…:<key>`, `lookup#…:<key>` and
+        /// `seen#<key>#<day>` items (no index serves them), deleting each.
         async fn forget_deliveries(&self, keys: &[String], deadline: Instant) -> Result<Forgotten, StoreError> {
             let mut forgotten = Forgotten::default();
             let mut start = None;
@@ -120,16 +120,23 @@ mod dynamo {
                     .scan()
                     .table_name(self.table())
                     .projection_expression("pk")
-                    .filter_expression("begins_with(pk, :d) OR begins_with(pk, :l)")
+                    .filter_expression("begins_with(pk, :d) OR begins_with(pk, :l) OR begins_with(pk, :s)")
                     .expression_attribute_values(":d", AttributeValue::S("delivery#".into()))
                     .expression_attribute_values(":l", AttributeValue::S("lookup#".into()))
+                    .expression_attribute_values(":s", AttributeValue::S("seen#".into()))
                     .set_exclusive_start_key(start)
                     .send()
                     .await
                     .map_err(backend)?;
                 for item in page.items() {
                     let Some(pk) = text(item, "pk")? else { continue };
-                    let named = pk.split_once('#').is_some_and(|(_, rest)| names_any(rest, keys));
+                    let named = match pk.split_once('#') {
+                        Some(("seen", day)) => {
+                            crate::cold::contact_of(day).is_some_and(|c| keys.iter().any(|k| k == c))
+                        }
+                        Some((_, rest)) => names_any(rest, keys),
+                        None => false,
+                    };
                     if named {
                         self.delete_pk(AttributeValue::S(pk)).await?;
                         forgotten.deleted += 1;

@@ -26,6 +26,9 @@
 //!   with its reason, and a received message's next delivery put off
 //!   ([`SqsQueue`] / [`MemoryDeadLetters`], [`MemoryRedelivery`]).
 //!
+//! A contact's record carries only its recent event ids; older ones are kept
+//! apart in one item per day ([`cold`]), read back only for old events.
+//!
 //! Every write is held to [`ITEM_BUDGET_BYTES`] first ([`StoredContact::fit`],
 //! which reports what it gave up in a [`FitReport`]); a contact's consent is
 //! kept apart from its record and outlives it, and versions keep rising past
@@ -50,6 +53,7 @@
 mod archive;
 mod audit;
 mod budget;
+pub mod cold;
 mod counters;
 #[cfg(feature = "aws")]
 mod dynamo;
@@ -63,6 +67,7 @@ mod dynamo_counters;
 mod dynamo_lookup;
 #[cfg(feature = "aws")]
 mod dynamo_pinned;
+mod dynamo_seen;
 mod erasure;
 #[cfg(feature = "aws")]
 mod firehose;
@@ -108,7 +113,7 @@ pub use secret::{init_log_hashing, parameters_under, resolve_secret, SecretError
 pub use sqs::SqsQueue;
 
 use kairos_event::AuditEntry;
-use kairos_state::{Consent, ContactState, Override};
+use kairos_state::{Consent, ContactState, Override, SeenId};
 use std::future::Future;
 
 /// What is stored for one contact: state, pending transitions and version.
@@ -276,7 +281,10 @@ pub trait ContactStore: Send + Sync {
     }
 
     /// Writes the record if the stored version is still `expected` (`None` or
-    /// `Some(0)`: no record), keeping its consent apart first if it changed.
+    /// `Some(0)`: no record), keeping its consent apart first if it changed,
+    /// and before anything the ids its state moves to cold days
+    /// ([`ContactState::cold_writes`], idempotent: see [`cold`]); the record
+    /// is written without them.
     fn save(
         &self,
         contact: &str,
@@ -286,6 +294,11 @@ pub trait ContactStore: Send + Sync {
 
     /// Empties the outbox if the record is still at `version`; false if it moved on.
     fn clear_outbox(&self, contact: &str, version: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The event ids kept apart from `contact`'s record in the cold `days`
+    /// (days since 1970-01-01, UTC: [`ContactState::cold_days`]), read
+    /// consistently: every id a save wrote to them before its record.
+    fn load_seen(&self, contact: &str, days: &[i64]) -> impl Future<Output = Result<Vec<SeenId>, StoreError>> + Send;
 }
 
 /// How many due-index shards there are unless configured

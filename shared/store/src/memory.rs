@@ -1,9 +1,9 @@
 //! In-memory twins of the adapters, for the embedded demo and unit tests.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
-use kairos_state::Consent;
+use kairos_state::{Consent, ContactState, SeenId};
 
 use crate::{
     Attribute, Claimed, Claims, ContactStore, DeadLetters, DeliveryLedger, Due, DueIndex, DuePage, Fetched, Lookups,
@@ -13,11 +13,17 @@ use crate::{
 /// One change's audit entries: (the record version, the entries).
 type AuditItem = (u64, Vec<kairos_event::AuditEntry>);
 
+/// A contact's cold days: day → ids.
+type ColdDays = BTreeMap<i64, BTreeSet<SeenId>>;
+
 /// Contact records in a map, with the same conditional-write rules as
-/// DynamoDB, and kept consents in another.
+/// DynamoDB, kept consents in another, and cold days of event ids in a third
+/// (the record holds its state as the DynamoDB item would: encoded and read
+/// back, without the ids moved to their days).
 #[derive(Debug, Default)]
 pub struct MemoryContacts {
     records: Mutex<HashMap<String, StoredContact>>,
+    seen: Mutex<HashMap<String, ColdDays>>,
     consents: Mutex<HashMap<String, Consent>>,
     backfill: Mutex<Option<crate::BackfillProgress>>,
     /// Audit items by key, oldest first.
@@ -75,12 +81,38 @@ impl MemoryContacts {
     }
 
     /// Deletes the records expired at `now` (unix seconds), as the table's TTL
-    /// does; kept consents stay. Returns how many it deleted.
+    /// does, and the cold days expired ([`crate::cold::expires_at`]); kept
+    /// consents stay. Returns how many records it deleted.
     pub fn expire(&self, now: i64) -> usize {
+        for days in lock(&self.seen).values_mut() {
+            days.retain(|day, _| crate::cold::expires_at(*day) >= now);
+        }
+        lock(&self.seen).retain(|_, days| !days.is_empty());
         let mut records = lock(&self.records);
         let before = records.len();
         records.retain(|_, r| r.expires_at == 0 || r.expires_at >= now);
         before - records.len()
+    }
+
+    /// How many ids a contact's cold day holds (days since 1970-01-01, UTC).
+    pub fn cold_ids(&self, contact: &str, day: i64) -> usize {
+        lock(&self.seen)
+            .get(contact)
+            .and_then(|days| days.get(&day))
+            .map_or(0, BTreeSet::len)
+    }
+
+    /// Adds the ids the record's state moves to its cold days (idempotent).
+    fn write_seen(&self, contact: &str, record: &StoredContact) {
+        let writes = record.state.cold_writes();
+        if writes.is_empty() {
+            return;
+        }
+        let mut seen = lock(&self.seen);
+        let days = seen.entry(contact.to_string()).or_default();
+        for (day, ids) in writes {
+            days.entry(day).or_default().extend(ids);
+        }
     }
 }
 
@@ -93,6 +125,7 @@ impl ContactStore for MemoryContacts {
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
+        self.write_seen(contact, record);
         if let Some(consent) = record.consent_to_keep() {
             let mut consents = lock(&self.consents);
             let kept = consents.entry(contact.to_string()).or_default();
@@ -105,6 +138,9 @@ impl ContactStore for MemoryContacts {
             return Err(StoreError::Conflict);
         }
         let mut stored = record.clone();
+        // As the item holds it: encoded, without the ids moved to their days.
+        stored.state = ContactState::from_bytes(&record.state.to_bytes())
+            .map_err(|e| StoreError::Corrupt(format!("state does not read back: {e}")))?;
         stored.consent_kept = record.consent_to_keep().or(record.consent_kept);
         let entries = std::mem::take(&mut stored.audit);
         // Counted under the records' lock, with the version check: a write that loses counts nothing.
@@ -130,6 +166,14 @@ impl ContactStore for MemoryContacts {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn load_seen(&self, contact: &str, days: &[i64]) -> Result<Vec<SeenId>, StoreError> {
+        let seen = lock(&self.seen);
+        let Some(cold) = seen.get(contact) else {
+            return Ok(Vec::new());
+        };
+        Ok(days.iter().filter_map(|d| cold.get(d)).flatten().copied().collect())
     }
 }
 
@@ -477,11 +521,14 @@ impl crate::Erasure for MemoryContacts {
         Ok(())
     }
 
+    /// Only the cold days are here: the ledger and lookups are apart.
     async fn forget_deliveries(
         &self,
-        _keys: &[String],
+        keys: &[String],
         _deadline: std::time::Instant,
     ) -> Result<crate::Forgotten, StoreError> {
-        Ok(crate::Forgotten { deleted: 0, done: true })
+        let mut seen = lock(&self.seen);
+        let deleted = keys.iter().filter_map(|k| seen.remove(k)).map(|days| days.len()).sum();
+        Ok(crate::Forgotten { deleted, done: true })
     }
 }

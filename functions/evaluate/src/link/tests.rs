@@ -114,6 +114,10 @@ impl ContactStore for Yielding {
     async fn clear_outbox(&self, contact: &str, version: u64) -> Result<bool, StoreError> {
         self.inner.clear_outbox(contact, version).await
     }
+
+    async fn load_seen(&self, contact: &str, days: &[i64]) -> Result<Vec<kairos_state::SeenId>, StoreError> {
+        self.inner.load_seen(contact, days).await
+    }
 }
 
 #[tokio::test]
