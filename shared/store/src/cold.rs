@@ -32,11 +32,13 @@ pub(crate) fn day_key(contact: &str, day: i64) -> String {
 }
 
 /// The contact a cold day's key suffix (`<contact>#<yyyy-mm-dd>`) names.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))] // used by the DynamoDB adapter
 pub(crate) fn contact_of(day_key: &str) -> Option<&str> {
     day_key.rsplit_once('#').map(|(contact, _)| contact)
 }
 
 /// The set element of an id of `day`.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))] // used by the DynamoDB adapter
 pub(crate) fn element(id: &SeenId) -> [u8; ELEMENT_BYTES] {
     let second = id.at.rem_euclid(DAY) as u32;
     let f = id.fingerprint;
@@ -45,6 +47,7 @@ pub(crate) fn element(id: &SeenId) -> [u8; ELEMENT_BYTES] {
 }
 
 /// The id an element of `day`'s set holds; `None` if it is not one.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))] // used by the DynamoDB adapter
 pub(crate) fn from_element(day: i64, bytes: &[u8]) -> Option<SeenId> {
     let bytes: &[u8; ELEMENT_BYTES] = bytes.try_into().ok()?;
     let second = i64::from(u32::from_be_bytes([0, bytes[5], bytes[6], bytes[7]]));

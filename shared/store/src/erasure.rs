@@ -42,6 +42,7 @@ pub trait Erasure: Send + Sync {
 }
 
 /// Whether a ledger or cache key names one of `keys` (it ends `:<key>`).
+#[cfg_attr(not(feature = "aws"), allow(dead_code))] // used by the DynamoDB adapter
 pub(crate) fn names_any(item_key: &str, keys: &[String]) -> bool {
     keys.iter().any(|k| {
         item_key

@@ -67,6 +67,7 @@ mod dynamo_counters;
 mod dynamo_lookup;
 #[cfg(feature = "aws")]
 mod dynamo_pinned;
+#[cfg(feature = "aws")]
 mod dynamo_seen;
 mod erasure;
 #[cfg(feature = "aws")]
