@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use kairos::console::access::{Identity, Role};
 use kairos::console::{lambda, signed_in_router, Backend};
 use kairos_store::{BackfillProgress, ContactScan};
-use support::console::{aws_console, field_value, Served};
+use support::console::{add_claims, apigw_request, aws_console, field_value, Served, JWT_FIXTURE};
 use support::{event_json, Stack};
 
 const RULES: &str = "segments:
@@ -279,15 +279,8 @@ async fn the_console_reads_and_changes_the_deployment() {
 
 /// The official API Gateway v2 request with a verified Cognito token of `groups`.
 fn apigw(method: Method, path: &str, groups: &str) -> ApiGatewayV2httpRequest {
-    let fixture = include_str!("fixtures/example-apigw-v2-request-jwt-authorizer.json");
-    let mut req: ApiGatewayV2httpRequest = serde_json::from_str(fixture).unwrap();
-    let (raw, query) = path.split_once('?').unwrap_or((path, ""));
-    req.raw_path = Some(raw.to_string());
-    req.raw_query_string = Some(query.to_string());
-    req.request_context.http.method = method;
-    let jwt = req.request_context.authorizer.as_mut().unwrap().jwt.as_mut().unwrap();
-    jwt.claims.insert("email".into(), "vi@x.test".into());
-    jwt.claims.insert("cognito:groups".into(), groups.into());
+    let mut req = apigw_request(JWT_FIXTURE, method, path);
+    add_claims(&mut req, &[("email", "vi@x.test"), ("cognito:groups", groups)]);
     req
 }
 

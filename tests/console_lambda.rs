@@ -3,13 +3,14 @@
 //! Cognito claims) served by the console's router, roles enforced from the
 //! `cognito:groups` claim, links and redirects kept below `/console`.
 
+mod support;
+
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::Method;
 use kairos::console::{lambda, signed_in_router, Console};
 use std::sync::Arc;
-
-const JWT_FIXTURE: &str = include_str!("fixtures/example-apigw-v2-request-jwt-authorizer.json");
+use support::console::{add_claims, apigw_request, JWT_FIXTURE};
 
 /// A request as API Gateway passes it after verifying a Cognito ID token of
 /// `email` in `groups` (`None`: no authorizer ran).
@@ -20,30 +21,16 @@ fn request(
     cookies: &[String],
     body: Option<String>,
 ) -> ApiGatewayV2httpRequest {
-    let mut req: ApiGatewayV2httpRequest = serde_json::from_str(JWT_FIXTURE).unwrap();
-    let (raw, query) = path.split_once('?').unwrap_or((path, ""));
-    req.raw_path = Some(raw.to_string());
-    req.raw_query_string = Some(query.to_string());
-    req.request_context.http.method = method;
+    let mut req = apigw_request(JWT_FIXTURE, method, path);
     req.cookies = Some(cookies.to_vec());
     req.body = body;
     req.headers
         .insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
     match groups {
-        Some(groups) => {
-            let claims = &mut req
-                .request_context
-                .authorizer
-                .as_mut()
-                .unwrap()
-                .jwt
-                .as_mut()
-                .unwrap()
-                .claims;
-            claims.insert("sub".into(), "5f0e-ada".into());
-            claims.insert("email".into(), "ada@x.test".into());
-            claims.insert("cognito:groups".into(), groups.into());
-        }
+        Some(groups) => add_claims(
+            &mut req,
+            &[("sub", "5f0e-ada"), ("email", "ada@x.test"), ("cognito:groups", groups)],
+        ),
         None => req.request_context.authorizer = None,
     }
     req

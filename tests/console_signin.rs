@@ -16,6 +16,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::cognito::{s256, sign, FakeCognito, TestKey};
+use support::console::{add_claims, apigw_request, JWT_FIXTURE};
 
 const CLIENT: &str = "console-client-1";
 
@@ -82,11 +83,7 @@ impl Deployed {
 
 /// The official no-authorizer API Gateway v2 request, as `method path` with `cookies`.
 fn request(method: Method, path: &str, cookies: &[String]) -> ApiGatewayV2httpRequest {
-    let mut req: ApiGatewayV2httpRequest = serde_json::from_str(support::APIGW_FIXTURE).unwrap();
-    let (raw, query) = path.split_once('?').unwrap_or((path, ""));
-    req.raw_path = Some(raw.to_string());
-    req.raw_query_string = Some(query.to_string());
-    req.request_context.http.method = method;
+    let mut req = apigw_request(support::APIGW_FIXTURE, method, path);
     req.cookies = Some(cookies.to_vec());
     req.body = None;
     req.headers
@@ -454,23 +451,10 @@ async fn made_up_kids_do_not_refetch_the_jwks_within_the_interval() {
 async fn an_authorizers_claims_are_still_accepted_and_a_pool_outage_is_not_a_sign_out() {
     let deployed = Deployed::start(Duration::from_secs(60)).await;
     // An HTTP API JWT authorizer in front (e.g. a header-carrying client): its claims stand.
-    let mut req: ApiGatewayV2httpRequest =
-        serde_json::from_str(include_str!("fixtures/example-apigw-v2-request-jwt-authorizer.json")).unwrap();
-    req.raw_path = Some("/console/segments".into());
+    let mut req = apigw_request(JWT_FIXTURE, Method::GET, "/console/segments");
     req.raw_query_string = None;
-    req.request_context.http.method = Method::GET;
     req.cookies = None;
-    let claims = &mut req
-        .request_context
-        .authorizer
-        .as_mut()
-        .unwrap()
-        .jwt
-        .as_mut()
-        .unwrap()
-        .claims;
-    claims.insert("email".into(), "dee@x.test".into());
-    claims.insert("cognito:groups".into(), "[viewer]".into());
+    add_claims(&mut req, &[("email", "dee@x.test"), ("cognito:groups", "[viewer]")]);
     let page = deployed.send(req).await;
     assert_eq!(page.status_code, 200, "{}", text(&page));
     assert!(text(&page).contains("dee@x.test"));

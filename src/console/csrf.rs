@@ -2,7 +2,7 @@
 //! `HttpOnly` cookie, repeated in a hidden field of every form; a change is
 //! accepted only when both are present and equal (compared in constant time).
 
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq;
 
@@ -38,19 +38,15 @@ pub fn valid(headers: &HeaderMap, field: &str) -> bool {
 
 /// The token in the request's cookie (64 hex digits), if any.
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE_NAME && value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(|(_, value)| value.to_string())
+    super::request_cookies(headers, COOKIE_NAME)
+        .find(|value| value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::COOKIE;
 
     fn with_cookie(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -130,6 +130,19 @@ pub(crate) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The values of the request's cookies named `name`, in the order sent
+/// (the CSRF token's and the sign-in's cookies are read through it).
+pub(crate) fn request_cookies<'a>(headers: &'a axum::http::HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
 /// The console's routes for the local console: the user has every role.
 pub fn router(console: Arc<Console>) -> Router {
     signed_in_router(console).layer(Extension(access::Identity::local()))

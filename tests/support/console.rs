@@ -2,8 +2,32 @@
 //! browser-like HTTP session over it ([`Session`]: keeps the CSRF cookie,
 //! reads each page's token, posts forms, does not follow redirects).
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::http::Method;
 use kairos::console::{Console, COOKIE_NAME};
 use std::sync::Arc;
+
+/// The official API Gateway v2 request after a JWT authorizer verified a token.
+pub const JWT_FIXTURE: &str = include_str!("../fixtures/example-apigw-v2-request-jwt-authorizer.json");
+
+/// An official API Gateway v2 request (`fixture`: [`JWT_FIXTURE`] or
+/// [`super::APIGW_FIXTURE`]) turned into `method path` (a `?query` split off).
+pub fn apigw_request(fixture: &str, method: Method, path: &str) -> ApiGatewayV2httpRequest {
+    let mut req: ApiGatewayV2httpRequest = serde_json::from_str(fixture).unwrap();
+    let (raw, query) = path.split_once('?').unwrap_or((path, ""));
+    req.raw_path = Some(raw.to_string());
+    req.raw_query_string = Some(query.to_string());
+    req.request_context.http.method = method;
+    req
+}
+
+/// Adds `claims` to the ones the request's JWT authorizer verified.
+pub fn add_claims(req: &mut ApiGatewayV2httpRequest, claims: &[(&str, &str)]) {
+    let jwt = req.request_context.authorizer.as_mut().unwrap().jwt.as_mut().unwrap();
+    for (name, value) in claims {
+        jwt.claims.insert(name.to_string(), value.to_string());
+    }
+}
 
 /// A running console; stopped when dropped.
 pub struct ConsoleServer {

@@ -4,7 +4,8 @@ use proptest::prelude::*;
 
 const T0: i64 = 1_795_000_000;
 
-fn event(id: u32, kind: EventType, at: i64) -> Event {
+/// An event `e<id>` of `kind` for contact `c` at `at` (a `contact.identified` one sets a `plan` trait).
+pub(crate) fn event(id: u32, kind: EventType, at: i64) -> Event {
     let mut e = Event {
         id: format!("e{id}"),
         contact: "c".into(),

@@ -51,9 +51,32 @@ fn now() -> i64 {
         .timestamp()
 }
 
+/// `contact`'s fixture of `format`, decoded.
+fn decoded(fixtures: &[(&str, &[u8])], format: u32, contact: &str) -> ContactState {
+    let (_, bytes) = fixtures.iter().find(|(c, _)| *c == contact).unwrap();
+    ContactState::decode(bytes, format).unwrap_or_else(|e| panic!("{contact}: {e}"))
+}
+
+/// Every event the fixtures were written from is a duplicate to the state
+/// `load` gives for its contact (and, for the anonymous visitor's, for bob's,
+/// which it was merged into).
+fn assert_every_event_is_known(load: impl Fn(&str) -> ContactState) {
+    for event in written_from() {
+        let merged_into = (event.contact == "anon:v-42").then_some("bob@globex.test");
+        for key in std::iter::once(event.contact.as_str()).chain(merged_into) {
+            let mut state = load(key);
+            assert_eq!(
+                state.apply(&event, &[1], now()),
+                Applied::Duplicate,
+                "{} in {key}",
+                event.id
+            );
+        }
+    }
+}
+
 fn v1(contact: &str) -> ContactState {
-    let (_, bytes) = V1.iter().find(|(c, _)| *c == contact).unwrap();
-    ContactState::decode(bytes, 1).unwrap_or_else(|e| panic!("{contact}: {e}"))
+    decoded(&V1, 1, contact)
 }
 
 #[test]
@@ -122,8 +145,7 @@ fn a_newer_format_is_refused_by_name() {
 }
 
 fn v2(contact: &str) -> ContactState {
-    let (_, bytes) = V2.iter().find(|(c, _)| *c == contact).unwrap();
-    ContactState::decode(bytes, 2).unwrap_or_else(|e| panic!("{contact}: {e}"))
+    decoded(&V2, 2, contact)
 }
 
 #[test]
@@ -132,18 +154,7 @@ fn format_2_states_read_as_they_were_written_and_still_know_every_event() {
     for (contact, _) in V2 {
         assert_eq!(v2(contact), v1(contact), "{contact}");
     }
-    for event in written_from() {
-        let merged_into = (event.contact == "anon:v-42").then_some("bob@globex.test");
-        for key in std::iter::once(event.contact.as_str()).chain(merged_into) {
-            let mut state = v2(key);
-            assert_eq!(
-                state.apply(&event, &[1], now()),
-                Applied::Duplicate,
-                "{} in {key}",
-                event.id
-            );
-        }
-    }
+    assert_every_event_is_known(v2);
     assert!(v2("bob@globex.test").has_merged("anon:v-42"));
 }
 
@@ -175,8 +186,7 @@ fn format_2_states_carry_forward_in_fewer_bytes() {
 }
 
 fn v3(contact: &str) -> ContactState {
-    let (_, bytes) = V3.iter().find(|(c, _)| *c == contact).unwrap();
-    ContactState::decode(bytes, 3).unwrap_or_else(|e| panic!("{contact}: {e}"))
+    decoded(&V3, 3, contact)
 }
 
 #[test]
@@ -186,18 +196,7 @@ fn format_3_states_read_as_they_were_written_and_still_know_every_event() {
         assert_eq!(v3(contact), v2(contact), "{contact}");
         assert!(v3(contact).cold_days().is_empty() && v3(contact).cold_cutoff() == 0);
     }
-    for event in written_from() {
-        let merged_into = (event.contact == "anon:v-42").then_some("bob@globex.test");
-        for key in std::iter::once(event.contact.as_str()).chain(merged_into) {
-            let mut state = v3(key);
-            assert_eq!(
-                state.apply(&event, &[1], now()),
-                Applied::Duplicate,
-                "{} in {key}",
-                event.id
-            );
-        }
-    }
+    assert_every_event_is_known(v3);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use super::PublicHost;
 use crate::console::lambda::PREFIX;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
@@ -42,14 +42,9 @@ pub(super) fn parse_signin(value: &str) -> Option<(String, String, String)> {
 
 /// A cookie of the request by name.
 pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, v)| *n == name && !v.is_empty())
-        .map(|(_, v)| v.to_string())
+    crate::console::request_cookies(headers, name)
+        .find(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// A `Set-Cookie` for the console's path (`max_age` 0 clears it).

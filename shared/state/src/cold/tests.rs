@@ -1,6 +1,5 @@
 use super::*;
 use crate::{Applied, MAX_SEEN_IDS};
-use chrono::DateTime;
 use kairos_event::{Event, EventType};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,20 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const D0: i64 = 1_795_651_200;
 
 fn open(id: u32, at: i64) -> Event {
-    Event {
-        id: format!("e{id}"),
-        contact: "c".into(),
-        kind: EventType::EmailOpened,
-        name: None,
-        at: DateTime::from_timestamp(at, 0).unwrap(),
-        source: "test".into(),
-        machine: false,
-        url: None,
-        campaign: None,
-        message_id: None,
-        properties: Default::default(),
-        traits: Default::default(),
-    }
+    crate::tests::event(id, EventType::EmailOpened, at)
 }
 
 /// A contact's record and cold days as a store keeps them, and the
