@@ -116,13 +116,19 @@ async fn racing_evaluations_write_one_entry_per_change_and_the_audit_matches_the
         async move {
             let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
             let evaluator = Evaluator::new(rules, &store, &queue);
-            let response = kairos_evaluate::handle(
-                batch(std::slice::from_ref(body)),
-                &evaluator,
-                t0 + Duration::seconds(10),
-            )
-            .await;
-            assert!(failed(&response).is_empty(), "{response:?}");
+            // A message that lost every race is failed back and SQS redelivers it: so here.
+            for _ in 0..3 {
+                let response = kairos_evaluate::handle(
+                    batch(std::slice::from_ref(body)),
+                    &evaluator,
+                    t0 + Duration::seconds(10),
+                )
+                .await;
+                if failed(&response).is_empty() {
+                    return;
+                }
+            }
+            panic!("a message still failed after three deliveries");
         }
     });
     futures_util::future::join_all(runs).await;

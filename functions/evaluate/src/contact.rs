@@ -10,6 +10,24 @@ use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredC
 /// How often a contact's read-modify-write is retried after losing a race.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
 
+/// The pause before the retry that follows the `lost`-th lost race (from 1):
+/// a random share (full jitter) of 10 ms doubled per loss, at most 320 ms, so
+/// writers racing on one contact spread out instead of colliding again in
+/// step. Eight racers on one record settle in a few rounds; a ninth loss is
+/// [`ContactError::Contended`] (retryable: the message is redelivered).
+pub(crate) async fn after_lost_race(lost: u32) {
+    let ceiling = std::time::Duration::from_millis(10 << lost.clamp(1, 6).saturating_sub(1));
+    tokio::time::sleep(ceiling.mul_f64(jitter())).await;
+}
+
+/// A number in [0, 1) from the clock's sub-second noise: enough to spread racers.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1009) / 1009.0
+}
+
 /// Why one contact's events could not be processed.
 #[derive(Debug, thiserror::Error)]
 pub enum ContactError {
@@ -123,6 +141,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         let mut frozen: Vec<Frozen> = Vec::new();
         let mut reopened: Vec<Event>;
         let mut strong = false;
+        let mut lost = 0;
         for _ in 0..MAX_ATTEMPTS {
             let loaded = match strong {
                 true => self.store.load(&key).await?,
@@ -187,6 +206,8 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                     Ok(()) => {}
                     Err(StoreError::Conflict) => {
                         strong = true;
+                        lost += 1;
+                        after_lost_race(lost).await;
                         continue;
                     }
                     Err(err) => return Err(err.into()),
@@ -219,7 +240,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             max_clock_skew_secs: self.max_clock_skew_secs,
             rules_seq: self.rules_seq,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        for lost in 1..=MAX_ATTEMPTS as u32 {
             let Some(mut stored) = self
                 .store
                 .load(contact)
@@ -242,7 +263,10 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
                 fit_budget(contact, &mut stored);
                 match self.store.save(contact, expected, &stored).await {
                     Ok(()) => {}
-                    Err(StoreError::Conflict) => continue,
+                    Err(StoreError::Conflict) => {
+                        after_lost_race(lost).await;
+                        continue;
+                    }
                     Err(err) => return Err(err.into()),
                 }
             }

@@ -22,7 +22,7 @@ use kairos_store::{AuditTrail, ContactStore, Erasure as ErasurePort, Queue, Stor
 use sha2::Sha256;
 use std::time::Instant;
 
-use crate::contact::{ContactError, Evaluator, MAX_ATTEMPTS};
+use crate::contact::{after_lost_race, ContactError, Evaluator, MAX_ATTEMPTS};
 use crate::record;
 
 /// Who erases, and how.
@@ -145,7 +145,7 @@ impl<S: ContactStore + AuditTrail + ErasurePort, Q: Queue> Evaluator<'_, S, Q> {
             max_clock_skew_secs: self.max_clock_skew_secs,
             rules_seq: self.rules_seq,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        for lost in 1..=MAX_ATTEMPTS as u32 {
             let Some(mut stored) = self.store.load(key).await? else {
                 return Ok(None);
             };
@@ -161,7 +161,10 @@ impl<S: ContactStore + AuditTrail + ErasurePort, Q: Queue> Evaluator<'_, S, Q> {
             let outcome = record::erase(&engine, key, &mut stored, erasure.actor, now, erasure.window_secs);
             match self.store.save(key, expected, &stored).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Conflict) => {
+                    after_lost_race(lost).await;
+                    continue;
+                }
                 Err(err) => return Err(err.into()),
             }
             self.flush(key, &stored).await?;

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use kairos_engine::{identity, Frozen};
 use kairos_store::{ContactStore, Queue, StoreError, StoredContact};
 
-use crate::contact::{ContactError, Evaluator, MAX_ATTEMPTS};
+use crate::contact::{after_lost_race, ContactError, Evaluator, MAX_ATTEMPTS};
 use crate::record;
 
 /// The contact a stored anonymous record is linked to, if it is frozen.
@@ -55,12 +55,15 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     /// Freezes anonymous record `anonymous` into `contact` unless it is already
     /// linked; returns it if it is (now) linked to `contact`.
     async fn freeze(&self, anonymous: &str, contact: &str, now: DateTime<Utc>) -> Result<Option<Frozen>, ContactError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for lost in 1..=MAX_ATTEMPTS as u32 {
             let record = match self.store.load(anonymous).await? {
                 Some(linked) if linked.merged_into.is_some() => linked,
                 unlinked => match self.freeze_once(anonymous, contact, unlinked.as_ref(), now).await {
                     Ok(frozen) => frozen,
-                    Err(ContactError::Store(StoreError::Conflict)) => continue,
+                    Err(ContactError::Store(StoreError::Conflict)) => {
+                        after_lost_race(lost).await;
+                        continue;
+                    }
                     Err(err) => return Err(err),
                 },
             };
