@@ -8,7 +8,10 @@
 mod support;
 
 use kairos_event::{AuditEntry, AuditKind};
-use kairos_store::{ContactStore, DynamoContacts, Message, Queue, SqsQueue, StoreError, StoredContact};
+use kairos_store::{
+    ContactStore, DynamoContacts, Message, Queue, SegmentCounters, SqsQueue, StoreError, StoredContact,
+    CANCELLED_RETRIES,
+};
 use support::proxy::{deployed_config, FaultProxy, SdkCalls, Service, WireFault, WireRates};
 use support::Stack;
 
@@ -186,7 +189,8 @@ async fn a_cancelled_transaction_is_mapped_by_its_cancellation_reasons() {
     let lost = store.save("ada@x.test", None, &audited(2)).await;
     assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
 
-    // DynamoDB's answers for throttling and races inside a transaction: retryable.
+    // DynamoDB's answers for throttling and races inside a transaction: sent
+    // again in process, then reported retryable.
     for code in [
         "ThrottlingError",
         "ProvisionedThroughputExceeded",
@@ -211,11 +215,18 @@ async fn a_cancelled_transaction_is_mapped_by_its_cancellation_reasons() {
         "{refused:?}"
     );
     let tally = proxy.tally();
-    assert_eq!(tally.faults.get(&WireFault::TransactionCanceled), Some(&5), "{tally:?}");
+    let sent = u64::from(CANCELLED_RETRIES) + 1;
+    let cancelled = 4 * sent + 1;
+    assert_eq!(
+        tally.faults.get(&WireFault::TransactionCanceled),
+        Some(&cancelled),
+        "{tally:?}"
+    );
     assert_eq!(
         tally.requests.get("DynamoDB_20120810.TransactWriteItems"),
-        Some(&7),
-        "the SDK retries no cancelled transaction: {tally:?}"
+        Some(&(cancelled + 2)),
+        "the adapter sends a retryable cancellation {sent} times, a permanent one once, \
+         and the SDK retries neither: {tally:?}"
     );
     assert_eq!(
         stack.store().load("ada@x.test").await.unwrap().map(|r| r.version),
@@ -227,5 +238,106 @@ async fn a_cancelled_transaction_is_mapped_by_its_cancellation_reasons() {
     assert_eq!(
         stack.store().load("ada@x.test").await.unwrap().map(|r| r.version),
         Some(2)
+    );
+}
+
+/// A record whose save enters `segment` (a transition, counted).
+fn entering(version: u64, segment: &str) -> StoredContact {
+    let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+    let mut entry = AuditEntry::new(AuditKind::Transition, at, version, "entered".into(), "test");
+    entry.segment = Some(segment.into());
+    entry.change = Some(kairos_event::Change::Entered);
+    StoredContact {
+        version,
+        audit: vec![entry],
+        ..StoredContact::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_conflict_on_a_busy_counter_is_sent_again_in_process_and_counted_once() {
+    let stack = Stack::start().await;
+    let none = WireRates {
+        throttle: 0.0,
+        drop: 0.0,
+    };
+    let proxy = FaultProxy::start(&stack.moto.endpoint, 5, none).await;
+    let calls = SdkCalls::default();
+    let aws = deployed_config(&proxy.endpoint).await;
+    let store = DynamoContacts::new(calls.dynamodb(&aws), &stack.infra.table)
+        .with_audit(stack.audit_table(), kairos_store::DEFAULT_AUDIT_RETENTION_DAYS);
+    let members = || async { stack.store().segment_counts("hot", &[]).await.unwrap().members };
+
+    // Another writer held the counter for as many sends as the adapter retries.
+    proxy.cancel_next_transactions("TransactionConflict", CANCELLED_RETRIES);
+    store
+        .save("ada@x.test", None, &entering(1, "hot"))
+        .await
+        .expect("saved on a retry");
+    assert_eq!(members().await, 1);
+    let sends = proxy
+        .tally()
+        .requests
+        .get("DynamoDB_20120810.TransactWriteItems")
+        .copied();
+    assert_eq!(sends, Some(u64::from(CANCELLED_RETRIES) + 1));
+
+    // Held for longer: reported retryable (the message goes back to its queue), nothing written.
+    proxy.cancel_next_transactions("TransactionConflict", CANCELLED_RETRIES + 1);
+    let saved = store.save("bob@x.test", None, &entering(1, "hot")).await;
+    assert!(
+        matches!(&saved, Err(e @ StoreError::Backend(_)) if !e.is_permanent()),
+        "{saved:?}"
+    );
+    assert!(stack.store().load("bob@x.test").await.unwrap().is_none());
+    assert_eq!(members().await, 1);
+    // The redelivery's save goes through and counts once.
+    store
+        .save("bob@x.test", None, &entering(1, "hot"))
+        .await
+        .expect("saved");
+    assert_eq!(members().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goal_whose_variant_counter_is_busy_is_counted_on_a_retry_never_taken_as_counted() {
+    use kairos_decide_fn::{DecisionStore, DynamoDecisions};
+    let stack = Stack::start().await;
+    let none = WireRates {
+        throttle: 0.0,
+        drop: 0.0,
+    };
+    let proxy = FaultProxy::start(&stack.moto.endpoint, 7, none).await;
+    let aws = deployed_config(&proxy.endpoint).await;
+    let decisions = DynamoDecisions::new(SdkCalls::default().dynamodb(&aws), &stack.infra.table);
+    for id in ["d1", "d2"] {
+        let item = format!(
+            r#"{{"pk": {{"S": "decision#{id}"}}, "sequence": {{"S": "onboarding"}},
+                "step": {{"S": "welcome"}}, "variant": {{"S": "a"}}}}"#
+        );
+        stack.put_raw_item(&item).await;
+    }
+    let goals = || async {
+        let item = stack.raw_item("variant#onboarding#welcome#a").await.unwrap_or_default();
+        item.get("goals")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+
+    proxy.cancel_next_transactions("TransactionConflict", 1);
+    assert_eq!(decisions.goal("d1", 1_795_000_000).await.ok(), Some(true));
+    assert_eq!(goals().await, Some(1));
+
+    // Held past the retries: an error to retry (the events are redelivered), not "already counted".
+    proxy.cancel_next_transactions("TransactionConflict", CANCELLED_RETRIES + 1);
+    let busy = decisions.goal("d2", 1_795_000_000).await;
+    assert!(matches!(&busy, Err(e) if !e.is_permanent()), "{busy:?}");
+    assert_eq!(goals().await, Some(1));
+    assert_eq!(decisions.goal("d2", 1_795_000_000).await.ok(), Some(true));
+    assert_eq!(goals().await, Some(2));
+    assert_eq!(
+        decisions.goal("d2", 1_795_000_001).await.ok(),
+        Some(false),
+        "counted once"
     );
 }

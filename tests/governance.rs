@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use kairos_evaluate::Evaluator;
 use kairos_event::{AuditKind, Change, WritebackMessage};
 use kairos_rules::RuleSet;
-use kairos_store::{day_of, AuditTrail, ContactStore, SegmentCounters};
+use kairos_store::{day_of, AuditTrail, ContactStore, SegmentCounters, COUNTER_SHARDS};
 use std::collections::BTreeSet;
 use support::{batch, event_json, failed, Stack};
 
@@ -209,11 +209,56 @@ async fn a_step_changing_more_segments_than_a_transaction_holds_is_counted_in_th
     for i in [0, 31, 59] {
         assert_eq!(counts(&stack, &format!("s{i}"), t0).await, (1, 1, 0), "s{i}");
     }
-    assert!(
-        stack.raw_item("segment#*").await.is_some(),
+    assert_eq!(
+        shards_written(&stack, "segment#*").await,
+        1,
         "counted in the shared item"
     );
-    assert!(stack.raw_item("segment#s0").await.is_none());
+    assert_eq!(shards_written(&stack, "segment#s0").await, 0);
+}
+
+/// How many of the counter item `base`'s shards exist.
+async fn shards_written(stack: &Stack, base: &str) -> usize {
+    let mut written = 0;
+    for k in 0..COUNTER_SHARDS {
+        let key = if k == 0 {
+            base.to_string()
+        } else {
+            format!("{base}#{k}")
+        };
+        written += usize::from(stack.raw_item(&key).await.is_some());
+    }
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segments_counters_are_spread_over_shards_and_read_as_one_with_an_older_builds_count() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let t0 = t0();
+    let day = day_of(t0.timestamp());
+    // What a build before sharding counted, under the key that is now shard 0.
+    stack
+        .put_raw_item(r#"{"pk": {"S": "segment#clicked"}, "members": {"N": "5"}}"#)
+        .await;
+    let old_day = format!(r#"{{"pk": {{"S": "segday#clicked#{day}"}}, "entries": {{"N": "5"}}}}"#);
+    stack.put_raw_item(&old_day).await;
+    let clicks: Vec<String> = (0..24)
+        .map(|i| event_json(&format!("k{i}"), &format!("p{i}@x.test"), "email.clicked", t0))
+        .collect();
+    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let response = kairos_evaluate::handle(batch(&clicks), &evaluator, t0).await;
+    assert!(failed(&response).is_empty(), "{response:?}");
+
+    assert_eq!(counts(&stack, "clicked", t0).await, (29, 29, 0));
+    let spread = shards_written(&stack, "segment#clicked").await;
+    assert!(spread >= 4, "24 contacts over {COUNTER_SHARDS} shards wrote {spread}");
+    assert_eq!(
+        shards_written(&stack, &format!("segday#clicked#{day}")).await,
+        spread,
+        "a contact's day count goes to the shard of its member count"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

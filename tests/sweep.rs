@@ -267,7 +267,10 @@ async fn a_sweep_racing_events_for_the_same_contact_loses_nothing() {
 
 /// Lateness with many contacts due: 2,000 contacts whose due times are spread
 /// over the minute before the run. Prints the run's figures (and its rate
-/// against moto); asserts what it sent and lower bounds only.
+/// against moto); asserts what it sent and lower bounds only. The run has
+/// five minutes, not the deployed 50 s: moto on a busy 2-core machine has
+/// answered as slowly as 25 contacts a second, and a run out of time is
+/// tested on its own (`a_run_stops_at_its_bound_and_the_next_one_carries_on`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_due_contacts_are_sent_by_one_run_which_reports_their_lateness() {
     let stack = Stack::start().await;
@@ -292,7 +295,7 @@ async fn many_due_contacts_are_sent_by_one_run_which_reports_their_lateness() {
         .collect::<Vec<_>>()
         .await;
     let started = std::time::Instant::now();
-    let run = stack.sweep(at).await;
+    let run = stack.sweep_within(at, std::time::Duration::from_secs(300)).await;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "sweep over moto: {} due contacts sent in {secs:.2}s ({:.0}/s); lateness p50 {} s, p99 {} s, max {} s",

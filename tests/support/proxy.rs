@@ -9,9 +9,9 @@
 //! forwards a share and then closes the connection without the answer: the
 //! request took effect, the caller never hears (the ambiguous outcome). So
 //! the SDK's own retry settings and the adapters' error mapping are tested as
-//! deployed. On demand ([`FaultProxy::cancel_transactions`]) it answers every
-//! `TransactWriteItems` with a `TransactionCanceledException` naming a
-//! cancellation reason. [`SdkCalls`] counts the SDK's operations and attempts beside it.
+//! deployed. On demand ([`FaultProxy::cancel_transactions`],
+//! [`FaultProxy::cancel_next_transactions`]) it answers `TransactWriteItems`
+//! with a `TransactionCanceledException` naming a cancellation reason. [`SdkCalls`] counts the SDK's operations and attempts beside it.
 //!
 //! Requests keep their connection alive (as the SDK's pool does); bodies come
 //! with `Content-Length` or chunked. A dropped answer closes the connection
@@ -113,8 +113,9 @@ struct Shared {
     http: reqwest::Client,
     rng: Mutex<StdRng>,
     rates: Mutex<WireRates>,
-    /// The cancellation reason every transaction is answered with, if any.
-    cancel: Mutex<Option<String>>,
+    /// The cancellation reason transactions are answered with, if any, and
+    /// how many more are (`None`: all).
+    cancel: Mutex<Option<(String, Option<u32>)>>,
     tally: Mutex<Tally>,
 }
 
@@ -160,7 +161,13 @@ impl FaultProxy {
     /// failed for `code` (e.g. `ThrottlingError`) and the others for
     /// nothing, as DynamoDB does; `None`: forwards them again.
     pub fn cancel_transactions(&self, code: Option<&str>) {
-        *self.shared.cancel.lock().unwrap() = code.map(str::to_string);
+        *self.shared.cancel.lock().unwrap() = code.map(|c| (c.to_string(), None));
+    }
+
+    /// As [`FaultProxy::cancel_transactions`], for the next `count`
+    /// transactions only; the ones after are forwarded.
+    pub fn cancel_next_transactions(&self, code: &str, count: u32) {
+        *self.shared.cancel.lock().unwrap() = Some((code.to_string(), Some(count)));
     }
 }
 
@@ -204,6 +211,22 @@ fn service_of(target: &str) -> Service {
 }
 
 impl Shared {
+    /// The reason to cancel the transaction at hand with, if any (one fewer left).
+    fn next_cancel(&self) -> Option<String> {
+        let mut cancel = self.cancel.lock().unwrap();
+        let (code, left) = cancel.as_mut()?;
+        let code = code.clone();
+        match left {
+            Some(0) => {
+                *cancel = None;
+                return None;
+            }
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        Some(code)
+    }
+
     /// Counts the request and draws its fate.
     fn decide(&self, request: &Request) -> Fate {
         let target = request.header("x-amz-target").unwrap_or("").to_string();
@@ -213,12 +236,13 @@ impl Shared {
             let mut rng = self.rng.lock().unwrap();
             (rng.gen(), rng.gen())
         };
-        let cancel = self.cancel.lock().unwrap().clone();
+        let cancel = match (service, target.ends_with(".TransactWriteItems")) {
+            (Service::DynamoDb, true) => self.next_cancel(),
+            _ => None,
+        };
         let fate = match (service, roll) {
             (Service::Other, _) => Fate::Forward,
-            (Service::DynamoDb, _) if cancel.is_some() && target.ends_with(".TransactWriteItems") => {
-                Fate::Cancel(cancel.unwrap_or_default())
-            }
+            _ if cancel.is_some() => Fate::Cancel(cancel.unwrap_or_default()),
             (Service::DynamoDb, r) if r < rates.throttle => Fate::Throttle(match coin {
                 true => WireFault::ProvisionedThroughputExceeded,
                 false => WireFault::DynamoDbThrottling,

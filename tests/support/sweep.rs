@@ -39,9 +39,14 @@ impl Stack {
 
     /// One sweep run scheduled at `at`, with a minute to go.
     pub async fn sweep(&self, at: DateTime<Utc>) -> Report {
+        self.sweep_within(at, Duration::from_secs(60)).await
+    }
+
+    /// One sweep run scheduled at `at`, with `budget` to go.
+    pub async fn sweep_within(&self, at: DateTime<Utc>, budget: Duration) -> Report {
         let (index, queue) = (self.store(), self.queue("EventsQueue"));
         let sweeper = Sweeper::new(&index, &queue);
-        let stop_at = Instant::now() + Duration::from_secs(60);
+        let stop_at = Instant::now() + budget;
         kairos_sweep::handle(schedule(at), &sweeper, Utc::now(), stop_at)
             .await
             .expect("every shard swept")

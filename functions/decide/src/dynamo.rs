@@ -212,19 +212,13 @@ impl DecisionStore for DynamoDecisions {
             TransactWriteItem::builder().put(log_put).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items.to_vec()))
-            .send()
-            .await;
-        match result {
+        match kairos_store::transact_write(&self.client, items.to_vec()).await {
             Ok(_) => Ok(Recorded::New),
-            Err(e) if is_cancelled(&e) => match self.answer(&sent.decision_id).await? {
+            Err(StoreError::Conflict) => match self.answer(&sent.decision_id).await? {
                 Some(stored) => Ok(Recorded::Existing(stored)),
                 None => Ok(Recorded::LogMoved),
             },
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -255,16 +249,13 @@ impl DecisionStore for DynamoDecisions {
             TransactWriteItem::builder().update(mark).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items.to_vec()))
-            .send()
-            .await
-        {
+        // A failed condition: the goal was counted already. A busy variant
+        // counter is retried (`transact_write`), then reported, never taken
+        // for a goal already counted.
+        match kairos_store::transact_write(&self.client, items.to_vec()).await {
             Ok(_) => Ok(true),
-            Err(e) if is_cancelled(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -325,14 +316,4 @@ impl DecisionStore for DynamoDecisions {
             Err(e) => Err(backend(e)),
         }
     }
-}
-
-fn is_cancelled<R>(
-    e: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        R,
-    >,
-) -> bool {
-    e.as_service_error()
-        .is_some_and(|e| e.is_transaction_canceled_exception())
 }

@@ -10,23 +10,11 @@ use kairos_store::{ContactStore, Message, Queue, QueueError, StoreError, StoredC
 /// How often a contact's read-modify-write is retried after losing a race.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
 
-/// The pause before the retry that follows the `lost`-th lost race (from 1):
-/// a random share (full jitter) of 10 ms doubled per loss, at most 320 ms, so
-/// writers racing on one contact spread out instead of colliding again in
-/// step. Eight racers on one record settle in a few rounds; a ninth loss is
-/// [`ContactError::Contended`] (retryable: the message is redelivered).
-pub(crate) async fn after_lost_race(lost: u32) {
-    let ceiling = std::time::Duration::from_millis(10 << lost.clamp(1, 6).saturating_sub(1));
-    tokio::time::sleep(ceiling.mul_f64(jitter())).await;
-}
-
-/// A number in [0, 1) from the clock's sub-second noise: enough to spread racers.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(nanos % 1009) / 1009.0
-}
+/// The pause before the retry after the `lost`-th lost race
+/// ([`kairos_store::pause::after_lost_race`]): eight racers on one record
+/// settle in a few rounds; a ninth loss is [`ContactError::Contended`]
+/// (retryable: the message is redelivered).
+pub(crate) use kairos_store::pause::after_lost_race;
 
 /// Why one contact's events could not be processed.
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,4 @@
+use kairos_store::pause::jitter;
 use std::time::Duration;
 
 /// When to try a failed request again.
@@ -43,14 +44,6 @@ impl RetryPolicy for Backoff {
             .min(self.max_wait);
         Some(ceiling.mul_f64(0.5 + jitter() * 0.5))
     }
-}
-
-/// A number in [0, 1) from the clock's sub-second noise: enough to spread retries.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(nanos % 1000) / 1000.0
 }
 
 #[cfg(test)]

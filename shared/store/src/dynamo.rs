@@ -18,7 +18,8 @@
 //! - `delivery#<key>`: `version` (N), `expires_at` (N);
 //! - `lookup#<key>`: `value` (S), `expires_at` (N) (`dynamo_lookup.rs`);
 //! - `claim#<key>`: `expires_at` (N) and `state` (S, `pending` or `done`), a one-time webhook token;
-//! - `segment#<id>` and `segday#<id>#<day>`: segment counters (`dynamo_counters.rs`);
+//! - `segment#<id>[#<shard>]` and `segday#<id>#<day>[#<shard>]`: segment
+//!   counters, split into shards (`dynamo_counters.rs`);
 //! - `seen#<key>#<yyyy-mm-dd>`: a contact's event ids of that day kept apart
 //!   from its record (`dynamo_seen.rs`, [`crate::cold`]).
 
@@ -140,29 +141,17 @@ impl DynamoContacts {
                     .build(),
             );
         }
-        for update in crate::dynamo_counters::updates(&self.table, deltas, items.len())? {
+        for update in crate::dynamo_counters::updates(&self.table, contact, deltas, items.len())? {
             items.push(TransactWriteItem::builder().update(update).build());
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let units = out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum();
-                self.count(Some(units));
-                Ok(())
-            }
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-                    e,
-                ) => Err(crate::dynamo_cancel::store_error(e)),
-                e => Err(backend(e)),
-            },
-        }
+        self.transact(items).await
+    }
+
+    /// Sends a transaction ([`crate::transact_write`]) and counts its write units.
+    async fn transact(&self, items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<(), StoreError> {
+        let units = crate::transact_write(&self.client, items).await?;
+        self.count(Some(units));
+        Ok(())
     }
 }
 

@@ -12,14 +12,56 @@
 //! - `ThrottlingError`, `ProvisionedThroughputExceeded`, `TransactionConflict`
 //!   (another transaction or write held an item), `RequestLimitExceeded` →
 //!   [`StoreError::Backend`], retryable, as the adapters report throttling
-//!   (the SDK does not retry a cancelled transaction itself);
+//!   (the SDK does not retry a cancelled transaction itself; [`transact_write`]
+//!   sends it again a few times first);
 //! - `ValidationError` (an item too large, an expression the table refuses)
 //!   and `ItemCollectionSizeLimitExceeded` → [`StoreError::Rejected`]:
 //!   permanent, the same write fails again;
 //! - anything else (a code added later, no reasons) → [`StoreError::Backend`]:
 //!   not known to be permanent.
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem};
+
 use crate::StoreError;
+
+/// How often a transaction cancelled for a retryable reason is sent again
+/// in process (pauses of at most 10, 20 and 40 ms) before it is reported.
+pub const CANCELLED_RETRIES: u32 = 3;
+
+/// Sends a transaction and returns the write units it consumed. One
+/// cancelled for a reason a retry can pass (a `TransactionConflict` on a
+/// busy counter, throttling) is sent again after
+/// [`crate::pause::after_lost_race`], up to [`CANCELLED_RETRIES`] times (the
+/// SDK retries no cancelled transaction), then reported retryable: nothing
+/// of a cancelled transaction was written, so sending it again is safe. A
+/// failed condition is [`StoreError::Conflict`] at once.
+pub async fn transact_write(
+    client: &aws_sdk_dynamodb::Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<f64, StoreError> {
+    let mut retried = 0;
+    loop {
+        let result = client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(out) => return Ok(out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum()),
+            Err(TransactWriteItemsError::TransactionCanceledException(e))
+                if class(&e) == Cancelled::Retryable && retried < CANCELLED_RETRIES =>
+            {
+                retried += 1;
+                crate::pause::after_lost_race(retried).await;
+            }
+            Err(TransactWriteItemsError::TransactionCanceledException(e)) => return Err(store_error(e)),
+            Err(e) => return Err(crate::dynamo::backend(e)),
+        }
+    }
+}
 
 /// How a cancelled transaction is classed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +102,15 @@ pub(crate) fn classify(codes: &[Option<&str>]) -> Cancelled {
     }
 }
 
+/// The class of a cancelled transaction, from its reasons.
+pub(crate) fn class(err: &TransactionCanceledException) -> Cancelled {
+    let codes: Vec<Option<&str>> = err.cancellation_reasons().iter().map(|r| r.code()).collect();
+    classify(&codes)
+}
+
 /// The store error of a cancelled transaction, its cause kept.
-pub(crate) fn store_error(err: aws_sdk_dynamodb::types::error::TransactionCanceledException) -> StoreError {
-    let reasons = err.cancellation_reasons();
-    let codes: Vec<Option<&str>> = reasons.iter().map(|r| r.code()).collect();
-    match classify(&codes) {
+pub(crate) fn store_error(err: TransactionCanceledException) -> StoreError {
+    match class(&err) {
         Cancelled::Conflict => StoreError::Conflict,
         Cancelled::Retryable => StoreError::Backend(Box::new(err)),
         Cancelled::Rejected => StoreError::Rejected(Box::new(err)),
@@ -105,7 +151,6 @@ mod tests {
 
     #[test]
     fn the_store_error_keeps_the_reasons() {
-        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
         use aws_sdk_dynamodb::types::CancellationReason;
         let cancelled = |code: &str| {
             TransactionCanceledException::builder()

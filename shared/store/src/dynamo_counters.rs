@@ -10,10 +10,19 @@
 //! changing in one step) counts them in two shared items instead,
 //! `segment#*` (`members:<id>`) and `segday#*#<day>` (`entries:<id>`,
 //! `exits:<id>`); a read adds both forms, so the counts stay exact either way.
+//!
+//! Each of these items is split into [`COUNTER_SHARDS`] shards, and a
+//! contact's transitions always go to its own shard ([`crate::due_shard`] of
+//! its key): shard 0 is the key above (what builds before sharding wrote, so
+//! their counts are kept), shard `k` adds `#<k>`. One item takes at most
+//! 1,000 write units a second and concurrent transactions on it cancel each
+//! other (`TransactionConflict`), so a popular segment's transitions are
+//! spread over [`COUNTER_SHARDS`] items; a read sums the shards
+//! (`BatchGetItem`, in chunks of [`MAX_BATCH_KEYS`] sent together).
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Update};
 use kairos_event::Change;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::dynamo::{backend, n, number, DynamoContacts, Item};
 use crate::{CounterDelta, DayCount, SegmentCounters, SegmentCounts, StoreError};
@@ -24,9 +33,31 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The shared items' segment id (no segment id holds `*`).
 const SHARED: &str = "*";
 
-/// The counter updates of `deltas` on `table`, leaving room in the
-/// transaction for `others` actions.
-pub(crate) fn updates(table: &str, deltas: &[CounterDelta], others: usize) -> Result<Vec<Update>, StoreError> {
+/// How many items each counter is split into (about 4,000 transitions a
+/// second of one segment at 2 write units each). Reads sum shards
+/// `0..COUNTER_SHARDS`, so it may grow in a later build, never shrink.
+pub const COUNTER_SHARDS: u32 = 8;
+
+/// DynamoDB's limit on keys in one `BatchGetItem`.
+const MAX_BATCH_KEYS: usize = 100;
+
+/// The key of `base`'s shard `shard` (shard 0 is `base` itself).
+fn sharded(base: &str, shard: u32) -> String {
+    match shard {
+        0 => base.to_string(),
+        k => format!("{base}#{k}"),
+    }
+}
+
+/// The counter updates of `contact`'s `deltas` on `table` (in its shard),
+/// leaving room in the transaction for `others` actions.
+pub(crate) fn updates(
+    table: &str,
+    contact: &str,
+    deltas: &[CounterDelta],
+    others: usize,
+) -> Result<Vec<Update>, StoreError> {
+    let shard = crate::due_shard(contact, COUNTER_SHARDS);
     // (pk, attribute) → amount, and pk → the TTL of a day item.
     let mut adds: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut ttl: BTreeMap<String, i64> = BTreeMap::new();
@@ -41,9 +72,9 @@ pub(crate) fn updates(table: &str, deltas: &[CounterDelta], others: usize) -> Re
             Change::Entered => (1, "entries"),
             Change::Exited => (-1, "exits"),
         };
-        let day = format!("segday#{id}#{}", delta.day);
+        let day = sharded(&format!("segday#{id}#{}", delta.day), shard);
         *adds
-            .entry((format!("segment#{id}"), format!("members{suffix}")))
+            .entry((sharded(&format!("segment#{id}"), shard), format!("members{suffix}")))
             .or_default() += sign;
         *adds.entry((day.clone(), format!("{field}{suffix}"))).or_default() += 1;
         let keep = ttl.entry(day).or_default();
@@ -80,17 +111,25 @@ fn pk(value: String) -> Item {
     [("pk".to_string(), AttributeValue::S(value))].into()
 }
 
-impl SegmentCounters for DynamoContacts {
-    async fn segment_counts(&self, segment: &str, days: &[String]) -> Result<SegmentCounts, StoreError> {
-        let mut keys = vec![pk(format!("segment#{segment}")), pk(format!("segment#{SHARED}"))];
-        for day in days {
-            keys.push(pk(format!("segday#{segment}#{day}")));
-            keys.push(pk(format!("segday#{SHARED}#{day}")));
-        }
-        let mut found: Vec<Item> = Vec::new();
+impl DynamoContacts {
+    /// The items of `keys` that exist, by key, read strongly.
+    async fn counter_items(&self, keys: Vec<String>) -> Result<HashMap<String, Item>, StoreError> {
+        let chunks = keys.chunks(MAX_BATCH_KEYS).map(|chunk| self.counter_chunk(chunk));
+        let found = futures_util::future::try_join_all(chunks).await?;
+        let by_key = found.into_iter().flatten().filter_map(|item| {
+            let key = item.get("pk").and_then(|v| v.as_s().ok())?.clone();
+            Some((key, item))
+        });
+        Ok(by_key.collect())
+    }
+
+    /// One `BatchGetItem` of at most [`MAX_BATCH_KEYS`] keys, followed by
+    /// its unprocessed keys until none are left.
+    async fn counter_chunk(&self, keys: &[String]) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
         let mut pending = Some(
             KeysAndAttributes::builder()
-                .set_keys(Some(keys))
+                .set_keys(Some(keys.iter().map(|k| pk(k.clone())).collect()))
                 .consistent_read(true)
                 .build()
                 .map_err(backend)?,
@@ -111,20 +150,33 @@ impl SegmentCounters for DynamoContacts {
             );
             pending = out.unprocessed_keys().and_then(|u| u.get(self.table())).cloned();
         }
-        let item = |key: &str| {
-            found
-                .iter()
-                .find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(key))
-        };
-        let value = |key: &str, attribute: &str| -> Result<i64, StoreError> {
-            Ok(match item(key) {
-                Some(item) => number(item, attribute)?.unwrap_or(0),
-                None => 0,
-            })
+        Ok(found)
+    }
+}
+
+impl SegmentCounters for DynamoContacts {
+    async fn segment_counts(&self, segment: &str, days: &[String]) -> Result<SegmentCounts, StoreError> {
+        let mut bases = vec![format!("segment#{segment}"), format!("segment#{SHARED}")];
+        for day in days {
+            bases.push(format!("segday#{segment}#{day}"));
+            bases.push(format!("segday#{SHARED}#{day}"));
+        }
+        let keys = bases
+            .iter()
+            .flat_map(|base| (0..COUNTER_SHARDS).map(move |k| sharded(base, k)))
+            .collect();
+        let found = self.counter_items(keys).await?;
+        // `attribute` of `base`, summed over its shards.
+        let total = |base: &str, attribute: &str| -> Result<i64, StoreError> {
+            let mut sum = 0;
+            for item in (0..COUNTER_SHARDS).filter_map(|k| found.get(&sharded(base, k))) {
+                sum += number(item, attribute)?.unwrap_or(0);
+            }
+            Ok(sum)
         };
         let both = |own: &str, field: &str| -> Result<i64, StoreError> {
             let shared = own.replacen(&format!("#{segment}"), &format!("#{SHARED}"), 1);
-            Ok(value(own, field)? + value(&shared, &format!("{field}:{segment}"))?)
+            Ok(total(own, field)? + total(&shared, &format!("{field}:{segment}"))?)
         };
         let members = both(&format!("segment#{segment}"), "members")?;
         let mut counts = Vec::new();

@@ -73,6 +73,7 @@ mod erasure;
 #[cfg(feature = "aws")]
 mod firehose;
 mod memory;
+pub mod pause;
 mod pinned;
 #[cfg(feature = "aws")]
 mod s3;
@@ -93,6 +94,10 @@ pub use counters::{
 };
 #[cfg(feature = "aws")]
 pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
+#[cfg(feature = "aws")]
+pub use dynamo_cancel::{transact_write, CANCELLED_RETRIES};
+#[cfg(feature = "aws")]
+pub use dynamo_counters::COUNTER_SHARDS;
 #[cfg(feature = "aws")]
 pub use dynamo_lookup::DynamoLookups;
 #[cfg(feature = "aws")]
