@@ -181,8 +181,9 @@ fn index_writes(before: Option<i64>, after: Option<i64>) -> u64 {
 }
 
 /// The counter items a save's transaction updates (`dynamo_counters::updates`:
-/// one per segment and one per segment and day; the shared items when more
-/// than 49 segments change at once, which these rules never do).
+/// one per segment and one per segment and day, each in the contact's shard,
+/// so the shard does not change the count; the shared items when more than
+/// 49 segments change at once, which these rules never do).
 fn counter_items(record: &StoredContact) -> u64 {
     let deltas = kairos_store::counter_deltas(&record.audit);
     let shared = deltas.len() * 2 + 2 > 100;
