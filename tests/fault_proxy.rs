@@ -23,6 +23,25 @@ const ALL_DROPPED: WireRates = WireRates {
     throttle: 0.0,
     drop: 1.0,
 };
+const NO_FAULTS: WireRates = WireRates {
+    throttle: 0.0,
+    drop: 0.0,
+};
+
+/// The stack, a fault-free proxy in front of its moto (faults set per test,
+/// rng `seed`) and the SDK config of a deployed function through it.
+async fn behind_proxy(seed: u64) -> (Stack, FaultProxy, aws_config::SdkConfig) {
+    let stack = Stack::start().await;
+    let proxy = FaultProxy::start(&stack.moto.endpoint, seed, NO_FAULTS).await;
+    let aws = deployed_config(&proxy.endpoint).await;
+    (stack, proxy, aws)
+}
+
+/// The contact store with its audit table, through the proxy's config.
+fn audited_store(stack: &Stack, aws: &aws_config::SdkConfig) -> DynamoContacts {
+    DynamoContacts::new(SdkCalls::default().dynamodb(aws), &stack.infra.table)
+        .with_audit(stack.audit_table(), kairos_store::DEFAULT_AUDIT_RETENTION_DAYS)
+}
 
 fn record() -> StoredContact {
     StoredContact {
@@ -160,10 +179,8 @@ async fn a_request_never_answered_times_out_and_is_retried_instead_of_hanging() 
     );
 }
 
-/// A save with an audit entry: the record and its audit item in one transaction.
-fn audited(version: u64) -> StoredContact {
-    let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
-    let entry = AuditEntry::new(AuditKind::Guard, at, version, "held back".into(), "test");
+/// A record at `version` whose save carries `entry` (the record and its audit item in one transaction).
+fn saving(version: u64, entry: AuditEntry) -> StoredContact {
     StoredContact {
         version,
         audit: vec![entry],
@@ -171,18 +188,21 @@ fn audited(version: u64) -> StoredContact {
     }
 }
 
+/// An audit entry of `kind` at a fixed time.
+fn entry(kind: AuditKind, version: u64, summary: &str) -> AuditEntry {
+    let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+    AuditEntry::new(kind, at, version, summary.into(), "test")
+}
+
+/// A save with an audit entry that is no transition.
+fn audited(version: u64) -> StoredContact {
+    saving(version, entry(AuditKind::Guard, version, "held back"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_transaction_is_mapped_by_its_cancellation_reasons() {
-    let stack = Stack::start().await;
-    let none = WireRates {
-        throttle: 0.0,
-        drop: 0.0,
-    };
-    let proxy = FaultProxy::start(&stack.moto.endpoint, 3, none).await;
-    let calls = SdkCalls::default();
-    let aws = deployed_config(&proxy.endpoint).await;
-    let store = DynamoContacts::new(calls.dynamodb(&aws), &stack.infra.table)
-        .with_audit(stack.audit_table(), kairos_store::DEFAULT_AUDIT_RETENTION_DAYS);
+    let (stack, proxy, aws) = behind_proxy(3).await;
+    let store = audited_store(&stack, &aws);
     store.save("ada@x.test", None, &audited(1)).await.expect("saved");
 
     // moto's own answer: the record's condition failed.
@@ -243,29 +263,16 @@ async fn a_cancelled_transaction_is_mapped_by_its_cancellation_reasons() {
 
 /// A record whose save enters `segment` (a transition, counted).
 fn entering(version: u64, segment: &str) -> StoredContact {
-    let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
-    let mut entry = AuditEntry::new(AuditKind::Transition, at, version, "entered".into(), "test");
-    entry.segment = Some(segment.into());
-    entry.change = Some(kairos_event::Change::Entered);
-    StoredContact {
-        version,
-        audit: vec![entry],
-        ..StoredContact::default()
-    }
+    let mut entered = entry(AuditKind::Transition, version, "entered");
+    entered.segment = Some(segment.into());
+    entered.change = Some(kairos_event::Change::Entered);
+    saving(version, entered)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_conflict_on_a_busy_counter_is_sent_again_in_process_and_counted_once() {
-    let stack = Stack::start().await;
-    let none = WireRates {
-        throttle: 0.0,
-        drop: 0.0,
-    };
-    let proxy = FaultProxy::start(&stack.moto.endpoint, 5, none).await;
-    let calls = SdkCalls::default();
-    let aws = deployed_config(&proxy.endpoint).await;
-    let store = DynamoContacts::new(calls.dynamodb(&aws), &stack.infra.table)
-        .with_audit(stack.audit_table(), kairos_store::DEFAULT_AUDIT_RETENTION_DAYS);
+    let (stack, proxy, aws) = behind_proxy(5).await;
+    let store = audited_store(&stack, &aws);
     let members = || async { stack.store().segment_counts("hot", &[]).await.unwrap().members };
 
     // Another writer held the counter for as many sends as the adapter retries.
@@ -302,13 +309,7 @@ async fn a_transaction_conflict_on_a_busy_counter_is_sent_again_in_process_and_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goal_whose_variant_counter_is_busy_is_counted_on_a_retry_never_taken_as_counted() {
     use kairos_decide_fn::{DecisionStore, DynamoDecisions};
-    let stack = Stack::start().await;
-    let none = WireRates {
-        throttle: 0.0,
-        drop: 0.0,
-    };
-    let proxy = FaultProxy::start(&stack.moto.endpoint, 7, none).await;
-    let aws = deployed_config(&proxy.endpoint).await;
+    let (stack, proxy, aws) = behind_proxy(7).await;
     let decisions = DynamoDecisions::new(SdkCalls::default().dynamodb(&aws), &stack.infra.table);
     for id in ["d1", "d2"] {
         let item = format!(

@@ -11,7 +11,8 @@
 //! the SDK's own retry settings and the adapters' error mapping are tested as
 //! deployed. On demand ([`FaultProxy::cancel_transactions`],
 //! [`FaultProxy::cancel_next_transactions`]) it answers `TransactWriteItems`
-//! with a `TransactionCanceledException` naming a cancellation reason. [`SdkCalls`] counts the SDK's operations and attempts beside it.
+//! with a `TransactionCanceledException` naming a cancellation reason.
+//! [`SdkCalls`] counts the SDK's operations and attempts beside it.
 //!
 //! Requests keep their connection alive (as the SDK's pool does); bodies come
 //! with `Content-Length` or chunked. A dropped answer closes the connection
@@ -219,12 +220,14 @@ impl Shared {
         match left {
             Some(0) => {
                 *cancel = None;
-                return None;
+                None
             }
-            Some(n) => *n -= 1,
-            None => {}
+            Some(n) => {
+                *n -= 1;
+                Some(code)
+            }
+            None => Some(code),
         }
-        Some(code)
     }
 
     /// Counts the request and draws its fate.
@@ -240,16 +243,18 @@ impl Shared {
             (Service::DynamoDb, true) => self.next_cancel(),
             _ => None,
         };
-        let fate = match (service, roll) {
-            (Service::Other, _) => Fate::Forward,
-            _ if cancel.is_some() => Fate::Cancel(cancel.unwrap_or_default()),
-            (Service::DynamoDb, r) if r < rates.throttle => Fate::Throttle(match coin {
+        let fate = match (cancel, service, roll) {
+            (Some(code), _, _) => Fate::Cancel(code),
+            (None, Service::Other, _) => Fate::Forward,
+            (None, Service::DynamoDb, r) if r < rates.throttle => Fate::Throttle(match coin {
                 true => WireFault::ProvisionedThroughputExceeded,
                 false => WireFault::DynamoDbThrottling,
             }),
-            (Service::Sqs, r) if r < rates.throttle => Fate::Throttle(WireFault::SqsRequestThrottled),
-            (Service::DynamoDb, r) if r < rates.throttle + rates.drop => Fate::Drop(WireFault::DynamoDbAnswerDropped),
-            (Service::Sqs, r) if r < rates.throttle + rates.drop => Fate::Drop(WireFault::SqsAnswerDropped),
+            (None, Service::Sqs, r) if r < rates.throttle => Fate::Throttle(WireFault::SqsRequestThrottled),
+            (None, Service::DynamoDb, r) if r < rates.throttle + rates.drop => {
+                Fate::Drop(WireFault::DynamoDbAnswerDropped)
+            }
+            (None, Service::Sqs, r) if r < rates.throttle + rates.drop => Fate::Drop(WireFault::SqsAnswerDropped),
             _ => Fate::Forward,
         };
         let mut tally = self.tally.lock().unwrap();

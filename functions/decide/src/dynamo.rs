@@ -212,7 +212,7 @@ impl DecisionStore for DynamoDecisions {
             TransactWriteItem::builder().put(log_put).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match kairos_store::transact_write(&self.client, items.to_vec()).await {
+        match kairos_store::transact_write(&self.client, items.into()).await {
             Ok(_) => Ok(Recorded::New),
             Err(StoreError::Conflict) => match self.answer(&sent.decision_id).await? {
                 Some(stored) => Ok(Recorded::Existing(stored)),
@@ -252,7 +252,7 @@ impl DecisionStore for DynamoDecisions {
         // A failed condition: the goal was counted already. A busy variant
         // counter is retried (`transact_write`), then reported, never taken
         // for a goal already counted.
-        match kairos_store::transact_write(&self.client, items.to_vec()).await {
+        match kairos_store::transact_write(&self.client, items.into()).await {
             Ok(_) => Ok(true),
             Err(StoreError::Conflict) => Ok(false),
             Err(e) => Err(e),

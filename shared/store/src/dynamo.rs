@@ -144,11 +144,6 @@ impl DynamoContacts {
         for update in crate::dynamo_counters::updates(&self.table, contact, deltas, items.len())? {
             items.push(TransactWriteItem::builder().update(update).build());
         }
-        self.transact(items).await
-    }
-
-    /// Sends a transaction ([`crate::transact_write`]) and counts its write units.
-    async fn transact(&self, items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<(), StoreError> {
         let units = crate::transact_write(&self.client, items).await?;
         self.count(Some(units));
         Ok(())
