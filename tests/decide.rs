@@ -99,8 +99,21 @@ async fn a_comparison_click_switches_threads_retries_record_once_and_esp_reports
     let retry = decide(&stack, &rules, eve, "2026-11-24T14:01:30Z", Some("esp-1")).await;
     assert_eq!(retry, first);
     let variant = first["send"]["variant"].as_str().unwrap();
-    let pk = format!("variant#onboarding#welcome#{variant}");
+    // Counted in Eve's own shard of the variant's counters; a read sums the
+    // shards, the unsharded key of earlier builds (shard 0) included.
+    let key = ("onboarding".to_string(), "welcome".to_string(), variant.to_string());
+    let base = format!("variant#onboarding#welcome#{variant}");
+    let own = kairos_store::due_shard(eve, kairos_store::COUNTER_SHARDS);
+    assert_ne!(own, 0, "the test contact's shard is not the unsharded key");
+    let pk = kairos_store::counter_shard_key(&base, own);
     assert_eq!(counter(&stack, &pk, "sends").await, 1);
+    stack
+        .put_raw_item(&format!(
+            r#"{{"pk": {{"S": "{base}"}}, "sends": {{"N": "5"}}, "goals": {{"N": "2"}}}}"#
+        ))
+        .await;
+    let counts = stack.decisions().counts(std::slice::from_ref(&key)).await.unwrap();
+    assert_eq!((counts[0].sends, counts[0].goals), (6, 2));
     let log = stack.decisions().sends(eve).await.unwrap();
     assert_eq!((log.sends.len(), log.version), (1, 1));
 

@@ -313,17 +313,13 @@ async fn a_goal_whose_variant_counter_is_busy_is_counted_on_a_retry_never_taken_
     let decisions = DynamoDecisions::new(SdkCalls::default().dynamodb(&aws), &stack.infra.table);
     for id in ["d1", "d2"] {
         let item = format!(
-            r#"{{"pk": {{"S": "decision#{id}"}}, "sequence": {{"S": "onboarding"}},
-                "step": {{"S": "welcome"}}, "variant": {{"S": "a"}}}}"#
+            r#"{{"pk": {{"S": "decision#{id}"}}, "contact": {{"S": "ada@x.test"}},
+                "sequence": {{"S": "onboarding"}}, "step": {{"S": "welcome"}}, "variant": {{"S": "a"}}}}"#
         );
         stack.put_raw_item(&item).await;
     }
-    let goals = || async {
-        let item = stack.raw_item("variant#onboarding#welcome#a").await.unwrap_or_default();
-        item.get("goals")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-    };
+    let key = ("onboarding".to_string(), "welcome".to_string(), "a".to_string());
+    let goals = || async { Some(decisions.counts(std::slice::from_ref(&key)).await.ok()?[0].goals) };
 
     proxy.cancel_next_transactions("TransactionConflict", 1);
     assert_eq!(decisions.goal("d1", 1_795_000_000).await.ok(), Some(true));

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::DateTime;
+use futures_util::stream::{self, StreamExt};
 use kairos_store::{ContactScan, ContactStore, PinnedContacts, SegmentCounters};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -206,6 +207,8 @@ impl Chart {
 
 /// How many days the trend and chart show.
 const TREND_DAYS: usize = 7;
+/// Segments whose counters are read at once (two `BatchGetItem` requests each).
+const SEGMENTS_READ_AT_ONCE: usize = 8;
 
 #[derive(Template)]
 #[template(path = "console/segments.html")]
@@ -225,10 +228,23 @@ async fn segments<B: Backend>(State(console): Shared<B>, headers: HeaderMap) -> 
     let clock = console.clock();
     let contacts = console.backend().contact_count().await;
     let days = kairos_store::last_days(clock.timestamp(), TREND_DAYS);
+    let store = console.backend().store();
+    let ids: Vec<String> = rules.segments().map(|s| s.id.to_string()).collect();
+    let reads = stream::iter(ids)
+        .map(|id| {
+            let days = &days;
+            async move {
+                let read = store.segment_counts(&id, days).await;
+                (id, read)
+            }
+        })
+        .buffered(SEGMENTS_READ_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
     let mut counts = HashMap::new();
-    for s in rules.segments() {
-        match console.backend().store().segment_counts(s.id, &days).await {
-            Ok(read) => counts.insert(s.id, read),
+    for (id, read) in reads {
+        match read {
+            Ok(read) => counts.insert(id, read),
             Err(err) => return unavailable(&console, &err.into()).await,
         };
     }

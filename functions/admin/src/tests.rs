@@ -5,7 +5,7 @@ use super::*;
 use aws_lambda_events::http::HeaderValue;
 use kairos_event::{AuditKind as AuditKindOf, Event};
 use kairos_rules::RuleSet;
-use kairos_store::{MemoryContacts, MemoryQueue};
+use kairos_store::{MemoryContacts, MemoryQueue, SegmentCounters};
 
 const IAM: &str = include_str!("../../../tests/fixtures/example-apigw-v2-request-iam.json");
 const NONE: &str = include_str!("../../../tests/fixtures/example-apigw-v2-request-no-authorizer.json");
@@ -213,9 +213,15 @@ async fn the_export_holds_the_contact_its_signals_and_its_whole_audit_trail() {
 async fn an_erasure_leaves_a_receipt_tells_destinations_and_drops_late_events() {
     let (store, queue) = with_ada().await;
     queue.drain();
+    let day = kairos_store::day_of(now().timestamp());
+    let counted = || store.segment_counts("clicked", std::slice::from_ref(&day));
+    assert_eq!(counted().await.unwrap().members, 1);
     let path = "/v1/contacts/ada%2Bnews%40x.test";
     let (status, erased) = call(&store, &queue, request(IAM, Method::DELETE, path, None)).await;
     assert_eq!(status, 200, "{erased}");
+    // The segment's counters count the erased member out, on the erasure's day.
+    let counts = counted().await.unwrap();
+    assert_eq!((counts.members, counts.days[0].exits), (0, 1), "{counts:?}");
     assert_eq!(
         (erased["complete"].as_bool(), erased["exits"].as_u64()),
         (Some(true), Some(1))

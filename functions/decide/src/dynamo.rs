@@ -3,17 +3,20 @@
 //!   `at` (N), `answer` (S, the JSON answered), `goal_at`, `sent_at`,
 //!   `delivered_at` (N, once known), `expires_at` (N, TTL);
 //! - `sends#<contact>`: `sends` (S, the send log as JSON), `version` (N);
-//! - `variant#<sequence>#<step>#<variant>`: `sends`, `goals` (N), atomic counters.
+//! - `variant#<sequence>#<step>#<variant>[#<shard>]`: `sends`, `goals` (N),
+//!   atomic counters in `kairos_store::COUNTER_SHARDS` shards (a contact's
+//!   sends and goals go to its own; a read sums them), so a campaign's burst
+//!   of sends is not held to one item's 1,000 write units a second.
 //!
 //! A send is recorded in one `TransactWriteItems` (decision, log, counter);
 //! a goal in another (the decision's `goal_at`, once, and the counter).
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use kairos_decide::{Counts, Sent};
-use kairos_store::StoreError;
+use kairos_store::{counter_shard_key, counter_shard_keys, sum_shards, StoreError, COUNTER_SHARDS};
 
 use crate::store::{DecisionStore, Recorded, SendLog, VariantKey};
 
@@ -68,6 +71,13 @@ fn variant_pk((sequence, step, variant): &VariantKey) -> String {
     format!("variant#{sequence}#{step}#{variant}")
 }
 
+/// The shard of a variant's counters that `contact`'s sends and goals go to
+/// (as the segment counters': `kairos_store::COUNTER_SHARDS` items, shard 0
+/// the unsharded key earlier builds wrote, so their counts stay in the sum).
+fn variant_shard(key: &VariantKey, contact: &str) -> String {
+    counter_shard_key(&variant_pk(key), kairos_store::due_shard(contact, COUNTER_SHARDS))
+}
+
 fn text(item: &Item, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
@@ -88,10 +98,6 @@ fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
     }
 }
 
-fn counter(item: Option<&Item>, name: &str) -> Result<u64, StoreError> {
-    Ok(item.map(|i| number(i, name)).transpose()?.flatten().unwrap_or(0).max(0) as u64)
-}
-
 impl DecisionStore for DynamoDecisions {
     async fn sends(&self, contact: &str) -> Result<SendLog, StoreError> {
         let Some(item) = self.get(format!("sends#{contact}")).await? else {
@@ -104,52 +110,18 @@ impl DecisionStore for DynamoDecisions {
     }
 
     async fn counts(&self, keys: &[VariantKey]) -> Result<Vec<Counts>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut wanted: Vec<String> = keys.iter().map(variant_pk).collect();
-        wanted.sort();
-        wanted.dedup();
-        let mut found: HashMap<String, Item> = HashMap::new();
-        let mut pending: Vec<Item> = wanted
-            .into_iter()
-            .map(|pk| HashMap::from([("pk".to_string(), s(pk))]))
-            .collect();
-        // BatchGetItem takes 100 keys; a step has a handful of variants.
-        for _ in 0..5 {
-            if pending.is_empty() {
-                break;
-            }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(backend)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                found.insert(text(&item, "pk")?, item);
-            }
-            if let Some(mut left) = out.unprocessed_keys {
-                pending = left.remove(&self.table).map(|k| k.keys).unwrap_or_default();
-            }
-        }
+        let mut bases: Vec<String> = keys.iter().map(variant_pk).collect();
+        bases.sort();
+        bases.dedup();
+        let wanted = bases.iter().flat_map(|base| counter_shard_keys(base)).collect();
+        let found = kairos_store::batch_items(&self.client, &self.table, wanted).await?;
+        let count = |base: &str, name: &str| Ok::<_, StoreError>(sum_shards(&found, base, name)?.max(0) as u64);
         keys.iter()
             .map(|k| {
-                let item = found.get(&variant_pk(k));
+                let base = variant_pk(k);
                 Ok(Counts {
-                    sends: counter(item, "sends")?,
-                    goals: counter(item, "goals")?,
+                    sends: count(&base, "sends")?,
+                    goals: count(&base, "goals")?,
                 })
             })
             .collect()
@@ -202,7 +174,7 @@ impl DecisionStore for DynamoDecisions {
         let key = (sent.sequence.clone(), sent.step.clone(), sent.variant.clone());
         let count = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(variant_pk(&key)))
+            .key("pk", s(variant_shard(&key, contact)))
             .update_expression("ADD sends :one")
             .expression_attribute_values(":one", n(1))
             .build()
@@ -230,6 +202,7 @@ impl DecisionStore for DynamoDecisions {
             return Ok(false);
         }
         let key = (text(&item, "sequence")?, text(&item, "step")?, text(&item, "variant")?);
+        let contact = text(&item, "contact")?;
         let mark = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("decision#{decision_id}")))
@@ -240,7 +213,7 @@ impl DecisionStore for DynamoDecisions {
             .map_err(backend)?;
         let count = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(variant_pk(&key)))
+            .key("pk", s(variant_shard(&key, &contact)))
             .update_expression("ADD goals :one")
             .expression_attribute_values(":one", n(1))
             .build()

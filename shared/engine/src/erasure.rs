@@ -76,8 +76,10 @@ impl Engine<'_> {
     /// tombstone kept `window_secs` (the version moves on, so a concurrent
     /// writer loses its race), and each segment destinations were told it is
     /// in gets an exit carrying an empty membership, saying
-    /// `erased by <actor>`. No audit entry: the trail is deleted, the receipt
-    /// is kept apart under a salted hash of the key.
+    /// `erased by <actor>`. The audit entries are one exit per segment the
+    /// contact is a member of, so the save counts each segment's members down
+    /// (`kairos_store::counters`); the erasure deletes the trail they join
+    /// and keeps its receipt apart, under a salted hash of the key.
     pub fn erase(
         &self,
         key: &str,
@@ -87,6 +89,7 @@ impl Engine<'_> {
         window_secs: i64,
     ) -> Outcome {
         let written = govern::written_of(contact);
+        let members = govern::effective(self.rules, contact);
         *contact = Contact {
             version: kairos_state::next_version(contact.version, now.timestamp_millis()),
             expires_at: now.timestamp() + window_secs,
@@ -94,17 +97,19 @@ impl Engine<'_> {
             written: Some(Vec::new()),
             ..Contact::default()
         };
-        let transitions = written
+        let exit = |id: &String| Transition {
+            summary: format!("erased by {actor}"),
+            explanation: json!({"erasure": {"actor": actor}}),
+            members: Some(Vec::new()),
+            ..govern::bare(self.rules, key, contact, id, Change::Exited, now)
+        };
+        let audit = members
             .iter()
-            .map(|id| Transition {
-                summary: format!("erased by {actor}"),
-                explanation: json!({"erasure": {"actor": actor}}),
-                members: Some(Vec::new()),
-                ..govern::bare(self.rules, key, contact, id, Change::Exited, now)
-            })
+            .map(|id| govern::erased_entry(self.rules, &exit(id), actor, written.contains(id)))
             .collect();
         Outcome {
-            transitions,
+            transitions: written.iter().map(exit).collect(),
+            audit,
             version: Some(contact.version),
             ..Outcome::default()
         }

@@ -354,6 +354,16 @@ fn guarded(
     t
 }
 
+/// The audit entry of an erasure's exit `t` from a segment the contact was a
+/// member of, by `actor` (`written`: destinations were told of it too).
+pub(crate) fn erased_entry(rules: &RuleSet, t: &Transition, actor: &str, written: bool) -> AuditEntry {
+    let fingerprint = format!("{:08x}", rules.fingerprint());
+    let mut entry = entry_of(t, AuditKind::Transition, &fingerprint, "erasure".to_string());
+    entry.written = Some(written);
+    entry.actor = Some(actor.to_string());
+    entry
+}
+
 fn entry_of(t: &Transition, kind: AuditKind, fingerprint: &str, cause: String) -> AuditEntry {
     let mut entry = AuditEntry::new(kind, t.at, t.state_version, t.summary.clone(), &cause);
     entry.segment = Some(t.segment.clone());

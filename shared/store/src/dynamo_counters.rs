@@ -21,6 +21,7 @@
 //! (`BatchGetItem`, in chunks of [`MAX_BATCH_KEYS`] sent together).
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Update};
+use aws_sdk_dynamodb::Client;
 use kairos_event::Change;
 use std::collections::{BTreeMap, HashMap};
 
@@ -41,12 +42,18 @@ pub const COUNTER_SHARDS: u32 = 8;
 /// DynamoDB's limit on keys in one `BatchGetItem`.
 const MAX_BATCH_KEYS: usize = 100;
 
-/// The key of `base`'s shard `shard` (shard 0 is `base` itself).
-fn sharded(base: &str, shard: u32) -> String {
+/// The key of counter `base`'s shard `shard` (shard 0 is `base` itself, what
+/// builds before sharding wrote).
+pub fn counter_shard_key(base: &str, shard: u32) -> String {
     match shard {
         0 => base.to_string(),
         k => format!("{base}#{k}"),
     }
+}
+
+/// The keys of every shard of counter `base`.
+pub fn counter_shard_keys(base: &str) -> impl Iterator<Item = String> + '_ {
+    (0..COUNTER_SHARDS).map(move |k| counter_shard_key(base, k))
 }
 
 /// The counter updates of `contact`'s `deltas` on `table` (in its shard),
@@ -72,9 +79,12 @@ pub(crate) fn updates(
             Change::Entered => (1, "entries"),
             Change::Exited => (-1, "exits"),
         };
-        let day = sharded(&format!("segday#{id}#{}", delta.day), shard);
+        let day = counter_shard_key(&format!("segday#{id}#{}", delta.day), shard);
         *adds
-            .entry((sharded(&format!("segment#{id}"), shard), format!("members{suffix}")))
+            .entry((
+                counter_shard_key(&format!("segment#{id}"), shard),
+                format!("members{suffix}"),
+            ))
             .or_default() += sign;
         *adds.entry((day.clone(), format!("{field}{suffix}"))).or_default() += 1;
         let keep = ttl.entry(day).or_default();
@@ -111,47 +121,67 @@ fn pk(value: String) -> Item {
     [("pk".to_string(), AttributeValue::S(value))].into()
 }
 
-impl DynamoContacts {
-    /// The items of `keys` that exist, by key, read strongly.
-    async fn counter_items(&self, keys: Vec<String>) -> Result<HashMap<String, Item>, StoreError> {
-        let chunks = keys.chunks(MAX_BATCH_KEYS).map(|chunk| self.counter_chunk(chunk));
-        let found = futures_util::future::try_join_all(chunks).await?;
-        let by_key = found.into_iter().flatten().filter_map(|item| {
-            let key = item.get("pk").and_then(|v| v.as_s().ok())?.clone();
-            Some((key, item))
-        });
-        Ok(by_key.collect())
-    }
+/// The items of `keys` (partition key `pk`) in `table` that exist, by key,
+/// read strongly: `BatchGetItem` in chunks of [`MAX_BATCH_KEYS`] sent
+/// together, each followed by its unprocessed keys until none are left.
+pub async fn batch_items(
+    client: &Client,
+    table: &str,
+    keys: Vec<String>,
+) -> Result<HashMap<String, HashMap<String, AttributeValue>>, StoreError> {
+    let chunks = keys
+        .chunks(MAX_BATCH_KEYS)
+        .map(|chunk| batch_chunk(client, table, chunk));
+    let found = futures_util::future::try_join_all(chunks).await?;
+    let by_key = found.into_iter().flatten().filter_map(|item| {
+        let key = item.get("pk").and_then(|v| v.as_s().ok())?.clone();
+        Some((key, item))
+    });
+    Ok(by_key.collect())
+}
 
-    /// One `BatchGetItem` of at most [`MAX_BATCH_KEYS`] keys, followed by
-    /// its unprocessed keys until none are left.
-    async fn counter_chunk(&self, keys: &[String]) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys.iter().map(|k| pk(k.clone())).collect()))
-                .consistent_read(true)
-                .build()
-                .map_err(backend)?,
-        );
-        while let Some(request) = pending.take() {
-            let out = self
-                .client()
-                .batch_get_item()
-                .request_items(self.table(), request)
-                .send()
-                .await
-                .map_err(backend)?;
-            found.extend(
-                out.responses()
-                    .and_then(|r| r.get(self.table()))
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            pending = out.unprocessed_keys().and_then(|u| u.get(self.table())).cloned();
+/// One `BatchGetItem` of at most [`MAX_BATCH_KEYS`] keys, then its
+/// unprocessed keys (after a growing, jittered pause, as AWS advises) until
+/// none are left.
+async fn batch_chunk(client: &Client, table: &str, keys: &[String]) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    let mut pending = Some(
+        KeysAndAttributes::builder()
+            .set_keys(Some(keys.iter().map(|k| pk(k.clone())).collect()))
+            .consistent_read(true)
+            .build()
+            .map_err(backend)?,
+    );
+    let mut rounds = 0;
+    while let Some(request) = pending.take() {
+        if rounds > 0 {
+            crate::pause::after_lost_race(rounds).await;
         }
-        Ok(found)
+        rounds += 1;
+        let out = client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(backend)?;
+        found.extend(out.responses().and_then(|r| r.get(table)).cloned().unwrap_or_default());
+        pending = out.unprocessed_keys().and_then(|u| u.get(table)).cloned();
     }
+    Ok(found)
+}
+
+/// Number attribute `attribute` of counter `base`, summed over the shards
+/// found (a missing shard or attribute adds nothing).
+pub fn sum_shards(
+    found: &HashMap<String, HashMap<String, AttributeValue>>,
+    base: &str,
+    attribute: &str,
+) -> Result<i64, StoreError> {
+    let mut sum = 0;
+    for item in counter_shard_keys(base).filter_map(|k| found.get(&k)) {
+        sum += number(item, attribute)?.unwrap_or(0);
+    }
+    Ok(sum)
 }
 
 impl SegmentCounters for DynamoContacts {
@@ -161,22 +191,11 @@ impl SegmentCounters for DynamoContacts {
             bases.push(format!("segday#{segment}#{day}"));
             bases.push(format!("segday#{SHARED}#{day}"));
         }
-        let keys = bases
-            .iter()
-            .flat_map(|base| (0..COUNTER_SHARDS).map(move |k| sharded(base, k)))
-            .collect();
-        let found = self.counter_items(keys).await?;
-        // `attribute` of `base`, summed over its shards.
-        let total = |base: &str, attribute: &str| -> Result<i64, StoreError> {
-            let mut sum = 0;
-            for item in (0..COUNTER_SHARDS).filter_map(|k| found.get(&sharded(base, k))) {
-                sum += number(item, attribute)?.unwrap_or(0);
-            }
-            Ok(sum)
-        };
+        let keys = bases.iter().flat_map(|base| counter_shard_keys(base)).collect();
+        let found = batch_items(self.client(), self.table(), keys).await?;
         let both = |own: &str, field: &str| -> Result<i64, StoreError> {
             let shared = own.replacen(&format!("#{segment}"), &format!("#{SHARED}"), 1);
-            Ok(total(own, field)? + total(&shared, &format!("{field}:{segment}"))?)
+            Ok(sum_shards(&found, own, field)? + sum_shards(&found, &shared, &format!("{field}:{segment}"))?)
         };
         let members = both(&format!("segment#{segment}"), "members")?;
         let mut counts = Vec::new();
