@@ -84,6 +84,15 @@ impl<'a, S, Q> Evaluator<'a, S, Q> {
             hot_seen_secs: kairos_state::HOT_SEEN_SECS,
         }
     }
+
+    /// The engine step as this evaluator runs it (its rules, clock skew and rules sequence).
+    pub(crate) fn engine(&self) -> Engine<'a> {
+        Engine {
+            rules: self.rules,
+            max_clock_skew_secs: self.max_clock_skew_secs,
+            rules_seq: self.rules_seq,
+        }
+    }
 }
 
 impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
@@ -118,11 +127,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     ///   still on a fresh read (the sequence is never lowered), so
     ///   [`ContactError::RulesBehind`] is right too.
     pub async fn contact(&self, contact: &str, events: &[Event], now: DateTime<Utc>) -> Result<Outcome, ContactError> {
-        let engine = Engine {
-            rules: self.rules,
-            max_clock_skew_secs: self.max_clock_skew_secs,
-            rules_seq: self.rules_seq,
-        };
+        let engine = self.engine();
         let mut key = contact.to_string();
         let mut links = identity::links(contact, events);
         // Frozen anonymous records read so far: they never change, so a retry reuses them.
@@ -223,11 +228,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
         manual: &Manual,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, ContactError> {
-        let engine = Engine {
-            rules: self.rules,
-            max_clock_skew_secs: self.max_clock_skew_secs,
-            rules_seq: self.rules_seq,
-        };
+        let engine = self.engine();
         for lost in 1..=MAX_ATTEMPTS as u32 {
             let Some(mut stored) = self
                 .store

@@ -16,7 +16,6 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
-use kairos_engine::Engine;
 use kairos_event::{AuditEntry, AuditKind};
 use kairos_store::{AuditTrail, ContactStore, Erasure as ErasurePort, Queue, StoreError};
 use sha2::Sha256;
@@ -140,11 +139,7 @@ impl<S: ContactStore + AuditTrail + ErasurePort, Q: Queue> Evaluator<'_, S, Q> {
         now: DateTime<Utc>,
         known: bool,
     ) -> Result<Option<(i64, usize)>, ContactError> {
-        let engine = Engine {
-            rules: self.rules,
-            max_clock_skew_secs: self.max_clock_skew_secs,
-            rules_seq: self.rules_seq,
-        };
+        let engine = self.engine();
         for lost in 1..=MAX_ATTEMPTS as u32 {
             let Some(mut stored) = self.store.load(key).await? else {
                 return Ok(None);

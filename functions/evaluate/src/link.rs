@@ -94,6 +94,7 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
     ) -> Result<StoredContact, ContactError> {
         let mut record = loaded.cloned().unwrap_or_default();
         record.advance_version(now.timestamp_millis());
+        record::frozen_out(&self.engine(), anonymous, &mut record, now);
         record.merged_into = Some(contact.to_string());
         // Never evaluated again: no deadline for a sweep to act on.
         record.next_change_at = None;

@@ -34,11 +34,28 @@ pub(crate) fn erase(
     now: DateTime<Utc>,
     window_secs: i64,
 ) -> Outcome {
-    let outcome = run(stored, |contact| engine.erase(key, contact, actor, now, window_secs));
+    // A frozen anonymous record was counted out of its segments by its freeze.
+    let counted = stored.merged_into.is_none();
+    let outcome = run(stored, |contact| {
+        let mut outcome = engine.erase(key, contact, actor, now, window_secs);
+        if !counted {
+            outcome.audit.clear();
+        }
+        outcome
+    });
     stored.merged_into = None;
     stored.consent_kept = None;
     stored.erased_at = Some(now.timestamp());
     outcome
+}
+
+/// Anonymous record `key` frozen into a contact: its memberships counted out
+/// ([`Engine::frozen_out`]) by the save that freezes it.
+pub(crate) fn frozen_out(engine: &Engine, key: &str, stored: &mut StoredContact, now: DateTime<Utc>) {
+    run(stored, |contact| Outcome {
+        audit: engine.frozen_out(key, contact, now),
+        ..Outcome::default()
+    });
 }
 
 fn run(stored: &mut StoredContact, step: impl FnOnce(&mut Contact) -> Outcome) -> Outcome {

@@ -105,7 +105,7 @@ impl Engine<'_> {
         };
         let audit = members
             .iter()
-            .map(|id| govern::erased_entry(self.rules, &exit(id), actor, written.contains(id)))
+            .map(|id| govern::left_entry(self.rules, &exit(id), "erasure", Some(actor), written.contains(id)))
             .collect();
         Outcome {
             transitions: written.iter().map(exit).collect(),

@@ -354,13 +354,22 @@ fn guarded(
     t
 }
 
-/// The audit entry of an erasure's exit `t` from a segment the contact was a
-/// member of, by `actor` (`written`: destinations were told of it too).
-pub(crate) fn erased_entry(rules: &RuleSet, t: &Transition, actor: &str, written: bool) -> AuditEntry {
+/// The audit entry of exit `t` from a segment a record leaves without a
+/// step (an erasure, a freeze into a contact), caused by `cause`, by `actor`
+/// if a person did it (`written`: destinations were told of the
+/// membership). Its kind is `transition`, so the save counts the segment's
+/// members down (`kairos_store::counters`).
+pub(crate) fn left_entry(
+    rules: &RuleSet,
+    t: &Transition,
+    cause: &str,
+    actor: Option<&str>,
+    written: bool,
+) -> AuditEntry {
     let fingerprint = format!("{:08x}", rules.fingerprint());
-    let mut entry = entry_of(t, AuditKind::Transition, &fingerprint, "erasure".to_string());
+    let mut entry = entry_of(t, AuditKind::Transition, &fingerprint, cause.to_string());
     entry.written = Some(written);
-    entry.actor = Some(actor.to_string());
+    entry.actor = actor.map(str::to_string);
     entry
 }
 

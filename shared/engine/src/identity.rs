@@ -8,10 +8,12 @@
 //! the step). Freezing an anonymous record (a conditional write: the first
 //! link wins) is the caller's, with its store.
 
-use kairos_event::Event;
+use chrono::{DateTime, Utc};
 pub use kairos_event::ANONYMOUS_PREFIX;
+use kairos_event::{AuditEntry, Change, Event, Transition};
+use serde_json::json;
 
-use crate::{Contact, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
+use crate::{govern, Contact, Frozen, KEEP_AFTER_LAST_EVENT_SECS};
 
 /// A contact forgets a merged anonymous id this long before the frozen
 /// record's expiry: by then every occurrence it merged is past retention, and
@@ -72,4 +74,24 @@ pub(crate) fn absorb(key: &str, contact: &mut Contact, frozen: &[Frozen], now: i
         }
     }
     merged
+}
+
+impl crate::Engine<'_> {
+    /// The audit entries of anonymous record `key` as it is frozen into a
+    /// contact: an exit from each segment it is a member of, so its save
+    /// counts it out of the segments' counters; the contact, which merges
+    /// its state, counts it in. Destinations are told nothing: the frozen
+    /// record is never evaluated again.
+    pub fn frozen_out(&self, key: &str, contact: &Contact, now: DateTime<Utc>) -> Vec<AuditEntry> {
+        let written = govern::written_of(contact);
+        let exit = |id: &String| Transition {
+            summary: "linked to a known contact: counted in its record from now on".to_string(),
+            explanation: json!({"linked": true}),
+            ..govern::bare(self.rules, key, contact, id, Change::Exited, now)
+        };
+        govern::effective(self.rules, contact)
+            .iter()
+            .map(|id| govern::left_entry(self.rules, &exit(id), "link", None, written.contains(id)))
+            .collect()
+    }
 }

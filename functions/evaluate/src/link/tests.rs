@@ -4,7 +4,7 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use kairos_event::Event;
 use kairos_event::Transition;
 use kairos_rules::RuleSet;
-use kairos_store::{MemoryContacts, MemoryQueue};
+use kairos_store::{AuditTrail, MemoryContacts, MemoryQueue, SegmentCounters};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const RULES: &str = "segments:\n  - id: browsing\n    name: Browsing\n    rule: { event: { type: page.viewed, count: { gte: 3 }, within: 1d } }\n";
@@ -134,6 +134,48 @@ async fn anonymous_views_then_identify_count_for_the_contact() {
         (sent[0].contact.as_str(), sent[0].segment.as_str()),
         ("ada", "browsing")
     );
+}
+
+/// A visitor counted in a segment while anonymous is counted out by the
+/// freeze and in by its contact's merge: one member, not two.
+#[tokio::test]
+async fn a_linked_member_is_counted_once_in_the_segment_counters() {
+    let f = Fixture::new(0);
+    let members = || async {
+        let counts = f.store.inner.segment_counts("browsing", &[]).await.unwrap();
+        counts.members
+    };
+    f.run(&[
+        view("v1", "anon:x", 40),
+        view("v2", "anon:x", 30),
+        view("v3", "anon:x", 20),
+    ])
+    .await;
+    assert_eq!(members().await, 1);
+    let out = f.run(&[identify("i1", "ada", "x", 10)]).await;
+    assert_eq!(out.merged, ["anon:x"]);
+    assert_eq!(f.views("ada").await, serde_json::json!(3));
+    assert_eq!(members().await, 1, "the visitor, once");
+    let trail = f.store.inner.audit("anon:x", None, 10).await.unwrap().entries;
+    let exit = trail
+        .iter()
+        .find(|e| e.cause == "link")
+        .expect("the freeze's exit entry");
+    assert_eq!(
+        (exit.segment.as_deref(), exit.change),
+        (Some("browsing"), Some(kairos_event::Change::Exited))
+    );
+    // Erasing the contact counts it out once: its frozen visitor is not a member any more.
+    let erasure = crate::Erasure {
+        actor: "dpo",
+        salt: b"salt",
+        window_secs: 86_400,
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(60),
+    };
+    let evaluator = Evaluator::new(&f.rules, &f.store.inner, &f.queue);
+    let erased = evaluator.erase("ada", &erasure, now()).await.unwrap();
+    assert_eq!((erased.complete, erased.anonymous), (true, 1));
+    assert_eq!(members().await, 0);
 }
 
 #[tokio::test]
