@@ -338,3 +338,33 @@ async fn a_goal_whose_variant_counter_is_busy_is_counted_on_a_retry_never_taken_
         "counted once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_read_resends_its_unprocessed_keys_and_gives_up_retryable() {
+    use kairos_decide_fn::{DecisionStore, DynamoDecisions};
+    let (stack, proxy, aws) = behind_proxy(7).await;
+    let decisions = DynamoDecisions::new(SdkCalls::default().dynamodb(&aws), &stack.infra.table);
+    stack
+        .put_raw_item(r#"{"pk": {"S": "variant#onboarding#welcome#a#3"}, "sends": {"N": "4"}}"#)
+        .await;
+    let key = [("onboarding".to_string(), "welcome".to_string(), "a".to_string())];
+    let batch_reads = || {
+        let tally = proxy.tally();
+        tally
+            .requests
+            .get("DynamoDB_20120810.BatchGetItem")
+            .copied()
+            .unwrap_or(0)
+    };
+
+    // Left unprocessed three times: sent again after pauses, read whole.
+    proxy.leave_next_batch_reads_unprocessed(3);
+    let counts = decisions.counts(&key).await.expect("read after the resends");
+    assert_eq!((counts[0].sends, batch_reads()), (4, 4));
+
+    // Left unprocessed every time: a retryable error after the last call, not a count of zero.
+    proxy.leave_next_batch_reads_unprocessed(100);
+    let throttled = decisions.counts(&key).await;
+    assert!(matches!(&throttled, Err(e) if !e.is_permanent()), "{throttled:?}");
+    assert_eq!(batch_reads(), 4 + u64::from(kairos_store::MAX_BATCH_ROUNDS));
+}

@@ -117,6 +117,8 @@ struct Shared {
     /// The cancellation reason transactions are answered with, if any, and
     /// how many more are (`None`: all).
     cancel: Mutex<Option<(String, Option<u32>)>>,
+    /// How many more `BatchGetItem` requests are answered with every key unprocessed.
+    unprocessed: Mutex<u32>,
     tally: Mutex<Tally>,
 }
 
@@ -132,6 +134,7 @@ impl FaultProxy {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             rates: Mutex::new(rates),
             cancel: Mutex::default(),
+            unprocessed: Mutex::default(),
             tally: Mutex::default(),
         });
         let serving = shared.clone();
@@ -170,6 +173,12 @@ impl FaultProxy {
     pub fn cancel_next_transactions(&self, code: &str, count: u32) {
         *self.shared.cancel.lock().unwrap() = Some((code.to_string(), Some(count)));
     }
+
+    /// Answers the next `count` `BatchGetItem` requests with no items and
+    /// every key unprocessed (HTTP 200), as a throttled table does.
+    pub fn leave_next_batch_reads_unprocessed(&self, count: u32) {
+        *self.shared.unprocessed.lock().unwrap() = count;
+    }
 }
 
 impl Drop for FaultProxy {
@@ -201,6 +210,8 @@ enum Fate {
     Drop(WireFault),
     /// Answered `TransactionCanceledException` with this reason code.
     Cancel(String),
+    /// A `BatchGetItem` answered with every key unprocessed, not forwarded.
+    Unprocessed,
 }
 
 fn service_of(target: &str) -> Service {
@@ -243,8 +254,15 @@ impl Shared {
             (Service::DynamoDb, true) => self.next_cancel(),
             _ => None,
         };
+        let unprocessed = target.ends_with(".BatchGetItem") && {
+            let mut left = self.unprocessed.lock().unwrap();
+            let take = *left > 0;
+            *left = left.saturating_sub(1);
+            take
+        };
         let fate = match (cancel, service, roll) {
             (Some(code), _, _) => Fate::Cancel(code),
+            (None, Service::DynamoDb, _) if unprocessed => Fate::Unprocessed,
             (None, Service::Other, _) => Fate::Forward,
             (None, Service::DynamoDb, r) if r < rates.throttle => Fate::Throttle(match coin {
                 true => WireFault::ProvisionedThroughputExceeded,
@@ -277,6 +295,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         let answer = match shared.decide(&request) {
             Fate::Throttle(kind) => throttled(kind),
             Fate::Cancel(code) => cancelled(&code, &request.body),
+            Fate::Unprocessed => unprocessed(&request.body),
             Fate::Forward => match forward(&shared, &request).await {
                 Some(answer) => answer,
                 None => bad_gateway(),
@@ -454,6 +473,19 @@ fn cancelled(code: &str, request: &[u8]) -> Vec<u8> {
         ("x-amzn-requestid".to_string(), "fault-proxy".to_string()),
     ];
     http_response(400, &headers, body.to_string().as_bytes())
+}
+
+/// DynamoDB's answer to a `BatchGetItem` it served none of: no items, every
+/// key requested back as `UnprocessedKeys`
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>).
+fn unprocessed(request: &[u8]) -> Vec<u8> {
+    let asked = serde_json::from_slice::<serde_json::Value>(request).unwrap_or_default();
+    let body = serde_json::json!({ "Responses": {}, "UnprocessedKeys": asked["RequestItems"] });
+    let headers = [
+        ("content-type".to_string(), "application/x-amz-json-1.0".to_string()),
+        ("x-amzn-requestid".to_string(), "fault-proxy".to_string()),
+    ];
+    http_response(200, &headers, body.to_string().as_bytes())
 }
 
 fn bad_gateway() -> Vec<u8> {

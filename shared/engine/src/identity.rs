@@ -83,7 +83,6 @@ impl crate::Engine<'_> {
     /// its state, counts it in. Destinations are told nothing: the frozen
     /// record is never evaluated again.
     pub fn frozen_out(&self, key: &str, contact: &Contact, now: DateTime<Utc>) -> Vec<AuditEntry> {
-        let written = govern::written_of(contact);
         let exit = |id: &String| Transition {
             summary: "linked to a known contact: counted in its record from now on".to_string(),
             explanation: json!({"linked": true}),
@@ -91,7 +90,7 @@ impl crate::Engine<'_> {
         };
         govern::effective(self.rules, contact)
             .iter()
-            .map(|id| govern::left_entry(self.rules, &exit(id), "link", None, written.contains(id)))
+            .map(|id| govern::left_entry(self.rules, &exit(id), "link", None, false))
             .collect()
     }
 }

@@ -94,6 +94,8 @@ impl AuditTrail for DynamoContacts {
                 .expression_attribute_names("#k", "contact")
                 .expression_attribute_names("#ch", "change")
                 .limit(25)
+                // Strongly: the erasure's own tombstone save wrote an item a moment ago.
+                .consistent_read(true)
                 .send()
                 .await
                 .map_err(backend)?;

@@ -42,6 +42,11 @@ pub const COUNTER_SHARDS: u32 = 8;
 /// DynamoDB's limit on keys in one `BatchGetItem`.
 const MAX_BATCH_KEYS: usize = 100;
 
+/// How many `BatchGetItem` calls one chunk may take (the first and the
+/// resends of its unprocessed keys, after pauses of up to 10, 20, … 320 ms)
+/// before the read fails as retryable: about a second of throttling.
+pub const MAX_BATCH_ROUNDS: u32 = 8;
+
 /// The key of counter `base`'s shard `shard` (shard 0 is `base` itself, what
 /// builds before sharding wrote).
 pub fn counter_shard_key(base: &str, shard: u32) -> String {
@@ -123,7 +128,8 @@ fn pk(value: String) -> Item {
 
 /// The items of `keys` (partition key `pk`) in `table` that exist, by key,
 /// read strongly: `BatchGetItem` in chunks of [`MAX_BATCH_KEYS`] sent
-/// together, each followed by its unprocessed keys until none are left.
+/// together, each followed by its unprocessed keys until none are left, or
+/// a retryable error after [`MAX_BATCH_ROUNDS`] calls.
 pub async fn batch_items(
     client: &Client,
     table: &str,
@@ -154,6 +160,10 @@ async fn batch_chunk(client: &Client, table: &str, keys: &[String]) -> Result<Ve
     );
     let mut rounds = 0;
     while let Some(request) = pending.take() {
+        if rounds == MAX_BATCH_ROUNDS {
+            let why = format!("BatchGetItem left keys unprocessed {MAX_BATCH_ROUNDS} times in a row (throttled)");
+            return Err(StoreError::Backend(why.into()));
+        }
         if rounds > 0 {
             crate::pause::after_lost_race(rounds).await;
         }

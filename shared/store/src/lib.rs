@@ -97,7 +97,9 @@ pub use dynamo::{DynamoClaims, DynamoContacts, DynamoLedger, DUE_INDEX};
 #[cfg(feature = "aws")]
 pub use dynamo_cancel::{transact_write, CANCELLED_RETRIES};
 #[cfg(feature = "aws")]
-pub use dynamo_counters::{batch_items, counter_shard_key, counter_shard_keys, sum_shards, COUNTER_SHARDS};
+pub use dynamo_counters::{
+    batch_items, counter_shard_key, counter_shard_keys, sum_shards, COUNTER_SHARDS, MAX_BATCH_ROUNDS,
+};
 #[cfg(feature = "aws")]
 pub use dynamo_lookup::DynamoLookups;
 #[cfg(feature = "aws")]
