@@ -88,7 +88,17 @@ async fn old_ids_move_to_their_day_and_still_dedupe_a_late_copy() {
     assert_eq!(day_ids(&stack, "2026-11-24").await.map(|ids| ids.len()), Some(1));
     assert_eq!(day_ids(&stack, "2026-11-20").await, Some(moved));
 
-    // The erasure deletes the day with the rest.
+    // An evaluation that read the record before the erasure moves a newer id to its day.
+    let newer = later + Duration::days(1);
+    evaluator.contact(ADA, &[open("o4", newer)], newer).await.unwrap();
+    let mut racing = store.load(ADA).await.unwrap().unwrap();
+    racing
+        .state
+        .age_seen((newer + Duration::days(4)).timestamp(), HOT_SEEN_SECS);
+    let read_at = Some(racing.version);
+    racing.version += 1;
+
+    // The erasure deletes the days with the rest.
     let erasure = Erasure {
         actor: "test",
         salt: b"salt",
@@ -99,4 +109,10 @@ async fn old_ids_move_to_their_day_and_still_dedupe_a_late_copy() {
     assert!(erased.complete && erased.deliveries >= 1, "{erased:?}");
     assert_eq!(day_ids(&stack, "2026-11-20").await, None);
     assert_eq!(day_ids(&stack, "2026-11-24").await, None);
+
+    // The racing save, after the erasure: its day written first, then its record refused
+    // by the tombstone; the day it wrote is taken back, nothing names Ada.
+    let lost = store.save(ADA, read_at, &racing).await;
+    assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
+    assert_eq!(day_ids(&stack, "2026-11-25").await, None);
 }

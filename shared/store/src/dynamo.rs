@@ -106,6 +106,49 @@ impl DynamoContacts {
 }
 
 impl DynamoContacts {
+    /// The record's conditional write (with its audit item and counters in a
+    /// transaction when it carries any).
+    async fn save_record(
+        &self,
+        contact: &str,
+        expected: Option<u64>,
+        record: &StoredContact,
+    ) -> Result<(), StoreError> {
+        let deltas = crate::counters::deltas(&record.audit);
+        if let (Some((audit_table, keep)), false) = (&self.audit, record.audit.is_empty()) {
+            let item = crate::dynamo_audit::item(contact, record.version, &record.audit, *keep);
+            return self
+                .save_in_transaction(contact, expected, record, Some((audit_table, item)), &deltas)
+                .await;
+        }
+        if !deltas.is_empty() {
+            return self.save_in_transaction(contact, expected, record, None, &deltas).await;
+        }
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(contact, record, self.due_shards)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match expected {
+            None | Some(0) => request.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => request
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+        };
+        match request.send().await {
+            Ok(out) => {
+                self.count(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                Ok(())
+            }
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Err(StoreError::Conflict),
+                e => Err(backend(e)),
+            },
+        }
+    }
+
     /// The record's put, its audit item's and its segment counters' updates
     /// (`dynamo_counters.rs`) in one transaction: the audit item and the
     /// counts exist exactly when the record's version was written.
@@ -296,43 +339,18 @@ impl ContactStore for DynamoContacts {
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
-        self.write_seen(contact, &record.state.cold_writes()).await?;
-        if let Some(consent) = record.consent_to_keep() {
-            self.keep_consent(contact, &consent).await?;
+        let cold = record.state.cold_writes();
+        self.write_seen(contact, &cold).await?;
+        let consent = record.consent_to_keep();
+        if let Some(consent) = &consent {
+            self.keep_consent(contact, consent).await?;
         }
-        let deltas = crate::counters::deltas(&record.audit);
-        if let (Some((audit_table, keep)), false) = (&self.audit, record.audit.is_empty()) {
-            let item = crate::dynamo_audit::item(contact, record.version, &record.audit, *keep);
-            return self
-                .save_in_transaction(contact, expected, record, Some((audit_table, item)), &deltas)
-                .await;
+        let saved = self.save_record(contact, expected, record).await;
+        if matches!(saved, Err(StoreError::Conflict)) && (!cold.is_empty() || consent.is_some()) {
+            let days: Vec<i64> = cold.iter().map(|(day, _)| *day).collect();
+            self.take_back_if_erased(contact, &days, consent.is_some()).await?;
         }
-        if !deltas.is_empty() {
-            return self.save_in_transaction(contact, expected, record, None, &deltas).await;
-        }
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(contact, record, self.due_shards)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        let request = match expected {
-            None | Some(0) => request.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => request
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(v)),
-        };
-        match request.send().await {
-            Ok(out) => {
-                self.count(out.consumed_capacity().and_then(|c| c.capacity_units()));
-                Ok(())
-            }
-            Err(err) => match err.into_service_error() {
-                e if e.is_conditional_check_failed_exception() => Err(StoreError::Conflict),
-                e => Err(backend(e)),
-            },
-        }
+        saved
     }
 
     async fn clear_outbox(&self, contact: &str, version: u64) -> Result<bool, StoreError> {

@@ -70,6 +70,34 @@ mod dynamo {
             delete.send().await.map_err(backend)?;
             Ok(())
         }
+
+        /// After `contact`'s save lost its version race: if the record is now
+        /// an erasure's tombstone, deletes what that save wrote before its
+        /// record (the cold `days` of event ids, the kept consent if
+        /// `consent`), which the erasure's own deletions may have preceded.
+        /// Nothing naming an erased contact is left behind by a racing
+        /// evaluation.
+        pub(crate) async fn take_back_if_erased(
+            &self,
+            contact: &str,
+            days: &[i64],
+            consent: bool,
+        ) -> Result<(), StoreError> {
+            let erased = crate::ContactStore::load(self, contact)
+                .await?
+                .is_some_and(|r| r.erased_at.is_some());
+            if !erased {
+                return Ok(());
+            }
+            for day in days {
+                self.delete_pk(key("seen", &crate::cold::day_key(contact, *day)))
+                    .await?;
+            }
+            if consent {
+                self.forget_consent(contact).await?;
+            }
+            Ok(())
+        }
     }
 
     impl Erasure for DynamoContacts {
