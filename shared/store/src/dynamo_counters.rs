@@ -127,7 +127,9 @@ fn pk(value: String) -> Item {
 }
 
 /// The items of `keys` (partition key `pk`) in `table` that exist, by key,
-/// read strongly: `BatchGetItem` in chunks of [`MAX_BATCH_KEYS`] sent
+/// read eventually consistent (half a read unit an item; counts to show or
+/// to weigh variants by need not be the last millisecond's, and each read
+/// sums [`COUNTER_SHARDS`] items): `BatchGetItem` in chunks of [`MAX_BATCH_KEYS`] sent
 /// together, each followed by its unprocessed keys until none are left, or
 /// a retryable error after [`MAX_BATCH_ROUNDS`] calls.
 pub async fn batch_items(
@@ -154,7 +156,7 @@ async fn batch_chunk(client: &Client, table: &str, keys: &[String]) -> Result<Ve
     let mut pending = Some(
         KeysAndAttributes::builder()
             .set_keys(Some(keys.iter().map(|k| pk(k.clone())).collect()))
-            .consistent_read(true)
+            .consistent_read(false)
             .build()
             .map_err(backend)?,
     );
