@@ -3,7 +3,7 @@
 //! real SDK: ids move out of the record into `seen#<contact>#<day>` Binary
 //! Sets as they age, a late copy of an old event is found there and
 //! refused as a duplicate, a repeated write changes nothing, and an erasure
-//! deletes the days.
+//! deletes the days, also those an evaluation racing it writes.
 
 mod support;
 
@@ -88,13 +88,24 @@ async fn old_ids_move_to_their_day_and_still_dedupe_a_late_copy() {
     assert_eq!(day_ids(&stack, "2026-11-24").await.map(|ids| ids.len()), Some(1));
     assert_eq!(day_ids(&stack, "2026-11-20").await, Some(moved));
 
-    // An evaluation that read the record before the erasure moves a newer id to its day.
+    // An evaluation that read the record before the erasure moves a newer id
+    // to its day and keeps a consent apart.
     let newer = later + Duration::days(1);
-    evaluator.contact(ADA, &[open("o4", newer)], newer).await.unwrap();
+    let consent = format!(
+        r#"{{"id":"k1","contact":"{ADA}","type":"consent.changed","at":"{}","source":"form","properties":{{"status":"unsubscribed"}}}}"#,
+        newer.to_rfc3339()
+    );
+    let consent = Event::from_json(consent.as_bytes()).unwrap();
+    evaluator
+        .contact(ADA, &[open("o4", newer), consent], newer)
+        .await
+        .unwrap();
+    assert!(stack.raw_item(&format!("consent#{ADA}")).await.is_some(), "kept apart");
     let mut racing = store.load(ADA).await.unwrap().unwrap();
     racing
         .state
         .age_seen((newer + Duration::days(4)).timestamp(), HOT_SEEN_SECS);
+    racing.consent_kept = None;
     let read_at = Some(racing.version);
     racing.version += 1;
 
@@ -115,4 +126,5 @@ async fn old_ids_move_to_their_day_and_still_dedupe_a_late_copy() {
     let lost = store.save(ADA, read_at, &racing).await;
     assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
     assert_eq!(day_ids(&stack, "2026-11-25").await, None);
+    assert_eq!(stack.raw_item(&format!("consent#{ADA}")).await, None);
 }

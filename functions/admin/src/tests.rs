@@ -273,3 +273,37 @@ async fn an_erasure_leaves_a_receipt_tells_destinations_and_drops_late_events() 
     .await;
     assert_eq!((status, &body["field"]), (404, &json!("key")));
 }
+
+#[tokio::test]
+async fn a_contact_back_after_the_erasure_window_is_new_and_is_erased_again() {
+    let (store, queue) = with_ada().await;
+    let path = "/v1/contacts/ada%2Bnews%40x.test";
+    let (status, _) = call(&store, &queue, request(IAM, Method::DELETE, path, None)).await;
+    assert_eq!(status, 200);
+    queue.drain();
+    // A click 31 days on (the window is 30): a new contact, not a tombstone any more.
+    let back = now() + chrono::Duration::days(31);
+    let json = format!(
+        r#"{{"id":"c9","contact":"ada+news@x.test","type":"email.clicked","at":"{}","source":"t"}}"#,
+        back.to_rfc3339()
+    );
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let click = Event::from_json(json.as_bytes()).unwrap();
+    let outcome = evaluator.contact("ada+news@x.test", &[click], back).await.unwrap();
+    assert_eq!(outcome.transitions.len(), 1, "entered again");
+    let record = store.load("ada+news@x.test").await.unwrap().unwrap();
+    assert_eq!(record.erased_at, None);
+    // A second erasure erases it, not "already erased".
+    let erasure = kairos_evaluate::Erasure {
+        actor: "dpo",
+        salt: b"test-salt",
+        window_secs: 30 * 86_400,
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(60),
+    };
+    let again = evaluator.erase("ada+news@x.test", &erasure, back).await.unwrap();
+    assert_eq!(
+        (again.complete, again.exits, again.erased_at),
+        (true, 1, back.timestamp())
+    );
+}

@@ -157,6 +157,14 @@ impl<S: ContactStore, Q: Queue> Evaluator<'_, S, Q> {
             stored.outbox.clear();
             // An erased contact's tombstone drops its events, unless a new consent re-opens it.
             let events = match erasure::admit(stored.erased_at, stored.expires_at, events, now.timestamp()) {
+                Admit::All if stored.erased_at.is_some() => {
+                    // The tombstone's window is over: the contact starts anew, no longer erased.
+                    stored = StoredContact {
+                        version: stored.version,
+                        ..StoredContact::default()
+                    };
+                    events
+                }
                 Admit::All => events,
                 Admit::Drop if !strong => {
                     strong = true;

@@ -339,16 +339,21 @@ impl ContactStore for DynamoContacts {
     }
 
     async fn save(&self, contact: &str, expected: Option<u64>, record: &StoredContact) -> Result<(), StoreError> {
-        let cold = record.state.cold_writes();
-        self.write_seen(contact, &cold).await?;
-        let consent = record.consent_to_keep();
-        if let Some(consent) = &consent {
-            self.keep_consent(contact, consent).await?;
+        let (cold, consent) = (record.state.cold_writes(), record.consent_to_keep());
+        let saved = async {
+            self.write_seen(contact, &cold).await?;
+            if let Some(consent) = &consent {
+                self.keep_consent(contact, consent).await?;
+            }
+            self.save_record(contact, expected, record).await
         }
-        let saved = self.save_record(contact, expected, record).await;
-        if matches!(saved, Err(StoreError::Conflict)) && (!cold.is_empty() || consent.is_some()) {
+        .await;
+        if saved.is_err() && (!cold.is_empty() || consent.is_some()) {
             let days: Vec<i64> = cold.iter().map(|(day, _)| *day).collect();
-            self.take_back_if_erased(contact, &days, consent.is_some()).await?;
+            if let Err(err) = self.take_back_if_erased(contact, &days, consent.is_some()).await {
+                // The save's own failure is what the caller acts on.
+                tracing::warn!(error = %err, "could not check a failed save against an erasure");
+            }
         }
         saved
     }

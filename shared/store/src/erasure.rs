@@ -71,32 +71,50 @@ mod dynamo {
             Ok(())
         }
 
-        /// After `contact`'s save lost its version race: if the record is now
-        /// an erasure's tombstone, deletes what that save wrote before its
-        /// record (the cold `days` of event ids, the kept consent if
-        /// `consent`), which the erasure's own deletions may have preceded.
-        /// Nothing naming an erased contact is left behind by a racing
-        /// evaluation.
+        /// After `contact`'s save failed (a lost version race, or an error
+        /// that leaves its outcome unknown): if the record is an erasure's
+        /// tombstone, deletes what that save wrote before its record (the
+        /// cold `days` of event ids, the kept consent if `consent`), which the
+        /// erasure's own deletions may have preceded, so nothing naming an
+        /// erased contact is left by a racing evaluation. One transaction,
+        /// conditioned on the tombstone's version: a re-opened contact's new
+        /// record keeps what it wrote.
         pub(crate) async fn take_back_if_erased(
             &self,
             contact: &str,
             days: &[i64],
             consent: bool,
         ) -> Result<(), StoreError> {
-            let erased = crate::ContactStore::load(self, contact)
-                .await?
-                .is_some_and(|r| r.erased_at.is_some());
-            if !erased {
+            use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem};
+            let Some(record) = crate::ContactStore::load(self, contact).await? else {
+                return Ok(());
+            };
+            if record.erased_at.is_none() {
                 return Ok(());
             }
-            for day in days {
-                self.delete_pk(key("seen", &crate::cold::day_key(contact, *day)))
-                    .await?;
+            let still = ConditionCheck::builder()
+                .table_name(self.table())
+                .key("pk", key("contact", contact))
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", crate::dynamo::n(record.version))
+                .build()
+                .map_err(backend)?;
+            let mut pks: Vec<AttributeValue> = days
+                .iter()
+                .map(|day| key("seen", &crate::cold::day_key(contact, *day)))
+                .collect();
+            pks.extend(consent.then(|| key("consent", contact)));
+            let mut items = vec![TransactWriteItem::builder().condition_check(still).build()];
+            for pk in pks {
+                let delete = Delete::builder().table_name(self.table()).key("pk", pk);
+                items.push(
+                    TransactWriteItem::builder()
+                        .delete(delete.build().map_err(backend)?)
+                        .build(),
+                );
             }
-            if consent {
-                self.forget_consent(contact).await?;
-            }
-            Ok(())
+            crate::transact_write(self.client(), items).await.map(|_| ())
         }
     }
 
