@@ -220,12 +220,7 @@ async fn a_step_changing_more_segments_than_a_transaction_holds_is_counted_in_th
 /// How many of the counter item `base`'s shards exist.
 async fn shards_written(stack: &Stack, base: &str) -> usize {
     let mut written = 0;
-    for k in 0..COUNTER_SHARDS {
-        let key = if k == 0 {
-            base.to_string()
-        } else {
-            format!("{base}#{k}")
-        };
+    for key in kairos_store::counter_shard_keys(base) {
         written += usize::from(stack.raw_item(&key).await.is_some());
     }
     written

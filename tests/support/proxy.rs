@@ -438,10 +438,7 @@ fn throttled(kind: WireFault) -> Vec<u8> {
         ),
     };
     let body = serde_json::json!({ "__type": kind, "message": message }).to_string();
-    let mut headers = vec![
-        ("content-type".to_string(), "application/x-amz-json-1.0".to_string()),
-        ("x-amzn-requestid".to_string(), "fault-proxy".to_string()),
-    ];
+    let mut headers = json_headers();
     if let Some(value) = query_error {
         headers.push(("x-amzn-query-error".into(), value.into()));
     }
@@ -468,10 +465,7 @@ fn cancelled(code: &str, request: &[u8]) -> Vec<u8> {
         ),
         "CancellationReasons": reasons,
     });
-    let headers = [
-        ("content-type".to_string(), "application/x-amz-json-1.0".to_string()),
-        ("x-amzn-requestid".to_string(), "fault-proxy".to_string()),
-    ];
+    let headers = json_headers();
     http_response(400, &headers, body.to_string().as_bytes())
 }
 
@@ -481,11 +475,16 @@ fn cancelled(code: &str, request: &[u8]) -> Vec<u8> {
 fn unprocessed(request: &[u8]) -> Vec<u8> {
     let asked = serde_json::from_slice::<serde_json::Value>(request).unwrap_or_default();
     let body = serde_json::json!({ "Responses": {}, "UnprocessedKeys": asked["RequestItems"] });
-    let headers = [
+    let headers = json_headers();
+    http_response(200, &headers, body.to_string().as_bytes())
+}
+
+/// The headers of an AWS JSON 1.0 answer from the proxy.
+fn json_headers() -> Vec<(String, String)> {
+    vec![
         ("content-type".to_string(), "application/x-amz-json-1.0".to_string()),
         ("x-amzn-requestid".to_string(), "fault-proxy".to_string()),
-    ];
-    http_response(200, &headers, body.to_string().as_bytes())
+    ]
 }
 
 fn bad_gateway() -> Vec<u8> {

@@ -124,19 +124,16 @@ impl DynamoContacts {
         if !deltas.is_empty() {
             return self.save_in_transaction(contact, expected, record, None, &deltas).await;
         }
+        let (condition, names, values) = on_version(expected);
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(contact, record, self.due_shards)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        let request = match expected {
-            None | Some(0) => request.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => request
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(v)),
-        };
         match request.send().await {
             Ok(out) => {
                 self.count(out.consumed_capacity().and_then(|c| c.capacity_units()));
@@ -161,16 +158,13 @@ impl DynamoContacts {
         deltas: &[crate::CounterDelta],
     ) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let (condition, names, values) = on_version(expected);
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(to_item(contact, record, self.due_shards)));
-        let put = match expected {
-            None | Some(0) => put.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => put
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(v)),
-        };
+            .set_item(Some(to_item(contact, record, self.due_shards)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values);
         let mut items = vec![TransactWriteItem::builder().put(put.build().map_err(backend)?).build()];
         if let Some((audit_table, audit_item)) = audit {
             let audit = Put::builder()
@@ -190,6 +184,19 @@ impl DynamoContacts {
         let units = crate::transact_write(&self.client, items).await?;
         self.count(Some(units));
         Ok(())
+    }
+}
+
+/// The condition of a record's write on the version it read (`None` or 0:
+/// no record yet): the expression, its attribute names and its values.
+pub(crate) fn on_version(expected: Option<u64>) -> (&'static str, Option<HashMap<String, String>>, Option<Item>) {
+    match expected {
+        None | Some(0) => ("attribute_not_exists(pk)", None, None),
+        Some(v) => (
+            "#v = :v",
+            Some(HashMap::from([("#v".to_string(), "version".to_string())])),
+            Some(HashMap::from([(":v".to_string(), n(v))])),
+        ),
     }
 }
 

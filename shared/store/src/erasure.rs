@@ -92,12 +92,13 @@ mod dynamo {
             if record.erased_at.is_none() {
                 return Ok(());
             }
+            let (condition, names, values) = crate::dynamo::on_version(Some(record.version));
             let still = ConditionCheck::builder()
                 .table_name(self.table())
                 .key("pk", key("contact", contact))
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", crate::dynamo::n(record.version))
+                .condition_expression(condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
                 .build()
                 .map_err(backend)?;
             let mut pks: Vec<AttributeValue> = days
