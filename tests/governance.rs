@@ -191,6 +191,70 @@ async fn segment_counters_count_entries_and_exits_once_under_racing_sweeps() {
     assert_eq!(trend, [5, 0]);
 }
 
+/// Counts the stream batch `event` out as evaluate does, with time to spare.
+async fn count_out(stack: &Stack, rules: &RuleSet, event: &serde_json::Value, now: DateTime<Utc>) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let response = kairos_evaluate::handle_expired(event, (rules, 0), &stack.store(), now, deadline).await;
+    let failures = response.batch_item_failures.into_iter();
+    failures.filter_map(|f| f.item_identifier).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_ttl_deletes_is_counted_out_once_and_in_again_when_its_contact_returns() {
+    let stack = Stack::start().await;
+    let rules = RuleSet::from_yaml(RULES).unwrap();
+    let (store, queue) = (stack.store(), stack.queue("WritebackQueue"));
+    let evaluator = Evaluator::new(&rules, &store, &queue);
+    let t0 = t0();
+    let events = [
+        event_json("c1", "ada@x.test", "email.clicked", t0),
+        event_json("v1", "bob@x.test", "page.viewed", t0),
+    ];
+    assert!(failed(&kairos_evaluate::handle(batch(&events), &evaluator, t0).await).is_empty());
+    assert_eq!(counts(&stack, "clicked", t0).await, (1, 1, 0));
+    let ada = store.load("ada@x.test").await.unwrap().unwrap();
+    // Idle past the records' retention (no sweep ran: the records still hold their
+    // memberships, as the counters do); the TTL deletes both, the stream reports it.
+    let later = t0 + Duration::days(200);
+    let mut removed = stack.expire_items("contact#", later.timestamp()).await;
+    assert_eq!(removed.len(), 2);
+    // An unreadable record first: logged and passed over, it holds up nothing.
+    let mut broken = removed[0].clone();
+    broken.insert(
+        "state".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S("not binary".into()),
+    );
+    removed.insert(0, broken);
+    let event = support::ttl_stream(&removed);
+    // With no time left, nothing is counted and the stream resumes at the first expiry.
+    let response =
+        kairos_evaluate::handle_expired(&event, (&rules, 0), &store, later, tokio::time::Instant::now()).await;
+    let resume: Vec<_> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(resume, [Some("2".to_string())]);
+    assert_eq!(counts(&stack, "clicked", later).await, (1, 0, 0));
+    // Delivered twice (a retried batch): counted out once.
+    for _ in 0..2 {
+        assert!(count_out(&stack, &rules, &event, later).await.is_empty());
+    }
+    for segment in ["clicked", "service", "viewed"] {
+        assert_eq!(counts(&stack, segment, later).await, (0, 0, 1), "{segment}");
+    }
+    let newest = &trail(&stack, "ada@x.test").await[0];
+    assert_eq!((newest.cause.as_str(), newest.written), ("expired", Some(false)));
+    assert_eq!(
+        (newest.change, newest.state_version),
+        (Some(Change::Exited), ada.version + 1)
+    );
+    // Ada comes back: a new record, counted in again (once).
+    let back = event_json("c2", "ada@x.test", "email.clicked", later);
+    assert!(failed(&kairos_evaluate::handle(batch(&[back]), &evaluator, later).await).is_empty());
+    assert_eq!(counts(&stack, "clicked", later).await, (1, 1, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_changing_more_segments_than_a_transaction_holds_is_counted_in_the_shared_items() {
     let stack = Stack::start().await;

@@ -506,3 +506,44 @@ fn the_console_functions_environment_is_a_valid_configuration() {
     assert!(config.functions.audit_table.is_some(), "the audit trail is read");
     assert_eq!((config.sample.days, config.sample.events), (1, 10_000));
 }
+
+#[test]
+fn evaluate_receives_from_the_tables_stream_only_the_ttls_deletions_of_contact_records() {
+    let template = template();
+    let resources = &template["Resources"];
+    let stream = &resources["ContactsTable"]["Properties"]["StreamSpecification"];
+    // The count out reads the record as it was: the stream must carry old images.
+    assert_eq!(stream["StreamViewType"].as_str(), Some("OLD_IMAGE"));
+    let source = &resources["EvaluateFunction"]["Properties"]["Events"]["Expired"];
+    assert_eq!(source["Type"].as_str(), Some("DynamoDB"));
+    let source = &source["Properties"];
+    assert_eq!(tag(&source["Stream"]), "!GetAtt ContactsTable.StreamArn");
+    let pattern = source["FilterCriteria"]["Filters"][0]["Pattern"]
+        .as_str()
+        .expect("a pattern");
+    let pattern: serde_json::Value = serde_json::from_str(pattern).expect("the pattern is JSON");
+    assert_eq!(
+        pattern,
+        serde_json::json!({
+            "eventName": ["REMOVE"],
+            "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]},
+            "dynamodb": {"Keys": {"pk": {"S": [{"prefix": "contact#"}]}}}
+        })
+    );
+    // What the pattern passes is what the handler counts out.
+    let passed = serde_json::json!({
+        "eventName": "REMOVE",
+        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+        "dynamodb": {"Keys": {"pk": {"S": "contact#ada@x.test"}}, "SequenceNumber": "1"}
+    });
+    assert!(!matches!(
+        kairos_store::stream_record(&passed),
+        kairos_store::StreamRecord::Other
+    ));
+    assert_eq!(
+        source["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    let failures = &source["DestinationConfig"]["OnFailure"]["Destination"];
+    assert_eq!(tag(failures), "!GetAtt ExpiredFailuresQueue.Arn");
+}

@@ -21,7 +21,7 @@ pub mod writeback;
 #[allow(unused_imports)] // each test file uses its own part
 pub use evaluation::{default_rules, Evaluation};
 #[allow(unused_imports)]
-pub use stack::{batch, event_json, failed, Stack};
+pub use stack::{batch, event_json, failed, ttl_stream, Stack};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::http::Method;

@@ -109,8 +109,7 @@ impl Stack {
     /// prints it) into the template's table as it is, bypassing the adapters.
     pub async fn put_raw_item(&self, json: &str) {
         let value: serde_json::Value = serde_json::from_str(json).expect("DynamoDB JSON");
-        let item = value.as_object().expect("an item is an object").iter();
-        let item = item.map(|(name, v)| (name.clone(), attribute(v))).collect();
+        let item = kairos_store::item_from_json(&value).expect("an item in DynamoDB JSON");
         let put = self
             .dynamodb
             .put_item()
@@ -132,8 +131,8 @@ impl Stack {
 
     /// Deletes every item whose key starts with `prefix` (e.g. `contact#`)
     /// and whose `expires_at` is before `now`, as DynamoDB's TTL process
-    /// eventually does.
-    pub async fn expire_items(&self, prefix: &str, now: i64) -> usize {
+    /// eventually does; returns them as they were ([`ttl_stream`] reports them).
+    pub async fn expire_items(&self, prefix: &str, now: i64) -> Vec<HashMap<String, AttributeValue>> {
         let scan = self
             .dynamodb
             .scan()
@@ -141,14 +140,14 @@ impl Stack {
             .send()
             .await
             .expect("scan");
-        let mut deleted = 0;
+        let mut deleted = Vec::new();
         for item in scan.items() {
             let expires = item.get("expires_at").and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
             let key = item.get("pk").and_then(|v| v.as_s().ok()).map_or("", String::as_str);
             if key.starts_with(prefix) && expires.is_some_and(|t| t < now) {
                 let delete = self.dynamodb.delete_item().table_name(&self.infra.table);
                 delete.key("pk", item["pk"].clone()).send().await.expect("item deleted");
-                deleted += 1;
+                deleted.push(item.clone());
             }
         }
         deleted
@@ -190,30 +189,51 @@ impl Stack {
     }
 }
 
-/// An attribute value from its DynamoDB JSON (`{"S": ...}`, `{"N": ...}`,
-/// `{"B": <base64>}`, `{"L": [...]}`, `{"M": {...}}`, `{"BOOL": ...}`, `{"NULL": true}`).
-fn attribute(value: &serde_json::Value) -> AttributeValue {
+/// An attribute value as DynamoDB JSON (`{"S": ...}`, `{"B": <base64>}`, ...),
+/// as a stream record carries it.
+fn attribute_json(value: &AttributeValue) -> serde_json::Value {
     use base64::Engine;
-    let (kind, v) = value
-        .as_object()
-        .and_then(|o| o.iter().next())
-        .expect("a typed attribute");
-    match kind.as_str() {
-        "S" => AttributeValue::S(v.as_str().expect("S is a string").into()),
-        "N" => AttributeValue::N(v.as_str().expect("N is a string").into()),
-        "B" => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_str().expect("B is base64"));
-            AttributeValue::B(Blob::new(bytes.expect("B is base64")))
-        }
-        "L" => AttributeValue::L(v.as_array().expect("L is a list").iter().map(attribute).collect()),
-        "M" => {
-            let map = v.as_object().expect("M is a map").iter();
-            AttributeValue::M(map.map(|(k, v)| (k.clone(), attribute(v))).collect())
-        }
-        "BOOL" => AttributeValue::Bool(v.as_bool().expect("BOOL is a boolean")),
-        "NULL" => AttributeValue::Null(true),
-        other => panic!("unknown DynamoDB JSON type {other}"),
+    let b64 = |b: &Blob| serde_json::json!(base64::engine::general_purpose::STANDARD.encode(b.as_ref()));
+    match value {
+        AttributeValue::S(s) => serde_json::json!({ "S": s }),
+        AttributeValue::N(n) => serde_json::json!({ "N": n }),
+        AttributeValue::B(b) => serde_json::json!({ "B": b64(b) }),
+        AttributeValue::Bool(b) => serde_json::json!({ "BOOL": b }),
+        AttributeValue::Null(_) => serde_json::json!({ "NULL": true }),
+        AttributeValue::Ss(v) => serde_json::json!({ "SS": v }),
+        AttributeValue::Ns(v) => serde_json::json!({ "NS": v }),
+        AttributeValue::Bs(v) => serde_json::json!({ "BS": v.iter().map(b64).collect::<Vec<_>>() }),
+        AttributeValue::L(v) => serde_json::json!({ "L": v.iter().map(attribute_json).collect::<Vec<_>>() }),
+        AttributeValue::M(m) => serde_json::json!({ "M": item_json(m) }),
+        other => panic!("no DynamoDB JSON for {other:?}"),
     }
+}
+
+/// An item as DynamoDB JSON.
+pub fn item_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+    item.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect()
+}
+
+/// The contacts table's stream batch (the Lambda event) reporting `items`
+/// deleted by the table's TTL, with their old images, sequence numbers
+/// 1, 2, ... in order.
+pub fn ttl_stream(items: &[HashMap<String, AttributeValue>]) -> serde_json::Value {
+    let record = |(i, item): (usize, &HashMap<String, AttributeValue>)| {
+        serde_json::json!({
+            "eventID": format!("e{i}"),
+            "eventName": "REMOVE",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+            "dynamodb": {
+                "Keys": {"pk": attribute_json(&item["pk"])},
+                "OldImage": item_json(item),
+                "SequenceNumber": (i + 1).to_string(),
+                "StreamViewType": "OLD_IMAGE"
+            }
+        })
+    };
+    serde_json::json!({ "Records": items.iter().enumerate().map(record).collect::<Vec<_>>() })
 }
 
 /// The ids a batch handler reported as failed.

@@ -4,7 +4,9 @@
 //! Main items: [`handle`] (the Lambda handler, reporting only failed message
 //! ids), [`Evaluator`] (the per-contact logic over borrowed ports), [`Config`],
 //! [`LiveRules`] (rules published to S3, switched to without a redeploy),
-//! [`archive_batch`] (the batch's events to the event archive, after the state).
+//! [`archive_batch`] (the batch's events to the event archive, after the state),
+//! [`handle_expired`] (the contacts table's stream: records its TTL deleted
+//! counted out of their segments).
 //!
 //! Per contact: load → the engine step (`kairos_engine`: merge, apply
 //! deduplicated events, decide, diff into transitions) → one conditional write
@@ -41,6 +43,7 @@ mod cold;
 mod config;
 mod contact;
 mod erase;
+mod expiry;
 mod link;
 mod live;
 mod record;
@@ -50,6 +53,7 @@ pub use archive::archive_batch;
 pub use config::{Config, ConfigError};
 pub use contact::{ContactError, Evaluator};
 pub use erase::{receipt_key, EraseError, Erased, Erasure};
+pub use expiry::{handle_expired, is_stream_batch};
 pub use kairos_engine::{Manual, Outcome, Override};
 pub use live::{LiveRules, DEFAULT_REFRESH_SECS};
 

@@ -36,32 +36,40 @@ async fn main() -> Result<(), Error> {
         .map(|stream| FirehoseArchive::new(aws_sdk_firehose::Client::new(&aws), stream));
     let archive = &archive;
     let (live, fixed, config, store, queue, decisions) = (&live, &fixed, &config, &store, &queue, &decisions);
-    run(service_fn(
-        |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
-            let now = chrono::Utc::now();
-            let batch = event.payload;
-            let (mut response, rules) = match live {
-                Some(live) => {
-                    let skew = config.max_clock_skew_secs;
-                    handle_live(batch.clone(), live, store, queue, skew, now).await
-                }
-                None => {
-                    let evaluator = Evaluator {
-                        max_clock_skew_secs: config.max_clock_skew_secs,
-                        ..Evaluator::new(fixed, store, queue)
-                    };
-                    (handle(batch.clone(), &evaluator, now).await, fixed.clone())
-                }
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        let now = chrono::Utc::now();
+        let deadline = deadline(event.context.deadline).checked_sub(ANSWER_MARGIN);
+        let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
+        // The contacts table's stream (its TTL's deletions) shares the rules and the store.
+        if kairos_evaluate::is_stream_batch(&event.payload) {
+            // Rare (the TTL's deletions only): always on the newest published rules.
+            let (rules, seq) = match live {
+                Some(live) => live.refresh(now.timestamp()).await,
+                None => (fixed.clone(), 0),
             };
-            kairos_decide_fn::reconcile_batch(&rules, decisions, &batch, &mut response).await;
-            if let Some(archive) = archive {
-                let deadline = deadline(event.context.deadline).checked_sub(ANSWER_MARGIN);
-                let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
-                kairos_evaluate::archive_batch(&batch, &mut response, archive, deadline).await;
+            let response = kairos_evaluate::handle_expired(&event.payload, (&rules, seq), store, now, deadline).await;
+            return Ok(serde_json::to_value(response)?);
+        }
+        let batch: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(event.payload)?;
+        let (mut response, rules) = match live {
+            Some(live) => {
+                let skew = config.max_clock_skew_secs;
+                handle_live(batch.clone(), live, store, queue, skew, now).await
             }
-            Ok::<_, Error>(response)
-        },
-    ))
+            None => {
+                let evaluator = Evaluator {
+                    max_clock_skew_secs: config.max_clock_skew_secs,
+                    ..Evaluator::new(fixed, store, queue)
+                };
+                (handle(batch.clone(), &evaluator, now).await, fixed.clone())
+            }
+        };
+        kairos_decide_fn::reconcile_batch(&rules, decisions, &batch, &mut response).await;
+        if let Some(archive) = archive {
+            kairos_evaluate::archive_batch(&batch, &mut response, archive, deadline).await;
+        }
+        Ok::<_, Error>(serde_json::to_value(response)?)
+    }))
     .await
 }
 

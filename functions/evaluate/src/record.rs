@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use kairos_engine::{Contact, Engine, Frozen, Input, Manual, Outcome};
-use kairos_event::WritebackMessage;
+use kairos_event::{AuditEntry, WritebackMessage};
 use kairos_store::StoredContact;
 
 /// Runs the engine step on a stored record: its fields move into the
@@ -56,6 +56,23 @@ pub(crate) fn frozen_out(engine: &Engine, key: &str, stored: &mut StoredContact,
         audit: engine.frozen_out(key, contact, now),
         ..Outcome::default()
     });
+}
+
+/// Record `key` deleted by the table's TTL: the exits that count it out
+/// ([`Engine::expired_out`]), as a change at the version after its last
+/// (which the record then holds).
+pub(crate) fn expired_out(
+    engine: &Engine,
+    key: &str,
+    stored: &mut StoredContact,
+    now: DateTime<Utc>,
+) -> Vec<AuditEntry> {
+    stored.version += 1;
+    let outcome = run(stored, |contact| Outcome {
+        audit: engine.expired_out(key, contact, now),
+        ..Outcome::default()
+    });
+    outcome.audit
 }
 
 fn run(stored: &mut StoredContact, step: impl FnOnce(&mut Contact) -> Outcome) -> Outcome {

@@ -83,14 +83,38 @@ impl crate::Engine<'_> {
     /// its state, counts it in. Destinations are told nothing: the frozen
     /// record is never evaluated again.
     pub fn frozen_out(&self, key: &str, contact: &Contact, now: DateTime<Utc>) -> Vec<AuditEntry> {
+        let summary = "linked to a known contact: counted in its record from now on";
+        self.counted_out(key, contact, now, (summary, json!({"linked": true}), "link"))
+    }
+
+    /// The audit entries of record `key` deleted by the table's TTL (its
+    /// contact idle for the record's whole retention): an exit from each
+    /// segment it was a member of, so the segments' counters count it out
+    /// as the record is forgotten; a later event starts a new record, which
+    /// counts it in again. Destinations are told nothing: they keep the
+    /// membership last written, as they keep the rest of what they know.
+    pub fn expired_out(&self, key: &str, contact: &Contact, now: DateTime<Utc>) -> Vec<AuditEntry> {
+        let summary = "record expired (idle past its retention): counted out";
+        self.counted_out(key, contact, now, (summary, json!({"expired": true}), "expired"))
+    }
+
+    /// An exit entry, not written to destinations, from each of `contact`'s
+    /// effective memberships, with `(summary, explanation, cause)`.
+    fn counted_out(
+        &self,
+        key: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+        (summary, explanation, cause): (&str, serde_json::Value, &str),
+    ) -> Vec<AuditEntry> {
         let exit = |id: &String| Transition {
-            summary: "linked to a known contact: counted in its record from now on".to_string(),
-            explanation: json!({"linked": true}),
+            summary: summary.to_string(),
+            explanation: explanation.clone(),
             ..govern::bare(self.rules, key, contact, id, Change::Exited, now)
         };
         govern::effective(self.rules, contact)
             .iter()
-            .map(|id| govern::left_entry(self.rules, &exit(id), "link", None, false))
+            .map(|id| govern::left_entry(self.rules, &exit(id), cause, None, false))
             .collect()
     }
 }

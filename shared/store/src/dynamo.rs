@@ -167,16 +167,7 @@ impl DynamoContacts {
             .set_expression_attribute_values(values);
         let mut items = vec![TransactWriteItem::builder().put(put.build().map_err(backend)?).build()];
         if let Some((audit_table, audit_item)) = audit {
-            let audit = Put::builder()
-                .table_name(audit_table)
-                .set_item(Some(audit_item))
-                .condition_expression("attribute_not_exists(#k)")
-                .expression_attribute_names("#k", "contact");
-            items.push(
-                TransactWriteItem::builder()
-                    .put(audit.build().map_err(backend)?)
-                    .build(),
-            );
+            items.push(crate::dynamo_audit::put_new(audit_table, audit_item)?);
         }
         for update in crate::dynamo_counters::updates(&self.table, contact, deltas, items.len())? {
             items.push(TransactWriteItem::builder().update(update).build());

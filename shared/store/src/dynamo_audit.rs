@@ -10,7 +10,7 @@
 //! second write per entry) or a scan; a table with a sort key lists them with
 //! one query, and its TTL, permissions and retention are its own.
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, Put, TransactWriteItem, WriteRequest};
 use kairos_event::AuditEntry;
 
 use crate::dynamo::{backend, n, text, DynamoContacts, Item};
@@ -38,6 +38,16 @@ pub(crate) fn item(contact: &str, version: u64, entries: &[AuditEntry], keep_sec
     item.insert("entries".into(), AttributeValue::S(json));
     item.insert("expires_at".into(), n(at + keep_secs));
     item
+}
+
+/// A transaction's put of audit `item` into `table`, only if no item of that change exists.
+pub(crate) fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#k)")
+        .expression_attribute_names("#k", "contact");
+    Ok(TransactWriteItem::builder().put(put.build().map_err(backend)?).build())
 }
 
 impl DynamoContacts {

@@ -64,6 +64,8 @@ mod dynamo_cancel;
 #[cfg(feature = "aws")]
 mod dynamo_counters;
 #[cfg(feature = "aws")]
+mod dynamo_expiry;
+#[cfg(feature = "aws")]
 mod dynamo_lookup;
 #[cfg(feature = "aws")]
 mod dynamo_pinned;
@@ -100,6 +102,8 @@ pub use dynamo_cancel::{transact_write, CANCELLED_RETRIES};
 pub use dynamo_counters::{
     batch_items, counter_shard_key, counter_shard_keys, sum_shards, COUNTER_SHARDS, MAX_BATCH_ROUNDS,
 };
+#[cfg(feature = "aws")]
+pub use dynamo_expiry::{item_from_json, stream_record, StreamRecord};
 #[cfg(feature = "aws")]
 pub use dynamo_lookup::DynamoLookups;
 #[cfg(feature = "aws")]
