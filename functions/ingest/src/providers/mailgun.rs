@@ -67,6 +67,14 @@ fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
     }
 }
 
+/// The shortest replay window for Mailgun: it retries a refused delivery for
+/// 8 hours (10 min, 10 min, 15 min, 30 min, 1 h, 2 h, 4 h), and a retry may
+/// carry the first delivery's signature block, timestamp and all. A shorter
+/// window would refuse every retry of a delivery first answered 503, and the
+/// event would be lost. The token's claim is kept as long, so a block is still
+/// accepted once.
+pub const RETRY_WINDOW_SECS: i64 = 9 * 3600;
+
 #[derive(Deserialize)]
 struct Envelope {
     signature: SignatureBlock,
@@ -167,7 +175,8 @@ impl Mailgun {
                     .into(),
             });
         }
-        Ok(Some(Mailgun::new(key, auth, settings.replay_window_secs)))
+        let window = settings.replay_window_secs.max(RETRY_WINDOW_SECS);
+        Ok(Some(Mailgun::new(key, auth, window)))
     }
 
     fn check(&self, req: &Request<'_>, now: i64) -> Result<Verified, SignatureError> {

@@ -216,6 +216,11 @@ pub fn normalize(item: &Value) -> Result<Event, String> {
     };
     let kind_name = required("event")?;
     let kind = kind_of(&kind_name).ok_or(format!("field `event`: unknown SendGrid event `{kind_name}`"))?;
+    // A block (`type: blocked`) is a temporary refusal: it must not mark the address bounced.
+    let kind = match obj.get("type").and_then(Value::as_str) {
+        Some("blocked") if kind == EventType::EmailBounced => EventType::EmailDeferred,
+        _ => kind,
+    };
     let timestamp = obj
         .get("timestamp")
         .and_then(Value::as_i64)

@@ -276,3 +276,22 @@ async fn a_valid_signature_without_the_basic_auth_second_factor_is_refused() {
     let out = route(hook(), post("mailgun", &forged, &[AUTH]), &claims, NOW).await;
     assert_eq!((out.status, out.events.len()), (200, 1), "with both factors");
 }
+
+#[test]
+fn mailguns_window_outlasts_its_retries_whatever_the_shorter_default() {
+    let settings = |window| Settings {
+        secret: Some(KEY.to_string()),
+        basic_auth: Some(USER_PASSWORD.to_string()),
+        replay_window_secs: window,
+        ..Settings::default()
+    };
+    let built = Mailgun::build(&settings(300)).unwrap().unwrap();
+    assert_eq!(built.window_secs, RETRY_WINDOW_SECS);
+    // A retry 8 hours after the first delivery, with its signature block, is accepted once.
+    let block = signature_block(block(NOW, "token-retried"));
+    let claim = verify(KEY.as_bytes(), &block, NOW + 8 * 3600, built.window_secs).unwrap();
+    assert_eq!(claim.expires_at, NOW + RETRY_WINDOW_SECS);
+    assert!(verify(KEY.as_bytes(), &block, NOW + RETRY_WINDOW_SECS + 1, built.window_secs).is_err());
+    let longer = Mailgun::build(&settings(12 * 3600)).unwrap().unwrap();
+    assert_eq!(longer.window_secs, 12 * 3600);
+}

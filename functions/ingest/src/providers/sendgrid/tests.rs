@@ -185,3 +185,18 @@ fn a_signature_that_is_not_der_is_malformed_and_a_point_off_the_curve_never_veri
         Err(SignatureError::Invalid)
     );
 }
+
+#[test]
+fn a_block_is_a_deferral_and_only_a_bounce_marks_the_address_bounced() {
+    let bounce: Value = serde_json::from_str(BOUNCE).unwrap();
+    assert_eq!(normalize(&bounce[0]).unwrap().kind, EventType::EmailBounced);
+    let mut blocked = bounce[0].clone();
+    blocked["type"] = serde_json::json!("blocked");
+    blocked["reason"] = serde_json::json!("550 5.1.1 unresolvable MX");
+    let event = normalize(&blocked).unwrap();
+    assert_eq!(event.kind, EventType::EmailDeferred);
+    assert_eq!(event.properties["type"], "blocked");
+    let mut untyped = bounce[0].clone();
+    untyped.as_object_mut().unwrap().remove("type");
+    assert_eq!(normalize(&untyped).unwrap().kind, EventType::EmailBounced);
+}

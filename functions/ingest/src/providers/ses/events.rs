@@ -175,17 +175,36 @@ fn kind_of(name: &str, detail: Option<&Map<String, Value>>) -> Result<EventType,
         "Reject" | "Rendering Failure" => EventType::EmailDropped,
         "DeliveryDelay" => EventType::EmailDeferred,
         "Subscription" => {
-            let all = field("newTopicPreferences")
-                .and_then(|p| p.get("unsubscribeAll"))
-                .and_then(Value::as_bool);
-            match all {
+            let new = field("newTopicPreferences");
+            match new.and_then(|p| p.get("unsubscribeAll")).and_then(Value::as_bool) {
                 Some(true) => EventType::EmailUnsubscribed,
+                // A topic opted out is an unsubscribe, as SendGrid's group unsubscribe is.
+                Some(false) if opted_out_anew(new, field("oldTopicPreferences")) => EventType::EmailUnsubscribed,
                 Some(false) => EventType::ConsentChanged,
                 None => return Err("SES subscription has no `newTopicPreferences.unsubscribeAll`".into()),
             }
         }
         other => return Err(format!("unknown SES event type `{other}`")),
     })
+}
+
+/// Whether a topic is `OptOut` in the new preferences and was not in the old
+/// ones (a topic the old ones do not list was not opted out; under an old
+/// `unsubscribeAll`, every topic was).
+fn opted_out_anew(new: Option<&Value>, old: Option<&Value>) -> bool {
+    if old.and_then(|p| p.get("unsubscribeAll")).and_then(Value::as_bool) == Some(true) {
+        return false;
+    }
+    let topics = |prefs: Option<&Value>, status: &str| -> Vec<String> {
+        let list = prefs
+            .and_then(|p| p.get("topicSubscriptionStatus"))
+            .and_then(Value::as_array);
+        let with = list.into_iter().flatten().filter(|t| t["subscriptionStatus"] == status);
+        with.filter_map(|t| t["topicName"].as_str().map(str::to_string))
+            .collect()
+    };
+    let before = topics(old, "OptOut");
+    topics(new, "OptOut").iter().any(|t| !before.contains(t))
 }
 
 /// One affected recipient's address (or why an entry has none) and its own entry, if any.

@@ -491,3 +491,33 @@ fn subscription_notifications_file_consent_under_the_lowercase_address() {
         (EventType::ConsentChanged, "ada@example.com")
     );
 }
+
+#[test]
+fn a_topic_opted_out_is_an_unsubscribe_and_only_an_opt_in_or_a_reset_is_a_subscribe() {
+    let kind = |new: Value, old: Value| {
+        let record = json!({
+            "eventType": "Subscription",
+            "mail": {"timestamp": "2026-11-27T10:00:00Z", "messageId": "m", "destination": ["a@example.com"]},
+            "subscription": {"timestamp": "2026-11-27T10:01:00Z", "newTopicPreferences": new, "oldTopicPreferences": old}
+        });
+        normalize(&record, "sns-1").unwrap()[0].1.as_ref().unwrap().kind
+    };
+    let prefs = |statuses: &[(&str, &str)]| {
+        let topics: Vec<Value> = statuses
+            .iter()
+            .map(|(t, s)| json!({"topicName": t, "subscriptionStatus": s}))
+            .collect();
+        json!({"unsubscribeAll": false, "topicSubscriptionStatus": topics})
+    };
+    // The List-Unsubscribe link of a topic's email: that topic opted out, the others kept.
+    let news_out = prefs(&[("news", "OptOut"), ("offers", "OptIn")]);
+    let both_in = prefs(&[("news", "OptIn"), ("offers", "OptIn")]);
+    assert_eq!(kind(news_out.clone(), both_in.clone()), EventType::EmailUnsubscribed);
+    // With no old preferences given, a topic opted out is still new.
+    assert_eq!(kind(news_out.clone(), Value::Null), EventType::EmailUnsubscribed);
+    // Opting back in to a topic, or nothing newly opted out, is a subscribe.
+    assert_eq!(kind(both_in, news_out.clone()), EventType::ConsentChanged);
+    let offers_out_already = prefs(&[("news", "OptIn"), ("offers", "OptOut")]);
+    let reset = json!({"unsubscribeAll": true, "topicSubscriptionStatus": []});
+    assert_eq!(kind(offers_out_already, reset), EventType::ConsentChanged);
+}
