@@ -547,3 +547,17 @@ fn evaluate_receives_from_the_tables_stream_only_the_ttls_deletions_of_contact_r
     let failures = &source["DestinationConfig"]["OnFailure"]["Destination"];
     assert_eq!(tag(failures), "!GetAtt ExpiredFailuresQueue.Arn");
 }
+
+#[test]
+fn a_write_back_delay_fits_in_what_sqs_leaves_of_its_12_hours_after_the_receipt() {
+    let template = template();
+    let writeback = &template["Resources"]["WritebackFunction"]["Properties"];
+    let timeout = writeback["Timeout"].as_u64().expect("a timeout");
+    let window = writeback["Events"]["Transitions"]["Properties"]["MaximumBatchingWindowInSeconds"]
+        .as_u64()
+        .expect("a batching window");
+    // A message is held from its receipt through the batching window and the invocation.
+    let held = timeout + window;
+    let room = u64::from(kairos_store::MAX_VISIBILITY_SECS - kairos_store::MAX_DELAY_SECS);
+    assert!(held < room, "held up to {held} s, kept back {room} s");
+}

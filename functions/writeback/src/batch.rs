@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use futures_util::future::join_all;
 use kairos_event::metrics::{Metrics, Unit};
 use kairos_event::{Transition, WritebackMessage};
-use kairos_store::{ContactStore, DeadLetters, DeliveryLedger, Redelivery, MAX_VISIBILITY_SECS};
+use kairos_store::{ContactStore, DeadLetters, DeliveryLedger, Redelivery, MAX_DELAY_SECS};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -80,7 +80,7 @@ where
         failed.push(item.id.clone());
         // The soonest wait any destination asked for; none known: the queue's own timeout.
         if let (Some(after), Some(receipt)) = (pending.iter().min().copied().flatten(), &item.receipt) {
-            let secs = (after.as_millis().div_ceil(1000) as u32).clamp(1, MAX_VISIBILITY_SECS);
+            let secs = (after.as_millis().div_ceil(1000) as u32).clamp(1, MAX_DELAY_SECS);
             if let Err(err) = wb.redelivery.delay(receipt, secs).await {
                 tracing::warn!(message_id = %item.id, error = %err, "could not put off the redelivery");
             }

@@ -473,8 +473,15 @@ pub trait Lookups: Send + Sync {
     fn forget(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// SQS's longest visibility timeout (12 hours): the longest [`Redelivery::delay`].
+/// SQS's longest visibility timeout (12 hours), counted from the message's receipt.
 pub const MAX_VISIBILITY_SECS: u32 = 12 * 3600;
+
+/// The longest [`Redelivery::delay`]: SQS refuses a visibility that reaches
+/// past 12 hours from the message's receipt (it does not shorten it), so the
+/// time a message can have been held before the delay is asked for (the
+/// batching window and the invocation, at most the function's timeout) is
+/// kept back: 10 minutes.
+pub const MAX_DELAY_SECS: u32 = MAX_VISIBILITY_SECS - 600;
 
 /// A message attribute: name and string value.
 pub type Attribute = (String, String);

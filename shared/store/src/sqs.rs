@@ -6,7 +6,7 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use futures_util::stream::{self, StreamExt};
 
-use crate::{Attribute, DeadLetters, Message, Queue, QueueError, Redelivery, MAX_VISIBILITY_SECS};
+use crate::{Attribute, DeadLetters, Message, Queue, QueueError, Redelivery, MAX_DELAY_SECS};
 
 /// SQS's limit on entries per `SendMessageBatch`.
 const MAX_ENTRIES: usize = 10;
@@ -135,7 +135,7 @@ impl Redelivery for SqsQueue {
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(secs.min(MAX_VISIBILITY_SECS) as i32);
+            .visibility_timeout(secs.min(MAX_DELAY_SECS) as i32);
         request.send().await.map(|_| ()).map_err(|e| QueueError {
             failed: vec![receipt_handle.to_string()],
             reason: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),

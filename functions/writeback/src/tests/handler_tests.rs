@@ -219,6 +219,23 @@ async fn a_permanent_failure_is_dead_lettered_for_its_destination_only_and_redri
 }
 
 #[tokio::test]
+async fn a_wait_longer_than_sqs_allows_asks_for_the_longest_delay_sqs_accepts() {
+    let world = World::new();
+    // HubSpot's daily limit reached in the morning: midnight is 15 hours away.
+    let daily = Outcome::Retry {
+        reason: "HTTP 429 DAILY".into(),
+        after: Some(Duration::from_secs(15 * 3600)),
+    };
+    let dests = [Scripted::new("down", Segments::All, vec![daily])];
+    let t = transition("ada@x.test", "a", 1, Some(&["a"]));
+    assert_eq!(world.run(&dests, vec![message("m1", body(&t), None)]).await, ["m1"]);
+    let delays = world.redelivery.drain();
+    assert_eq!(delays, [("receipt-m1".to_string(), kairos_store::MAX_DELAY_SECS)]);
+    // SQS counts its 12 hours from the receipt: the delay leaves room for the time already held.
+    assert!(delays[0].1 + 600 <= kairos_store::MAX_VISIBILITY_SECS);
+}
+
+#[tokio::test]
 async fn a_long_wait_goes_back_to_the_queue_and_the_others_are_not_held() {
     let world = World::new();
     let daily = Outcome::Retry {
