@@ -249,6 +249,7 @@ where
         let write = Write {
             contact: contact.to_string(),
             version: newest,
+            redrive,
             members: dest.segments().filter(first.members.as_deref().unwrap_or_default()),
             transitions: current.iter().map(|&i| items[i].transition.clone()).collect(),
         };
@@ -351,6 +352,7 @@ mod tests {
         Write {
             contact: "ada@example.com".into(),
             version: 7,
+            redrive: false,
             members: vec!["engaged".into()],
             transitions,
         }

@@ -24,6 +24,9 @@ pub struct Write {
     pub contact: String,
     /// The state version this is the membership of.
     pub version: u64,
+    /// A dead letter redriven to this destination: written again although
+    /// its version is marked written (dead-lettered).
+    pub redrive: bool,
     /// The contact's segments that this destination receives, sorted.
     pub members: Vec<String>,
     /// The transitions of this version (a webhook posts each).
@@ -188,16 +191,30 @@ impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
         }
     }
 
-    /// One call with the next chunk; the wait before retrying some of it, if any.
+    /// One call with the next chunk, each write claimed first (a retry
+    /// too); the wait before retrying some of it, if any.
     async fn call(&mut self) -> Option<Duration> {
         let chunk: Vec<usize> = self.todo.drain(..self.todo.len().min(self.dest.max_batch())).collect();
-        let batch: Vec<Write> = chunk.iter().map(|&i| self.writes[i].clone()).collect();
-        attempt(self.ledger, self.dest.name(), &batch).await;
-        let outcomes = self.dest.write(&batch).await;
+        let claims = claim(self.ledger, self.dest.name(), chunk.iter().map(|&i| &self.writes[i])).await;
         let mut retry: Vec<(usize, Duration)> = Vec::new();
-        for (&i, outcome) in chunk.iter().zip(outcomes) {
-            if let Some(wait) = self.settle(i, outcome).await {
-                retry.push((i, wait));
+        let mut go = Vec::new();
+        for (&i, claimed) in chunk.iter().zip(claims) {
+            let outcome = match claimed {
+                Ok(true) => {
+                    go.push(i);
+                    continue;
+                }
+                // Superseded: a newer version was attempted or written meanwhile.
+                Ok(false) => Outcome::Skipped("a newer version was attempted or written".into()),
+                Err(err) => Outcome::retry(format!("delivery ledger: {err}")),
+            };
+            retry.extend(self.settle(i, outcome).await.map(|wait| (i, wait)));
+        }
+        if !go.is_empty() {
+            let batch: Vec<Write> = go.iter().map(|&i| self.writes[i].clone()).collect();
+            let outcomes = self.dest.write(&batch).await;
+            for (&i, outcome) in go.iter().zip(outcomes) {
+                retry.extend(self.settle(i, outcome).await.map(|wait| (i, wait)));
             }
         }
         retry.iter().rev().for_each(|(i, _)| self.todo.push_front(*i));
@@ -238,15 +255,22 @@ pub(crate) async fn record<L: DeliveryLedger>(ledger: &L, destination: &str, w: 
     }
 }
 
-/// Records that these writes are being attempted (see [`ledger_mark`]).
-async fn attempt<L: DeliveryLedger>(ledger: &L, destination: &str, writes: &[Write]) {
-    let marks = writes.iter().map(|w| async move {
+/// Claims these writes before a call (see [`ledger_mark`]): each is recorded
+/// as attempted, and may go ahead only if nothing newer is recorded (a
+/// redrive: nothing newer than its own version written). Checked before
+/// every call, a retry included, so a write that waited out a 429 while
+/// another instance wrote a newer version is dropped, not written over it.
+async fn claim<'w, L: DeliveryLedger>(
+    ledger: &L,
+    destination: &str,
+    writes: impl Iterator<Item = &'w Write>,
+) -> Vec<Result<bool, kairos_store::StoreError>> {
+    let claims = writes.map(|w| async move {
         let key = ledger_key(destination, &w.contact);
-        if let Err(err) = ledger.record(&key, ledger_mark(w.version, false)).await {
-            tracing::warn!(destination, contact = %kairos_event::log::hashed(&w.contact), error = %err, "attempt not recorded in the ledger");
-        }
+        let ceiling = ledger_mark(w.version, w.redrive);
+        ledger.claim(&key, ledger_mark(w.version, false), ceiling).await
     });
-    futures_util::future::join_all(marks).await;
+    futures_util::future::join_all(claims).await
 }
 
 /// A pause is shared with the function's other instances through the ledger,

@@ -425,6 +425,18 @@ pub trait DeliveryLedger: Send + Sync {
 
     /// Records `version` for `key` unless a higher or equal one is recorded.
     fn record(&self, key: &str, version: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Claims an attempt: records `mark` for `key` unless a higher one is
+    /// recorded, then reads (strongly) what is recorded and says whether it
+    /// is at most `ceiling`. `false`: a newer mark is there (another writer
+    /// attempted or wrote a newer version meanwhile), so this one must not be
+    /// written.
+    fn claim(&self, key: &str, mark: u64, ceiling: u64) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            self.record(key, mark).await?;
+            Ok(self.delivered(key).await?.is_none_or(|recorded| recorded <= ceiling))
+        }
+    }
 }
 
 /// What [`Claims::claim`] found for a key.

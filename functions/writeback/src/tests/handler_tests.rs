@@ -380,3 +380,65 @@ async fn a_pause_is_shared_with_the_functions_other_instances() {
         .await
         .is_empty());
 }
+
+/// A destination whose first call meets a 429 while another instance of the
+/// function writes a newer version of the same contact (its ledger marks).
+struct Overtaken<'l> {
+    crm: Scripted,
+    ledger: &'l MemoryLedger,
+    newer: u64,
+}
+
+impl Destination for Overtaken<'_> {
+    fn name(&self) -> &str {
+        self.crm.name()
+    }
+    fn segments(&self) -> &Segments {
+        self.crm.segments()
+    }
+    fn max_batch(&self) -> usize {
+        self.crm.max_batch()
+    }
+    fn gate(&self) -> &Gate {
+        self.crm.gate()
+    }
+    fn policy(&self) -> &Policy {
+        self.crm.policy()
+    }
+    async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
+        if *self.crm.calls.lock().unwrap() == 0 {
+            let key = crate::ledger_key(self.crm.name, &writes[0].contact);
+            let written = crate::ledger_mark(self.newer, true);
+            self.ledger.record(&key, written).await.unwrap();
+        }
+        self.crm.write(writes).await
+    }
+}
+
+#[tokio::test]
+async fn a_write_retried_after_another_instance_wrote_a_newer_version_is_dropped_not_written_over_it() {
+    let world = World::new();
+    let busy = Outcome::Retry {
+        reason: "HTTP 429".into(),
+        after: Some(Duration::from_secs(1)),
+    };
+    let crm = Scripted::new("crm", Segments::All, vec![busy]);
+    let overtaken = Overtaken {
+        crm,
+        ledger: &world.ledger,
+        newer: 6,
+    };
+    let write = Write {
+        contact: "ada@x.test".into(),
+        version: 5,
+        redrive: false,
+        members: vec!["a".into()],
+        transitions: vec![transition("ada@x.test", "a", 5, Some(&["a"]))],
+    };
+    let (finals, retries) = crate::drive(&overtaken, &[write], &world.ledger, &world.clock, NOW + 60_000).await;
+    assert_eq!((finals, retries), (vec![crate::Final::Done], 1));
+    assert!(overtaken.crm.written().is_empty(), "version 5 was not written over 6");
+    assert_eq!(*overtaken.crm.calls.lock().unwrap(), 1, "not called again");
+    let mark = world.ledger.delivered(&crate::ledger_key("crm", "ada@x.test")).await;
+    assert_eq!(mark.unwrap(), Some(crate::ledger_mark(6, true)));
+}

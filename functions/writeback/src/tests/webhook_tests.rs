@@ -75,6 +75,7 @@ fn write(segment: &str, version: u64) -> Write {
     Write {
         contact: t.contact.clone(),
         version,
+        redrive: false,
         members: vec![segment.into()],
         transitions: vec![t],
     }
