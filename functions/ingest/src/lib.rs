@@ -198,7 +198,7 @@ async fn webhook<Q: Queue, C: Claims>(
     let Some(provider) = providers::find(hook.name()) else {
         return json_response(404, json!({"error": format!("no provider {}", hook.name())}));
     };
-    let body = match body_bytes(req, ingest.config.max_body_bytes) {
+    let body = match body_bytes(req, ingest.config.max_body_bytes.max(provider.batch_bytes)) {
         Ok(body) => body,
         Err(reply) => return reply,
     };

@@ -132,6 +132,12 @@ impl Webhook for Mandrill {
     }
 }
 
+/// The largest Mandrill body accepted (4 MiB): Mandrill posts up to 1,000
+/// events a request, form-encoded, about 2 KB each once encoded (opens and
+/// clicks carry the whole message), and retries a refused batch whole.
+/// Base64-encoded by API Gateway it stays under Lambda's 6 MB request limit.
+pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
 /// Mandrill retries a batch that gets a non-2xx answer
 /// (<https://mandrill.zendesk.com/hc/en-us/articles/205583277>), so a batch with
 /// some bad events must get 200 or its good events would be resent. A batch with

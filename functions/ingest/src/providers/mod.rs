@@ -89,6 +89,10 @@ pub struct Provider {
     /// Parses a verified request (also used unverified by `kairos normalize
     /// --skip-verify` and the fuzz targets).
     pub parse: fn(&Request<'_>) -> Result<Parsed, NormalizeError>,
+    /// The largest body it may post (bytes), accepted whatever
+    /// `KAIROS_MAX_BODY_BYTES` says: a provider that retries a 413 with the
+    /// same batch would otherwise lose it. 0: the setting alone.
+    pub batch_bytes: usize,
 }
 
 impl std::fmt::Debug for Provider {
@@ -114,6 +118,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: "give --public-key (or --skip-verify)",
         build: |s| built(sendgrid::SendGrid::build(s)),
         parse: sendgrid::parse,
+        batch_bytes: 0,
     },
     Provider {
         name: "mailgun",
@@ -122,6 +127,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: "give --secret and --basic-auth, with the Authorization header (or --skip-verify)",
         build: |s| built(mailgun::Mailgun::build(s)),
         parse: mailgun::parse,
+        batch_bytes: 0,
     },
     Provider {
         name: "postmark",
@@ -130,6 +136,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: SECRET,
         build: |s| built(postmark::Postmark::build(s)),
         parse: postmark::parse,
+        batch_bytes: 0,
     },
     Provider {
         name: "ses",
@@ -138,6 +145,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: "give --secret with the SNS topic ARN (or --skip-verify)",
         build: |s| built(ses::Ses::build(s)),
         parse: ses::parse,
+        batch_bytes: 0,
     },
     Provider {
         name: "mandrill",
@@ -146,6 +154,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: "give --secret and --url (or --skip-verify)",
         build: |s| built(mandrill::Mandrill::build(s)),
         parse: mandrill::parse,
+        batch_bytes: mandrill::BATCH_BYTES,
     },
     Provider {
         name: "brevo",
@@ -154,6 +163,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: SECRET,
         build: |s| built(brevo::Brevo::build(s)),
         parse: brevo::parse,
+        batch_bytes: 0,
     },
     Provider {
         name: "sparkpost",
@@ -162,6 +172,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: SECRET,
         build: |s| built(sparkpost::SparkPost::build(s)),
         parse: sparkpost::parse,
+        batch_bytes: 0,
     },
     Provider {
         name: "resend",
@@ -170,6 +181,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: SECRET,
         build: |s| built(resend::Resend::build(s)),
         parse: resend::parse,
+        batch_bytes: 0,
     },
     Provider {
         name: "customerio",
@@ -178,6 +190,7 @@ pub const PROVIDERS: [Provider; 9] = [
         flags: SECRET,
         build: |s| built(customerio::CustomerIo::build(s)),
         parse: customerio::parse,
+        batch_bytes: 0,
     },
 ];
 

@@ -268,3 +268,33 @@ async fn a_form_parameter_given_twice_is_refused_by_name() {
         "duplicate key `_id`: a key may be given only once"
     );
 }
+
+#[tokio::test]
+async fn a_full_batch_over_the_default_body_limit_is_accepted() {
+    let items: Vec<Value> = serde_json::from_str(BATCH).unwrap();
+    let open = items.iter().find(|e| e["event"] == "open").unwrap();
+    // 1,000 events (Mandrill's most a request), each an open of its own message.
+    let many: Vec<Value> = (0..1000)
+        .map(|i| {
+            let mut e = open.clone();
+            e["_id"] = json!(format!("id-{i}"));
+            e["msg"]["_id"] = json!(format!("id-{i}"));
+            e
+        })
+        .collect();
+    let body = form(&serde_json::to_string(&many).unwrap());
+    assert!(
+        body.len() > crate::config::DEFAULT_MAX_BODY_BYTES,
+        "{} bytes",
+        body.len()
+    );
+    assert!(body.len() < BATCH_BYTES);
+    let queue = MemoryQueue::default();
+    let resp = send(request(Method::POST, &body, Some(&sign(KEY, &body))), &queue).await;
+    assert_eq!(resp.status_code, 200, "{:?}", resp.body);
+    assert_eq!(queue.len(), 1000);
+    // Over its own limit, refused as too large, naming the limit.
+    let huge = form(&"x".repeat(BATCH_BYTES));
+    let resp = send(request(Method::POST, &huge, Some(&sign(KEY, &huge))), &queue).await;
+    assert_eq!(resp.status_code, 413);
+}
