@@ -91,6 +91,12 @@ pub trait Destination: Send + Sync {
     fn gate(&self) -> &Gate;
     /// Timeout and retries.
     fn policy(&self) -> &Policy;
+    /// The most requests one [`Destination::write`] of `writes` sends one
+    /// after another, each up to the policy's timeout: a call is started
+    /// only with time left for all of them.
+    fn requests(&self, _writes: &[&Write]) -> u32 {
+        1
+    }
     /// One attempt at `writes` (at most [`Destination::max_batch`]): one
     /// outcome per write, in order. Rate-limit answers also set the gate.
     fn write(&self, writes: &[Write]) -> impl Future<Output = Vec<Outcome>> + Send;
@@ -146,13 +152,13 @@ pub async fn drive<D: Destination, L: DeliveryLedger>(
         let (now, ready) = (clock.now_ms(), dest.gate().ready_at());
         if ready > now {
             let wait = until(ready, now);
-            if wait > dest.policy().backoff.max_wait || !run.room(wait) {
+            if wait > dest.policy().backoff.max_wait || !run.room(wait, run.next_requests()) {
                 tracing::info!(destination = dest.name(), wait_ms = wait.as_millis() as u64, reason = %dest.gate().reason(), "destination not callable now; items left to the queue");
                 run.leave(Some(wait));
                 break;
             }
             clock.sleep(wait).await;
-        } else if !run.room(Duration::ZERO) {
+        } else if !run.room(Duration::ZERO, run.next_requests()) {
             run.leave(None);
             break;
         } else if let Some(wait) = run.call().await {
@@ -178,10 +184,21 @@ struct Run<'a, D, L> {
 }
 
 impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
-    /// Whether a call after `wait` still ends before the deadline.
-    fn room(&self, wait: Duration) -> bool {
-        let reserve = self.dest.policy().timeout + MARGIN + wait;
+    /// Whether a call of `requests` requests after `wait` still ends before the deadline.
+    fn room(&self, wait: Duration, requests: u32) -> bool {
+        let reserve = self.dest.policy().timeout * requests.max(1) + MARGIN + wait;
         self.clock.now_ms() + reserve.as_millis() as u64 <= self.deadline_ms
+    }
+
+    /// The requests of the next call (the next chunk of what is left).
+    fn next_requests(&self) -> u32 {
+        let next: Vec<&Write> = self
+            .todo
+            .iter()
+            .take(self.dest.max_batch())
+            .map(|&i| &self.writes[i])
+            .collect();
+        self.dest.requests(&next)
     }
 
     /// Leaves what is left to the queue.
@@ -238,7 +255,7 @@ impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
                 tracing::warn!(destination = name, contact = %kairos_event::log::hashed(&w.contact), attempt = self.attempts[i], reason = %reason, "retryable failure");
                 match self.dest.policy().backoff.wait(self.attempts[i], after) {
                     // Not settled yet: tried again after the wait.
-                    Some(wait) if self.room(wait) => return Some(wait),
+                    Some(wait) if self.room(wait, self.dest.requests(&[w])) => return Some(wait),
                     _ => Final::Pending(after),
                 }
             }

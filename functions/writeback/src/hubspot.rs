@@ -270,6 +270,12 @@ impl<T: Transport> Destination for HubSpot<T> {
         &self.policy
     }
 
+    /// The upsert, then an add and a remove per mapped list (the account's
+    /// time zone is read once, at cold start, and counted too).
+    fn requests(&self, _writes: &[&Write]) -> u32 {
+        2 + 2 * u32::try_from(self.mapping.lists.len()).unwrap_or(u32::MAX / 4)
+    }
+
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
         // Contacts keyed by something other than an email (a user id, an
         // anonymous visitor) have no HubSpot contact to upsert by email.

@@ -304,6 +304,12 @@ impl<T: Transport, K: Lookups> Destination for Pipedrive<T, K> {
         &self.policy
     }
 
+    /// Writes run side by side, each a person search (unless cached) and a
+    /// PATCH per person with the email: three covers one duplicate.
+    fn requests(&self, _writes: &[&Write]) -> u32 {
+        3
+    }
+
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
         let each = writes
             .iter()

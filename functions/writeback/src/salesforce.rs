@@ -255,6 +255,12 @@ impl<T: Transport> Destination for Salesforce<T> {
         &self.policy
     }
 
+    /// A token (when none is cached) and the upsert, twice when the session
+    /// was refused (401) and a fresh token is fetched.
+    fn requests(&self, _writes: &[&Write]) -> u32 {
+        4
+    }
+
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
         let all = |o: Outcome| writes.iter().map(|_| o.clone()).collect::<Vec<_>>();
         let mut answer = Err(Outcome::retry("no attempt"));

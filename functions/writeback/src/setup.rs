@@ -81,6 +81,10 @@ impl<T: Transport, K: Lookups> Destination for AnyDestination<T, K> {
         each!(self, d => d.policy())
     }
 
+    fn requests(&self, writes: &[&Write]) -> u32 {
+        each!(self, d => d.requests(writes))
+    }
+
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
         each!(self, d => d.write(writes).await)
     }

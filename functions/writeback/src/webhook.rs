@@ -169,6 +169,12 @@ impl<T: Transport> Destination for WebhookDestination<T> {
         &self.policy
     }
 
+    /// One POST per transition, in order.
+    fn requests(&self, writes: &[&Write]) -> u32 {
+        let posts: usize = writes.iter().map(|w| w.transitions.len()).sum();
+        u32::try_from(posts).unwrap_or(u32::MAX)
+    }
+
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
         let mut outcomes = Vec::with_capacity(writes.len());
         for w in writes {

@@ -23,6 +23,8 @@ struct Scripted {
     script: Mutex<VecDeque<Outcome>>,
     written: Mutex<Vec<Write>>,
     calls: Mutex<usize>,
+    /// Requests a call sends one after another.
+    requests: u32,
 }
 
 impl Scripted {
@@ -35,6 +37,7 @@ impl Scripted {
             script: Mutex::new(script.into()),
             written: Mutex::new(Vec::new()),
             calls: Mutex::new(0),
+            requests: 1,
         }
     }
 
@@ -61,6 +64,9 @@ impl Destination for Scripted {
     }
     fn policy(&self) -> &Policy {
         &self.policy
+    }
+    fn requests(&self, _writes: &[&Write]) -> u32 {
+        self.requests
     }
     async fn write(&self, writes: &[Write]) -> Vec<Outcome> {
         *self.calls.lock().unwrap() += 1;
@@ -441,4 +447,39 @@ async fn a_write_retried_after_another_instance_wrote_a_newer_version_is_dropped
     assert_eq!(*overtaken.crm.calls.lock().unwrap(), 1, "not called again");
     let mark = world.ledger.delivered(&crate::ledger_key("crm", "ada@x.test")).await;
     assert_eq!(mark.unwrap(), Some(crate::ledger_mark(6, true)));
+}
+
+#[tokio::test]
+async fn a_call_starts_only_with_time_left_for_every_request_it_sends() {
+    let world = World::new();
+    let write = Write {
+        contact: "ada@x.test".into(),
+        version: 1,
+        redrive: false,
+        members: vec!["a".into()],
+        transitions: vec![transition("ada@x.test", "a", 1, Some(&["a"]))],
+    };
+    // 12 s left, 5 s a request and 1 s kept back: room for two requests, not three.
+    let deadline = NOW + 12_000;
+    for (requests, called) in [(3, 0), (2, 1)] {
+        let crm = Scripted {
+            requests,
+            ..Scripted::new("crm", Segments::All, vec![])
+        };
+        let (finals, _) = crate::drive(
+            &crm,
+            std::slice::from_ref(&write),
+            &world.ledger,
+            &world.clock,
+            deadline,
+        )
+        .await;
+        assert_eq!(*crm.calls.lock().unwrap(), called, "{requests} requests");
+        let expected = if called == 0 {
+            crate::Final::Pending(None)
+        } else {
+            crate::Final::Done
+        };
+        assert_eq!(finals, [expected]);
+    }
 }
