@@ -17,6 +17,13 @@ use crate::{Backoff, Gate, RetryPolicy};
 /// Time kept free before the deadline, beyond one request's timeout.
 const MARGIN: Duration = Duration::from_millis(1_000);
 
+/// The most time a call is held back for: one whose requests could take longer
+/// (many lists, a webhook write of many transitions, a long `timeout_ms`)
+/// starts once this much is left, so a fresh invocation (60 s, the template's
+/// timeout, checked by `tests/infra.rs`) always makes it, and the destination
+/// is never left out for good.
+pub const MAX_CALL_RESERVE: Duration = Duration::from_secs(30);
+
 /// One contact's state for one destination: what to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
@@ -186,7 +193,8 @@ struct Run<'a, D, L> {
 impl<D: Destination, L: DeliveryLedger> Run<'_, D, L> {
     /// Whether a call of `requests` requests after `wait` still ends before the deadline.
     fn room(&self, wait: Duration, requests: u32) -> bool {
-        let reserve = self.dest.policy().timeout * requests.max(1) + MARGIN + wait;
+        let call = (self.dest.policy().timeout * requests.max(1)).min(MAX_CALL_RESERVE.max(self.dest.policy().timeout));
+        let reserve = call + MARGIN + wait;
         self.clock.now_ms() + reserve.as_millis() as u64 <= self.deadline_ms
     }
 

@@ -43,7 +43,7 @@ mod webhook;
 pub use batch::{handle, DESTINATION_ATTRIBUTE, REASON_ATTRIBUTE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, DEFAULT_DESTINATIONS};
-pub use deliver::{drive, ledger_key, ledger_mark, Destination, Final, Outcome, Policy, Write};
+pub use deliver::{drive, ledger_key, ledger_mark, Destination, Final, Outcome, Policy, Write, MAX_CALL_RESERVE};
 pub use gate::{next_midnight, Gate};
 pub use hubspot::HubSpot;
 pub use pipedrive::{Field as PipedriveField, Pipedrive};

@@ -482,4 +482,13 @@ async fn a_call_starts_only_with_time_left_for_every_request_it_sends() {
         };
         assert_eq!(finals, [expected]);
     }
+    // A call whose requests could outlast any invocation is held back only so long: it is made.
+    let crm = Scripted {
+        requests: 40,
+        ..Scripted::new("crm", Segments::All, vec![])
+    };
+    let deadline = NOW + crate::MAX_CALL_RESERVE.as_millis() as u64 + 1_000;
+    let newer = Write { version: 2, ..write };
+    let (finals, _) = crate::drive(&crm, &[newer], &world.ledger, &world.clock, deadline).await;
+    assert_eq!((finals, *crm.calls.lock().unwrap()), (vec![crate::Final::Done], 1));
 }
