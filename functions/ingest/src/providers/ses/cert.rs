@@ -2,8 +2,11 @@
 //! (HTTPS only, no redirects, short timeout) and the per-URL in-memory cache,
 //! so a warm Lambda fetches each certificate once. A failed fetch is remembered
 //! for [`FAILED_FETCH_SECS`] (and at most [`MAX_FAILED`] URLs may be failing at
-//! once), so a caller cannot make ingest fetch again and again; the request is
-//! answered 503, which SNS retries.
+//! once because SNS is out), so a caller cannot make ingest fetch again and
+//! again; the request is answered 503, which SNS retries. A URL SNS answers
+//! with a 4xx (no such certificate) is remembered on its own and does not
+//! count toward that limit: otherwise anyone knowing a configured topic's ARN
+//! could fill it with made-up certificate names and hold up real deliveries.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,7 +23,27 @@ use x509_cert::Certificate;
 use crate::webhook::Refusal;
 
 /// The future of one HTTPS GET: the response body, or why there is none.
-pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, FetchError>> + Send + 'a>>;
+
+/// Why an HTTPS GET has no body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered with this status, not a 2xx.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// No answer, or one that could not be read (a timeout, a refused
+    /// connection, a body over the limit).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl FetchError {
+    /// Whether SNS itself was unreachable or failing (not a 4xx for this URL):
+    /// only such failures count toward [`MAX_FAILED`].
+    fn is_outage(&self) -> bool {
+        !matches!(self, FetchError::Status(400..=499))
+    }
+}
 
 /// An HTTPS GET: fetches signing certificates and confirms subscriptions.
 /// Tests inject one that records its calls.
@@ -66,17 +89,21 @@ impl HttpsGet for Reqwest {
                 .get(url)
                 .send()
                 .await
-                .map_err(|e| e.without_url().to_string())?;
+                .map_err(|e| FetchError::Failed(e.without_url().to_string()))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(format!("HTTP status {status}"));
+                return Err(FetchError::Status(status.as_u16()));
             }
+            let over = || FetchError::Failed(format!("response is over {MAX_RESPONSE_BYTES} bytes"));
             if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
-                return Err(format!("response is over {MAX_RESPONSE_BYTES} bytes"));
+                return Err(over());
             }
-            let body = response.bytes().await.map_err(|e| e.without_url().to_string())?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| FetchError::Failed(e.without_url().to_string()))?;
             if body.len() > MAX_RESPONSE_BYTES {
-                return Err(format!("response is over {MAX_RESPONSE_BYTES} bytes"));
+                return Err(over());
             }
             Ok(body.to_vec())
         })
@@ -141,8 +168,9 @@ fn is_region(region: &str) -> bool {
 pub struct CertCache {
     source: Arc<dyn HttpsGet>,
     keys: Mutex<HashMap<String, SigningKey>>,
-    /// URLs whose fetch failed, and when (unix seconds).
-    failed: Mutex<HashMap<String, i64>>,
+    /// URLs whose fetch failed, when (unix seconds), and whether SNS was out
+    /// ([`FetchError::is_outage`]: only those count toward [`MAX_FAILED`]).
+    failed: Mutex<HashMap<String, (i64, bool)>>,
 }
 
 impl std::fmt::Debug for CertCache {
@@ -177,6 +205,7 @@ impl CertCache {
         }
         self.may_fetch(url, now)?;
         let fetched = self.source.get(url).await;
+        let outage = fetched.as_ref().err().is_none_or(FetchError::is_outage);
         let key = fetched
             .map_err(|e| format!("cannot fetch the signing certificate: {e}"))
             .and_then(|pem| public_key(&pem));
@@ -192,7 +221,7 @@ impl CertCache {
             }
             Err(why) => {
                 if let Ok(mut failed) = self.failed.lock() {
-                    failed.insert(url.to_string(), now);
+                    failed.insert(url.to_string(), (now, outage));
                 }
                 Err(Refusal::Unavailable(why))
             }
@@ -205,14 +234,14 @@ impl CertCache {
         let Ok(mut failed) = self.failed.lock() else {
             return Ok(());
         };
-        failed.retain(|_, at| now.saturating_sub(*at) < FAILED_FETCH_SECS);
-        if let Some(at) = failed.get(url) {
+        failed.retain(|_, (at, _)| now.saturating_sub(*at) < FAILED_FETCH_SECS);
+        if let Some((at, _)) = failed.get(url) {
             return Err(Refusal::Unavailable(format!(
                 "the signing certificate could not be fetched {} s ago; not fetched again before {FAILED_FETCH_SECS} s",
                 now.saturating_sub(*at)
             )));
         }
-        if failed.len() >= MAX_FAILED {
+        if failed.values().filter(|(_, outage)| *outage).count() >= MAX_FAILED {
             return Err(Refusal::Unavailable(format!(
                 "{MAX_FAILED} signing certificate fetches failed in the last {FAILED_FETCH_SECS} s; not fetching another"
             )));

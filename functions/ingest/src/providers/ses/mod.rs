@@ -16,7 +16,7 @@ pub mod cert;
 mod events;
 mod sns;
 
-pub use cert::{cert_url, public_key, sns_url, CertCache, Fetch, HttpsGet, Reqwest};
+pub use cert::{cert_url, public_key, sns_url, CertCache, Fetch, FetchError, HttpsGet, Reqwest};
 pub use events::normalize;
 pub use sns::{string_to_sign, verify, Envelope, MessageType, SignatureError};
 

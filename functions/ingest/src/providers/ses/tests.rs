@@ -54,11 +54,7 @@ impl Recording {
 impl HttpsGet for Recording {
     fn get<'a>(&'a self, url: &'a str) -> Fetch<'a> {
         self.calls.lock().unwrap().push(url.to_string());
-        let body = self
-            .bodies
-            .get(url)
-            .cloned()
-            .ok_or_else(|| "HTTP status 404".to_string());
+        let body = self.bodies.get(url).cloned().ok_or(FetchError::Status(404));
         Box::pin(std::future::ready(body))
     }
 }

@@ -272,3 +272,25 @@ async fn an_unfetchable_certificate_answers_503_and_is_not_fetched_again_for_a_w
     assert_eq!(source.calls().len(), 2, "and retried once it is old");
     assert!(queue.is_empty());
 }
+
+/// Made-up certificate names under a configured topic (SNS answers 404) are
+/// remembered one by one: they do not fill the limit of failing fetches and
+/// hold up a real notification.
+#[tokio::test]
+async fn certificates_sns_does_not_have_do_not_hold_up_the_real_one() {
+    let source = Arc::new(Recording::with_test_cert());
+    let (config, queue, claims) = (config(&source), MemoryQueue::default(), MemoryClaims::default());
+    let real = signed("Notification", TOPIC, "sns-real", OPEN);
+    for i in 0..2 * crate::providers::ses::cert::MAX_FAILED {
+        let mut forged: Value = serde_json::from_str(&real).unwrap();
+        forged["MessageId"] = json!(format!("sns-forged-{i}"));
+        forged["SigningCertURL"] = json!(format!(
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{i:032x}.pem"
+        ));
+        let resp = send_at(&config, &queue, &claims, &forged.to_string(), NOW).await;
+        assert_eq!(resp.status_code, 503, "forged {i}");
+    }
+    let resp = send_at(&config, &queue, &claims, &real, NOW + 1).await;
+    assert_eq!(resp.status_code, 200, "{:?}", resp.body);
+    assert_eq!(queue.len(), 1);
+}
